@@ -1,0 +1,519 @@
+//! Loading in two steps (as ripgrep does): collect raw layered values (TOML file, then
+//! `CASEGATE__SECTION__KEY` environment overrides), then build the typed [`Config`] once,
+//! collecting every problem by file and key path instead of stopping at the first.
+
+use std::collections::BTreeSet;
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use config::{Environment, File, FileFormat, Map, Value, ValueKind};
+
+use super::settings::*;
+
+/// One thing wrong with the configuration, e.g.
+/// `config/casegate.toml: imap.port: expected an integer from 1 to 65535, found "abc"`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Problem {
+    /// The file (or "the environment") the value came from.
+    pub file: String,
+    /// Dotted key path, e.g. `imap.port`.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for Problem {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.key.is_empty() {
+            write!(f, "{}: {}", self.file, self.message)
+        } else {
+            write!(f, "{}: {}: {}", self.file, self.key, self.message)
+        }
+    }
+}
+
+/// Every problem found; `Display` prints one per line.
+#[derive(Debug, Clone, thiserror::Error)]
+pub struct Problems(pub Vec<Problem>);
+
+impl fmt::Display for Problems {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (i, p) in self.0.iter().enumerate() {
+            if i > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{p}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The environment prefix: `CASEGATE__IMAP__PASSWORD` overrides `imap.password`.
+pub const ENV_PREFIX: &str = "CASEGATE";
+
+/// Load and validate the configuration at `path` with environment overrides.
+pub fn load(path: &Path) -> Result<Config, Problems> {
+    load_with_env(path, None)
+}
+
+/// As [`load`], with an explicit environment (tests) instead of the process's.
+pub fn load_with_env(
+    path: &Path,
+    env: Option<Map<String, String>>,
+) -> Result<Config, Problems> {
+    let file = path.display().to_string();
+    let problem = |message: String| Problems(vec![Problem { file: file.clone(), key: String::new(), message }]);
+    if !path.exists() {
+        return Err(problem("config file not found".into()));
+    }
+    let raw = config::Config::builder()
+        .add_source(File::from(path).format(FileFormat::Toml).required(true))
+        .add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(env),
+        )
+        .build()
+        .map_err(|e| problem(clean_config_error(&e.to_string(), &file)))?;
+    let root = match raw.cache.kind {
+        ValueKind::Table(t) => t,
+        _ => Map::new(),
+    };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut r = Reader { root: &root, file, base_dir, used: BTreeSet::new(), problems: Vec::new() };
+    let config = build(&mut r, path);
+    r.report_unknown();
+    if r.problems.is_empty() {
+        Ok(config)
+    } else {
+        Err(Problems(r.problems))
+    }
+}
+
+/// The config crate reports TOML syntax errors with its own prefix; keep the useful part.
+fn clean_config_error(msg: &str, file: &str) -> String {
+    let m = msg.replace(&format!(" in {file}"), "");
+    format!("cannot parse: {}", m.trim())
+}
+
+fn build(r: &mut Reader<'_>, path: &Path) -> Config {
+    let gateway = GatewaySettings {
+        support_address: r.email("gateway.support_address", Some("support@example.com")),
+        support_name: r.string("gateway.support_name", Some("Support")),
+        case_tag_word: r.tag_word("gateway.case_tag_word"),
+        reopen_window: Duration::from_secs(r.uint("gateway.reopen_window_days", 14, 0, 3650) * 86_400),
+        max_message_bytes: r.uint("gateway.max_message_bytes", 25 * 1024 * 1024, 1024, u64::MAX),
+        max_attachment_bytes: r.uint("gateway.max_attachment_bytes", 10 * 1024 * 1024, 0, u64::MAX),
+        free_mail_domains: r.string_list("gateway.free_mail_domains", DEFAULT_FREE_MAIL),
+    };
+    let imap = r.has_section("imap").then(|| imap(r));
+    let smtp = r.has_section("smtp").then(|| smtp(r));
+    let database = DatabaseSettings {
+        url: r.database_url("database.url"),
+        max_connections: r.uint("database.max_connections", 5, 1, 1000) as u32,
+    };
+    let log = LogSettings {
+        level: r.string("log.level", Some("info")),
+        format: match r.choice("log.format", "text", &["text", "json"]).as_str() {
+            "json" => LogFormat::Json,
+            _ => LogFormat::Text,
+        },
+    };
+    Config { source: path.to_path_buf(), gateway, imap, smtp, database, log }
+}
+
+/// Free-mail providers: a sender there is a person, never a company's domain.
+const DEFAULT_FREE_MAIL: &[&str] = &[
+    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.jp", "ymail.com", "outlook.com", "outlook.jp",
+    "hotmail.com", "hotmail.co.jp", "live.com", "live.jp", "msn.com", "icloud.com", "me.com", "mac.com",
+    "aol.com", "gmx.com", "gmx.de", "web.de", "mail.com", "proton.me", "protonmail.com", "zoho.com",
+    "yandex.com", "qq.com", "163.com", "126.com", "naver.com", "docomo.ne.jp", "ezweb.ne.jp",
+    "softbank.ne.jp", "i.softbank.jp", "au.com", "nifty.com", "biglobe.ne.jp",
+];
+
+fn imap(r: &mut Reader<'_>) -> ImapSettings {
+    let host = r.string("imap.host", None);
+    let tls = r.tls("imap.tls", &host);
+    let default_port = if tls == TlsMode::Tls { 993 } else { 143 };
+    ImapSettings {
+        port: r.uint("imap.port", default_port, 1, 65535) as u16,
+        tls,
+        ca_file: r.path("imap.ca_file"),
+        username: r.string("imap.username", None),
+        password: r.secret("imap", true).unwrap_or_else(|| Secret::new("")),
+        mailbox: r.string("imap.mailbox", Some("INBOX")),
+        processed_mailbox: r.string("imap.processed_mailbox", Some("Processed")),
+        quarantine_mailbox: r.string("imap.quarantine_mailbox", Some("Quarantine")),
+        poll_interval: Duration::from_secs(r.uint("imap.poll_interval_secs", 30, 1, 86_400)),
+        idle: r.bool("imap.idle", true),
+        batch_size: r.uint("imap.batch_size", 200, 1, 10_000) as u32,
+        timeout: Duration::from_secs(r.uint("imap.timeout_secs", 30, 1, 3600)),
+        host,
+    }
+}
+
+fn smtp(r: &mut Reader<'_>) -> SmtpSettings {
+    let host = r.string("smtp.host", None);
+    let tls = r.tls("smtp.tls", &host);
+    let default_port = match tls {
+        TlsMode::Tls => 465,
+        TlsMode::StartTls => 587,
+        TlsMode::None => 25,
+    };
+    let username = r.opt_string("smtp.username");
+    let password = r.secret("smtp", username.is_some());
+    SmtpSettings {
+        port: r.uint("smtp.port", default_port, 1, 65535) as u16,
+        tls,
+        ca_file: r.path("smtp.ca_file"),
+        username,
+        password,
+        timeout: Duration::from_secs(r.uint("smtp.timeout_secs", 30, 1, 3600)),
+        host,
+    }
+}
+
+/// Typed access to the raw tree; records which keys were read and every problem.
+struct Reader<'a> {
+    root: &'a Map<String, Value>,
+    file: String,
+    base_dir: PathBuf,
+    used: BTreeSet<String>,
+    problems: Vec<Problem>,
+}
+
+impl Reader<'_> {
+    fn lookup(&mut self, key: &str) -> Option<Value> {
+        self.used.insert(key.to_string());
+        let mut parts = key.split('.');
+        let mut cur = self.root.get(parts.next()?)?;
+        for part in parts {
+            match &cur.kind {
+                ValueKind::Table(t) => cur = t.get(part)?,
+                _ => return None,
+            }
+        }
+        Some(cur.clone())
+    }
+
+    fn has_section(&self, name: &str) -> bool {
+        matches!(self.root.get(name).map(|v| &v.kind), Some(ValueKind::Table(_)))
+    }
+
+    fn problem(&mut self, origin: Option<&str>, key: &str, message: impl Into<String>) {
+        let file = origin.unwrap_or(&self.file).to_string();
+        self.problems.push(Problem { file, key: key.to_string(), message: message.into() });
+    }
+
+    fn string(&mut self, key: &str, default: Option<&str>) -> String {
+        match self.lookup(key) {
+            Some(v) => match &v.kind {
+                ValueKind::String(s) => s.clone(),
+                other => {
+                    self.problem(v.origin(), key, format!("expected a string, found {}", describe(other)));
+                    String::new()
+                }
+            },
+            None => match default {
+                Some(d) => d.to_string(),
+                None => {
+                    self.problem(None, key, "missing (required)");
+                    String::new()
+                }
+            },
+        }
+    }
+
+    /// An optional string; an empty string counts as absent.
+    fn opt_string(&mut self, key: &str) -> Option<String> {
+        let v = self.lookup(key)?;
+        match &v.kind {
+            ValueKind::String(s) if s.trim().is_empty() => None,
+            ValueKind::String(s) => Some(s.clone()),
+            ValueKind::Nil => None,
+            other => {
+                self.problem(v.origin(), key, format!("expected a string, found {}", describe(other)));
+                None
+            }
+        }
+    }
+
+    /// A list of strings; in the environment, a comma-separated value.
+    fn string_list(&mut self, key: &str, default: &[&str]) -> Vec<String> {
+        let Some(v) = self.lookup(key) else { return default.iter().map(|s| s.to_string()).collect() };
+        match &v.kind {
+            ValueKind::Array(items) => {
+                let mut out = Vec::new();
+                for (i, item) in items.iter().enumerate() {
+                    match &item.kind {
+                        ValueKind::String(s) => out.push(s.trim().to_lowercase()),
+                        other => {
+                            self.problem(v.origin(), &format!("{key}[{i}]"), format!("expected a string, found {}", describe(other)))
+                        }
+                    }
+                }
+                out
+            }
+            ValueKind::String(s) => s.split(',').map(|x| x.trim().to_lowercase()).filter(|x| !x.is_empty()).collect(),
+            other => {
+                self.problem(v.origin(), key, format!("expected a list of strings, found {}", describe(other)));
+                Vec::new()
+            }
+        }
+    }
+
+    fn uint(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
+        let Some(v) = self.lookup(key) else { return default };
+        let parsed = match &v.kind {
+            ValueKind::I64(i) => u64::try_from(*i).ok(),
+            ValueKind::U64(u) => Some(*u),
+            ValueKind::String(s) => s.trim().parse::<u64>().ok(),
+            _ => None,
+        };
+        match parsed {
+            Some(n) if (min..=max).contains(&n) => n,
+            _ => {
+                let range = if max == u64::MAX { format!("at least {min}") } else { format!("from {min} to {max}") };
+                self.problem(v.origin(), key, format!("expected an integer {range}, found {}", describe(&v.kind)));
+                default
+            }
+        }
+    }
+
+    fn bool(&mut self, key: &str, default: bool) -> bool {
+        let Some(v) = self.lookup(key) else { return default };
+        match &v.kind {
+            ValueKind::Boolean(b) => *b,
+            ValueKind::String(s) if s.eq_ignore_ascii_case("true") => true,
+            ValueKind::String(s) if s.eq_ignore_ascii_case("false") => false,
+            other => {
+                self.problem(v.origin(), key, format!("expected true or false, found {}", describe(other)));
+                default
+            }
+        }
+    }
+
+    fn choice(&mut self, key: &str, default: &str, options: &[&str]) -> String {
+        let origin = self.lookup(key).and_then(|v| v.origin().map(str::to_string));
+        let s = self.string(key, Some(default));
+        if options.contains(&s.as_str()) {
+            s
+        } else {
+            let list = options.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", ");
+            self.problem(origin.as_deref(), key, format!("expected one of {list}, found \"{s}\""));
+            default.to_string()
+        }
+    }
+
+    fn tls(&mut self, key: &str, host: &str) -> TlsMode {
+        let mode = match self.choice(key, "tls", &["tls", "starttls", "none"]).as_str() {
+            "starttls" => TlsMode::StartTls,
+            "none" => TlsMode::None,
+            _ => TlsMode::Tls,
+        };
+        if mode == TlsMode::None && !host.is_empty() && !is_loopback_host(host) {
+            let origin = self.lookup(key).and_then(|v| v.origin().map(str::to_string));
+            self.problem(
+                origin.as_deref(),
+                key,
+                format!("\"none\" (plaintext) is only allowed for a loopback host, not \"{host}\""),
+            );
+        }
+        mode
+    }
+
+    fn path(&mut self, key: &str) -> Option<PathBuf> {
+        let p = self.opt_string(key).map(|s| self.resolve(&s))?;
+        if !p.is_file() {
+            self.problem(None, key, format!("file not found: {}", p.display()));
+        }
+        Some(p)
+    }
+
+    /// Relative paths are relative to the config file's folder.
+    fn resolve(&self, s: &str) -> PathBuf {
+        let p = PathBuf::from(s);
+        if p.is_absolute() { p } else { self.base_dir.join(p) }
+    }
+
+    /// `SECTION.password`, else the first line of `SECTION.password_file`.
+    fn secret(&mut self, section: &str, required: bool) -> Option<Secret> {
+        let key = format!("{section}.password");
+        let file_key = format!("{section}.password_file");
+        if let Some(p) = self.opt_string(&key) {
+            self.used.insert(file_key);
+            return Some(Secret::new(p));
+        }
+        if let Some(f) = self.opt_string(&file_key) {
+            let path = self.resolve(&f);
+            return match std::fs::read_to_string(&path) {
+                Ok(s) => Some(Secret::new(s.lines().next().unwrap_or("").to_string())),
+                Err(e) => {
+                    self.problem(None, &file_key, format!("cannot read {}: {e}", path.display()));
+                    None
+                }
+            };
+        }
+        if required {
+            let env = format!("{ENV_PREFIX}__{}__PASSWORD", section.to_uppercase());
+            self.problem(None, &key, format!("missing: set {key}, {file_key} or {env}"));
+        }
+        None
+    }
+
+    fn email(&mut self, key: &str, default: Option<&str>) -> String {
+        let s = self.string(key, default);
+        let valid = s.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace));
+        if !valid {
+            self.problem(None, key, format!("not an email address: \"{s}\""));
+        }
+        s.to_ascii_lowercase()
+    }
+
+    fn tag_word(&mut self, key: &str) -> String {
+        let s = self.string(key, Some("Case"));
+        if s.is_empty() || !s.chars().all(|c| c.is_alphanumeric() || c == '-') {
+            self.problem(None, key, format!("expected one word of letters, digits or '-', found \"{s}\""));
+            return "Case".into();
+        }
+        s
+    }
+
+    fn database_url(&mut self, key: &str) -> String {
+        let url = self.string(key, Some("sqlite://casegate.db"));
+        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            self.problem(None, key, "expected a sqlite://... or postgres://... URL");
+        }
+        url
+    }
+
+    /// Every key present in the sources that nothing read is a typo or a stale setting.
+    fn report_unknown(&mut self) {
+        let mut leaves = Vec::new();
+        collect_leaves(self.root, "", &mut leaves);
+        for (key, origin) in leaves {
+            let known = self.used.contains(&key)
+                || self.used.iter().any(|u| u.starts_with(&format!("{key}.")));
+            if !known {
+                self.problem(origin.as_deref(), &key, "unknown key");
+            }
+        }
+    }
+}
+
+fn collect_leaves(t: &Map<String, Value>, prefix: &str, out: &mut Vec<(String, Option<String>)>) {
+    for (k, v) in t {
+        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        match &v.kind {
+            ValueKind::Table(inner) if !inner.is_empty() => collect_leaves(inner, &key, out),
+            _ => out.push((key, v.origin().map(str::to_string))),
+        }
+    }
+}
+
+fn describe(kind: &ValueKind) -> String {
+    match kind {
+        ValueKind::String(s) => format!("\"{s}\""),
+        ValueKind::Table(_) => "a table".into(),
+        ValueKind::Array(_) => "a list".into(),
+        ValueKind::Nil => "nothing".into(),
+        other => other.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(dir: &Path, body: &str) -> PathBuf {
+        let p = dir.join("casegate.toml");
+        std::fs::write(&p, body).unwrap();
+        p
+    }
+
+    const GOOD: &str = r#"
+[gateway]
+support_address = "support@example.com"
+[imap]
+host = "127.0.0.1"
+tls = "none"
+username = "support"
+password = "pw"
+[database]
+url = "sqlite://x.db"
+"#;
+
+    #[test]
+    fn good_config_loads_with_defaults() {
+        let d = tempfile::tempdir().unwrap();
+        let c = load_with_env(&write(d.path(), GOOD), Some(Map::new())).unwrap();
+        let imap = c.imap.unwrap();
+        assert_eq!(imap.port, 143);
+        assert_eq!(imap.mailbox, "INBOX");
+        assert_eq!(imap.password.expose(), "pw");
+        assert_eq!(format!("{:?}", imap.password), "<redacted>");
+        assert_eq!(c.gateway.max_message_bytes, 25 * 1024 * 1024);
+    }
+
+    #[test]
+    fn environment_overrides_file() {
+        let d = tempfile::tempdir().unwrap();
+        let mut env = Map::new();
+        env.insert("CASEGATE__IMAP__PORT".into(), "1143".into());
+        env.insert("CASEGATE__IMAP__PROCESSED_MAILBOX".into(), "Done".into());
+        let c = load_with_env(&write(d.path(), GOOD), Some(env)).unwrap();
+        let imap = c.imap.unwrap();
+        assert_eq!(imap.port, 1143);
+        assert_eq!(imap.processed_mailbox, "Done");
+    }
+
+    #[test]
+    fn every_problem_is_named_by_file_and_key() {
+        let d = tempfile::tempdir().unwrap();
+        let body = r#"
+[imap]
+host = "mail.example.com"
+port = "abc"
+tls = "none"
+username = "support"
+colour = "blue"
+"#;
+        let path = write(d.path(), body);
+        let err = load_with_env(&path, Some(Map::new())).unwrap_err();
+        let text = err.to_string();
+        let f = path.display().to_string();
+        assert!(text.contains(&format!("{f}: imap.port: expected an integer from 1 to 65535, found \"abc\"")), "{text}");
+        assert!(text.contains(&format!("{f}: imap.colour: unknown key")), "{text}");
+        assert!(text.contains(&format!("{f}: imap.password: missing")), "{text}");
+        assert!(text.contains("imap.tls: \"none\" (plaintext) is only allowed for a loopback host"), "{text}");
+        assert_eq!(err.0.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn password_file_is_read_relative_to_config() {
+        let d = tempfile::tempdir().unwrap();
+        std::fs::write(d.path().join("pw.txt"), "s3cret\n").unwrap();
+        let body = GOOD.replace("password = \"pw\"", "password_file = \"pw.txt\"");
+        let c = load_with_env(&write(d.path(), &body), Some(Map::new())).unwrap();
+        assert_eq!(c.imap.unwrap().password.expose(), "s3cret");
+    }
+
+    #[test]
+    fn environment_problem_names_the_environment() {
+        let d = tempfile::tempdir().unwrap();
+        let mut env = Map::new();
+        env.insert("CASEGATE__IMAP__BATCH_SIZE".into(), "lots".into());
+        let err = load_with_env(&write(d.path(), GOOD), Some(env)).unwrap_err();
+        assert_eq!(err.to_string(), "the environment: imap.batch_size: expected an integer from 1 to 10000, found \"lots\"");
+    }
+
+    #[test]
+    fn syntax_error_is_one_clear_line() {
+        let d = tempfile::tempdir().unwrap();
+        let path = write(d.path(), "[imap\nhost=1");
+        let err = load_with_env(&path, Some(Map::new())).unwrap_err();
+        assert_eq!(err.0.len(), 1);
+        assert!(err.to_string().starts_with(&format!("{}: cannot parse", path.display())), "{err}");
+    }
+}

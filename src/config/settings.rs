@@ -1,0 +1,132 @@
+//! The validated, typed settings. Everything downstream trusts these values.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// A secret (password). Never printed: `Debug` and `Display` show `<redacted>`.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// How a connection is secured. `None` (plaintext) is only accepted for a loopback host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TlsMode {
+    /// Implicit TLS from the first byte (IMAPS 993, SMTPS 465).
+    Tls,
+    /// Plaintext greeting, then STARTTLS before authenticating.
+    StartTls,
+    /// Plaintext, loopback only.
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct ImapSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    /// Extra PEM CA bundle trusted in addition to the system roots.
+    pub ca_file: Option<PathBuf>,
+    pub username: String,
+    pub password: Secret,
+    pub mailbox: String,
+    pub processed_mailbox: String,
+    pub quarantine_mailbox: String,
+    /// How often to look for new mail when IDLE is unavailable (and as a safety net).
+    pub poll_interval: Duration,
+    /// Use IDLE when the server advertises it.
+    pub idle: bool,
+    /// UIDs fetched per UID FETCH.
+    pub batch_size: u32,
+    /// Connect/command timeout.
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct SmtpSettings {
+    pub host: String,
+    pub port: u16,
+    pub tls: TlsMode,
+    pub ca_file: Option<PathBuf>,
+    pub username: Option<String>,
+    pub password: Option<Secret>,
+    pub timeout: Duration,
+}
+
+#[derive(Debug, Clone)]
+pub struct DatabaseSettings {
+    /// `sqlite://...` or `postgres://...`; may hold a password, so never logged whole.
+    pub url: String,
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewaySettings {
+    /// The support address customers write to, e.g. `support@example.com`.
+    pub support_address: String,
+    pub support_name: String,
+    /// The word in the subject tag: `[Case #00001234]`.
+    pub case_tag_word: String,
+    /// A reply to a closed case within this window reopens it; later ones open a new case.
+    pub reopen_window: Duration,
+    /// Mails larger than this are quarantined unread.
+    pub max_message_bytes: u64,
+    /// Attachments larger than this keep name, type and size but not their content.
+    pub max_attachment_bytes: u64,
+    /// Free-mail domains (lower-case): never matched or trusted as a company domain.
+    pub free_mail_domains: Vec<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Clone)]
+pub struct LogSettings {
+    pub level: String,
+    pub format: LogFormat,
+}
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The file it was loaded from (for messages).
+    pub source: PathBuf,
+    pub gateway: GatewaySettings,
+    /// `None` when no `[imap]` section is configured (pipe-only deployments).
+    pub imap: Option<ImapSettings>,
+    pub smtp: Option<SmtpSettings>,
+    pub database: DatabaseSettings,
+    pub log: LogSettings,
+}
+
+/// True for `localhost` and loopback IP literals: the only hosts plaintext is allowed to.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if h.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    h.parse::<std::net::IpAddr>().map(|ip| ip.is_loopback()).unwrap_or(false)
+}

@@ -1,0 +1,202 @@
+//! The store's contract, run the same way on SQLite (a real file) and on PostgreSQL
+//! (a fresh database per test on 127.0.0.1:5432, dropped afterwards).
+
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use casegate::domain::decide::{self, Rules};
+use casegate::domain::{CaseNumber, Status};
+use casegate::mail::{Address, Inbound, MailHeaders};
+use casegate::store::{Checkpoint, Committed, NewAttachment, NewMessage, QuarantineEntry, QuarantineStatus, Store};
+
+fn rules() -> Rules {
+    Rules {
+        support_address: "support@vendor.example".into(),
+        case_tag_word: "Case".into(),
+        reopen_window: Duration::from_secs(14 * 86_400),
+        free_mail_domains: vec!["gmail.com".into()],
+    }
+}
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
+}
+
+fn mail(mid: &str, from: &str, subject: &str) -> Inbound {
+    Inbound {
+        message_id: Some(mid.into()),
+        in_reply_to: vec![],
+        references: vec![],
+        subject: subject.into(),
+        from: Address { name: Some("Customer".into()), email: from.into() },
+        reply_to: vec![],
+        to: vec![Address { name: None, email: "support@vendor.example".into() }],
+        cc: vec![],
+        date: None,
+        text: "本文です".into(),
+        html_only: false,
+        attachments: vec![],
+        headers: MailHeaders::default(),
+    }
+}
+
+fn message(m: &Inbound, at: DateTime<Utc>) -> NewMessage {
+    NewMessage {
+        direction: "in",
+        dedup_key: format!("mid:{}", m.message_id.clone().unwrap()),
+        message_id: m.message_id.clone(),
+        from: m.from.email.clone(),
+        from_name: m.from.name.clone(),
+        to: m.to.iter().map(|a| a.email.clone()).collect(),
+        cc: vec![],
+        subject: m.subject.clone(),
+        received_at: at,
+        text: m.text.clone(),
+        html_only: false,
+        size: 10,
+        raw: Some(b"raw bytes".to_vec()),
+        attachments: vec![NewAttachment {
+            filename: Some("ログ.txt".into()),
+            content_type: "text/plain".into(),
+            size: 3,
+            content: Some(b"abc".to_vec()),
+        }],
+    }
+}
+
+/// File one mail the way the pipeline does: facts, decision, commit.
+async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
+    let refs: Vec<String> = m.in_reply_to.iter().chain(m.references.iter().rev()).cloned().collect();
+    let facts = store.thread_facts(&refs, decide::tag_of(m, &rules()), &m.from.email).await.unwrap();
+    let plan = decide::inbound(m, &facts, &rules(), at);
+    store.commit(&plan, &message(m, at), at).await.unwrap()
+}
+
+async fn contract(store: Store) {
+    // A new mail opens case 1, with its message, attachment and audit trail.
+    let first = mail("a1@acme.example", "taro@acme.example", "サーバーが停止しました");
+    let Committed::Stored { case, opened: true } = file(&store, &first, t0()).await else { panic!() };
+    let view = store.show_case(case).await.unwrap().unwrap();
+    assert_eq!(view.summary.status, Status::New);
+    assert_eq!(view.summary.subject, "サーバーが停止しました");
+    assert_eq!(view.messages.len(), 1);
+    assert_eq!(view.messages[0].received_at, t0());
+    assert_eq!(view.messages[0].text, "本文です");
+    assert_eq!(view.messages[0].attachments[0].filename.as_deref(), Some("ログ.txt"));
+    assert!(view.messages[0].attachments[0].content_kept);
+    assert_eq!(view.events[0].kind, "case_opened");
+
+    // The same mail again: a duplicate, nothing written.
+    assert_eq!(store.find_duplicate("mid:a1@acme.example").await.unwrap(), Some(case));
+    assert_eq!(file(&store, &first, t0()).await, Committed::Duplicate { case });
+    assert_eq!(store.case_count().await.unwrap(), 1);
+
+    // A reply by References joins the case.
+    let mut reply = mail("a2@acme.example", "hanako@acme.example", "Re: サーバーが停止しました");
+    reply.references = vec!["a1@acme.example".into()];
+    assert_eq!(file(&store, &reply, t0()).await, Committed::Stored { case, opened: false });
+
+    // A stranger with the case tag gets a new case linked to the old one.
+    let stranger = mail("x1@other.example", "eve@other.example", &format!("[Case #{case}] please add me"));
+    let Committed::Stored { case: other, opened: true } = file(&store, &stranger, t0()).await else { panic!() };
+    assert_ne!(other, case);
+    let linked = store.show_case(other).await.unwrap().unwrap();
+    assert_eq!(linked.summary.related_case, Some(case));
+    let old = store.show_case(case).await.unwrap().unwrap();
+    assert!(old.events.iter().any(|e| e.kind == "security"), "{:?}", old.events);
+
+    // A participant using only the tag joins.
+    let tagged = mail("a3@acme.example", "taro@acme.example", &format!("Re: [Case #{case}] more logs"));
+    assert_eq!(file(&store, &tagged, t0()).await, Committed::Stored { case, opened: false });
+
+    // Lists, newest first, filtered by status.
+    let all = store.list_cases(None, 10).await.unwrap();
+    assert_eq!(all.iter().map(|c| c.number).collect::<Vec<_>>(), vec![other, case]);
+    assert_eq!(all[1].message_count, 3);
+    assert_eq!(store.list_cases(Some(Status::Closed), 10).await.unwrap().len(), 0);
+
+    // Checkpoints.
+    assert_eq!(store.checkpoint("INBOX").await.unwrap(), None);
+    let cp = Checkpoint { uid_validity: 7, last_uid: 42 };
+    store.save_checkpoint("INBOX", cp, t0()).await.unwrap();
+    store.save_checkpoint("INBOX", Checkpoint { last_uid: 43, ..cp }, t0()).await.unwrap();
+    assert_eq!(store.checkpoint("INBOX").await.unwrap(), Some(Checkpoint { uid_validity: 7, last_uid: 43 }));
+
+    // Quarantine: held, listed with the reason, re-quarantine updates, release.
+    let entry = QuarantineEntry {
+        id: 0,
+        dedup_key: "sha256:abc".into(),
+        message_id: None,
+        from: Some("x@y.example".into()),
+        subject: None,
+        reason: "unparseable: no From".into(),
+        size: 5,
+        received_at: t0(),
+        quarantined_at: t0(),
+        source: "stdin".into(),
+        status: QuarantineStatus::Held,
+        released_case: None,
+        raw: Some(b"junk!".to_vec()),
+    };
+    store.quarantine(&entry, t0()).await.unwrap();
+    store.quarantine(&QuarantineEntry { reason: "again".into(), ..entry.clone() }, t0()).await.unwrap();
+    let held = store.quarantine_list(true).await.unwrap();
+    assert_eq!(held.len(), 1);
+    assert_eq!(held[0].reason, "again");
+    assert_eq!(held[0].raw.as_deref(), Some(&b"junk!"[..]));
+    store.quarantine_release("sha256:abc", case, t0()).await.unwrap();
+    let after = store.quarantine_list(false).await.unwrap();
+    assert_eq!(after[0].status, QuarantineStatus::Released);
+    assert_eq!(after[0].released_case, Some(case));
+
+    assert_eq!(store.show_case(CaseNumber(999_999)).await.unwrap().map(|v| v.summary.number), None);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_store_contract() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("sub/casegate.db").display());
+    contract(Store::open(&url, 4).await.unwrap()).await;
+    // Reopening applies no migration twice and keeps the data.
+    let store = Store::open(&url, 1).await.unwrap();
+    assert_eq!(store.case_count().await.unwrap(), 2);
+}
+
+#[tokio::test]
+async fn postgres_store_contract() {
+    let db = PgDatabase::create().await;
+    contract(Store::open(&db.url, 4).await.unwrap()).await;
+    let store = Store::open(&db.url, 1).await.unwrap();
+    assert_eq!(store.case_count().await.unwrap(), 2);
+    store.close().await;
+    db.drop().await;
+}
+
+/// A throwaway PostgreSQL database; `CASEGATE_TEST_PG` overrides the server URL.
+struct PgDatabase {
+    admin: String,
+    name: String,
+    url: String,
+}
+
+impl PgDatabase {
+    async fn create() -> PgDatabase {
+        use sqlx::Connection;
+        let admin = std::env::var("CASEGATE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+        let name = format!("casegate_t{}_{}", std::process::id(), Utc::now().timestamp_micros());
+        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL on 127.0.0.1:5432 (scripts/test starts it)");
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
+        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
+        PgDatabase { url: format!("{base}/{name}"), admin, name }
+    }
+
+    async fn drop(self) {
+        use sqlx::Connection;
+        let mut conn = sqlx::PgConnection::connect(&self.admin).await.unwrap();
+        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
+            .execute(&mut conn)
+            .await
+            .unwrap();
+    }
+}
