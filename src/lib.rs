@@ -1,0 +1,26 @@
+//! casegate: an email-to-case gateway for technical support teams.
+//!
+//! One way through, pure logic in the middle, I/O at the edges:
+//!
+//! ```text
+//! source (intake: IMAP poll + IDLE, or cli::ingest from stdin)
+//!   -> parse     mail::parse      raw bytes -> Inbound
+//!   -> thread    domain::thread   which case it belongs to (facts gathered by the store)
+//!   -> decide    domain::decide   PURE: case changes and events, `now` passed in
+//!   -> commit    store            one transaction: case, message, events
+//!   -> settle    intake           only now MOVE the mail out of the inbox
+//! ```
+//!
+//! `pipeline` runs one mail through these stages; `cli/` holds one file per subcommand.
+
+pub mod cli;
+pub mod config;
+pub mod domain;
+pub mod failpoint;
+pub mod imap;
+pub mod intake;
+pub mod mail;
+pub mod pipeline;
+pub mod runtime;
+pub mod store;
+pub mod tls;

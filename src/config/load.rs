@@ -51,6 +51,9 @@ impl fmt::Display for Problems {
 /// The environment prefix: `CASEGATE__IMAP__PASSWORD` overrides `imap.password`.
 pub const ENV_PREFIX: &str = "CASEGATE";
 
+/// How the config crate names values from the environment.
+const ENV_ORIGIN: &str = "the environment";
+
 /// Load and validate the configuration at `path` with environment overrides.
 pub fn load(path: &Path) -> Result<Config, Problems> {
     load_with_env(path, None)
@@ -201,8 +204,13 @@ impl Reader<'_> {
         matches!(self.root.get(name).map(|v| &v.kind), Some(ValueKind::Table(_)))
     }
 
+    /// `origin` is where the config crate says a value came from: the environment, or
+    /// the file (which it names relative to the working directory: use our own name).
     fn problem(&mut self, origin: Option<&str>, key: &str, message: impl Into<String>) {
-        let file = origin.unwrap_or(&self.file).to_string();
+        let file = match origin {
+            Some(o) if o == ENV_ORIGIN => o.to_string(),
+            _ => self.file.clone(),
+        };
         self.problems.push(Problem { file, key: key.to_string(), message: message.into() });
     }
 
@@ -380,10 +388,17 @@ impl Reader<'_> {
         s
     }
 
+    /// A relative SQLite path is relative to the config file's folder, like every path.
     fn database_url(&mut self, key: &str) -> String {
         let url = self.string(key, Some("sqlite://casegate.db"));
-        if !(url.starts_with("sqlite:") || url.starts_with("postgres://") || url.starts_with("postgresql://")) {
-            self.problem(None, key, "expected a sqlite://... or postgres://... URL");
+        if let Some(path) = url.strip_prefix("sqlite://") {
+            if path.is_empty() || path.starts_with(':') || path.starts_with('/') {
+                return url;
+            }
+            return format!("sqlite://{}", self.base_dir.join(path).display());
+        }
+        if !(url.starts_with("postgres://") || url.starts_with("postgresql://")) {
+            self.problem(None, key, "expected a sqlite://FILE or postgres://... URL");
         }
         url
     }
@@ -448,6 +463,7 @@ url = "sqlite://x.db"
     fn good_config_loads_with_defaults() {
         let d = tempfile::tempdir().unwrap();
         let c = load_with_env(&write(d.path(), GOOD), Some(Map::new())).unwrap();
+        assert_eq!(c.database.url, format!("sqlite://{}", d.path().join("x.db").display()));
         let imap = c.imap.unwrap();
         assert_eq!(imap.port, 143);
         assert_eq!(imap.mailbox, "INBOX");

@@ -1,0 +1,250 @@
+#!/usr/bin/python3
+"""SMTP sink for casegate's tests: a real SMTP server that keeps every message.
+
+Run with Debian's /usr/bin/python3 (package python3-aiosmtpd).
+
+    smtp_sink.py --dir SMTP_DIR --port P [--tls-port P2 --cert CERT --key KEY]
+                 [--host 127.0.0.1] [--log FILE]
+
+Storage
+    For every accepted recipient of a message, the DATA exactly as received
+    (CRLF line endings, dot-unstuffed, no header added) is written atomically
+    (temporary file, then rename) to
+
+        SMTP_DIR/<recipient lower-cased>/<monotonic ns, 20 digits>-<seq, 8 digits>.eml
+
+    next to a sidecar with the same stem, `.json`:
+        {"mail_from": ..., "rcpt_to": ..., "rcpt_tos": [...], "mail_options": [...],
+         "rcpt_options": [...], "peer": ..., "tls": bool, "auth_user": ... or null}
+    The sidecar is renamed into place BEFORE the .eml, so whoever sees an .eml
+    can read its .json. Sorting the .eml names sorts by arrival (CLOCK_MONOTONIC
+    is system-wide, so the order holds across restarts of the sink).
+    Temporary files start with "." and never end in ".eml".
+
+Failure injection (per recipient, so parallel tests do not interfere)
+    If SMTP_DIR/rules/<recipient lower-cased> exists, its content is
+    "CODE [COUNT]", e.g. "451" or "554" or "451 2". RCPT TO for that recipient is
+    answered with CODE (451 -> "451 4.3.0 ...", 554 -> "554 5.7.1 ...", other
+    codes get a generic text). With COUNT, only the next COUNT RCPTs for that
+    recipient fail; the file is then removed. Without COUNT it fails until the
+    file is removed.
+
+Features: 8BITMIME, SMTPUTF8, SIZE 200 MB, STARTTLS on the plain port and an
+implicit-TLS port when a certificate is given, AUTH PLAIN/LOGIN (not required;
+any user name with password "secret"; allowed without TLS).
+"""
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import ssl
+import sys
+import time
+
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+
+PASSWORD = b"secret"
+DATA_SIZE_LIMIT = 200 * 1024 * 1024
+
+log = logging.getLogger("smtp_sink")
+
+CODE_TEXT = {
+    "421": "421 4.3.0 Service not available (injected)",
+    "450": "450 4.2.0 Mailbox unavailable (injected)",
+    "451": "451 4.3.0 Temporary failure (injected)",
+    "452": "452 4.3.1 Insufficient storage (injected)",
+    "550": "550 5.1.1 Mailbox unavailable (injected)",
+    "552": "552 5.3.4 Message too big (injected)",
+    "553": "553 5.1.3 Bad address (injected)",
+    "554": "554 5.7.1 Rejected (injected)",
+}
+
+
+def safe_name(address: str) -> str:
+    """Directory / rule file name for a recipient address."""
+    name = address.strip().lower().replace("/", "_").replace("\x00", "_")
+    if name.startswith(".") or not name:
+        name = "_" + name
+    return name
+
+
+class Sink:
+    def __init__(self, root: str):
+        self.root = root
+        self.rules = os.path.join(root, "rules")
+        os.makedirs(self.rules, exist_ok=True)
+        self.seq = 0
+        self.count = 0
+
+    def _rule_for(self, rcpt: str):
+        path = os.path.join(self.rules, safe_name(rcpt))
+        try:
+            with open(path, "r", encoding="utf-8") as f:
+                text = f.read().split()
+        except FileNotFoundError:
+            return None
+        except OSError as e:
+            log.warning("cannot read rule %s: %s", path, e)
+            return None
+        if not text:
+            return None
+        code = text[0]
+        if len(code) != 3 or not code.isdigit() or code[0] not in "45":
+            log.warning("ignoring bad rule %r in %s", text, path)
+            return None
+        if len(text) >= 2 and text[1].isdigit():
+            left = int(text[1])
+            if left <= 0:
+                self._remove(path)
+                return None
+            left -= 1
+            if left == 0:
+                self._remove(path)
+            else:
+                tmp = path + ".tmp"
+                with open(tmp, "w", encoding="utf-8") as f:
+                    f.write(f"{code} {left}\n")
+                os.replace(tmp, path)
+        return CODE_TEXT.get(code, f"{code} {code[0]}.0.0 Injected failure")
+
+    @staticmethod
+    def _remove(path):
+        try:
+            os.unlink(path)
+        except FileNotFoundError:
+            pass
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
+        reply = self._rule_for(address)
+        if reply is not None:
+            log.info("RCPT %s -> %s", address, reply)
+            return reply
+        envelope.rcpt_tos.append(address)
+        envelope.rcpt_options.append(rcpt_options)
+        return "250 2.1.5 OK"
+
+    async def handle_DATA(self, server, session, envelope):
+        data = envelope.original_content
+        if data is None:
+            data = envelope.content
+        if isinstance(data, str):
+            data = data.encode("utf-8", "surrogateescape")
+        auth_user = None
+        if session.auth_data is not None:
+            auth_user = session.auth_data
+            if isinstance(auth_user, bytes):
+                auth_user = auth_user.decode("utf-8", "replace")
+            auth_user = str(auth_user)
+        meta_common = {
+            "mail_from": envelope.mail_from,
+            "rcpt_tos": list(envelope.rcpt_tos),
+            "mail_options": list(envelope.mail_options or []),
+            "rcpt_options": [list(o or []) for o in envelope.rcpt_options],
+            "peer": list(session.peer) if session.peer else None,
+            "tls": session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None,
+            "auth_user": auth_user,
+        }
+        for rcpt in envelope.rcpt_tos:
+            d = os.path.join(self.root, safe_name(rcpt))
+            os.makedirs(d, exist_ok=True)
+            self.seq += 1
+            stem = f"{time.monotonic_ns():020d}-{self.seq:08d}"
+            meta = dict(meta_common, rcpt_to=rcpt)
+            self._atomic_write(d, stem + ".json", json.dumps(meta, ensure_ascii=False).encode("utf-8"))
+            self._atomic_write(d, stem + ".eml", data)
+        self.count += 1
+        log.info("DATA from=%s to=%s bytes=%d", envelope.mail_from, envelope.rcpt_tos, len(data))
+        return "250 2.0.0 OK queued"
+
+    @staticmethod
+    def _atomic_write(d, name, data: bytes):
+        tmp = os.path.join(d, "." + name + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+        os.replace(tmp, os.path.join(d, name))
+
+
+def authenticator(server, session, envelope, mechanism, auth_data):
+    if isinstance(auth_data, LoginPassword) and auth_data.password == PASSWORD:
+        return AuthResult(success=True, auth_data=auth_data.login)
+    return AuthResult(success=False, handled=False)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--dir", required=True)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, required=True)
+    ap.add_argument("--tls-port", type=int, default=0)
+    ap.add_argument("--cert")
+    ap.add_argument("--key")
+    ap.add_argument("--log")
+    args = ap.parse_args()
+
+    logging.basicConfig(
+        filename=args.log,
+        level=logging.INFO,
+        format="%(asctime)s %(name)s %(levelname)s %(message)s",
+    )
+    # aiosmtpd logs every command at INFO/DEBUG: too much at hundreds of mails/s.
+    logging.getLogger("mail.log").setLevel(logging.WARNING)
+
+    handler = Sink(os.path.abspath(args.dir))
+
+    ctx = None
+    if args.cert:
+        ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        ctx.load_cert_chain(args.cert, args.key or args.cert)
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+
+    def factory(tls_context):
+        def make():
+            return SMTP(
+                handler,
+                data_size_limit=DATA_SIZE_LIMIT,
+                enable_SMTPUTF8=True,
+                decode_data=False,
+                hostname="sink.localhost",
+                ident="casegate-test-sink",
+                tls_context=tls_context,
+                require_starttls=False,
+                auth_required=False,
+                auth_require_tls=False,
+                authenticator=authenticator,
+                timeout=120,
+                loop=loop,
+            )
+        return make
+
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    servers = [
+        loop.run_until_complete(
+            loop.create_server(factory(ctx), args.host, args.port, reuse_address=True)
+        )
+    ]
+    if args.tls_port and ctx is not None:
+        servers.append(
+            loop.run_until_complete(
+                loop.create_server(factory(None), args.host, args.tls_port, ssl=ctx, reuse_address=True)
+            )
+        )
+    stop = asyncio.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("listening on %s:%d (tls port %s), dir %s", args.host, args.port, args.tls_port or "-", args.dir)
+    try:
+        loop.run_until_complete(stop.wait())
+    finally:
+        for s in servers:
+            s.close()
+        log.info("stopping after %d messages", handler.count)
+        loop.close()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

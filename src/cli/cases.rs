@@ -1,0 +1,122 @@
+use std::path::Path;
+
+use clap::{Args, Subcommand};
+
+use crate::domain::{CaseNumber, Status};
+use crate::store::{CaseSummary, CaseView};
+
+/// Look at cases.
+#[derive(Debug, Subcommand)]
+pub enum Cases {
+    /// List cases, newest first.
+    List(List),
+    /// Show one case with its messages and audit trail.
+    Show(Show),
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Only cases with this status (new, open, waiting, closed, refused).
+    #[arg(long)]
+    status: Option<Status>,
+    /// At most this many cases.
+    #[arg(long, default_value_t = 1000)]
+    limit: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct Show {
+    /// The case number (00001234, 1234 or #00001234).
+    number: CaseNumber,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Cases {
+    pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
+        let config = super::load_config(path)?;
+        let store = super::open_store(&config).await?;
+        match self {
+            Cases::List(l) => {
+                let cases = store.list_cases(l.status, l.limit).await?;
+                if l.json {
+                    println!("{}", serde_json::to_string_pretty(&cases)?);
+                } else {
+                    print_table(&cases);
+                }
+                Ok(0)
+            }
+            Cases::Show(s) => match store.show_case(s.number).await? {
+                Some(view) if s.json => {
+                    println!("{}", serde_json::to_string_pretty(&view)?);
+                    Ok(0)
+                }
+                Some(view) => {
+                    print_case(&view);
+                    Ok(0)
+                }
+                None => {
+                    eprintln!("casegate: no case {}", s.number);
+                    Ok(1)
+                }
+            },
+        }
+    }
+}
+
+fn print_table(cases: &[CaseSummary]) {
+    if cases.is_empty() {
+        println!("no cases");
+        return;
+    }
+    println!("{:<8}  {:<8}  {:<16}  {:<30}  {:>4}  SUBJECT", "CASE", "STATUS", "CREATED (UTC)", "CUSTOMER", "MSGS");
+    for c in cases {
+        println!(
+            "{:<8}  {:<8}  {:<16}  {:<30}  {:>4}  {}",
+            c.number.to_string(),
+            c.status.as_str(),
+            c.created_at.format("%Y-%m-%d %H:%M"),
+            truncate(&c.customer, 30),
+            c.message_count,
+            c.subject
+        );
+    }
+}
+
+fn print_case(v: &CaseView) {
+    let c = &v.summary;
+    println!("Case {}  [{}]  {}", c.number, c.status, c.subject);
+    println!("Customer: {}{}", c.customer, c.account.as_deref().map(|a| format!(" ({a})")).unwrap_or_default());
+    let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+    println!(
+        "Queue: {}  Product: {}  Language: {}  Region: {}  Severity: {}  Owner: {}",
+        opt(&c.queue),
+        opt(&c.product),
+        opt(&c.language),
+        opt(&c.region),
+        c.severity.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        opt(&c.owner)
+    );
+    if let Some(r) = c.related_case {
+        println!("Related case: {r}");
+    }
+    for m in &v.messages {
+        println!("\n--- {} {} {} <{}> {}", m.received_at.format("%Y-%m-%d %H:%M:%S"), m.direction, m.role, m.from, m.subject);
+        println!("{}", m.text.trim_end());
+        for a in &m.attachments {
+            println!("[attachment] {} ({}, {} bytes)", a.filename.as_deref().unwrap_or("(unnamed)"), a.content_type, a.size);
+        }
+    }
+    println!("\nEvents:");
+    for e in &v.events {
+        println!("  {}  {:<24} {}  {}", e.at.format("%Y-%m-%d %H:%M:%S"), e.kind, e.actor, e.detail);
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
+}

@@ -1,0 +1,99 @@
+//! The command line: one file per subcommand, each a clap struct with `execute`.
+
+mod cases;
+mod check_config;
+mod ingest;
+mod quarantine;
+mod run;
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+
+use crate::config::{self, Config, LogFormat};
+use crate::pipeline::Pipeline;
+use crate::store::Store;
+
+/// casegate: turns a support mailbox into threaded support cases.
+#[derive(Debug, Parser)]
+#[command(name = "casegate", version, about)]
+pub struct Cli {
+    /// Configuration file; every key can be overridden by CASEGATE__SECTION__KEY.
+    #[arg(long, global = true, default_value = "config/casegate.toml", env = "CASEGATE_CONFIG")]
+    pub config: PathBuf,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    Run(run::Run),
+    Ingest(ingest::Ingest),
+    CheckConfig(check_config::CheckConfig),
+    #[command(subcommand)]
+    Cases(cases::Cases),
+    #[command(subcommand)]
+    Quarantine(quarantine::Quarantine),
+}
+
+impl Cli {
+    /// Run the chosen subcommand; returns the process exit code.
+    pub async fn execute(self) -> anyhow::Result<i32> {
+        match self.command {
+            Command::CheckConfig(c) => c.execute(&self.config),
+            Command::Run(c) => c.execute(&self.config).await,
+            Command::Ingest(c) => c.execute(&self.config).await,
+            Command::Cases(c) => c.execute(&self.config).await,
+            Command::Quarantine(c) => c.execute(&self.config).await,
+        }
+    }
+}
+
+/// Load the configuration or fail with every problem, one per line.
+pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
+    config::load(path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))
+}
+
+pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
+    Store::open(&config.database.url, config.database.max_connections)
+        .await
+        .with_context(|| format!("cannot open the database ({})", redact_url(&config.database.url)))
+}
+
+pub(crate) async fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
+    Ok(Pipeline::new(open_store(config).await?, config))
+}
+
+/// Logs go to stderr; stdout is kept for command output (tables, JSON).
+pub(crate) fn init_tracing(config: &Config) {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CASEGATE_LOG")
+        .or_else(|_| tracing_subscriber::EnvFilter::try_new(&config.log.level))
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match config.log.format {
+        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => builder.try_init(),
+    };
+}
+
+/// A database URL without its password, for messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            let user = creds.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..s + 3], user, &url[at..])
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn urls_lose_their_password() {
+        assert_eq!(super::redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
+    }
+}

@@ -1,0 +1,146 @@
+use std::path::Path;
+
+use chrono::Utc;
+use clap::{Args, Subcommand};
+
+use crate::imap::ImapClient;
+use crate::pipeline::{Origin, Outcome, Pipeline, Received};
+use crate::store::{QuarantineEntry, QuarantineStatus};
+
+/// Mails that could not become cases, and why.
+#[derive(Debug, Subcommand)]
+pub enum Quarantine {
+    /// List quarantined mails with the reason.
+    List(List),
+    /// Run the held mails through the pipeline again (after a fix or a config change).
+    /// Mails that now succeed move to the processed folder; the rest stay. Nothing is
+    /// doubled: a mail already on a case is only released.
+    Replay(Replay),
+}
+
+#[derive(Debug, Args)]
+pub struct List {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// Also show mails released by an earlier replay.
+    #[arg(long)]
+    all: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Replay {}
+
+impl Quarantine {
+    pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
+        let config = super::load_config(path)?;
+        super::init_tracing(&config);
+        let pipeline = super::pipeline(&config).await?;
+        match self {
+            Quarantine::List(l) => {
+                let entries: Vec<_> = pipeline
+                    .store()
+                    .quarantine_list(false)
+                    .await?
+                    .into_iter()
+                    .filter(|e| l.all || e.status == QuarantineStatus::Held)
+                    .collect();
+                if l.json {
+                    println!("{}", serde_json::to_string_pretty(&entries)?);
+                } else {
+                    print_table(&entries);
+                }
+                Ok(0)
+            }
+            Quarantine::Replay(_) => {
+                let mut tally = Tally::default();
+                if let Some(imap) = &config.imap {
+                    replay_imap(imap, &pipeline, &mut tally).await?;
+                }
+                replay_piped(&pipeline, &mut tally).await?;
+                println!("replayed {} mail(s): {} released, {} still held", tally.released + tally.held, tally.released, tally.held);
+                Ok(0)
+            }
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct Tally {
+    released: u64,
+    held: u64,
+}
+
+/// The IMAP quarantine folder is the source of truth for mail that came by IMAP.
+async fn replay_imap(settings: &crate::config::ImapSettings, pipeline: &Pipeline, tally: &mut Tally) -> anyhow::Result<()> {
+    let mut client = ImapClient::connect(settings).await?;
+    client.ensure_mailbox(&settings.processed_mailbox).await?;
+    client.ensure_mailbox(&settings.quarantine_mailbox).await?;
+    client.select(&settings.quarantine_mailbox).await?;
+    let metas = client.list_after(0).await?;
+    let limit = pipeline.max_message_bytes();
+    let small: Vec<u32> = metas.iter().filter(|m| u64::from(m.size) <= limit).map(|m| m.uid).collect();
+    tally.held += (metas.len() - small.len()) as u64;
+    let mut released = Vec::new();
+    for chunk in small.chunks(settings.batch_size as usize) {
+        for mail in client.fetch(chunk).await? {
+            let received = Received::whole(&mail.raw, mail.internal_date, Origin::Imap);
+            if release(pipeline, &received, tally).await? {
+                released.push(mail.uid);
+            }
+        }
+    }
+    if !released.is_empty() {
+        client.move_to(&released, &settings.processed_mailbox).await?;
+    }
+    client.logout().await;
+    Ok(())
+}
+
+/// Piped mail has no folder: its bytes were kept in the register.
+async fn replay_piped(pipeline: &Pipeline, tally: &mut Tally) -> anyhow::Result<()> {
+    let held = pipeline.store().quarantine_list(true).await?;
+    for e in held.iter().filter(|e| e.status == QuarantineStatus::Held && e.source == Origin::Stdin.as_str()) {
+        if let Some(raw) = &e.raw {
+            release(pipeline, &Received::whole(raw, e.received_at, Origin::Stdin), tally).await?;
+        }
+    }
+    Ok(())
+}
+
+/// Process one mail again; true when it is now on a case.
+async fn release(pipeline: &Pipeline, received: &Received<'_>, tally: &mut Tally) -> anyhow::Result<bool> {
+    let now = Utc::now();
+    match pipeline.process(received, now).await? {
+        Outcome::Stored { case, .. } | Outcome::Duplicate { case } => {
+            let key = crate::mail::parse::dedup_key(received.bytes);
+            pipeline.store().quarantine_release(&key, case, now).await?;
+            println!("released to case {case}");
+            tally.released += 1;
+            Ok(true)
+        }
+        Outcome::Quarantined { reason } => {
+            println!("still held: {reason}");
+            tally.held += 1;
+            Ok(false)
+        }
+    }
+}
+
+fn print_table(entries: &[QuarantineEntry]) {
+    if entries.is_empty() {
+        println!("quarantine is empty");
+        return;
+    }
+    println!("{:<16}  {:<8}  {:>10}  {:<30}  REASON", "QUARANTINED", "STATUS", "BYTES", "FROM");
+    for e in entries {
+        println!(
+            "{:<16}  {:<8}  {:>10}  {:<30}  {}",
+            e.quarantined_at.format("%Y-%m-%d %H:%M"),
+            if e.status == QuarantineStatus::Held { "held" } else { "released" },
+            e.size,
+            e.from.as_deref().unwrap_or("-"),
+            e.reason
+        );
+    }
+}

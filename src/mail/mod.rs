@@ -1,0 +1,73 @@
+//! Mail in and out: raw RFC 5322 bytes -> [`Inbound`], and (later) outbound composition.
+
+pub mod parse;
+
+mod body;
+mod charset;
+mod header;
+mod html;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// One mailbox address. `email` is trimmed; the domain part is lower-cased so that
+/// comparisons and domain matching are exact.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Address {
+    pub name: Option<String>,
+    pub email: String,
+}
+
+impl Address {
+    /// The domain part, lower-case, or "" when the address has none.
+    pub fn domain(&self) -> &str {
+        self.email.rsplit_once('@').map(|(_, d)| d).unwrap_or("")
+    }
+}
+
+/// An attachment as received. `content` is `None` when the part was larger than the
+/// configured cap: name, type and size are still kept.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Attachment {
+    pub filename: Option<String>,
+    pub content_type: String,
+    pub size: usize,
+    #[serde(skip)]
+    pub content: Option<Vec<u8>>,
+}
+
+/// The header facts later stages (classification, etiquette) need, kept raw.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct MailHeaders {
+    pub auto_submitted: Option<String>,
+    pub precedence: Option<String>,
+    pub list_id: Option<String>,
+    /// `Some("")` for an empty `Return-Path: <>` (a bounce), `None` when absent.
+    pub return_path: Option<String>,
+    /// Top-level `Content-Type`, e.g. `multipart/report; report-type=delivery-status`.
+    pub content_type: Option<String>,
+    pub authentication_results: Vec<String>,
+}
+
+/// A parsed inbound mail: the "parse" stage's output.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Inbound {
+    /// Message-ID without angle brackets.
+    pub message_id: Option<String>,
+    pub in_reply_to: Vec<String>,
+    pub references: Vec<String>,
+    /// Decoded subject, "" when missing.
+    pub subject: String,
+    pub from: Address,
+    pub reply_to: Vec<Address>,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    /// The sender's Date header; informational only (receipt time is INTERNALDATE).
+    pub date: Option<DateTime<Utc>>,
+    /// Readable body text, `\n` line endings, decoded to UTF-8 (HTML converted).
+    pub text: String,
+    /// True when the mail carried no text/plain part and `text` came from HTML.
+    pub html_only: bool,
+    pub attachments: Vec<Attachment>,
+    pub headers: MailHeaders,
+}

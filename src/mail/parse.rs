@@ -1,0 +1,356 @@
+//! The "parse" stage: raw RFC 5322 bytes -> [`Inbound`].
+//!
+//! mail-parser (0.11, `full_encoding`) finds the structure: headers, MIME tree, which
+//! parts are body and which are attachments. Everything a Japanese support desk cares
+//! about in the bytes is decoded here instead (see `charset`, `header`, `body`, `html`):
+//! wrong or missing charset labels, raw Shift_JIS headers, encoded words split across a
+//! character, HTML-only mail, damaged MIME. Mail is never lost: anything mail-parser can
+//! make sense of parses; only input that is not a message at all, or has no sender,
+//! is an error (and goes to quarantine, keyed by [`dedup_key`] and described by
+//! [`sniff_headers`], both of which work on any bytes).
+
+use std::panic::{AssertUnwindSafe, catch_unwind};
+
+use chrono::{DateTime, Utc};
+use mail_parser::{Addr, HeaderValue, Message, MessageParser, MimeHeaders, parsers::MessageStream};
+use sha2::{Digest, Sha256};
+
+use super::{Address, Inbound, MailHeaders, body, header};
+
+#[derive(Debug, thiserror::Error)]
+pub enum ParseError {
+    /// Empty input, binary data, or text that does not open with a header field.
+    #[error("no RFC 5322 header block")]
+    NotAMessage,
+    /// Neither From, Sender nor Return-Path holds an address: nobody to answer.
+    #[error("no From address")]
+    NoSender,
+    /// mail-parser panicked on this input (0.11.9 has `debug_assert!`s that damaged
+    /// MIME trips in debug builds); caught so that one mail cannot stop the daemon.
+    #[error("the MIME parser failed on this input")]
+    ParserFailed,
+}
+
+/// Bounds on what one mail may make us hold in memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ParseLimits {
+    /// Attachments larger than this keep name, type and size but not their content.
+    pub max_attachment_bytes: u64,
+}
+
+impl Default for ParseLimits {
+    fn default() -> Self {
+        ParseLimits {
+            max_attachment_bytes: 25 * 1024 * 1024,
+        }
+    }
+}
+
+/// Parses one raw mail. Never panics, whatever the bytes.
+///
+/// `message_id` is [`sniff_message_id`] of the same bytes, the id [`dedup_key`] uses.
+pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Inbound, ParseError> {
+    if !header::starts_with_field(raw) {
+        return Err(ParseError::NotAMessage);
+    }
+    let message = mime_tree(header::skip_mbox_line(raw))?;
+    let from = sender(&message).ok_or(ParseError::NoSender)?;
+    let body = body::extract(&message, limits.max_attachment_bytes);
+    Ok(Inbound {
+        message_id: sniff_message_id(raw),
+        in_reply_to: first_value(&message, "In-Reply-To")
+            .map(header::message_ids)
+            .unwrap_or_default(),
+        references: first_value(&message, "References")
+            .map(header::message_ids)
+            .unwrap_or_default(),
+        subject: first_value(&message, "Subject")
+            .map(header::decode_text)
+            .unwrap_or_default(),
+        from,
+        reply_to: addresses(&message, "Reply-To"),
+        to: addresses(&message, "To"),
+        cc: addresses(&message, "Cc"),
+        date: date(&message),
+        text: body.text,
+        html_only: body.html_only,
+        attachments: body.attachments,
+        headers: mail_headers(&message),
+    })
+}
+
+/// Dedup key of a mail, from its raw bytes alone so that a parsed mail and a
+/// quarantined one get the same key: `mid:<message-id>` ([`sniff_message_id`]) when the
+/// mail has one, else `sha256:<hex of the raw bytes>`.
+pub fn dedup_key(raw: &[u8]) -> String {
+    match sniff_message_id(raw) {
+        Some(id) => format!("mid:{id}"),
+        None => format!("sha256:{}", hex::encode(Sha256::digest(raw))),
+    }
+}
+
+/// The first Message-ID of the top-level header block, without angle brackets, found
+/// without a MIME parse so that even unparseable mail can be de-duplicated.
+pub fn sniff_message_id(raw: &[u8]) -> Option<String> {
+    sniffed_field(raw, "Message-ID").and_then(|value| header::message_ids(value).into_iter().next())
+}
+
+/// What the quarantine register shows of a mail, read from its header block alone.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SniffedHeaders {
+    pub message_id: Option<String>,
+    /// The From address, or the From text when it holds no address.
+    pub from: Option<String>,
+    /// Decoded like a parsed subject.
+    pub subject: Option<String>,
+}
+
+/// [`SniffedHeaders`] of any bytes, message or not.
+pub fn sniff_headers(raw: &[u8]) -> SniffedHeaders {
+    let from = sniffed_field(raw, "From").and_then(|value| {
+        let email = header_addresses(value).into_iter().next().map(|a| a.email);
+        email.or_else(|| Some(header::decode_text(value)).filter(|text| !text.is_empty()))
+    });
+    SniffedHeaders {
+        message_id: sniff_message_id(raw),
+        from,
+        subject: sniffed_field(raw, "Subject")
+            .map(header::decode_text)
+            .filter(|s| !s.is_empty()),
+    }
+}
+
+fn sniffed_field<'r>(raw: &'r [u8], name: &str) -> Option<&'r [u8]> {
+    header::fields(raw)
+        .find(|(field, _)| field.eq_ignore_ascii_case(name.as_bytes()))
+        .map(|(_, value)| value)
+}
+
+fn mime_tree(raw: &[u8]) -> Result<Message<'_>, ParseError> {
+    match catch_unwind(AssertUnwindSafe(|| MessageParser::default().parse(raw))) {
+        Ok(Some(message)) => Ok(message),
+        Ok(None) => Err(ParseError::NotAMessage),
+        Err(_) => Err(ParseError::ParserFailed),
+    }
+}
+
+/// Raw values (as sent, folding included) of the top-level headers called `name`.
+fn values<'m>(message: &'m Message<'_>, name: &'m str) -> impl Iterator<Item = &'m [u8]> {
+    let raw = message.raw_message.as_ref();
+    message
+        .headers()
+        .iter()
+        .filter(move |h| h.name.as_str().eq_ignore_ascii_case(name))
+        .filter_map(move |h| raw.get(h.offset_start as usize..h.offset_end as usize))
+}
+
+fn first_value<'m>(message: &'m Message<'_>, name: &'m str) -> Option<&'m [u8]> {
+    values(message, name).next()
+}
+
+fn first_text(message: &Message<'_>, name: &str) -> Option<String> {
+    first_value(message, name).map(header::raw_text)
+}
+
+/// From, else Sender, else Return-Path: the first that holds an address.
+fn sender(message: &Message<'_>) -> Option<Address> {
+    ["From", "Sender", "Return-Path"]
+        .into_iter()
+        .find_map(|name| {
+            first_value(message, name).and_then(|v| header_addresses(v).into_iter().next())
+        })
+}
+
+/// Every address of every header called `name`, groups flattened.
+fn addresses(message: &Message<'_>, name: &str) -> Vec<Address> {
+    values(message, name).flat_map(header_addresses).collect()
+}
+
+fn header_addresses(value: &[u8]) -> Vec<Address> {
+    let utf8 = header::to_utf8_structured(value);
+    match MessageStream::new(&utf8).parse_address() {
+        HeaderValue::Address(list) => list.iter().filter_map(address).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Trimmed, domain lower-cased (local parts can be case-sensitive); a display name that
+/// only repeats the address is dropped.
+fn address(addr: &Addr<'_>) -> Option<Address> {
+    let email = addr.address.as_deref()?.trim();
+    let email = match email.rsplit_once('@') {
+        Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
+        None => email.to_owned(),
+    };
+    if email.is_empty() {
+        return None;
+    }
+    let name = addr
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|name| !name.is_empty() && !name.eq_ignore_ascii_case(&email))
+        .map(str::to_owned);
+    Some(Address { name, email })
+}
+
+fn date(message: &Message<'_>) -> Option<DateTime<Utc>> {
+    let date = message.date().filter(|d| d.is_valid())?;
+    DateTime::from_timestamp(date.to_timestamp(), 0)
+}
+
+fn mail_headers(message: &Message<'_>) -> MailHeaders {
+    MailHeaders {
+        auto_submitted: first_text(message, "Auto-Submitted"),
+        precedence: first_text(message, "Precedence"),
+        list_id: first_text(message, "List-Id"),
+        return_path: first_text(message, "Return-Path").map(|path| return_path(&path)),
+        content_type: top_content_type(message),
+        authentication_results: values(message, "Authentication-Results")
+            .map(header::raw_text)
+            .collect(),
+    }
+}
+
+/// `<>` (a bounce) becomes `""`, `<a@b>` becomes `a@b`.
+fn return_path(value: &str) -> String {
+    let value = value.trim();
+    let inner = value
+        .strip_prefix('<')
+        .and_then(|v| v.split_once('>'))
+        .map_or(value, |(inner, _)| inner);
+    inner.trim().to_owned()
+}
+
+/// `type/subtype`, plus `report-type` when present: bounces are recognised by it.
+fn top_content_type(message: &Message<'_>) -> Option<String> {
+    let ct = message.content_type()?;
+    let mut out = ct.ctype().to_ascii_lowercase();
+    if let Some(subtype) = ct.subtype() {
+        out = format!("{out}/{}", subtype.to_ascii_lowercase());
+    }
+    if let Some(report_type) = ct.attribute("report-type") {
+        out = format!("{out}; report-type={}", report_type.to_ascii_lowercase());
+    }
+    Some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits() -> ParseLimits {
+        ParseLimits::default()
+    }
+
+    #[test]
+    fn not_a_message() {
+        for raw in [
+            &b""[..],
+            b"   \r\n",
+            b"\x00\x01\x02binary",
+            b"just some text\r\nmore\r\n",
+            b"\r\nFrom: a@b\r\n",
+        ] {
+            assert!(
+                matches!(parse(raw, &limits()), Err(ParseError::NotAMessage)),
+                "{raw:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn sender_fallbacks() {
+        let raw = b"Sender: b@Y.example\r\nReturn-Path: <c@z>\r\n\r\nx";
+        assert_eq!(
+            parse(raw, &limits()).map(|m| m.from.email).ok(),
+            Some("b@y.example".into())
+        );
+        let raw = b"Return-Path: <c@Z.example>\r\nSubject: s\r\n\r\nx";
+        assert_eq!(
+            parse(raw, &limits()).map(|m| m.from.email).ok(),
+            Some("c@z.example".into())
+        );
+        let raw = b"From: nobody\r\nReturn-Path: <>\r\n\r\nx";
+        assert!(matches!(parse(raw, &limits()), Err(ParseError::NoSender)));
+    }
+
+    #[test]
+    fn dedup_keys() {
+        assert_eq!(dedup_key(b"Message-ID: <a@b>\r\n\r\nx"), "mid:a@b");
+        let empty_sha256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert_eq!(dedup_key(b""), format!("sha256:{empty_sha256}"));
+        assert!(dedup_key(b"Message-ID: <>\r\n\r\n").starts_with("sha256:"));
+    }
+
+    #[test]
+    fn sniffed_headers_of_an_unparseable_mail() {
+        let raw = b"Subject: =?ISO-2022-JP?B?GyRCOzNFRBsoQg==?=\r\nFrom: X <x@Y.example>\r\nMessage-ID: <q@x>\r\n\r\n";
+        let head = sniff_headers(raw);
+        assert_eq!(head.message_id.as_deref(), Some("q@x"));
+        assert_eq!(head.from.as_deref(), Some("x@y.example"));
+        assert_eq!(head.subject.as_deref(), Some("山田"));
+        assert_eq!(
+            sniff_headers(b"From: nobody\r\n\r\n").from.as_deref(),
+            Some("nobody")
+        );
+        assert_eq!(sniff_headers(b"\x89PNG"), SniffedHeaders::default());
+    }
+
+    #[test]
+    fn sniff_matches_parse() {
+        let raw = b"From x Mon\r\nFrom: a@b\r\nMessage-Id:\r\n <id-1@host>\r\n\r\nMessage-ID: <body@x>\r\n";
+        assert_eq!(sniff_message_id(raw).as_deref(), Some("id-1@host"));
+        assert_eq!(
+            parse(raw, &limits())
+                .ok()
+                .and_then(|m| m.message_id)
+                .as_deref(),
+            Some("id-1@host")
+        );
+        assert_eq!(sniff_message_id(b"\x89PNG garbage"), None);
+    }
+
+    #[test]
+    fn addresses_are_flattened_and_normalised() {
+        let raw = b"From: \"A, B\" <a@X.Example>, c@d\r\nTo: Team: t1@T.example, <t2@t.example>;, \r\n Solo <Solo@S.EXAMPLE >\r\nTo: more@m\r\n\r\nx";
+        let mail = parse(raw, &limits()).expect("parses");
+        assert_eq!(
+            mail.from,
+            Address {
+                name: Some("A, B".into()),
+                email: "a@x.example".into()
+            }
+        );
+        let to: Vec<_> = mail.to.iter().map(|a| a.email.as_str()).collect();
+        assert_eq!(
+            to,
+            ["t1@t.example", "t2@t.example", "Solo@s.example", "more@m"]
+        );
+    }
+
+    #[test]
+    fn return_path_forms() {
+        assert_eq!(return_path("<>"), "");
+        assert_eq!(return_path(" <a@b> "), "a@b");
+        assert_eq!(return_path("a@b"), "a@b");
+    }
+
+    #[test]
+    fn oversized_attachment_keeps_metadata_only() {
+        let raw = b"From: a@b\r\nContent-Type: multipart/mixed; boundary=x\r\n\r\n--x\r\n\r\nhi\r\n--x\r\n\
+                    Content-Type: application/pdf; name=a.pdf\r\nContent-Transfer-Encoding: base64\r\n\r\naGVsbG8=\r\n--x--\r\n";
+        let small = parse(
+            raw,
+            &ParseLimits {
+                max_attachment_bytes: 4,
+            },
+        )
+        .ok();
+        let att = small.as_ref().and_then(|m| m.attachments.first());
+        assert_eq!(att.map(|a| (a.size, a.content.is_none())), Some((5, true)));
+        let big = parse(raw, &limits()).ok();
+        let att = big.as_ref().and_then(|m| m.attachments.first());
+        assert_eq!(att.and_then(|a| a.content.clone()), Some(b"hello".to_vec()));
+    }
+}

@@ -1,0 +1,366 @@
+//! Proves the test harness (tests/support, scripts/testenv, scripts/smtp_sink.py)
+//! works against the real servers.
+
+mod support;
+
+use std::time::Duration;
+
+use chrono::{TimeZone, Utc};
+use lettre::message::Mailbox;
+use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
+use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use support::*;
+
+fn mail(n: usize, user: &str) -> Vec<u8> {
+    format!(
+        "From: Customer <customer@example.net>\r\n\
+         To: {user}@example.com\r\n\
+         Subject: harness test {n}\r\n\
+         Message-ID: <{user}-{n}@example.net>\r\n\
+         Date: Sat, 28 Nov 2026 10:00:00 +0000\r\n\
+         MIME-Version: 1.0\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\
+         \r\n\
+         Hello {n}, ü日本語\r\n\
+         .line starting with a dot\r\n"
+    )
+    .into_bytes()
+}
+
+fn lettre_message(to: &str, subject: &str) -> Message {
+    Message::builder()
+        .from("Support <support@example.com>".parse::<Mailbox>().unwrap())
+        .to(to.parse::<Mailbox>().unwrap())
+        .subject(subject)
+        .body(format!("body of {subject}\r\n"))
+        .unwrap()
+}
+
+fn plain_transport(port: u16) -> AsyncSmtpTransport<Tokio1Executor> {
+    AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(port)
+        .timeout(Some(Duration::from_secs(10)))
+        .build()
+}
+
+#[tokio::test]
+async fn imap_append_and_read_back() {
+    let user = unique_user("smoke-append");
+    let m1 = mail(1, &user);
+    let m2 = mail(2, &user);
+    let date = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+    append(&user, "INBOX", &m1, Some(date)).await;
+    append(&user, "INBOX", &m2, None).await;
+
+    assert_eq!(count(&user, "INBOX").await, 2);
+    assert_eq!(count(&user, "Nope").await, 0, "missing mailbox counts 0");
+    let uids = uids(&user, "INBOX").await;
+    assert_eq!(uids.len(), 2);
+    assert!(uids[0] < uids[1]);
+
+    let all = fetch_all_with_dates(&user, "INBOX").await;
+    assert_eq!(all.len(), 2);
+    assert_eq!(all[0].0, uids[0]);
+    assert_eq!(all[0].1, m1, "bytes of message 1");
+    assert_eq!(all[1].1, m2, "bytes of message 2");
+    assert_eq!(all[0].2, date, "INTERNALDATE as given");
+    assert!(
+        (Utc::now() - all[1].2).num_seconds().abs() < 120,
+        "INTERNALDATE now"
+    );
+
+    // Other mailboxes are created on demand.
+    append(&user, "Processed", &m1, None).await;
+    create(&user, "Quarantine").await;
+    create(&user, "Quarantine").await;
+    assert_eq!(count(&user, "Processed").await, 1);
+    assert_eq!(count(&user, "Quarantine").await, 0);
+    assert!(uid_validity(&user, "Processed").await > 0);
+}
+
+#[tokio::test]
+async fn uidvalidity_reset_renumbers_and_keeps_messages() {
+    let user = unique_user("smoke-uidv");
+    for mailbox in ["INBOX", "Processed"] {
+        append(&user, mailbox, &mail(1, &user), None).await;
+        append(&user, mailbox, &mail(2, &user), None).await;
+        let before = fetch_all(&user, mailbox).await;
+        let old = uid_validity(&user, mailbox).await;
+
+        let new = reset_uidvalidity(&user, mailbox);
+        assert_ne!(new, old);
+        assert_eq!(
+            uid_validity(&user, mailbox).await,
+            new,
+            "{mailbox}: SELECT shows the new UIDVALIDITY"
+        );
+
+        let after = fetch_all(&user, mailbox).await;
+        assert_eq!(after.len(), 2, "{mailbox}: messages kept");
+        let old_max = before.iter().map(|(u, _)| *u).max().unwrap();
+        assert!(
+            after.iter().all(|(u, _)| *u > old_max),
+            "{mailbox}: new UIDs {after:?} vs old {before:?}"
+        );
+        let bodies = |v: &Vec<(u32, Vec<u8>)>| v.iter().map(|(_, b)| b.clone()).collect::<Vec<_>>();
+        assert_eq!(
+            bodies(&after),
+            bodies(&before),
+            "{mailbox}: same messages, same order"
+        );
+
+        // New mail after the reset still gets numbered.
+        append(&user, mailbox, &mail(3, &user), None).await;
+        assert_eq!(count(&user, mailbox).await, 3);
+    }
+}
+
+#[tokio::test]
+async fn lmtp_delivers_to_user_inbox() {
+    let user = unique_user("smoke-lmtp");
+    let raw = mail(1, &user);
+    lmtp_deliver(
+        "sender@example.net",
+        &[&user, &format!("{user}+detail")],
+        &raw,
+    )
+    .await;
+    let got = fetch_all(&user, "INBOX").await;
+    assert_eq!(got.len(), 2);
+    // LMTP adds Return-Path/Delivered-To/Received headers in front.
+    assert!(got[0].1.ends_with(&raw[raw.len() - 40..]));
+}
+
+#[tokio::test]
+async fn smtp_sink_keeps_mail_sent_with_lettre() {
+    let env = TestEnv::get();
+    let rcpt = format!("{}@example.com", unique_user("smoke-smtp"));
+    let rcpt_upper = rcpt.to_uppercase();
+    let t = plain_transport(env.smtp_port);
+    t.send(lettre_message(&rcpt_upper, "first"))
+        .await
+        .expect("send 1");
+    t.send(lettre_message(&rcpt, "second"))
+        .await
+        .expect("send 2");
+    let msgs = wait_for_smtp(&rcpt, 2, Duration::from_secs(10)).await;
+    assert_eq!(msgs.len(), 2);
+    let text0 = String::from_utf8_lossy(&msgs[0]);
+    let text1 = String::from_utf8_lossy(&msgs[1]);
+    assert!(text0.contains("Subject: first"), "{text0}");
+    assert!(text1.contains("Subject: second"), "{text1}");
+    let rec = smtp_received(&rcpt);
+    assert_eq!(rec[0].mail_from, "support@example.com");
+    assert_eq!(rec[0].rcpt_to, rcpt_upper);
+    assert!(!rec[0].tls);
+}
+
+#[tokio::test]
+async fn smtp_rules_inject_failures() {
+    let env = TestEnv::get();
+    let rcpt = format!("{}@example.com", unique_user("smoke-rule"));
+    let t = plain_transport(env.smtp_port);
+
+    smtp_rule(&rcpt, "451 2");
+    for i in 0..2 {
+        let err = t
+            .send(lettre_message(&rcpt, "retry me"))
+            .await
+            .expect_err("451 expected");
+        assert!(err.is_transient(), "try {i}: {err}");
+        assert_eq!(err.status().map(u16::from), Some(451), "try {i}: {err}");
+    }
+    t.send(lettre_message(&rcpt, "third time"))
+        .await
+        .expect("rule used up");
+    let msgs = wait_for_smtp(&rcpt, 1, Duration::from_secs(10)).await;
+    assert_eq!(msgs.len(), 1);
+
+    smtp_rule(&rcpt, "554");
+    for _ in 0..2 {
+        let err = t
+            .send(lettre_message(&rcpt, "rejected"))
+            .await
+            .expect_err("554 expected");
+        assert!(err.is_permanent(), "{err}");
+        assert_eq!(err.status().map(u16::from), Some(554));
+    }
+    // The raw client reports the refusal too.
+    let e = smtp_send(
+        env.smtp_port,
+        "a@example.com",
+        &[&rcpt],
+        b"Subject: x\r\n\r\nx\r\n",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.0, 554, "{e:?}");
+    smtp_clear_rule(&rcpt);
+    smtp_send(
+        env.smtp_port,
+        "a@example.com",
+        &[&rcpt],
+        b"Subject: x\r\n\r\n.x\r\n",
+    )
+    .await
+    .unwrap();
+    let msgs = wait_for_smtp(&rcpt, 2, Duration::from_secs(10)).await;
+    assert_eq!(msgs[1], b"Subject: x\r\n\r\n.x\r\n");
+}
+
+#[tokio::test]
+async fn smtps_and_imaps_certificate_is_accepted_by_rustls() {
+    let env = TestEnv::get();
+    let pem = std::fs::read(&env.ca_file).unwrap();
+
+    // SMTP over implicit TLS, verified against the test CA file.
+    let rcpt = format!("{}@example.com", unique_user("smoke-smtps"));
+    let tls = TlsParameters::builder("localhost".into())
+        .add_root_certificate(Certificate::from_pem(&pem).unwrap())
+        .build_rustls()
+        .unwrap();
+    let t = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")
+        .port(env.smtps_port)
+        .tls(Tls::Wrapper(tls))
+        .timeout(Some(Duration::from_secs(10)))
+        .build();
+    t.send(lettre_message(&rcpt, "over tls"))
+        .await
+        .expect("send over implicit TLS");
+    wait_for_smtp(&rcpt, 1, Duration::from_secs(10)).await;
+    assert!(smtp_received(&rcpt)[0].tls);
+
+    // IMAPS handshake with tokio-rustls (ring provider), for both server names.
+    use rustls_pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in rustls_pki_types::CertificateDer::pem_file_iter(&env.ca_file).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let config = rustls::ClientConfig::builder_with_provider(
+        rustls::crypto::ring::default_provider().into(),
+    )
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    let connector = tokio_rustls::TlsConnector::from(std::sync::Arc::new(config));
+    for name in ["localhost", "127.0.0.1"] {
+        let tcp = tokio::net::TcpStream::connect(("127.0.0.1", env.imaps_port))
+            .await
+            .unwrap();
+        let server_name = rustls_pki_types::ServerName::try_from(name)
+            .unwrap()
+            .to_owned();
+        let mut tls = connector
+            .connect(server_name, tcp)
+            .await
+            .unwrap_or_else(|e| panic!("TLS to {name}: {e}"));
+        use tokio::io::AsyncReadExt;
+        let mut buf = [0u8; 64];
+        let n = tls.read(&mut buf).await.unwrap();
+        assert!(
+            buf[..n].starts_with(b"* OK"),
+            "{:?}",
+            String::from_utf8_lossy(&buf[..n])
+        );
+    }
+}
+
+#[tokio::test]
+async fn private_sink_outage_and_recovery() {
+    let mut sink = SmtpSink::start();
+    let rcpt = "outage@example.com";
+    smtp_send(
+        sink.port,
+        "a@example.com",
+        &[rcpt],
+        b"Subject: 1\r\n\r\n1\r\n",
+    )
+    .await
+    .unwrap();
+    sink.stop();
+    let e = smtp_send(
+        sink.port,
+        "a@example.com",
+        &[rcpt],
+        b"Subject: 2\r\n\r\n2\r\n",
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(e.0, 0, "connection refused while stopped: {e:?}");
+    sink.resume();
+    smtp_send(
+        sink.port,
+        "a@example.com",
+        &[rcpt],
+        b"Subject: 3\r\n\r\n3\r\n",
+    )
+    .await
+    .unwrap();
+    let msgs = sink.sink.wait_for(rcpt, 2, Duration::from_secs(10)).await;
+    assert_eq!(msgs.len(), 2);
+    assert!(msgs[1].starts_with(b"Subject: 3"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn fifty_parallel_imap_sessions() {
+    let tag = unique_user("smoke-par");
+    let mut sessions = Vec::new();
+    for i in 0..50 {
+        sessions.push(connect(&format!("{tag}-{}", i % 5)).await);
+    }
+    let mut tasks = Vec::new();
+    for (i, mut s) in sessions.into_iter().enumerate() {
+        tasks.push(tokio::spawn(async move {
+            s.select("INBOX").await.unwrap();
+            s.append("INBOX", None, None, format!("Subject: {i}\r\n\r\n{i}\r\n"))
+                .await
+                .unwrap();
+            s.logout().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    let mut total = 0;
+    for u in 0..5 {
+        total += count(&format!("{tag}-{u}"), "INBOX").await;
+    }
+    assert_eq!(total, 50);
+}
+
+#[test]
+fn config_is_written_and_overridable() {
+    let dir = tempdir();
+    let user = unique_user("smoke-config");
+    let db = dir.path().join("c.db");
+    let path = write_config(dir.path(), &user, &db);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(&format!("username = \"{user}\"")));
+    assert!(text.contains(&format!("url = \"sqlite://{}\"", db.display())));
+
+    let path = write_config_with(
+        dir.path(),
+        &user,
+        &db,
+        "[imap]\nidle = false\n[smtp]\nusername = \"u\"\n",
+    );
+    let t: toml::Table = std::fs::read_to_string(&path).unwrap().parse().unwrap();
+    assert_eq!(t["imap"]["idle"].as_bool(), Some(false));
+    assert_eq!(
+        t["imap"]["port"].as_integer(),
+        Some(TestEnv::get().imap_port as i64)
+    );
+    assert_eq!(t["smtp"]["username"].as_str(), Some("u"));
+    assert_eq!(t["gateway"]["case_tag_word"].as_str(), Some("Case"));
+
+    let ctx = TestCtx::new("smoke-ctx");
+    assert!(ctx.config.exists());
+    assert!(
+        ctx.casegate(&["check-config"])
+            .get_program()
+            .to_string_lossy()
+            .ends_with("casegate")
+    );
+}
