@@ -14,7 +14,13 @@ fn text(out: &Output) -> String {
 }
 
 fn ingest(ctx: &TestCtx, raw: &[u8]) -> Output {
-    let mut child = ctx.casegate(&["ingest"]).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    ingest_with_env(ctx, raw, &[])
+}
+
+fn ingest_with_env(ctx: &TestCtx, raw: &[u8], env: &[(&str, &str)]) -> Output {
+    let mut cmd = ctx.casegate(&["ingest"]);
+    cmd.envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
     child.stdin.take().unwrap().write_all(raw).unwrap();
     child.wait_with_output().unwrap()
 }
@@ -101,19 +107,7 @@ fn ingest_files_one_mail_from_stdin_once() {
 #[test]
 fn ingest_asks_the_mta_to_retry_when_the_database_is_unreachable() {
     let ctx = TestCtx::new("ingest-db");
-    let out = ingest_with_env(&ctx, "CASEGATE__DATABASE__URL", "postgres://nobody@127.0.0.1:1/none");
+    let raw = b"From: a@b.example\r\nSubject: x\r\n\r\nx\r\n";
+    let out = ingest_with_env(&ctx, raw, &[("CASEGATE__DATABASE__URL", "postgres://nobody@127.0.0.1:1/none")]);
     assert_eq!(out.status.code(), Some(75), "{}", text(&out));
-}
-
-fn ingest_with_env(ctx: &TestCtx, key: &str, value: &str) -> Output {
-    let mut child = ctx
-        .casegate(&["ingest"])
-        .env(key, value)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(b"From: a@b.example\r\nSubject: x\r\n\r\nx\r\n").unwrap();
-    child.wait_with_output().unwrap()
 }

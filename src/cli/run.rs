@@ -107,7 +107,7 @@ fn startup_summary(config: &Config, once: bool) {
         config = %config.source.display(),
         mode = if once { "once" } else { "daemon" },
         database = %super::redact_url(&config.database.url),
-        imap = %imap.map(|i| format!("{}@{}:{} ({:?})", i.username, i.host, i.port, i.tls)).unwrap_or_default(),
+        imap = %imap.map(|i| format!("{}@{}:{} ({})", i.username, i.host, i.port, i.tls)).unwrap_or_default(),
         mailbox = %imap.map(|i| format!("{} -> {} / {}", i.mailbox, i.processed_mailbox, i.quarantine_mailbox)).unwrap_or_default(),
         idle = imap.is_some_and(|i| i.idle),
         poll_interval_secs = imap.map(|i| i.poll_interval.as_secs()).unwrap_or(0),

@@ -1,6 +1,8 @@
 //! Configuration: raw layered values (file + environment) -> validated [`Config`].
 
+pub mod contracts_csv;
 mod load;
+pub mod routing;
 mod settings;
 
 pub use load::{ENV_PREFIX, Problem, Problems, load, load_with_env};

@@ -40,6 +40,16 @@ pub enum TlsMode {
     None,
 }
 
+impl fmt::Display for TlsMode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            TlsMode::Tls => "tls",
+            TlsMode::StartTls => "starttls",
+            TlsMode::None => "plaintext",
+        })
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct ImapSettings {
     pub host: String,

@@ -1,8 +1,17 @@
 //! The domain rules, PURE: no I/O, no clock reads (`now` is an argument).
 //! Nothing in here imports the I/O modules (`store`, `imap`, `outbox`).
 
+pub mod authres;
 pub mod case;
+pub mod commands;
 pub mod decide;
+pub mod sla;
+pub mod entitlement;
+pub mod language;
+pub mod routing;
+pub mod scope;
+pub mod feedback;
 pub mod thread;
+pub mod token;
 
 pub use case::{CaseNumber, Status};

@@ -1,6 +1,7 @@
 //! Mail in and out: raw RFC 5322 bytes -> [`Inbound`], and (later) outbound composition.
 
 pub mod parse;
+pub mod quote;
 
 mod body;
 mod charset;

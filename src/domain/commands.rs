@@ -1,0 +1,496 @@
+//! Engineer commands: one per line at the top of a reply (`#take`, `#severity 3 ...`).
+//!
+//! Engineers steer a case from their mail client, so the syntax has to survive
+//! phones and Japanese IMEs (full-width `＃` and digits) and typos must never leak
+//! to the customer: a reply with any [`CommandError`] runs nothing and relays nothing;
+//! the engineer gets the errors back, each with a suggested fix.
+//!
+//! Grammar: leading blank lines are skipped; then every line that starts with `#`
+//! (or `＃`) is a command, blank lines between them allowed; the first other line
+//! starts the body. A `#` line further down ("#1 priority is ...") is body text.
+
+use std::fmt;
+
+/// One parsed command. Addresses are lower-cased; free text (reasons) is kept as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Take ownership (the sender becomes the owner).
+    Take,
+    /// Make another engineer the owner.
+    Assign(String),
+    /// Renegotiate the severity (1..=4); the reason is told to the customer.
+    Severity {
+        level: u8,
+        reason: String,
+    },
+    /// Transfer to another queue (a misrouted case).
+    Queue(String),
+    Status(StatusArg),
+    /// Close the case; the customer gets the closure mail with the feedback request.
+    Close,
+    /// Staff-only note: nothing goes to the customer.
+    Internal,
+    /// The last customer message becomes a new case.
+    Split,
+    /// A bug reference, the ID as written (`[A-Za-z0-9._-]+`).
+    LinkBug(String),
+    /// A knowledge-base URL (http or https).
+    Kb(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatusArg {
+    /// Waiting on the customer.
+    Waiting,
+    /// Waiting on an engineer.
+    Open,
+}
+
+/// A command line that was not understood, or that conflicts with another.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommandError {
+    /// 1-based line number in the text given to [`parse`].
+    pub line: usize,
+    /// The offending line, trimmed.
+    pub text: String,
+    /// What is wrong and how to fix it, for the error mail.
+    pub message: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Parsed {
+    /// In order of appearance, exact duplicates removed.
+    pub commands: Vec<Command>,
+    /// When not empty, run none of `commands` and relay nothing.
+    pub errors: Vec<CommandError>,
+    /// The reply text after the command lines, leading blank lines trimmed.
+    pub body: String,
+}
+
+impl Parsed {
+    pub fn is_ok(&self) -> bool {
+        self.errors.is_empty()
+    }
+}
+
+/// The command help, one line per command, as shown in notifications and error mails.
+pub const HELP: &[&str] = &[
+    "#take",
+    "#assign ADDRESS",
+    "#severity N REASON",
+    "#queue NAME",
+    "#status waiting|open",
+    "#close",
+    "#internal",
+    "#split",
+    "#link bug:ID",
+    "#kb URL",
+];
+
+const NAMES: &[&str] = &[
+    "take", "assign", "severity", "queue", "status", "close", "internal", "split", "link", "kb",
+];
+
+/// Parse the command block at the top of `text` and split off the body.
+pub fn parse(text: &str) -> Parsed {
+    let lines: Vec<&str> = text.lines().collect();
+    let mut parsed = Parsed::default();
+    let mut body_start = lines.len();
+    for (i, raw) in lines.iter().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() {
+            continue;
+        }
+        let Some(rest) = line.strip_prefix('#').or_else(|| line.strip_prefix('＃')) else {
+            body_start = i;
+            break;
+        };
+        match parse_command(rest) {
+            Ok(cmd) => add(&mut parsed, cmd, i + 1, line),
+            Err(message) => parsed.errors.push(error(i + 1, line, message)),
+        }
+    }
+    parsed.body = body(&lines[body_start..]);
+    parsed
+}
+
+fn body(lines: &[&str]) -> String {
+    let start = lines
+        .iter()
+        .position(|l| !l.trim().is_empty())
+        .unwrap_or(lines.len());
+    lines[start..].join("\n")
+}
+
+fn error(line: usize, text: &str, message: String) -> CommandError {
+    CommandError {
+        line,
+        text: text.to_owned(),
+        message,
+    }
+}
+
+/// Adds a command unless it repeats an earlier one exactly; a contradicting
+/// command is an error, since guessing which one was meant could mislead a customer.
+fn add(parsed: &mut Parsed, cmd: Command, line: usize, text: &str) {
+    if parsed.commands.contains(&cmd) {
+        return;
+    }
+    if let Some(earlier) = parsed.commands.iter().find(|c| conflicts(c, &cmd)) {
+        let message = format!("\"{cmd}\" contradicts \"{earlier}\" above; keep only one of them");
+        parsed.errors.push(error(line, text, message));
+        return;
+    }
+    parsed.commands.push(cmd);
+}
+
+/// Single-valued settings conflict when repeated with other values; `#link` and `#kb`
+/// may name several references. Ownership (`#take`/`#assign`) and status
+/// (`#status`/`#close`) are one setting each.
+fn conflicts(a: &Command, b: &Command) -> bool {
+    use Command::*;
+    let slot = |c: &Command| match c {
+        Take | Assign(_) => Some(0),
+        Severity { .. } => Some(1),
+        Queue(_) => Some(2),
+        Status(_) | Close => Some(3),
+        Internal | Split | LinkBug(_) | Kb(_) => None,
+    };
+    slot(a).is_some() && slot(a) == slot(b)
+}
+
+/// Parses one command line after its `#`.
+fn parse_command(rest: &str) -> Result<Command, String> {
+    let (word, args) = split_word(rest);
+    let name = fold_width(word).to_lowercase();
+    let args = args.trim_matches(is_space);
+    match name.as_str() {
+        "take" => no_args(Command::Take, args),
+        "close" => no_args(Command::Close, args),
+        "internal" => no_args(Command::Internal, args),
+        "split" => no_args(Command::Split, args),
+        "assign" => assign(args),
+        "severity" => severity(args),
+        "queue" => queue(args),
+        "status" => status(args),
+        "link" => link(args),
+        "kb" => kb(args),
+        _ => Err(unknown(word)),
+    }
+}
+
+/// Whitespace including the ideographic space Japanese IMEs type.
+fn is_space(c: char) -> bool {
+    c.is_whitespace() || c == '\u{3000}'
+}
+
+fn split_word(s: &str) -> (&str, &str) {
+    s.split_once(is_space).unwrap_or((s, ""))
+}
+
+/// Full-width ASCII forms (`＃ｔａｋｅ`, `３`) to ASCII, the ideographic space to a space.
+pub(crate) fn fold_width(s: &str) -> String {
+    s.chars()
+        .map(|c| match c {
+            '\u{ff01}'..='\u{ff5e}' => char::from_u32(c as u32 - 0xfee0).unwrap_or(c),
+            '\u{3000}' => ' ',
+            c => c,
+        })
+        .collect()
+}
+
+fn no_args(cmd: Command, args: &str) -> Result<Command, String> {
+    if args.is_empty() {
+        Ok(cmd)
+    } else {
+        Err(format!("\"#{cmd}\" takes no argument; remove \"{args}\""))
+    }
+}
+
+fn assign(args: &str) -> Result<Command, String> {
+    let addr = fold_width(args);
+    let addr = addr.trim().trim_start_matches('<').trim_end_matches('>');
+    let valid = addr.split_once('@').is_some_and(|(local, domain)| {
+        !local.is_empty()
+            && domain.contains('.')
+            && !addr.contains(is_space)
+            && !domain.contains('@')
+    });
+    if valid {
+        Ok(Command::Assign(addr.to_lowercase()))
+    } else {
+        Err("\"#assign\" needs one engineer's address, e.g. \"#assign kenji@example.com\"".into())
+    }
+}
+
+fn severity(args: &str) -> Result<Command, String> {
+    const USAGE: &str = "\"#severity\" needs a level 1-4 and a reason for the customer, \
+                         e.g. \"#severity 3 a workaround is in place\"";
+    let (level, reason) = split_word(args);
+    let reason = reason.trim_matches(is_space);
+    match fold_width(level).parse::<u8>() {
+        Ok(level @ 1..=4) if !reason.is_empty() => Ok(Command::Severity {
+            level,
+            reason: reason.to_owned(),
+        }),
+        _ => Err(USAGE.into()),
+    }
+}
+
+fn queue(args: &str) -> Result<Command, String> {
+    let name = fold_width(args);
+    if !name.is_empty() && !name.contains(is_space) {
+        Ok(Command::Queue(name))
+    } else {
+        Err("\"#queue\" needs one queue name, e.g. \"#queue ansible-ja\"".into())
+    }
+}
+
+fn status(args: &str) -> Result<Command, String> {
+    match fold_width(args).to_lowercase().as_str() {
+        "waiting" => Ok(Command::Status(StatusArg::Waiting)),
+        "open" => Ok(Command::Status(StatusArg::Open)),
+        "closed" | "close" => Err("to close the case write \"#close\"".into()),
+        _ => Err("\"#status\" takes \"waiting\" (on the customer) or \"open\" (on us)".into()),
+    }
+}
+
+fn link(args: &str) -> Result<Command, String> {
+    let arg = fold_width(args);
+    let lower = arg.to_lowercase();
+    if lower.starts_with("kb:") {
+        return Err("knowledge-base articles are linked with \"#kb URL\"".into());
+    }
+    let id = lower.strip_prefix("bug:").map(|_| &arg[4..]).unwrap_or("");
+    let valid = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if valid {
+        Ok(Command::LinkBug(id.to_owned()))
+    } else {
+        Err("\"#link\" takes a bug reference, e.g. \"#link bug:12345\"".into())
+    }
+}
+
+fn kb(args: &str) -> Result<Command, String> {
+    let url = args.trim_start_matches('<').trim_end_matches('>');
+    let lower = url.to_ascii_lowercase();
+    let rest = lower
+        .strip_prefix("https://")
+        .or_else(|| lower.strip_prefix("http://"));
+    let host_ok = rest.is_some_and(|r| {
+        r.split(['/', '?', '#'])
+            .next()
+            .is_some_and(|h| !h.is_empty())
+    });
+    if host_ok && !url.contains(is_space) {
+        Ok(Command::Kb(url.to_owned()))
+    } else {
+        Err("\"#kb\" takes one http(s) URL, e.g. \"#kb https://kb.example.com/1234\"".into())
+    }
+}
+
+/// The message for an unknown command word: the nearest command when it is a
+/// likely typo or abbreviation, else the list of valid commands.
+fn unknown(word: &str) -> String {
+    let folded = fold_width(word).to_lowercase();
+    match suggestion(&folded) {
+        Some(name) => format!("unknown command \"#{word}\" — did you mean \"#{name}\"?"),
+        None => format!(
+            "unknown command \"#{word}\"; valid commands: {}",
+            HELP.join(", ")
+        ),
+    }
+}
+
+fn suggestion(word: &str) -> Option<&'static str> {
+    let abbreviation = NAMES
+        .iter()
+        .find(|n| word.chars().count() >= 3 && n.starts_with(word));
+    if let Some(name) = abbreviation {
+        return Some(name);
+    }
+    let max = if word.chars().count() <= 4 { 1 } else { 2 };
+    NAMES
+        .iter()
+        .map(|n| (edit_distance(word, n), *n))
+        .filter(|(d, _)| *d <= max)
+        .min_by_key(|(d, _)| *d)
+        .map(|(_, n)| n)
+}
+
+/// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions,
+/// the typo engineers make most ("#clsoe").
+fn edit_distance(a: &str, b: &str) -> usize {
+    let a: Vec<char> = a.chars().collect();
+    let b: Vec<char> = b.chars().collect();
+    let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
+    (0..=a.len()).for_each(|i| d[i][0] = i);
+    (0..=b.len()).for_each(|j| d[0][j] = j);
+    for i in 1..=a.len() {
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            d[i][j] = (d[i - 1][j] + 1)
+                .min(d[i][j - 1] + 1)
+                .min(d[i - 1][j - 1] + cost);
+            if i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] {
+                d[i][j] = d[i][j].min(d[i - 2][j - 2] + 1);
+            }
+        }
+    }
+    d[a.len()][b.len()]
+}
+
+/// The canonical form, as echoed in events and error mails.
+impl fmt::Display for Command {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Command::Take => f.write_str("take"),
+            Command::Assign(a) => write!(f, "assign {a}"),
+            Command::Severity { level, reason } => write!(f, "severity {level} {reason}"),
+            Command::Queue(q) => write!(f, "queue {q}"),
+            Command::Status(StatusArg::Waiting) => f.write_str("status waiting"),
+            Command::Status(StatusArg::Open) => f.write_str("status open"),
+            Command::Close => f.write_str("close"),
+            Command::Internal => f.write_str("internal"),
+            Command::Split => f.write_str("split"),
+            Command::LinkBug(id) => write!(f, "link bug:{id}"),
+            Command::Kb(url) => write!(f, "kb {url}"),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn one_error(text: &str) -> CommandError {
+        let p = parse(text);
+        assert_eq!(p.errors.len(), 1, "{p:?}");
+        p.errors[0].clone()
+    }
+
+    #[test]
+    fn commands_then_body() {
+        let p =
+            parse("\n#take\n#severity 3 workaround in place\n\nHello Dana,\n\n#1 priority is x\n");
+        assert!(p.is_ok());
+        let sev = Command::Severity {
+            level: 3,
+            reason: "workaround in place".into(),
+        };
+        assert_eq!(p.commands, vec![Command::Take, sev]);
+        assert_eq!(p.body, "Hello Dana,\n\n#1 priority is x");
+    }
+
+    #[test]
+    fn no_commands_body_is_text() {
+        let p = parse("\n\nHello,\n# not a command after text\n");
+        assert!(p.commands.is_empty() && p.is_ok());
+        assert_eq!(p.body, "Hello,\n# not a command after text");
+    }
+
+    #[test]
+    fn every_command() {
+        let text = "#TAKE\n#queue ansible-ja\n#status Waiting\n#internal\n#split\n\
+                    #link bug:RH-123.4\n#link bug:99\n#kb https://kb.example.com/a?b=1";
+        let p = parse(text);
+        assert!(p.is_ok(), "{:?}", p.errors);
+        assert_eq!(p.commands.len(), 8);
+        assert_eq!(p.commands[2], Command::Status(StatusArg::Waiting));
+        assert_eq!(p.commands[5], Command::LinkBug("RH-123.4".into()));
+        assert_eq!(
+            parse("#assign <Kenji@Example.com>").commands,
+            vec![Command::Assign("kenji@example.com".into())]
+        );
+        assert_eq!(
+            parse("#status open").commands,
+            vec![Command::Status(StatusArg::Open)]
+        );
+    }
+
+    #[test]
+    fn full_width_commands() {
+        let p = parse("＃ｔａｋｅ\n＃severity　２　本番は回避策で稼働中");
+        assert!(p.is_ok(), "{:?}", p.errors);
+        let sev = Command::Severity {
+            level: 2,
+            reason: "本番は回避策で稼働中".into(),
+        };
+        assert_eq!(p.commands, vec![Command::Take, sev]);
+    }
+
+    #[test]
+    fn misspelt_command_suggests_the_right_one() {
+        let e = one_error("#sevrity 2 x\nbody");
+        assert_eq!(e.line, 1);
+        assert_eq!(
+            e.message,
+            "unknown command \"#sevrity\" — did you mean \"#severity\"?"
+        );
+        assert!(one_error("#clsoe").message.contains("\"#close\""));
+        assert!(one_error("#sev 2 x").message.contains("\"#severity\""));
+    }
+
+    #[test]
+    fn unknown_command_lists_valid_ones() {
+        let e = one_error("\n#frobnicate");
+        assert_eq!(e.line, 2);
+        assert_eq!(e.text, "#frobnicate");
+        assert!(
+            e.message.contains("#take, #assign ADDRESS"),
+            "{}",
+            e.message
+        );
+        assert!(
+            one_error("#1 priority is uptime")
+                .message
+                .contains("valid commands")
+        );
+    }
+
+    #[test]
+    fn invalid_arguments() {
+        for bad in [
+            "#severity 5 x",
+            "#severity 2",
+            "#severity two x",
+            "#assign kenji",
+            "#queue",
+            "#status closed",
+            "#link kb:1",
+            "#link bug:",
+            "#link bug:a/b",
+            "#kb ftp://x",
+            "#kb https://",
+            "#take now",
+        ] {
+            assert!(!parse(bad).is_ok(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn repeated_same_command_is_deduplicated() {
+        let p = parse("#take\n#TAKE\n#link bug:1\n#link bug:1\n#link bug:2");
+        assert!(p.is_ok());
+        assert_eq!(p.commands.len(), 3);
+    }
+
+    #[test]
+    fn conflicting_repeats_are_errors() {
+        let e = one_error("#severity 2 a\n#severity 3 b");
+        assert_eq!(e.line, 2);
+        assert!(e.message.contains("contradicts"), "{}", e.message);
+        assert_eq!(one_error("#status open\n#close").line, 2);
+        assert_eq!(one_error("#take\n#assign a@b.c").line, 2);
+        assert!(parse("#internal\n#close").is_ok());
+    }
+
+    #[test]
+    fn distance() {
+        assert_eq!(edit_distance("sevrity", "severity"), 1);
+        assert_eq!(edit_distance("clsoe", "close"), 1);
+        assert_eq!(edit_distance("", "kb"), 2);
+    }
+}

@@ -1,0 +1,279 @@
+//! Outbound mail: an [`Outgoing`] -> RFC 5322 bytes, with lettre's builder.
+//!
+//! - Body: UTF-8 `text/plain`, transfer-encoded by lettre (7bit, quoted-printable or
+//!   base64, whichever fits), so the bytes are 7-bit clean and need no 8BITMIME.
+//! - Non-ASCII subjects and display names become RFC 2047 encoded words.
+//! - Threading (RFC 5322 §3.6.4): a stable `Message-ID` per outbound message
+//!   ([`message_id_for`]), `In-Reply-To` the message answered, `References` its
+//!   References plus its Message-ID ([`thread_references`]), so that the customer's
+//!   client keeps the conversation together.
+//! - Automatic mail carries `Auto-Submitted: auto-replied` (RFC 3834 §5) so that
+//!   well-behaved responders never answer it, and `X-Auto-Response-Suppress: All` for
+//!   Exchange, which ignores RFC 3834.
+
+use std::time::SystemTime;
+
+use chrono::{DateTime, Utc};
+use lettre::message::header::{HeaderName, HeaderValue, InReplyTo, MessageId, References};
+use lettre::message::{Mailbox, SinglePart};
+
+use super::Address;
+use crate::domain::thread;
+
+/// One mail to send.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// The support address with its display name.
+    pub from: Address,
+    pub to: Vec<Address>,
+    pub cc: Vec<Address>,
+    /// Where replies go when not to `from` (e.g. an engineer's signed reply address).
+    pub reply_to: Option<Address>,
+    pub subject: String,
+    pub body: String,
+    /// Without angle brackets: `case-00001234.m-3@support.example.com`.
+    pub message_id: String,
+    /// The Message-ID answered, without angle brackets.
+    pub in_reply_to: Option<String>,
+    /// Oldest first, without angle brackets.
+    pub references: Vec<String>,
+    /// Sets `Auto-Submitted: auto-replied` (RFC 3834).
+    pub auto_submitted: bool,
+    pub date: DateTime<Utc>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComposeError {
+    #[error("invalid address {address:?}: {reason}")]
+    Address { address: String, reason: String },
+    #[error("invalid message id {0:?}: expected local@domain without <>, spaces or controls")]
+    MessageId(String),
+    #[error("no recipient")]
+    NoRecipient,
+    #[error("cannot build the message: {0}")]
+    Build(#[from] lettre::error::Error),
+}
+
+/// The RFC 5322 bytes of `mail` (CRLF line ends).
+pub fn compose(mail: &Outgoing) -> Result<Vec<u8>, ComposeError> {
+    if mail.to.is_empty() && mail.cc.is_empty() {
+        return Err(ComposeError::NoRecipient);
+    }
+    let mut builder = lettre::Message::builder()
+        .from(mailbox(&mail.from)?)
+        .subject(mail.subject.clone())
+        .date(SystemTime::from(mail.date))
+        .header(MessageId::from(bracketed(&mail.message_id)?));
+    for a in &mail.to {
+        builder = builder.to(mailbox(a)?);
+    }
+    for a in &mail.cc {
+        builder = builder.cc(mailbox(a)?);
+    }
+    if let Some(a) = &mail.reply_to {
+        builder = builder.reply_to(mailbox(a)?);
+    }
+    if let Some(id) = &mail.in_reply_to {
+        builder = builder.header(InReplyTo::from(bracketed(id)?));
+    }
+    if !mail.references.is_empty() {
+        let ids: Result<Vec<String>, _> = mail.references.iter().map(|id| bracketed(id)).collect();
+        builder = builder.header(References::from(ids?.join(" ")));
+    }
+    if mail.auto_submitted {
+        builder = builder
+            .raw_header(raw("Auto-Submitted", "auto-replied"))
+            .raw_header(raw("X-Auto-Response-Suppress", "All"));
+    }
+    let message = builder.singlepart(SinglePart::plain(crlf(&mail.body)))?;
+    Ok(message.formatted())
+}
+
+fn raw(name: &'static str, value: &str) -> HeaderValue {
+    HeaderValue::new(HeaderName::new_from_ascii_str(name), value.to_string())
+}
+
+fn mailbox(a: &Address) -> Result<Mailbox, ComposeError> {
+    let email = a.email.parse::<lettre::Address>().map_err(|e| ComposeError::Address {
+        address: a.email.clone(),
+        reason: e.to_string(),
+    })?;
+    let name = a.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+    Ok(Mailbox::new(name, email))
+}
+
+/// `<id>`, after checking that `id` is a plausible msg-id (RFC 5322 §3.6.4): one `@`,
+/// printable ASCII, no brackets or spaces. A bad id would break threading silently.
+fn bracketed(id: &str) -> Result<String, ComposeError> {
+    let ok = id.split('@').count() == 2
+        && !id.starts_with('@')
+        && !id.ends_with('@')
+        && id.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\'));
+    if ok { Ok(format!("<{id}>")) } else { Err(ComposeError::MessageId(id.to_string())) }
+}
+
+/// CRLF line ends throughout, as RFC 5322 §2.3 requires on the wire.
+fn crlf(text: &str) -> String {
+    text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n")
+}
+
+/// The Message-ID of the `n`th outbound message of a case, without brackets:
+/// `case-00001234.m-3@support.example.com`. Stable, so that a retried enqueue of the same
+/// message is recognised (the outbox keys on it) and replies can be threaded back.
+pub fn message_id_for(case_number: i64, n: i64, domain: &str) -> String {
+    format!("case-{case_number:08}.m-{n}@{}", domain.trim().to_ascii_lowercase())
+}
+
+/// The subject of our reply in a customer's thread: their own subject, reply prefixes
+/// (`Re:`, `AW:`, `返信:` ...) and any copy of our tag removed, then `Re: <tag> <subject>`.
+/// So `Re: Re: [Case #00001234] Agent down` stays `Re: [Case #00001234] Agent down`.
+pub fn reply_subject(case_tag: &str, customer_subject: &str) -> String {
+    let clean = thread::clean_subject(customer_subject, tag_word(case_tag));
+    if clean.is_empty() { format!("Re: {case_tag}") } else { format!("Re: {case_tag} {clean}") }
+}
+
+/// `Case` from `[Case #00001234]`.
+fn tag_word(case_tag: &str) -> &str {
+    let inner = case_tag.trim().trim_start_matches('[');
+    inner.split(['#', '＃']).next().unwrap_or("").trim()
+}
+
+/// Most references kept: the first (the thread's root) and the newest ones. Long threads
+/// otherwise grow the header without bound (RFC 5322 §3.6.4 allows trimming).
+const MAX_REFERENCES: usize = 20;
+
+/// `In-Reply-To` and `References` for a reply to a message with Message-ID `parent_id`,
+/// `References` `parent_references` and `In-Reply-To` `parent_in_reply_to` (RFC 5322
+/// §3.6.4: the parent's References, else its single In-Reply-To, then the parent's id).
+pub fn thread_references(
+    parent_id: Option<&str>,
+    parent_references: &[String],
+    parent_in_reply_to: &[String],
+) -> (Option<String>, Vec<String>) {
+    let Some(parent) = parent_id else { return (None, Vec::new()) };
+    let mut refs: Vec<String> = if !parent_references.is_empty() {
+        parent_references.to_vec()
+    } else if parent_in_reply_to.len() == 1 {
+        parent_in_reply_to.to_vec()
+    } else {
+        Vec::new()
+    };
+    refs.retain(|r| r != parent);
+    refs.dedup();
+    refs.push(parent.to_string());
+    if refs.len() > MAX_REFERENCES {
+        let tail = refs.split_off(refs.len() - (MAX_REFERENCES - 1));
+        refs.truncate(1);
+        refs.extend(tail);
+    }
+    (Some(parent.to_string()), refs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mail::parse::{ParseLimits, parse};
+    use chrono::TimeZone;
+
+    fn outgoing() -> Outgoing {
+        Outgoing {
+            from: Address { name: Some("Example サポート".into()), email: "support@example.com".into() },
+            to: vec![Address { name: Some("山田 太郎".into()), email: "taro@acme.example".into() }],
+            cc: vec![Address { name: None, email: "boss@acme.example".into() }],
+            reply_to: None,
+            subject: "Re: [Case #00001234] エージェントが起動しません（緊急）".into(),
+            body: "山田様\n\nいつもお世話になっております。\n".into(),
+            message_id: message_id_for(1234, 1, "Example.com"),
+            in_reply_to: Some("abc@acme.example".into()),
+            references: vec!["root@acme.example".into(), "abc@acme.example".into()],
+            auto_submitted: true,
+            date: Utc.with_ymd_and_hms(2026, 11, 30, 1, 2, 3).unwrap(),
+        }
+    }
+
+    #[test]
+    fn japanese_mail_round_trips_through_the_parser() {
+        let raw = compose(&outgoing()).unwrap();
+        assert!(raw.is_ascii(), "composed mail must be 7-bit clean");
+        let text = String::from_utf8_lossy(&raw);
+        assert!(text.contains("Auto-Submitted: auto-replied\r\n"), "{text}");
+        assert!(text.contains("Message-ID: <case-00001234.m-1@example.com>\r\n"), "{text}");
+        assert!(text.contains("In-Reply-To: <abc@acme.example>\r\n"), "{text}");
+        assert!(text.contains("References: <root@acme.example> <abc@acme.example>\r\n"), "{text}");
+        let mail = parse(&raw, &ParseLimits::default()).unwrap();
+        assert_eq!(mail.subject, outgoing().subject);
+        assert_eq!(mail.from.name.as_deref(), Some("Example サポート"));
+        assert_eq!(mail.to[0].name.as_deref(), Some("山田 太郎"));
+        assert_eq!(mail.cc[0].email, "boss@acme.example");
+        assert_eq!(mail.message_id.as_deref(), Some("case-00001234.m-1@example.com"));
+        assert_eq!(mail.in_reply_to, vec!["abc@acme.example".to_string()]);
+        assert_eq!(mail.references.len(), 2);
+        assert_eq!(mail.text, "山田様\n\nいつもお世話になっております。");
+        assert_eq!(mail.headers.auto_submitted.as_deref(), Some("auto-replied"));
+        assert_eq!(mail.date, Some(outgoing().date));
+    }
+
+    #[test]
+    fn long_japanese_subject_round_trips() {
+        let mut m = outgoing();
+        m.subject = "【至急】本番環境のジョブ実行基盤でエージェントが起動直後に異常終了する件について（再送）".repeat(3);
+        let mail = parse(&compose(&m).unwrap(), &ParseLimits::default()).unwrap();
+        assert_eq!(mail.subject, m.subject);
+    }
+
+    #[test]
+    fn plain_mail_has_no_auto_headers() {
+        let mut m = outgoing();
+        m.auto_submitted = false;
+        m.in_reply_to = None;
+        m.references.clear();
+        let text = String::from_utf8(compose(&m).unwrap()).unwrap();
+        assert!(!text.contains("Auto-Submitted"));
+        assert!(!text.contains("In-Reply-To"));
+        assert!(!text.contains("References"));
+    }
+
+    #[test]
+    fn bad_input_is_an_error() {
+        let mut m = outgoing();
+        m.message_id = "<x@y>".into();
+        assert!(matches!(compose(&m), Err(ComposeError::MessageId(_))));
+        let mut m = outgoing();
+        m.to[0].email = "not an address".into();
+        assert!(matches!(compose(&m), Err(ComposeError::Address { .. })));
+        let mut m = outgoing();
+        m.to.clear();
+        m.cc.clear();
+        assert!(matches!(compose(&m), Err(ComposeError::NoRecipient)));
+    }
+
+    #[test]
+    fn message_ids_are_stable() {
+        assert_eq!(message_id_for(1234, 7, "support.example.com"), "case-00001234.m-7@support.example.com");
+    }
+
+    #[test]
+    fn reply_subject_adds_the_tag_once() {
+        let tag = "[Case #00001234]";
+        assert_eq!(reply_subject(tag, "Agent down"), "Re: [Case #00001234] Agent down");
+        assert_eq!(reply_subject(tag, "Re: RE: [Case #00001234] Agent down"), "Re: [Case #00001234] Agent down");
+        assert_eq!(reply_subject(tag, "AW: Agent down [case #1234]"), "Re: [Case #00001234] Agent down");
+        assert_eq!(reply_subject(tag, "返信: エージェント停止"), "Re: [Case #00001234] エージェント停止");
+        assert_eq!(reply_subject(tag, ""), "Re: [Case #00001234]");
+    }
+
+    #[test]
+    fn references_follow_rfc5322() {
+        let (irt, refs) = thread_references(Some("c@x"), &["a@x".into(), "b@x".into()], &[]);
+        assert_eq!(irt.as_deref(), Some("c@x"));
+        assert_eq!(refs, vec!["a@x", "b@x", "c@x"]);
+        let (_, refs) = thread_references(Some("c@x"), &[], &["b@x".into()]);
+        assert_eq!(refs, vec!["b@x", "c@x"]);
+        assert_eq!(thread_references(None, &["a@x".into()], &[]), (None, vec![]));
+        let many: Vec<String> = (0..50).map(|i| format!("m{i}@x")).collect();
+        let (_, refs) = thread_references(Some("p@x"), &many, &[]);
+        assert_eq!(refs.len(), MAX_REFERENCES);
+        assert_eq!(refs[0], "m0@x");
+        assert_eq!(refs.last().map(String::as_str), Some("p@x"));
+    }
+}

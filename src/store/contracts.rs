@@ -1,0 +1,128 @@
+//! Support contracts, imported from CSV, and the candidates for one sender.
+
+use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::Row;
+use sqlx::any::AnyRow;
+
+use super::{Store, StoreError, to_ms};
+use crate::domain::entitlement::Contract;
+
+/// What an import changed.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ImportStats {
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+}
+
+const COLUMNS: &str = "contract_id, account, tier, products, domains, contacts, country, start_date, end_date";
+
+impl Store {
+    /// Upsert every contract in one transaction: all or nothing, and importing the same
+    /// file twice changes nothing.
+    pub async fn import_contracts(&self, contracts: &[Contract], now: DateTime<Utc>) -> Result<ImportStats, StoreError> {
+        let mut stats = ImportStats::default();
+        let mut tx = self.pool.begin().await?;
+        for c in contracts {
+            let existing = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contracts WHERE contract_id = $1")))
+                .bind(c.contract_id.clone())
+                .fetch_optional(&mut *tx)
+                .await?
+                .map(|r| contract(&r))
+                .transpose()?;
+            match existing {
+                Some(old) if old == *c => {
+                    stats.unchanged += 1;
+                    continue;
+                }
+                Some(_) => stats.updated += 1,
+                None => stats.inserted += 1,
+            }
+            sqlx::query(
+                "INSERT INTO contracts (contract_id, account, tier, products, domains, contacts, country, start_date, end_date, updated_at) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (contract_id) DO UPDATE SET \
+                 account = excluded.account, tier = excluded.tier, products = excluded.products, domains = excluded.domains, \
+                 contacts = excluded.contacts, country = excluded.country, start_date = excluded.start_date, \
+                 end_date = excluded.end_date, updated_at = excluded.updated_at",
+            )
+            .bind(c.contract_id.clone())
+            .bind(c.account.clone())
+            .bind(c.tier.clone())
+            .bind(c.products.join(";"))
+            .bind(c.domains.join(";"))
+            .bind(c.contacts.join(";"))
+            .bind(c.country.clone())
+            .bind(c.start.to_string())
+            .bind(c.end.to_string())
+            .bind(to_ms(now))
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("DELETE FROM contract_keys WHERE contract_id = $1")
+                .bind(c.contract_id.clone())
+                .execute(&mut *tx)
+                .await?;
+            let keys = c.contacts.iter().map(|a| format!("c:{}", a.to_lowercase())).chain(c.domains.iter().map(|d| format!("d:{}", d.to_lowercase())));
+            for key in keys {
+                sqlx::query("INSERT INTO contract_keys (key, contract_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+                    .bind(key)
+                    .bind(c.contract_id.clone())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(stats)
+    }
+
+    pub async fn list_contracts(&self) -> Result<Vec<Contract>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contracts ORDER BY account, contract_id")))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(contract).collect()
+    }
+
+    /// Contracts that could cover this sender: by contact address or by its domain or any
+    /// parent domain. The pure entitlement rules then pick (and reject free-mail domains).
+    pub async fn contracts_for_sender(&self, email: &str) -> Result<Vec<Contract>, StoreError> {
+        let email = email.to_lowercase();
+        let mut keys = vec![format!("c:{email}")];
+        if let Some((_, domain)) = email.rsplit_once('@') {
+            let labels: Vec<&str> = domain.split('.').collect();
+            keys.extend((0..labels.len().saturating_sub(1)).map(|i| format!("d:{}", labels[i..].join("."))));
+        }
+        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT {COLUMNS} FROM contracts WHERE contract_id IN \
+             (SELECT contract_id FROM contract_keys WHERE key IN ({})) ORDER BY contract_id",
+            placeholders.join(", ")
+        );
+        // Safe: only the number of `$N` placeholders varies; every value is bound.
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for k in keys {
+            q = q.bind(k);
+        }
+        let rows = q.fetch_all(&self.pool).await?;
+        rows.iter().map(contract).collect()
+    }
+}
+
+fn contract(r: &AnyRow) -> Result<Contract, StoreError> {
+    let list = |i: usize| -> Vec<String> {
+        r.get::<String, _>(i).split(';').filter(|s| !s.is_empty()).map(str::to_string).collect()
+    };
+    let date = |i: usize, column: &'static str| -> Result<NaiveDate, StoreError> {
+        let s: String = r.get(i);
+        s.parse().map_err(|_| StoreError::Corrupt { column, value: s })
+    };
+    Ok(Contract {
+        contract_id: r.get(0),
+        account: r.get(1),
+        tier: r.get(2),
+        products: list(3),
+        domains: list(4),
+        contacts: list(5),
+        country: r.get(6),
+        start: date(7, "contracts.start_date")?,
+        end: date(8, "contracts.end_date")?,
+    })
+}

@@ -1,0 +1,378 @@
+//! The transactional outbox: outbound mail is written in the same transaction as the
+//! case change that causes it ([`insert_outbox`]), then delivered by the sender worker.
+//!
+//! Row life cycle (`status`):
+//! `pending` --claim--> `sending` --250--> `sent`
+//!                         |--4xx/outage--> `pending` (later `next_attempt_at`)
+//!                         |--5xx / too old--> `failed` (+ a `delivery_failed` event)
+//! While a row is `sending`, `next_attempt_at` holds its lease expiry: a worker that
+//! dies mid-send leaves the row `sending`, and [`Store::release_expired_leases`] puts it
+//! back to `pending` once the lease has run out (crash recovery). On PostgreSQL several
+//! instances claim concurrently with `FOR UPDATE SKIP LOCKED`, so a row is only ever
+//! claimed by one of them; SQLite serialises writers, so the plain UPDATE is enough.
+
+use std::sync::LazyLock;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use serde_json::json;
+use sqlx::any::AnyRow;
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+
+use super::cases::insert_event;
+use super::{Backend, Store, StoreError, from_ms, to_ms};
+use crate::domain::CaseNumber;
+use crate::templates::TemplateKind;
+
+/// Where an outbox row stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum OutboxStatus {
+    Pending,
+    Sending,
+    Sent,
+    Failed,
+}
+
+impl OutboxStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            OutboxStatus::Pending => "pending",
+            OutboxStatus::Sending => "sending",
+            OutboxStatus::Sent => "sent",
+            OutboxStatus::Failed => "failed",
+        }
+    }
+
+    fn parse(s: &str) -> Result<OutboxStatus, StoreError> {
+        Ok(match s {
+            "pending" => OutboxStatus::Pending,
+            "sending" => OutboxStatus::Sending,
+            "sent" => OutboxStatus::Sent,
+            "failed" => OutboxStatus::Failed,
+            _ => return Err(StoreError::Corrupt { column: "outbox.status", value: s.to_string() }),
+        })
+    }
+}
+
+/// A mail to queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewOutbox {
+    pub case: Option<CaseNumber>,
+    /// [`TemplateKind::name`] for templated (automatic) mail; any other word (e.g.
+    /// `engineer_reply`) for mail a person wrote, which rate limiting does not count.
+    pub kind: String,
+    /// The mail's Message-ID without brackets; unique: queuing it again does nothing.
+    pub message_id: String,
+    /// Envelope sender (MAIL FROM); "" for the null sender.
+    pub sender: String,
+    /// Envelope recipients (RCPT TO).
+    pub recipients: Vec<String>,
+    /// The composed mail ([`crate::mail::compose::compose`]).
+    pub raw: Vec<u8>,
+}
+
+/// A queued mail.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub case: Option<CaseNumber>,
+    pub kind: String,
+    pub message_id: String,
+    pub sender: String,
+    pub recipients: Vec<String>,
+    #[serde(skip)]
+    pub raw: Vec<u8>,
+    pub status: OutboxStatus,
+    /// Delivery attempts started (counted when claimed).
+    pub attempts: i64,
+    /// When it is due; while `sending`, when the lease expires.
+    pub next_attempt_at: DateTime<Utc>,
+    pub created_at: DateTime<Utc>,
+    pub sent_at: Option<DateTime<Utc>>,
+    pub last_error: Option<String>,
+}
+
+const COLUMNS: &str = "id, case_id, kind, message_id, sender, recipients, raw, status, attempts, \
+                       next_attempt_at, created_at, sent_at, last_error";
+
+/// Queue a mail inside the caller's transaction (the case commit), so that the mail
+/// exists exactly when the case change does. `Ok(None)`: this Message-ID is queued
+/// already (the same mail decided twice), nothing written.
+pub(crate) async fn insert_outbox(
+    tx: &mut Transaction<'_, Any>,
+    row: &NewOutbox,
+    now: DateTime<Utc>,
+) -> Result<Option<i64>, StoreError> {
+    let id: Option<AnyRow> = sqlx::query(
+        "INSERT INTO outbox (case_id, kind, message_id, sender, recipients, raw, status, attempts, \
+         next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) \
+         ON CONFLICT (message_id) DO NOTHING RETURNING id",
+    )
+    .bind(row.case.map(|n| n.0))
+    .bind(row.kind.clone())
+    .bind(row.message_id.clone())
+    .bind(row.sender.clone())
+    .bind(recipients_json(&row.recipients))
+    .bind(row.raw.clone())
+    .bind(to_ms(now))
+    .fetch_optional(&mut **tx)
+    .await?;
+    Ok(id.map(|r| r.get(0)))
+}
+
+/// Recipients are stored as a JSON array: addresses may (rarely) hold commas.
+fn recipients_json(recipients: &[String]) -> String {
+    serde_json::to_string(recipients).unwrap_or_else(|_| "[]".into())
+}
+
+fn row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
+    let recipients: String = r.get(5);
+    let status: String = r.get(7);
+    Ok(OutboxRow {
+        id: r.get(0),
+        case: r.get::<Option<i64>, _>(1).map(CaseNumber),
+        kind: r.get(2),
+        message_id: r.get(3),
+        sender: r.get(4),
+        recipients: serde_json::from_str(&recipients)
+            .map_err(|_| StoreError::Corrupt { column: "outbox.recipients", value: recipients.clone() })?,
+        raw: r.get(6),
+        status: OutboxStatus::parse(&status)?,
+        attempts: r.get(8),
+        next_attempt_at: from_ms(r.get(9)),
+        created_at: from_ms(r.get(10)),
+        sent_at: r.get::<Option<i64>, _>(11).map(from_ms),
+        last_error: r.get(12),
+    })
+}
+
+static CLAIM_SQLITE: LazyLock<String> = LazyLock::new(|| claim_sql(""));
+static CLAIM_POSTGRES: LazyLock<String> = LazyLock::new(|| claim_sql(" FOR UPDATE SKIP LOCKED"));
+
+/// One statement: pick due rows and lease them. PostgreSQL skips rows another instance
+/// is claiming at this moment instead of waiting for them.
+fn claim_sql(lock: &str) -> String {
+    format!(
+        "UPDATE outbox SET status = 'sending', attempts = attempts + 1, next_attempt_at = $2 \
+         WHERE id IN (SELECT id FROM outbox WHERE status = 'pending' AND next_attempt_at <= $1 \
+         ORDER BY next_attempt_at, id LIMIT $3{lock}) RETURNING {COLUMNS}"
+    )
+}
+
+/// Automatic mail counted by the rate limit: every template that goes to a customer.
+static AUTO_REPLY_COUNT: LazyLock<String> = LazyLock::new(|| {
+    let kinds: Vec<String> = TemplateKind::ALL
+        .iter()
+        .filter(|k| k.to_customer())
+        .map(|k| format!("'{}'", k.name()))
+        .collect();
+    format!(
+        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($1) AND created_at >= $2 \
+         AND kind IN ({})",
+        kinds.join(", ")
+    )
+});
+
+impl Store {
+    /// Queue a mail in a transaction of its own (mail not caused by a case commit).
+    pub async fn enqueue_outbox(&self, row: &NewOutbox, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_outbox(&mut tx, row, now).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    /// Lease up to `limit` rows due at `now` for `lease`: they become `sending` and no
+    /// other worker claims them until [`Store::release_expired_leases`] after the lease.
+    pub async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<OutboxRow>, StoreError> {
+        let sql = match self.backend {
+            Backend::Sqlite => CLAIM_SQLITE.as_str(),
+            Backend::Postgres => CLAIM_POSTGRES.as_str(),
+        };
+        let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
+        let rows = sqlx::query(AssertSqlSafe(sql))
+            .bind(to_ms(now))
+            .bind(to_ms(lease_until))
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        let mut rows: Vec<OutboxRow> = rows.iter().map(row).collect::<Result<_, _>>()?;
+        rows.sort_by_key(|r| r.id);
+        Ok(rows)
+    }
+
+    /// The server accepted the mail (250 after DATA). Unconditional: even if the lease
+    /// ran out meanwhile, the mail went out and must not be sent again.
+    pub async fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, last_error = NULL WHERE id = $1")
+            .bind(id)
+            .bind(to_ms(now))
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A temporary failure: try again at `next_at`.
+    pub async fn mark_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = $2, last_error = $3 \
+             WHERE id = $1 AND status = 'sending'",
+        )
+        .bind(id)
+        .bind(to_ms(next_at))
+        .bind(error.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A permanent failure (5xx, or temporary ones for longer than the retry age): the
+    /// row stops, and its case gets a `delivery_failed` event with the SMTP status.
+    pub async fn mark_failed(
+        &self,
+        id: i64,
+        smtp_status: Option<u16>,
+        error: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE outbox SET status = 'failed', last_error = $2 WHERE id = $1 AND status <> 'sent' \
+             RETURNING {COLUMNS}"
+        )))
+        .bind(id)
+        .bind(error.to_string())
+        .fetch_optional(&mut *tx)
+        .await?;
+        if let Some(r) = found.as_ref().map(row).transpose()? {
+            let detail = json!({
+                "message_id": r.message_id, "kind": r.kind, "recipients": r.recipients,
+                "smtp_status": smtp_status, "error": error, "attempts": r.attempts, "source": "smtp",
+            });
+            insert_event(&mut tx, r.case, now, "casegate", "delivery_failed", &detail).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// A bounce (DSN) came back for the mail with this Message-ID: the row becomes
+    /// `failed` and its case gets a `delivery_failed` event (`detail` is merged in, e.g.
+    /// the DSN's status and diagnostic). Returns the case, or `None` when the id is not
+    /// one of ours.
+    pub async fn record_bounce(
+        &self,
+        message_id: &str,
+        detail: &serde_json::Value,
+        now: DateTime<Utc>,
+    ) -> Result<Option<CaseNumber>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query(AssertSqlSafe(format!(
+            "UPDATE outbox SET status = 'failed', last_error = $2 WHERE message_id = $1 RETURNING {COLUMNS}"
+        )))
+        .bind(message_id.to_string())
+        .bind(format!("bounced: {detail}"))
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(r) = found.as_ref().map(row).transpose()? else {
+            tx.rollback().await?;
+            return Ok(None);
+        };
+        let mut event = json!({
+            "message_id": r.message_id, "kind": r.kind, "recipients": r.recipients, "source": "bounce",
+        });
+        if let (Some(e), Some(d)) = (event.as_object_mut(), detail.as_object()) {
+            e.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
+        }
+        insert_event(&mut tx, r.case, now, "casegate", "delivery_failed", &event).await?;
+        tx.commit().await?;
+        Ok(r.case)
+    }
+
+    /// Crash recovery: rows left `sending` past their lease go back to `pending`, due at
+    /// once. Returns how many.
+    pub async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = $1 \
+             WHERE status = 'sending' AND next_attempt_at <= $1",
+        )
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
+    /// Automatic mails queued for `recipient` (alone) since `since`, for the per-sender
+    /// rate limit (RFC 3834 §2: a responder must not flood one address).
+    pub async fn count_auto_replies_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query(AssertSqlSafe(AUTO_REPLY_COUNT.as_str()))
+            .bind(recipients_json(&[recipient.trim().to_string()]))
+            .bind(to_ms(since))
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        Ok(n)
+    }
+
+    /// When the worker must look again: the earliest due row or lease expiry.
+    pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let ms: Option<i64> = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('pending', 'sending')")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        Ok(ms.map(from_ms))
+    }
+
+    pub async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
+        let r = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM outbox WHERE id = $1")))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(row).transpose()
+    }
+
+    pub async fn outbox_by_message_id(&self, message_id: &str) -> Result<Option<OutboxRow>, StoreError> {
+        let r = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM outbox WHERE message_id = $1")))
+            .bind(message_id.to_string())
+            .fetch_optional(&self.pool)
+            .await?;
+        r.as_ref().map(row).transpose()
+    }
+
+    /// A case's outbound mail (every row with `None`), oldest first.
+    pub async fn outbox_rows(&self, case: Option<CaseNumber>) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = match case {
+            Some(n) => {
+                sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM outbox WHERE case_id = $1 ORDER BY id")))
+                    .bind(n.0)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM outbox ORDER BY id")))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(row).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn claim_sql_differs_only_in_the_lock() {
+        assert!(CLAIM_POSTGRES.contains("LIMIT $3 FOR UPDATE SKIP LOCKED)"));
+        assert_eq!(CLAIM_SQLITE.replace("LIMIT $3)", "LIMIT $3 FOR UPDATE SKIP LOCKED)"), *CLAIM_POSTGRES);
+    }
+
+    #[test]
+    fn rate_limit_counts_customer_templates_only() {
+        assert!(AUTO_REPLY_COUNT.contains("'acknowledgement'"));
+        assert!(AUTO_REPLY_COUNT.contains("'case_closed'"));
+        assert!(!AUTO_REPLY_COUNT.contains("'engineer_notification'"));
+    }
+}

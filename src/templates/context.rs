@@ -1,0 +1,409 @@
+//! The variables each template may use: one typed struct per [`TemplateKind`], and a
+//! sample of each. The samples are the documentation admins read (`check-config` renders
+//! every template against them in strict mode, so a template that uses a variable not
+//! listed here is refused) and the data the tests render with.
+//!
+//! Conventions for the caller:
+//! - Every field is always present. "Unknown" is an empty string, never a missing field
+//!   (templates test it with `{% if customer_name %}`).
+//! - Times are already formatted for the reader, in their time zone with the zone's name,
+//!   e.g. `2026-11-30 10:00 JST (Asia/Tokyo)`: templates never compute with times.
+//! - Texts given per language (`product_info_needed`, `reason`) are in the mail's language.
+
+use serde::{Deserialize, Serialize};
+
+use super::TemplateKind;
+
+/// Variables every template has.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Common {
+    /// Eight digits: `00001234`.
+    pub case_number: String,
+    /// The subject tag: `[Case #00001234]`.
+    pub case_tag: String,
+    /// The customer's display name, "" when the mail carried none.
+    pub customer_name: String,
+    /// The customer's company (the contract's account name), "" when unknown.
+    pub customer_company: String,
+    /// The customer's address.
+    pub customer_email: String,
+    /// The customer's subject without reply prefixes or case tag (the case title).
+    pub subject: String,
+    /// The subject of a reply in the customer's thread:
+    /// [`crate::mail::compose::reply_subject`]`(case_tag, subject)`.
+    pub reply_subject: String,
+    /// Display name of the support organisation, e.g. `Example Support`.
+    pub support_name: String,
+    /// The support address customers write to.
+    pub support_address: String,
+}
+
+/// `acknowledgement`: a new case was opened for an entitled customer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Acknowledgement {
+    #[serde(flatten)]
+    pub common: Common,
+    /// The product's display name.
+    pub product: String,
+    /// 1 (production down) to 4 (question).
+    pub severity: u8,
+    /// When the first response is due, in the customer's time zone.
+    pub first_response_due: String,
+    /// What the product team needs to pin the problem down (OS and version, product
+    /// version, installed configuration, which logs), in the mail's language.
+    pub product_info_needed: Vec<String>,
+}
+
+/// `refusal_no_contract`: no subscription matches the sender.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalNoContract {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Where to buy a subscription (address or URL).
+    pub sales_contact: String,
+}
+
+/// `refusal_expired`: the sender's subscription has ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalExpired {
+    #[serde(flatten)]
+    pub common: Common,
+    /// The contract's end date, formatted, e.g. `2026-03-31`.
+    pub contract_end: String,
+    pub sales_contact: String,
+}
+
+/// `refusal_not_covered`: the subscription does not cover the product asked about.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RefusalNotCovered {
+    #[serde(flatten)]
+    pub common: Common,
+    /// The product the mail is about.
+    pub product: String,
+    pub sales_contact: String,
+}
+
+/// `redirect_sales`: a contract question (renewal, pricing, quote).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedirectSales {
+    #[serde(flatten)]
+    pub common: Common,
+    pub sales_contact: String,
+}
+
+/// `redirect_professional_services`: a request to write or test code, or to do the work.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RedirectProfessionalServices {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Professional Services' address or URL.
+    pub services_contact: String,
+}
+
+/// `severity_changed`: an engineer renegotiated the severity; the SLA was recomputed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SeverityChanged {
+    #[serde(flatten)]
+    pub common: Common,
+    pub old_severity: u8,
+    pub new_severity: u8,
+    /// Why, in the engineer's words (in the mail's language).
+    pub reason: String,
+    pub engineer_name: String,
+    /// The recomputed next response time, in the customer's time zone.
+    pub next_response_due: String,
+}
+
+/// `case_closed`: the case was closed; asks for a 1–5 rating by reply.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CaseClosed {
+    #[serde(flatten)]
+    pub common: Common,
+    pub engineer_name: String,
+    /// A reply within this many days reopens the case.
+    pub reopen_days: u32,
+}
+
+/// `engineer_notification`: tells an engineer (or a queue) about a case event.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineerNotification {
+    #[serde(flatten)]
+    pub common: Common,
+    /// The recipient engineer's name, "" when sent to a whole queue.
+    pub engineer_name: String,
+    /// `new_case`, `customer_update`, `reopened` or `transferred`.
+    pub event: String,
+    pub queue: String,
+    pub product: String,
+    pub severity: u8,
+    /// The case status (`new`, `open`, `waiting`, ...).
+    pub status: String,
+    /// The owning engineer, "" when unowned.
+    pub owner: String,
+    /// `entitled`, `no_contract`, `expired`, `not_covered` or `out_of_scope`.
+    pub entitlement: String,
+    /// When the next response is due, in the engineer's time zone.
+    pub response_due: String,
+    /// The new message's text (possibly shortened by the caller).
+    pub message_text: String,
+}
+
+/// `engineer_command_error`: a command in an engineer's reply could not be applied.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EngineerCommandError {
+    #[serde(flatten)]
+    pub common: Common,
+    pub engineer_name: String,
+    /// The command line as written.
+    pub command: String,
+    /// Why it was refused.
+    pub error: String,
+}
+
+/// Variables of the two SLA mails to engineers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaClock {
+    #[serde(flatten)]
+    pub common: Common,
+    /// `first_response` or `next_response`.
+    pub clock: String,
+    /// The due time, in the engineer's time zone.
+    pub due: String,
+    pub severity: u8,
+    pub queue: String,
+    /// The owning engineer, "" when unowned.
+    pub owner: String,
+}
+
+/// `sla_warning`: a clock is about to run out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaWarning {
+    #[serde(flatten)]
+    pub sla: SlaClock,
+    /// Time left, formatted, e.g. `45 minutes` / `45分`.
+    pub remaining: String,
+}
+
+/// `sla_breach`: a clock ran out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SlaBreach {
+    #[serde(flatten)]
+    pub sla: SlaClock,
+    /// How late, formatted, e.g. `15 minutes` / `15分`.
+    pub overdue: String,
+}
+
+/// A typed context: ties a struct to its template, so a context cannot be rendered with
+/// the wrong template.
+pub trait TemplateContext: Serialize {
+    const KIND: TemplateKind;
+    /// The documented sample, in `lang` ("en" or "ja").
+    fn sample(lang: &str) -> Self;
+}
+
+fn ja(lang: &str) -> bool {
+    lang == "ja"
+}
+
+/// Sample of the common variables.
+pub fn sample_common(lang: &str) -> Common {
+    let (name, company, subject) = if ja(lang) {
+        ("山田 太郎", "株式会社サンプル", "エージェントが起動しません")
+    } else {
+        ("Jane Smith", "Acme Corp", "Agent does not start after upgrade")
+    };
+    Common {
+        case_number: "00001234".into(),
+        case_tag: "[Case #00001234]".into(),
+        customer_name: name.into(),
+        customer_company: company.into(),
+        customer_email: "customer@acme.example".into(),
+        subject: subject.into(),
+        reply_subject: format!("Re: [Case #00001234] {subject}"),
+        support_name: "Example Support".into(),
+        support_address: "support@example.com".into(),
+    }
+}
+
+fn pick(lang: &str, en: &str, ja_text: &str) -> String {
+    if ja(lang) { ja_text.into() } else { en.into() }
+}
+
+fn first_response_due(lang: &str) -> String {
+    pick(lang, "2026-11-30 10:00 CET (Europe/Berlin)", "2026-11-30 10:00 JST (Asia/Tokyo)")
+}
+
+const SALES: &str = "sales@example.com";
+
+impl TemplateContext for Acknowledgement {
+    const KIND: TemplateKind = TemplateKind::Acknowledgement;
+    fn sample(lang: &str) -> Self {
+        let info: &[&str] = if ja(lang) {
+            &[
+                "OS の種類とバージョン（例: RHEL 9.4）",
+                "製品のバージョン（`agent --version` の出力）",
+                "インストール構成（サーバー台数、冗長構成の有無、設定ファイル agent.conf）",
+                "ログ（/var/log/agent/ 配下の全ファイル）",
+            ]
+        } else {
+            &[
+                "Operating system and version (e.g. RHEL 9.4)",
+                "Product version (output of `agent --version`)",
+                "Installed configuration (number of servers, clustering, agent.conf)",
+                "Logs (all files under /var/log/agent/)",
+            ]
+        };
+        Acknowledgement {
+            common: sample_common(lang),
+            product: "Example Automation Platform".into(),
+            severity: 2,
+            first_response_due: first_response_due(lang),
+            product_info_needed: info.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+}
+
+impl TemplateContext for RefusalNoContract {
+    const KIND: TemplateKind = TemplateKind::RefusalNoContract;
+    fn sample(lang: &str) -> Self {
+        RefusalNoContract { common: sample_common(lang), sales_contact: SALES.into() }
+    }
+}
+
+impl TemplateContext for RefusalExpired {
+    const KIND: TemplateKind = TemplateKind::RefusalExpired;
+    fn sample(lang: &str) -> Self {
+        RefusalExpired { common: sample_common(lang), contract_end: "2026-03-31".into(), sales_contact: SALES.into() }
+    }
+}
+
+impl TemplateContext for RefusalNotCovered {
+    const KIND: TemplateKind = TemplateKind::RefusalNotCovered;
+    fn sample(lang: &str) -> Self {
+        RefusalNotCovered {
+            common: sample_common(lang),
+            product: "Example Monitoring".into(),
+            sales_contact: SALES.into(),
+        }
+    }
+}
+
+impl TemplateContext for RedirectSales {
+    const KIND: TemplateKind = TemplateKind::RedirectSales;
+    fn sample(lang: &str) -> Self {
+        RedirectSales { common: sample_common(lang), sales_contact: SALES.into() }
+    }
+}
+
+impl TemplateContext for RedirectProfessionalServices {
+    const KIND: TemplateKind = TemplateKind::RedirectProfessionalServices;
+    fn sample(lang: &str) -> Self {
+        RedirectProfessionalServices { common: sample_common(lang), services_contact: "consulting@example.com".into() }
+    }
+}
+
+impl TemplateContext for SeverityChanged {
+    const KIND: TemplateKind = TemplateKind::SeverityChanged;
+    fn sample(lang: &str) -> Self {
+        SeverityChanged {
+            common: sample_common(lang),
+            old_severity: 1,
+            new_severity: 3,
+            reason: pick(
+                lang,
+                "A workaround is in place and production is running again.",
+                "回避策の適用により、本番環境は通常どおり稼働しているため。",
+            ),
+            engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
+            next_response_due: first_response_due(lang),
+        }
+    }
+}
+
+impl TemplateContext for CaseClosed {
+    const KIND: TemplateKind = TemplateKind::CaseClosed;
+    fn sample(lang: &str) -> Self {
+        CaseClosed { common: sample_common(lang), engineer_name: pick(lang, "Alex Chen", "佐藤 花子"), reopen_days: 14 }
+    }
+}
+
+impl TemplateContext for EngineerNotification {
+    const KIND: TemplateKind = TemplateKind::EngineerNotification;
+    fn sample(lang: &str) -> Self {
+        EngineerNotification {
+            common: sample_common(lang),
+            engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
+            event: "new_case".into(),
+            queue: pick(lang, "platform-emea-en", "platform-ja"),
+            product: "Example Automation Platform".into(),
+            severity: 2,
+            status: "new".into(),
+            owner: String::new(),
+            entitlement: "entitled".into(),
+            response_due: first_response_due(lang),
+            message_text: pick(
+                lang,
+                "After upgrading to 5.2 the agent exits at start-up.\nLog attached.",
+                "5.2 へのアップグレード後、エージェントが起動直後に終了します。\nログを添付します。",
+            ),
+        }
+    }
+}
+
+impl TemplateContext for EngineerCommandError {
+    const KIND: TemplateKind = TemplateKind::EngineerCommandError;
+    fn sample(lang: &str) -> Self {
+        EngineerCommandError {
+            common: sample_common(lang),
+            engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
+            command: "#severity 7".into(),
+            error: pick(lang, "severity must be 1 to 4", "重大度は 1〜4 で指定してください"),
+        }
+    }
+}
+
+fn sample_sla(lang: &str) -> SlaClock {
+    SlaClock {
+        common: sample_common(lang),
+        clock: "first_response".into(),
+        due: first_response_due(lang),
+        severity: 2,
+        queue: pick(lang, "platform-emea-en", "platform-ja"),
+        owner: pick(lang, "Alex Chen", "佐藤 花子"),
+    }
+}
+
+impl TemplateContext for SlaWarning {
+    const KIND: TemplateKind = TemplateKind::SlaWarning;
+    fn sample(lang: &str) -> Self {
+        SlaWarning { sla: sample_sla(lang), remaining: pick(lang, "45 minutes", "45分") }
+    }
+}
+
+impl TemplateContext for SlaBreach {
+    const KIND: TemplateKind = TemplateKind::SlaBreach;
+    fn sample(lang: &str) -> Self {
+        SlaBreach { sla: sample_sla(lang), overdue: pick(lang, "15 minutes", "15分") }
+    }
+}
+
+/// The sample context of `kind` in `lang`, as JSON.
+pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
+    fn value<C: TemplateContext>(lang: &str) -> serde_json::Value {
+        serde_json::to_value(C::sample(lang)).unwrap_or_default()
+    }
+    match kind {
+        TemplateKind::Acknowledgement => value::<Acknowledgement>(lang),
+        TemplateKind::RefusalNoContract => value::<RefusalNoContract>(lang),
+        TemplateKind::RefusalExpired => value::<RefusalExpired>(lang),
+        TemplateKind::RefusalNotCovered => value::<RefusalNotCovered>(lang),
+        TemplateKind::RedirectSales => value::<RedirectSales>(lang),
+        TemplateKind::RedirectProfessionalServices => value::<RedirectProfessionalServices>(lang),
+        TemplateKind::SeverityChanged => value::<SeverityChanged>(lang),
+        TemplateKind::CaseClosed => value::<CaseClosed>(lang),
+        TemplateKind::EngineerNotification => value::<EngineerNotification>(lang),
+        TemplateKind::EngineerCommandError => value::<EngineerCommandError>(lang),
+        TemplateKind::SlaWarning => value::<SlaWarning>(lang),
+        TemplateKind::SlaBreach => value::<SlaBreach>(lang),
+    }
+}
