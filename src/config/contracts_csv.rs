@@ -50,7 +50,7 @@ pub fn parse_contracts(text: &str) -> Result<Vec<Contract>, Vec<RowError>> {
     let mut records = reader.records();
     let header = match records.next() {
         Some(Ok(h)) => h,
-        Some(Err(e)) => return Err(vec![csv_error(&e, 1)]),
+        Some(Err(e)) => return Err(vec![csv_error(text, &e)]),
         None => return Err(vec![RowError { line: 1, message: "missing header row".into() }]),
     };
     let columns = header_columns(&header, line_of(text, &header))?;

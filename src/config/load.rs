@@ -123,7 +123,8 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
             _ => LogFormat::Text,
         },
     };
-    Config { source: path.to_path_buf(), gateway, imap, smtp, database, log }
+    let sla = super::sla::read(r);
+    Config { source: path.to_path_buf(), gateway, imap, smtp, database, log, sla }
 }
 
 /// Free-mail providers: a sender there is a person, never a company's domain.
@@ -178,7 +179,7 @@ fn smtp(r: &mut Reader<'_>) -> SmtpSettings {
 }
 
 /// Typed access to the raw tree; records which keys were read and every problem.
-struct Reader<'a> {
+pub(super) struct Reader<'a> {
     root: &'a Map<String, Value>,
     file: String,
     base_dir: PathBuf,
@@ -187,7 +188,7 @@ struct Reader<'a> {
 }
 
 impl Reader<'_> {
-    fn lookup(&mut self, key: &str) -> Option<Value> {
+    pub(super) fn lookup(&mut self, key: &str) -> Option<Value> {
         self.used.insert(key.to_string());
         let mut parts = key.split('.');
         let mut cur = self.root.get(parts.next()?)?;
@@ -200,13 +201,13 @@ impl Reader<'_> {
         Some(cur.clone())
     }
 
-    fn has_section(&self, name: &str) -> bool {
+    pub(super) fn has_section(&self, name: &str) -> bool {
         matches!(self.root.get(name).map(|v| &v.kind), Some(ValueKind::Table(_)))
     }
 
     /// `origin` is where the config crate says a value came from: the environment, or
     /// the file (which it names relative to the working directory: use our own name).
-    fn problem(&mut self, origin: Option<&str>, key: &str, message: impl Into<String>) {
+    pub(super) fn problem(&mut self, origin: Option<&str>, key: &str, message: impl Into<String>) {
         let file = match origin {
             Some(o) if o == ENV_ORIGIN => o.to_string(),
             _ => self.file.clone(),
@@ -214,7 +215,7 @@ impl Reader<'_> {
         self.problems.push(Problem { file, key: key.to_string(), message: message.into() });
     }
 
-    fn string(&mut self, key: &str, default: Option<&str>) -> String {
+    pub(super) fn string(&mut self, key: &str, default: Option<&str>) -> String {
         match self.lookup(key) {
             Some(v) => match &v.kind {
                 ValueKind::String(s) => s.clone(),
@@ -234,7 +235,7 @@ impl Reader<'_> {
     }
 
     /// An optional string; an empty string counts as absent.
-    fn opt_string(&mut self, key: &str) -> Option<String> {
+    pub(super) fn opt_string(&mut self, key: &str) -> Option<String> {
         let v = self.lookup(key)?;
         match &v.kind {
             ValueKind::String(s) if s.trim().is_empty() => None,
@@ -248,7 +249,7 @@ impl Reader<'_> {
     }
 
     /// A list of strings; in the environment, a comma-separated value.
-    fn string_list(&mut self, key: &str, default: &[&str]) -> Vec<String> {
+    pub(super) fn string_list(&mut self, key: &str, default: &[&str]) -> Vec<String> {
         let Some(v) = self.lookup(key) else { return default.iter().map(|s| s.to_string()).collect() };
         match &v.kind {
             ValueKind::Array(items) => {
@@ -271,7 +272,7 @@ impl Reader<'_> {
         }
     }
 
-    fn uint(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
+    pub(super) fn uint(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
         let Some(v) = self.lookup(key) else { return default };
         let parsed = match &v.kind {
             ValueKind::I64(i) => u64::try_from(*i).ok(),
@@ -289,7 +290,7 @@ impl Reader<'_> {
         }
     }
 
-    fn bool(&mut self, key: &str, default: bool) -> bool {
+    pub(super) fn bool(&mut self, key: &str, default: bool) -> bool {
         let Some(v) = self.lookup(key) else { return default };
         match &v.kind {
             ValueKind::Boolean(b) => *b,
@@ -302,7 +303,7 @@ impl Reader<'_> {
         }
     }
 
-    fn choice(&mut self, key: &str, default: &str, options: &[&str]) -> String {
+    pub(super) fn choice(&mut self, key: &str, default: &str, options: &[&str]) -> String {
         let origin = self.lookup(key).and_then(|v| v.origin().map(str::to_string));
         let s = self.string(key, Some(default));
         if options.contains(&s.as_str()) {
@@ -314,7 +315,7 @@ impl Reader<'_> {
         }
     }
 
-    fn tls(&mut self, key: &str, host: &str) -> TlsMode {
+    pub(super) fn tls(&mut self, key: &str, host: &str) -> TlsMode {
         let mode = match self.choice(key, "tls", &["tls", "starttls", "none"]).as_str() {
             "starttls" => TlsMode::StartTls,
             "none" => TlsMode::None,
@@ -331,7 +332,7 @@ impl Reader<'_> {
         mode
     }
 
-    fn path(&mut self, key: &str) -> Option<PathBuf> {
+    pub(super) fn path(&mut self, key: &str) -> Option<PathBuf> {
         let p = self.opt_string(key).map(|s| self.resolve(&s))?;
         if !p.is_file() {
             self.problem(None, key, format!("file not found: {}", p.display()));
@@ -340,13 +341,13 @@ impl Reader<'_> {
     }
 
     /// Relative paths are relative to the config file's folder.
-    fn resolve(&self, s: &str) -> PathBuf {
+    pub(super) fn resolve(&self, s: &str) -> PathBuf {
         let p = PathBuf::from(s);
         if p.is_absolute() { p } else { self.base_dir.join(p) }
     }
 
     /// `SECTION.password`, else the first line of `SECTION.password_file`.
-    fn secret(&mut self, section: &str, required: bool) -> Option<Secret> {
+    pub(super) fn secret(&mut self, section: &str, required: bool) -> Option<Secret> {
         let key = format!("{section}.password");
         let file_key = format!("{section}.password_file");
         if let Some(p) = self.opt_string(&key) {
@@ -370,7 +371,7 @@ impl Reader<'_> {
         None
     }
 
-    fn email(&mut self, key: &str, default: Option<&str>) -> String {
+    pub(super) fn email(&mut self, key: &str, default: Option<&str>) -> String {
         let s = self.string(key, default);
         let valid = s.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace));
         if !valid {
@@ -379,7 +380,7 @@ impl Reader<'_> {
         s.to_ascii_lowercase()
     }
 
-    fn tag_word(&mut self, key: &str) -> String {
+    pub(super) fn tag_word(&mut self, key: &str) -> String {
         let s = self.string(key, Some("Case"));
         if s.is_empty() || !s.chars().all(|c| c.is_alphanumeric() || c == '-') {
             self.problem(None, key, format!("expected one word of letters, digits or '-', found \"{s}\""));
@@ -389,7 +390,7 @@ impl Reader<'_> {
     }
 
     /// A relative SQLite path is relative to the config file's folder, like every path.
-    fn database_url(&mut self, key: &str) -> String {
+    pub(super) fn database_url(&mut self, key: &str) -> String {
         let url = self.string(key, Some("sqlite://casegate.db"));
         if let Some(path) = url.strip_prefix("sqlite://") {
             if path.is_empty() || path.starts_with(':') || path.starts_with('/') {
@@ -404,7 +405,7 @@ impl Reader<'_> {
     }
 
     /// Every key present in the sources that nothing read is a typo or a stale setting.
-    fn report_unknown(&mut self) {
+    pub(super) fn report_unknown(&mut self) {
         let mut leaves = Vec::new();
         collect_leaves(self.root, "", &mut leaves);
         for (key, origin) in leaves {

@@ -4,6 +4,8 @@ pub mod contracts_csv;
 mod load;
 pub mod routing;
 mod settings;
+mod sla;
 
 pub use load::{ENV_PREFIX, Problem, Problems, load, load_with_env};
 pub use settings::*;
+pub use sla::{RegionHours, SlaSettings};

@@ -42,8 +42,8 @@ pub fn parse_routing(text: &str, file: &str) -> Result<Routing, Vec<Problem>> {
     let found = if structural { routing::check_names(&routing) } else { routing::check(&routing) };
     let reported: BTreeSet<String> = w.problems.iter().map(|p| p.key.clone()).collect();
     for (key, message) in found {
-        let entry = entry_of(&key);
-        if !reported.contains(&key) && !(key.contains('[') && w.broken.contains(entry)) {
+        let under_broken_entry = key.contains('[') && w.broken.contains(entry_of(&key));
+        if !(reported.contains(&key) || under_broken_entry) {
             w.problem(&key, message);
         }
     }
@@ -66,17 +66,39 @@ fn build(w: &mut Walk<'_>, root: &Table) -> Routing {
     w.known_keys(root, "", TOP_KEYS);
     let (sales_address, ps_address, scope) = scope(w, root);
     Routing {
-        products: w.tables(root, "products").into_iter().map(|(p, t)| product(w, &p, t)).collect(),
+        products: entries(w, root, "products", product, ProductRule::default),
         default_product: w.string(root, "", "default_product").to_lowercase(),
         regions: regions(w, root),
         default_region: w.string(root, "", "default_region"),
-        queues: w.tables(root, "queues").into_iter().map(|(p, t)| queue(w, &p, t)).collect(),
-        rules: w.tables(root, "rules").into_iter().map(|(p, t)| rule(w, &p, t)).collect(),
+        queues: entries(w, root, "queues", queue, placeholder_queue),
+        rules: entries(w, root, "rules", rule, placeholder_rule),
         japanese_queue_any_region: w.bool(root, "", "japanese_queue_any_region", true),
         scope,
         sales_address,
         ps_address,
     }
+}
+
+/// Read each entry of an array of tables; an entry that is not a table becomes a
+/// placeholder.
+fn entries<T>(
+    w: &mut Walk<'_>,
+    root: &Table,
+    key: &str,
+    read: fn(&mut Walk<'_>, &str, &Table) -> T,
+    placeholder: fn() -> T,
+) -> Vec<T> {
+    w.tables(root, key).into_iter().map(|(path, t)| t.map_or_else(placeholder, |t| read(w, &path, t))).collect()
+}
+
+/// Stand-ins for list entries that are not tables: they keep later indexes (and so
+/// key paths) aligned, and their entry is already reported as broken.
+fn placeholder_queue() -> QueueDef {
+    QueueDef { name: String::new(), product: String::new(), language: Language::En, region: String::new() }
+}
+
+fn placeholder_rule() -> RouteRule {
+    RouteRule { product: None, language: None, region: None, queue: String::new() }
 }
 
 fn product(w: &mut Walk<'_>, path: &str, t: &Table) -> ProductRule {
@@ -271,8 +293,9 @@ impl Walk<'_> {
         }
     }
 
-    /// An array of tables (`[[key]]` or `key = [{...}]`), each with its key path.
-    fn tables<'t>(&mut self, t: &'t Table, key: &str) -> Vec<(String, &'t Table)> {
+    /// An array of tables (`[[key]]` or `key = [{...}]`), each with its key path;
+    /// `None` for an entry that is not a table (reported here).
+    fn tables<'t>(&mut self, t: &'t Table, key: &str) -> Vec<(String, Option<&'t Table>)> {
         let items = match t.get(key) {
             None => return Vec::new(),
             Some(Value::Array(a)) => a,
@@ -284,20 +307,15 @@ impl Walk<'_> {
         let mut out = Vec::new();
         for (i, item) in items.iter().enumerate() {
             let path = format!("{key}[{i}]");
-            match item {
-                Value::Table(inner) => out.push((path, inner)),
-                v => {
-                    self.wrong(&path, "a table", v);
-                    out.push((path, EMPTY.get_or_init(Table::new)));
-                }
+            let table = item.as_table();
+            if table.is_none() {
+                self.wrong(&path, "a table", item);
             }
+            out.push((path, table));
         }
         out
     }
 }
-
-/// Stands in for a list entry that is not a table, so indexes stay aligned.
-static EMPTY: std::sync::OnceLock<Table> = std::sync::OnceLock::new();
 
 fn describe(v: &Value) -> String {
     match v {
@@ -415,16 +433,18 @@ sales = ["pricing", "見積"]
 
     #[test]
     fn missing_sections_and_wrong_shapes_are_reported() {
-        let errs = errors("products = 3\nrules = [1]\n");
+        let errs = errors("products = 3\nrules = [1, \"x\"]\n");
         for expected in [
             "routing.toml: products: expected a list of tables ([[products]]), found 3",
             "routing.toml: rules[0]: expected a table, found 1",
+            "routing.toml: rules[1]: expected a table, found \"x\"",
             "routing.toml: default_product: missing (required)",
             "routing.toml: default_region: missing (required)",
             "routing.toml: scope: missing (required: sales_address and ps_address)",
         ] {
             assert!(errs.contains(&expected.to_string()), "{expected}\n{errs:#?}");
         }
+        assert_eq!(errs.len(), 6, "{errs:#?}");
     }
 
     #[test]

@@ -130,6 +130,7 @@ pub struct Config {
     pub smtp: Option<SmtpSettings>,
     pub database: DatabaseSettings,
     pub log: LogSettings,
+    pub sla: super::sla::SlaSettings,
 }
 
 /// True for `localhost` and loopback IP literals: the only hosts plaintext is allowed to.

@@ -304,6 +304,34 @@ mod tests {
     }
 
     #[test]
+    fn another_gateways_auto_reply_is_never_answered() {
+        use crate::mail::compose::{Outgoing, compose};
+        let theirs = Outgoing {
+            from: Address { name: Some("Other Helpdesk".into()), email: "helpdesk@other.example".into() },
+            to: vec![Address { name: None, email: "support@vendor.example".into() }],
+            cc: vec![],
+            reply_to: None,
+            subject: "Re: [Ticket #77] Re: [Case #00000001] Agent down".into(),
+            body: "We received your request.\n".into(),
+            message_id: "t77.1@other.example".into(),
+            in_reply_to: Some("case-00000001.m-1@vendor.example".into()),
+            references: vec![],
+            auto_submitted: true,
+            date: chrono::Utc::now(),
+        };
+        let raw = compose(&theirs).unwrap();
+        let m = parse(&raw, &ParseLimits::default()).unwrap();
+        assert!(matches!(classify(&m, &raw, &own()), MailKind::Automatic { .. }));
+        // And our own mail coming back (a forwarding loop) is caught by its From.
+        let mut ours = theirs;
+        ours.from.email = "support@vendor.example".into();
+        ours.auto_submitted = false;
+        let raw = compose(&ours).unwrap();
+        let m = parse(&raw, &ParseLimits::default()).unwrap();
+        assert!(matches!(classify(&m, &raw, &own()), MailKind::Automatic { reason } if reason.contains("loop")));
+    }
+
+    #[test]
     fn x_autoreply_headers() {
         let m = mail("taro@acme.example");
         let raw = b"From: taro@acme.example\r\nX-Autoreply: yes\r\n\r\nX-Autorespond: body only";

@@ -235,7 +235,7 @@ mod tests {
     }
 
     #[test]
-    fn a_public_suffix_in_a_contract_never_matches() {
+    fn bare_labels_never_match_and_public_suffixes_are_refused_at_import() {
         let c = [contract("C-9", &["jp", "co.jp"], &[], &["ansible"], "2025-01-01", "2027-01-01")];
         assert!(is_within("a.co.jp", "co.jp")); // two labels look registrable ...
         assert_eq!(verdict("x@b.jp", "ansible", &c, "2026-01-10").entitlement, Entitlement::NoContract);

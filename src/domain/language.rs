@@ -95,8 +95,12 @@ fn subject_evidence(subject: &str, own_english: bool) -> usize {
     if own_english && has_reply_prefix(subject) {
         return 0;
     }
+    // A subject is short and often nominal (【至急】サーバー停止), so kana count even
+    // without a sentence ending, unless English words outnumber them
+    // ("Our app アクメ管理 cannot reach Satellite" names a product, it is not Japanese).
     let kana = Script::of(subject).kana();
-    if kana >= 2 { kana } else { 0 }
+    let japanese = is_japanese_sentence(subject) || (kana >= 2 && kana >= english_words(subject));
+    if japanese { kana } else { 0 }
 }
 
 fn has_reply_prefix(subject: &str) -> bool {
@@ -158,7 +162,7 @@ impl Script {
 /// names and addresses (signature material) do not.
 const SENTENCE_MARKERS: &[&str] = &[
     "ます", "です", "ません", "ください", "下さい", "でしょう", "お願い", "よろしく", "宜しく",
-    "ありがと", "について", "ており", "ている", "ていた", "でした", "ない", "した", "して", "ので",
+    "ありがと", "について", "する", "される", "ており", "ている", "ていた", "でした", "ない", "した", "して", "ので",
     "けど", "という", "ように", "ことが", "できま", "られ", "れる", "だった",
 ];
 
@@ -175,20 +179,24 @@ pub fn is_japanese_sentence(line: &str) -> bool {
 
 /// The sender's own lines without the signature: what the language is judged on.
 fn prose_lines(body: &str) -> Vec<&str> {
-    let mut out = Vec::new();
+    let lines = own_lines(body);
     let mut english_seen = false;
-    for line in own_lines(body) {
+    for (i, line) in lines.iter().enumerate() {
         let t = line.trim();
         if t == "--" {
-            break; // RFC 3676 §4.3 signature separator
+            return lines[..i].to_vec(); // RFC 3676 §4.3 signature separator
         }
-        if english_seen && is_valediction(t) {
-            break; // the lines after an English closing are its signature
+        if english_seen && is_valediction(t) && is_tail(&lines[i + 1..]) {
+            return lines[..i].to_vec(); // what follows an English closing is its signature
         }
         english_seen |= english_words(t) >= MIN_ENGLISH_WORDS && !looks_like_log(t);
-        out.push(line);
     }
-    out
+    lines
+}
+
+/// A signature is short: a closing followed by many lines is not the end of the mail.
+fn is_tail(rest: &[&str]) -> bool {
+    rest.iter().filter(|l| !l.trim().is_empty()).count() <= 8
 }
 
 fn is_valediction(t: &str) -> bool {

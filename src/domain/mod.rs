@@ -3,6 +3,7 @@
 
 pub mod authres;
 pub mod case;
+pub mod classify;
 pub mod commands;
 pub mod decide;
 pub mod sla;
@@ -12,6 +13,7 @@ pub mod routing;
 pub mod scope;
 pub mod feedback;
 pub mod thread;
+pub mod triage;
 pub mod token;
 
 pub use case::{CaseNumber, Status};

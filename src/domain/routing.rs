@@ -19,7 +19,7 @@ use super::language::{Language, own_lines};
 use super::scope::{ScopeRules, normalise, phrase_in};
 
 /// How a product is recognised.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProductRule {
     /// Lower-case product name, as in contracts ("ansible").
     pub name: String,
@@ -165,10 +165,11 @@ enum Winner<'a> {
 }
 
 fn winner<'a>(product: &str, language: Language, region: &str, routing: &'a Routing) -> Option<Winner<'a>> {
-    if routing.japanese_queue_any_region && language == Language::Ja {
-        if let Some(q) = japanese_queue(product, routing) {
-            return Some(Winner::Japanese(q));
-        }
+    if routing.japanese_queue_any_region
+        && language == Language::Ja
+        && let Some(q) = japanese_queue(product, routing)
+    {
+        return Some(Winner::Japanese(q));
     }
     routing.rules.iter().position(|r| r.matches(product, language, region)).map(Winner::Rule)
 }

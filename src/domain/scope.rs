@@ -156,7 +156,9 @@ fn whole_words(s: &str, start: usize, end: usize) -> bool {
     let last = s[..end].chars().next_back();
     let before = s[..start].chars().next_back();
     let after = s[end..].chars().next();
-    !(first.is_some_and(word) && before.is_some_and(word)) && !(last.is_some_and(word) && after.is_some_and(word))
+    let cut_at_start = first.is_some_and(word) && before.is_some_and(word);
+    let cut_at_end = last.is_some_and(word) && after.is_some_and(word);
+    !cut_at_start && !cut_at_end
 }
 
 #[cfg(test)]

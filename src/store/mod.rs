@@ -5,6 +5,7 @@
 
 mod cases;
 mod mailbox;
+mod outbox;
 mod quarantine;
 mod views;
 
@@ -14,6 +15,7 @@ use sqlx::{AnyPool, Executor};
 
 pub use cases::{Committed, NewAttachment, NewMessage};
 pub use mailbox::Checkpoint;
+pub use outbox::{NewOutbox, OutboxRow, OutboxStatus};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
 pub use views::{AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView};
 

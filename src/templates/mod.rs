@@ -160,7 +160,7 @@ impl Templates {
             .into_iter()
             .find(|l| *l == lang)
             .ok_or_else(|| TemplateError::UnknownLanguage(lang.to_string()))?;
-        let ctx = minijinja::Value::from_serialize(ctx);
+        let ctx = minijinja::Value::from(minijinja::value::Serde(ctx));
         let subject = self.render_part(&template_name(lang, kind, Part::Subject), &ctx)?;
         let body = self.render_part(&template_name(lang, kind, Part::Body), &ctx)?;
         Ok(Rendered { subject: one_line(&subject), body: finish_body(&body) })
@@ -307,7 +307,7 @@ fn check_part(
         })
         .collect();
     if problems.is_empty()
-        && let Err(e) = template.render(minijinja::Value::from_serialize(&sample))
+        && let Err(e) = template.render(minijinja::Value::from(minijinja::value::Serde(&sample)))
     {
         problems.push(minijinja_problem(path, first_line, &e));
     }
@@ -360,6 +360,12 @@ fn unknown_files(lang_dir: &Path) -> Vec<Problem> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn templates_can_be_shared_across_tasks() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Templates>();
+    }
 
     #[test]
     fn names_round_trip() {

@@ -1,0 +1,301 @@
+//! The sender worker: takes due rows from the outbox and delivers them over SMTP.
+//!
+//! Delivery is at most once in normal operation: a row is leased (`sending`) before the
+//! SMTP transaction and marked `sent` right after the server's 250 to the end of DATA.
+//! One window remains: a crash (or a lost database) between that 250 and `mark_sent`
+//! leaves the row `sending`; when its lease runs out it goes back to `pending` and the
+//! mail is sent a second time. SMTP itself has the same window (RFC 1047: a lost 250
+//! makes the client resend), so it cannot be closed from here; it is a few
+//! milliseconds wide. The failpoint `outbox_after_accept` aborts exactly there.
+//!
+//! Temporary failures retry with capped exponential backoff until the row is older than
+//! `max_age` (RFC 5321 §4.5.4.1: retry, then give up with a failure notice, here a
+//! `delivery_failed` event on the case); permanent ones fail at once. When the server
+//! itself is unreachable the worker stops the round and backs off as a whole, instead
+//! of failing every queued row in turn.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
+
+use super::smtp::{SmtpClient, SmtpError};
+use crate::config::SmtpSettings;
+use crate::runtime::Shutdown;
+use crate::store::{OutboxRow, Store, StoreError};
+
+/// Retry timing for temporary failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetryPolicy {
+    /// Wait after the first failure; doubled after each further one.
+    pub initial: Duration,
+    /// The longest wait between two attempts.
+    pub cap: Duration,
+    /// A mail still undelivered this long after it was queued fails.
+    pub max_age: Duration,
+}
+
+impl Default for RetryPolicy {
+    /// 1 minute doubling up to 1 hour, for up to 2 days. Shorter than an MTA's 4-5 day
+    /// give-up (RFC 5321 §4.5.4.1): an acknowledgement days late helps nobody, and the
+    /// case records the failure for an engineer to follow up.
+    fn default() -> Self {
+        RetryPolicy {
+            initial: Duration::from_secs(60),
+            cap: Duration::from_secs(3600),
+            max_age: Duration::from_secs(2 * 86_400),
+        }
+    }
+}
+
+/// No retry sooner than this, whatever the policy says: a zero delay would make a
+/// failing row spin.
+const MIN_DELAY: Duration = Duration::from_millis(50);
+
+impl RetryPolicy {
+    /// The wait after the `failures`th consecutive failure (1-based).
+    pub fn delay(&self, failures: i64) -> Duration {
+        let exp = u32::try_from(failures.saturating_sub(1).clamp(0, 30)).unwrap_or(30);
+        let delay = self.initial.saturating_mul(2u32.saturating_pow(exp));
+        delay.min(self.cap).max(MIN_DELAY)
+    }
+}
+
+/// What one round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    pub sent: u64,
+    /// Temporary failures, queued again.
+    pub retried: u64,
+    /// Permanent failures and give-ups (each with a `delivery_failed` event).
+    pub failed: u64,
+    /// Rows found `sending` past their lease (crash recovery) and put back.
+    pub released: u64,
+    /// The round stopped early because the server (or our SMTP setup) failed.
+    pub server_unavailable: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum OutboxError {
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// The SMTP settings cannot work (plaintext to a remote host, bad CA file).
+    #[error(transparent)]
+    Setup(#[from] SmtpError),
+}
+
+/// How long a claimed row stays leased. Covers connect, TLS, AUTH and the transaction
+/// (each bounded by `timeout`) with room to spare; after it, another worker may retry.
+fn lease_for(smtp: &SmtpSettings) -> Duration {
+    smtp.timeout.saturating_mul(8) + Duration::from_secs(30)
+}
+
+/// A worker's delivery state: the store, the (reused) SMTP connection and the policy.
+struct Delivery {
+    store: Store,
+    client: SmtpClient,
+    policy: RetryPolicy,
+    lease: Duration,
+}
+
+enum Outcome {
+    Sent,
+    Retry(SmtpError),
+    Failed(SmtpError),
+    GaveUp(SmtpError),
+}
+
+impl Delivery {
+    fn new(store: Store, smtp: &SmtpSettings, policy: RetryPolicy) -> Result<Delivery, SmtpError> {
+        let client = SmtpClient::new(smtp.clone())?;
+        Ok(Delivery { store, client, policy, lease: lease_for(smtp) })
+    }
+
+    /// Deliver every row due at the start of the round, one connection for all of
+    /// them; stop early on shutdown or when the server is unreachable.
+    async fn round(&mut self, shutdown: Option<&Shutdown>) -> Result<DrainReport, StoreError> {
+        let start = Utc::now();
+        let mut report = DrainReport { released: self.store.release_expired_leases(start).await?, ..Default::default() };
+        while !shutdown.is_some_and(Shutdown::is_shutdown) {
+            let elapsed = (Utc::now() - start).to_std().unwrap_or_default();
+            let Some(row) = self.store.claim_due(start, 1, self.lease + elapsed).await?.into_iter().next() else {
+                break;
+            };
+            let (outcome, server_down) = self.deliver(&row).await;
+            self.settle(&row, outcome, start, &mut report).await?;
+            if server_down {
+                report.server_unavailable = true;
+                break;
+            }
+        }
+        self.client.close().await;
+        Ok(report)
+    }
+
+    async fn deliver(&mut self, row: &OutboxRow) -> (Outcome, bool) {
+        match self.client.send(&row.sender, &row.recipients, &row.raw).await {
+            Ok(()) => {
+                crate::failpoint::hit("outbox_after_accept");
+                (Outcome::Sent, false)
+            }
+            Err(e) if e.is_permanent() => (Outcome::Failed(e), false),
+            Err(e) => {
+                let server_down = e.affects_server();
+                let age = (Utc::now() - row.created_at).to_std().unwrap_or_default();
+                let next = self.policy.delay(row.attempts);
+                if age + next > self.policy.max_age {
+                    (Outcome::GaveUp(e), server_down)
+                } else {
+                    (Outcome::Retry(e), server_down)
+                }
+            }
+        }
+    }
+
+    async fn settle(
+        &self,
+        row: &OutboxRow,
+        outcome: Outcome,
+        start: DateTime<Utc>,
+        report: &mut DrainReport,
+    ) -> Result<(), StoreError> {
+        let now = Utc::now();
+        match outcome {
+            Outcome::Sent => {
+                mark_sent(&self.store, row.id, now).await?;
+                tracing::info!(id = row.id, message_id = %row.message_id, kind = %row.kind, case = ?row.case.map(|c| c.0), "mail sent");
+                report.sent += 1;
+            }
+            Outcome::Retry(e) => {
+                let delay = chrono::Duration::from_std(self.policy.delay(row.attempts)).unwrap_or(chrono::Duration::hours(1));
+                // Never due again within this round: a round only takes what was due at its start.
+                let next = (now + delay).max(start + chrono::Duration::milliseconds(1));
+                log_failure(row, &e, "will retry");
+                self.store.mark_retry(row.id, next, &e.to_string()).await?;
+                report.retried += 1;
+            }
+            Outcome::Failed(e) => {
+                log_failure(row, &e, "permanent failure");
+                self.store.mark_failed(row.id, e.status(), &e.to_string(), now).await?;
+                report.failed += 1;
+            }
+            Outcome::GaveUp(e) => {
+                log_failure(row, &e, "giving up");
+                let why = format!("gave up after {} attempts: {e}", row.attempts);
+                self.store.mark_failed(row.id, e.status(), &why, now).await?;
+                report.failed += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn log_failure(row: &OutboxRow, e: &SmtpError, what: &str) {
+    let (id, mid, attempts) = (row.id, &row.message_id, row.attempts);
+    if e.is_transient() || e.is_permanent() {
+        tracing::warn!(id, message_id = %mid, attempts, error = %e, "{what}");
+    } else {
+        tracing::error!(id, message_id = %mid, attempts, error = %e, "{what}; check the [smtp] settings");
+    }
+}
+
+/// `mark_sent` right after the 250, retried briefly: if it cannot be recorded the row
+/// stays leased and will be sent again after the lease (the documented window).
+async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let mut last = None;
+    for pause in [0u64, 100, 500, 2000] {
+        tokio::time::sleep(Duration::from_millis(pause)).await;
+        match store.mark_sent(id, now).await {
+            Ok(()) => return Ok(()),
+            Err(e) => {
+                tracing::error!(id, error = %e, "cannot record a sent mail; retrying");
+                last = Some(e);
+            }
+        }
+    }
+    Err(last.unwrap_or(StoreError::Corrupt { column: "outbox.status", value: "unrecorded send".into() }))
+}
+
+/// `casegate run --once`: deliver everything due now, then return what was done.
+pub async fn drain_once(store: &Store, smtp: &SmtpSettings, policy: &RetryPolicy) -> Result<DrainReport, OutboxError> {
+    let mut delivery = Delivery::new(store.clone(), smtp, *policy)?;
+    Ok(delivery.round(None).await?)
+}
+
+/// Longest sleep without a wake-up: picks up mail queued by another process (`casegate
+/// ingest`, another instance on PostgreSQL), which cannot notify this one.
+pub const IDLE_POLL: Duration = Duration::from_secs(30);
+
+/// The daemon's sender: a round whenever a row is due, `wake` is notified (use
+/// `notify_one`, so a wake-up during a round is not lost) or [`IDLE_POLL`] passed;
+/// backs off while the server is unreachable. Returns on shutdown (after the message in
+/// hand), or at once when the SMTP settings cannot work.
+pub async fn run(
+    store: Store,
+    smtp: SmtpSettings,
+    policy: RetryPolicy,
+    mut shutdown: Shutdown,
+    wake: Arc<Notify>,
+) -> Result<(), OutboxError> {
+    let mut delivery = Delivery::new(store.clone(), &smtp, policy)?;
+    let mut failures: i64 = 0;
+    while !shutdown.is_shutdown() {
+        let wait = match delivery.round(Some(&shutdown)).await {
+            Ok(report) if report.server_unavailable => {
+                failures += 1;
+                policy.delay(failures)
+            }
+            Ok(_) => {
+                failures = 0;
+                until_next_due(&store).await.unwrap_or_else(|e| {
+                    tracing::error!(error = %e, "outbox: cannot read the next due time");
+                    IDLE_POLL
+                })
+            }
+            Err(e) => {
+                failures += 1;
+                tracing::error!(error = %e, "outbox: database error; backing off");
+                policy.delay(failures).min(IDLE_POLL)
+            }
+        };
+        tokio::select! {
+            _ = shutdown.recv() => break,
+            _ = wake.notified(), if failures == 0 => {}
+            _ = tokio::time::sleep(wait) => {}
+        }
+    }
+    delivery.client.close().await;
+    Ok(())
+}
+
+async fn until_next_due(store: &Store) -> Result<Duration, StoreError> {
+    Ok(match store.next_due().await? {
+        Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_POLL),
+        None => IDLE_POLL,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = RetryPolicy {
+            initial: Duration::from_secs(60),
+            cap: Duration::from_secs(600),
+            max_age: Duration::from_secs(86_400),
+        };
+        let delays: Vec<u64> = (1..=6).map(|n| p.delay(n).as_secs()).collect();
+        assert_eq!(delays, vec![60, 120, 240, 480, 600, 600]);
+        assert_eq!(p.delay(0).as_secs(), 60);
+        assert_eq!(p.delay(i64::MAX).as_secs(), 600);
+    }
+
+    #[test]
+    fn zero_delay_is_raised() {
+        let p = RetryPolicy { initial: Duration::ZERO, cap: Duration::ZERO, max_age: Duration::ZERO };
+        assert_eq!(p.delay(1), MIN_DELAY);
+    }
+}
