@@ -1,14 +1,19 @@
 //! One mail through the stages: parse -> classify -> thread -> decide -> commit.
 //! Settling (moving the mail on the IMAP server) is the source's job, after this returns.
 
+use std::sync::Arc;
+
 use chrono::{DateTime, Utc};
+use tokio::sync::Notify;
 use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::domain::CaseNumber;
-use crate::domain::decide::{self, Rules};
+use crate::domain::classify::{self, MailKind};
+use crate::domain::decide::{self, Facts, Plan, Role, Rules, Settings, Target};
 use crate::mail::Inbound;
 use crate::mail::parse::{self, ParseLimits};
+use crate::notices;
 use crate::store::{Committed, NewAttachment, NewMessage, QuarantineEntry, QuarantineStatus, Store, StoreError};
 
 /// Where a mail came from (for the quarantine register and logs).
@@ -57,17 +62,19 @@ impl<'a> Received<'a> {
     }
 }
 
-/// The stages, with the settings they need. Cheap to clone.
+/// The stages, with the settings they need. Cheap to clone; a reload makes a new one.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
     store: Store,
+    config: Arc<Config>,
     rules: Rules,
     limits: ParseLimits,
-    max_message_bytes: u64,
+    /// Wakes the outbox sender when a commit queued mail.
+    outbox_wake: Arc<Notify>,
 }
 
 impl Pipeline {
-    pub fn new(store: Store, config: &Config) -> Pipeline {
+    pub fn new(store: Store, config: Arc<Config>) -> Pipeline {
         let g = &config.gateway;
         Pipeline {
             store,
@@ -76,18 +83,34 @@ impl Pipeline {
                 case_tag_word: g.case_tag_word.clone(),
                 reopen_window: g.reopen_window,
                 free_mail_domains: g.free_mail_domains.clone(),
+                auto_reply_limit_per_hour: g.auto_reply_limit_per_hour,
             },
             limits: ParseLimits { max_attachment_bytes: g.max_attachment_bytes },
-            max_message_bytes: g.max_message_bytes,
+            config,
+            outbox_wake: Arc::new(Notify::new()),
         }
+    }
+
+    /// The same pipeline with a reloaded configuration (the store and the outbox
+    /// wake-up stay).
+    pub fn reconfigured(&self, config: Arc<Config>) -> Pipeline {
+        Pipeline { outbox_wake: self.outbox_wake.clone(), ..Pipeline::new(self.store.clone(), config) }
     }
 
     pub fn store(&self) -> &Store {
         &self.store
     }
 
+    pub fn config(&self) -> &Arc<Config> {
+        &self.config
+    }
+
+    pub fn outbox_wake(&self) -> Arc<Notify> {
+        self.outbox_wake.clone()
+    }
+
     pub fn max_message_bytes(&self) -> u64 {
-        self.max_message_bytes
+        self.config.gateway.max_message_bytes
     }
 
     /// Run one whole mail through; `now` is the processing time.
@@ -98,36 +121,94 @@ impl Pipeline {
             info!(case = %case, dedup_key = %key, "duplicate mail: already on the case");
             return Ok(Outcome::Duplicate { case });
         }
-        if received.size > self.max_message_bytes {
-            let reason = too_large(received.size, self.max_message_bytes);
+        if received.size > self.max_message_bytes() {
+            let reason = too_large(received.size, self.max_message_bytes());
             return self.quarantine(received, reason, now).await;
         }
         let mail = match parse::parse(raw, &self.limits) {
             Ok(m) => m,
             Err(e) => return self.quarantine(received, format!("unparseable: {e}"), now).await,
         };
-        let outcome = self.commit_customer_mail(&mail, raw, key, received.received_at, now).await?;
+        let own = [self.rules.support_address.clone()];
+        let outcome = match classify::classify(&mail, raw, &own) {
+            MailKind::Bounce { original_message_id } => {
+                match self.bounce(&mail, raw, key, received, original_message_id, now).await? {
+                    Some(o) => o,
+                    None => return self.quarantine(received, "bounce of a mail casegate did not send".into(), now).await,
+                }
+            }
+            kind => self.customer_mail(&mail, &kind, raw, key, received.received_at, now).await?,
+        };
         if let Outcome::Stored { case, opened } = &outcome {
             info!(case = %case, opened, from = %mail.from.email, subject = %mail.subject, "mail stored");
         }
         Ok(outcome)
     }
 
-    async fn commit_customer_mail(
+    async fn customer_mail(
         &self,
         mail: &Inbound,
+        kind: &MailKind,
         raw: &[u8],
         key: String,
         received_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Outcome, StoreError> {
+        let sender = mail.from.email.to_lowercase();
         let mut refs: Vec<String> = mail.in_reply_to.clone();
         refs.extend(mail.references.iter().rev().cloned());
         let tag = decide::tag_of(mail, &self.rules);
-        let facts = self.store.thread_facts(&refs, tag, &mail.from.email).await?;
-        let plan = decide::inbound(mail, &facts, &self.rules, now);
-        let message = new_message(mail, raw, key, received_at);
-        Ok(match self.store.commit(&plan, &message, now).await? {
+        let facts = Facts {
+            thread: self.store.thread_facts(&refs, tag, &sender).await?,
+            contracts: self.store.contracts_for_sender(&sender).await?,
+            auto_replies_last_hour: self.store.count_auto_replies_since(&sender, now - chrono::Duration::hours(1)).await?,
+            recent_refusals: self.store.count_refusals_since(&sender, now - self.config.gateway.refusal_interval).await?,
+        };
+        let recipients: Vec<String> = mail.to.iter().chain(mail.cc.iter()).map(|a| a.email.clone()).collect();
+        let settings = Settings { rules: &self.rules, routing: &self.config.routing, sla: &self.config.sla };
+        let plan = decide::inbound(mail, kind, &recipients, &facts, settings, received_at, now);
+        self.commit(&plan, mail, new_message(mail, raw, key, received_at), now).await
+    }
+
+    /// A bounce joins the case of the mail it bounced (as a delivery failure); `None`
+    /// when the bounced mail is not one of ours.
+    async fn bounce(
+        &self,
+        mail: &Inbound,
+        raw: &[u8],
+        key: String,
+        received: &Received<'_>,
+        original: Option<String>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let Some(original) = original else { return Ok(None) };
+        let facts = self.store.thread_facts(std::slice::from_ref(&original), None, "").await?;
+        let Some(case) = facts.by_reference else { return Ok(None) };
+        let plan = Plan {
+            target: Target::Existing { number: case.number, status: None, details: case.details },
+            role: Role::System,
+            participants: Vec::new(),
+            events: Vec::new(),
+            clocks: Vec::new(),
+            mails: Vec::new(),
+        };
+        let outcome = self.commit(&plan, mail, new_message(mail, raw, key, received.received_at), now).await?;
+        if matches!(outcome, Outcome::Stored { .. }) {
+            let detail = serde_json::json!({ "bounce_from": mail.from.email, "bounce_subject": mail.subject });
+            self.store.record_bounce(&original, &detail, now).await?;
+            warn!(case = %case.number, message_id = %original, "delivery failed: bounce attached to the case");
+        }
+        Ok(Some(outcome))
+    }
+
+    async fn commit(&self, plan: &Plan, mail: &Inbound, message: NewMessage, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+        let config = &self.config;
+        let render = |case, first_n| notices::compose_all(config, plan, mail, case, first_n, now);
+        let committed = self.store.commit(plan, &message, now, render).await?;
+        if !plan.mails.is_empty() {
+            self.outbox_wake.notify_one();
+        }
+        Ok(match committed {
             Committed::Stored { case, opened } => Outcome::Stored { case, opened },
             Committed::Duplicate { case } => Outcome::Duplicate { case },
         })
@@ -140,7 +221,7 @@ impl Pipeline {
         let key = parse::dedup_key(raw);
         let head = parse::sniff_headers(raw);
         // Kept for replay of piped mail; oversized mail stays only in the IMAP folder.
-        let keep_raw = received.is_whole() && received.size <= self.max_message_bytes;
+        let keep_raw = received.is_whole() && received.size <= self.max_message_bytes();
         let entry = QuarantineEntry {
             id: 0,
             dedup_key: key.clone(),

@@ -37,9 +37,14 @@ fn check_config_accepts_a_good_file() {
 fn check_config_names_every_problem_by_file_and_key() {
     let dir = tempdir();
     let path = dir.path().join("casegate.toml");
+    let repo = support::repo_dir();
+    let gateway = format!(
+        "[gateway]\nrouting_file = \"{0}/config/routing.toml\"\ntemplates_dir = \"{0}/templates\"\n\n",
+        repo.display()
+    );
     std::fs::write(
         &path,
-        "[imap]\nhost = \"127.0.0.1\"\nport = \"not a number\"\ntls = \"none\"\nusername = \"support\"\nmailbox_typo = \"INBOX\"\n\n[database]\nurl = \"mysql://x\"\n",
+        gateway + "[imap]\nhost = \"127.0.0.1\"\nport = \"not a number\"\ntls = \"none\"\nusername = \"support\"\nmailbox_typo = \"INBOX\"\n\n[database]\nurl = \"mysql://x\"\n",
     )
     .unwrap();
     let out = casegate().arg("--config").arg(&path).arg("check-config").output().unwrap();

@@ -4,10 +4,15 @@
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
-use casegate::domain::decide::{self, Rules};
+use casegate::config::Config;
+use casegate::domain::classify::MailKind;
+use casegate::domain::decide::{self, Facts, Rules, Settings};
+use casegate::domain::entitlement::Contract;
 use casegate::domain::{CaseNumber, Status};
 use casegate::mail::{Address, Inbound, MailHeaders};
-use casegate::store::{Checkpoint, Committed, NewAttachment, NewMessage, QuarantineEntry, QuarantineStatus, Store};
+use casegate::store::{
+    Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound, QuarantineEntry, QuarantineStatus, Store,
+};
 
 fn rules() -> Rules {
     Rules {
@@ -15,6 +20,33 @@ fn rules() -> Rules {
         case_tag_word: "Case".into(),
         reopen_window: Duration::from_secs(14 * 86_400),
         free_mail_domains: vec!["gmail.com".into()],
+        auto_reply_limit_per_hour: 5,
+    }
+}
+
+/// The repository's routing and SLA defaults.
+fn config() -> Config {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("casegate.toml");
+    std::fs::write(&path, "").unwrap();
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let mut env = config::Map::new();
+    env.insert("CASEGATE__GATEWAY__ROUTING_FILE".to_string(), format!("{repo}/config/routing.toml"));
+    env.insert("CASEGATE__GATEWAY__TEMPLATES_DIR".to_string(), format!("{repo}/templates"));
+    casegate::config::load_with_env(&path, Some(env)).unwrap()
+}
+
+fn acme_contract() -> Contract {
+    Contract {
+        account: "Acme".into(),
+        contract_id: "C-ACME".into(),
+        tier: "premium".into(),
+        products: vec!["ansible".into()],
+        domains: vec!["acme.example".into()],
+        contacts: vec!["boss@partner.example".into()],
+        country: "JP".into(),
+        start: chrono::NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+        end: chrono::NaiveDate::from_ymd_opt(2027, 3, 31).unwrap(),
     }
 }
 
@@ -64,22 +96,79 @@ fn message(m: &Inbound, at: DateTime<Utc>) -> NewMessage {
     }
 }
 
-/// File one mail the way the pipeline does: facts, decision, commit.
+/// File one mail the way the pipeline does: facts, decision, commit; each planned mail
+/// becomes a (fake-composed) outbound row.
 async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
+    let cfg = config();
     let refs: Vec<String> = m.in_reply_to.iter().chain(m.references.iter().rev()).cloned().collect();
-    let facts = store.thread_facts(&refs, decide::tag_of(m, &rules()), &m.from.email).await.unwrap();
-    let plan = decide::inbound(m, &facts, &rules(), at);
-    store.commit(&plan, &message(m, at), at).await.unwrap()
+    let facts = Facts {
+        thread: store.thread_facts(&refs, decide::tag_of(m, &rules()), &m.from.email).await.unwrap(),
+        contracts: store.contracts_for_sender(&m.from.email).await.unwrap(),
+        ..Facts::default()
+    };
+    let rules = rules();
+    let settings = Settings { rules: &rules, routing: &cfg.routing, sla: &cfg.sla };
+    let plan = decide::inbound(m, &MailKind::Normal, &[], &facts, settings, at, at);
+    let render = |case: CaseNumber, n: i64| {
+        plan.mails
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Outbound {
+                kind: "acknowledgement".into(),
+                role: "system",
+                message_id: format!("case-{case}.m-{}@vendor.example", n + i as i64),
+                sender: "support@vendor.example".into(),
+                recipients: vec![p.to.clone()],
+                subject: format!("[Case #{case}] ack"),
+                text: "ack".into(),
+                raw: b"raw".to_vec(),
+            })
+            .collect()
+    };
+    store.commit(&plan, &message(m, at), at, render).await.unwrap()
 }
 
 async fn contract(store: Store) {
-    // A new mail opens case 1, with its message, attachment and audit trail.
+    // Contracts: import is idempotent; lookup by contact and by (parent) domain.
+    let stats = store.import_contracts(&[acme_contract()], t0()).await.unwrap();
+    assert_eq!(stats.inserted, 1);
+    let again = store.import_contracts(&[acme_contract()], t0()).await.unwrap();
+    assert_eq!((again.inserted, again.unchanged), (0, 1));
+    assert_eq!(store.contracts_for_sender("ops@tokyo.acme.example").await.unwrap().len(), 1);
+    assert_eq!(store.contracts_for_sender("BOSS@partner.example").await.unwrap().len(), 1);
+    assert!(store.contracts_for_sender("x@example").await.unwrap().is_empty());
+    assert_eq!(store.list_contracts().await.unwrap(), vec![acme_contract()]);
+
+    // A new mail opens case 1, with its message, attachment, triage, SLA clock, the
+    // acknowledgement queued and kept on the case, and its audit trail.
     let first = mail("a1@acme.example", "taro@acme.example", "サーバーが停止しました");
     let Committed::Stored { case, opened: true } = file(&store, &first, t0()).await else { panic!() };
     let view = store.show_case(case).await.unwrap().unwrap();
     assert_eq!(view.summary.status, Status::New);
+    assert_eq!(view.summary.entitlement.as_deref(), Some("entitled"));
+    assert_eq!(view.summary.account.as_deref(), Some("Acme"));
+    assert_eq!(view.summary.queue.as_deref(), Some("ansible-ja"));
+    assert!(view.summary.sla.first_response_due.is_some());
+    assert_eq!(view.messages.iter().filter(|m| m.direction == "out").count(), 1);
+    assert_eq!(store.outbox_rows(Some(case)).await.unwrap().len(), 1);
+    assert_eq!(store.count_auto_replies_since("taro@acme.example", t0()).await.unwrap(), 1);
+
+    // The SLA clock: warned once, breached once, never again.
+    let due = view.summary.sla.first_response_due.unwrap();
+    assert!(store.due_clocks(t0(), 10).await.unwrap().is_empty());
+    let clocks = store.due_clocks(due - chrono::Duration::minutes(1), 10).await.unwrap();
+    assert_eq!(clocks.len(), 1);
+    let detail = serde_json::json!({});
+    assert!(store.settle_clock(&clocks[0], ClockAction::Warn, due, &detail, |_| vec![]).await.unwrap());
+    assert!(!store.settle_clock(&clocks[0], ClockAction::Warn, due, &detail, |_| vec![]).await.unwrap());
+    let clocks = store.due_clocks(due, 10).await.unwrap();
+    assert_eq!(clocks.len(), 1);
+    assert!(store.settle_clock(&clocks[0], ClockAction::Breach, due, &detail, |_| vec![]).await.unwrap());
+    assert!(store.due_clocks(due + chrono::Duration::days(9), 10).await.unwrap().is_empty());
+    assert!(store.case_summary(case).await.unwrap().unwrap().sla.breached);
+    let view = store.show_case(case).await.unwrap().unwrap();
     assert_eq!(view.summary.subject, "サーバーが停止しました");
-    assert_eq!(view.messages.len(), 1);
+    assert_eq!(view.messages.len(), 2);
     assert_eq!(view.messages[0].received_at, t0());
     assert_eq!(view.messages[0].text, "本文です");
     assert_eq!(view.messages[0].attachments[0].filename.as_deref(), Some("ログ.txt"));
@@ -112,7 +201,7 @@ async fn contract(store: Store) {
     // Lists, newest first, filtered by status.
     let all = store.list_cases(None, 10).await.unwrap();
     assert_eq!(all.iter().map(|c| c.number).collect::<Vec<_>>(), vec![other, case]);
-    assert_eq!(all[1].message_count, 3);
+    assert_eq!(all[1].message_count, 4);
     assert_eq!(store.list_cases(Some(Status::Closed), 10).await.unwrap().len(), 0);
 
     // Checkpoints.

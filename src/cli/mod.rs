@@ -2,6 +2,7 @@
 
 mod cases;
 mod check_config;
+mod contracts;
 mod ingest;
 mod quarantine;
 mod run;
@@ -35,6 +36,8 @@ pub enum Command {
     Cases(cases::Cases),
     #[command(subcommand)]
     Quarantine(quarantine::Quarantine),
+    #[command(subcommand)]
+    Contracts(contracts::Contracts),
 }
 
 impl Cli {
@@ -46,13 +49,16 @@ impl Cli {
             Command::Ingest(c) => c.execute(&self.config).await,
             Command::Cases(c) => c.execute(&self.config).await,
             Command::Quarantine(c) => c.execute(&self.config).await,
+            Command::Contracts(c) => c.execute(&self.config).await,
         }
     }
 }
 
 /// Load the configuration or fail with every problem, one per line.
-pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<Config> {
-    config::load(path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))
+pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<std::sync::Arc<Config>> {
+    config::load(path)
+        .map(std::sync::Arc::new)
+        .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))
 }
 
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
@@ -61,8 +67,8 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
         .with_context(|| format!("cannot open the database ({})", redact_url(&config.database.url)))
 }
 
-pub(crate) async fn pipeline(config: &Config) -> anyhow::Result<Pipeline> {
-    Ok(Pipeline::new(open_store(config).await?, config))
+pub(crate) async fn pipeline(config: &std::sync::Arc<Config>) -> anyhow::Result<Pipeline> {
+    Ok(Pipeline::new(open_store(config).await?, config.clone()))
 }
 
 /// Logs go to stderr; stdout is kept for command output (tables, JSON).

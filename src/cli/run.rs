@@ -1,23 +1,28 @@
 use std::path::Path;
+use std::sync::Arc;
 
-use anyhow::Context;
+use chrono::Utc;
 use clap::Args;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use crate::config::Config;
-use crate::intake;
+use crate::outbox::{self, RetryPolicy};
 use crate::pipeline::Pipeline;
 use crate::runtime::shutdown_channel;
+use crate::{intake, sla_timer};
 
-/// Run the gateway: read the support mailbox, file every mail into a case.
+/// Run the gateway: read the support mailbox, file every mail into a case, send the
+/// outbox, keep the SLA clocks.
 ///
 /// SIGTERM or SIGINT: finish the mail in hand, then exit 0. SIGHUP: reload and check the
-/// configuration; a bad one is refused and the daemon keeps the last good one.
+/// configuration (routing, templates, SLA); a bad one is refused and the daemon keeps
+/// the last good one.
 #[derive(Debug, Args)]
 pub struct Run {
-    /// Process everything pending, then exit 0.
+    /// Process everything pending (mailbox, SLA timers, outbox), then exit 0.
     #[arg(long)]
     once: bool,
 }
@@ -27,75 +32,120 @@ impl Run {
         let config = super::load_config(path)?;
         super::init_tracing(&config);
         let pipeline = super::pipeline(&config).await?;
-        let imap = config.imap.clone().context("no [imap] section in the configuration: nothing to run")?;
         startup_summary(&config, self.once);
-        if self.once {
-            let (_trigger, shutdown) = shutdown_channel();
-            let stats = intake::run_once(&imap, &pipeline, &shutdown).await?;
-            println!(
-                "processed {} mail(s): {} new case(s), {} added to existing cases, {} duplicate(s), {} quarantined",
-                stats.total(),
-                stats.opened,
-                stats.added,
-                stats.duplicates,
-                stats.quarantined
-            );
-            pipeline.store().close().await;
-            return Ok(0);
-        }
-        let (trigger, shutdown) = shutdown_channel();
-        let (pipeline_tx, pipeline_rx) = watch::channel(pipeline.clone());
-        let intake_task = tokio::spawn(intake::run(imap, pipeline_rx, shutdown));
-        let mut term = signal(SignalKind::terminate())?;
-        let mut int = signal(SignalKind::interrupt())?;
-        let mut hup = signal(SignalKind::hangup())?;
-        let mut intake_task = intake_task;
-        let result = loop {
-            tokio::select! {
-                _ = term.recv() => { info!("SIGTERM: finishing the mail in hand, then stopping"); break None; }
-                _ = int.recv() => { info!("SIGINT: finishing the mail in hand, then stopping"); break None; }
-                _ = hup.recv() => reload(path, &config, &pipeline, &pipeline_tx),
-                r = &mut intake_task => break Some(r),
-            }
-        };
-        trigger.trigger();
-        let finished = match result {
-            Some(r) => r,
-            None => intake_task.await,
-        };
+        let code = if self.once { once(&config, &pipeline).await? } else { daemon(path, &config, pipeline.clone()).await? };
         pipeline.store().close().await;
-        match finished {
-            Ok(Ok(())) => {
-                info!("stopped");
-                Ok(0)
+        Ok(code)
+    }
+}
+
+fn retry_policy(config: &Config) -> RetryPolicy {
+    let o = &config.outbox;
+    RetryPolicy { initial: o.retry_initial, cap: o.retry_cap, max_age: o.max_age }
+}
+
+/// `run --once`: the mailbox, then the SLA timers, then the outbox (so the mail the first
+/// two queued goes out in the same run).
+async fn once(config: &Arc<Config>, pipeline: &Pipeline) -> anyhow::Result<i32> {
+    let (_trigger, shutdown) = shutdown_channel();
+    if let Some(imap) = &config.imap {
+        let s = intake::run_once(imap, pipeline, &shutdown).await?;
+        println!(
+            "processed {} mail(s): {} new case(s), {} added to existing cases, {} duplicate(s), {} quarantined",
+            s.total(),
+            s.opened,
+            s.added,
+            s.duplicates,
+            s.quarantined
+        );
+    }
+    let t = sla_timer::tick(pipeline, Utc::now()).await?;
+    println!("SLA: {} warning(s), {} breach(es)", t.warned, t.breached);
+    if let Some(smtp) = &config.smtp {
+        let r = outbox::drain_once(pipeline.store(), smtp, &retry_policy(config)).await?;
+        println!("outbox: {} sent, {} to retry, {} failed", r.sent, r.retried, r.failed);
+    }
+    Ok(0)
+}
+
+/// The daemon: one task per worker, all stopped by the same shutdown signal.
+async fn daemon(path: &Path, config: &Arc<Config>, pipeline: Pipeline) -> anyhow::Result<i32> {
+    let (trigger, shutdown) = shutdown_channel();
+    let (pipeline_tx, pipeline_rx) = watch::channel(pipeline.clone());
+    let mut tasks: JoinSet<anyhow::Result<()>> = JoinSet::new();
+    if let Some(imap) = config.imap.clone() {
+        let (rx, sd) = (pipeline_rx.clone(), shutdown.clone());
+        tasks.spawn(async move { Ok(intake::run(imap, rx, sd).await?) });
+    }
+    if let Some(smtp) = config.smtp.clone() {
+        let (store, policy, sd, wake) = (pipeline.store().clone(), retry_policy(config), shutdown.clone(), pipeline.outbox_wake());
+        tasks.spawn(async move { Ok(outbox::run(store, smtp, policy, sd, wake).await?) });
+    }
+    let (rx, sd) = (pipeline_rx.clone(), shutdown.clone());
+    tasks.spawn(async move { Ok(sla_timer::run(rx, sd).await?) });
+    drop(shutdown);
+
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut current = config.clone();
+    let mut failure = None;
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: finishing the mail in hand, then stopping"); break; }
+            _ = int.recv() => { info!("SIGINT: finishing the mail in hand, then stopping"); break; }
+            _ = hup.recv() => {
+                if let Some(new) = reload(path, &current, &pipeline_tx) {
+                    current = new;
+                }
             }
-            Ok(Err(e)) => {
-                error!(error = %e, "intake stopped");
-                Err(e.into())
+            Some(done) = tasks.join_next() => {
+                match done {
+                    Ok(Ok(())) => continue,
+                    Ok(Err(e)) => { error!(error = %format!("{e:#}"), "a worker stopped; shutting down"); failure = Some(e); }
+                    Err(e) => { error!(error = %e, "a worker panicked; shutting down"); failure = Some(e.into()); }
+                }
+                break;
             }
-            Err(e) => Err(anyhow::anyhow!("intake task failed: {e}")),
+        }
+    }
+    trigger.trigger();
+    while let Some(done) = tasks.join_next().await {
+        if let Ok(Err(e)) = done {
+            warn!(error = %format!("{e:#}"), "worker stopped with an error during shutdown");
+        }
+    }
+    match failure {
+        Some(e) => Err(e),
+        None => {
+            info!("stopped");
+            Ok(0)
         }
     }
 }
 
 /// Check the edited configuration in full before using any of it.
-fn reload(path: &Path, running: &Config, pipeline: &Pipeline, tx: &watch::Sender<Pipeline>) {
+fn reload(path: &Path, running: &Config, tx: &watch::Sender<Pipeline>) -> Option<Arc<Config>> {
     match crate::config::load(path) {
         Ok(new) => {
-            if new.imap.as_ref().map(|i| (&i.host, i.port, &i.username, &i.mailbox))
-                != running.imap.as_ref().map(|i| (&i.host, i.port, &i.username, &i.mailbox))
-                || new.database.url != running.database.url
-            {
+            let connection = |c: &Config| {
+                (c.imap.as_ref().map(|i| (i.host.clone(), i.port, i.username.clone(), i.mailbox.clone())), c.database.url.clone())
+            };
+            if connection(&new) != connection(running) {
                 warn!("reload: IMAP connection and database settings take effect after a restart");
             }
-            tx.send_replace(Pipeline::new(pipeline.store().clone(), &new));
-            info!(config = %path.display(), "reload: configuration applied");
+            let new = Arc::new(new);
+            let pipeline = tx.borrow().reconfigured(new.clone());
+            tx.send_replace(pipeline);
+            info!(config = %path.display(), "reload: configuration, routing and templates applied");
+            Some(new)
         }
         Err(problems) => {
             for p in &problems.0 {
                 error!(problem = %p, "reload refused");
             }
             warn!("reload refused: keeping the last good configuration");
+            None
         }
     }
 }
@@ -107,10 +157,11 @@ fn startup_summary(config: &Config, once: bool) {
         config = %config.source.display(),
         mode = if once { "once" } else { "daemon" },
         database = %super::redact_url(&config.database.url),
-        imap = %imap.map(|i| format!("{}@{}:{} ({})", i.username, i.host, i.port, i.tls)).unwrap_or_default(),
+        imap = %imap.map(|i| format!("{}@{}:{} ({})", i.username, i.host, i.port, i.tls)).unwrap_or_else(|| "off".into()),
         mailbox = %imap.map(|i| format!("{} -> {} / {}", i.mailbox, i.processed_mailbox, i.quarantine_mailbox)).unwrap_or_default(),
         idle = imap.is_some_and(|i| i.idle),
-        poll_interval_secs = imap.map(|i| i.poll_interval.as_secs()).unwrap_or(0),
+        smtp = %config.smtp.as_ref().map(|s| format!("{}:{} ({})", s.host, s.port, s.tls)).unwrap_or_else(|| "off".into()),
+        queues = config.routing.queues.len(),
         support_address = %config.gateway.support_address,
         "casegate starting"
     );

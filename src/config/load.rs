@@ -109,6 +109,8 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         max_message_bytes: r.uint("gateway.max_message_bytes", 25 * 1024 * 1024, 1024, u64::MAX),
         max_attachment_bytes: r.uint("gateway.max_attachment_bytes", 10 * 1024 * 1024, 0, u64::MAX),
         free_mail_domains: r.string_list("gateway.free_mail_domains", DEFAULT_FREE_MAIL),
+        auto_reply_limit_per_hour: r.uint("gateway.auto_reply_limit_per_hour", 5, 0, 10_000) as u32,
+        refusal_interval: Duration::from_secs(r.uint("gateway.refusal_interval_hours", 24, 0, 8760) * 3600),
     };
     let imap = r.has_section("imap").then(|| imap(r));
     let smtp = r.has_section("smtp").then(|| smtp(r));
@@ -124,7 +126,52 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         },
     };
     let sla = super::sla::read(r);
-    Config { source: path.to_path_buf(), gateway, imap, smtp, database, log, sla }
+    let outbox = OutboxSettings {
+        retry_initial: Duration::from_secs(r.uint("outbox.retry_initial_secs", 60, 1, 86_400)),
+        retry_cap: Duration::from_secs(r.uint("outbox.retry_max_secs", 3600, 1, 86_400)),
+        max_age: Duration::from_secs(r.uint("outbox.max_age_hours", 48, 1, 8760) * 3600),
+    };
+    let product_info = super::products::read(r);
+    let routing = linked_file(r, "gateway.routing_file", "routing.toml", super::routing::load_routing);
+    let templates = linked_file(r, "gateway.templates_dir", "../templates", crate::templates::load);
+    let queue_names: Vec<String> = routing.iter().flat_map(|rt| rt.queues.iter().map(|q| q.name.clone())).collect();
+    let staff = super::staff::read(r, &queue_names);
+    Config {
+        source: path.to_path_buf(),
+        gateway,
+        imap,
+        smtp,
+        database,
+        log,
+        sla,
+        outbox,
+        product_info,
+        staff,
+        routing: std::sync::Arc::new(routing.unwrap_or_default()),
+        templates: std::sync::Arc::new(templates.unwrap_or_default()),
+    }
+}
+
+/// A file (or folder) the config points to, loaded and checked with its own problems.
+fn linked_file<T>(
+    r: &mut Reader<'_>,
+    key: &str,
+    default: &str,
+    load: impl FnOnce(&Path) -> Result<T, Vec<Problem>>,
+) -> Option<T> {
+    let value = r.string(key, Some(default));
+    let path = r.resolve(&value);
+    if !path.exists() {
+        r.problem(None, key, format!("not found: {}", path.display()));
+        return None;
+    }
+    match load(&path) {
+        Ok(v) => Some(v),
+        Err(problems) => {
+            r.problems.extend(problems);
+            None
+        }
+    }
 }
 
 /// Free-mail providers: a sender there is a person, never a company's domain.
@@ -184,7 +231,7 @@ pub(super) struct Reader<'a> {
     file: String,
     base_dir: PathBuf,
     used: BTreeSet<String>,
-    problems: Vec<Problem>,
+    pub(super) problems: Vec<Problem>,
 }
 
 impl Reader<'_> {
@@ -248,15 +295,23 @@ impl Reader<'_> {
         }
     }
 
-    /// A list of strings; in the environment, a comma-separated value.
+    /// A list of strings, lower-cased; in the environment, a comma-separated value.
     pub(super) fn string_list(&mut self, key: &str, default: &[&str]) -> Vec<String> {
-        let Some(v) = self.lookup(key) else { return default.iter().map(|s| s.to_string()).collect() };
-        match &v.kind {
+        match self.string_list_raw(key) {
+            Some(items) => items.into_iter().map(|s| s.to_lowercase()).collect(),
+            None => default.iter().map(|s| s.to_string()).collect(),
+        }
+    }
+
+    /// A list of strings as written, `None` when absent.
+    pub(super) fn string_list_raw(&mut self, key: &str) -> Option<Vec<String>> {
+        let v = self.lookup(key)?;
+        Some(match &v.kind {
             ValueKind::Array(items) => {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     match &item.kind {
-                        ValueKind::String(s) => out.push(s.trim().to_lowercase()),
+                        ValueKind::String(s) => out.push(s.trim().to_string()),
                         other => {
                             self.problem(v.origin(), &format!("{key}[{i}]"), format!("expected a string, found {}", describe(other)))
                         }
@@ -264,12 +319,12 @@ impl Reader<'_> {
                 }
                 out
             }
-            ValueKind::String(s) => s.split(',').map(|x| x.trim().to_lowercase()).filter(|x| !x.is_empty()).collect(),
+            ValueKind::String(s) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
             other => {
                 self.problem(v.origin(), key, format!("expected a list of strings, found {}", describe(other)));
                 Vec::new()
             }
-        }
+        })
     }
 
     pub(super) fn uint(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
@@ -350,25 +405,29 @@ impl Reader<'_> {
     pub(super) fn secret(&mut self, section: &str, required: bool) -> Option<Secret> {
         let key = format!("{section}.password");
         let file_key = format!("{section}.password_file");
-        if let Some(p) = self.opt_string(&key) {
-            self.used.insert(file_key);
-            return Some(Secret::new(p));
-        }
-        if let Some(f) = self.opt_string(&file_key) {
-            let path = self.resolve(&f);
-            return match std::fs::read_to_string(&path) {
-                Ok(s) => Some(Secret::new(s.lines().next().unwrap_or("").to_string())),
-                Err(e) => {
-                    self.problem(None, &file_key, format!("cannot read {}: {e}", path.display()));
-                    None
-                }
-            };
-        }
-        if required {
+        let found = self.secret_opt(&key, &file_key);
+        if found.is_none() && required {
             let env = format!("{ENV_PREFIX}__{}__PASSWORD", section.to_uppercase());
             self.problem(None, &key, format!("missing: set {key}, {file_key} or {env}"));
         }
-        None
+        found
+    }
+
+    /// A secret from `key`, else from the first line of the file named by `file_key`.
+    pub(super) fn secret_opt(&mut self, key: &str, file_key: &str) -> Option<Secret> {
+        if let Some(p) = self.opt_string(key) {
+            self.used.insert(file_key.to_string());
+            return Some(Secret::new(p));
+        }
+        let f = self.opt_string(file_key)?;
+        let path = self.resolve(&f);
+        match std::fs::read_to_string(&path) {
+            Ok(s) => Some(Secret::new(s.lines().next().unwrap_or("").to_string())),
+            Err(e) => {
+                self.problem(None, file_key, format!("cannot read {}: {e}", path.display()));
+                None
+            }
+        }
     }
 
     pub(super) fn email(&mut self, key: &str, default: Option<&str>) -> String {
@@ -438,6 +497,17 @@ fn describe(kind: &ValueKind) -> String {
     }
 }
 
+/// Environment overrides for unit tests whose config files live in a temporary folder:
+/// the repository's routing file and templates.
+#[cfg(test)]
+pub(crate) fn test_env() -> Map<String, String> {
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let mut env = Map::new();
+    env.insert("CASEGATE__GATEWAY__ROUTING_FILE".into(), format!("{repo}/config/routing.toml"));
+    env.insert("CASEGATE__GATEWAY__TEMPLATES_DIR".into(), format!("{repo}/templates"));
+    env
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -463,7 +533,7 @@ url = "sqlite://x.db"
     #[test]
     fn good_config_loads_with_defaults() {
         let d = tempfile::tempdir().unwrap();
-        let c = load_with_env(&write(d.path(), GOOD), Some(Map::new())).unwrap();
+        let c = load_with_env(&write(d.path(), GOOD), Some(test_env())).unwrap();
         assert_eq!(c.database.url, format!("sqlite://{}", d.path().join("x.db").display()));
         let imap = c.imap.unwrap();
         assert_eq!(imap.port, 143);
@@ -476,7 +546,7 @@ url = "sqlite://x.db"
     #[test]
     fn environment_overrides_file() {
         let d = tempfile::tempdir().unwrap();
-        let mut env = Map::new();
+        let mut env = test_env();
         env.insert("CASEGATE__IMAP__PORT".into(), "1143".into());
         env.insert("CASEGATE__IMAP__PROCESSED_MAILBOX".into(), "Done".into());
         let c = load_with_env(&write(d.path(), GOOD), Some(env)).unwrap();
@@ -497,7 +567,7 @@ username = "support"
 colour = "blue"
 "#;
         let path = write(d.path(), body);
-        let err = load_with_env(&path, Some(Map::new())).unwrap_err();
+        let err = load_with_env(&path, Some(test_env())).unwrap_err();
         let text = err.to_string();
         let f = path.display().to_string();
         assert!(text.contains(&format!("{f}: imap.port: expected an integer from 1 to 65535, found \"abc\"")), "{text}");
@@ -512,14 +582,14 @@ colour = "blue"
         let d = tempfile::tempdir().unwrap();
         std::fs::write(d.path().join("pw.txt"), "s3cret\n").unwrap();
         let body = GOOD.replace("password = \"pw\"", "password_file = \"pw.txt\"");
-        let c = load_with_env(&write(d.path(), &body), Some(Map::new())).unwrap();
+        let c = load_with_env(&write(d.path(), &body), Some(test_env())).unwrap();
         assert_eq!(c.imap.unwrap().password.expose(), "s3cret");
     }
 
     #[test]
     fn environment_problem_names_the_environment() {
         let d = tempfile::tempdir().unwrap();
-        let mut env = Map::new();
+        let mut env = test_env();
         env.insert("CASEGATE__IMAP__BATCH_SIZE".into(), "lots".into());
         let err = load_with_env(&write(d.path(), GOOD), Some(env)).unwrap_err();
         assert_eq!(err.to_string(), "the environment: imap.batch_size: expected an integer from 1 to 10000, found \"lots\"");
@@ -529,7 +599,7 @@ colour = "blue"
     fn syntax_error_is_one_clear_line() {
         let d = tempfile::tempdir().unwrap();
         let path = write(d.path(), "[imap\nhost=1");
-        let err = load_with_env(&path, Some(Map::new())).unwrap_err();
+        let err = load_with_env(&path, Some(test_env())).unwrap_err();
         assert_eq!(err.0.len(), 1);
         assert!(err.to_string().starts_with(&format!("{}: cannot parse", path.display())), "{err}");
     }

@@ -2,10 +2,15 @@
 
 pub mod contracts_csv;
 mod load;
+mod products;
 pub mod routing;
 mod settings;
 mod sla;
+mod staff;
 
 pub use load::{ENV_PREFIX, Problem, Problems, load, load_with_env};
+#[cfg(test)]
+pub(crate) use load::test_env;
 pub use settings::*;
 pub use sla::{RegionHours, SlaSettings};
+pub use staff::{Engineer, StaffSettings};

@@ -105,6 +105,39 @@ pub struct GatewaySettings {
     pub max_attachment_bytes: u64,
     /// Free-mail domains (lower-case): never matched or trusted as a company domain.
     pub free_mail_domains: Vec<String>,
+    /// Automatic mails (acknowledgements, refusals, redirects) to one sender per hour
+    /// (RFC 3834 §2: a responder must not flood a sender).
+    pub auto_reply_limit_per_hour: u32,
+    /// A refused sender is refused by mail at most once in this interval.
+    pub refusal_interval: Duration,
+}
+
+/// Retry policy of the SMTP outbox.
+#[derive(Debug, Clone, Copy)]
+pub struct OutboxSettings {
+    pub retry_initial: Duration,
+    pub retry_cap: Duration,
+    /// A mail still undelivered this long after it was queued fails.
+    pub max_age: Duration,
+}
+
+/// What each product's team needs from a customer to pin a problem down, per language,
+/// asked for in the acknowledgement.
+#[derive(Debug, Clone, Default)]
+pub struct ProductInfo {
+    /// (product, language) -> items.
+    pub items: std::collections::BTreeMap<(String, String), Vec<String>>,
+}
+
+impl ProductInfo {
+    /// The product's list, else the `default` list, in the language.
+    pub fn needed(&self, product: &str, lang: &str) -> Vec<String> {
+        self.items
+            .get(&(product.to_string(), lang.to_string()))
+            .or_else(|| self.items.get(&("default".to_string(), lang.to_string())))
+            .cloned()
+            .unwrap_or_default()
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,6 +164,13 @@ pub struct Config {
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub sla: super::sla::SlaSettings,
+    pub outbox: OutboxSettings,
+    pub product_info: ProductInfo,
+    pub staff: super::staff::StaffSettings,
+    /// Products, regions, queues and routing rules (`gateway.routing_file`).
+    pub routing: std::sync::Arc<crate::domain::routing::Routing>,
+    /// Customer and staff mail templates (`gateway.templates_dir`).
+    pub templates: std::sync::Arc<crate::templates::Templates>,
 }
 
 /// True for `localhost` and loopback IP literals: the only hosts plaintext is allowed to.

@@ -252,7 +252,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c.toml");
         std::fs::write(&p, body).unwrap();
-        load_with_env(&p, Some(config::Map::new()))
+        load_with_env(&p, Some(crate::config::test_env()))
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! The decision step: PURE. A parsed mail, its threading facts and `now` in; a [`Plan`]
-//! (case changes and audit events) out. The store commits a plan in one transaction.
+//! The decision step: PURE. A parsed mail, the facts the store gathered and `now` in;
+//! a [`Plan`] (case changes, SLA clocks, audit events, mails to send) out. The store
+//! commits a plan in one transaction.
 
 use std::time::Duration;
 
@@ -7,7 +8,15 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::case::{CaseNumber, Status};
-use super::thread::{self, Link, Thread, ThreadFacts};
+use super::classify::MailKind;
+use super::entitlement::{Contract, Entitlement};
+use super::language::Language;
+use super::routing::Routing;
+use super::scope::Scope;
+use super::sla;
+use super::thread::{self, CaseDetails, Link, Thread, ThreadFacts};
+use super::triage::{self, ClockKind, ClockStart, Triage};
+use crate::config::SlaSettings;
 use crate::mail::Inbound;
 
 /// The rules' inputs that come from configuration.
@@ -18,12 +27,34 @@ pub struct Rules {
     pub reopen_window: Duration,
     /// Free-mail domains: never treated as a company's own domain.
     pub free_mail_domains: Vec<String>,
+    /// Automatic mails to one sender per hour (RFC 3834 §2).
+    pub auto_reply_limit_per_hour: u32,
 }
 
 impl Rules {
     pub fn is_free_mail(&self, domain: &str) -> bool {
         self.free_mail_domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
     }
+}
+
+/// Configuration the decision consults.
+#[derive(Debug, Clone, Copy)]
+pub struct Settings<'a> {
+    pub rules: &'a Rules,
+    pub routing: &'a Routing,
+    pub sla: &'a SlaSettings,
+}
+
+/// What the store knows that the rules need, gathered before deciding.
+#[derive(Debug, Clone, Default)]
+pub struct Facts {
+    pub thread: ThreadFacts,
+    /// Contracts that could cover the sender.
+    pub contracts: Vec<Contract>,
+    /// Automatic mails sent to the sender in the last hour.
+    pub auto_replies_last_hour: i64,
+    /// Refusals sent to the sender within the refusal interval.
+    pub recent_refusals: i64,
 }
 
 /// Who wrote a message, from the case's point of view.
@@ -52,13 +83,14 @@ pub struct NewCase {
     pub customer_name: Option<String>,
     pub status: Status,
     pub related: Option<CaseNumber>,
+    pub triage: Triage,
 }
 
 /// Where the mail goes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    New(NewCase),
-    Existing { number: CaseNumber, status: Option<Status> },
+    New(Box<NewCase>),
+    Existing { number: CaseNumber, status: Option<Status>, details: CaseDetails },
 }
 
 /// Which case an event belongs to.
@@ -77,6 +109,30 @@ pub struct PlannedEvent {
     pub detail: serde_json::Value,
 }
 
+/// Which mail to send; the shell renders it from the templates.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Notice {
+    Acknowledgement,
+    Refusal(Entitlement),
+    Redirect(Scope),
+    /// The customer's mail, forwarded to Sales or Professional Services.
+    Forward(Scope),
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlannedMail {
+    pub notice: Notice,
+    pub to: String,
+    pub language: Language,
+}
+
+impl PlannedMail {
+    /// Automatic replies (RFC 3834) carry `Auto-Submitted` and count against the rate limit.
+    pub fn is_automatic(&self) -> bool {
+        !matches!(self.notice, Notice::Forward(_))
+    }
+}
+
 /// Everything the commit step writes for one inbound mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
@@ -85,64 +141,169 @@ pub struct Plan {
     /// Addresses that now take part in the case (lower-case).
     pub participants: Vec<String>,
     pub events: Vec<PlannedEvent>,
+    pub clocks: Vec<ClockStart>,
+    pub mails: Vec<PlannedMail>,
 }
 
-/// The facts about the case a mail's subject tag names, and whether the tag exists.
+/// The case number a mail's subject tag names, if any.
 pub fn tag_of(mail: &Inbound, rules: &Rules) -> Option<CaseNumber> {
     thread::find_tag(&mail.subject, &rules.case_tag_word)
 }
 
-/// Decide what an inbound customer mail does to the cases.
-pub fn inbound(mail: &Inbound, facts: &ThreadFacts, rules: &Rules, now: DateTime<Utc>) -> Plan {
+/// Decide what an inbound customer mail does to the cases. `recipients` are To and Cc;
+/// `kind` says whether a person wrote it (automatic mail is filed but never answered).
+pub fn inbound(
+    mail: &Inbound,
+    kind: &MailKind,
+    recipients: &[String],
+    facts: &Facts,
+    cfg: Settings<'_>,
+    received_at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Plan {
+    let rules = cfg.rules;
     let sender = mail.from.email.to_lowercase();
-    let verdict = thread::resolve(facts, mail.from.domain(), |d| rules.is_free_mail(d), now, rules.reopen_window);
-    let actor = sender.clone();
-    let mut events = Vec::new();
-    let target = match verdict {
+    let verdict = thread::resolve(&facts.thread, mail.from.domain(), |d| rules.is_free_mail(d), now, rules.reopen_window);
+    let mut plan = Plan {
+        target: Target::Existing { number: CaseNumber(0), status: None, details: CaseDetails::default() },
+        role: Role::Customer,
+        participants: participants(mail, rules),
+        events: Vec::new(),
+        clocks: Vec::new(),
+        mails: Vec::new(),
+    };
+    let event = |on, kind, detail| PlannedEvent { on, actor: sender.clone(), kind, detail };
+    match verdict {
         Thread::New { link } => {
-            let related = link.map(|(n, _)| n);
-            events.push(event(EventOn::Target, &actor, "case_opened", json!({ "from": sender })));
+            let t = triage::triage(mail, recipients, &facts.contracts, triage_config(cfg), received_at);
+            plan.events.push(event(EventOn::Target, "case_opened", json!({ "from": sender })));
             if let Some((old, why)) = link {
-                events.push(event(EventOn::Target, &actor, "linked", json!({ "case": old.to_string(), "reason": why.as_str() })));
-                events.push(event(EventOn::Case(old), &actor, "linked_from_new_case", json!({ "reason": why.as_str() })));
+                plan.events.push(event(EventOn::Target, "linked", json!({ "case": old.to_string(), "reason": why.as_str() })));
+                plan.events.push(event(EventOn::Case(old), "linked_from_new_case", json!({ "reason": why.as_str() })));
                 if why == Link::ForeignTag {
-                    events.push(event(EventOn::Case(old), &actor, "security", json!({
-                        "reason": "subject tag used by a sender outside the case",
-                        "from": sender,
-                    })));
+                    let detail = json!({ "reason": "subject tag used by a sender outside the case", "from": sender });
+                    plan.events.push(event(EventOn::Case(old), "security", detail));
                 }
             }
-            Target::New(NewCase {
+            plan.events.extend(t.events.iter().map(|(k, d)| event(EventOn::Target, k, d.clone())));
+            plan.clocks.extend(t.first_response);
+            plan.mails = new_case_mails(&t, &sender, cfg.routing);
+            let status = if t.is_worked() { Status::New } else { Status::Refused };
+            plan.target = Target::New(Box::new(NewCase {
                 subject: non_empty_subject(&thread::clean_subject(&mail.subject, &rules.case_tag_word)),
                 customer: sender.clone(),
                 customer_name: mail.from.name.clone(),
-                status: Status::New,
-                related,
-            })
+                status,
+                related: link.map(|(n, _)| n),
+                triage: t,
+            }));
         }
         Thread::Existing { number, reopen, by } => {
-            let current = facts_status(facts, number);
+            let case = [&facts.thread.by_reference, &facts.thread.by_tag].into_iter().flatten().find(|c| c.number == number);
+            let current = case.map(|c| c.status);
+            let details = case.map(|c| c.details.clone()).unwrap_or_default();
             let next = current.map(Status::after_customer_update).filter(|s| Some(*s) != current);
-            events.push(event(EventOn::Target, &actor, "customer_update", json!({ "joined_by": by.as_str() })));
+            plan.events.push(event(EventOn::Target, "customer_update", json!({ "joined_by": by.as_str() })));
             if reopen {
-                events.push(event(EventOn::Target, &actor, "case_reopened", json!({})));
+                plan.events.push(event(EventOn::Target, "case_reopened", json!({})));
             }
-            Target::Existing { number, status: next }
+            if next == Some(Status::Open) {
+                plan.clocks.extend(next_response_clock(&details, cfg.sla, received_at));
+            }
+            if current == Some(Status::Refused) {
+                plan.mails.extend(repeat_refusal(&details, &sender));
+            }
+            plan.target = Target::Existing { number, status: next, details };
         }
+    }
+    limit_automatic_mail(&mut plan, kind, facts, rules, &sender);
+    plan
+}
+
+fn triage_config<'a>(cfg: Settings<'a>) -> triage::Config<'a> {
+    triage::Config { routing: cfg.routing, sla: cfg.sla, free_mail_domains: &cfg.rules.free_mail_domains }
+}
+
+/// An acknowledgement for a worked case, a refusal, or a redirect plus a forward.
+fn new_case_mails(t: &Triage, sender: &str, routing: &Routing) -> Vec<PlannedMail> {
+    let to_customer = |notice| PlannedMail { notice, to: sender.to_string(), language: t.language };
+    match (t.entitlement, t.scope) {
+        (Entitlement::Entitled, _) => vec![to_customer(Notice::Acknowledgement)],
+        (Entitlement::OutOfScope, Some(scope)) => {
+            let desk = match scope {
+                Scope::Sales => &routing.sales_address,
+                Scope::ProfessionalServices => &routing.ps_address,
+            };
+            let forward = PlannedMail { notice: Notice::Forward(scope), to: desk.clone(), language: t.language };
+            vec![to_customer(Notice::Redirect(scope)), forward]
+        }
+        (refused, _) => vec![to_customer(Notice::Refusal(refused))],
+    }
+}
+
+/// A refused sender writing again: refused again, subject to the refusal interval.
+fn repeat_refusal(details: &CaseDetails, sender: &str) -> Option<PlannedMail> {
+    let entitlement = match details.entitlement.as_deref()? {
+        "no_contract" => Entitlement::NoContract,
+        "expired" => Entitlement::Expired,
+        "not_covered" => Entitlement::NotCovered,
+        _ => return None,
     };
-    Plan { target, role: Role::Customer, participants: participants(mail, rules), events }
+    let language = details.language.as_deref().and_then(Language::parse).unwrap_or(Language::En);
+    Some(PlannedMail { notice: Notice::Refusal(entitlement), to: sender.to_string(), language })
 }
 
-fn facts_status(facts: &ThreadFacts, number: CaseNumber) -> Option<Status> {
-    [&facts.by_reference, &facts.by_tag]
-        .into_iter()
-        .flatten()
-        .find(|c| c.number == number)
-        .map(|c| c.status)
+/// A customer update on a case that now waits on the engineer starts the next-response clock.
+fn next_response_clock(details: &CaseDetails, sla_cfg: &SlaSettings, received_at: DateTime<Utc>) -> Option<ClockStart> {
+    if details.entitlement.as_deref() != Some(Entitlement::Entitled.as_str()) {
+        return None;
+    }
+    let severity = details.severity?;
+    let policy = sla_cfg.policies.get(details.tier.as_deref()?, severity)?;
+    let calendar = sla_cfg.calendar(details.region.as_deref().unwrap_or_default(), details.country.as_deref());
+    let crew = &sla_cfg.weekend_crew;
+    let due_at = sla::due(received_at, &policy.next, severity, &calendar, crew);
+    let warn_at = sla::warn_at(received_at, due_at, sla_cfg.warn_share, &policy.next, severity, &calendar, crew);
+    Some(ClockStart { kind: ClockKind::NextResponse, started_at: received_at, due_at, warn_at })
 }
 
-fn event(on: EventOn, actor: &str, kind: &'static str, detail: serde_json::Value) -> PlannedEvent {
-    PlannedEvent { on, actor: actor.to_string(), kind, detail }
+/// RFC 3834: never answer automatic mail; answer one sender at most N times an hour;
+/// refuse a refused sender at most once per refusal interval.
+fn limit_automatic_mail(plan: &mut Plan, kind: &MailKind, facts: &Facts, rules: &Rules, sender: &str) {
+    let mut budget = i64::from(rules.auto_reply_limit_per_hour) - facts.auto_replies_last_hour;
+    let mut dropped = Vec::new();
+    plan.mails.retain(|m| {
+        if !m.is_automatic() {
+            return true;
+        }
+        let why = if let MailKind::Automatic { reason } = kind {
+            Some(format!("automatic mail ({reason})"))
+        } else if matches!(m.notice, Notice::Refusal(_)) && facts.recent_refusals > 0 {
+            Some("already refused recently".to_string())
+        } else if budget <= 0 {
+            Some(format!("rate limit of {} automatic mails an hour", rules.auto_reply_limit_per_hour))
+        } else {
+            None
+        };
+        match why {
+            Some(w) => {
+                dropped.push(w);
+                false
+            }
+            None => {
+                budget -= 1;
+                true
+            }
+        }
+    });
+    for reason in dropped {
+        plan.events.push(PlannedEvent {
+            on: EventOn::Target,
+            actor: sender.to_string(),
+            kind: "auto_reply_suppressed",
+            detail: json!({ "reason": reason }),
+        });
+    }
 }
 
 fn non_empty_subject(s: &str) -> String {
@@ -166,14 +327,35 @@ mod tests {
     use super::*;
     use crate::domain::thread::CaseFacts;
     use crate::mail::{Address, MailHeaders};
-    use chrono::TimeZone;
+    use chrono::{NaiveDate, TimeZone};
 
-    fn rules() -> Rules {
-        Rules {
-            support_address: "support@vendor.example".into(),
-            case_tag_word: "Case".into(),
-            reopen_window: Duration::from_secs(14 * 86_400),
-            free_mail_domains: vec!["gmail.com".into()],
+    struct Env {
+        rules: Rules,
+        routing: Routing,
+        sla: SlaSettings,
+    }
+
+    impl Env {
+        fn new() -> Env {
+            let d = tempfile::tempdir().unwrap();
+            let p = d.path().join("c.toml");
+            std::fs::write(&p, "").unwrap();
+            let c = crate::config::load_with_env(&p, Some(crate::config::test_env())).unwrap();
+            Env {
+                rules: Rules {
+                    support_address: "support@vendor.example".into(),
+                    case_tag_word: "Case".into(),
+                    reopen_window: Duration::from_secs(14 * 86_400),
+                    free_mail_domains: vec!["gmail.com".into()],
+                    auto_reply_limit_per_hour: 5,
+                },
+                routing: (*c.routing).clone(),
+                sla: c.sla,
+            }
+        }
+
+        fn settings(&self) -> Settings<'_> {
+            Settings { rules: &self.rules, routing: &self.routing, sla: &self.sla }
         }
     }
 
@@ -191,7 +373,7 @@ mod tests {
                 Address { name: None, email: "support@vendor.example".into() },
             ],
             date: None,
-            text: "hello".into(),
+            text: "hello, the playbook fails".into(),
             html_only: false,
             attachments: vec![],
             headers: MailHeaders::default(),
@@ -202,55 +384,130 @@ mod tests {
         Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
     }
 
+    fn contract() -> Contract {
+        Contract {
+            account: "Acme".into(),
+            contract_id: "C-1".into(),
+            tier: "standard".into(),
+            products: vec!["ansible".into()],
+            domains: vec!["acme.example".into()],
+            contacts: vec![],
+            country: "US".into(),
+            start: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
+            end: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+        }
+    }
+
+    fn decide(env: &Env, m: &Inbound, kind: &MailKind, facts: &Facts) -> Plan {
+        inbound(m, kind, &["support@vendor.example".into()], facts, env.settings(), now(), now())
+    }
+
+    fn existing(status: Status, entitlement: &str) -> ThreadFacts {
+        ThreadFacts {
+            by_reference: Some(CaseFacts {
+                number: CaseNumber(7),
+                status,
+                closed_at: None,
+                customer_domain: "acme.example".into(),
+                sender_participates: true,
+                details: CaseDetails {
+                    entitlement: Some(entitlement.into()),
+                    tier: Some("standard".into()),
+                    severity: Some(3),
+                    region: Some("NA".into()),
+                    country: Some("US".into()),
+                    language: Some("en".into()),
+                    ..CaseDetails::default()
+                },
+            }),
+            by_tag: None,
+        }
+    }
+
     #[test]
-    fn new_mail_opens_a_case_titled_without_prefixes() {
-        let p = inbound(&mail("taro@acme.example", "Re: Server down"), &ThreadFacts::default(), &rules(), now());
+    fn entitled_new_mail_opens_a_case_with_a_clock_and_an_acknowledgement() {
+        let env = Env::new();
+        let facts = Facts { contracts: vec![contract()], ..Facts::default() };
+        let p = decide(&env, &mail("taro@acme.example", "Re: Server down"), &MailKind::Normal, &facts);
         let Target::New(c) = &p.target else { panic!("{p:?}") };
         assert_eq!(c.subject, "Server down");
         assert_eq!(c.status, Status::New);
         assert_eq!(p.participants, vec!["boss@acme.example", "taro@acme.example"]);
-        assert_eq!(p.events[0].kind, "case_opened");
+        assert_eq!(p.clocks.len(), 1);
+        assert_eq!(p.mails, vec![PlannedMail { notice: Notice::Acknowledgement, to: "taro@acme.example".into(), language: Language::En }]);
     }
 
     #[test]
-    fn customer_reply_moves_waiting_case_back_to_open() {
-        let facts = ThreadFacts {
-            by_reference: Some(CaseFacts {
-                number: CaseNumber(7),
-                status: Status::Waiting,
-                closed_at: None,
-                customer_domain: "acme.example".into(),
-                sender_participates: true,
-            }),
-            by_tag: None,
-        };
-        let p = inbound(&mail("taro@acme.example", "Re: [Case #00000007] x"), &facts, &rules(), now());
-        assert_eq!(p.target, Target::Existing { number: CaseNumber(7), status: Some(Status::Open) });
+    fn a_stranger_is_refused_once_per_interval() {
+        let env = Env::new();
+        let p = decide(&env, &mail("x@stranger.example", "help"), &MailKind::Normal, &Facts::default());
+        let Target::New(c) = &p.target else { panic!() };
+        assert_eq!(c.status, Status::Refused);
+        assert!(p.clocks.is_empty());
+        assert_eq!(p.mails[0].notice, Notice::Refusal(Entitlement::NoContract));
+        let again = Facts { recent_refusals: 1, ..Facts::default() };
+        let p = decide(&env, &mail("x@stranger.example", "help!!"), &MailKind::Normal, &again);
+        assert!(p.mails.is_empty());
+        assert!(p.events.iter().any(|e| e.kind == "auto_reply_suppressed"));
+    }
+
+    #[test]
+    fn automatic_mail_is_filed_but_never_answered_and_replies_are_rate_limited() {
+        let env = Env::new();
+        let facts = Facts { contracts: vec![contract()], ..Facts::default() };
+        let auto = MailKind::Automatic { reason: "Auto-Submitted: auto-replied".into() };
+        let p = decide(&env, &mail("taro@acme.example", "Out of office"), &auto, &facts);
+        assert!(matches!(p.target, Target::New(_)));
+        assert!(p.mails.is_empty());
+        let busy = Facts { contracts: vec![contract()], auto_replies_last_hour: 5, ..Facts::default() };
+        assert!(decide(&env, &mail("taro@acme.example", "x"), &MailKind::Normal, &busy).mails.is_empty());
+    }
+
+    #[test]
+    fn out_of_scope_mail_is_redirected_and_forwarded() {
+        let env = Env::new();
+        let facts = Facts { contracts: vec![contract()], ..Facts::default() };
+        let mut m = mail("taro@acme.example", "Quote");
+        m.text = "Could you please send us a quote for 50 more nodes?".into();
+        let p = decide(&env, &m, &MailKind::Normal, &facts);
+        let notices: Vec<Notice> = p.mails.iter().map(|m| m.notice).collect();
+        assert_eq!(notices, vec![Notice::Redirect(Scope::Sales), Notice::Forward(Scope::Sales)]);
+        assert_eq!(p.mails[1].to, env.routing.sales_address);
+    }
+
+    #[test]
+    fn a_customer_reply_on_a_waiting_case_reopens_it_and_starts_the_next_clock() {
+        let env = Env::new();
+        let facts = Facts { thread: existing(Status::Waiting, "entitled"), ..Facts::default() };
+        let p = decide(&env, &mail("taro@acme.example", "Re: [Case #00000007] x"), &MailKind::Normal, &facts);
+        let Target::Existing { number, status, .. } = &p.target else { panic!() };
+        assert_eq!((*number, *status), (CaseNumber(7), Some(Status::Open)));
+        assert_eq!(p.clocks[0].kind, ClockKind::NextResponse);
+        assert!(p.mails.is_empty());
+    }
+
+    #[test]
+    fn a_refused_sender_writing_again_is_refused_again_unless_recently() {
+        let env = Env::new();
+        let facts = Facts { thread: existing(Status::Refused, "expired"), ..Facts::default() };
+        let p = decide(&env, &mail("taro@acme.example", "Re: x"), &MailKind::Normal, &facts);
+        assert_eq!(p.mails[0].notice, Notice::Refusal(Entitlement::Expired));
+        assert!(p.clocks.is_empty());
     }
 
     #[test]
     fn foreign_tag_is_logged_on_both_cases() {
-        let facts = ThreadFacts {
-            by_reference: None,
-            by_tag: Some(CaseFacts {
-                number: CaseNumber(7),
-                status: Status::Open,
-                closed_at: None,
-                customer_domain: "acme.example".into(),
-                sender_participates: false,
-            }),
-        };
-        let p = inbound(&mail("x@other.example", "[Case #00000007] hi"), &facts, &rules(), now());
+        let env = Env::new();
+        let mut tagged = existing(Status::Open, "entitled");
+        tagged.by_tag = tagged.by_reference.take();
+        if let Some(c) = tagged.by_tag.as_mut() {
+            c.sender_participates = false;
+        }
+        let facts = Facts { thread: tagged, ..Facts::default() };
+        let p = decide(&env, &mail("x@other.example", "[Case #00000007] hi"), &MailKind::Normal, &facts);
         let Target::New(c) = &p.target else { panic!() };
         assert_eq!(c.related, Some(CaseNumber(7)));
         assert_eq!(c.subject, "hi");
         assert!(p.events.iter().any(|e| e.on == EventOn::Case(CaseNumber(7)) && e.kind == "security"));
-    }
-
-    #[test]
-    fn empty_subject_gets_a_placeholder_title() {
-        let p = inbound(&mail("a@b.example", ""), &ThreadFacts::default(), &rules(), now());
-        let Target::New(c) = &p.target else { panic!() };
-        assert_eq!(c.subject, "(no subject)");
     }
 }

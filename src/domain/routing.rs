@@ -56,7 +56,7 @@ impl RouteRule {
 }
 
 /// The validated routing configuration (`config/routing.toml`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Routing {
     pub products: Vec<ProductRule>,
     pub default_product: String,

@@ -26,6 +26,23 @@ pub struct CaseFacts {
     pub customer_domain: String,
     /// True when the sender has already written on, or been copied on, this case.
     pub sender_participates: bool,
+    /// What the case already knows, for the decisions that follow threading.
+    pub details: CaseDetails,
+}
+
+/// The recorded triage of a case (empty for cases opened before triage existed).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseDetails {
+    pub subject: String,
+    pub customer: String,
+    pub customer_name: Option<String>,
+    pub account: Option<String>,
+    pub language: Option<String>,
+    pub entitlement: Option<String>,
+    pub tier: Option<String>,
+    pub severity: Option<u8>,
+    pub region: Option<String>,
+    pub country: Option<String>,
 }
 
 /// Candidate cases for one mail.
@@ -222,6 +239,7 @@ mod tests {
             closed_at: None,
             customer_domain: "acme.co.jp".into(),
             sender_participates: participates,
+            details: CaseDetails::default(),
         }
     }
 

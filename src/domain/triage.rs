@@ -173,7 +173,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c.toml");
         std::fs::write(&p, "").unwrap();
-        crate::config::load_with_env(&p, Some(config::Map::new())).unwrap().sla
+        crate::config::load_with_env(&p, Some(crate::config::test_env())).unwrap().sla
     }
 
     fn contract(domain: &str, country: &str, tier: &str, end: NaiveDate) -> Contract {

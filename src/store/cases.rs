@@ -4,9 +4,10 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
+use super::outbox::NewOutbox;
 use super::{Store, StoreError, from_ms, to_ms};
-use crate::domain::decide::{EventOn, Plan, Target};
-use crate::domain::thread::{CaseFacts, ThreadFacts};
+use crate::domain::decide::{EventOn, NewCase, Plan, Target};
+use crate::domain::thread::{CaseDetails, CaseFacts, ThreadFacts};
 use crate::domain::{CaseNumber, Status};
 
 /// A message row to store with a plan.
@@ -35,6 +36,21 @@ pub struct NewAttachment {
     pub content_type: String,
     pub size: u64,
     pub content: Option<Vec<u8>>,
+}
+
+/// A composed outbound mail to queue with a plan.
+#[derive(Debug, Clone)]
+pub struct Outbound {
+    /// Template name for automatic mail (counted by the rate limit), else e.g. `forward`.
+    pub kind: String,
+    pub role: &'static str,
+    pub message_id: String,
+    /// Envelope sender and the From address.
+    pub sender: String,
+    pub recipients: Vec<String>,
+    pub subject: String,
+    pub text: String,
+    pub raw: Vec<u8>,
 }
 
 /// The result of committing one mail.
@@ -84,7 +100,8 @@ impl Store {
     async fn case_facts(&self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
         let row = sqlx::query(
             "SELECT status, closed_at, customer, \
-             (SELECT COUNT(*) FROM case_participants p WHERE p.case_id = c.id AND p.email = $2) \
+             (SELECT COUNT(*) FROM case_participants p WHERE p.case_id = c.id AND p.email = $2), \
+             subject, customer_name, account, language, entitlement, tier, severity, region, country \
              FROM cases c WHERE id = $1",
         )
         .bind(n.0)
@@ -99,31 +116,33 @@ impl Store {
             closed_at: r.get::<Option<i64>, _>(1).map(from_ms),
             customer_domain: customer.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default(),
             sender_participates: r.get::<i64, _>(3) > 0,
+            details: CaseDetails {
+                subject: r.get(4),
+                customer,
+                customer_name: r.get(5),
+                account: r.get(6),
+                language: r.get(7),
+                entitlement: r.get(8),
+                tier: r.get(9),
+                severity: r.get::<Option<i64>, _>(10).and_then(|s| u8::try_from(s).ok()),
+                region: r.get(11),
+                country: r.get(12),
+            },
         }))
     }
 
     /// Write a plan and its message in one transaction. A concurrent or earlier copy of
     /// the same mail (same dedup key) rolls the whole transaction back: never two cases.
-    pub async fn commit(&self, plan: &Plan, msg: &NewMessage, now: DateTime<Utc>) -> Result<Committed, StoreError> {
+    /// `render` composes the plan's mails once the case number is known; its second
+    /// argument numbers the case's outbound mails (for stable Message-IDs).
+    pub async fn commit<F>(&self, plan: &Plan, msg: &NewMessage, now: DateTime<Utc>, render: F) -> Result<Committed, StoreError>
+    where
+        F: FnOnce(CaseNumber, i64) -> Vec<Outbound>,
+    {
         let mut tx = self.pool.begin().await?;
         let (case, opened) = match &plan.target {
-            Target::New(c) => {
-                let id: i64 = sqlx::query(
-                    "INSERT INTO cases (subject, status, customer, customer_name, related_case, created_at, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $6) RETURNING id",
-                )
-                .bind(c.subject.clone())
-                .bind(c.status.as_str())
-                .bind(c.customer.clone())
-                .bind(c.customer_name.clone())
-                .bind(c.related.map(|n| n.0))
-                .bind(to_ms(now))
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
-                (CaseNumber(id), true)
-            }
-            Target::Existing { number, status } => {
+            Target::New(c) => (insert_case(&mut tx, c, now).await?, true),
+            Target::Existing { number, status, .. } => {
                 touch_case(&mut tx, *number, *status, now).await?;
                 (*number, false)
             }
@@ -141,12 +160,25 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
         }
+        for clock in &plan.clocks {
+            super::sla::start_clock(&mut tx, case, clock).await?;
+        }
         for e in &plan.events {
             let on = match e.on {
                 EventOn::Target => case,
                 EventOn::Case(n) => n,
             };
             insert_event(&mut tx, Some(on), now, &e.actor, e.kind, &e.detail).await?;
+        }
+        if !plan.mails.is_empty() {
+            let sent: i64 = sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1")
+                .bind(case.0)
+                .fetch_one(&mut *tx)
+                .await?
+                .get(0);
+            for out in render(case, sent + 1) {
+                queue_outbound(&mut tx, case, &out, now).await?;
+            }
         }
         tx.commit().await?;
         Ok(Committed::Stored { case, opened })
@@ -191,6 +223,73 @@ async fn touch_case(
                 .await?;
         }
     }
+    Ok(())
+}
+
+async fn insert_case(tx: &mut Transaction<'_, Any>, c: &NewCase, now: DateTime<Utc>) -> Result<CaseNumber, StoreError> {
+    let t = &c.triage;
+    let contract = t.contract.as_ref();
+    let id: i64 = sqlx::query(
+        "INSERT INTO cases (subject, status, customer, customer_name, related_case, created_at, updated_at, \
+         queue, product, language, language_confidence, region, severity, account, entitlement, tier, country, \
+         contract_id, time_zone) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+    )
+    .bind(c.subject.clone())
+    .bind(c.status.as_str())
+    .bind(c.customer.clone())
+    .bind(c.customer_name.clone())
+    .bind(c.related.map(|n| n.0))
+    .bind(to_ms(now))
+    .bind(t.queue.clone())
+    .bind(t.product.clone())
+    .bind(t.language.as_str())
+    .bind(t.language_confidence)
+    .bind(t.region.clone())
+    .bind(i64::from(t.severity))
+    .bind(contract.map(|k| k.account.clone()))
+    .bind(t.entitlement.as_str())
+    .bind(contract.map(|k| k.tier.clone()))
+    .bind(contract.map(|k| k.country.clone()))
+    .bind(contract.map(|k| k.contract_id.clone()))
+    .bind(t.time_zone.name())
+    .fetch_one(&mut **tx)
+    .await?
+    .get(0);
+    Ok(CaseNumber(id))
+}
+
+/// An outbound mail: queued for delivery, and kept on the case so that replies to it
+/// thread by References and the case shows what the customer was told.
+pub(super) async fn queue_outbound(tx: &mut Transaction<'_, Any>, case: CaseNumber, out: &Outbound, now: DateTime<Utc>) -> Result<(), StoreError> {
+    let row = NewOutbox {
+        case: Some(case),
+        kind: out.kind.clone(),
+        message_id: out.message_id.clone(),
+        sender: out.sender.clone(),
+        recipients: out.recipients.clone(),
+        raw: out.raw.clone(),
+    };
+    if super::outbox::insert_outbox(tx, &row, now).await?.is_none() {
+        return Ok(());
+    }
+    let msg = NewMessage {
+        direction: "out",
+        dedup_key: format!("out:{}", out.message_id),
+        message_id: Some(out.message_id.clone()),
+        from: out.sender.clone(),
+        from_name: None,
+        to: out.recipients.clone(),
+        cc: Vec::new(),
+        subject: out.subject.clone(),
+        received_at: now,
+        text: out.text.clone(),
+        html_only: false,
+        size: out.raw.len() as u64,
+        raw: None,
+        attachments: Vec::new(),
+    };
+    insert_message(tx, case, &msg, out.role).await?;
     Ok(())
 }
 

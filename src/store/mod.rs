@@ -4,19 +4,23 @@
 //! `ON CONFLICT`, `RETURNING`); only the migrations differ per engine.
 
 mod cases;
+mod contracts;
 mod mailbox;
 mod outbox;
 mod quarantine;
+mod sla;
 mod views;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-pub use cases::{Committed, NewAttachment, NewMessage};
+pub use cases::{Committed, NewAttachment, NewMessage, Outbound};
+pub use contracts::ImportStats;
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
+pub use sla::{ClockAction, DueClock};
 pub use views::{AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView};
 
 /// A store failure. Every one of them is about the database, never about the mail:
@@ -58,6 +62,9 @@ impl Store {
         };
         let pool = AnyPoolOptions::new()
             .max_connections(max_connections)
+            // A database that is down should fail fast (the mail stays put and is
+            // retried), not hold a mail for the default 30 s.
+            .acquire_timeout(std::time::Duration::from_secs(10))
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

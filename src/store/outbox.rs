@@ -175,6 +175,16 @@ static AUTO_REPLY_COUNT: LazyLock<String> = LazyLock::new(|| {
     )
 });
 
+/// Refusals, for "refuse a refused sender at most once per interval".
+static REFUSAL_COUNT: LazyLock<String> = LazyLock::new(|| {
+    let kinds = [TemplateKind::RefusalNoContract, TemplateKind::RefusalExpired, TemplateKind::RefusalNotCovered];
+    let kinds: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.name())).collect();
+    format!(
+        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($1) AND created_at >= $2 AND kind IN ({})",
+        kinds.join(", ")
+    )
+});
+
 impl Store {
     /// Queue a mail in a transaction of its own (mail not caused by a case commit).
     pub async fn enqueue_outbox(&self, row: &NewOutbox, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
@@ -307,6 +317,17 @@ impl Store {
     /// rate limit (RFC 3834 §2: a responder must not flood one address).
     pub async fn count_auto_replies_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
         let n: i64 = sqlx::query(AssertSqlSafe(AUTO_REPLY_COUNT.as_str()))
+            .bind(recipients_json(&[recipient.trim().to_string()]))
+            .bind(to_ms(since))
+            .fetch_one(&self.pool)
+            .await?
+            .get(0);
+        Ok(n)
+    }
+
+    /// Refusals queued for `recipient` since `since`.
+    pub async fn count_refusals_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query(AssertSqlSafe(REFUSAL_COUNT.as_str()))
             .bind(recipients_json(&[recipient.trim().to_string()]))
             .bind(to_ms(since))
             .fetch_one(&self.pool)

@@ -110,17 +110,21 @@ impl Store {
         rows.iter().map(summary).collect()
     }
 
+    /// One case's summary (no messages or events).
+    pub async fn case_summary(&self, n: CaseNumber) -> Result<Option<CaseSummary>, StoreError> {
+        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SUMMARY_COLUMNS} FROM cases c WHERE c.id = $1")))
+            .bind(n.0)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(summary).transpose()
+    }
+
     pub async fn case_count(&self) -> Result<i64, StoreError> {
         Ok(sqlx::query("SELECT COUNT(*) FROM cases").fetch_one(&self.pool).await?.get(0))
     }
 
     pub async fn show_case(&self, n: CaseNumber) -> Result<Option<CaseView>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SUMMARY_COLUMNS} FROM cases c WHERE c.id = $1")))
-            .bind(n.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        let Some(row) = row else { return Ok(None) };
-        let summary = summary(&row)?;
+        let Some(summary) = self.case_summary(n).await? else { return Ok(None) };
         let messages = self.messages(n).await?;
         let events = sqlx::query("SELECT at, actor, kind, detail FROM events WHERE case_id = $1 ORDER BY id")
             .bind(n.0)

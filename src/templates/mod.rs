@@ -128,6 +128,14 @@ pub struct Templates {
     dir: PathBuf,
 }
 
+/// An empty set: what a configuration that failed to load carries (it is never used,
+/// since such a configuration is refused as a whole).
+impl Default for Templates {
+    fn default() -> Self {
+        Templates { env: Environment::new(), dir: PathBuf::new() }
+    }
+}
+
 impl fmt::Debug for Templates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Templates").field("dir", &self.dir).finish_non_exhaustive()

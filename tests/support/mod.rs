@@ -207,6 +207,8 @@ case_tag_word = "Case"
 reopen_window_days = 14
 max_message_bytes = 26214400
 max_attachment_bytes = 10485760
+routing_file = "{repo}/config/routing.toml"
+templates_dir = "{repo}/templates"
 
 [imap]
 host = "127.0.0.1"
@@ -237,6 +239,7 @@ format = "text"
         smtp_port = env.smtp_port,
         password = env.password,
         db = db_path.display(),
+        repo = repo_dir().display(),
     )
 }
 

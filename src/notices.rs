@@ -1,0 +1,228 @@
+//! Planned notices -> composed mails: fills the template contexts from the case and the
+//! configuration, renders in the customer's language, composes with threading headers.
+//! Runs inside the commit (once the case number is known); pure apart from formatting.
+
+use chrono::{DateTime, Utc};
+use chrono_tz::Tz;
+
+use crate::config::Config;
+use crate::domain::CaseNumber;
+use crate::domain::decide::{Notice, Plan, PlannedMail, Target};
+use crate::domain::entitlement::Entitlement;
+use crate::domain::scope::Scope;
+use crate::domain::thread::subject_tag;
+use crate::domain::triage::ClockKind;
+use crate::mail::compose::{self, Outgoing};
+use crate::mail::{Address, Inbound};
+use crate::store::Outbound;
+use crate::templates::context::{
+    Acknowledgement, Common, RedirectProfessionalServices, RedirectSales, RefusalExpired, RefusalNoContract,
+    RefusalNotCovered,
+};
+use crate::templates::{Rendered, TemplateContext, TemplateError, TemplateKind};
+
+/// Why a notice could not be composed (recorded as an event; the mail is still filed).
+#[derive(Debug, thiserror::Error)]
+pub enum NoticeError {
+    #[error("template: {0}")]
+    Template(#[from] TemplateError),
+    #[error("compose: {0}")]
+    Compose(#[from] compose::ComposeError),
+}
+
+/// Compose every mail of `plan` for `case`, numbering Message-IDs from `first_n`.
+pub fn compose_all(config: &Config, plan: &Plan, mail: &Inbound, case: CaseNumber, first_n: i64, now: DateTime<Utc>) -> Vec<Outbound> {
+    let mut n = first_n;
+    let mut out = Vec::new();
+    for planned in &plan.mails {
+        match compose_one(config, plan, mail, planned, case, n, now) {
+            Ok(o) => {
+                out.push(o);
+                n += 1;
+            }
+            Err(e) => tracing::error!(case = %case, error = %e, "cannot compose a notice; the mail is filed without it"),
+        }
+    }
+    out
+}
+
+fn compose_one(
+    config: &Config,
+    plan: &Plan,
+    mail: &Inbound,
+    planned: &PlannedMail,
+    case: CaseNumber,
+    n: i64,
+    now: DateTime<Utc>,
+) -> Result<Outbound, NoticeError> {
+    let g = &config.gateway;
+    let facts = CaseText::of(config, plan, mail, case);
+    let lang = planned.language.as_str();
+    let (kind, rendered) = match planned.notice {
+        Notice::Forward(scope) => ("forward".to_string(), forward(&facts, mail, scope)),
+        notice => {
+            let (kind, rendered) = render(config, notice, &facts, lang, plan)?;
+            (kind.name().to_string(), rendered)
+        }
+    };
+    let domain = g.support_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
+    let message_id = compose::message_id_for(case.0, n, domain);
+    let (in_reply_to, references) = compose::thread_references(mail.message_id.as_deref(), &mail.references, &mail.in_reply_to);
+    let automatic = planned.is_automatic();
+    let outgoing = Outgoing {
+        from: Address { name: Some(g.support_name.clone()), email: g.support_address.clone() },
+        to: vec![Address { name: None, email: planned.to.clone() }],
+        cc: Vec::new(),
+        reply_to: (!automatic).then(|| mail.from.clone()),
+        subject: rendered.subject.clone(),
+        body: rendered.body.clone(),
+        message_id: message_id.clone(),
+        in_reply_to,
+        references,
+        auto_submitted: automatic,
+        date: now,
+    };
+    Ok(Outbound {
+        kind,
+        role: "system",
+        message_id,
+        sender: g.support_address.clone(),
+        recipients: vec![planned.to.clone()],
+        subject: rendered.subject,
+        text: rendered.body,
+        raw: compose::compose(&outgoing)?,
+    })
+}
+
+/// The case facts every template shows.
+struct CaseText {
+    common: Common,
+    product: String,
+    severity: u8,
+    time_zone: Tz,
+    contract_end: String,
+}
+
+impl CaseText {
+    fn of(config: &Config, plan: &Plan, mail: &Inbound, case: CaseNumber) -> CaseText {
+        let g = &config.gateway;
+        let tag = subject_tag(&g.case_tag_word, case);
+        let (subject, customer_name, company, product, severity, tz, contract_end) = match &plan.target {
+            Target::New(c) => {
+                let t = &c.triage;
+                let contract = t.contract.as_ref();
+                (
+                    c.subject.clone(),
+                    c.customer_name.clone().unwrap_or_default(),
+                    contract.map(|k| k.account.clone()).unwrap_or_default(),
+                    t.product.clone(),
+                    t.severity,
+                    t.time_zone,
+                    contract.map(|k| k.end.to_string()).unwrap_or_default(),
+                )
+            }
+            Target::Existing { details, .. } => (
+                details.subject.clone(),
+                details.customer_name.clone().unwrap_or_default(),
+                details.account.clone().unwrap_or_default(),
+                String::new(),
+                details.severity.unwrap_or(config.sla.default_severity),
+                config.sla.time_zone(details.region.as_deref().unwrap_or_default(), details.country.as_deref()),
+                String::new(),
+            ),
+        };
+        CaseText {
+            common: Common {
+                case_number: case.to_string(),
+                reply_subject: compose::reply_subject(&tag, &subject),
+                case_tag: tag,
+                customer_name,
+                customer_company: company,
+                customer_email: mail.from.email.clone(),
+                subject,
+                support_name: g.support_name.clone(),
+                support_address: g.support_address.clone(),
+            },
+            product,
+            severity,
+            time_zone: tz,
+            contract_end,
+        }
+    }
+}
+
+fn render(config: &Config, notice: Notice, f: &CaseText, lang: &str, plan: &Plan) -> Result<(TemplateKind, Rendered), TemplateError> {
+    let t = &config.templates;
+    let common = f.common.clone();
+    let sales = config.routing.sales_address.clone();
+    match notice {
+        Notice::Acknowledgement => {
+            let due = plan
+                .clocks
+                .iter()
+                .find(|c| c.kind == ClockKind::FirstResponse)
+                .map(|c| format_due(c.due_at, f.time_zone))
+                .unwrap_or_default();
+            let ctx = Acknowledgement {
+                common,
+                product: f.product.clone(),
+                severity: f.severity,
+                first_response_due: due,
+                product_info_needed: config.product_info.needed(&f.product, lang),
+            };
+            typed(t, lang, &ctx)
+        }
+        Notice::Refusal(Entitlement::Expired) => {
+            typed(t, lang, &RefusalExpired { common, contract_end: f.contract_end.clone(), sales_contact: sales })
+        }
+        Notice::Refusal(Entitlement::NotCovered) => {
+            typed(t, lang, &RefusalNotCovered { common, product: f.product.clone(), sales_contact: sales })
+        }
+        Notice::Refusal(_) => typed(t, lang, &RefusalNoContract { common, sales_contact: sales }),
+        Notice::Redirect(Scope::Sales) => typed(t, lang, &RedirectSales { common, sales_contact: sales }),
+        Notice::Redirect(Scope::ProfessionalServices) | Notice::Forward(_) => {
+            let services_contact = config.routing.ps_address.clone();
+            typed(t, lang, &RedirectProfessionalServices { common, services_contact })
+        }
+    }
+}
+
+fn typed<C: TemplateContext>(t: &crate::templates::Templates, lang: &str, ctx: &C) -> Result<(TemplateKind, Rendered), TemplateError> {
+    Ok((C::KIND, t.render_typed(lang, ctx)?))
+}
+
+/// An out-of-scope mail handed to Sales or Professional Services, with its case tag so
+/// that their answer threads back.
+fn forward(f: &CaseText, mail: &Inbound, scope: Scope) -> Rendered {
+    let from = match &mail.from.name {
+        Some(n) => format!("{n} <{}>", mail.from.email),
+        None => mail.from.email.clone(),
+    };
+    let body = format!(
+        "casegate forwards this out-of-scope request ({}) from {from}; the customer was told you will be in touch.\n\
+         Reply to the customer directly (Reply-To is set).\n\n\
+         ---------- Forwarded message ----------\nFrom: {from}\nSubject: {}\n\n{}\n",
+        scope.as_str(),
+        mail.subject,
+        mail.text.trim_end()
+    );
+    Rendered { subject: format!("Fwd: {} {}", f.common.case_tag, f.common.subject), body }
+}
+
+/// `2026-11-30 10:00 JST (Asia/Tokyo)`: the reader's local time and zone.
+pub fn format_due(t: DateTime<Utc>, tz: Tz) -> String {
+    let local = t.with_timezone(&tz);
+    format!("{} ({})", local.format("%Y-%m-%d %H:%M %Z"), tz.name())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeZone;
+
+    #[test]
+    fn due_times_are_shown_in_the_customers_zone() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 30, 1, 0, 0).unwrap();
+        assert_eq!(format_due(t, chrono_tz::Asia::Tokyo), "2026-11-30 10:00 JST (Asia/Tokyo)");
+    }
+}

@@ -1,0 +1,209 @@
+//! The SLA timer: sleeps until the next clock's warning or due time (read from the
+//! due-time index), then warns the owner or the queue, or escalates a breach to the
+//! queue's escalation address. Each exactly once per clock, also across restarts and
+//! instances: the store records it and queues the mail in one guarded transaction.
+
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+use tracing::{info, warn};
+
+use crate::config::Config;
+use crate::domain::language::Language;
+use crate::domain::thread::subject_tag;
+use crate::mail::Address;
+use crate::mail::compose::{self, Outgoing};
+use crate::notices::format_due;
+use crate::pipeline::Pipeline;
+use crate::runtime::Shutdown;
+use crate::store::{CaseSummary, ClockAction, DueClock, Outbound, StoreError};
+use crate::templates::context::{Common, SlaBreach, SlaClock, SlaWarning};
+use crate::templates::{Rendered, TemplateContext};
+
+/// The longest sleep: new clocks started by other processes are seen within it.
+const MAX_SLEEP: Duration = Duration::from_secs(30);
+
+/// What one tick did.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct TickReport {
+    pub warned: u64,
+    pub breached: u64,
+}
+
+/// Handle every clock due at `now`.
+pub async fn tick(pipeline: &Pipeline, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+    let store = pipeline.store();
+    let mut report = TickReport::default();
+    loop {
+        let due = store.due_clocks(now, 200).await?;
+        if due.is_empty() {
+            return Ok(report);
+        }
+        for clock in &due {
+            let action = if now >= clock.due_at { ClockAction::Breach } else { ClockAction::Warn };
+            let Some(case) = store.case_summary(clock.case).await? else { continue };
+            let config = pipeline.config();
+            let recipients = recipients(config, &case, action);
+            let detail = serde_json::json!({
+                "clock": clock.kind, "due": clock.due_at, "recipients": recipients,
+            });
+            let render = |n| compose_alert(config, &case, clock, action, &recipients, n, now).into_iter().collect();
+            if store.settle_clock(clock, action, now, &detail, render).await? {
+                match action {
+                    ClockAction::Warn => report.warned += 1,
+                    ClockAction::Breach => report.breached += 1,
+                }
+                info!(case = %clock.case, clock = %clock.kind, action = ?action, "SLA alert");
+            }
+        }
+        if due.len() < 200 {
+            pipeline.outbox_wake().notify_one();
+            return Ok(report);
+        }
+    }
+}
+
+/// The timer task.
+pub async fn run(pipeline: watch::Receiver<Pipeline>, mut shutdown: Shutdown) -> Result<(), StoreError> {
+    while !shutdown.is_shutdown() {
+        let p = pipeline.borrow().clone();
+        if let Err(e) = tick(&p, Utc::now()).await {
+            warn!(error = %e, "SLA timer: database error; retrying");
+        }
+        let next = p.store().next_clock_check().await.ok().flatten();
+        let wait = next
+            .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
+            .unwrap_or(MAX_SLEEP)
+            .min(MAX_SLEEP);
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = shutdown.recv() => {}
+        }
+    }
+    Ok(())
+}
+
+/// Warnings go to the owner, else the queue's members; breaches to the queue's
+/// escalation address (and the owner). Falls back to the support address.
+fn recipients(config: &Config, case: &CaseSummary, action: ClockAction) -> Vec<String> {
+    let staff = &config.staff;
+    let queue = case.queue.as_deref().unwrap_or_default();
+    let mut to: Vec<String> = match action {
+        ClockAction::Warn => match &case.owner {
+            Some(owner) => vec![owner.clone()],
+            None => staff.members(queue).iter().map(|e| e.address.clone()).collect(),
+        },
+        ClockAction::Breach => staff.escalation_for(queue).map(str::to_string).into_iter().chain(case.owner.clone()).collect(),
+    };
+    if to.is_empty() {
+        to.push(config.gateway.support_address.clone());
+    }
+    to.sort();
+    to.dedup();
+    to
+}
+
+fn compose_alert(
+    config: &Config,
+    case: &CaseSummary,
+    clock: &DueClock,
+    action: ClockAction,
+    recipients: &[String],
+    n: i64,
+    now: DateTime<Utc>,
+) -> Option<Outbound> {
+    let g = &config.gateway;
+    let queue = case.queue.clone().unwrap_or_default();
+    let queue_def = config.routing.queue(&queue);
+    let lang = queue_def.map(|q| q.language).unwrap_or(Language::En);
+    let tz = config.sla.time_zone(queue_def.map(|q| q.region.as_str()).unwrap_or_default(), None);
+    let tag = subject_tag(&g.case_tag_word, case.number);
+    let sla = SlaClock {
+        common: Common {
+            case_number: case.number.to_string(),
+            reply_subject: compose::reply_subject(&tag, &case.subject),
+            case_tag: tag,
+            customer_name: String::new(),
+            customer_company: case.account.clone().unwrap_or_default(),
+            customer_email: case.customer.clone(),
+            subject: case.subject.clone(),
+            support_name: g.support_name.clone(),
+            support_address: g.support_address.clone(),
+        },
+        clock: clock.kind.clone(),
+        due: format_due(clock.due_at, tz),
+        severity: case.severity.and_then(|s| u8::try_from(s).ok()).unwrap_or(config.sla.default_severity),
+        queue,
+        owner: case.owner.clone().unwrap_or_default(),
+    };
+    let rendered = match action {
+        ClockAction::Warn => render(config, lang, &SlaWarning { remaining: minutes(clock.due_at - now, lang), sla }),
+        ClockAction::Breach => render(config, lang, &SlaBreach { overdue: minutes(now - clock.due_at, lang), sla }),
+    };
+    let rendered = match rendered {
+        Ok(r) => r,
+        Err(e) => {
+            warn!(case = %case.number, error = %e, "cannot render the SLA alert");
+            return None;
+        }
+    };
+    let domain = g.support_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
+    let message_id = compose::message_id_for(case.number.0, n, domain);
+    let outgoing = Outgoing {
+        from: Address { name: Some(g.support_name.clone()), email: g.support_address.clone() },
+        to: recipients.iter().map(|a| Address { name: None, email: a.clone() }).collect(),
+        cc: Vec::new(),
+        reply_to: None,
+        subject: rendered.subject.clone(),
+        body: rendered.body.clone(),
+        message_id: message_id.clone(),
+        in_reply_to: None,
+        references: Vec::new(),
+        auto_submitted: true,
+        date: now,
+    };
+    let raw = compose::compose(&outgoing).map_err(|e| warn!(case = %case.number, error = %e, "cannot compose the SLA alert")).ok()?;
+    let kind = match action {
+        ClockAction::Warn => "sla_warning",
+        ClockAction::Breach => "sla_breach",
+    };
+    Some(Outbound {
+        kind: kind.into(),
+        role: "system",
+        message_id,
+        sender: g.support_address.clone(),
+        recipients: recipients.to_vec(),
+        subject: rendered.subject,
+        text: rendered.body,
+        raw,
+    })
+}
+
+fn render<C: TemplateContext>(config: &Config, lang: Language, ctx: &C) -> Result<Rendered, crate::templates::TemplateError> {
+    config.templates.render_typed(lang.as_str(), ctx)
+}
+
+/// "1 h 5 min" / "1時間5分".
+fn minutes(d: chrono::Duration, lang: Language) -> String {
+    let m = d.num_minutes().max(0);
+    let (h, m) = (m / 60, m % 60);
+    match (lang, h) {
+        (Language::Ja, 0) => format!("{m}分"),
+        (Language::Ja, _) => format!("{h}時間{m}分"),
+        (Language::En, 0) => format!("{m} min"),
+        (Language::En, _) => format!("{h} h {m} min"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_read_naturally_in_both_languages() {
+        assert_eq!(minutes(chrono::Duration::minutes(65), Language::En), "1 h 5 min");
+        assert_eq!(minutes(chrono::Duration::minutes(45), Language::Ja), "45分");
+        assert_eq!(minutes(chrono::Duration::minutes(-3), Language::En), "0 min");
+    }
+}

@@ -1,0 +1,140 @@
+//! SLA clocks. `next_check_at` is the clock's next moment of interest (its warning,
+//! then its due time; NULL once met, stopped or breached), indexed, so the timer finds
+//! due clocks without scanning cases.
+
+use chrono::{DateTime, Utc};
+use sqlx::{Any, Row, Transaction};
+
+use super::{Store, StoreError, from_ms, to_ms};
+use crate::domain::CaseNumber;
+use crate::domain::triage::{ClockKind, ClockStart};
+
+/// A running clock whose warning or due time has come.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueClock {
+    pub id: i64,
+    pub case: CaseNumber,
+    pub kind: String,
+    pub started_at: DateTime<Utc>,
+    pub due_at: DateTime<Utc>,
+    pub warn_at: DateTime<Utc>,
+    pub warned: bool,
+}
+
+/// Start a clock inside the case's commit; the case shows its due time.
+pub(super) async fn start_clock(tx: &mut Transaction<'_, Any>, case: CaseNumber, c: &ClockStart) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO sla_clocks (case_id, kind, started_at, due_at, warn_at, state, next_check_at) \
+         VALUES ($1, $2, $3, $4, $5, 'running', $5)",
+    )
+    .bind(case.0)
+    .bind(c.kind.as_str())
+    .bind(to_ms(c.started_at))
+    .bind(to_ms(c.due_at))
+    .bind(to_ms(c.warn_at))
+    .execute(&mut **tx)
+    .await?;
+    let sql = match c.kind {
+        ClockKind::FirstResponse => "UPDATE cases SET first_response_due = $1 WHERE id = $2",
+        ClockKind::NextResponse => "UPDATE cases SET next_response_due = $1 WHERE id = $2",
+    };
+    sqlx::query(sql).bind(to_ms(c.due_at)).bind(case.0).execute(&mut **tx).await?;
+    Ok(())
+}
+
+impl Store {
+    /// Running clocks whose next check is due at `now`, oldest first.
+    pub async fn due_clocks(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueClock>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, case_id, kind, started_at, due_at, warn_at, warned_at FROM sla_clocks \
+             WHERE next_check_at IS NOT NULL AND next_check_at <= $1 ORDER BY next_check_at LIMIT $2",
+        )
+        .bind(to_ms(now))
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .iter()
+            .map(|r| DueClock {
+                id: r.get(0),
+                case: CaseNumber(r.get(1)),
+                kind: r.get(2),
+                started_at: from_ms(r.get(3)),
+                due_at: from_ms(r.get(4)),
+                warn_at: from_ms(r.get(5)),
+                warned: r.get::<Option<i64>, _>(6).is_some(),
+            })
+            .collect())
+    }
+
+    /// When the timer must next wake, if any clock runs.
+    pub async fn next_clock_check(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
+        let row = sqlx::query("SELECT MIN(next_check_at) FROM sla_clocks WHERE next_check_at IS NOT NULL")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.get::<Option<i64>, _>(0).map(from_ms))
+    }
+}
+
+/// What the timer does to a clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockAction {
+    Warn,
+    Breach,
+}
+
+impl Store {
+    /// Record a warning or breach for a clock exactly once, with its mail and event, in
+    /// one transaction. Returns false when it was already recorded (by an earlier run or
+    /// another instance): then nothing is written.
+    pub async fn settle_clock<F>(
+        &self,
+        clock: &DueClock,
+        action: ClockAction,
+        now: DateTime<Utc>,
+        detail: &serde_json::Value,
+        render: F,
+    ) -> Result<bool, StoreError>
+    where
+        F: FnOnce(i64) -> Vec<super::Outbound>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let updated = match action {
+            ClockAction::Warn => sqlx::query(
+                "UPDATE sla_clocks SET warned_at = $1, next_check_at = due_at \
+                 WHERE id = $2 AND state = 'running' AND warned_at IS NULL",
+            ),
+            ClockAction::Breach => sqlx::query(
+                "UPDATE sla_clocks SET breached_at = $1, state = 'breached', next_check_at = NULL \
+                 WHERE id = $2 AND state = 'running'",
+            ),
+        }
+        .bind(to_ms(now))
+        .bind(clock.id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            tx.rollback().await?;
+            return Ok(false);
+        }
+        if action == ClockAction::Breach {
+            sqlx::query("UPDATE cases SET breached = 1 WHERE id = $1").bind(clock.case.0).execute(&mut *tx).await?;
+        }
+        let kind = match action {
+            ClockAction::Warn => "sla_warning",
+            ClockAction::Breach => "sla_breached",
+        };
+        super::cases::insert_event(&mut tx, Some(clock.case), now, "casegate", kind, detail).await?;
+        let sent: i64 = sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1")
+            .bind(clock.case.0)
+            .fetch_one(&mut *tx)
+            .await?
+            .get(0);
+        for out in render(sent + 1) {
+            super::cases::queue_outbound(&mut tx, clock.case, &out, now).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+}
