@@ -15,9 +15,10 @@ use crate::domain::triage::ClockKind;
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::{Address, Inbound};
 use crate::store::Outbound;
+use crate::domain::{commands, token};
 use crate::templates::context::{
-    Acknowledgement, Common, RedirectProfessionalServices, RedirectSales, RefusalExpired, RefusalNoContract,
-    RefusalNotCovered,
+    Acknowledgement, CaseClosed, Common, EngineerCommandError, EngineerNotification, RedirectProfessionalServices,
+    RedirectSales, RefusalExpired, RefusalNoContract, RefusalNotCovered, SeverityChanged,
 };
 use crate::templates::{Rendered, TemplateContext, TemplateError, TemplateKind};
 
@@ -30,12 +31,35 @@ pub enum NoticeError {
     Compose(#[from] compose::ComposeError),
 }
 
+/// The customer message that mail to the customer answers (RFC 5322 §3.6.4).
+#[derive(Debug, Clone, Default)]
+pub struct Parent {
+    pub message_id: Option<String>,
+    pub references: Vec<String>,
+    pub in_reply_to: Vec<String>,
+}
+
+impl Parent {
+    pub fn of(mail: &Inbound) -> Parent {
+        Parent { message_id: mail.message_id.clone(), references: mail.references.clone(), in_reply_to: mail.in_reply_to.clone() }
+    }
+}
+
 /// Compose every mail of `plan` for `case`, numbering Message-IDs from `first_n`.
-pub fn compose_all(config: &Config, plan: &Plan, mail: &Inbound, case: CaseNumber, first_n: i64, now: DateTime<Utc>) -> Vec<Outbound> {
+/// `mail` is the inbound mail being processed; `parent` the customer message answered.
+pub fn compose_all(
+    config: &Config,
+    plan: &Plan,
+    mail: &Inbound,
+    parent: &Parent,
+    case: CaseNumber,
+    first_n: i64,
+    now: DateTime<Utc>,
+) -> Vec<Outbound> {
     let mut n = first_n;
     let mut out = Vec::new();
     for planned in &plan.mails {
-        match compose_one(config, plan, mail, planned, case, n, now) {
+        match compose_one(config, plan, mail, parent, planned, case, n, now) {
             Ok(o) => {
                 out.push(o);
                 n += 1;
@@ -46,34 +70,51 @@ pub fn compose_all(config: &Config, plan: &Plan, mail: &Inbound, case: CaseNumbe
     out
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compose_one(
     config: &Config,
     plan: &Plan,
     mail: &Inbound,
+    parent: &Parent,
     planned: &PlannedMail,
     case: CaseNumber,
     n: i64,
     now: DateTime<Utc>,
 ) -> Result<Outbound, NoticeError> {
     let g = &config.gateway;
-    let facts = CaseText::of(config, plan, mail, case);
+    let facts = CaseText::of(config, plan, case);
     let lang = planned.language.as_str();
-    let (kind, rendered) = match planned.notice {
-        Notice::Forward(scope) => ("forward".to_string(), forward(&facts, mail, scope)),
+    let (kind, role, rendered) = match &planned.notice {
+        Notice::Forward(scope) => ("forward".to_string(), "system", forward(&facts, mail, *scope)),
+        Notice::EngineerReply { text, engineer } => ("engineer_reply".to_string(), "engineer", relay(&facts, text, engineer)),
         notice => {
-            let (kind, rendered) = render(config, notice, &facts, lang, plan)?;
-            (kind.name().to_string(), rendered)
+            let (kind, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
+            (kind.name().to_string(), "system", rendered)
         }
     };
     let domain = g.support_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
     let message_id = compose::message_id_for(case.0, n, domain);
-    let (in_reply_to, references) = compose::thread_references(mail.message_id.as_deref(), &mail.references, &mail.in_reply_to);
+    let staff = planned.is_staff();
+    let (in_reply_to, references) = if staff {
+        (None, Vec::new())
+    } else {
+        compose::thread_references(parent.message_id.as_deref(), &parent.references, &parent.in_reply_to)
+    };
+    let reply_to = match &planned.notice {
+        Notice::Forward(_) => Some(mail.from.clone()),
+        Notice::EngineerNotification { .. } | Notice::CommandError { .. } => config
+            .staff
+            .reply_key
+            .as_ref()
+            .map(|k| Address { name: Some(g.support_name.clone()), email: token::reply_address(&g.support_address, case.0, k.expose().as_bytes()) }),
+        _ => None,
+    };
     let automatic = planned.is_automatic();
     let outgoing = Outgoing {
         from: Address { name: Some(g.support_name.clone()), email: g.support_address.clone() },
         to: vec![Address { name: None, email: planned.to.clone() }],
         cc: Vec::new(),
-        reply_to: (!automatic).then(|| mail.from.clone()),
+        reply_to,
         subject: rendered.subject.clone(),
         body: rendered.body.clone(),
         message_id: message_id.clone(),
@@ -84,7 +125,7 @@ fn compose_one(
     };
     Ok(Outbound {
         kind,
-        role: "system",
+        role,
         message_id,
         sender: g.support_address.clone(),
         recipients: vec![planned.to.clone()],
@@ -101,18 +142,29 @@ struct CaseText {
     severity: u8,
     time_zone: Tz,
     contract_end: String,
+    queue: String,
+    owner: String,
+    status: String,
+    entitlement: String,
+    tier: String,
+    language: String,
 }
 
 impl CaseText {
-    fn of(config: &Config, plan: &Plan, mail: &Inbound, case: CaseNumber) -> CaseText {
+    fn of(config: &Config, plan: &Plan, case: CaseNumber) -> CaseText {
         let g = &config.gateway;
         let tag = subject_tag(&g.case_tag_word, case);
-        let (subject, customer_name, company, product, severity, tz, contract_end) = match &plan.target {
+        let new = match &plan.target {
+            Target::New(c) => Some(c),
+            Target::Existing { .. } => None,
+        };
+        let (subject, customer, customer_name, company, product, severity, tz, contract_end) = match &plan.target {
             Target::New(c) => {
                 let t = &c.triage;
                 let contract = t.contract.as_ref();
                 (
                     c.subject.clone(),
+                    c.customer.clone(),
                     c.customer_name.clone().unwrap_or_default(),
                     contract.map(|k| k.account.clone()).unwrap_or_default(),
                     t.product.clone(),
@@ -123,13 +175,33 @@ impl CaseText {
             }
             Target::Existing { details, .. } => (
                 details.subject.clone(),
+                details.customer.clone(),
                 details.customer_name.clone().unwrap_or_default(),
                 details.account.clone().unwrap_or_default(),
-                String::new(),
-                details.severity.unwrap_or(config.sla.default_severity),
+                details.product.clone().unwrap_or_default(),
+                plan.update.severity.or(details.severity).unwrap_or(config.sla.default_severity),
                 config.sla.time_zone(details.region.as_deref().unwrap_or_default(), details.country.as_deref()),
                 String::new(),
             ),
+        };
+        let (queue, owner, status, entitlement, tier, language) = match (&plan.target, new) {
+            (_, Some(c)) => (
+                c.triage.queue.clone().unwrap_or_default(),
+                String::new(),
+                c.status.as_str().to_string(),
+                c.triage.entitlement.as_str().to_string(),
+                c.triage.tier().unwrap_or_default().to_string(),
+                c.triage.language.as_str().to_string(),
+            ),
+            (Target::Existing { details: d, status, .. }, None) => (
+                plan.update.queue.clone().or(d.queue.clone()).unwrap_or_default(),
+                plan.update.owner.clone().or(d.owner.clone()).unwrap_or_default(),
+                status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                d.entitlement.clone().unwrap_or_default(),
+                d.tier.clone().unwrap_or_default(),
+                d.language.clone().unwrap_or_default(),
+            ),
+            (Target::New(_), None) => Default::default(),
         };
         CaseText {
             common: Common {
@@ -138,7 +210,7 @@ impl CaseText {
                 case_tag: tag,
                 customer_name,
                 customer_company: company,
-                customer_email: mail.from.email.clone(),
+                customer_email: customer,
                 subject,
                 support_name: g.support_name.clone(),
                 support_address: g.support_address.clone(),
@@ -147,11 +219,24 @@ impl CaseText {
             severity,
             time_zone: tz,
             contract_end,
+            queue,
+            owner,
+            status,
+            entitlement,
+            tier,
+            language,
         }
     }
 }
 
-fn render(config: &Config, notice: Notice, f: &CaseText, lang: &str, plan: &Plan) -> Result<(TemplateKind, Rendered), TemplateError> {
+fn render(
+    config: &Config,
+    notice: &Notice,
+    f: &CaseText,
+    lang: &str,
+    plan: &Plan,
+    to: &str,
+) -> Result<(TemplateKind, Rendered), TemplateError> {
     let t = &config.templates;
     let common = f.common.clone();
     let sales = config.routing.sales_address.clone();
@@ -184,7 +269,68 @@ fn render(config: &Config, notice: Notice, f: &CaseText, lang: &str, plan: &Plan
             let services_contact = config.routing.ps_address.clone();
             typed(t, lang, &RedirectProfessionalServices { common, services_contact })
         }
+        Notice::SeverityChanged { old, new, reason, engineer, next_due } => {
+            let next_response_due = next_due.map(|d| format_due(d, f.time_zone)).unwrap_or_default();
+            let ctx = SeverityChanged {
+                common,
+                old_severity: *old,
+                new_severity: *new,
+                reason: reason.clone(),
+                engineer_name: engineer.clone(),
+                next_response_due,
+            };
+            typed(t, lang, &ctx)
+        }
+        Notice::CaseClosed { engineer } => {
+            let reopen_days = (config.gateway.reopen_window.as_secs() / 86_400) as u32;
+            typed(t, lang, &CaseClosed { common, engineer_name: engineer.clone(), reopen_days })
+        }
+        Notice::EngineerNotification { event } => {
+            let engineer = config.staff.engineer(to);
+            let queue_tz = config.routing.queue(&f.queue).map(|q| config.sla.time_zone(&q.region, None)).unwrap_or(f.time_zone);
+            let due = plan.clocks.iter().map(|c| c.due_at).min().map(|d| format_due(d, queue_tz)).unwrap_or_default();
+            let ctx = EngineerNotification {
+                common,
+                engineer_name: engineer.map(|e| e.name.clone()).unwrap_or_default(),
+                event: event.to_string(),
+                queue: f.queue.clone(),
+                product: f.product.clone(),
+                severity: f.severity,
+                status: f.status.clone(),
+                owner: f.owner.clone(),
+                entitlement: f.entitlement.clone(),
+                response_due: due,
+                message_text: plan_text(plan),
+                tier: f.tier.clone(),
+                language: f.language.clone(),
+                command_help: commands::HELP.iter().map(|s| s.to_string()).collect(),
+            };
+            typed(t, lang, &ctx)
+        }
+        Notice::CommandError { errors } => {
+            let engineer = config.staff.engineer(to).map(|e| e.name.clone()).unwrap_or_default();
+            let ctx = EngineerCommandError { common, engineer_name: engineer, command: String::new(), error: errors.join("\n") };
+            typed(t, lang, &ctx)
+        }
+        Notice::EngineerReply { .. } => unreachable_reply(),
     }
+}
+
+/// Engineer replies are relayed as written, never through a template; `compose_one`
+/// handles them before rendering.
+fn unreachable_reply() -> Result<(TemplateKind, Rendered), TemplateError> {
+    Err(TemplateError::NotATemplate("engineer_reply"))
+}
+
+/// The text of the mail a notification is about (shortened for the notification).
+fn plan_text(plan: &Plan) -> String {
+    plan.notification_text.clone()
+}
+
+/// An engineer's answer as the customer sees it: their words, signed.
+fn relay(f: &CaseText, text: &str, engineer: &str) -> Rendered {
+    let body = format!("{}\n\n-- \n{engineer}\n{}\n", text.trim_end(), f.common.support_name);
+    Rendered { subject: f.common.reply_subject.clone(), body }
 }
 
 fn typed<C: TemplateContext>(t: &crate::templates::Templates, lang: &str, ctx: &C) -> Result<(TemplateKind, Rendered), TemplateError> {

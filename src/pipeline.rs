@@ -7,13 +7,13 @@ use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::config::Config;
-use crate::domain::CaseNumber;
+use crate::config::{Config, Engineer};
 use crate::domain::classify::{self, MailKind};
-use crate::domain::decide::{self, Facts, Plan, Role, Rules, Settings, Target};
+use crate::domain::decide::{self, CaseUpdate, EventOn, Facts, Plan, PlannedEvent, Role, Rules, Settings, Target};
+use crate::domain::{CaseNumber, authres, engineer, token};
 use crate::mail::Inbound;
 use crate::mail::parse::{self, ParseLimits};
-use crate::notices;
+use crate::notices::{self, Parent};
 use crate::store::{Committed, NewAttachment, NewMessage, QuarantineEntry, QuarantineStatus, Store, StoreError};
 
 /// Where a mail came from (for the quarantine register and logs).
@@ -137,7 +137,16 @@ impl Pipeline {
                     None => return self.quarantine(received, "bounce of a mail casegate did not send".into(), now).await,
                 }
             }
-            kind => self.customer_mail(&mail, &kind, raw, key, received.received_at, now).await?,
+            kind => match self.staff_proof(&mail) {
+                Some((engineer, Some(case))) => {
+                    match self.engineer_mail(&mail, &engineer, case, raw, key, received.received_at, now).await? {
+                        Some(o) => o,
+                        None => return self.quarantine(received, format!("engineer reply for unknown case {case}"), now).await,
+                    }
+                }
+                Some((_, None)) => self.customer_mail(&mail, &kind, raw, key, received.received_at, now, true).await?,
+                None => self.customer_mail(&mail, &kind, raw, key, received.received_at, now, false).await?,
+            },
         };
         if let Outcome::Stored { case, opened } = &outcome {
             info!(case = %case, opened, from = %mail.from.email, subject = %mail.subject, "mail stored");
@@ -145,6 +154,60 @@ impl Pipeline {
         Ok(outcome)
     }
 
+    /// Is this an engineer's reply that proves itself? `Some((engineer, case))` when the
+    /// From is a staff address and a signed reply address names the case (or the
+    /// receiving MTA authenticated the sender and the mail names the case by tag);
+    /// `Some((engineer, None))` for staff mail without such a case. A staff From without
+    /// proof is handled as customer mail (see `customer_mail`'s forgery check).
+    fn staff_proof(&self, mail: &Inbound) -> Option<(Engineer, Option<CaseNumber>)> {
+        let staff = &self.config.staff;
+        let engineer = staff.engineer(&mail.from.email)?.clone();
+        let recipients: Vec<&str> = mail.to.iter().chain(mail.cc.iter()).map(|a| a.email.as_str()).collect();
+        if let Some(key) = &staff.reply_key
+            && let Some(n) = token::find_case_token(recipients, &self.rules.support_address, key.expose().as_bytes())
+        {
+            return Some((engineer, Some(CaseNumber(n))));
+        }
+        let authenticated = authres::authenticated(&mail.headers.authentication_results, &staff.trusted_authserv_ids, mail.from.domain());
+        let tagged = decide::tag_of(mail, &self.rules);
+        match (authenticated, tagged) {
+            (true, Some(n)) => Some((engineer, Some(n))),
+            (true, None) => Some((engineer, None)),
+            (false, _) => None,
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn engineer_mail(
+        &self,
+        mail: &Inbound,
+        engineer: &Engineer,
+        number: CaseNumber,
+        raw: &[u8],
+        key: String,
+        received_at: DateTime<Utc>,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let Some(case) = self.store.case_facts_for(number, &engineer.address).await? else { return Ok(None) };
+        let facts = Facts {
+            running_clocks: self.store.running_clocks(number).await?,
+            last_customer_message: self.store.last_customer_message(number).await?,
+            ..Facts::default()
+        };
+        let plan = engineer::reply(mail, engineer, &case, &facts, self.settings());
+        let parent = Parent { message_id: facts.last_customer_message.and_then(|(id, _)| id), ..Parent::default() };
+        let outcome = self.commit(&plan, mail, &parent, new_message(mail, raw, key, received_at), now).await?;
+        info!(case = %number, engineer = %engineer.address, "engineer reply");
+        Ok(Some(outcome))
+    }
+
+    fn settings(&self) -> Settings<'_> {
+        Settings { rules: &self.rules, routing: &self.config.routing, sla: &self.config.sla, staff: &self.config.staff }
+    }
+
+    /// A customer's mail (or staff mail that names no case). `proven_staff` when the
+    /// sender is staff whose mail the receiving MTA authenticated.
+    #[allow(clippy::too_many_arguments)]
     async fn customer_mail(
         &self,
         mail: &Inbound,
@@ -153,6 +216,7 @@ impl Pipeline {
         key: String,
         received_at: DateTime<Utc>,
         now: DateTime<Utc>,
+        proven_staff: bool,
     ) -> Result<Outcome, StoreError> {
         let sender = mail.from.email.to_lowercase();
         let mut refs: Vec<String> = mail.in_reply_to.clone();
@@ -163,11 +227,22 @@ impl Pipeline {
             contracts: self.store.contracts_for_sender(&sender).await?,
             auto_replies_last_hour: self.store.count_auto_replies_since(&sender, now - chrono::Duration::hours(1)).await?,
             recent_refusals: self.store.count_refusals_since(&sender, now - self.config.gateway.refusal_interval).await?,
+            ..Facts::default()
         };
         let recipients: Vec<String> = mail.to.iter().chain(mail.cc.iter()).map(|a| a.email.clone()).collect();
-        let settings = Settings { rules: &self.rules, routing: &self.config.routing, sla: &self.config.sla };
-        let plan = decide::inbound(mail, kind, &recipients, &facts, settings, received_at, now);
-        self.commit(&plan, mail, new_message(mail, raw, key, received_at), now).await
+        let mut plan = decide::inbound(mail, kind, &recipients, &facts, self.settings(), received_at, now);
+        if !proven_staff && self.config.staff.engineer(&sender).is_some() {
+            // A staff From address without a signed reply address or a trusted MTA's
+            // authentication: possibly forged. No command runs; it is filed as any mail.
+            warn!(from = %sender, "staff address without proof: handled as customer mail");
+            plan.events.push(PlannedEvent {
+                on: EventOn::Target,
+                actor: sender.clone(),
+                kind: "security",
+                detail: serde_json::json!({ "reason": "staff From address without a valid reply token or trusted authentication" }),
+            });
+        }
+        self.commit(&plan, mail, &Parent::of(mail), new_message(mail, raw, key, received_at), now).await
     }
 
     /// A bounce joins the case of the mail it bounced (as a delivery failure); `None`
@@ -186,13 +261,15 @@ impl Pipeline {
         let Some(case) = facts.by_reference else { return Ok(None) };
         let plan = Plan {
             target: Target::Existing { number: case.number, status: None, details: case.details },
+            update: CaseUpdate::default(),
             role: Role::System,
             participants: Vec::new(),
             events: Vec::new(),
             clocks: Vec::new(),
             mails: Vec::new(),
+            notification_text: String::new(),
         };
-        let outcome = self.commit(&plan, mail, new_message(mail, raw, key, received.received_at), now).await?;
+        let outcome = self.commit(&plan, mail, &Parent::of(mail), new_message(mail, raw, key, received.received_at), now).await?;
         if matches!(outcome, Outcome::Stored { .. }) {
             let detail = serde_json::json!({ "bounce_from": mail.from.email, "bounce_subject": mail.subject });
             self.store.record_bounce(&original, &detail, now).await?;
@@ -201,9 +278,16 @@ impl Pipeline {
         Ok(Some(outcome))
     }
 
-    async fn commit(&self, plan: &Plan, mail: &Inbound, message: NewMessage, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+    async fn commit(
+        &self,
+        plan: &Plan,
+        mail: &Inbound,
+        parent: &Parent,
+        message: NewMessage,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError> {
         let config = &self.config;
-        let render = |case, first_n| notices::compose_all(config, plan, mail, case, first_n, now);
+        let render = |case, first_n| notices::compose_all(config, plan, mail, parent, case, first_n, now);
         let committed = self.store.commit(plan, &message, now, render).await?;
         if !plan.mails.is_empty() {
             self.outbox_wake.notify_one();

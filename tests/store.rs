@@ -107,7 +107,7 @@ async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
         ..Facts::default()
     };
     let rules = rules();
-    let settings = Settings { rules: &rules, routing: &cfg.routing, sla: &cfg.sla };
+    let settings = Settings { rules: &rules, routing: &cfg.routing, sla: &cfg.sla, staff: &cfg.staff };
     let plan = decide::inbound(m, &MailKind::Normal, &[], &facts, settings, at, at);
     let render = |case: CaseNumber, n: i64| {
         plan.mails

@@ -14,10 +14,11 @@ use super::language::Language;
 use super::routing::Routing;
 use super::scope::Scope;
 use super::sla;
+use super::feedback;
 use super::thread::{self, CaseDetails, Link, Thread, ThreadFacts};
 use super::triage::{self, ClockKind, ClockStart, Triage};
-use crate::config::SlaSettings;
-use crate::mail::Inbound;
+use crate::config::{SlaSettings, StaffSettings};
+use crate::mail::{Inbound, quote};
 
 /// The rules' inputs that come from configuration.
 #[derive(Debug, Clone)]
@@ -43,6 +44,7 @@ pub struct Settings<'a> {
     pub rules: &'a Rules,
     pub routing: &'a Routing,
     pub sla: &'a SlaSettings,
+    pub staff: &'a StaffSettings,
 }
 
 /// What the store knows that the rules need, gathered before deciding.
@@ -55,6 +57,19 @@ pub struct Facts {
     pub auto_replies_last_hour: i64,
     /// Refusals sent to the sender within the refusal interval.
     pub recent_refusals: i64,
+    /// Running SLA clocks of the target case (engineer replies meet or recompute them).
+    pub running_clocks: Vec<RunningClock>,
+    /// The target case's latest customer message: (Message-ID, row id), for threading
+    /// relayed replies and for `#split`.
+    pub last_customer_message: Option<(Option<String>, i64)>,
+}
+
+/// A running SLA clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RunningClock {
+    pub id: i64,
+    pub kind: ClockKind,
+    pub started_at: DateTime<Utc>,
 }
 
 /// Who wrote a message, from the case's point of view.
@@ -110,13 +125,22 @@ pub struct PlannedEvent {
 }
 
 /// Which mail to send; the shell renders it from the templates.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Notice {
     Acknowledgement,
     Refusal(Entitlement),
     Redirect(Scope),
     /// The customer's mail, forwarded to Sales or Professional Services.
     Forward(Scope),
+    /// An engineer's answer, relayed to the customer from the support address.
+    EngineerReply { text: String, engineer: String },
+    SeverityChanged { old: u8, new: u8, reason: String, engineer: String, next_due: Option<DateTime<Utc>> },
+    CaseClosed { engineer: String },
+    /// Staff: a new case or a customer update (`event`: new_case, customer_update,
+    /// reopened, transferred); its Reply-To is the case's signed reply address.
+    EngineerNotification { event: &'static str },
+    /// Staff: the commands in a reply were refused; nothing went to the customer.
+    CommandError { errors: Vec<String> },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -127,22 +151,48 @@ pub struct PlannedMail {
 }
 
 impl PlannedMail {
-    /// Automatic replies (RFC 3834) carry `Auto-Submitted` and count against the rate limit.
+    /// Automatic replies to a customer (RFC 3834): `Auto-Submitted`, rate-limited.
     pub fn is_automatic(&self) -> bool {
-        !matches!(self.notice, Notice::Forward(_))
+        matches!(self.notice, Notice::Acknowledgement | Notice::Refusal(_) | Notice::Redirect(_))
     }
+
+    /// Mail to staff rather than to the customer.
+    pub fn is_staff(&self) -> bool {
+        matches!(self.notice, Notice::EngineerNotification { .. } | Notice::CommandError { .. } | Notice::Forward(_))
+    }
+}
+
+/// Changes to an existing case beyond its status.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct CaseUpdate {
+    pub owner: Option<String>,
+    pub severity: Option<u8>,
+    pub queue: Option<String>,
+    /// An engineer answered the customer: records the first response and meets the
+    /// running clocks.
+    pub responded: bool,
+    /// Running clocks recomputed after a severity or queue change: (id, due, warn).
+    pub reclocked: Vec<(i64, DateTime<Utc>, DateTime<Utc>)>,
+    /// (kind, target): `bug`/ID, `kb`/URL.
+    pub links: Vec<(String, String)>,
+    pub feedback: Option<u8>,
+    /// `#split`: the case's latest customer message (row id) opens a new case.
+    pub split_message: Option<i64>,
 }
 
 /// Everything the commit step writes for one inbound mail.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Plan {
     pub target: Target,
+    pub update: CaseUpdate,
     pub role: Role,
     /// Addresses that now take part in the case (lower-case).
     pub participants: Vec<String>,
     pub events: Vec<PlannedEvent>,
     pub clocks: Vec<ClockStart>,
     pub mails: Vec<PlannedMail>,
+    /// The new text a staff notification quotes (quoted history stripped, shortened).
+    pub notification_text: String,
 }
 
 /// The case number a mail's subject tag names, if any.
@@ -166,11 +216,13 @@ pub fn inbound(
     let verdict = thread::resolve(&facts.thread, mail.from.domain(), |d| rules.is_free_mail(d), now, rules.reopen_window);
     let mut plan = Plan {
         target: Target::Existing { number: CaseNumber(0), status: None, details: CaseDetails::default() },
+        update: CaseUpdate::default(),
         role: Role::Customer,
         participants: participants(mail, rules),
         events: Vec::new(),
         clocks: Vec::new(),
         mails: Vec::new(),
+        notification_text: shorten(&quote::strip_reply(&mail.text), 4000),
     };
     let event = |on, kind, detail| PlannedEvent { on, actor: sender.clone(), kind, detail };
     match verdict {
@@ -188,6 +240,9 @@ pub fn inbound(
             plan.events.extend(t.events.iter().map(|(k, d)| event(EventOn::Target, k, d.clone())));
             plan.clocks.extend(t.first_response);
             plan.mails = new_case_mails(&t, &sender, cfg.routing);
+            if t.is_worked() {
+                plan.mails.extend(notify_staff(cfg, t.queue.as_deref(), None, "new_case"));
+            }
             let status = if t.is_worked() { Status::New } else { Status::Refused };
             plan.target = Target::New(Box::new(NewCase {
                 subject: non_empty_subject(&thread::clean_subject(&mail.subject, &rules.case_tag_word)),
@@ -202,6 +257,15 @@ pub fn inbound(
             let case = [&facts.thread.by_reference, &facts.thread.by_tag].into_iter().flatten().find(|c| c.number == number);
             let current = case.map(|c| c.status);
             let details = case.map(|c| c.details.clone()).unwrap_or_default();
+            if current == Some(Status::Closed)
+                && let Some(rating) = feedback::rating(&quote::strip_reply(&mail.text))
+            {
+                // A rating in answer to the closure mail: recorded, the case stays closed.
+                plan.update.feedback = Some(rating);
+                plan.events.push(event(EventOn::Target, "feedback", json!({ "rating": rating })));
+                plan.target = Target::Existing { number, status: None, details };
+                return plan;
+            }
             let next = current.map(Status::after_customer_update).filter(|s| Some(*s) != current);
             plan.events.push(event(EventOn::Target, "customer_update", json!({ "joined_by": by.as_str() })));
             if reopen {
@@ -212,12 +276,25 @@ pub fn inbound(
             }
             if current == Some(Status::Refused) {
                 plan.mails.extend(repeat_refusal(&details, &sender));
+            } else {
+                let what = if reopen { "reopened" } else { "customer_update" };
+                plan.mails.extend(notify_staff(cfg, details.queue.as_deref(), details.owner.as_deref(), what));
             }
             plan.target = Target::Existing { number, status: next, details };
         }
     }
     limit_automatic_mail(&mut plan, kind, facts, rules, &sender);
     plan
+}
+
+/// Tell the owner, else the queue's members, about a case event.
+pub fn notify_staff(cfg: Settings<'_>, queue: Option<&str>, owner: Option<&str>, event: &'static str) -> Vec<PlannedMail> {
+    let language = queue.and_then(|q| cfg.routing.queue(q)).map(|q| q.language).unwrap_or(Language::En);
+    let to: Vec<String> = match owner {
+        Some(o) => vec![o.to_string()],
+        None => queue.map(|q| cfg.staff.members(q).iter().map(|e| e.address.clone()).collect()).unwrap_or_default(),
+    };
+    to.into_iter().map(|to| PlannedMail { notice: Notice::EngineerNotification { event }, to, language }).collect()
 }
 
 fn triage_config<'a>(cfg: Settings<'a>) -> triage::Config<'a> {
@@ -306,6 +383,14 @@ fn limit_automatic_mail(plan: &mut Plan, kind: &MailKind, facts: &Facts, rules: 
     }
 }
 
+/// At most `max` characters, cut at a character boundary, marked when cut.
+pub fn shorten(s: &str, max: usize) -> String {
+    match s.char_indices().nth(max) {
+        Some((i, _)) => format!("{}\n[...]", &s[..i]),
+        None => s.to_string(),
+    }
+}
+
 fn non_empty_subject(s: &str) -> String {
     if s.is_empty() { "(no subject)".to_string() } else { s.to_string() }
 }
@@ -333,6 +418,7 @@ mod tests {
         rules: Rules,
         routing: Routing,
         sla: SlaSettings,
+        staff: StaffSettings,
     }
 
     impl Env {
@@ -351,11 +437,12 @@ mod tests {
                 },
                 routing: (*c.routing).clone(),
                 sla: c.sla,
+                staff: StaffSettings::default(),
             }
         }
 
         fn settings(&self) -> Settings<'_> {
-            Settings { rules: &self.rules, routing: &self.routing, sla: &self.sla }
+            Settings { rules: &self.rules, routing: &self.routing, sla: &self.sla, staff: &self.staff }
         }
     }
 
@@ -470,7 +557,7 @@ mod tests {
         let mut m = mail("taro@acme.example", "Quote");
         m.text = "Could you please send us a quote for 50 more nodes?".into();
         let p = decide(&env, &m, &MailKind::Normal, &facts);
-        let notices: Vec<Notice> = p.mails.iter().map(|m| m.notice).collect();
+        let notices: Vec<Notice> = p.mails.iter().map(|m| m.notice.clone()).collect();
         assert_eq!(notices, vec![Notice::Redirect(Scope::Sales), Notice::Forward(Scope::Sales)]);
         assert_eq!(p.mails[1].to, env.routing.sales_address);
     }

@@ -6,6 +6,7 @@ pub mod case;
 pub mod classify;
 pub mod commands;
 pub mod decide;
+pub mod engineer;
 pub mod sla;
 pub mod entitlement;
 pub mod language;

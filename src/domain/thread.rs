@@ -43,6 +43,9 @@ pub struct CaseDetails {
     pub severity: Option<u8>,
     pub region: Option<String>,
     pub country: Option<String>,
+    pub queue: Option<String>,
+    pub owner: Option<String>,
+    pub product: Option<String>,
 }
 
 /// Candidate cases for one mail.

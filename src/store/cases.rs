@@ -6,8 +6,9 @@ use sqlx::{Any, Row, Transaction};
 
 use super::outbox::NewOutbox;
 use super::{Store, StoreError, from_ms, to_ms};
-use crate::domain::decide::{EventOn, NewCase, Plan, Target};
+use crate::domain::decide::{CaseUpdate, EventOn, NewCase, Plan, RunningClock, Target};
 use crate::domain::thread::{CaseDetails, CaseFacts, ThreadFacts};
+use crate::domain::triage::ClockKind;
 use crate::domain::{CaseNumber, Status};
 
 /// A message row to store with a plan.
@@ -97,12 +98,45 @@ impl Store {
         Ok(facts)
     }
 
+    /// The running SLA clocks of a case.
+    pub async fn running_clocks(&self, case: CaseNumber) -> Result<Vec<RunningClock>, StoreError> {
+        let rows = sqlx::query("SELECT id, kind, started_at FROM sla_clocks WHERE case_id = $1 AND state = 'running' ORDER BY id")
+            .bind(case.0)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .iter()
+            .map(|r| RunningClock {
+                id: r.get(0),
+                kind: if r.get::<String, _>(1) == "next_response" { ClockKind::NextResponse } else { ClockKind::FirstResponse },
+                started_at: from_ms(r.get(2)),
+            })
+            .collect())
+    }
+
+    /// The latest customer message of a case: (Message-ID, row id).
+    pub async fn last_customer_message(&self, case: CaseNumber) -> Result<Option<(Option<String>, i64)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT message_id, id FROM messages WHERE case_id = $1 AND direction = 'in' AND role = 'customer' \
+             ORDER BY received_at DESC, id DESC LIMIT 1",
+        )
+        .bind(case.0)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.get(0), r.get(1))))
+    }
+
+    /// The facts about one case, for a mail that names it.
+    pub async fn case_facts_for(&self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
+        self.case_facts(n, sender).await
+    }
+
     async fn case_facts(&self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
         let row = sqlx::query(
             "SELECT status, closed_at, customer, \
              (SELECT COUNT(*) FROM case_participants p WHERE p.case_id = c.id AND p.email = $2), \
-             subject, customer_name, account, language, entitlement, tier, severity, region, country \
-             FROM cases c WHERE id = $1",
+             subject, customer_name, account, language, entitlement, tier, severity, region, country, \
+             queue, owner, product FROM cases c WHERE id = $1",
         )
         .bind(n.0)
         .bind(sender.to_lowercase())
@@ -127,6 +161,9 @@ impl Store {
                 severity: r.get::<Option<i64>, _>(10).and_then(|s| u8::try_from(s).ok()),
                 region: r.get(11),
                 country: r.get(12),
+                queue: r.get(13),
+                owner: r.get(14),
+                product: r.get(15),
             },
         }))
     }
@@ -147,6 +184,7 @@ impl Store {
                 (*number, false)
             }
         };
+        apply_update(&mut tx, case, &plan.update, now).await?;
         let Some(row_id) = insert_message(&mut tx, case, msg, plan.role.as_str()).await? else {
             tx.rollback().await?;
             let existing = self.find_duplicate(&msg.dedup_key).await?.unwrap_or(case);
@@ -207,6 +245,13 @@ async fn touch_case(
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
     match status {
+        Some(Status::Closed) => {
+            sqlx::query("UPDATE cases SET status = 'closed', updated_at = $1, closed_at = $1 WHERE id = $2")
+                .bind(to_ms(now))
+                .bind(n.0)
+                .execute(&mut **tx)
+                .await?;
+        }
         Some(s) => {
             sqlx::query("UPDATE cases SET status = $1, updated_at = $2, closed_at = NULL WHERE id = $3")
                 .bind(s.as_str())
@@ -257,6 +302,116 @@ async fn insert_case(tx: &mut Transaction<'_, Any>, c: &NewCase, now: DateTime<U
     .await?
     .get(0);
     Ok(CaseNumber(id))
+}
+
+/// Everything an engineer's reply (or a rating) changes besides the status.
+async fn apply_update(tx: &mut Transaction<'_, Any>, case: CaseNumber, u: &CaseUpdate, now: DateTime<Utc>) -> Result<(), StoreError> {
+    if let Some(owner) = &u.owner {
+        sqlx::query("UPDATE cases SET owner = $1 WHERE id = $2").bind(owner.clone()).bind(case.0).execute(&mut **tx).await?;
+    }
+    if let Some(sev) = u.severity {
+        sqlx::query("UPDATE cases SET severity = $1 WHERE id = $2").bind(i64::from(sev)).bind(case.0).execute(&mut **tx).await?;
+    }
+    if let Some(queue) = &u.queue {
+        sqlx::query("UPDATE cases SET queue = $1 WHERE id = $2").bind(queue.clone()).bind(case.0).execute(&mut **tx).await?;
+    }
+    for (id, due, warn) in &u.reclocked {
+        sqlx::query(
+            "UPDATE sla_clocks SET due_at = $1, warn_at = $2, \
+             next_check_at = CASE WHEN warned_at IS NULL THEN $2 ELSE $1 END WHERE id = $3 AND state = 'running'",
+        )
+        .bind(to_ms(*due))
+        .bind(to_ms(*warn))
+        .bind(*id)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !u.reclocked.is_empty() {
+        refresh_due_times(tx, case).await?;
+    }
+    if u.responded {
+        sqlx::query("UPDATE cases SET first_response_at = COALESCE(first_response_at, $1) WHERE id = $2")
+            .bind(to_ms(now))
+            .bind(case.0)
+            .execute(&mut **tx)
+            .await?;
+        sqlx::query("UPDATE sla_clocks SET state = 'met', met_at = $1, next_check_at = NULL WHERE case_id = $2 AND state = 'running'")
+            .bind(to_ms(now))
+            .bind(case.0)
+            .execute(&mut **tx)
+            .await?;
+    }
+    for (kind, target) in &u.links {
+        sqlx::query("INSERT INTO case_links (case_id, kind, target) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(case.0)
+            .bind(kind.clone())
+            .bind(target.clone())
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(rating) = u.feedback {
+        sqlx::query("UPDATE cases SET feedback_rating = $1, feedback_at = $2 WHERE id = $3")
+            .bind(i64::from(rating))
+            .bind(to_ms(now))
+            .bind(case.0)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if let Some(row) = u.split_message {
+        split(tx, case, row, now).await?;
+    }
+    Ok(())
+}
+
+/// The case shows the due times of its latest clocks.
+async fn refresh_due_times(tx: &mut Transaction<'_, Any>, case: CaseNumber) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE cases SET \
+         first_response_due = (SELECT MAX(due_at) FROM sla_clocks WHERE case_id = $1 AND kind = 'first_response'), \
+         next_response_due = (SELECT MAX(due_at) FROM sla_clocks WHERE case_id = $1 AND kind = 'next_response') \
+         WHERE id = $1",
+    )
+    .bind(case.0)
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// `#split`: a new problem raised in an old thread becomes its own case, with the same
+/// customer and triage, holding a copy of that customer message; both cases link.
+async fn split(tx: &mut Transaction<'_, Any>, case: CaseNumber, message_row: i64, now: DateTime<Utc>) -> Result<CaseNumber, StoreError> {
+    let new: i64 = sqlx::query(
+        "INSERT INTO cases (subject, status, customer, customer_name, related_case, created_at, updated_at, queue, product, \
+         language, language_confidence, region, severity, account, entitlement, tier, country, contract_id, time_zone) \
+         SELECT m.subject, 'new', c.customer, c.customer_name, c.id, $1, $1, c.queue, c.product, c.language, \
+         c.language_confidence, c.region, c.severity, c.account, c.entitlement, c.tier, c.country, c.contract_id, c.time_zone \
+         FROM cases c JOIN messages m ON m.id = $2 WHERE c.id = $3 RETURNING id",
+    )
+    .bind(to_ms(now))
+    .bind(message_row)
+    .bind(case.0)
+    .fetch_one(&mut **tx)
+    .await?
+    .get(0);
+    sqlx::query(
+        "INSERT INTO messages (case_id, direction, role, dedup_key, message_id, from_addr, from_name, to_addrs, cc_addrs, \
+         subject, received_at, text, html_only, size, raw) \
+         SELECT $1, direction, role, 'split:' || $1 || ':' || dedup_key, NULL, from_addr, from_name, to_addrs, cc_addrs, \
+         subject, received_at, text, html_only, size, raw FROM messages WHERE id = $2",
+    )
+    .bind(new)
+    .bind(message_row)
+    .execute(&mut **tx)
+    .await?;
+    sqlx::query("INSERT INTO case_participants (case_id, email) SELECT $1, email FROM case_participants WHERE case_id = $2")
+        .bind(new)
+        .bind(case.0)
+        .execute(&mut **tx)
+        .await?;
+    let new = CaseNumber(new);
+    insert_event(tx, Some(new), now, "casegate", "split_from", &serde_json::json!({ "case": case.to_string() })).await?;
+    insert_event(tx, Some(case), now, "casegate", "split_into", &serde_json::json!({ "case": new.to_string() })).await?;
+    Ok(new)
 }
 
 /// An outbound mail: queued for delivery, and kept on the case so that replies to it

@@ -146,6 +146,12 @@ pub struct EngineerNotification {
     pub response_due: String,
     /// The new message's text (possibly shortened by the caller).
     pub message_text: String,
+    /// The contract tier (`premium`, `standard`, ...), "" when unknown.
+    pub tier: String,
+    /// The customer's language: `en` or `ja`.
+    pub language: String,
+    /// One line per command engineers can put at the top of their reply.
+    pub command_help: Vec<String>,
 }
 
 /// `engineer_command_error`: a command in an engineer's reply could not be applied.
@@ -346,6 +352,9 @@ impl TemplateContext for EngineerNotification {
                 "After upgrading to 5.2 the agent exits at start-up.\nLog attached.",
                 "5.2 へのアップグレード後、エージェントが起動直後に終了します。\nログを添付します。",
             ),
+            tier: "premium".into(),
+            language: pick(lang, "en", "ja"),
+            command_help: crate::domain::commands::HELP.iter().map(|s| s.to_string()).collect(),
         }
     }
 }

@@ -113,6 +113,8 @@ pub struct Rendered {
 pub enum TemplateError {
     #[error("no templates for language {0:?} (expected \"en\" or \"ja\")")]
     UnknownLanguage(String),
+    #[error("{0} is sent as written, not rendered from a template")]
+    NotATemplate(&'static str),
     #[error("template {template}: {source}")]
     Render {
         template: String,

@@ -1,0 +1,190 @@
+//! An engineer's reply, PURE: strip the quoted history, run the commands at the top,
+//! relay the rest to the customer. A reply whose commands do not all parse and apply
+//! changes nothing and sends nothing to the customer: the engineer gets the errors.
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+
+use super::case::Status;
+use super::commands::{self, Command, StatusArg};
+use super::decide::{CaseUpdate, EventOn, Facts, Notice, Plan, PlannedEvent, PlannedMail, Role, Settings, Target, notify_staff};
+use super::language::Language;
+use super::sla;
+use super::thread::CaseFacts;
+use super::triage::ClockKind;
+use crate::config::Engineer;
+use crate::mail::{Inbound, quote};
+
+/// Decide what an engineer's reply to case `case` does.
+pub fn reply(
+    mail: &Inbound,
+    engineer: &Engineer,
+    case: &CaseFacts,
+    facts: &Facts,
+    cfg: Settings<'_>,
+) -> Plan {
+    let text = quote::strip_reply(&mail.text);
+    let parsed = commands::parse(&text);
+    let details = &case.details;
+    let customer_lang = details.language.as_deref().and_then(Language::parse).unwrap_or(Language::En);
+    let mut plan = Plan {
+        target: Target::Existing { number: case.number, status: None, details: details.clone() },
+        update: CaseUpdate::default(),
+        role: Role::Engineer,
+        participants: Vec::new(),
+        events: Vec::new(),
+        clocks: Vec::new(),
+        mails: Vec::new(),
+        notification_text: super::decide::shorten(&parsed.body, 4000),
+    };
+    let mut errors: Vec<String> = parsed.errors.iter().map(|e| format!("line {}: {}: {}", e.line, e.text, e.message)).collect();
+    let mut status = None;
+    let mut internal = false;
+    for command in &parsed.commands {
+        match apply(command, engineer, case, facts, cfg, &mut plan, customer_lang) {
+            Ok(Effect::Status(s)) => status = Some(s),
+            Ok(Effect::Internal) => internal = true,
+            Ok(Effect::None) => {}
+            Err(e) => errors.push(e),
+        }
+    }
+    let actor = engineer.address.clone();
+    if !errors.is_empty() {
+        let language = engineer_language(cfg, details.queue.as_deref());
+        return Plan {
+            target: Target::Existing { number: case.number, status: None, details: details.clone() },
+            update: CaseUpdate::default(),
+            events: vec![PlannedEvent { on: EventOn::Target, actor, kind: "commands_refused", detail: json!({ "errors": errors }) }],
+            mails: vec![PlannedMail { notice: Notice::CommandError { errors }, to: engineer.address.clone(), language }],
+            ..plan
+        };
+    }
+    let body = parsed.body.trim().to_string();
+    if internal {
+        plan.events.push(event(&actor, "internal_note", json!({ "text": body })));
+    } else if !body.is_empty() {
+        plan.mails.push(PlannedMail {
+            notice: Notice::EngineerReply { text: body, engineer: engineer.name.clone() },
+            to: details.customer.clone(),
+            language: customer_lang,
+        });
+        plan.update.responded = true;
+        plan.events.push(event(&actor, "engineer_reply", json!({ "first_response": facts_first_response_pending(facts) })));
+        status = status.or(Some(Status::Waiting));
+    }
+    if let Target::Existing { status: s, .. } = &mut plan.target {
+        *s = status.filter(|s| *s != case.status);
+    }
+    plan
+}
+
+enum Effect {
+    None,
+    Status(Status),
+    Internal,
+}
+
+fn apply(
+    command: &Command,
+    engineer: &Engineer,
+    case: &CaseFacts,
+    facts: &Facts,
+    cfg: Settings<'_>,
+    plan: &mut Plan,
+    customer_lang: Language,
+) -> Result<Effect, String> {
+    let actor = &engineer.address;
+    let details = &case.details;
+    match command {
+        Command::Take => {
+            plan.update.owner = Some(actor.clone());
+            plan.events.push(event(actor, "owner_changed", json!({ "owner": actor })));
+        }
+        Command::Assign(to) => {
+            let Some(e) = cfg.staff.engineer(to) else {
+                return Err(format!("#assign {to}: not an engineer in the staff configuration"));
+            };
+            plan.update.owner = Some(e.address.clone());
+            plan.events.push(event(actor, "owner_changed", json!({ "owner": e.address })));
+        }
+        Command::Severity { level, reason } => {
+            let old = details.severity.unwrap_or(cfg.sla.default_severity);
+            if *level != old {
+                plan.update.severity = Some(*level);
+                plan.update.reclocked = reclock(details, facts, cfg, *level);
+                let next_due = plan.update.reclocked.iter().map(|(_, due, _)| *due).min();
+                plan.events.push(event(actor, "severity_changed", json!({ "old": old, "new": level, "reason": reason })));
+                plan.mails.push(PlannedMail {
+                    notice: Notice::SeverityChanged { old, new: *level, reason: reason.clone(), engineer: engineer.name.clone(), next_due },
+                    to: details.customer.clone(),
+                    language: customer_lang,
+                });
+            }
+        }
+        Command::Queue(name) => {
+            if cfg.routing.queue(name).is_none() {
+                return Err(format!("#queue {name}: no such queue in the routing configuration"));
+            }
+            plan.update.queue = Some(name.clone());
+            plan.events.push(event(actor, "transferred", json!({ "from": details.queue, "to": name })));
+            plan.mails.extend(notify_staff(cfg, Some(name), None, "transferred"));
+        }
+        Command::Status(StatusArg::Waiting) => return Ok(Effect::Status(Status::Waiting)),
+        Command::Status(StatusArg::Open) => return Ok(Effect::Status(Status::Open)),
+        Command::Close => {
+            plan.events.push(event(actor, "case_closed", json!({})));
+            plan.mails.push(PlannedMail {
+                notice: Notice::CaseClosed { engineer: engineer.name.clone() },
+                to: details.customer.clone(),
+                language: customer_lang,
+            });
+            return Ok(Effect::Status(Status::Closed));
+        }
+        Command::Internal => return Ok(Effect::Internal),
+        Command::Split => {
+            let Some((_, row)) = facts.last_customer_message else {
+                return Err("#split: the case has no customer message to split off".into());
+            };
+            plan.update.split_message = Some(row);
+        }
+        Command::LinkBug(id) => link(plan, actor, "bug", id),
+        Command::Kb(url) => link(plan, actor, "kb", url),
+    }
+    Ok(Effect::None)
+}
+
+fn link(plan: &mut Plan, actor: &str, kind: &str, target: &str) {
+    plan.update.links.push((kind.to_string(), target.to_string()));
+    plan.events.push(event(actor, "linked_reference", json!({ "kind": kind, "target": target })));
+}
+
+/// The running clocks, recomputed from their start for the new severity.
+fn reclock(details: &super::thread::CaseDetails, facts: &Facts, cfg: Settings<'_>, severity: u8) -> Vec<(i64, DateTime<Utc>, DateTime<Utc>)> {
+    let Some(policy) = cfg.sla.policies.get(details.tier.as_deref().unwrap_or_default(), severity) else { return Vec::new() };
+    let calendar = cfg.sla.calendar(details.region.as_deref().unwrap_or_default(), details.country.as_deref());
+    let crew = &cfg.sla.weekend_crew;
+    facts
+        .running_clocks
+        .iter()
+        .map(|c| {
+            let spec = match c.kind {
+                ClockKind::FirstResponse => &policy.initial,
+                ClockKind::NextResponse => &policy.next,
+            };
+            let due = sla::due(c.started_at, spec, severity, &calendar, crew);
+            (c.id, due, sla::warn_at(c.started_at, due, cfg.sla.warn_share, spec, severity, &calendar, crew))
+        })
+        .collect()
+}
+
+fn facts_first_response_pending(facts: &Facts) -> bool {
+    facts.running_clocks.iter().any(|c| c.kind == ClockKind::FirstResponse)
+}
+
+fn engineer_language(cfg: Settings<'_>, queue: Option<&str>) -> Language {
+    queue.and_then(|q| cfg.routing.queue(q)).map(|q| q.language).unwrap_or(Language::En)
+}
+
+fn event(actor: &str, kind: &'static str, detail: serde_json::Value) -> PlannedEvent {
+    PlannedEvent { on: EventOn::Target, actor: actor.to_string(), kind, detail }
+}

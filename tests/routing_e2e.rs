@@ -1,0 +1,703 @@
+//! Issue 3 acceptance, end to end: customer mail goes through the real Dovecot and
+//! `casegate run --once` (or the daemon), is checked against imported contracts,
+//! routed to a regional queue in the right language, and the right templated mail
+//! (acknowledgement, refusal, redirect, forward) reaches the real SMTP server.
+//! Also `contracts import` / `contracts list` and the SIGHUP reload of the routing file.
+
+mod support;
+
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use casegate::mail::Inbound;
+use casegate::mail::parse::{ParseLimits, parse};
+use serde_json::Value;
+use support::{SinkMessage, TestCtx, append, smtp_received};
+
+// ---------------------------------------------------------------------------
+// helpers
+
+fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {stdout}\nstderr: {}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+fn run_once(ctx: &TestCtx) -> String {
+    ok(ctx.casegate(&["run", "--once"]).output().unwrap())
+}
+
+fn cases(ctx: &TestCtx) -> Vec<Value> {
+    let out = ok(ctx.casegate(&["cases", "list", "--json", "--limit", "1000"]).output().unwrap());
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let mut list = v.as_array().unwrap().clone();
+    list.reverse(); // oldest first
+    list
+}
+
+fn show(ctx: &TestCtx, number: &str) -> Value {
+    serde_json::from_str(&ok(ctx.casegate(&["cases", "show", number, "--json"]).output().unwrap())).unwrap()
+}
+
+/// The cases opened by `customer` (lower-case address), oldest first, in full.
+fn cases_of(ctx: &TestCtx, customer: &str) -> Vec<Value> {
+    cases(ctx)
+        .iter()
+        .filter(|c| c["customer"] == customer)
+        .map(|c| show(ctx, c["number"].as_str().unwrap()))
+        .collect()
+}
+
+/// The one case `customer` opened.
+fn case_of(ctx: &TestCtx, customer: &str) -> Value {
+    let mut found = cases_of(ctx, customer);
+    assert_eq!(found.len(), 1, "expected exactly one case from {customer}: {found:#?}");
+    found.remove(0)
+}
+
+fn events_of<'a>(case: &'a Value, kind: &str) -> Vec<&'a Value> {
+    case["events"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).collect()
+}
+
+fn b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// An RFC 2047 encoded word (UTF-8, B) for non-ASCII text, the text itself otherwise.
+fn header_text(s: &str) -> String {
+    if s.is_ascii() { s.to_string() } else { format!("=?UTF-8?B?{}?=", b64(s.as_bytes())) }
+}
+
+/// A customer mail in UTF-8 (8bit body, encoded-word subject and display name).
+fn mail(mid: &str, from_name: Option<&str>, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    let from = match from_name {
+        Some(n) => format!("{} <{from}>", header_text(n)),
+        None => from.to_string(),
+    };
+    format!(
+        "From: {from}\r\nTo: support@example.com\r\nSubject: {}\r\nDate: Fri, 27 Nov 2026 09:00:00 +0000\r\n\
+         Message-ID: <{mid}>\r\n{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
+         Content-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
+        header_text(subject),
+        body.replace('\n', "\r\n")
+    )
+    .into_bytes()
+}
+
+/// A Japanese mail as Japanese mail clients still send it: ISO-2022-JP, 7bit.
+fn iso2022jp_mail(mid: &str, from_name: &str, from: &str, subject: &str, body: &str) -> Vec<u8> {
+    let enc = |s: &str| encoding_rs::ISO_2022_JP.encode(s).0.into_owned();
+    let word = |s: &str| format!("=?ISO-2022-JP?B?{}?=", b64(&enc(s)));
+    let mut raw = format!(
+        "From: {} <{from}>\r\nTo: support@example.com\r\nSubject: {}\r\nDate: Fri, 27 Nov 2026 18:00:00 +0900\r\n\
+         Message-ID: <{mid}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n\
+         Content-Transfer-Encoding: 7bit\r\n\r\n",
+        word(from_name),
+        word(subject)
+    )
+    .into_bytes();
+    raw.extend(enc(&body.replace('\n', "\r\n")));
+    raw.extend(b"\r\n");
+    raw
+}
+
+/// Mail the shared SMTP sink received for `rcpt`, parsed.
+fn inbox_of(rcpt: &str) -> Vec<(SinkMessage, Inbound)> {
+    smtp_received(rcpt)
+        .into_iter()
+        .map(|m| {
+            let parsed = parse(&m.raw, &ParseLimits::default()).unwrap_or_else(|e| panic!("our own mail does not parse: {e}"));
+            (m, parsed)
+        })
+        .collect()
+}
+
+/// Exactly one mail for `rcpt` in the shared sink.
+fn the_mail_to(rcpt: &str) -> Inbound {
+    let mut got = inbox_of(rcpt);
+    assert_eq!(
+        got.len(),
+        1,
+        "expected exactly one mail to {rcpt}, got {}: {:#?}",
+        got.len(),
+        got.iter().map(|(_, m)| &m.subject).collect::<Vec<_>>()
+    );
+    got.remove(0).1
+}
+
+fn case_tag(case: &Value) -> String {
+    format!("[Case #{}]", case["number"].as_str().unwrap())
+}
+
+/// The fields routing decides.
+fn routed(case: &Value) -> (String, String, String, String, String) {
+    let s = |k: &str| case[k].as_str().map(str::to_string).unwrap_or_else(|| format!("<{}>", case[k]));
+    (s("queue"), s("language"), s("region"), s("entitlement"), s("status"))
+}
+
+fn import(ctx: &TestCtx, name: &str, csv: &str) -> Output {
+    let path = ctx.dir.path().join(name);
+    std::fs::write(&path, csv).unwrap();
+    ctx.casegate(&["contracts", "import", path.to_str().unwrap()]).output().unwrap()
+}
+
+const HEADER: &str = "account,contract_id,tier,products,domains,contacts,country,start,end\n";
+
+/// The contracts of the acceptance scenario. `u` (the test's unique user) makes the
+/// free-mail contact address unique.
+fn scenario_contracts(u: &str) -> String {
+    format!(
+        "{HEADER}\
+         ACME Corporation Japan,C-1001,premium,ansible;satellite,acme.co.jp,partner-{u}@gmail.com,JP,2025-04-01,2030-03-31\n\
+         Kangaroo Logistics Pty Ltd,C-2001,standard,ansible,kangaroo-logistics.com.au,,AU,2025-07-01,2030-06-30\n\
+         Rheinwerk Automation GmbH,C-3001,premium,ansible;satellite,rheinwerk.de,,DE,2026-01-01,2030-12-31\n\
+         Old Harbor Shipping Ltd,C-3002,standard,ansible;satellite,oldharbor.co.uk,,GB,2023-01-01,2024-12-31\n\
+         Prairie Health Inc,C-4001,standard,ansible,prairiehealth.com,,US,2025-10-01,2030-09-30\n"
+    )
+}
+
+// ---------------------------------------------------------------------------
+// the acceptance scenario
+
+#[tokio::test]
+async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
+    let ctx = TestCtx::new("routing");
+    let u = ctx.user.clone();
+    ok(import(&ctx, "contracts.csv", &scenario_contracts(&u)));
+
+    // Addresses: the unique user in every local part, so that the shared SMTP sink's
+    // per-recipient folders belong to this test run alone.
+    let ja = format!("yamada-{u}@acme.co.jp");
+    let au = format!("bruce-{u}@kangaroo-logistics.com.au");
+    let de = format!("klaus-{u}@rheinwerk.de");
+    let expired = format!("mary-{u}@oldharbor.co.uk");
+    let stranger = format!("eve-{u}@stranger.example");
+    let freemail = format!("tanaka-{u}@gmail.com");
+    let free_contact = format!("partner-{u}@gmail.com");
+    let subdomain = format!("ops-{u}@ops.tokyo.acme.co.jp");
+    let renewal = format!("procurement-{u}@rheinwerk.de");
+    let playbook = format!("sheila-{u}@kangaroo-logistics.com.au");
+    let ja_quote = format!("suzuki-{u}@acme.co.jp");
+    let not_covered = format!("wal-{u}@kangaroo-logistics.com.au");
+
+    let log = "TASK [deploy : restart service] ****************************************\n\
+               fatal: [web01]: FAILED! => {\"changed\": false, \"msg\": \"Unable to restart service httpd: Job for httpd.service failed\"}\n\
+               PLAY RECAP *************************************************************\n\
+               web01 : ok=12 changed=3 unreachable=0 failed=1 skipped=0 rescued=0 ignored=0\n";
+    let mails: Vec<Vec<u8>> = vec![
+        iso2022jp_mail(
+            &format!("ja-{u}@acme.co.jp"),
+            "山田 太郎",
+            &ja,
+            "プレイブック実行時にエラーが発生します",
+            "サポートご担当者様\n\nいつもお世話になっております。株式会社アクメの山田です。\n\
+             本番環境でプレイブックを実行したところ、以下のエラーが発生しました。\n\
+             原因と対処方法についてご教示いただけますでしょうか。\n\nよろしくお願いいたします。\n",
+        ),
+        mail(
+            &format!("au-{u}@kangaroo-logistics.com.au"),
+            Some("Bruce Wayne"),
+            &au,
+            "Playbook fails on RHEL 9 hosts",
+            "",
+            &format!("Hi team,\n\nOur nightly playbook run fails on all RHEL 9 hosts since yesterday.\n\n{log}\nCan you help?\n\nBruce\n"),
+        ),
+        mail(
+            &format!("de-{u}@rheinwerk.de"),
+            Some("Klaus Becker"),
+            &de,
+            "AWX job templates time out",
+            "",
+            "Hello,\n\nsince the upgrade our AWX job templates time out after 10 minutes.\nWhat can we check?\n\nKlaus\n",
+        ),
+        mail(
+            &format!("gb-{u}@oldharbor.co.uk"),
+            Some("Mary Jones"),
+            &expired,
+            "Ansible inventory sync broken",
+            "",
+            "Hello,\n\nthe inventory sync stopped working this morning. Please help.\n",
+        ),
+        mail(
+            &format!("x-{u}@stranger.example"),
+            None,
+            &stranger,
+            "Need help with ansible",
+            "",
+            "Hi, my playbook does not work. Please help.\n",
+        ),
+        mail(
+            &format!("free-{u}@gmail.com"),
+            Some("田中 花子"),
+            &freemail,
+            "インベントリの同期について",
+            "",
+            "お世話になっております。株式会社アクメの田中です。\n個人のアドレスから失礼いたします。\n\
+             インベントリの同期が失敗するようになりました。ご確認をお願いいたします。\n",
+        ),
+        mail(
+            &format!("fc-{u}@gmail.com"),
+            Some("Partner Consultant"),
+            &free_contact,
+            "Execution environment build fails",
+            "",
+            "Hello,\n\nI work for ACME as a consultant. Building our execution environment fails with a pip error.\n",
+        ),
+        mail(
+            &format!("sub-{u}@ops.tokyo.acme.co.jp"),
+            Some("運用チーム"),
+            &subdomain,
+            "ジョブテンプレートのタイムアウトについて",
+            "",
+            &format!(
+                "お世話になっております。運用チームの佐藤です。\n\
+                 ジョブテンプレートを実行すると、下記のようにタイムアウトが発生します。\n\n{log}{log}{log}\n\
+                 回避策があればご教示ください。\nよろしくお願いいたします。\n"
+            ),
+        ),
+        mail(
+            &format!("renew-{u}@rheinwerk.de"),
+            Some("Petra Procurement"),
+            &renewal,
+            "Subscription renewal 2027",
+            "",
+            "Hello,\n\nwe would like to renew our subscription for 2027. Could you send us a quote for 40 nodes?\n\nPetra\n",
+        ),
+        mail(
+            &format!("ps-{u}@kangaroo-logistics.com.au"),
+            Some("Sheila"),
+            &playbook,
+            "Playbook for our patching",
+            "",
+            "Hi,\n\nwe need to patch 300 servers every month. Could you please write this playbook for us? \
+             It should patch, reboot and report.\n\nThanks, Sheila\n",
+        ),
+        mail(
+            &format!("quote-{u}@acme.co.jp"),
+            Some("鈴木 一郎"),
+            &ja_quote,
+            "契約更新のお見積りについて",
+            "",
+            "いつもお世話になっております。\n来年度の契約更新にあたり、見積をお送りいただけますでしょうか。\nよろしくお願いいたします。\n",
+        ),
+        mail(
+            &format!("nc-{u}@kangaroo-logistics.com.au"),
+            None,
+            &not_covered,
+            "Satellite capsule sync fails",
+            "",
+            "Hello,\n\nour Satellite capsule does not sync the content view anymore.\n",
+        ),
+    ];
+    for m in &mails {
+        append(&ctx.user, "INBOX", m, None).await;
+    }
+    let summary = run_once(&ctx);
+    assert!(summary.contains(&format!("{} new case(s)", mails.len())), "{summary}");
+    assert!(summary.contains("outbox: 15 sent, 0 to retry, 0 failed"), "{summary}");
+
+    let r = |q: &str, l: &str, reg: &str, e: &str, s: &str| (q.to_string(), l.to_string(), reg.to_string(), e.to_string(), s.to_string());
+
+    // --- entitled Japanese customer: Japanese queue, Japanese acknowledgement.
+    let c = case_of(&ctx, &ja);
+    assert_eq!(routed(&c), r("ansible-ja", "ja", "APAC", "entitled", "new"), "{c:#}");
+    assert_eq!(c["account"], "ACME Corporation Japan");
+    assert_eq!(c["product"], "ansible");
+    assert!(c["sla"]["first_response_due"].is_string(), "{c:#}");
+    let m = the_mail_to(&ja);
+    assert_eq!(m.subject, format!("Re: {} プレイブック実行時にエラーが発生します", case_tag(&c)));
+    for phrase in ["ACME Corporation Japan", "山田 太郎 様", "いつもお世話になっております。", "初回回答期限", c["number"].as_str().unwrap()] {
+        assert!(m.text.contains(phrase), "{phrase:?} missing from the Japanese acknowledgement:\n{}", m.text);
+    }
+    assert!(!m.text.contains("Thank you for contacting"), "{}", m.text);
+
+    // --- English APAC (AU contract).
+    let c = case_of(&ctx, &au);
+    assert_eq!(routed(&c), r("ansible-apac", "en", "APAC", "entitled", "new"), "{c:#}");
+    assert_eq!(c["account"], "Kangaroo Logistics Pty Ltd");
+    let m = the_mail_to(&au);
+    assert_eq!(m.subject, format!("Re: {} Playbook fails on RHEL 9 hosts", case_tag(&c)));
+    for phrase in ["Hello Bruce Wayne,", "Thank you for contacting Example Support", "First response due by:", "(Australia/Sydney)"] {
+        assert!(m.text.contains(phrase), "{phrase:?} missing from the acknowledgement:\n{}", m.text);
+    }
+
+    // --- English EMEA (DE contract).
+    let c = case_of(&ctx, &de);
+    assert_eq!(routed(&c), r("ansible-emea", "en", "EMEA", "entitled", "new"), "{c:#}");
+    assert_eq!(c["account"], "Rheinwerk Automation GmbH");
+    let m = the_mail_to(&de);
+    assert_eq!(m.subject, format!("Re: {} AWX job templates time out", case_tag(&c)));
+    assert!(m.text.contains("Hello Klaus Becker,") && m.text.contains("(Europe/Berlin)"), "{}", m.text);
+
+    // --- expired contract: refused, no SLA, English refusal naming the end date.
+    let c = case_of(&ctx, &expired);
+    assert_eq!((c["entitlement"].as_str(), c["status"].as_str()), (Some("expired"), Some("refused")), "{c:#}");
+    assert_eq!(c["account"], "Old Harbor Shipping Ltd");
+    assert_eq!(c["region"], "EMEA");
+    assert_eq!(c["sla"]["first_response_due"], Value::Null);
+    let m = the_mail_to(&expired);
+    assert_eq!(m.subject, format!("Re: {} Ansible inventory sync broken", case_tag(&c)));
+    assert!(m.text.contains("ended on 2024-12-31") && m.text.contains("sales@example.com"), "{}", m.text);
+
+    // --- a stranger: no contract, refused, default region.
+    let c = case_of(&ctx, &stranger);
+    assert_eq!((c["entitlement"].as_str(), c["status"].as_str()), (Some("no_contract"), Some("refused")), "{c:#}");
+    assert_eq!(c["account"], Value::Null);
+    assert_eq!(c["region"], "NA");
+    assert_eq!(c["sla"]["first_response_due"], Value::Null);
+    let m = the_mail_to(&stranger);
+    assert!(m.text.contains("could not find an active support subscription") && m.text.contains(&stranger), "{}", m.text);
+
+    // --- an ACME person writing from gmail.com: never matched by domain; refused in Japanese.
+    let c = case_of(&ctx, &freemail);
+    assert_eq!(routed(&c).3, "no_contract", "{c:#}");
+    assert_eq!((c["status"].as_str(), c["language"].as_str()), (Some("refused"), Some("ja")), "{c:#}");
+    assert_eq!(c["account"], Value::Null);
+    let m = the_mail_to(&freemail);
+    assert_eq!(m.subject, format!("Re: {} インベントリの同期について", case_tag(&c)));
+    assert!(m.text.contains("田中 花子 様") && m.text.contains("有効なサポート契約を確認することができませんでした"), "{}", m.text);
+
+    // --- a contact address registered on the contract matches even at a free-mail provider.
+    let c = case_of(&ctx, &free_contact);
+    assert_eq!(routed(&c), r("ansible-apac", "en", "APAC", "entitled", "new"), "{c:#}");
+    assert_eq!(c["account"], "ACME Corporation Japan");
+    let triaged = events_of(&c, "triaged");
+    assert_eq!(triaged[0]["detail"]["matched_by"], "contact", "{c:#}");
+    assert!(the_mail_to(&free_contact).text.contains("First response due by:"));
+
+    // --- a subdomain sender: ops.tokyo.acme.co.jp matches acme.co.jp; Japanese prose
+    //     among a lot of pasted English log lines is Japanese.
+    let c = case_of(&ctx, &subdomain);
+    assert_eq!(routed(&c), r("ansible-ja", "ja", "APAC", "entitled", "new"), "{c:#}");
+    assert_eq!(c["account"], "ACME Corporation Japan");
+    assert_eq!(events_of(&c, "triaged")[0]["detail"]["matched_by"], "domain");
+    let m = the_mail_to(&subdomain);
+    assert!(m.text.contains("運用チーム 様") && m.text.contains("いつもお世話になっております。"), "{}", m.text);
+
+    // --- a renewal question: out of scope, redirected to Sales and forwarded there.
+    let c = case_of(&ctx, &renewal);
+    assert_eq!(c["entitlement"], "out_of_scope", "{c:#}");
+    assert_ne!(c["status"], "new", "an out-of-scope mail is not worked: {c:#}");
+    assert_eq!(c["sla"]["first_response_due"], Value::Null);
+    assert_eq!(events_of(&c, "out_of_scope")[0]["detail"]["scope"], "sales");
+    let m = the_mail_to(&renewal);
+    assert_eq!(m.subject, format!("Re: {} Subscription renewal 2027", case_tag(&c)));
+    assert!(m.text.contains("Our sales team takes care of these questions") && m.text.contains("sales@example.com"), "{}", m.text);
+    let fwd = forwarded("sales@example.com", &renewal);
+    assert_eq!(fwd.subject, format!("Fwd: {} Subscription renewal 2027", case_tag(&c)));
+    assert!(fwd.text.contains("renew our subscription for 2027"), "{}", fwd.text);
+    assert_eq!(fwd.reply_to.first().map(|a| a.email.as_str()), Some(renewal.as_str()), "Sales answers the customer directly");
+
+    // --- "please write this playbook for us": Professional Services.
+    let c = case_of(&ctx, &playbook);
+    assert_eq!(c["entitlement"], "out_of_scope", "{c:#}");
+    assert_ne!(c["status"], "new", "{c:#}");
+    assert_eq!(events_of(&c, "out_of_scope")[0]["detail"]["scope"], "professional_services", "{c:#}");
+    let m = the_mail_to(&playbook);
+    assert!(m.text.contains("Professional Services team") && m.text.contains("consulting@example.com"), "{}", m.text);
+    let fwd = forwarded("consulting@example.com", &playbook);
+    assert_eq!(fwd.subject, format!("Fwd: {} Playbook for our patching", case_tag(&c)));
+    assert!(fwd.text.contains("write this playbook for us"), "{}", fwd.text);
+
+    // --- a Japanese quote request: Sales, with the Japanese redirect.
+    let c = case_of(&ctx, &ja_quote);
+    assert_eq!((c["entitlement"].as_str(), c["language"].as_str()), (Some("out_of_scope"), Some("ja")), "{c:#}");
+    let m = the_mail_to(&ja_quote);
+    assert!(m.text.contains("鈴木 一郎 様") && m.text.contains("営業窓口（sales@example.com）"), "{}", m.text);
+    forwarded("sales@example.com", &ja_quote);
+
+    // --- a product the contract does not cover.
+    let c = case_of(&ctx, &not_covered);
+    assert_eq!((c["entitlement"].as_str(), c["status"].as_str(), c["product"].as_str()), (Some("not_covered"), Some("refused"), Some("satellite")), "{c:#}");
+    let m = the_mail_to(&not_covered);
+    assert!(m.text.contains("satellite, which your current support subscription does not cover"), "{}", m.text);
+}
+
+/// The one forward of `customer`'s mail that reached the desk address `desk` (shared by
+/// every test: pick ours by the customer's unique address).
+fn forwarded(desk: &str, customer: &str) -> Inbound {
+    let ours: Vec<Inbound> =
+        inbox_of(desk).into_iter().map(|(_, m)| m).filter(|m| m.text.contains(customer)).collect();
+    assert_eq!(ours.len(), 1, "expected one forward of {customer}'s mail to {desk}, got {}", ours.len());
+    let m = ours.into_iter().next().unwrap();
+    assert_eq!(m.from.email, "support@example.com");
+    assert_eq!(m.headers.auto_submitted, None, "a forward is not an automatic reply");
+    m
+}
+
+#[tokio::test]
+async fn a_refused_sender_is_refused_once_within_the_interval() {
+    let ctx = TestCtx::new("refuse-once");
+    let u = ctx.user.clone();
+    ok(import(&ctx, "contracts.csv", &scenario_contracts(&u)));
+    let stranger = format!("eve-{u}@stranger.example");
+    let expired = format!("mary-{u}@oldharbor.co.uk");
+    append(&ctx.user, "INBOX", &mail(&format!("s1-{u}@stranger.example"), None, &stranger, "Help with ansible", "", "It fails.\n"), None).await;
+    append(&ctx.user, "INBOX", &mail(&format!("e1-{u}@oldharbor.co.uk"), None, &expired, "Inventory broken", "", "Please help.\n"), None).await;
+    run_once(&ctx);
+    assert_eq!(inbox_of(&stranger).len(), 1);
+    assert_eq!(inbox_of(&expired).len(), 1);
+    let refusal_id = case_of(&ctx, &stranger)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| m["direction"] == "out")
+        .and_then(|m| m["message_id"].as_str())
+        .unwrap()
+        .to_string();
+
+    // Both write again: a new mail, and a reply to the refusal. Neither is answered.
+    append(&ctx.user, "INBOX", &mail(&format!("s2-{u}@stranger.example"), None, &stranger, "Still need help!!", "", "Anyone?\n"), None).await;
+    let reply_headers = format!("In-Reply-To: <{refusal_id}>\r\nReferences: <{refusal_id}>\r\n");
+    append(&ctx.user, "INBOX", &mail(&format!("s3-{u}@stranger.example"), None, &stranger, "Re: Help with ansible", &reply_headers, "But why?\n"), None).await;
+    append(&ctx.user, "INBOX", &mail(&format!("e2-{u}@oldharbor.co.uk"), None, &expired, "Inventory still broken", "", "Hello?\n"), None).await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("2 new case(s), 1 added to existing cases"), "{summary}");
+    assert!(summary.contains("outbox: 0 sent"), "{summary}");
+    assert_eq!(inbox_of(&stranger).len(), 1, "no second refusal within the interval");
+    assert_eq!(inbox_of(&expired).len(), 1, "no second refusal within the interval");
+
+    let stranger_cases = cases_of(&ctx, &stranger);
+    assert_eq!(stranger_cases.len(), 2, "the new mail is filed as its own (refused) case");
+    for c in &stranger_cases {
+        assert_eq!(c["status"], "refused");
+    }
+    let first = &stranger_cases[0];
+    let inbound = first["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "in").count();
+    assert_eq!(inbound, 2, "the reply joined the refused case: {first:#}");
+    assert!(!events_of(first, "auto_reply_suppressed").is_empty(), "{first:#}");
+    let second = &stranger_cases[1];
+    let why = events_of(second, "auto_reply_suppressed");
+    assert!(why.iter().any(|e| e["detail"]["reason"].as_str().unwrap().contains("already refused")), "{second:#}");
+    let expired_cases = cases_of(&ctx, &expired);
+    assert_eq!(expired_cases.len(), 2);
+    assert!(expired_cases.iter().all(|c| c["entitlement"] == "expired" && c["status"] == "refused"));
+}
+
+// ---------------------------------------------------------------------------
+// contracts import / list
+
+#[test]
+fn contracts_import_is_all_or_nothing_idempotent_and_listed() {
+    let ctx = TestCtx::new("contracts-cli");
+    let bad = format!(
+        "{HEADER}\
+         Good Co,C-1,premium,ansible,good.example,,US,2025-01-01,2030-12-31\n\
+         Bad Date Co,C-2,standard,ansible,baddate.example,,US,2025-01-01,2026-13-01\n\
+         # a comment line\n\
+         Bad Country Co,C-3,standard,ansible,badcountry.example,,Narnia,2025-01-01,2030-12-31\n\
+         Fine Co,C-4,standard,satellite,fine.example,,DE,2025-01-01,2030-12-31\n"
+    );
+    let out = import(&ctx, "bad.csv", &bad);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert_eq!(out.status.code(), Some(1), "a bad file fails: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert!(lines.iter().any(|l| l.contains("bad.csv: line 3:") && l.contains("2026-13-01")), "{stdout}");
+    assert!(lines.iter().any(|l| l.contains("bad.csv: line 5:") && l.to_lowercase().contains("country")), "{stdout}");
+    assert!(!lines.iter().any(|l| l.contains("line 2:") || l.contains("line 6:")), "good rows are not reported: {stdout}");
+    assert!(stdout.contains("nothing imported"), "{stdout}");
+    let listed: Value = serde_json::from_str(&ok(ctx.casegate(&["contracts", "list", "--json"]).output().unwrap())).unwrap();
+    assert_eq!(listed, serde_json::json!([]), "nothing of a bad file is imported");
+
+    let good = format!(
+        "{HEADER}\
+         Good Co,C-1,premium,ansible,good.example,it@good.example;boss@good.example,US,2025-01-01,2030-12-31\n\
+         Fine Co,C-4,standard,satellite;ansible,fine.example,,DE,2025-01-01,2030-12-31\n"
+    );
+    let first = ok(import(&ctx, "good.csv", &good));
+    assert!(first.contains("imported 2 contract(s)") && first.contains("2 new, 0 updated, 0 unchanged"), "{first}");
+    let again = ok(import(&ctx, "good.csv", &good));
+    assert!(again.contains("0 new, 0 updated, 2 unchanged"), "importing twice changes nothing: {again}");
+    let listed: Value = serde_json::from_str(&ok(ctx.casegate(&["contracts", "list", "--json"]).output().unwrap())).unwrap();
+    let list = listed.as_array().unwrap();
+    assert_eq!(list.len(), 2, "{listed:#}");
+    let good_co = list.iter().find(|c| c["contract_id"] == "C-1").unwrap();
+    assert_eq!(good_co["account"], "Good Co");
+    assert_eq!(good_co["tier"], "premium");
+    assert_eq!(good_co["products"], serde_json::json!(["ansible"]));
+    assert_eq!(good_co["domains"], serde_json::json!(["good.example"]));
+    assert_eq!(good_co["contacts"], serde_json::json!(["it@good.example", "boss@good.example"]));
+    assert_eq!(good_co["country"], "US");
+    assert_eq!(good_co["start"], "2025-01-01");
+    assert_eq!(good_co["end"], "2030-12-31");
+
+    // An edited row is an update, not a second contract.
+    let edited = good.replace("2030-12-31\nFine", "2031-12-31\nFine");
+    let third = ok(import(&ctx, "good.csv", &edited));
+    assert!(third.contains("0 new, 1 updated, 1 unchanged"), "{third}");
+    let listed: Value = serde_json::from_str(&ok(ctx.casegate(&["contracts", "list", "--json"]).output().unwrap())).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2);
+    assert_eq!(listed.as_array().unwrap().iter().find(|c| c["contract_id"] == "C-1").unwrap()["end"], "2031-12-31");
+    // The table form names the contracts too.
+    let table = ok(ctx.casegate(&["contracts", "list"]).output().unwrap());
+    assert!(table.contains("C-1") && table.contains("Fine Co"), "{table}");
+}
+
+// ---------------------------------------------------------------------------
+// reload
+
+/// Kills the daemon if a test fails half-way.
+struct Daemon {
+    child: Child,
+    log: std::path::PathBuf,
+}
+
+impl Daemon {
+    fn start(ctx: &TestCtx) -> Daemon {
+        let log = ctx.dir.path().join("daemon.log");
+        let err = std::fs::File::create(&log).unwrap();
+        let child = ctx.casegate(&["run"]).stdout(Stdio::null()).stderr(Stdio::from(err)).spawn().unwrap();
+        Daemon { child, log }
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn signal(&self, sig: &str) {
+        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        assert!(status.success());
+    }
+
+    fn assert_running(&mut self) {
+        if let Some(st) = self.child.try_wait().unwrap() {
+            panic!("the daemon exited ({st}):\n{}", self.log());
+        }
+    }
+
+    /// Waits until the log holds `n` lines containing `needle`.
+    async fn wait_log(&mut self, needle: &str, n: usize) -> String {
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            let log = self.log();
+            if log.matches(needle).count() >= n {
+                return log;
+            }
+            self.assert_running();
+            assert!(Instant::now() < deadline, "no {needle:?} (x{n}) in the daemon log:\n{log}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
+    async fn stop(mut self) -> std::process::ExitStatus {
+        self.signal("TERM");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM:\n{}", self.log());
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Waits until `customer` has a case and returns it.
+async fn wait_for_case(ctx: &TestCtx, customer: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Some(c) = cases(ctx).into_iter().find(|c| c["customer"] == customer) {
+            return c;
+        }
+        assert!(Instant::now() < deadline, "no case from {customer}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+fn check_config(config: &Path) -> Output {
+    support::casegate().arg("--config").arg(config).arg("check-config").output().unwrap()
+}
+
+#[tokio::test]
+async fn sighup_reloads_routing_refuses_a_broken_edit_and_applies_a_good_one() {
+    let routing_copy_dir = support::tempdir();
+    let routing = routing_copy_dir.path().join("routing.toml");
+    let original = std::fs::read_to_string(support::repo_dir().join("config/routing.toml")).unwrap();
+    std::fs::write(&routing, &original).unwrap();
+    let extra = format!(
+        "[gateway]\nrouting_file = \"{}\"\n[imap]\npoll_interval_secs = 2\n",
+        routing.display()
+    );
+    let ctx = TestCtx::with_config("reload", &extra);
+    let u = ctx.user.clone();
+    ok(import(&ctx, "contracts.csv", &scenario_contracts(&u)));
+    support::create(&ctx.user, "INBOX").await;
+    let mut daemon = Daemon::start(&ctx);
+
+    let customer = |i: u32| format!("nurse{i}-{u}@prairiehealth.com");
+    let send = |i: u32| {
+        let from = customer(i);
+        let mid = format!("reload{i}-{u}@prairiehealth.com");
+        async move {
+            let m = mail(&mid, None, &from, "Playbook hangs on gathering facts", "", "Hello,\nour playbook hangs.\n");
+            append(&ctx.user, "INBOX", &m, None).await;
+        }
+    };
+
+    // 1. The original routing: a US customer's English ansible mail goes to ansible-na.
+    send(1).await;
+    let c = wait_for_case(&ctx, &customer(1)).await;
+    assert_eq!((c["queue"].as_str(), c["region"].as_str()), (Some("ansible-na"), Some("NA")), "{c:#}");
+
+    // 2. A broken edit: a rule naming a queue that does not exist.
+    let broken = original.replace("region = \"NA\"\nqueue = \"ansible-na\"", "region = \"NA\"\nqueue = \"no-such-queue\"");
+    assert_ne!(broken, original, "the edit must change the ansible/en/NA rule");
+    std::fs::write(&routing, &broken).unwrap();
+    let checked = check_config(&ctx.config);
+    assert_eq!(checked.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("unknown queue \"no-such-queue\""), "{checked:?}");
+    daemon.signal("HUP");
+    let log = daemon.wait_log("reload refused: keeping the last good configuration", 1).await;
+    assert!(log.contains("unknown queue") && log.contains("no-such-queue"), "the log says what is wrong:\n{log}");
+    send(2).await;
+    let c = wait_for_case(&ctx, &customer(2)).await;
+    assert_eq!(c["queue"], "ansible-na", "still routed by the last good rules: {c:#}");
+    daemon.assert_running();
+
+    // 3. A good edit: the NA team gets a new queue name. Applied without a restart.
+    let good = original.replace("name = \"ansible-na\"", "name = \"ansible-americas\"").replace(
+        "region = \"NA\"\nqueue = \"ansible-na\"",
+        "region = \"NA\"\nqueue = \"ansible-americas\"",
+    );
+    assert_eq!(good.matches("ansible-americas").count(), 2, "queue and rule renamed");
+    std::fs::write(&routing, &good).unwrap();
+    assert!(check_config(&ctx.config).status.success());
+    daemon.signal("HUP");
+    daemon.wait_log("reload: configuration, routing and templates applied", 1).await;
+    send(3).await;
+    let c = wait_for_case(&ctx, &customer(3)).await;
+    assert_eq!(c["queue"], "ansible-americas", "routed by the new rules: {c:#}");
+    // Every one of them was acknowledged (the outbox worker kept running too).
+    for i in 1..=3 {
+        support::wait_for_smtp(&customer(i), 1, Duration::from_secs(10)).await;
+    }
+    assert_eq!(cases(&ctx).len(), 3);
+    let status = daemon.stop().await;
+    assert_eq!(status.code(), Some(0), "exit status {status:?}");
+}
