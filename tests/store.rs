@@ -166,6 +166,14 @@ async fn contract(store: Store) {
     assert!(store.settle_clock(&clocks[0], ClockAction::Breach, due, &detail, |_| vec![]).await.unwrap());
     assert!(store.due_clocks(due + chrono::Duration::days(9), 10).await.unwrap().is_empty());
     assert!(store.case_summary(case).await.unwrap().unwrap().sla.breached);
+    let report = store.sla_report(due + chrono::Duration::minutes(1)).await.unwrap();
+    assert_eq!(report.attainment.len(), 1);
+    assert_eq!((report.attainment[0].met, report.attainment[0].missed), (0, 1));
+    assert_eq!(report.breached.len(), 1);
+    assert_eq!(report.first_response_median_minutes, None);
+    let team = store.team_report().await.unwrap();
+    assert_eq!(team.queues[0].backlog, 1);
+    assert_eq!(team.average_rating, None);
     let view = store.show_case(case).await.unwrap().unwrap();
     assert_eq!(view.summary.subject, "サーバーが停止しました");
     assert_eq!(view.messages.len(), 2);

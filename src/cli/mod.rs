@@ -5,7 +5,9 @@ mod check_config;
 mod contracts;
 mod ingest;
 mod quarantine;
+mod report;
 mod run;
+mod sla;
 
 use std::path::PathBuf;
 
@@ -38,6 +40,9 @@ pub enum Command {
     Quarantine(quarantine::Quarantine),
     #[command(subcommand)]
     Contracts(contracts::Contracts),
+    #[command(subcommand)]
+    Sla(sla::Sla),
+    Report(report::Report),
 }
 
 impl Cli {
@@ -50,6 +55,8 @@ impl Cli {
             Command::Cases(c) => c.execute(&self.config).await,
             Command::Quarantine(c) => c.execute(&self.config).await,
             Command::Contracts(c) => c.execute(&self.config).await,
+            Command::Sla(c) => c.execute(&self.config).await,
+            Command::Report(c) => c.execute(&self.config).await,
         }
     }
 }

@@ -8,6 +8,7 @@ mod contracts;
 mod mailbox;
 mod outbox;
 mod quarantine;
+mod reports;
 mod sla;
 mod views;
 
@@ -20,6 +21,7 @@ pub use contracts::ImportStats;
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
+pub use reports::{Attainment, ClockState, EngineerStats, QueueStats, SlaReport, TeamReport};
 pub use sla::{ClockAction, DueClock};
 pub use views::{AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView};
 

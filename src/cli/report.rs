@@ -1,0 +1,36 @@
+use std::path::Path;
+
+use clap::Args;
+
+/// How the team is doing: per engineer, cases owned, replies sent and average customer
+/// rating; per queue, the backlog and the round trips before the first engineer reply.
+#[derive(Debug, Args)]
+pub struct Report {
+    /// Print JSON instead of text.
+    #[arg(long)]
+    json: bool,
+}
+
+impl Report {
+    pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
+        let config = super::load_config(path)?;
+        let store = super::open_store(&config).await?;
+        let report = store.team_report().await?;
+        if self.json {
+            println!("{}", serde_json::to_string_pretty(&report)?);
+            return Ok(0);
+        }
+        let rating = |r: Option<f64>| r.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+        println!("{:<32}  {:>11}  {:>7}  {:>10}", "ENGINEER", "CASES OWNED", "REPLIES", "AVG RATING");
+        for e in &report.engineers {
+            println!("{:<32}  {:>11}  {:>7}  {:>10}", e.engineer, e.cases_owned, e.replies, rating(e.average_rating));
+        }
+        println!("\n{:<24}  {:>7}  {:>24}", "QUEUE", "BACKLOG", "ROUND TRIPS TO 1ST REPLY");
+        for q in &report.queues {
+            let trips = q.round_trips_to_first_reply.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+            println!("{:<24}  {:>7}  {:>24}", q.queue, q.backlog, trips);
+        }
+        println!("\nAverage customer rating: {}", rating(report.average_rating));
+        Ok(0)
+    }
+}
