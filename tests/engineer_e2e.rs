@@ -7,7 +7,7 @@ mod support;
 use std::process::Output;
 
 use serde_json::Value;
-use support::{TestCtx, append, smtp_received};
+use support::{TestCtx, append, smtp_received, wait_for_smtp};
 
 const ENGINEER: &str = "sato@vendor.example";
 
