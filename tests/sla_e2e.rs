@@ -1,0 +1,108 @@
+//! SLA clocks end to end: one warning and one breach mail for a case, exactly once
+//! each, with the daemon restarted in between (real Dovecot, SMTP sink and SQLite).
+
+mod support;
+
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+use support::{TestCtx, append, smtp_received};
+
+fn ok(out: Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "exit {:?}\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
+    stdout
+}
+
+struct Daemon(Child);
+
+impl Daemon {
+    fn start(ctx: &TestCtx) -> Daemon {
+        Daemon(ctx.casegate(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
+    }
+
+    /// SIGTERM and wait for a clean exit.
+    fn stop(mut self) {
+        let status = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status().unwrap();
+        assert!(status.success());
+        let deadline = Instant::now() + Duration::from_secs(15);
+        loop {
+            if let Some(s) = self.0.try_wait().unwrap() {
+                assert!(s.success(), "daemon exit {s:?}");
+                return;
+            }
+            assert!(Instant::now() < deadline, "daemon did not stop");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn alerts(rcpt: &str, kind: &str) -> usize {
+    smtp_received(rcpt)
+        .iter()
+        .filter(|m| {
+            let text = String::from_utf8_lossy(&m.raw);
+            text.contains("[Case #00000001]") && text.to_lowercase().contains(kind)
+        })
+        .count()
+}
+
+async fn wait_until(what: &str, timeout: Duration, f: impl Fn() -> bool) {
+    let deadline = Instant::now() + timeout;
+    while !f() {
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_warning_and_a_breach_arrive_exactly_once_across_a_restart() {
+    let user = support::unique_user("sla");
+    let engineer = format!("{user}-eng@vendor.example");
+    let leads = format!("{user}-leads@vendor.example");
+    let extra = format!(
+        "[sla]\nwarn_percent = 50\n\
+         [sla.policies.premium]\nsev1 = {{ initial = \"1m\", clock = \"24x7\" }}\nsev2 = {{ initial = \"1m\", clock = \"24x7\" }}\n\
+         sev3 = {{ initial = \"1m\", clock = \"24x7\" }}\nsev4 = {{ initial = \"1m\", clock = \"24x7\" }}\n\
+         [staff]\ndefault_escalation = \"{leads}\"\n\
+         [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Test Engineer\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n"
+    );
+    let ctx = TestCtx::with_config("sla", &extra);
+    let csv = ctx.dir.path().join("contracts.csv");
+    std::fs::write(&csv, "account,contract_id,tier,products,domains,contacts,country,start,end\nAcme,C-1,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n").unwrap();
+    ok(ctx.casegate(&["contracts", "import", csv.to_str().unwrap()]).output().unwrap());
+    let mail = format!(
+        "From: {user}@acme.example\r\nTo: support@example.com\r\nSubject: Controller down\r\nMessage-ID: <{user}@acme.example>\r\n\r\nSeverity: 1\r\nThe controller is down.\r\n"
+    );
+    append(&ctx.user, "INBOX", mail.as_bytes(), None).await;
+
+    let daemon = Daemon::start(&ctx);
+    wait_until("the warning", Duration::from_secs(60), || alerts(&engineer, "warning") >= 1).await;
+    daemon.stop();
+
+    let daemon = Daemon::start(&ctx);
+    wait_until("the breach", Duration::from_secs(60), || alerts(&leads, "breach") >= 1).await;
+    // Let a few more timer rounds pass: nothing may be sent twice.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    daemon.stop();
+    ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+
+    assert_eq!(alerts(&engineer, "warning"), 1);
+    assert_eq!(alerts(&leads, "breach"), 1);
+    let case: Value = serde_json::from_str(&ok(ctx.casegate(&["cases", "show", "1", "--json"]).output().unwrap())).unwrap();
+    assert_eq!(case["sla"]["breached"], true);
+    let kinds: Vec<&str> = case["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds.iter().filter(|k| **k == "sla_warning").count(), 1, "{kinds:?}");
+    assert_eq!(kinds.iter().filter(|k| **k == "sla_breached").count(), 1, "{kinds:?}");
+    let report: Value = serde_json::from_str(&ok(ctx.casegate(&["sla", "report", "--json"]).output().unwrap())).unwrap();
+    assert_eq!(report["attainment"][0]["missed"], 1);
+    assert_eq!(report["breached"].as_array().unwrap().len(), 1);
+}
