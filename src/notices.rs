@@ -196,7 +196,7 @@ impl CaseText {
             (Target::Existing { details: d, status, .. }, None) => (
                 plan.update.queue.clone().or(d.queue.clone()).unwrap_or_default(),
                 plan.update.owner.clone().or(d.owner.clone()).unwrap_or_default(),
-                status.map(|s| s.as_str().to_string()).unwrap_or_default(),
+                status.or(d.status).map(|s| s.as_str().to_string()).unwrap_or_default(),
                 d.entitlement.clone().unwrap_or_default(),
                 d.tier.clone().unwrap_or_default(),
                 d.language.clone().unwrap_or_default(),
@@ -288,7 +288,11 @@ fn render(
         Notice::EngineerNotification { event } => {
             let engineer = config.staff.engineer(to);
             let queue_tz = config.routing.queue(&f.queue).map(|q| config.sla.time_zone(&q.region, None)).unwrap_or(f.time_zone);
-            let due = plan.clocks.iter().map(|c| c.due_at).min().map(|d| format_due(d, queue_tz)).unwrap_or_default();
+            let existing_due = match &plan.target {
+                Target::Existing { details, .. } => details.response_due,
+                Target::New(_) => None,
+            };
+            let due = plan.clocks.iter().map(|c| c.due_at).min().or(existing_due).map(|d| format_due(d, queue_tz)).unwrap_or_default();
             let ctx = EngineerNotification {
                 common,
                 engineer_name: engineer.map(|e| e.name.clone()).unwrap_or_default(),

@@ -34,6 +34,15 @@ fn check_config_accepts_a_good_file() {
 }
 
 #[test]
+fn the_shipped_configuration_checks_clean_given_its_secret() {
+    let shipped = support::repo_dir().join("config/casegate.toml");
+    let out = casegate().arg("--config").arg(&shipped).arg("check-config").env("CASEGATE__IMAP__PASSWORD", "x").output().unwrap();
+    assert!(out.status.success(), "{}", text(&out));
+    let without = casegate().arg("--config").arg(&shipped).arg("check-config").output().unwrap();
+    assert_eq!(String::from_utf8_lossy(&without.stdout).lines().count(), 1, "{}", text(&without));
+}
+
+#[test]
 fn check_config_names_every_problem_by_file_and_key() {
     let dir = tempdir();
     let path = dir.path().join("casegate.toml");

@@ -312,6 +312,7 @@ impl Reader<'_> {
                 for (i, item) in items.iter().enumerate() {
                     match &item.kind {
                         ValueKind::String(s) => out.push(s.trim().to_string()),
+                        ValueKind::I64(_) | ValueKind::U64(_) => out.push(item.kind.to_string()),
                         other => {
                             self.problem(v.origin(), &format!("{key}[{i}]"), format!("expected a string, found {}", describe(other)))
                         }

@@ -46,6 +46,10 @@ pub struct CaseDetails {
     pub queue: Option<String>,
     pub owner: Option<String>,
     pub product: Option<String>,
+    /// The case's status before this mail.
+    pub status: Option<Status>,
+    /// The response due time the case shows (next response, else first response).
+    pub response_due: Option<DateTime<Utc>>,
 }
 
 /// Candidate cases for one mail.

@@ -136,7 +136,7 @@ impl Store {
             "SELECT status, closed_at, customer, \
              (SELECT COUNT(*) FROM case_participants p WHERE p.case_id = c.id AND p.email = $2), \
              subject, customer_name, account, language, entitlement, tier, severity, region, country, \
-             queue, owner, product FROM cases c WHERE id = $1",
+             queue, owner, product, COALESCE(next_response_due, first_response_due) FROM cases c WHERE id = $1",
         )
         .bind(n.0)
         .bind(sender.to_lowercase())
@@ -144,9 +144,10 @@ impl Store {
         .await?;
         let Some(r) = row else { return Ok(None) };
         let customer: String = r.get(2);
+        let status = parse_status(&r.get::<String, _>(0))?;
         Ok(Some(CaseFacts {
             number: n,
-            status: parse_status(&r.get::<String, _>(0))?,
+            status,
             closed_at: r.get::<Option<i64>, _>(1).map(from_ms),
             customer_domain: customer.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default(),
             sender_participates: r.get::<i64, _>(3) > 0,
@@ -164,6 +165,8 @@ impl Store {
                 queue: r.get(13),
                 owner: r.get(14),
                 product: r.get(15),
+                status: Some(status),
+                response_due: r.get::<Option<i64>, _>(16).map(from_ms),
             },
         }))
     }
