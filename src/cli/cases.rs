@@ -38,8 +38,7 @@ pub struct Show {
 
 impl Cases {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
-        let config = super::load_config(path)?;
-        let store = super::open_store(&config).await?;
+        let store = super::open_store_only(path).await?;
         match self {
             Cases::List(l) => {
                 let cases = store.list_cases(l.status, l.limit).await?;

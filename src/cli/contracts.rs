@@ -30,8 +30,7 @@ pub struct List {
 
 impl Contracts {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
-        let config = super::load_config(path)?;
-        let store = super::open_store(&config).await?;
+        let store = super::open_store_only(path).await?;
         match self {
             Contracts::Import(i) => {
                 let text = std::fs::read_to_string(&i.file).with_context(|| format!("cannot read {}", i.file.display()))?;

@@ -69,9 +69,17 @@ pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<std::sync::A
 }
 
 pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    Store::open(&config.database.url, config.database.max_connections)
-        .await
-        .with_context(|| format!("cannot open the database ({})", redact_url(&config.database.url)))
+    open_database(&config.database).await
+}
+
+async fn open_database(db: &crate::config::DatabaseSettings) -> anyhow::Result<Store> {
+    Store::open(&db.url, db.max_connections).await.with_context(|| format!("cannot open the database ({})", redact_url(&db.url)))
+}
+
+/// For read commands: only the database settings need to be valid.
+pub(crate) async fn open_store_only(path: &std::path::Path) -> anyhow::Result<Store> {
+    let db = config::load_database(path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
+    open_database(&db).await
 }
 
 pub(crate) async fn pipeline(config: &std::sync::Arc<Config>) -> anyhow::Result<Pipeline> {

@@ -13,8 +13,7 @@ pub struct Report {
 
 impl Report {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
-        let config = super::load_config(path)?;
-        let store = super::open_store(&config).await?;
+        let store = super::open_store_only(path).await?;
         let report = store.team_report().await?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);

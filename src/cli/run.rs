@@ -33,10 +33,42 @@ impl Run {
         super::init_tracing(&config);
         let pipeline = super::pipeline(&config).await?;
         startup_summary(&config, self.once);
+        import_contracts_file(&config, &pipeline).await?;
         let code = if self.once { once(&config, &pipeline).await? } else { daemon(path, &config, pipeline.clone()).await? };
         pipeline.store().close().await;
         Ok(code)
     }
+}
+
+/// `gateway.contracts_file`, imported (upserted) at start-up and on every reload.
+async fn import_contracts_file(config: &Config, pipeline: &Pipeline) -> anyhow::Result<()> {
+    if let Some(contracts) = &config.contracts {
+        let (path, list) = contracts.as_ref();
+        let s = pipeline.store().import_contracts(list, Utc::now()).await?;
+        info!(file = %path.display(), new = s.inserted, updated = s.updated, unchanged = s.unchanged, "contracts imported");
+    }
+    Ok(())
+}
+
+/// Modification times and sizes of the configuration's files (templates: every file in
+/// the folder): a change means an admin edited something.
+fn fingerprint(config: &Config) -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)> {
+    fn walk(p: &Path, out: &mut Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)>, depth: u8) {
+        let meta = std::fs::metadata(p).ok();
+        out.push((p.to_path_buf(), meta.as_ref().and_then(|m| m.modified().ok()), meta.as_ref().map(|m| m.len()).unwrap_or(0)));
+        if depth > 0 && p.is_dir() && let Ok(entries) = std::fs::read_dir(p) {
+            let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
+            paths.sort();
+            for e in paths {
+                walk(&e, out, depth - 1);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    for p in &config.watched {
+        walk(p, &mut out, 2);
+    }
+    out
 }
 
 fn retry_policy(config: &Config) -> RetryPolicy {
@@ -89,13 +121,33 @@ async fn daemon(path: &Path, config: &Arc<Config>, pipeline: Pipeline) -> anyhow
     let mut int = signal(SignalKind::interrupt())?;
     let mut hup = signal(SignalKind::hangup())?;
     let mut current = config.clone();
+    let mut seen = fingerprint(&current);
+    let mut watch_files = tokio::time::interval(std::time::Duration::from_secs(2));
     let mut failure = None;
     loop {
         tokio::select! {
+            _ = watch_files.tick() => {
+                let now_seen = fingerprint(&current);
+                if now_seen != seen {
+                    info!("configuration files changed: reloading");
+                    seen = now_seen;
+                    if let Some(new) = reload(path, &current, &pipeline_tx) {
+                        if let Err(e) = import_contracts_file(&new, &pipeline).await {
+                            warn!(error = %format!("{e:#}"), "contracts file not imported");
+                        }
+                        seen = fingerprint(&new);
+                        current = new;
+                    }
+                }
+            }
             _ = term.recv() => { info!("SIGTERM: finishing the mail in hand, then stopping"); break; }
             _ = int.recv() => { info!("SIGINT: finishing the mail in hand, then stopping"); break; }
             _ = hup.recv() => {
                 if let Some(new) = reload(path, &current, &pipeline_tx) {
+                    if let Err(e) = import_contracts_file(&new, &pipeline).await {
+                        warn!(error = %format!("{e:#}"), "contracts file not imported");
+                    }
+                    seen = fingerprint(&new);
                     current = new;
                 }
             }

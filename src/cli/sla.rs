@@ -24,8 +24,7 @@ pub struct Report {
 impl Sla {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
         let Sla::Report(r) = self;
-        let config = super::load_config(path)?;
-        let store = super::open_store(&config).await?;
+        let store = super::open_store_only(path).await?;
         let report = store.sla_report(r.at.unwrap_or_else(Utc::now)).await?;
         if r.json {
             println!("{}", serde_json::to_string_pretty(&report)?);

@@ -94,6 +94,36 @@ pub fn load_with_env(
     }
 }
 
+/// Only the `[database]` settings: read commands (cases, contracts, reports) keep working
+/// while an admin's edit elsewhere is being fixed.
+pub fn load_database(path: &Path) -> Result<DatabaseSettings, Problems> {
+    let file = path.display().to_string();
+    let problem = |message: String| Problems(vec![Problem { file: file.clone(), key: String::new(), message }]);
+    if !path.exists() {
+        return Err(problem("config file not found".into()));
+    }
+    let raw = config::Config::builder()
+        .add_source(File::from(path).format(FileFormat::Toml).required(true))
+        .add_source(Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__"))
+        .build()
+        .map_err(|e| problem(clean_config_error(&e.to_string(), &file)))?;
+    let root = match raw.cache.kind {
+        ValueKind::Table(t) => t,
+        _ => Map::new(),
+    };
+    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+    let mut r = Reader { root: &root, file, base_dir, used: BTreeSet::new(), problems: Vec::new() };
+    let db = database(&mut r);
+    if r.problems.is_empty() { Ok(db) } else { Err(Problems(r.problems)) }
+}
+
+fn database(r: &mut Reader<'_>) -> DatabaseSettings {
+    DatabaseSettings {
+        url: r.database_url("database.url"),
+        max_connections: r.uint("database.max_connections", 5, 1, 1000) as u32,
+    }
+}
+
 /// The config crate reports TOML syntax errors with its own prefix; keep the useful part.
 fn clean_config_error(msg: &str, file: &str) -> String {
     let m = msg.replace(&format!(" in {file}"), "");
@@ -114,10 +144,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
     };
     let imap = r.has_section("imap").then(|| imap(r));
     let smtp = r.has_section("smtp").then(|| smtp(r));
-    let database = DatabaseSettings {
-        url: r.database_url("database.url"),
-        max_connections: r.uint("database.max_connections", 5, 1, 1000) as u32,
-    };
+    let database = database(r);
     let log = LogSettings {
         level: r.string("log.level", Some("info")),
         format: match r.choice("log.format", "text", &["text", "json"]).as_str() {
@@ -132,8 +159,26 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         max_age: Duration::from_secs(r.uint("outbox.max_age_hours", 48, 1, 8760) * 3600),
     };
     let product_info = super::products::read(r);
-    let routing = linked_file(r, "gateway.routing_file", "routing.toml", super::routing::load_routing);
-    let templates = linked_file(r, "gateway.templates_dir", "../templates", crate::templates::load);
+    let mut watched = vec![path.to_path_buf()];
+    let routing = linked_file(r, "gateway.routing_file", "routing.toml", &mut watched, super::routing::load_routing);
+    let templates = linked_file(r, "gateway.templates_dir", "../templates", &mut watched, crate::templates::load);
+    let contracts = r.opt_string("gateway.contracts_file").and_then(|f| {
+        let path = r.resolve(&f);
+        let load = |p: &Path| -> Result<(PathBuf, Vec<crate::domain::entitlement::Contract>), Vec<Problem>> {
+            let file = p.display().to_string();
+            let text = std::fs::read_to_string(p)
+                .map_err(|e| vec![Problem { file: file.clone(), key: String::new(), message: format!("cannot read: {e}") }])?;
+            super::contracts_csv::parse_contracts(&text)
+                .map(|c| (p.to_path_buf(), c))
+                .map_err(|rows| rows.iter().map(|row| Problem { file: file.clone(), key: String::new(), message: row.to_string() }).collect())
+        };
+        if !path.exists() {
+            r.problem(None, "gateway.contracts_file", format!("not found: {}", path.display()));
+            return None;
+        }
+        watched.push(path.clone());
+        load(&path).map_err(|p| r.problems.extend(p)).ok()
+    });
     let queue_names: Vec<String> = routing.iter().flat_map(|rt| rt.queues.iter().map(|q| q.name.clone())).collect();
     let staff = super::staff::read(r, &queue_names);
     Config {
@@ -147,6 +192,8 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         outbox,
         product_info,
         staff,
+        contracts: contracts.map(std::sync::Arc::new),
+        watched,
         routing: std::sync::Arc::new(routing.unwrap_or_default()),
         templates: std::sync::Arc::new(templates.unwrap_or_default()),
     }
@@ -157,10 +204,12 @@ fn linked_file<T>(
     r: &mut Reader<'_>,
     key: &str,
     default: &str,
+    watched: &mut Vec<PathBuf>,
     load: impl FnOnce(&Path) -> Result<T, Vec<Problem>>,
 ) -> Option<T> {
     let value = r.string(key, Some(default));
     let path = r.resolve(&value);
+    watched.push(path.clone());
     if !path.exists() {
         r.problem(None, key, format!("not found: {}", path.display()));
         return None;

@@ -167,6 +167,11 @@ pub struct Config {
     pub outbox: OutboxSettings,
     pub product_info: ProductInfo,
     pub staff: super::staff::StaffSettings,
+    /// The files (and template folder) the configuration was read from: a change to any
+    /// of them reloads a running daemon.
+    pub watched: Vec<PathBuf>,
+    /// `gateway.contracts_file`: contracts imported at start-up and on every reload.
+    pub contracts: Option<std::sync::Arc<(PathBuf, Vec<crate::domain::entitlement::Contract>)>>,
     /// Products, regions, queues and routing rules (`gateway.routing_file`).
     pub routing: std::sync::Arc<crate::domain::routing::Routing>,
     /// Customer and staff mail templates (`gateway.templates_dir`).
