@@ -188,3 +188,120 @@ fn engineer_language(cfg: Settings<'_>, queue: Option<&str>) -> Language {
 fn event(actor: &str, kind: &'static str, detail: serde_json::Value) -> PlannedEvent {
     PlannedEvent { on: EventOn::Target, actor: actor.to_string(), kind, detail }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Config, StaffSettings};
+    use crate::domain::CaseNumber;
+    use crate::domain::decide::{RunningClock, Rules};
+    use crate::domain::thread::CaseDetails;
+    use crate::mail::{Address, MailHeaders};
+    use chrono::TimeZone;
+
+    fn config() -> Config {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("c.toml");
+        std::fs::write(&p, "").unwrap();
+        crate::config::load_with_env(&p, Some(crate::config::test_env())).unwrap()
+    }
+
+    fn rules() -> Rules {
+        Rules {
+            support_address: "support@vendor.example".into(),
+            case_tag_word: "Case".into(),
+            reopen_window: std::time::Duration::from_secs(86_400),
+            free_mail_domains: vec![],
+            auto_reply_limit_per_hour: 5,
+        }
+    }
+
+    fn engineer() -> Engineer {
+        Engineer { address: "sato@vendor.example".into(), name: "Sato".into(), region: "APAC".into(), queues: vec![] }
+    }
+
+    fn case() -> CaseFacts {
+        CaseFacts {
+            number: CaseNumber(9),
+            status: Status::Open,
+            closed_at: None,
+            customer_domain: "acme.example".into(),
+            sender_participates: false,
+            details: CaseDetails {
+                customer: "taro@acme.example".into(),
+                entitlement: Some("entitled".into()),
+                tier: Some("premium".into()),
+                severity: Some(2),
+                region: Some("NA".into()),
+                country: Some("US".into()),
+                language: Some("ja".into()),
+                ..CaseDetails::default()
+            },
+        }
+    }
+
+    fn mail(text: &str) -> Inbound {
+        Inbound {
+            message_id: None,
+            in_reply_to: vec![],
+            references: vec![],
+            subject: "Re: x".into(),
+            from: Address { name: None, email: "sato@vendor.example".into() },
+            reply_to: vec![],
+            to: vec![],
+            cc: vec![],
+            date: None,
+            text: text.into(),
+            html_only: false,
+            attachments: vec![],
+            headers: MailHeaders::default(),
+        }
+    }
+
+    #[test]
+    fn lowering_severity_from_2_to_4_moves_the_due_time_and_tells_the_customer() {
+        let c = config();
+        let staff = StaffSettings::default();
+        let rules = rules();
+        let cfg = Settings { rules: &rules, routing: &c.routing, sla: &c.sla, staff: &staff };
+        // Tuesday 2026-11-24 15:00 UTC = 10:00 New York.
+        let started = Utc.with_ymd_and_hms(2026, 11, 24, 15, 0, 0).unwrap();
+        let facts = Facts { running_clocks: vec![RunningClock { id: 1, kind: ClockKind::FirstResponse, started_at: started }], ..Facts::default() };
+        let plan = reply(&mail("#severity 4 only a question after all\n#internal\nnote"), &engineer(), &case(), &facts, cfg);
+        assert_eq!(plan.update.severity, Some(4));
+        let (_, due, _) = plan.update.reclocked[0];
+        // Premium sev2 was 2 h around the clock (17:00 UTC); sev4 is 8 business hours,
+        // 10:00-18:00 in New York with the default 09:00-18:00 hours.
+        assert_eq!(due, Utc.with_ymd_and_hms(2026, 11, 24, 23, 0, 0).unwrap());
+        let told = plan.mails.iter().find(|m| matches!(m.notice, Notice::SeverityChanged { .. })).unwrap();
+        assert_eq!(told.to, "taro@acme.example");
+        assert_eq!(told.language, Language::Ja);
+        assert!(!plan.update.responded, "an internal note answers nobody");
+    }
+
+    #[test]
+    fn a_reply_is_relayed_and_moves_the_case_to_waiting() {
+        let c = config();
+        let staff = StaffSettings::default();
+        let rules = rules();
+        let cfg = Settings { rules: &rules, routing: &c.routing, sla: &c.sla, staff: &staff };
+        let plan = reply(&mail("Please try 2.14.1.\n\n> quoted"), &engineer(), &case(), &Facts::default(), cfg);
+        assert!(plan.update.responded);
+        assert!(matches!(&plan.target, Target::Existing { status: Some(Status::Waiting), .. }));
+        let Notice::EngineerReply { text, .. } = &plan.mails[0].notice else { panic!() };
+        assert_eq!(text, "Please try 2.14.1.");
+    }
+
+    #[test]
+    fn a_bad_command_changes_nothing_and_answers_the_engineer_only() {
+        let c = config();
+        let staff = StaffSettings::default();
+        let rules = rules();
+        let cfg = Settings { rules: &rules, routing: &c.routing, sla: &c.sla, staff: &staff };
+        let plan = reply(&mail("#take\n#queue nowhere\nHello"), &engineer(), &case(), &Facts::default(), cfg);
+        assert_eq!(plan.update, CaseUpdate::default());
+        assert_eq!(plan.mails.len(), 1);
+        assert_eq!(plan.mails[0].to, "sato@vendor.example");
+        assert!(matches!(plan.mails[0].notice, Notice::CommandError { .. }));
+    }
+}
