@@ -60,43 +60,23 @@ pub fn load(path: &Path) -> Result<Config, Problems> {
 }
 
 /// As [`load`], with an explicit environment (tests) instead of the process's.
-pub fn load_with_env(
-    path: &Path,
-    env: Option<Map<String, String>>,
-) -> Result<Config, Problems> {
-    let file = path.display().to_string();
-    let problem = |message: String| Problems(vec![Problem { file: file.clone(), key: String::new(), message }]);
-    if !path.exists() {
-        return Err(problem("config file not found".into()));
-    }
-    let raw = config::Config::builder()
-        .add_source(File::from(path).format(FileFormat::Toml).required(true))
-        .add_source(
-            Environment::with_prefix(ENV_PREFIX)
-                .prefix_separator("__")
-                .separator("__")
-                .source(env),
-        )
-        .build()
-        .map_err(|e| problem(clean_config_error(&e.to_string(), &file)))?;
-    let root = match raw.cache.kind {
-        ValueKind::Table(t) => t,
-        _ => Map::new(),
-    };
-    let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut r = Reader { root: &root, file, base_dir, used: BTreeSet::new(), problems: Vec::new() };
-    let config = build(&mut r, path);
-    r.report_unknown();
-    if r.problems.is_empty() {
-        Ok(config)
-    } else {
-        Err(Problems(r.problems))
-    }
+pub fn load_with_env(path: &Path, env: Option<Map<String, String>>) -> Result<Config, Problems> {
+    read_with(path, env, |r| {
+        let config = build(r, path);
+        r.report_unknown();
+        config
+    })
 }
 
 /// Only the `[database]` settings: read commands (cases, contracts, reports) keep working
 /// while an admin's edit elsewhere is being fixed.
 pub fn load_database(path: &Path) -> Result<DatabaseSettings, Problems> {
+    read_with(path, None, database)
+}
+
+/// Layer the file and the environment, then read typed values with `read`; every
+/// problem found on the way is returned.
+fn read_with<T>(path: &Path, env: Option<Map<String, String>>, read: impl FnOnce(&mut Reader<'_>) -> T) -> Result<T, Problems> {
     let file = path.display().to_string();
     let problem = |message: String| Problems(vec![Problem { file: file.clone(), key: String::new(), message }]);
     if !path.exists() {
@@ -104,7 +84,7 @@ pub fn load_database(path: &Path) -> Result<DatabaseSettings, Problems> {
     }
     let raw = config::Config::builder()
         .add_source(File::from(path).format(FileFormat::Toml).required(true))
-        .add_source(Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__"))
+        .add_source(Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").source(env))
         .build()
         .map_err(|e| problem(clean_config_error(&e.to_string(), &file)))?;
     let root = match raw.cache.kind {
@@ -113,8 +93,8 @@ pub fn load_database(path: &Path) -> Result<DatabaseSettings, Problems> {
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let mut r = Reader { root: &root, file, base_dir, used: BTreeSet::new(), problems: Vec::new() };
-    let db = database(&mut r);
-    if r.problems.is_empty() { Ok(db) } else { Err(Problems(r.problems)) }
+    let value = read(&mut r);
+    if r.problems.is_empty() { Ok(value) } else { Err(Problems(r.problems)) }
 }
 
 fn database(r: &mut Reader<'_>) -> DatabaseSettings {

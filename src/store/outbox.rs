@@ -316,18 +316,16 @@ impl Store {
     /// Automatic mails queued for `recipient` (alone) since `since`, for the per-sender
     /// rate limit (RFC 3834 §2: a responder must not flood one address).
     pub async fn count_auto_replies_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
-        let n: i64 = sqlx::query(AssertSqlSafe(AUTO_REPLY_COUNT.as_str()))
-            .bind(recipients_json(&[recipient.trim().to_string()]))
-            .bind(to_ms(since))
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
-        Ok(n)
+        self.count_sent_since(&AUTO_REPLY_COUNT, recipient, since).await
     }
 
     /// Refusals queued for `recipient` since `since`.
     pub async fn count_refusals_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
-        let n: i64 = sqlx::query(AssertSqlSafe(REFUSAL_COUNT.as_str()))
+        self.count_sent_since(&REFUSAL_COUNT, recipient, since).await
+    }
+
+    async fn count_sent_since(&self, sql: &'static str, recipient: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
+        let n: i64 = sqlx::query(AssertSqlSafe(sql))
             .bind(recipients_json(&[recipient.trim().to_string()]))
             .bind(to_ms(since))
             .fetch_one(&self.pool)
