@@ -89,12 +89,17 @@ fn header_text(s: &str) -> String {
 
 /// A customer mail in UTF-8 (8bit body, encoded-word subject and display name).
 fn mail(mid: &str, from_name: Option<&str>, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+    mail_to("support@example.com", mid, from_name, from, subject, extra_headers, body)
+}
+
+/// [`mail`] to another of our addresses (e.g. `support+satellite@example.com`).
+fn mail_to(to: &str, mid: &str, from_name: Option<&str>, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
     let from = match from_name {
         Some(n) => format!("{} <{from}>", header_text(n)),
         None => from.to_string(),
     };
     format!(
-        "From: {from}\r\nTo: support@example.com\r\nSubject: {}\r\nDate: Fri, 27 Nov 2026 09:00:00 +0000\r\n\
+        "From: {from}\r\nTo: {to}\r\nSubject: {}\r\nDate: Fri, 27 Nov 2026 09:00:00 +0000\r\n\
          Message-ID: <{mid}>\r\n{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
          Content-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
         header_text(subject),
@@ -171,7 +176,8 @@ fn scenario_contracts(u: &str) -> String {
          Kangaroo Logistics Pty Ltd,C-2001,standard,ansible,kangaroo-logistics.com.au,,AU,2025-07-01,2030-06-30\n\
          Rheinwerk Automation GmbH,C-3001,premium,ansible;satellite,rheinwerk.de,,DE,2026-01-01,2030-12-31\n\
          Old Harbor Shipping Ltd,C-3002,standard,ansible;satellite,oldharbor.co.uk,,GB,2023-01-01,2024-12-31\n\
-         Prairie Health Inc,C-4001,standard,ansible,prairiehealth.com,,US,2025-10-01,2030-09-30\n"
+         Prairie Health Inc,C-4001,standard,ansible,prairiehealth.com,,US,2025-10-01,2030-09-30\n\
+         Dragon Cloud Ltd,C-5001,standard,ansible,dragoncloud.cn,,CN,2025-01-01,2030-12-31\n"
     )
 }
 
@@ -198,6 +204,9 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
     let playbook = format!("sheila-{u}@kangaroo-logistics.com.au");
     let ja_quote = format!("suzuki-{u}@acme.co.jp");
     let not_covered = format!("wal-{u}@kangaroo-logistics.com.au");
+    let plus = format!("matilda-{u}@kangaroo-logistics.com.au");
+    let chinese = format!("wang-{u}@dragoncloud.cn");
+    let en_signature = format!("kato-{u}@acme.co.jp");
 
     let log = "TASK [deploy : restart service] ****************************************\n\
                fatal: [web01]: FAILED! => {\"changed\": false, \"msg\": \"Unable to restart service httpd: Job for httpd.service failed\"}\n\
@@ -300,6 +309,32 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
             "いつもお世話になっております。\n来年度の契約更新にあたり、見積をお送りいただけますでしょうか。\nよろしくお願いいたします。\n",
         ),
         mail(
+            &format!("cn-{u}@dragoncloud.cn"),
+            Some("王伟"),
+            &chinese,
+            "剧本运行失败",
+            "",
+            "您好，\n\n我们的剧本在生产环境中运行失败了。请帮助我们检查这个问题。\n\n谢谢！\n王伟\n",
+        ),
+        mail(
+            &format!("sig-{u}@acme.co.jp"),
+            Some("Kenji Kato"),
+            &en_signature,
+            "Playbook fails with become",
+            "",
+            "Hello,\n\nour playbook fails when become is enabled on RHEL 8 hosts. What can we check?\n\nBest regards,\n\
+             --\n加藤 健二\n株式会社アクメ 情報システム部\n東京都千代田区丸の内1-1-1\n",
+        ),
+        mail_to(
+            "support+satellite@example.com",
+            &format!("plus-{u}@kangaroo-logistics.com.au"),
+            None,
+            &plus,
+            "Sync question",
+            "",
+            "Hello,\n\nhow often should the sync run?\n",
+        ),
+        mail(
             &format!("nc-{u}@kangaroo-logistics.com.au"),
             None,
             &not_covered,
@@ -313,7 +348,7 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
     }
     let summary = run_once(&ctx);
     assert!(summary.contains(&format!("{} new case(s)", mails.len())), "{summary}");
-    assert!(summary.contains("outbox: 15 sent, 0 to retry, 0 failed"), "{summary}");
+    assert!(summary.contains("outbox: 18 sent, 0 to retry, 0 failed"), "{summary}");
 
     let r = |q: &str, l: &str, reg: &str, e: &str, s: &str| (q.to_string(), l.to_string(), reg.to_string(), e.to_string(), s.to_string());
 
@@ -430,6 +465,52 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
     assert_eq!((c["entitlement"].as_str(), c["status"].as_str(), c["product"].as_str()), (Some("not_covered"), Some("refused"), Some("satellite")), "{c:#}");
     let m = the_mail_to(&not_covered);
     assert!(m.text.contains("satellite, which your current support subscription does not cover"), "{}", m.text);
+
+    // --- Chinese (kanji only, no kana) is not Japanese: the English APAC queue.
+    let c = case_of(&ctx, &chinese);
+    assert_eq!(routed(&c), r("ansible-apac", "en", "APAC", "entitled", "new"), "{c:#}");
+    let m = the_mail_to(&chinese);
+    assert!(m.text.contains("Hello 王伟,") && m.text.contains("(Asia/Shanghai)"), "{}", m.text);
+
+    // --- English with a Japanese signature block is English.
+    let c = case_of(&ctx, &en_signature);
+    assert_eq!(routed(&c), r("ansible-apac", "en", "APAC", "entitled", "new"), "{c:#}");
+    assert!(the_mail_to(&en_signature).text.contains("Hello Kenji Kato,"));
+
+    // --- the product named by plus addressing (support+satellite@), not by keywords.
+    let c = case_of(&ctx, &plus);
+    assert_eq!((c["product"].as_str(), c["entitlement"].as_str()), (Some("satellite"), Some("not_covered")), "{c:#}");
+    assert!(the_mail_to(&plus).text.contains("does not cover"));
+
+    // Each outbound mail of a case has its own stable Message-ID: the redirect is the
+    // case's first, the forward its second.
+    let c = case_of(&ctx, &renewal);
+    let n = c["number"].as_str().unwrap();
+    let ids: Vec<&str> = c["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "out").map(|m| m["message_id"].as_str().unwrap()).collect();
+    assert_eq!(ids, vec![format!("case-{n}.m-1@example.com"), format!("case-{n}.m-2@example.com")], "{c:#}");
+    assert_eq!(the_mail_to(&renewal).message_id, Some(format!("case-{n}.m-1@example.com")));
+    assert_eq!(forwarded("sales@example.com", &renewal).message_id, Some(format!("case-{n}.m-2@example.com")));
+}
+
+#[tokio::test]
+async fn a_contract_is_judged_on_the_receipt_date_and_its_last_day_is_covered() {
+    use chrono::TimeZone;
+    let ctx = TestCtx::new("expiry-day");
+    let u = ctx.user.clone();
+    ok(import(&ctx, "contracts.csv", &scenario_contracts(&u)));
+    let last_day = format!("lastday-{u}@oldharbor.co.uk");
+    let next_day = format!("nextday-{u}@oldharbor.co.uk");
+    // INTERNALDATE (the receipt time) decides, not the Date header nor the processing time.
+    let on = |d: u32, m: u32, y: i32| Some(chrono::Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap());
+    append(&ctx.user, "INBOX", &mail(&format!("ld-{u}@oldharbor.co.uk"), None, &last_day, "Inventory sync broken", "", "Help.\n"), on(31, 12, 2024)).await;
+    append(&ctx.user, "INBOX", &mail(&format!("nd-{u}@oldharbor.co.uk"), None, &next_day, "Inventory sync broken", "", "Help.\n"), on(1, 1, 2025)).await;
+    run_once(&ctx);
+    let c = case_of(&ctx, &last_day);
+    assert_eq!((c["entitlement"].as_str(), c["status"].as_str()), (Some("entitled"), Some("new")), "the end date is covered: {c:#}");
+    assert!(the_mail_to(&last_day).text.contains("First response due by:"));
+    let c = case_of(&ctx, &next_day);
+    assert_eq!((c["entitlement"].as_str(), c["status"].as_str()), (Some("expired"), Some("refused")), "{c:#}");
+    assert!(the_mail_to(&next_day).text.contains("ended on 2024-12-31"));
 }
 
 /// The one forward of `customer`'s mail that reached the desk address `desk` (shared by
@@ -505,7 +586,8 @@ fn contracts_import_is_all_or_nothing_idempotent_and_listed() {
          Bad Date Co,C-2,standard,ansible,baddate.example,,US,2025-01-01,2026-13-01\n\
          # a comment line\n\
          Bad Country Co,C-3,standard,ansible,badcountry.example,,Narnia,2025-01-01,2030-12-31\n\
-         Fine Co,C-4,standard,satellite,fine.example,,DE,2025-01-01,2030-12-31\n"
+         Fine Co,C-4,standard,satellite,fine.example,,DE,2025-01-01,2030-12-31\n\
+         Suffix Co,C-5,standard,ansible,co.jp,,JP,2025-01-01,2030-12-31\n"
     );
     let out = import(&ctx, "bad.csv", &bad);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
@@ -513,6 +595,7 @@ fn contracts_import_is_all_or_nothing_idempotent_and_listed() {
     let lines: Vec<&str> = stdout.lines().collect();
     assert!(lines.iter().any(|l| l.contains("bad.csv: line 3:") && l.contains("2026-13-01")), "{stdout}");
     assert!(lines.iter().any(|l| l.contains("bad.csv: line 5:") && l.to_lowercase().contains("country")), "{stdout}");
+    assert!(lines.iter().any(|l| l.contains("bad.csv: line 7:") && l.contains("co.jp")), "a public suffix is not a company's domain: {stdout}");
     assert!(!lines.iter().any(|l| l.contains("line 2:") || l.contains("line 6:")), "good rows are not reported: {stdout}");
     assert!(stdout.contains("nothing imported"), "{stdout}");
     let listed: Value = serde_json::from_str(&ok(ctx.casegate(&["contracts", "list", "--json"]).output().unwrap())).unwrap();
@@ -634,15 +717,53 @@ fn check_config(config: &Path) -> Output {
     support::casegate().arg("--config").arg(config).arg("check-config").output().unwrap()
 }
 
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for e in std::fs::read_dir(from).unwrap().flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), target).unwrap();
+        }
+    }
+}
+
+/// Writes `text` over `path` without changing its size or modification time, so that
+/// the daemon's file watcher (which compares both) cannot see the edit: only SIGHUP can
+/// make the daemon read it.
+fn edit_unseen(path: &Path, text: &str) {
+    let before = std::fs::metadata(path).unwrap();
+    assert_eq!(before.len(), text.len() as u64, "an unseen edit keeps the size of {}", path.display());
+    std::fs::write(path, text).unwrap();
+    std::fs::File::options().write(true).open(path).unwrap().set_modified(before.modified().unwrap()).unwrap();
+}
+
+/// The routing file with the English NA ansible queue renamed to `name` (queue and rule).
+fn rename_na_queue(original: &str, name: &str) -> String {
+    let edited = original
+        .replace("name = \"ansible-na\"", &format!("name = \"{name}\""))
+        .replace("region = \"NA\"\nqueue = \"ansible-na\"", &format!("region = \"NA\"\nqueue = \"{name}\""));
+    assert_eq!(edited.matches(&format!("\"{name}\"")).count(), 2, "queue and rule renamed");
+    edited
+}
+
 #[tokio::test]
-async fn sighup_reloads_routing_refuses_a_broken_edit_and_applies_a_good_one() {
-    let routing_copy_dir = support::tempdir();
-    let routing = routing_copy_dir.path().join("routing.toml");
+async fn sighup_reloads_routing_and_templates_refuses_broken_edits_and_applies_good_ones() {
+    // The daemon reads copies of the routing file and the templates that the test edits.
+    // Every edit keeps size and mtime (see `edit_unseen`): what changes, SIGHUP did.
+    let admin = support::tempdir();
+    let routing = admin.path().join("routing.toml");
+    let templates = admin.path().join("templates");
     let original = std::fs::read_to_string(support::repo_dir().join("config/routing.toml")).unwrap();
     std::fs::write(&routing, &original).unwrap();
+    copy_dir(&support::repo_dir().join("templates"), &templates);
+    let ack = templates.join("en/acknowledgement.txt");
+    let ack_original = std::fs::read_to_string(&ack).unwrap();
     let extra = format!(
-        "[gateway]\nrouting_file = \"{}\"\n[imap]\npoll_interval_secs = 2\n",
-        routing.display()
+        "[gateway]\nrouting_file = \"{}\"\ntemplates_dir = \"{}\"\n[imap]\npoll_interval_secs = 2\n",
+        routing.display(),
+        templates.display()
     );
     let ctx = TestCtx::with_config("reload", &extra);
     let u = ctx.user.clone();
@@ -652,52 +773,159 @@ async fn sighup_reloads_routing_refuses_a_broken_edit_and_applies_a_good_one() {
 
     let customer = |i: u32| format!("nurse{i}-{u}@prairiehealth.com");
     let send = |i: u32| {
-        let from = customer(i);
-        let mid = format!("reload{i}-{u}@prairiehealth.com");
-        async move {
-            let m = mail(&mid, None, &from, "Playbook hangs on gathering facts", "", "Hello,\nour playbook hangs.\n");
-            append(&ctx.user, "INBOX", &m, None).await;
-        }
+        let m = mail(
+            &format!("reload{i}-{u}@prairiehealth.com"),
+            None,
+            &customer(i),
+            "Playbook hangs on gathering facts",
+            "",
+            "Hello,\nour playbook hangs.\n",
+        );
+        let user = ctx.user.clone();
+        async move { append(&user, "INBOX", &m, None).await }
+    };
+    let ack_text = |i: u32| async move {
+        let got = support::wait_for_smtp(&customer(i), 1, Duration::from_secs(15)).await;
+        assert_eq!(got.len(), 1);
+        parse(&got[0], &ParseLimits::default()).unwrap().text
     };
 
     // 1. The original routing: a US customer's English ansible mail goes to ansible-na.
     send(1).await;
     let c = wait_for_case(&ctx, &customer(1)).await;
     assert_eq!((c["queue"].as_str(), c["region"].as_str()), (Some("ansible-na"), Some("NA")), "{c:#}");
+    assert!(ack_text(1).await.contains("Thank you for contacting Example Support"));
 
-    // 2. A broken edit: a rule naming a queue that does not exist.
-    let broken = original.replace("region = \"NA\"\nqueue = \"ansible-na\"", "region = \"NA\"\nqueue = \"no-such-queue\"");
+    // 2. A broken routing edit: the NA rule names a queue that does not exist.
+    let broken = original.replace("region = \"NA\"\nqueue = \"ansible-na\"", "region = \"NA\"\nqueue = \"ansible-xx\"");
     assert_ne!(broken, original, "the edit must change the ansible/en/NA rule");
-    std::fs::write(&routing, &broken).unwrap();
+    edit_unseen(&routing, &broken);
     let checked = check_config(&ctx.config);
     assert_eq!(checked.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&checked.stdout).contains("unknown queue \"no-such-queue\""), "{checked:?}");
+    assert!(String::from_utf8_lossy(&checked.stdout).contains("rules[2].queue: unknown queue \"ansible-xx\""), "{checked:?}");
     daemon.signal("HUP");
-    let log = daemon.wait_log("reload refused: keeping the last good configuration", 1).await;
-    assert!(log.contains("unknown queue") && log.contains("no-such-queue"), "the log says what is wrong:\n{log}");
+    let log = daemon.wait_log("rules[2].queue: unknown queue \"ansible-xx\"", 1).await;
+    assert!(log.contains("reload refused: keeping the last good configuration"), "{log}");
     send(2).await;
     let c = wait_for_case(&ctx, &customer(2)).await;
-    assert_eq!(c["queue"], "ansible-na", "still routed by the last good rules: {c:#}");
+    assert_eq!(c["queue"], "ansible-na", "still routed by the last good rules (read commands work meanwhile): {c:#}");
+    assert!(ack_text(2).await.contains("Thank you for contacting"));
     daemon.assert_running();
 
-    // 3. A good edit: the NA team gets a new queue name. Applied without a restart.
-    let good = original.replace("name = \"ansible-na\"", "name = \"ansible-americas\"").replace(
-        "region = \"NA\"\nqueue = \"ansible-na\"",
-        "region = \"NA\"\nqueue = \"ansible-americas\"",
-    );
-    assert_eq!(good.matches("ansible-americas").count(), 2, "queue and rule renamed");
-    std::fs::write(&routing, &good).unwrap();
-    assert!(check_config(&ctx.config).status.success());
+    // 3. Routing repaired, but a template now names an unknown variable: refused too.
+    edit_unseen(&routing, &original);
+    edit_unseen(&ack, &ack_original.replace("{{ case_number }}", "{{ case_nunber }}"));
+    assert_eq!(check_config(&ctx.config).status.code(), Some(1));
     daemon.signal("HUP");
-    daemon.wait_log("reload: configuration, routing and templates applied", 1).await;
+    daemon.wait_log("unknown variable `case_nunber`", 1).await;
     send(3).await;
     let c = wait_for_case(&ctx, &customer(3)).await;
-    assert_eq!(c["queue"], "ansible-americas", "routed by the new rules: {c:#}");
-    // Every one of them was acknowledged (the outbox worker kept running too).
-    for i in 1..=3 {
-        support::wait_for_smtp(&customer(i), 1, Duration::from_secs(10)).await;
-    }
-    assert_eq!(cases(&ctx).len(), 3);
+    assert_eq!(c["queue"], "ansible-na", "{c:#}");
+    let text = ack_text(3).await;
+    assert!(
+        text.contains(&format!("case {}", c["number"].as_str().unwrap())) && text.contains("Thank you for contacting"),
+        "answered with the last good template: {text}"
+    );
+    daemon.assert_running();
+
+    // 4. Good edits: the NA team gets a new queue name, the acknowledgement new wording.
+    //    Applied on SIGHUP, without a restart.
+    let before = daemon.log().matches("reload: configuration, routing and templates applied").count();
+    edit_unseen(&routing, &rename_na_queue(&original, "ansible-am"));
+    edit_unseen(&ack, &ack_original.replace("Thank you for contacting", "Many thanks for emailing"));
+    assert!(check_config(&ctx.config).status.success());
+    daemon.signal("HUP");
+    daemon.wait_log("reload: configuration, routing and templates applied", before + 1).await;
+    send(4).await;
+    let c = wait_for_case(&ctx, &customer(4)).await;
+    assert_eq!(c["queue"], "ansible-am", "routed by the new rules: {c:#}");
+    assert!(ack_text(4).await.contains("Many thanks for emailing Example Support"), "the new template is used");
+    assert_eq!(cases(&ctx).len(), 4);
+    assert!(!daemon.log().contains("configuration files changed"), "every reload here came from SIGHUP");
     let status = daemon.stop().await;
     assert_eq!(status.code(), Some(0), "exit status {status:?}");
+}
+
+/// Issue 3 item 7: a change of the routing file reloads it without SIGHUP, and a broken
+/// one is refused the same way.
+#[tokio::test]
+async fn a_changed_routing_file_is_reloaded_without_sighup() {
+    let admin = support::tempdir();
+    let routing = admin.path().join("routing.toml");
+    let original = std::fs::read_to_string(support::repo_dir().join("config/routing.toml")).unwrap();
+    std::fs::write(&routing, &original).unwrap();
+    let extra = format!("[gateway]\nrouting_file = \"{}\"\n[imap]\npoll_interval_secs = 2\n", routing.display());
+    let ctx = TestCtx::with_config("filewatch", &extra);
+    let u = ctx.user.clone();
+    ok(import(&ctx, "contracts.csv", &scenario_contracts(&u)));
+    support::create(&ctx.user, "INBOX").await;
+    let mut daemon = Daemon::start(&ctx);
+    daemon.wait_log("IMAP connected", 1).await;
+    let send = |i: u32| {
+        let m = mail(&format!("fw{i}-{u}@prairiehealth.com"), None, &format!("nurse{i}-{u}@prairiehealth.com"), "Playbook hangs", "", "x\n");
+        let user = ctx.user.clone();
+        async move { append(&user, "INBOX", &m, None).await }
+    };
+
+    std::fs::write(&routing, original.replace("region = \"NA\"\nqueue = \"ansible-na\"", "region = \"NA\"\nqueue = \"no-such-queue\"")).unwrap();
+    daemon.wait_log("unknown queue \"no-such-queue\"", 1).await;
+    send(1).await;
+    let c = wait_for_case(&ctx, &format!("nurse1-{u}@prairiehealth.com")).await;
+    assert_eq!(c["queue"], "ansible-na", "the broken file was refused: {c:#}");
+
+    std::fs::write(&routing, rename_na_queue(&original, "ansible-americas")).unwrap();
+    daemon.wait_log("reload: configuration, routing and templates applied", 1).await;
+    send(2).await;
+    let c = wait_for_case(&ctx, &format!("nurse2-{u}@prairiehealth.com")).await;
+    assert_eq!(c["queue"], "ansible-americas", "the edited routing file was picked up: {c:#}");
+    assert!(daemon.log().contains("configuration files changed"));
+    assert_eq!(daemon.stop().await.code(), Some(0));
+}
+
+/// Issue 3 item 7, contracts: `gateway.contracts_file` is imported at start-up and
+/// again when it changes; a broken edit imports nothing and is reported.
+#[tokio::test]
+async fn an_edited_contracts_file_is_imported_by_the_running_daemon() {
+    let admin = support::tempdir();
+    let csv = admin.path().join("contracts.csv");
+    std::fs::write(&csv, format!("{HEADER}Prairie Health Inc,C-4001,standard,ansible,prairiehealth.com,,US,2025-10-01,2030-09-30\n")).unwrap();
+    let extra = format!("[gateway]\ncontracts_file = \"{}\"\n[imap]\npoll_interval_secs = 2\n", csv.display());
+    let ctx = TestCtx::with_config("contracts-file", &extra);
+    let u = ctx.user.clone();
+    support::create(&ctx.user, "INBOX").await;
+    let mut daemon = Daemon::start(&ctx);
+    daemon.wait_log("contracts imported", 1).await;
+    let send = |i: u32, from: String| {
+        let m = mail(&format!("cf{i}-{u}@x.example"), None, &from, "Playbook hangs", "", "x\n");
+        let user = ctx.user.clone();
+        async move { append(&user, "INBOX", &m, None).await }
+    };
+    let kangaroo = |i: u32| format!("bruce{i}-{u}@kangaroo-logistics.com.au");
+
+    send(1, kangaroo(1)).await;
+    assert_eq!(wait_for_case(&ctx, &kangaroo(1)).await["entitlement"], "no_contract");
+
+    // A broken edit (bad date) imports nothing: still no contract.
+    std::fs::write(
+        &csv,
+        format!("{HEADER}Kangaroo Logistics Pty Ltd,C-2001,standard,ansible,kangaroo-logistics.com.au,,AU,2025-07-01,2030-02-30\n"),
+    )
+    .unwrap();
+    daemon.wait_log("2030-02-30", 1).await;
+    send(2, kangaroo(2)).await;
+    assert_eq!(wait_for_case(&ctx, &kangaroo(2)).await["entitlement"], "no_contract");
+
+    // Fixed: imported, and the next mail from that company is entitled and routed to APAC.
+    std::fs::write(
+        &csv,
+        format!("{HEADER}Kangaroo Logistics Pty Ltd,C-2001,standard,ansible,kangaroo-logistics.com.au,,AU,2025-07-01,2030-06-30\n"),
+    )
+    .unwrap();
+    daemon.wait_log("contracts imported", 2).await;
+    send(3, kangaroo(3)).await;
+    let c = wait_for_case(&ctx, &kangaroo(3)).await;
+    assert_eq!((c["entitlement"].as_str(), c["queue"].as_str()), (Some("entitled"), Some("ansible-apac")), "{c:#}");
+    let listed: Value = serde_json::from_str(&ok(ctx.casegate(&["contracts", "list", "--json"]).output().unwrap())).unwrap();
+    assert_eq!(listed.as_array().unwrap().len(), 2, "an upsert: the first file's contract stays: {listed:#}");
+    assert_eq!(daemon.stop().await.code(), Some(0));
 }

@@ -78,7 +78,7 @@ fn message_id_after_original_marker(raw: &[u8]) -> Option<String> {
 /// Why a mail is automatic, or `None` when a person wrote it.
 fn automatic_reason(mail: &Inbound, raw: &[u8], own_addresses: &[String]) -> Option<String> {
     let from = mail.from.email.to_ascii_lowercase();
-    if own_addresses.iter().any(|a| a.trim().eq_ignore_ascii_case(&from)) {
+    if own_addresses.iter().any(|a| is_own(a, &from)) {
         return Some(format!("loop: sent from our own address {from}"));
     }
     let h = &mail.headers;
@@ -104,6 +104,21 @@ fn automatic_reason(mail: &Inbound, raw: &[u8], own_addresses: &[String]) -> Opt
         .into_iter()
         .find(|a| is_robot_address(a))
         .map(|a| format!("robot sender {a}"))
+}
+
+/// `from` (lower-case) is `own` or a plus address of it (`support+ansible@` for
+/// `support@`): we receive on those too, so mail from them is ours coming back.
+fn is_own(own: &str, from: &str) -> bool {
+    let own = own.trim().to_ascii_lowercase();
+    if own == from {
+        return true;
+    }
+    match (own.rsplit_once('@'), from.rsplit_once('@')) {
+        (Some((own_local, own_domain)), Some((local, domain))) => {
+            domain == own_domain && local.split_once('+').is_some_and(|(base, _)| base == own_local)
+        }
+        _ => false,
+    }
 }
 
 /// The keyword of a header value, lower-case: `Auto-Replied; owner=x` -> `auto-replied`.
@@ -296,10 +311,14 @@ mod tests {
 
     #[test]
     fn our_own_address_is_a_loop() {
-        let m = mail("Support@Vendor.example");
-        match kind(&m) {
-            MailKind::Automatic { reason } => assert!(reason.contains("loop"), "{reason}"),
-            other => panic!("{other:?}"),
+        for own in ["Support@Vendor.example", "support+ansible@vendor.example", "SUPPORT+x@VENDOR.example"] {
+            match kind(&mail(own)) {
+                MailKind::Automatic { reason } => assert!(reason.contains("loop"), "{reason}"),
+                other => panic!("{own}: {other:?}"),
+            }
+        }
+        for other in ["support@other.example", "supportx@vendor.example", "support-team@vendor.example", "x+support@vendor.example"] {
+            assert_eq!(kind(&mail(other)), MailKind::Normal, "{other}");
         }
     }
 

@@ -14,8 +14,9 @@
 use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
-use lettre::message::header::{HeaderName, HeaderValue, InReplyTo, MessageId, References};
-use lettre::message::{Mailbox, SinglePart};
+use lettre::address::Envelope;
+use lettre::message::header::{self, HeaderName, HeaderValue, InReplyTo, MessageId, References};
+use lettre::message::{Mailbox, Mailboxes, SinglePart};
 
 use super::Address;
 use crate::domain::thread;
@@ -59,16 +60,25 @@ pub fn compose(mail: &Outgoing) -> Result<Vec<u8>, ComposeError> {
     if mail.to.is_empty() && mail.cc.is_empty() {
         return Err(ComposeError::NoRecipient);
     }
+    let from = mailbox(&mail.from)?;
+    let to: Vec<Mailbox> = mail.to.iter().map(mailbox).collect::<Result<_, _>>()?;
+    let cc: Vec<Mailbox> = mail.cc.iter().map(mailbox).collect::<Result<_, _>>()?;
+    // The envelope is given, not derived: lettre derives it by re-parsing the header
+    // values, which drops the legacy addresses [`address`] accepts.
+    let recipients = to.iter().chain(cc.iter()).map(|m| m.email.clone()).collect();
+    let envelope = Envelope::new(Some(from.email.clone()), recipients)?;
     let mut builder = lettre::Message::builder()
-        .from(mailbox(&mail.from)?)
+        .from(from)
         .subject(mail.subject.clone())
         .date(SystemTime::from(mail.date))
-        .header(MessageId::from(bracketed(&mail.message_id)?));
-    for a in &mail.to {
-        builder = builder.to(mailbox(a)?);
+        .header(MessageId::from(bracketed(&mail.message_id)?))
+        .envelope(envelope);
+    // Each list set at once: adding one by one would re-parse the header too.
+    if !to.is_empty() {
+        builder = builder.header(header::To::from(Mailboxes::from(to)));
     }
-    for a in &mail.cc {
-        builder = builder.cc(mailbox(a)?);
+    if !cc.is_empty() {
+        builder = builder.header(header::Cc::from(Mailboxes::from(cc)));
     }
     if let Some(a) = &mail.reply_to {
         builder = builder.reply_to(mailbox(a)?);
@@ -94,22 +104,44 @@ fn raw(name: &'static str, value: &str) -> HeaderValue {
 }
 
 fn mailbox(a: &Address) -> Result<Mailbox, ComposeError> {
-    let email = a.email.parse::<lettre::Address>().map_err(|e| ComposeError::Address {
-        address: a.email.clone(),
-        reason: e.to_string(),
-    })?;
+    let email = address(&a.email).map_err(|reason| ComposeError::Address { address: a.email.clone(), reason })?;
     let name = a.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
     Ok(Mailbox::new(name, email))
+}
+
+/// `email` as a lettre address (for headers and the SMTP envelope). Besides what lettre
+/// accepts, this takes the dotted local parts Japanese mobile carriers handed out for
+/// years (`taro..yamada@docomo.ne.jp`, `hanako.@ezweb.ne.jp`): not RFC 5322 dot-atoms,
+/// but deliverable, and customers still write from them. Only the dot placement is
+/// forgiven: every other character must be atext, and the domain must be valid.
+pub fn address(email: &str) -> Result<lettre::Address, String> {
+    let email = email.trim();
+    let strict = match email.parse::<lettre::Address>() {
+        Ok(a) => return Ok(a),
+        Err(e) => e.to_string(),
+    };
+    let Some((local, domain)) = email.rsplit_once('@') else { return Err(strict) };
+    let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
+    let dotted_legacy = !local.is_empty() && local.contains('.') && local.chars().all(atext);
+    if dotted_legacy && lettre::Address::new("x", domain).is_ok() {
+        Ok(lettre::Address::new_dangerous(local, domain))
+    } else {
+        Err(strict)
+    }
 }
 
 /// `<id>`, after checking that `id` is a plausible msg-id (RFC 5322 §3.6.4): one `@`,
 /// printable ASCII, no brackets or spaces. A bad id would break threading silently.
 fn bracketed(id: &str) -> Result<String, ComposeError> {
-    let ok = id.split('@').count() == 2
+    if is_msg_id(id) { Ok(format!("<{id}>")) } else { Err(ComposeError::MessageId(id.to_string())) }
+}
+
+/// Whether [`compose`] accepts `id` (without brackets) as a msg-id.
+fn is_msg_id(id: &str) -> bool {
+    id.split('@').count() == 2
         && !id.starts_with('@')
         && !id.ends_with('@')
-        && id.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\'));
-    if ok { Ok(format!("<{id}>")) } else { Err(ComposeError::MessageId(id.to_string())) }
+        && id.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\'))
 }
 
 /// CRLF line ends throughout, as RFC 5322 §2.3 requires on the wire.
@@ -145,12 +177,15 @@ const MAX_REFERENCES: usize = 20;
 /// `In-Reply-To` and `References` for a reply to a message with Message-ID `parent_id`,
 /// `References` `parent_references` and `In-Reply-To` `parent_in_reply_to` (RFC 5322
 /// §3.6.4: the parent's References, else its single In-Reply-To, then the parent's id).
+/// Ids that are not `left@right` (old mailers, broken clients) are left out rather than
+/// making the reply impossible to compose: the reply matters more than its threading.
 pub fn thread_references(
     parent_id: Option<&str>,
     parent_references: &[String],
     parent_in_reply_to: &[String],
 ) -> (Option<String>, Vec<String>) {
     let Some(parent) = parent_id else { return (None, Vec::new()) };
+    let parent = Some(parent).filter(|p| is_msg_id(p));
     let mut refs: Vec<String> = if !parent_references.is_empty() {
         parent_references.to_vec()
     } else if parent_in_reply_to.len() == 1 {
@@ -158,15 +193,15 @@ pub fn thread_references(
     } else {
         Vec::new()
     };
-    refs.retain(|r| r != parent);
+    refs.retain(|r| is_msg_id(r) && Some(r.as_str()) != parent);
     refs.dedup();
-    refs.push(parent.to_string());
+    refs.extend(parent.map(str::to_string));
     if refs.len() > MAX_REFERENCES {
         let tail = refs.split_off(refs.len() - (MAX_REFERENCES - 1));
         refs.truncate(1);
         refs.extend(tail);
     }
-    (Some(parent.to_string()), refs)
+    (parent.map(str::to_string), refs)
 }
 
 #[cfg(test)]
@@ -248,6 +283,20 @@ mod tests {
     }
 
     #[test]
+    fn legacy_carrier_addresses_are_accepted_but_nothing_else_is() {
+        for ok in ["taro..yamada@docomo.ne.jp", "hanako.@ezweb.ne.jp", ".x@au.com", "plain@example.com"] {
+            assert_eq!(address(ok).map(|a| a.to_string()), Ok(ok.to_string()), "{ok}");
+        }
+        for bad in ["a b@x.example", "a..b@", "a..b@bad domain", "a<b>..c@x.example", "a..b@x.example\r\nBcc: e@x", "no-at-sign"] {
+            assert!(address(bad).is_err(), "{bad:?}");
+        }
+        let mut m = outgoing();
+        m.to[0].email = "taro..yamada@docomo.ne.jp".into();
+        let text = String::from_utf8(compose(&m).unwrap()).unwrap();
+        assert!(text.contains("<taro..yamada@docomo.ne.jp>"), "{text}");
+    }
+
+    #[test]
     fn message_ids_are_stable() {
         assert_eq!(message_id_for(1234, 7, "support.example.com"), "case-00001234.m-7@support.example.com");
     }
@@ -275,5 +324,16 @@ mod tests {
         assert_eq!(refs.len(), MAX_REFERENCES);
         assert_eq!(refs[0], "m0@x");
         assert_eq!(refs.last().map(String::as_str), Some("p@x"));
+    }
+
+    #[test]
+    fn ids_compose_cannot_write_are_left_out_of_the_thread() {
+        let (irt, refs) = thread_references(Some("c@x"), &["legacy.lotus".into(), "b@x".into()], &[]);
+        assert_eq!((irt.as_deref(), refs), (Some("c@x"), vec!["b@x".to_string(), "c@x".to_string()]));
+        let (irt, refs) = thread_references(Some("123.JavaMail.app"), &["a@x".into()], &[]);
+        assert_eq!((irt, refs), (None, vec!["a@x".to_string()]));
+        let mut m = super::tests::outgoing();
+        (m.in_reply_to, m.references) = thread_references(Some("no-at-sign"), &[], &[]);
+        assert!(compose(&m).is_ok());
     }
 }

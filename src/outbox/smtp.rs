@@ -300,7 +300,7 @@ fn starttls_parameters(host: &str, settings: &SmtpSettings) -> Result<TlsParamet
 }
 
 fn envelope(sender: &str, recipients: &[String]) -> Result<Envelope, SmtpError> {
-    let parse = |a: &str| a.trim().parse::<lettre::Address>().map_err(|_| SmtpError::Address(a.to_string()));
+    let parse = |a: &str| crate::mail::compose::address(a).map_err(|_| SmtpError::Address(a.to_string()));
     let from = if sender.trim().is_empty() { None } else { Some(parse(sender)?) };
     let to = recipients.iter().map(|r| parse(r)).collect::<Result<Vec<_>, _>>()?;
     Envelope::new(from, to).map_err(|_| SmtpError::Address(recipients.join(", ")))
