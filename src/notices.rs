@@ -14,7 +14,7 @@ use crate::domain::thread::subject_tag;
 use crate::domain::triage::ClockKind;
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::{Address, Inbound};
-use crate::store::Outbound;
+use crate::store::{Composed, Outbound};
 use crate::domain::{commands, token};
 use crate::templates::context::{
     Acknowledgement, CaseClosed, Common, EngineerCommandError, EngineerNotification, RedirectProfessionalServices,
@@ -55,16 +55,19 @@ pub fn compose_all(
     case: CaseNumber,
     first_n: i64,
     now: DateTime<Utc>,
-) -> Vec<Outbound> {
+) -> Composed {
     let mut n = first_n;
-    let mut out = Vec::new();
+    let mut out = Composed::default();
     for planned in &plan.mails {
         match compose_one(config, plan, mail, parent, planned, case, n, now) {
             Ok(o) => {
-                out.push(o);
+                out.mails.push(o);
                 n += 1;
             }
-            Err(e) => tracing::error!(case = %case, error = %e, "cannot compose a notice; the mail is filed without it"),
+            Err(e) => {
+                tracing::error!(case = %case, error = %e, "cannot compose a notice; the mail is filed without it");
+                out.failures.push(serde_json::json!({ "to": planned.to, "notice": format!("{:?}", planned.notice), "error": e.to_string() }));
+            }
         }
     }
     out

@@ -259,9 +259,13 @@ impl Pipeline {
         let Some(original) = original else { return Ok(None) };
         let facts = self.store.thread_facts(std::slice::from_ref(&original), None, "").await?;
         let Some(case) = facts.by_reference else { return Ok(None) };
+        let mut detail = classify::delivery_report(raw);
+        if let Some(d) = detail.as_object_mut() {
+            d.insert("bounce_from".into(), mail.from.email.clone().into());
+        }
         let plan = Plan {
             target: Target::Existing { number: case.number, status: None, details: case.details },
-            update: CaseUpdate::default(),
+            update: CaseUpdate { bounced: Some((original.clone(), detail)), ..CaseUpdate::default() },
             role: Role::System,
             participants: Vec::new(),
             events: Vec::new(),
@@ -271,8 +275,6 @@ impl Pipeline {
         };
         let outcome = self.commit(&plan, mail, &Parent::of(mail), new_message(mail, raw, key, received.received_at), now).await?;
         if matches!(outcome, Outcome::Stored { .. }) {
-            let detail = serde_json::json!({ "bounce_from": mail.from.email, "bounce_subject": mail.subject });
-            self.store.record_bounce(&original, &detail, now).await?;
             warn!(case = %case.number, message_id = %original, "delivery failed: bounce attached to the case");
         }
         Ok(Some(outcome))

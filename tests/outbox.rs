@@ -411,11 +411,6 @@ async fn store_contract(store: Store, url: &str) {
     store.enqueue_outbox(&human, t0).await.unwrap();
     assert_eq!(store.count_auto_replies_since("TARO@acme.example", t0).await.unwrap(), 1);
 
-    // A bounce of the sent mail: the row fails, the case gets the event.
-    let detail = serde_json::json!({ "status": "5.1.1", "diagnostic": "550 5.1.1 User unknown" });
-    assert_eq!(store.record_bounce(&row.message_id, &detail, Utc::now()).await.unwrap(), Some(case));
-    assert_eq!(store.record_bounce("unknown@elsewhere", &detail, Utc::now()).await.unwrap(), None);
-    assert_eq!(store.outbox_row(id).await.unwrap().unwrap().status, OutboxStatus::Failed);
 
     // A permanent SMTP failure.
     let mut other = simple(to, 3);

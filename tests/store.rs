@@ -109,8 +109,9 @@ async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
     let rules = rules();
     let settings = Settings { rules: &rules, routing: &cfg.routing, sla: &cfg.sla, staff: &cfg.staff };
     let plan = decide::inbound(m, &MailKind::Normal, &[], &facts, settings, at, at);
-    let render = |case: CaseNumber, n: i64| {
-        plan.mails
+    let render = |case: CaseNumber, n: i64| casegate::store::Composed {
+        mails: plan
+            .mails
             .iter()
             .enumerate()
             .map(|(i, p)| Outbound {
@@ -123,7 +124,8 @@ async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
                 text: "ack".into(),
                 raw: b"raw".to_vec(),
             })
-            .collect()
+            .collect(),
+        failures: Vec::new(),
     };
     store.commit(&plan, &message(m, at), at, render).await.unwrap()
 }

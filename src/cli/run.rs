@@ -181,10 +181,12 @@ fn reload(path: &Path, running: &Config, tx: &watch::Sender<Pipeline>) -> Option
     match crate::config::load(path) {
         Ok(new) => {
             let connection = |c: &Config| {
-                (c.imap.as_ref().map(|i| (i.host.clone(), i.port, i.username.clone(), i.mailbox.clone())), c.database.url.clone())
+                let smtp = c.smtp.as_ref().map(|s| format!("{s:?}"));
+                let imap = c.imap.as_ref().map(|i| format!("{i:?}"));
+                (imap, smtp, c.database.url.clone(), format!("{:?}", c.outbox))
             };
             if connection(&new) != connection(running) {
-                warn!("reload: IMAP connection and database settings take effect after a restart");
+                warn!("reload: [imap], [smtp], [outbox] and [database] changes take effect after a restart");
             }
             let new = Arc::new(new);
             let pipeline = tx.borrow().reconfigured(new.clone());

@@ -33,6 +33,23 @@ pub fn classify(mail: &Inbound, raw: &[u8], own_addresses: &[String]) -> MailKin
     }
 }
 
+/// What a DSN says about the failed delivery (RFC 3464 §2.3: `Final-Recipient`,
+/// `Action`, `Status`, `Diagnostic-Code`), for the case's `delivery_failed` event.
+pub fn delivery_report(raw: &[u8]) -> serde_json::Value {
+    let text = String::from_utf8_lossy(raw);
+    let mut out = serde_json::Map::new();
+    for (field, key) in [("final-recipient", "final_recipient"), ("action", "action"), ("status", "status"), ("diagnostic-code", "diagnostic")] {
+        let value = text.lines().find_map(|l| {
+            let (name, value) = l.split_once(':')?;
+            name.trim().eq_ignore_ascii_case(field).then(|| value.trim().to_string())
+        });
+        if let Some(v) = value.filter(|v| !v.is_empty()) {
+            out.insert(key.into(), v.into());
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
 /// A DSN (`multipart/report; report-type=delivery-status`, RFC 3464 §2), or a
 /// non-standard bounce: null reverse-path (RFC 5321 §4.5.5) with the original attached.
 fn is_bounce(mail: &Inbound) -> bool {
@@ -157,6 +174,15 @@ mod tests {
     use super::*;
     use crate::mail::parse::{ParseLimits, parse};
     use crate::mail::{Address, MailHeaders};
+
+    #[test]
+    fn a_dsn_reports_status_and_diagnostic() {
+        let raw = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eml/bounce_dsn.eml")).unwrap();
+        let report = delivery_report(&raw);
+        assert_eq!(report["status"], "5.1.1");
+        assert_eq!(report["diagnostic"], "smtp; 550 5.1.1 User unknown");
+        assert_eq!(delivery_report(b"Subject: hi\r\n\r\nno report"), serde_json::json!({}));
+    }
 
     const OWN: &[&str] = &["support@vendor.example"];
 

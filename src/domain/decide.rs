@@ -178,6 +178,8 @@ pub struct CaseUpdate {
     pub feedback: Option<u8>,
     /// `#split`: the case's latest customer message (row id) opens a new case.
     pub split_message: Option<i64>,
+    /// A bounce of our mail with this Message-ID: that mail failed (with the DSN's details).
+    pub bounced: Option<(String, serde_json::Value)>,
 }
 
 /// Everything the commit step writes for one inbound mail.

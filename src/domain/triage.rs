@@ -88,7 +88,11 @@ pub fn triage(mail: &Inbound, recipients: &[String], contracts: &[Contract], cfg
     let product = routing::product_for(recipients, &mail.subject, text, cfg.routing);
     let detection = language::detect(&mail.subject, text);
     let is_free_mail = |d: &str| cfg.free_mail_domains.iter().any(|f| f.eq_ignore_ascii_case(d));
-    let verdict = entitlement::check(&mail.from.email, &product, contracts, is_free_mail, received_at.date_naive());
+    // Expiry is judged on the customer's own calendar day (a Tokyo mail at 01:00 JST
+    // on the day after the end date is too late, though it is still that day in UTC).
+    let customer_tz = contracts.first().and_then(|c| cfg.sla.country_time_zones.get(&c.country.to_uppercase())).copied();
+    let received_on = customer_tz.map(|tz| received_at.with_timezone(&tz).date_naive()).unwrap_or(received_at.date_naive());
+    let verdict = entitlement::check(&mail.from.email, &product, contracts, is_free_mail, received_on);
     let scope = scope::classify(&mail.subject, text, &cfg.routing.scope);
     let country = verdict.contract.as_ref().map(|c| c.country.clone());
     let region = routing::region_for(country.as_deref(), cfg.routing);
@@ -232,6 +236,17 @@ mod tests {
         assert!(t.queue.as_deref().unwrap().contains("ja"), "{:?}", t.queue);
         let clock = t.first_response.unwrap();
         assert_eq!(clock.due_at, at + chrono::Duration::hours(2));
+    }
+
+    #[test]
+    fn expiry_is_judged_on_the_customers_calendar_day() {
+        let last_day = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
+        let c = contract("acme.co.jp", "JP", "standard", last_day);
+        // 2026-11-30 16:00 UTC is already 2026-12-01 01:00 in Tokyo: the day after.
+        let at = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap();
+        assert_eq!(run(&mail("a@acme.co.jp", "help", "it fails"), std::slice::from_ref(&c), at).entitlement, Entitlement::Expired);
+        let earlier = Utc.with_ymd_and_hms(2026, 11, 30, 14, 0, 0).unwrap();
+        assert_eq!(run(&mail("a@acme.co.jp", "help", "it fails"), &[c], earlier).entitlement, Entitlement::Entitled);
     }
 
     #[test]

@@ -54,6 +54,14 @@ pub struct Outbound {
     pub raw: Vec<u8>,
 }
 
+/// The plan's mails, composed; a mail that could not be composed is a failure that the
+/// commit records as a `notice_failed` event on the case (the mail is still filed).
+#[derive(Debug, Clone, Default)]
+pub struct Composed {
+    pub mails: Vec<Outbound>,
+    pub failures: Vec<serde_json::Value>,
+}
+
 /// The result of committing one mail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Committed {
@@ -177,7 +185,7 @@ impl Store {
     /// argument numbers the case's outbound mails (for stable Message-IDs).
     pub async fn commit<F>(&self, plan: &Plan, msg: &NewMessage, now: DateTime<Utc>, render: F) -> Result<Committed, StoreError>
     where
-        F: FnOnce(CaseNumber, i64) -> Vec<Outbound>,
+        F: FnOnce(CaseNumber, i64) -> Composed,
     {
         let mut tx = self.pool.begin().await?;
         let (case, opened) = match &plan.target {
@@ -217,8 +225,12 @@ impl Store {
                 .fetch_one(&mut *tx)
                 .await?
                 .get(0);
-            for out in render(case, sent + 1) {
-                queue_outbound(&mut tx, case, &out, now).await?;
+            let composed = render(case, sent + 1);
+            for out in &composed.mails {
+                queue_outbound(&mut tx, case, out, now).await?;
+            }
+            for failure in &composed.failures {
+                insert_event(&mut tx, Some(case), now, "casegate", "notice_failed", failure).await?;
             }
         }
         tx.commit().await?;
@@ -362,6 +374,9 @@ async fn apply_update(tx: &mut Transaction<'_, Any>, case: CaseNumber, u: &CaseU
     }
     if let Some(row) = u.split_message {
         split(tx, case, row, now).await?;
+    }
+    if let Some((message_id, detail)) = &u.bounced {
+        super::outbox::record_bounce(tx, message_id, detail, now).await?;
     }
     Ok(())
 }

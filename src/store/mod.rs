@@ -16,7 +16,7 @@ use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, Executor};
 
-pub use cases::{Committed, NewAttachment, NewMessage, Outbound};
+pub use cases::{Committed, Composed, NewAttachment, NewMessage, Outbound};
 pub use contracts::ImportStats;
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus};

@@ -267,26 +267,27 @@ impl Store {
         Ok(())
     }
 
-    /// A bounce (DSN) came back for the mail with this Message-ID: the row becomes
-    /// `failed` and its case gets a `delivery_failed` event (`detail` is merged in, e.g.
-    /// the DSN's status and diagnostic). Returns the case, or `None` when the id is not
-    /// one of ours.
-    pub async fn record_bounce(
-        &self,
-        message_id: &str,
-        detail: &serde_json::Value,
-        now: DateTime<Utc>,
-    ) -> Result<Option<CaseNumber>, StoreError> {
-        let mut tx = self.pool.begin().await?;
+}
+
+/// A bounce (DSN) came back for the mail with this Message-ID: inside the bounce's own
+/// commit, the row becomes `failed` and its case gets a `delivery_failed` event
+/// (`detail` is merged in: the DSN's status and diagnostic). Returns the case, or
+/// `None` when the id is not one of ours.
+pub(super) async fn record_bounce(
+    tx: &mut Transaction<'_, Any>,
+    message_id: &str,
+    detail: &serde_json::Value,
+    now: DateTime<Utc>,
+) -> Result<Option<CaseNumber>, StoreError> {
+    {
         let found = sqlx::query(AssertSqlSafe(format!(
             "UPDATE outbox SET status = 'failed', last_error = $2 WHERE message_id = $1 RETURNING {COLUMNS}"
         )))
         .bind(message_id.to_string())
         .bind(format!("bounced: {detail}"))
-        .fetch_optional(&mut *tx)
+        .fetch_optional(&mut **tx)
         .await?;
         let Some(r) = found.as_ref().map(row).transpose()? else {
-            tx.rollback().await?;
             return Ok(None);
         };
         let mut event = json!({
@@ -295,10 +296,12 @@ impl Store {
         if let (Some(e), Some(d)) = (event.as_object_mut(), detail.as_object()) {
             e.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        insert_event(&mut tx, r.case, now, "casegate", "delivery_failed", &event).await?;
-        tx.commit().await?;
+        insert_event(tx, r.case, now, "casegate", "delivery_failed", &event).await?;
         Ok(r.case)
     }
+}
+
+impl Store {
 
     /// Crash recovery: rows left `sending` past their lease go back to `pending`, due at
     /// once. Returns how many.
