@@ -62,7 +62,7 @@ pub async fn run_once(settings: &ImapSettings, pipeline: &Pipeline, shutdown: &S
     let mut client = open(settings).await?;
     let stats = drain(&mut client, settings, pipeline, shutdown).await;
     client.logout().await;
-    Ok(stats?)
+    stats
 }
 
 /// The daemon's intake: drain, then IDLE (or poll) until new mail, until shutdown.

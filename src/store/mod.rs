@@ -103,10 +103,11 @@ impl Store {
 fn sqlite_url(url: &str) -> String {
     let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
     let file = path.split('?').next().unwrap_or("");
-    if !file.is_empty() && file != ":memory:" {
-        if let Some(parent) = std::path::Path::new(file).parent() {
-            let _ = std::fs::create_dir_all(parent);
-        }
+    if !file.is_empty()
+        && file != ":memory:"
+        && let Some(parent) = std::path::Path::new(file).parent()
+    {
+        let _ = std::fs::create_dir_all(parent);
     }
     if url.contains("mode=") {
         url.to_string()

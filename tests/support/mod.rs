@@ -17,7 +17,9 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+#[allow(unused_imports)]
 pub use imap::*;
+#[allow(unused_imports)]
 pub use smtp::*;
 
 /// The private mail servers, as described by `<testenv dir>/env`.
