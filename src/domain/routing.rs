@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 
 use super::language::{Language, own_lines};
-use super::scope::{ScopeRules, normalise, phrase_in};
+use super::scope::{ScopeRules, normalise, phrase_in_sentences, sentences_of};
 
 /// How a product is recognised.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -123,10 +123,13 @@ pub fn address_matches(recipient: &str, pattern: &str) -> bool {
 /// the sender's own body text 1 (quoted history is someone else's mail). Ties go to
 /// the product listed first; no keyword at all gives `None`.
 fn by_keywords(subject: &str, body: &str, routing: &Routing) -> Option<String> {
-    let subject = normalise(subject);
-    let body = normalise(&own_lines(body).join("\n"));
+    let subject = sentences_of(&normalise(subject));
+    let body = sentences_of(&normalise(&own_lines(body).join("\n")));
     let score = |p: &ProductRule| -> usize {
-        p.keywords.iter().map(|k| 3 * usize::from(phrase_in(&subject, k)) + usize::from(phrase_in(&body, k))).sum()
+        p.keywords
+            .iter()
+            .map(|k| 3 * usize::from(phrase_in_sentences(&subject, k)) + usize::from(phrase_in_sentences(&body, k)))
+            .sum()
     };
     let mut best: Option<(&ProductRule, usize)> = None;
     for p in &routing.products {

@@ -85,10 +85,10 @@ pub fn classify(subject: &str, body: &str, rules: &ScopeRules) -> Option<Scope> 
         text.push('\n');
         text.push_str(line);
     }
-    let text = normalise(&text);
-    if rules.ps.iter().any(|p| phrase_in(&text, p)) {
+    let text = sentences_of(&normalise(&text));
+    if rules.ps.iter().any(|p| phrase_in_sentences(&text, p)) {
         Some(Scope::ProfessionalServices)
-    } else if rules.sales.iter().any(|p| phrase_in(&text, p)) {
+    } else if rules.sales.iter().any(|p| phrase_in_sentences(&text, p)) {
         Some(Scope::Sales)
     } else {
         None
@@ -105,12 +105,22 @@ pub fn normalise(text: &str) -> String {
 
 /// Whether `phrase` occurs in `text` (already [`normalise`]d), per the module rules.
 pub fn phrase_in(text: &str, phrase: &str) -> bool {
+    phrase_in_sentences(&sentences_of(text), phrase)
+}
+
+/// A [`normalise`]d text split into collapsed sentences once, to test many phrases.
+pub fn sentences_of(text: &str) -> Vec<String> {
+    sentences(text).map(collapse).collect()
+}
+
+/// [`phrase_in`] on the output of [`sentences_of`].
+pub fn phrase_in_sentences(sentences: &[String], phrase: &str) -> bool {
     let phrase = phrase.to_lowercase();
     let parts: Vec<String> = phrase.split('*').map(collapse).collect();
     if parts.iter().all(|p| p.is_empty()) {
         return false;
     }
-    sentences(text).any(|s| parts_in(&collapse(s), &parts))
+    sentences.iter().any(|s| parts_in(s, &parts))
 }
 
 /// Sentences: split at line breaks and sentence punctuation (". " but not "6.15").

@@ -159,6 +159,8 @@ pub struct SmtpClient {
     conn: Option<AsyncSmtpConnection>,
     /// The open connection has carried a message already (RSET before the next one).
     used: bool,
+    /// When the last message went through: a connection used moments ago needs no RSET.
+    last_ok: Option<std::time::Instant>,
 }
 
 impl std::fmt::Debug for SmtpClient {
@@ -184,7 +186,7 @@ impl SmtpClient {
             TlsMode::Tls => Security::Implicit(tls::client_config(settings.ca_file.as_deref())?),
             TlsMode::StartTls => Security::StartTls(Box::new(starttls_parameters(&host, &settings)?)),
         };
-        Ok(SmtpClient { settings, security, hello: ClientId::default(), conn: None, used: false })
+        Ok(SmtpClient { settings, security, hello: ClientId::default(), conn: None, used: false, last_ok: None })
     }
 
     /// Deliver `raw` from `sender` ("" = null sender) to `recipients`. Ok means the
@@ -199,7 +201,10 @@ impl SmtpClient {
             Err(_) => Err(SmtpError::Timeout { limit, during: "sending the message" }),
         };
         match result {
-            Ok(()) => self.used = true,
+            Ok(()) => {
+                self.used = true;
+                self.last_ok = Some(std::time::Instant::now());
+            }
             Err(_) => self.drop_connection().await,
         }
         result
@@ -224,6 +229,7 @@ impl SmtpClient {
     async fn ready_connection(&mut self) -> Result<&mut AsyncSmtpConnection, SmtpError> {
         let alive = match self.conn.as_mut() {
             Some(conn) if conn.has_broken() => false,
+            Some(_) if self.used && self.last_ok.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) => true,
             Some(conn) if self.used => matches!(timeout(self.settings.timeout, conn.command(Rset)).await, Ok(Ok(_))),
             Some(_) => true,
             None => false,

@@ -205,7 +205,9 @@ fn log_failure(row: &OutboxRow, e: &SmtpError, what: &str) {
 async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
     let mut last = None;
     for pause in [0u64, 100, 500, 2000] {
-        tokio::time::sleep(Duration::from_millis(pause)).await;
+        if pause > 0 {
+            tokio::time::sleep(Duration::from_millis(pause)).await;
+        }
         match store.mark_sent(id, now).await {
             Ok(()) => return Ok(()),
             Err(e) => {
