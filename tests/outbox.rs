@@ -21,6 +21,7 @@ use casegate::mail::parse::{ParseLimits, parse};
 use casegate::outbox::{DrainReport, RetryPolicy, drain_once, run};
 use casegate::runtime::shutdown_channel;
 use casegate::store::{NewOutbox, OutboxStatus, Store};
+use support::pg::PgDatabase;
 use support::{SmtpSink, TestEnv, smtp_clear_rule, smtp_messages, smtp_received, smtp_rule, unique_user, wait_for_smtp};
 
 const SUPPORT: &str = "support@vendor.example";
@@ -473,32 +474,4 @@ async fn postgres_concurrent_claims_never_overlap() {
     a.close().await;
     b.close().await;
     db.drop().await;
-}
-
-/// A throwaway PostgreSQL database; `CASEGATE_TEST_PG` overrides the server URL.
-struct PgDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> PgDatabase {
-        use sqlx::Connection;
-        let admin = std::env::var("CASEGATE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("casegate_ob{}_{}", std::process::id(), Utc::now().timestamp_micros());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL on 127.0.0.1:5432");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-        PgDatabase { url: format!("{base}/{name}"), admin, name }
-    }
-
-    async fn drop(self) {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&self.admin).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
 }

@@ -1,6 +1,8 @@
 //! The store's contract, run the same way on SQLite (a real file) and on PostgreSQL
 //! (a fresh database per test on 127.0.0.1:5432, dropped afterwards).
 
+mod support;
+
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
@@ -10,6 +12,7 @@ use casegate::domain::decide::{self, Facts, Rules, Settings};
 use casegate::domain::entitlement::Contract;
 use casegate::domain::{CaseNumber, Status};
 use casegate::mail::{Address, Inbound, MailHeaders};
+use support::pg::PgDatabase;
 use casegate::store::{
     Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound, QuarantineEntry, QuarantineStatus, Store,
 };
@@ -270,32 +273,4 @@ async fn postgres_store_contract() {
     assert_eq!(store.case_count().await.unwrap(), 2);
     store.close().await;
     db.drop().await;
-}
-
-/// A throwaway PostgreSQL database; `CASEGATE_TEST_PG` overrides the server URL.
-struct PgDatabase {
-    admin: String,
-    name: String,
-    url: String,
-}
-
-impl PgDatabase {
-    async fn create() -> PgDatabase {
-        use sqlx::Connection;
-        let admin = std::env::var("CASEGATE_TEST_PG").unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-        let name = format!("casegate_t{}_{}", std::process::id(), Utc::now().timestamp_micros());
-        let mut conn = sqlx::PgConnection::connect(&admin).await.expect("PostgreSQL on 127.0.0.1:5432 (scripts/test starts it)");
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await.unwrap();
-        let base = admin.rsplit_once('/').map(|(b, _)| b.to_string()).unwrap();
-        PgDatabase { url: format!("{base}/{name}"), admin, name }
-    }
-
-    async fn drop(self) {
-        use sqlx::Connection;
-        let mut conn = sqlx::PgConnection::connect(&self.admin).await.unwrap();
-        sqlx::query(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name)))
-            .execute(&mut conn)
-            .await
-            .unwrap();
-    }
 }

@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod imap;
+pub mod pg;
 pub mod smtp;
 
 use std::net::{SocketAddr, TcpStream};
