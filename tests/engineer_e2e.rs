@@ -4,9 +4,9 @@
 
 mod support;
 
-use std::process::Output;
 
 use serde_json::Value;
+use support::cli::{ok, run_once, show};
 use support::{TestCtx, append, smtp_received, wait_for_smtp};
 
 const ENGINEER: &str = "sato@vendor.example";
@@ -32,20 +32,6 @@ fn ctx(tag: &str) -> TestCtx {
     .unwrap();
     ok(ctx.casegate(&["contracts", "import", csv.to_str().unwrap()]).output().unwrap());
     ctx
-}
-
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "exit {:?}\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    stdout
-}
-
-fn run_once(ctx: &TestCtx) {
-    ok(ctx.casegate(&["run", "--once"]).output().unwrap());
-}
-
-fn show(ctx: &TestCtx, n: &str) -> Value {
-    serde_json::from_str(&ok(ctx.casegate(&["cases", "show", n, "--json"]).output().unwrap())).unwrap()
 }
 
 fn header(raw: &[u8], name: &str) -> Option<String> {

@@ -3,10 +3,11 @@
 
 mod support;
 
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::cli::{ok, run_once, cases, show};
 use support::{TestCtx, append, count, fetch_all};
 
 fn mail(mid: Option<&str>, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
@@ -37,28 +38,6 @@ fn entitle(ctx: TestCtx) -> TestCtx {
 /// Inbound messages on a case (outbound acknowledgements are on the case too).
 fn inbound_count(ctx: &TestCtx, number: &str) -> usize {
     show(ctx, number)["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "in").count()
-}
-
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "exit {:?}\nstdout: {stdout}\nstderr: {}", out.status, String::from_utf8_lossy(&out.stderr));
-    stdout
-}
-
-fn run_once(ctx: &TestCtx) -> String {
-    ok(ctx.casegate(&["run", "--once"]).output().unwrap())
-}
-
-fn cases(ctx: &TestCtx) -> Vec<Value> {
-    let out = ok(ctx.casegate(&["cases", "list", "--json"]).output().unwrap());
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let mut list = v.as_array().unwrap().clone();
-    list.reverse(); // oldest first
-    list
-}
-
-fn show(ctx: &TestCtx, number: &str) -> Value {
-    serde_json::from_str(&ok(ctx.casegate(&["cases", "show", number, "--json"]).output().unwrap())).unwrap()
 }
 
 

@@ -3,10 +3,11 @@
 
 mod support;
 
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
+use support::cli::{ok};
 use support::{TestCtx, append};
 
 struct Daemon(Child);
@@ -24,11 +25,6 @@ impl Drop for Daemon {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
-}
-
-fn ok(out: Output) -> String {
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).to_string()
 }
 
 async fn queue_of(ctx: &TestCtx, n: &str) -> Value {

@@ -13,37 +13,11 @@ use std::time::{Duration, Instant};
 use casegate::mail::Inbound;
 use casegate::mail::parse::{ParseLimits, parse};
 use serde_json::Value;
+use support::cli::{ok, run_once, cases, show};
 use support::{SinkMessage, TestCtx, append, smtp_received};
 
 // ---------------------------------------------------------------------------
 // helpers
-
-fn ok(out: Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {stdout}\nstderr: {}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
-
-fn run_once(ctx: &TestCtx) -> String {
-    ok(ctx.casegate(&["run", "--once"]).output().unwrap())
-}
-
-fn cases(ctx: &TestCtx) -> Vec<Value> {
-    let out = ok(ctx.casegate(&["cases", "list", "--json", "--limit", "1000"]).output().unwrap());
-    let v: Value = serde_json::from_str(&out).unwrap();
-    let mut list = v.as_array().unwrap().clone();
-    list.reverse(); // oldest first
-    list
-}
-
-fn show(ctx: &TestCtx, number: &str) -> Value {
-    serde_json::from_str(&ok(ctx.casegate(&["cases", "show", number, "--json"]).output().unwrap())).unwrap()
-}
 
 /// The cases opened by `customer` (lower-case address), oldest first, in full.
 fn cases_of(ctx: &TestCtx, customer: &str) -> Vec<Value> {

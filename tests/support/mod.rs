@@ -7,6 +7,7 @@
 //! they run in parallel.
 #![allow(dead_code)]
 
+pub mod cli;
 pub mod imap;
 pub mod pg;
 pub mod smtp;
