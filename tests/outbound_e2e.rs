@@ -14,6 +14,7 @@ use casegate::mail::Inbound;
 use casegate::mail::parse::{ParseLimits, parse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+use support::mail::iso2022jp_mail;
 use support::cli::{ok, run_once, cases, show};
 use support::{SinkMessage, SmtpSink, TestCtx, append, smtp_clear_rule, smtp_received, smtp_rule};
 
@@ -28,23 +29,6 @@ fn messages_of<'a>(case: &'a Value, direction: &str) -> Vec<&'a Value> {
     case["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == direction).collect()
 }
 
-fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// A plain UTF-8 customer mail; `extra_headers` end in CRLF.
 fn mail(mid: &str, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
     format!(
@@ -54,23 +38,6 @@ fn mail(mid: &str, from: &str, subject: &str, extra_headers: &str, body: &str) -
         body.replace('\n', "\r\n")
     )
     .into_bytes()
-}
-
-/// A Japanese mail as Japanese clients send it: ISO-2022-JP, 7bit, encoded words.
-fn iso2022jp_mail(mid: &str, from_name: &str, from: &str, subject: &str, body: &str) -> Vec<u8> {
-    let enc = |s: &str| encoding_rs::ISO_2022_JP.encode(s).0.into_owned();
-    let word = |s: &str| format!("=?ISO-2022-JP?B?{}?=", b64(&enc(s)));
-    let mut raw = format!(
-        "From: {} <{from}>\r\nTo: support@example.com\r\nSubject: {}\r\nDate: Fri, 27 Nov 2026 18:00:00 +0900\r\n\
-         Message-ID: <{mid}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n\
-         Content-Transfer-Encoding: 7bit\r\n\r\n",
-        word(from_name),
-        word(subject)
-    )
-    .into_bytes();
-    raw.extend(enc(&body.replace('\n', "\r\n")));
-    raw.extend(b"\r\n");
-    raw
 }
 
 fn parsed(m: &SinkMessage) -> Inbound {

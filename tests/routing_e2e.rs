@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use casegate::mail::Inbound;
 use casegate::mail::parse::{ParseLimits, parse};
 use serde_json::Value;
+use support::mail::{b64, iso2022jp_mail};
 use support::cli::{ok, run_once, cases, show};
 use support::{SinkMessage, TestCtx, append, smtp_received};
 
@@ -39,23 +40,6 @@ fn events_of<'a>(case: &'a Value, kind: &str) -> Vec<&'a Value> {
     case["events"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).collect()
 }
 
-fn b64(data: &[u8]) -> String {
-    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut out = String::new();
-    for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= chunk.len() {
-                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                out.push('=');
-            }
-        }
-    }
-    out
-}
-
 /// An RFC 2047 encoded word (UTF-8, B) for non-ASCII text, the text itself otherwise.
 fn header_text(s: &str) -> String {
     if s.is_ascii() { s.to_string() } else { format!("=?UTF-8?B?{}?=", b64(s.as_bytes())) }
@@ -80,23 +64,6 @@ fn mail_to(to: &str, mid: &str, from_name: Option<&str>, from: &str, subject: &s
         body.replace('\n', "\r\n")
     )
     .into_bytes()
-}
-
-/// A Japanese mail as Japanese mail clients still send it: ISO-2022-JP, 7bit.
-fn iso2022jp_mail(mid: &str, from_name: &str, from: &str, subject: &str, body: &str) -> Vec<u8> {
-    let enc = |s: &str| encoding_rs::ISO_2022_JP.encode(s).0.into_owned();
-    let word = |s: &str| format!("=?ISO-2022-JP?B?{}?=", b64(&enc(s)));
-    let mut raw = format!(
-        "From: {} <{from}>\r\nTo: support@example.com\r\nSubject: {}\r\nDate: Fri, 27 Nov 2026 18:00:00 +0900\r\n\
-         Message-ID: <{mid}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n\
-         Content-Transfer-Encoding: 7bit\r\n\r\n",
-        word(from_name),
-        word(subject)
-    )
-    .into_bytes();
-    raw.extend(enc(&body.replace('\n', "\r\n")));
-    raw.extend(b"\r\n");
-    raw
 }
 
 /// Mail the shared SMTP sink received for `rcpt`, parsed.

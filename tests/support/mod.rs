@@ -9,6 +9,7 @@
 
 pub mod cli;
 pub mod imap;
+pub mod mail;
 pub mod pg;
 pub mod smtp;
 

@@ -1,0 +1,35 @@
+//! Test mails built byte by byte, as particular clients send them.
+
+pub fn b64(data: &[u8]) -> String {
+    const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(T[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
+}
+
+/// A Japanese mail as Japanese mail clients still send it: ISO-2022-JP, 7bit.
+pub fn iso2022jp_mail(mid: &str, from_name: &str, from: &str, subject: &str, body: &str) -> Vec<u8> {
+    let enc = |s: &str| encoding_rs::ISO_2022_JP.encode(s).0.into_owned();
+    let word = |s: &str| format!("=?ISO-2022-JP?B?{}?=", b64(&enc(s)));
+    let mut raw = format!(
+        "From: {} <{from}>\r\nTo: support@example.com\r\nSubject: {}\r\nDate: Fri, 27 Nov 2026 18:00:00 +0900\r\n\
+         Message-ID: <{mid}>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=ISO-2022-JP\r\n\
+         Content-Transfer-Encoding: 7bit\r\n\r\n",
+        word(from_name),
+        word(subject)
+    )
+    .into_bytes();
+    raw.extend(enc(&body.replace('\n', "\r\n")));
+    raw.extend(b"\r\n");
+    raw
+}
