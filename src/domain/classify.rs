@@ -157,16 +157,14 @@ fn is_robot_address(address: &str) -> bool {
 
 /// True when the top-level header block has a field called `name`.
 fn has_header(raw: &[u8], name: &str) -> bool {
-    let end = [find(raw, b"\r\n\r\n"), find(raw, b"\n\n")].into_iter().flatten().min().unwrap_or(raw.len());
+    // The first blank line, in one pass that stops there (CRLF mail has no "\n\n", so
+    // searching for each form separately would read the whole mail, attachments included).
+    let end = (0..raw.len()).find(|&i| raw[i..].starts_with(b"\r\n\r\n") || raw[i..].starts_with(b"\n\n")).unwrap_or(raw.len());
     raw[..end].split(|&b| b == b'\n').any(|line| {
         line.len() > name.len()
             && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
             && line[name.len()..].trim_ascii_start().starts_with(b":")
     })
-}
-
-fn find(haystack: &[u8], needle: &[u8]) -> Option<usize> {
-    haystack.windows(needle.len()).position(|w| w == needle)
 }
 
 #[cfg(test)]
