@@ -7,7 +7,7 @@
 mod support;
 
 use std::io::Write;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use casegate::mail::Inbound;
@@ -15,6 +15,7 @@ use casegate::mail::parse::{ParseLimits, parse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 use support::mail::iso2022jp_mail;
+use support::daemon::Daemon;
 use support::cli::{ok, run_once, cases, show};
 use support::{SinkMessage, SmtpSink, TestCtx, append, smtp_clear_rule, smtp_received, smtp_rule};
 
@@ -378,55 +379,6 @@ async fn a_crash_right_after_the_server_accepted_resends_once_after_the_lease() 
     assert_eq!(ids[0], ids[1], "the resent copy has the same Message-ID");
 }
 
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn start(ctx: &TestCtx, name: &str) -> Daemon {
-        let log = ctx.dir.path().join(name);
-        let err = std::fs::File::create(&log).unwrap();
-        let child = ctx.casegate(&["run"]).stdout(Stdio::null()).stderr(Stdio::from(err)).spawn().unwrap();
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn wait_log(&mut self, needle: &str) {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        while !self.log().contains(needle) {
-            if let Some(st) = self.child.try_wait().unwrap() {
-                panic!("the daemon exited ({st}):\n{}", self.log());
-            }
-            assert!(Instant::now() < deadline, "no {needle:?} in the daemon log:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(mut self) -> std::process::ExitStatus {
-        let status = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 #[tokio::test]
 async fn killing_the_daemon_with_mail_pending_then_restarting_delivers_it_once() {
     let mut sink = SmtpSink::start();
@@ -439,7 +391,7 @@ async fn killing_the_daemon_with_mail_pending_then_restarting_delivers_it_once()
     let mut daemon = Daemon::start(&ctx, "daemon1.log");
     append(&ctx.user, "INBOX", &mail(&format!("k1-{u}@rheinwerk.de"), &customer, "Agent down", "", "x\n"), None).await;
     support::wait_for_count(&ctx.user, "Processed", 1, Duration::from_secs(15)).await;
-    daemon.wait_log("will retry").await; // the sender tried, the server is down
+    daemon.wait_log("will retry", 1).await; // the sender tried, the server is down
     // kill -9: no chance to clean up.
     daemon.child.kill().unwrap();
     daemon.child.wait().unwrap();
@@ -624,9 +576,8 @@ async fn a_reload_applies_or_flags_a_changed_smtp_relay() {
     old.sink.wait_for(&first, 1, Duration::from_secs(15)).await;
 
     support::write_config_with(ctx.dir.path(), &ctx.user, &ctx.db_path, &format!("{base}[smtp]\nport = {}\n", new.port));
-    let status = Command::new("kill").arg("-HUP").arg(daemon.child.id().to_string()).status().unwrap();
-    assert!(status.success());
-    daemon.wait_log("reload:").await;
+    daemon.signal("HUP");
+    daemon.wait_log("reload:", 1).await;
     let second = format!("second-{u}@rheinwerk.de");
     append(&ctx.user, "INBOX", &mail(&format!("sr2-{u}@rheinwerk.de"), &second, "Agent down again", "", "x\n"), None).await;
     let deadline = Instant::now() + Duration::from_secs(10);

@@ -7,13 +7,14 @@
 mod support;
 
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Output;
 use std::time::{Duration, Instant};
 
 use casegate::mail::Inbound;
 use casegate::mail::parse::{ParseLimits, parse};
 use serde_json::Value;
 use support::mail::{b64, iso2022jp_mail};
+use support::daemon::Daemon;
 use support::cli::{ok, run_once, cases, show};
 use support::{SinkMessage, TestCtx, append, smtp_received};
 
@@ -579,69 +580,6 @@ fn contracts_import_is_all_or_nothing_idempotent_and_listed() {
 // ---------------------------------------------------------------------------
 // reload
 
-/// Kills the daemon if a test fails half-way.
-struct Daemon {
-    child: Child,
-    log: std::path::PathBuf,
-}
-
-impl Daemon {
-    fn start(ctx: &TestCtx) -> Daemon {
-        let log = ctx.dir.path().join("daemon.log");
-        let err = std::fs::File::create(&log).unwrap();
-        let child = ctx.casegate(&["run"]).stdout(Stdio::null()).stderr(Stdio::from(err)).spawn().unwrap();
-        Daemon { child, log }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn signal(&self, sig: &str) {
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
-        assert!(status.success());
-    }
-
-    fn assert_running(&mut self) {
-        if let Some(st) = self.child.try_wait().unwrap() {
-            panic!("the daemon exited ({st}):\n{}", self.log());
-        }
-    }
-
-    /// Waits until the log holds `n` lines containing `needle`.
-    async fn wait_log(&mut self, needle: &str, n: usize) -> String {
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            let log = self.log();
-            if log.matches(needle).count() >= n {
-                return log;
-            }
-            self.assert_running();
-            assert!(Instant::now() < deadline, "no {needle:?} (x{n}) in the daemon log:\n{log}");
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-
-    async fn stop(mut self) -> std::process::ExitStatus {
-        self.signal("TERM");
-        let deadline = Instant::now() + Duration::from_secs(15);
-        loop {
-            if let Some(s) = self.child.try_wait().unwrap() {
-                return s;
-            }
-            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM:\n{}", self.log());
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 /// Waits until `customer` has a case and returns it.
 async fn wait_for_case(ctx: &TestCtx, customer: &str) -> Value {
     let deadline = Instant::now() + Duration::from_secs(15);
@@ -710,7 +648,7 @@ async fn sighup_reloads_routing_and_templates_refuses_broken_edits_and_applies_g
     let u = ctx.user.clone();
     ok(import(&ctx, "contracts.csv", &scenario_contracts(&u)));
     support::create(&ctx.user, "INBOX").await;
-    let mut daemon = Daemon::start(&ctx);
+    let mut daemon = Daemon::start(&ctx, "daemon.log");
 
     let customer = |i: u32| format!("nurse{i}-{u}@prairiehealth.com");
     let send = |i: u32| {
@@ -800,7 +738,7 @@ async fn a_changed_routing_file_is_reloaded_without_sighup() {
     let u = ctx.user.clone();
     ok(import(&ctx, "contracts.csv", &scenario_contracts(&u)));
     support::create(&ctx.user, "INBOX").await;
-    let mut daemon = Daemon::start(&ctx);
+    let mut daemon = Daemon::start(&ctx, "daemon.log");
     daemon.wait_log("IMAP connected", 1).await;
     let send = |i: u32| {
         let m = mail(&format!("fw{i}-{u}@prairiehealth.com"), None, &format!("nurse{i}-{u}@prairiehealth.com"), "Playbook hangs", "", "x\n");
@@ -834,7 +772,7 @@ async fn an_edited_contracts_file_is_imported_by_the_running_daemon() {
     let ctx = TestCtx::with_config("contracts-file", &extra);
     let u = ctx.user.clone();
     support::create(&ctx.user, "INBOX").await;
-    let mut daemon = Daemon::start(&ctx);
+    let mut daemon = Daemon::start(&ctx, "daemon.log");
     daemon.wait_log("contracts imported", 1).await;
     let send = |i: u32, from: String| {
         let m = mail(&format!("cf{i}-{u}@x.example"), None, &from, "Playbook hangs", "", "x\n");

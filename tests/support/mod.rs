@@ -8,6 +8,7 @@
 #![allow(dead_code)]
 
 pub mod cli;
+pub mod daemon;
 pub mod imap;
 pub mod mail;
 pub mod pg;
