@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
-use crate::config::Config;
+use crate::config::{Config, GatewaySettings};
 use crate::domain::CaseNumber;
 use crate::domain::decide::{Notice, Plan, PlannedMail, Target};
 use crate::domain::entitlement::Entitlement;
@@ -95,8 +95,7 @@ fn compose_one(
             (kind.name().to_string(), "system", rendered)
         }
     };
-    let domain = g.support_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
-    let message_id = compose::message_id_for(case.0, n, domain);
+    let message_id = compose::message_id_for(case.0, n, support_domain(g));
     let staff = planned.is_staff();
     let (in_reply_to, references) = if staff {
         (None, Vec::new())
@@ -138,6 +137,27 @@ fn compose_one(
     })
 }
 
+/// The variables every template has, for case `case`.
+pub fn common(g: &GatewaySettings, case: CaseNumber, subject: String, customer_email: String, customer_name: String, company: String) -> Common {
+    let tag = subject_tag(&g.case_tag_word, case);
+    Common {
+        case_number: case.to_string(),
+        reply_subject: compose::reply_subject(&tag, &subject),
+        case_tag: tag,
+        customer_name,
+        customer_company: company,
+        customer_email,
+        subject,
+        support_name: g.support_name.clone(),
+        support_address: g.support_address.clone(),
+    }
+}
+
+/// The domain of our Message-IDs: the support address's.
+pub fn support_domain(g: &GatewaySettings) -> &str {
+    g.support_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost")
+}
+
 /// The case facts every template shows.
 struct CaseText {
     common: Common,
@@ -156,7 +176,6 @@ struct CaseText {
 impl CaseText {
     fn of(config: &Config, plan: &Plan, case: CaseNumber) -> CaseText {
         let g = &config.gateway;
-        let tag = subject_tag(&g.case_tag_word, case);
         let new = match &plan.target {
             Target::New(c) => Some(c),
             Target::Existing { .. } => None,
@@ -207,17 +226,7 @@ impl CaseText {
             (Target::New(_), None) => Default::default(),
         };
         CaseText {
-            common: Common {
-                case_number: case.to_string(),
-                reply_subject: compose::reply_subject(&tag, &subject),
-                case_tag: tag,
-                customer_name,
-                customer_company: company,
-                customer_email: customer,
-                subject,
-                support_name: g.support_name.clone(),
-                support_address: g.support_address.clone(),
-            },
+            common: common(g, case, subject, customer, customer_name, company),
             product,
             severity,
             time_zone: tz,

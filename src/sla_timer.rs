@@ -11,14 +11,13 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::domain::language::Language;
-use crate::domain::thread::subject_tag;
 use crate::mail::Address;
 use crate::mail::compose::{self, Outgoing};
-use crate::notices::format_due;
+use crate::notices::{self, format_due};
 use crate::pipeline::Pipeline;
 use crate::runtime::Shutdown;
 use crate::store::{CaseSummary, ClockAction, DueClock, Outbound, StoreError};
-use crate::templates::context::{Common, SlaBreach, SlaClock, SlaWarning};
+use crate::templates::context::{SlaBreach, SlaClock, SlaWarning};
 use crate::templates::{Rendered, TemplateContext};
 
 /// The longest sleep: new clocks started by other processes are seen within it.
@@ -118,19 +117,9 @@ fn compose_alert(
     let queue_def = config.routing.queue(&queue);
     let lang = queue_def.map(|q| q.language).unwrap_or(Language::En);
     let tz = config.sla.time_zone(queue_def.map(|q| q.region.as_str()).unwrap_or_default(), None);
-    let tag = subject_tag(&g.case_tag_word, case.number);
+    let company = case.account.clone().unwrap_or_default();
     let sla = SlaClock {
-        common: Common {
-            case_number: case.number.to_string(),
-            reply_subject: compose::reply_subject(&tag, &case.subject),
-            case_tag: tag,
-            customer_name: String::new(),
-            customer_company: case.account.clone().unwrap_or_default(),
-            customer_email: case.customer.clone(),
-            subject: case.subject.clone(),
-            support_name: g.support_name.clone(),
-            support_address: g.support_address.clone(),
-        },
+        common: notices::common(g, case.number, case.subject.clone(), case.customer.clone(), String::new(), company),
         clock: clock.kind.clone(),
         due: format_due(clock.due_at, tz),
         severity: case.severity.and_then(|s| u8::try_from(s).ok()).unwrap_or(config.sla.default_severity),
@@ -148,8 +137,7 @@ fn compose_alert(
             return None;
         }
     };
-    let domain = g.support_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost");
-    let message_id = compose::message_id_for(case.number.0, n, domain);
+    let message_id = compose::message_id_for(case.number.0, n, notices::support_domain(g));
     let outgoing = Outgoing {
         from: Address { name: Some(g.support_name.clone()), email: g.support_address.clone() },
         to: recipients.iter().map(|a| Address { name: None, email: a.clone() }).collect(),
