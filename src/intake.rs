@@ -5,12 +5,14 @@
 //! and MOVE leaves the mail in the inbox, and the pipeline's dedup key recognises it on
 //! the next pass. New mail is found by UID from a checkpoint, never by the \Seen flag.
 
+use std::collections::HashMap;
+
 use chrono::Utc;
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use crate::config::ImapSettings;
-use crate::imap::{Backoff, IdleEnd, ImapClient, ImapError, MailMeta};
+use crate::imap::{Backoff, FetchedMail, IdleEnd, ImapClient, ImapError, MailMeta};
 use crate::pipeline::{Origin, Outcome, Pipeline, Received, too_large};
 use crate::runtime::Shutdown;
 use crate::store::{Checkpoint, StoreError};
@@ -158,8 +160,20 @@ async fn drain(
             return Ok(stats);
         }
         debug!(count = metas.len(), after_uid = cp.last_uid, "new mail");
-        for chunk in metas.chunks(settings.batch_size as usize) {
-            let (batch, done) = process_batch(client, pipeline, chunk, shutdown).await;
+        // Fetching the next batch from the IMAP server overlaps committing this one.
+        let mut chunks = metas.chunks(settings.batch_size as usize);
+        let mut next = match chunks.next() {
+            Some(chunk) => Some(fetch_batch(client, pipeline, chunk).await?),
+            None => None,
+        };
+        while let Some(fetched) = next.take() {
+            let upcoming = chunks.next();
+            let ((batch, done), prefetched) = tokio::join!(commit_batch(pipeline, fetched, shutdown), async {
+                match upcoming {
+                    Some(chunk) if !shutdown.is_shutdown() => Some(fetch_batch(client, pipeline, chunk).await),
+                    _ => None,
+                }
+            });
             stats.add(batch.stats);
             settle(client, settings, &batch).await?;
             if let Some(uid) = batch.settled_up_to {
@@ -171,6 +185,7 @@ async fn drain(
                 BatchEnd::Shutdown => return Ok(stats),
                 BatchEnd::Failed(e) => return Err(e),
             }
+            next = prefetched.transpose()?;
         }
     }
 }
@@ -191,31 +206,67 @@ enum BatchEnd {
     Failed(IntakeError),
 }
 
-async fn process_batch(
-    client: &mut ImapClient,
-    pipeline: &Pipeline,
-    chunk: &[MailMeta],
-    shutdown: &Shutdown,
-) -> (Batch, BatchEnd) {
-    let mut batch = Batch::default();
+/// Mails prepared ahead of the commits (parsed, classified) on the other core; a few
+/// are enough to keep both busy and bound the memory that decoded attachments take.
+const PREPARED_AHEAD: usize = 8;
+
+/// One batch as read from the server: the bodies, and for oversized mail the header only.
+struct Fetched<'a> {
+    chunk: &'a [MailMeta],
+    bodies: Vec<FetchedMail>,
+    headers: HashMap<u32, Vec<u8>>,
+}
+
+async fn fetch_batch<'a>(client: &mut ImapClient, pipeline: &Pipeline, chunk: &'a [MailMeta]) -> Result<Fetched<'a>, IntakeError> {
     let limit = pipeline.max_message_bytes();
-    let (small, big): (Vec<&MailMeta>, Vec<&MailMeta>) = chunk.iter().partition(|m| u64::from(m.size) <= limit);
-    let wanted: Vec<u32> = small.iter().map(|m| m.uid).collect();
-    let fetched = match client.fetch(&wanted).await {
-        Ok(f) => f,
-        Err(e) => return (batch, BatchEnd::Failed(e.into())),
+    let wanted: Vec<u32> = chunk.iter().filter(|m| u64::from(m.size) <= limit).map(|m| m.uid).collect();
+    let mut bodies = client.fetch(&wanted).await?;
+    bodies.sort_by_key(|f| f.uid);
+    let mut headers = HashMap::new();
+    // An oversized mail is quarantined from its headers alone: its body is never loaded.
+    for meta in chunk.iter().filter(|m| u64::from(m.size) > limit) {
+        headers.insert(meta.uid, client.fetch_header(meta.uid).await?);
+    }
+    Ok(Fetched { chunk, bodies, headers })
+}
+
+/// One fetch batch in one unit of work: the pure stages run on a blocking thread, ahead
+/// of the commits on this task, and everything commits at once at the end (or at
+/// shutdown, with the mails done so far). A store error rolls the whole batch back: it
+/// stays in the inbox and is retried.
+async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, shutdown: &Shutdown) -> (Batch, BatchEnd) {
+    let Fetched { chunk, bodies, mut headers } = fetched;
+    let (tx, mut prepared) = tokio::sync::mpsc::channel(PREPARED_AHEAD);
+    let preparer = pipeline.clone();
+    let producer = tokio::task::spawn_blocking(move || {
+        for mail in bodies {
+            let received = Received::whole(mail.raw, mail.internal_date, Origin::Imap);
+            if tx.blocking_send((mail.uid, preparer.prepare(received))).is_err() {
+                return;
+            }
+        }
+    });
+    let mut work = match pipeline.store().begin_work().await {
+        Ok(w) => w,
+        Err(e) => return (Batch::default(), BatchEnd::Failed(e.into())),
     };
-    let mut bodies: std::collections::HashMap<u32, _> = fetched.into_iter().map(|f| (f.uid, f)).collect();
+    let mut batch = Batch::default();
+    let mut end = BatchEnd::Complete;
+    let mut next = prepared.recv().await;
     for meta in chunk {
         if shutdown.is_shutdown() {
-            return (batch, BatchEnd::Shutdown);
+            end = BatchEnd::Shutdown;
+            break;
         }
         let now = Utc::now();
-        let result = if big.iter().any(|b| b.uid == meta.uid) {
-            oversized(client, pipeline, meta).await
-        } else if let Some(mail) = bodies.remove(&meta.uid) {
-            let received = Received::whole(&mail.raw, mail.internal_date, Origin::Imap);
-            pipeline.process(&received, now).await.map_err(IntakeError::from)
+        let result = if let Some(header) = headers.remove(&meta.uid) {
+            let size = u64::from(meta.size);
+            let reason = too_large(size, pipeline.max_message_bytes());
+            let mail = Received { bytes: header, size, received_at: meta.internal_date, origin: Origin::Imap };
+            pipeline.quarantine(&mut work, &mail, reason, now).await
+        } else if let Some((_, mail)) = next.take_if(|(uid, _)| *uid == meta.uid) {
+            next = prepared.recv().await;
+            pipeline.commit(&mut work, mail, now).await
         } else {
             // Expunged by someone else between listing and fetching: nothing to do.
             batch.settled_up_to = Some(meta.uid);
@@ -223,7 +274,6 @@ async fn process_batch(
         };
         match result {
             Ok(outcome) => {
-                crate::failpoint::hit("after_commit");
                 batch.stats.count(&outcome);
                 match outcome {
                     Outcome::Quarantined { .. } => batch.quarantined.push(meta.uid),
@@ -232,21 +282,24 @@ async fn process_batch(
                 batch.settled_up_to = Some(meta.uid);
             }
             Err(e) => {
-                error!(uid = meta.uid, error = %e, "mail not processed; it stays in the inbox");
-                return (batch, BatchEnd::Failed(e));
+                error!(uid = meta.uid, error = %e, "batch not processed; its mail stays in the inbox");
+                end = BatchEnd::Failed(e.into());
+                break;
             }
         }
     }
-    (batch, BatchEnd::Complete)
-}
-
-/// An oversized mail is quarantined from its headers alone: its body is never loaded.
-async fn oversized(client: &mut ImapClient, pipeline: &Pipeline, meta: &MailMeta) -> Result<Outcome, IntakeError> {
-    let header = client.fetch_header(meta.uid).await?;
-    let size = u64::from(meta.size);
-    let reason = too_large(size, pipeline.max_message_bytes());
-    let mail = Received { bytes: &header, size, received_at: meta.internal_date, origin: Origin::Imap };
-    Ok(pipeline.quarantine(&mail, reason, Utc::now()).await?)
+    drop(prepared);
+    let _ = producer.await;
+    if matches!(end, BatchEnd::Failed(_)) {
+        // Dropping the unit of work rolls it back.
+        return (Batch::default(), end);
+    }
+    if let Err(e) = pipeline.finish(work).await {
+        error!(error = %e, "batch not committed; its mail stays in the inbox");
+        return (Batch::default(), BatchEnd::Failed(e.into()));
+    }
+    crate::failpoint::hit("after_commit");
+    (batch, end)
 }
 
 /// Move what the batch accounted for out of the inbox.

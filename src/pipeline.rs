@@ -1,5 +1,9 @@
 //! One mail through the stages: parse -> classify -> thread -> decide -> commit.
-//! Settling (moving the mail on the IMAP server) is the source's job, after this returns.
+//! [`Pipeline::prepare`] runs the stages that need no I/O (parse, classify, the staff
+//! proof) and may run on another thread; [`Pipeline::commit`] gathers the facts,
+//! decides and writes inside a unit of work ([`Work`]) that may hold several mails.
+//! Settling (moving the mail on the IMAP server) is the source's job, after the unit of
+//! work is finished.
 
 use std::sync::Arc;
 
@@ -14,7 +18,7 @@ use crate::domain::{CaseNumber, authres, engineer, token};
 use crate::mail::Inbound;
 use crate::mail::parse::{self, ParseLimits};
 use crate::notices::{self, Parent};
-use crate::store::{Committed, NewAttachment, NewMessage, QuarantineEntry, QuarantineStatus, Store, StoreError};
+use crate::store::{Committed, NewAttachment, NewMessage, QuarantineEntry, QuarantineStatus, Store, StoreError, Work};
 
 /// Where a mail came from (for the quarantine register and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -43,23 +47,50 @@ pub enum Outcome {
 
 /// A mail as it arrived. For an oversized mail fetched by its header alone, `bytes` is
 /// the header block and `size` the full size.
-#[derive(Debug, Clone, Copy)]
-pub struct Received<'a> {
-    pub bytes: &'a [u8],
+#[derive(Debug, Clone)]
+pub struct Received {
+    pub bytes: Vec<u8>,
     pub size: u64,
     /// The server's receipt time (IMAP INTERNALDATE), not the sender's Date header.
     pub received_at: DateTime<Utc>,
     pub origin: Origin,
 }
 
-impl<'a> Received<'a> {
-    pub fn whole(raw: &'a [u8], received_at: DateTime<Utc>, origin: Origin) -> Self {
-        Received { bytes: raw, size: raw.len() as u64, received_at, origin }
+impl Received {
+    pub fn whole(raw: Vec<u8>, received_at: DateTime<Utc>, origin: Origin) -> Self {
+        Received { size: raw.len() as u64, bytes: raw, received_at, origin }
     }
 
     fn is_whole(&self) -> bool {
         self.bytes.len() as u64 == self.size
     }
+}
+
+/// A mail after the stages that need no I/O, ready for [`Pipeline::commit`].
+#[derive(Debug)]
+pub struct Prepared {
+    received: Received,
+    key: String,
+    stage: Stage,
+}
+
+impl Prepared {
+    /// The dedup key (Message-ID, else a content hash).
+    pub fn dedup_key(&self) -> &str {
+        &self.key
+    }
+}
+
+/// What the pure stages made of a mail.
+#[derive(Debug)]
+enum Stage {
+    /// Cannot become a case (too large, unparseable), unless it is a duplicate.
+    Quarantine(String),
+    Bounce { mail: Box<Inbound>, original: Option<String> },
+    /// A staff reply proven by a signed reply address or a trusted MTA, naming a case.
+    Engineer { mail: Box<Inbound>, engineer: Engineer, case: CaseNumber },
+    /// Customer mail, or staff mail naming no case (`proven_staff` when authenticated).
+    Customer { mail: Box<Inbound>, kind: MailKind, proven_staff: bool },
 }
 
 /// The stages, with the settings they need. Cheap to clone; a reload makes a new one.
@@ -113,45 +144,80 @@ impl Pipeline {
         self.config.gateway.max_message_bytes
     }
 
-    /// Run one whole mail through; `now` is the processing time.
-    pub async fn process(&self, received: &Received<'_>, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
-        let raw = received.bytes;
+    /// Run one mail through in its own unit of work; `now` is the processing time.
+    pub async fn process(&self, received: Received, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+        let prepared = self.prepare(received);
+        let mut work = self.store.begin_work().await?;
+        let outcome = self.commit(&mut work, prepared, now).await?;
+        self.finish(work).await?;
+        Ok(outcome)
+    }
+
+    /// The stages without I/O: dedup key, size limit, parse, classify, staff proof.
+    pub fn prepare(&self, received: Received) -> Prepared {
+        let raw = &received.bytes;
         let key = parse::dedup_key(raw);
-        if let Some(case) = self.store.find_duplicate(&key).await? {
+        let stage = if received.size > self.max_message_bytes() {
+            Stage::Quarantine(too_large(received.size, self.max_message_bytes()))
+        } else {
+            match parse::parse(raw, &self.limits) {
+                Err(e) => Stage::Quarantine(format!("unparseable: {e}")),
+                Ok(mail) => {
+                    let own = [self.rules.support_address.clone()];
+                    let mail = Box::new(mail);
+                    match classify::classify(&mail, raw, &own) {
+                        MailKind::Bounce { original_message_id } => Stage::Bounce { mail, original: original_message_id },
+                        kind => match self.staff_proof(&mail) {
+                            Some((engineer, Some(case))) => Stage::Engineer { mail, engineer, case },
+                            Some((_, None)) => Stage::Customer { mail, kind, proven_staff: true },
+                            None => Stage::Customer { mail, kind, proven_staff: false },
+                        },
+                    }
+                }
+            }
+        };
+        Prepared { received, key, stage }
+    }
+
+    /// The stages with I/O, inside `work`: dedup, facts, decide, write. Visible to
+    /// others only once [`Pipeline::finish`] commits the unit of work.
+    pub async fn commit(&self, work: &mut Work, prepared: Prepared, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+        let Prepared { received, key, stage } = prepared;
+        if let Some(case) = work.find_duplicate(&key).await? {
             info!(case = %case, dedup_key = %key, "duplicate mail: already on the case");
             return Ok(Outcome::Duplicate { case });
         }
-        if received.size > self.max_message_bytes() {
-            let reason = too_large(received.size, self.max_message_bytes());
-            return self.quarantine(received, reason, now).await;
-        }
-        let mail = match parse::parse(raw, &self.limits) {
-            Ok(m) => m,
-            Err(e) => return self.quarantine(received, format!("unparseable: {e}"), now).await,
-        };
-        let own = [self.rules.support_address.clone()];
-        let outcome = match classify::classify(&mail, raw, &own) {
-            MailKind::Bounce { original_message_id } => {
-                match self.bounce(&mail, raw, key, received, original_message_id, now).await? {
-                    Some(o) => o,
-                    None => return self.quarantine(received, "bounce of a mail casegate did not send".into(), now).await,
-                }
-            }
-            kind => match self.staff_proof(&mail) {
-                Some((engineer, Some(case))) => {
-                    match self.engineer_mail(&mail, &engineer, case, raw, key, received.received_at, now).await? {
-                        Some(o) => o,
-                        None => return self.quarantine(received, format!("engineer reply for unknown case {case}"), now).await,
+        let raw = &received.bytes;
+        let (outcome, mail) = match stage {
+            Stage::Quarantine(reason) => return self.quarantine(work, &received, reason, now).await,
+            Stage::Bounce { mail, original } => match self.bounce(work, &mail, raw, key, &received, original, now).await? {
+                Some(o) => (o, mail),
+                None => return self.quarantine(work, &received, "bounce of a mail casegate did not send".into(), now).await,
+            },
+            Stage::Engineer { mail, engineer, case } => {
+                match self.engineer_mail(work, &mail, &engineer, case, raw, key, received.received_at, now).await? {
+                    Some(o) => (o, mail),
+                    None => {
+                        return self.quarantine(work, &received, format!("engineer reply for unknown case {case}"), now).await;
                     }
                 }
-                Some((_, None)) => self.customer_mail(&mail, &kind, raw, key, received.received_at, now, true).await?,
-                None => self.customer_mail(&mail, &kind, raw, key, received.received_at, now, false).await?,
-            },
+            }
+            Stage::Customer { mail, kind, proven_staff } => {
+                (self.customer_mail(work, &mail, &kind, raw, key, received.received_at, now, proven_staff).await?, mail)
+            }
         };
         if let Outcome::Stored { case, opened } = &outcome {
             info!(case = %case, opened, from = %mail.from.email, subject = %mail.subject, "mail stored");
         }
         Ok(outcome)
+    }
+
+    /// Commit the unit of work and wake the outbox sender if it queued mail.
+    pub async fn finish(&self, work: Work) -> Result<(), StoreError> {
+        if work.finish().await? {
+            self.outbox_wake.notify_one();
+        }
+        Ok(())
     }
 
     /// Is this an engineer's reply that proves itself? `Some((engineer, case))` when the
@@ -180,6 +246,7 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     async fn engineer_mail(
         &self,
+        work: &mut Work,
         mail: &Inbound,
         engineer: &Engineer,
         number: CaseNumber,
@@ -188,15 +255,15 @@ impl Pipeline {
         received_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>, StoreError> {
-        let Some(case) = self.store.case_facts_for(number, &engineer.address).await? else { return Ok(None) };
+        let Some(case) = work.case_facts_for(number, &engineer.address).await? else { return Ok(None) };
         let facts = Facts {
-            running_clocks: self.store.running_clocks(number).await?,
-            last_customer_message: self.store.last_customer_message(number).await?,
+            running_clocks: work.running_clocks(number).await?,
+            last_customer_message: work.last_customer_message(number).await?,
             ..Facts::default()
         };
         let plan = engineer::reply(mail, engineer, &case, &facts, self.settings());
         let parent = Parent { message_id: facts.last_customer_message.and_then(|(id, _)| id), ..Parent::default() };
-        let outcome = self.commit(&plan, mail, &parent, new_message(mail, raw, key, received_at), now).await?;
+        let outcome = self.write(work, &plan, mail, &parent, new_message(mail, raw, key, received_at), now).await?;
         info!(case = %number, engineer = %engineer.address, "engineer reply");
         Ok(Some(outcome))
     }
@@ -210,6 +277,7 @@ impl Pipeline {
     #[allow(clippy::too_many_arguments)]
     async fn customer_mail(
         &self,
+        work: &mut Work,
         mail: &Inbound,
         kind: &MailKind,
         raw: &[u8],
@@ -222,11 +290,12 @@ impl Pipeline {
         let mut refs: Vec<String> = mail.in_reply_to.clone();
         refs.extend(mail.references.iter().rev().cloned());
         let tag = decide::tag_of(mail, &self.rules);
+        let sent = work.sent_counts(&sender, now - chrono::Duration::hours(1), now - self.config.gateway.refusal_interval).await?;
         let facts = Facts {
-            thread: self.store.thread_facts(&refs, tag, &sender).await?,
-            contracts: self.store.contracts_for_sender(&sender).await?,
-            auto_replies_last_hour: self.store.count_auto_replies_since(&sender, now - chrono::Duration::hours(1)).await?,
-            recent_refusals: self.store.count_refusals_since(&sender, now - self.config.gateway.refusal_interval).await?,
+            thread: work.thread_facts(&refs, tag, &sender).await?,
+            contracts: work.contracts_for_sender(&sender).await?,
+            auto_replies_last_hour: sent.auto_replies,
+            recent_refusals: sent.refusals,
             ..Facts::default()
         };
         let recipients: Vec<String> = mail.to.iter().chain(mail.cc.iter()).map(|a| a.email.clone()).collect();
@@ -242,22 +311,24 @@ impl Pipeline {
                 detail: serde_json::json!({ "reason": "staff From address without a valid reply token or trusted authentication" }),
             });
         }
-        self.commit(&plan, mail, &Parent::of(mail), new_message(mail, raw, key, received_at), now).await
+        self.write(work, &plan, mail, &Parent::of(mail), new_message(mail, raw, key, received_at), now).await
     }
 
     /// A bounce joins the case of the mail it bounced (as a delivery failure); `None`
     /// when the bounced mail is not one of ours.
+    #[allow(clippy::too_many_arguments)]
     async fn bounce(
         &self,
+        work: &mut Work,
         mail: &Inbound,
         raw: &[u8],
         key: String,
-        received: &Received<'_>,
+        received: &Received,
         original: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>, StoreError> {
         let Some(original) = original else { return Ok(None) };
-        let facts = self.store.thread_facts(std::slice::from_ref(&original), None, "").await?;
+        let facts = work.thread_facts(std::slice::from_ref(&original), None, "").await?;
         let Some(case) = facts.by_reference else { return Ok(None) };
         let mut detail = classify::delivery_report(raw);
         if let Some(d) = detail.as_object_mut() {
@@ -273,15 +344,16 @@ impl Pipeline {
             mails: Vec::new(),
             notification_text: String::new(),
         };
-        let outcome = self.commit(&plan, mail, &Parent::of(mail), new_message(mail, raw, key, received.received_at), now).await?;
+        let outcome = self.write(work, &plan, mail, &Parent::of(mail), new_message(mail, raw, key, received.received_at), now).await?;
         if matches!(outcome, Outcome::Stored { .. }) {
             warn!(case = %case.number, message_id = %original, "delivery failed: bounce attached to the case");
         }
         Ok(Some(outcome))
     }
 
-    async fn commit(
+    async fn write(
         &self,
+        work: &mut Work,
         plan: &Plan,
         mail: &Inbound,
         parent: &Parent,
@@ -290,11 +362,7 @@ impl Pipeline {
     ) -> Result<Outcome, StoreError> {
         let config = &self.config;
         let render = |case, first_n| notices::compose_all(config, plan, mail, parent, case, first_n, now);
-        let committed = self.store.commit(plan, &message, now, render).await?;
-        if !plan.mails.is_empty() {
-            self.outbox_wake.notify_one();
-        }
-        Ok(match committed {
+        Ok(match work.commit(plan, &message, now, render).await? {
             Committed::Stored { case, opened } => Outcome::Stored { case, opened },
             Committed::Duplicate { case } => Outcome::Duplicate { case },
         })
@@ -302,8 +370,14 @@ impl Pipeline {
 
     /// Register a mail that cannot become a case. Quarantine is an outcome, not an
     /// error: the caller moves the mail to the quarantine folder and carries on.
-    pub async fn quarantine(&self, received: &Received<'_>, reason: String, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
-        let raw = received.bytes;
+    pub async fn quarantine(
+        &self,
+        work: &mut Work,
+        received: &Received,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError> {
+        let raw = &received.bytes;
         let key = parse::dedup_key(raw);
         let head = parse::sniff_headers(raw);
         // Kept for replay of piped mail; oversized mail stays only in the IMAP folder.
@@ -323,7 +397,7 @@ impl Pipeline {
             released_case: None,
             raw: keep_raw.then(|| raw.to_vec()),
         };
-        self.store.quarantine(&entry, now).await?;
+        work.quarantine(&entry, now).await?;
         warn!(reason = %reason, dedup_key = %key, "mail quarantined");
         Ok(Outcome::Quarantined { reason })
     }
@@ -356,7 +430,7 @@ fn new_message(mail: &Inbound, raw: &[u8], key: String, received_at: DateTime<Ut
                 filename: a.filename.clone(),
                 content_type: a.content_type.clone(),
                 size: a.size as u64,
-                content: a.content.clone(),
+                in_raw: a.content.is_some(),
             })
             .collect(),
     }

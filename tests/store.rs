@@ -14,7 +14,7 @@ use casegate::domain::{CaseNumber, Status};
 use casegate::mail::{Address, Inbound, MailHeaders};
 use support::pg::PgDatabase;
 use casegate::store::{
-    Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound, QuarantineEntry, QuarantineStatus, Store,
+    Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound, QuarantineEntry, QuarantineStatus, SentCounts, Store, Work,
 };
 
 fn rules() -> Rules {
@@ -94,19 +94,27 @@ fn message(m: &Inbound, at: DateTime<Utc>) -> NewMessage {
             filename: Some("ログ.txt".into()),
             content_type: "text/plain".into(),
             size: 3,
-            content: Some(b"abc".to_vec()),
+            in_raw: true,
         }],
     }
 }
 
+/// File one mail in its own unit of work.
+async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
+    let mut work = store.begin_work().await.unwrap();
+    let committed = file_in(&mut work, m, at).await;
+    work.finish().await.unwrap();
+    committed
+}
+
 /// File one mail the way the pipeline does: facts, decision, commit; each planned mail
 /// becomes a (fake-composed) outbound row.
-async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
+async fn file_in(work: &mut Work, m: &Inbound, at: DateTime<Utc>) -> Committed {
     let cfg = config();
     let refs: Vec<String> = m.in_reply_to.iter().chain(m.references.iter().rev()).cloned().collect();
     let facts = Facts {
-        thread: store.thread_facts(&refs, decide::tag_of(m, &rules()), &m.from.email).await.unwrap(),
-        contracts: store.contracts_for_sender(&m.from.email).await.unwrap(),
+        thread: work.thread_facts(&refs, decide::tag_of(m, &rules()), &m.from.email).await.unwrap(),
+        contracts: work.contracts_for_sender(&m.from.email).await.unwrap(),
         ..Facts::default()
     };
     let rules = rules();
@@ -130,7 +138,14 @@ async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
             .collect(),
         failures: Vec::new(),
     };
-    store.commit(&plan, &message(m, at), at, render).await.unwrap()
+    work.commit(&plan, &message(m, at), at, render).await.unwrap()
+}
+
+async fn contracts_for(store: &Store, sender: &str) -> usize {
+    let mut work = store.begin_work().await.unwrap();
+    let n = work.contracts_for_sender(sender).await.unwrap().len();
+    work.abandon().await.unwrap();
+    n
 }
 
 async fn contract(store: Store) {
@@ -139,9 +154,9 @@ async fn contract(store: Store) {
     assert_eq!(stats.inserted, 1);
     let again = store.import_contracts(&[acme_contract()], t0()).await.unwrap();
     assert_eq!((again.inserted, again.unchanged), (0, 1));
-    assert_eq!(store.contracts_for_sender("ops@tokyo.acme.example").await.unwrap().len(), 1);
-    assert_eq!(store.contracts_for_sender("BOSS@partner.example").await.unwrap().len(), 1);
-    assert!(store.contracts_for_sender("x@example").await.unwrap().is_empty());
+    assert_eq!(contracts_for(&store, "ops@tokyo.acme.example").await, 1);
+    assert_eq!(contracts_for(&store, "BOSS@partner.example").await, 1);
+    assert_eq!(contracts_for(&store, "x@example").await, 0);
     assert_eq!(store.list_contracts().await.unwrap(), vec![acme_contract()]);
 
     // A new mail opens case 1, with its message, attachment, triage, SLA clock, the
@@ -156,7 +171,9 @@ async fn contract(store: Store) {
     assert!(view.summary.sla.first_response_due.is_some());
     assert_eq!(view.messages.iter().filter(|m| m.direction == "out").count(), 1);
     assert_eq!(store.outbox_rows(Some(case)).await.unwrap().len(), 1);
-    assert_eq!(store.count_auto_replies_since("taro@acme.example", t0()).await.unwrap(), 1);
+    let mut work = store.begin_work().await.unwrap();
+    assert_eq!(work.sent_counts("taro@acme.example", t0(), t0()).await.unwrap(), SentCounts { auto_replies: 1, refusals: 0 });
+    work.abandon().await.unwrap();
 
     // The SLA clock: warned once, breached once, never again.
     let due = view.summary.sla.first_response_due.unwrap();
@@ -189,8 +206,24 @@ async fn contract(store: Store) {
     assert_eq!(view.events[0].kind, "case_opened");
 
     // The same mail again: a duplicate, nothing written.
-    assert_eq!(store.find_duplicate("mid:a1@acme.example").await.unwrap(), Some(case));
+    let mut work = store.begin_work().await.unwrap();
+    assert_eq!(work.find_duplicate("mid:a1@acme.example").await.unwrap(), Some(case));
+    work.abandon().await.unwrap();
     assert_eq!(file(&store, &first, t0()).await, Committed::Duplicate { case });
+    assert_eq!(store.case_count().await.unwrap(), 1);
+
+    // Several mails in one unit of work: a later one sees what an earlier one wrote (the
+    // follow-up threads onto the case opened a moment before, the copy is a duplicate),
+    // and nothing is visible or kept until the unit is finished.
+    let question = mail("b1@acme.example", "taro@acme.example", "ライセンスについて");
+    let mut follow_up = mail("b2@acme.example", "taro@acme.example", "Re: ライセンスについて");
+    follow_up.in_reply_to = vec!["b1@acme.example".into()];
+    let mut work = store.begin_work().await.unwrap();
+    let Committed::Stored { case: opened, opened: true } = file_in(&mut work, &question, t0()).await else { panic!() };
+    assert_eq!(file_in(&mut work, &follow_up, t0()).await, Committed::Stored { case: opened, opened: false });
+    assert_eq!(file_in(&mut work, &question, t0()).await, Committed::Duplicate { case: opened });
+    assert_eq!(work.len(), 2);
+    work.abandon().await.unwrap();
     assert_eq!(store.case_count().await.unwrap(), 1);
 
     // A reply by References joins the case.
@@ -240,8 +273,10 @@ async fn contract(store: Store) {
         released_case: None,
         raw: Some(b"junk!".to_vec()),
     };
-    store.quarantine(&entry, t0()).await.unwrap();
-    store.quarantine(&QuarantineEntry { reason: "again".into(), ..entry.clone() }, t0()).await.unwrap();
+    let mut work = store.begin_work().await.unwrap();
+    work.quarantine(&entry, t0()).await.unwrap();
+    work.quarantine(&QuarantineEntry { reason: "again".into(), ..entry.clone() }, t0()).await.unwrap();
+    work.finish().await.unwrap();
     let held = store.quarantine_list(true).await.unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].reason, "again");

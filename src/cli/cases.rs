@@ -1,9 +1,12 @@
 use std::path::Path;
 
+use std::io::Write;
+
+use anyhow::Context;
 use clap::{Args, Subcommand};
 
 use crate::domain::{CaseNumber, Status};
-use crate::store::{CaseSummary, CaseView};
+use crate::store::{AttachmentSource, CaseSummary, CaseView};
 
 /// Look at cases.
 #[derive(Debug, Subcommand)]
@@ -12,6 +15,8 @@ pub enum Cases {
     List(List),
     /// Show one case with its messages and audit trail.
     Show(Show),
+    /// Write an attachment's content (its id is in `cases show`) to a file or stdout.
+    Attachment(Attachment),
 }
 
 #[derive(Debug, Args)]
@@ -34,6 +39,15 @@ pub struct Show {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct Attachment {
+    /// The attachment's id, as `cases show` prints it.
+    id: i64,
+    /// Write to this file instead of stdout.
+    #[arg(long, short)]
+    out: Option<std::path::PathBuf>,
 }
 
 impl Cases {
@@ -63,6 +77,28 @@ impl Cases {
                     Ok(1)
                 }
             },
+            Cases::Attachment(a) => {
+                let content = match store.attachment_source(a.id).await? {
+                    None => {
+                        eprintln!("casegate: no attachment {}", a.id);
+                        return Ok(1);
+                    }
+                    Some(AttachmentSource::NotKept) => {
+                        eprintln!("casegate: attachment {} was over gateway.max_attachment_bytes: its content was not kept", a.id);
+                        return Ok(1);
+                    }
+                    Some(AttachmentSource::Decoded(content)) => content,
+                    Some(AttachmentSource::InRaw { raw, index }) => match crate::mail::parse::attachment_content(&raw, index) {
+                        Some(content) => content,
+                        None => anyhow::bail!("attachment {} cannot be decoded from its raw mail", a.id),
+                    },
+                };
+                match &a.out {
+                    Some(path) => std::fs::write(path, &content).with_context(|| format!("cannot write {}", path.display()))?,
+                    None => std::io::stdout().write_all(&content).context("cannot write to stdout")?,
+                }
+                Ok(0)
+            }
         }
     }
 }
@@ -107,7 +143,14 @@ fn print_case(v: &CaseView) {
         println!("\n--- {} {} {} <{}> {}", m.received_at.format("%Y-%m-%d %H:%M:%S"), m.direction, m.role, m.from, m.subject);
         println!("{}", m.text.trim_end());
         for a in &m.attachments {
-            println!("[attachment] {} ({}, {} bytes)", a.filename.as_deref().unwrap_or("(unnamed)"), a.content_type, a.size);
+            let kept = if a.content_kept { "" } else { ", content not kept" };
+            println!(
+                "[attachment {}] {} ({}, {} bytes{kept})",
+                a.id,
+                a.filename.as_deref().unwrap_or("(unnamed)"),
+                a.content_type,
+                a.size
+            );
         }
     }
     println!("\nEvents:");

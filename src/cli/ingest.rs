@@ -29,7 +29,7 @@ impl Ingest {
             }
         };
         let now = Utc::now();
-        match pipeline.process(&Received::whole(&raw, now, Origin::Stdin), now).await {
+        match pipeline.process(Received::whole(raw, now, Origin::Stdin), now).await {
             Ok(Outcome::Stored { case, opened }) => {
                 println!("{} case {case}", if opened { "opened" } else { "added to" });
                 Ok(0)

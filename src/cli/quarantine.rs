@@ -84,8 +84,8 @@ async fn replay_imap(settings: &crate::config::ImapSettings, pipeline: &Pipeline
     let mut released = Vec::new();
     for chunk in small.chunks(settings.batch_size as usize) {
         for mail in client.fetch(chunk).await? {
-            let received = Received::whole(&mail.raw, mail.internal_date, Origin::Imap);
-            if release(pipeline, &received, tally).await? {
+            let received = Received::whole(mail.raw, mail.internal_date, Origin::Imap);
+            if release(pipeline, received, tally).await? {
                 released.push(mail.uid);
             }
         }
@@ -102,18 +102,18 @@ async fn replay_piped(pipeline: &Pipeline, tally: &mut Tally) -> anyhow::Result<
     let held = pipeline.store().quarantine_list(true).await?;
     for e in held.iter().filter(|e| e.status == QuarantineStatus::Held && e.source == Origin::Stdin.as_str()) {
         if let Some(raw) = &e.raw {
-            release(pipeline, &Received::whole(raw, e.received_at, Origin::Stdin), tally).await?;
+            release(pipeline, Received::whole(raw.clone(), e.received_at, Origin::Stdin), tally).await?;
         }
     }
     Ok(())
 }
 
 /// Process one mail again; true when it is now on a case.
-async fn release(pipeline: &Pipeline, received: &Received<'_>, tally: &mut Tally) -> anyhow::Result<bool> {
+async fn release(pipeline: &Pipeline, received: Received, tally: &mut Tally) -> anyhow::Result<bool> {
     let now = Utc::now();
+    let key = crate::mail::parse::dedup_key(&received.bytes);
     match pipeline.process(received, now).await? {
         Outcome::Stored { case, .. } | Outcome::Duplicate { case } => {
-            let key = crate::mail::parse::dedup_key(received.bytes);
             pipeline.store().quarantine_release(&key, case, now).await?;
             println!("released to case {case}");
             tally.released += 1;

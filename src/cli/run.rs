@@ -32,6 +32,7 @@ impl Run {
         let config = super::load_config(path)?;
         super::init_tracing(&config);
         let pipeline = super::pipeline(&config).await?;
+        pipeline.store().spawn_checkpointer().await;
         startup_summary(&config, self.once);
         import_contracts_file(&config, &pipeline).await?;
         let code = if self.once { once(&config, &pipeline).await? } else { daemon(path, &config, pipeline.clone()).await? };

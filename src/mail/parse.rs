@@ -79,6 +79,13 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Inbound, ParseError> {
     })
 }
 
+/// The content of a mail's `index`-th attachment (in the order [`parse`] lists them),
+/// decoded again from the raw mail the store keeps.
+pub fn attachment_content(raw: &[u8], index: usize) -> Option<Vec<u8>> {
+    let mail = parse(raw, &ParseLimits { max_attachment_bytes: u64::MAX }).ok()?;
+    mail.attachments.into_iter().nth(index)?.content
+}
+
 /// Dedup key of a mail, from its raw bytes alone so that a parsed mail and a
 /// quarantined one get the same key: `mid:<message-id>` ([`sniff_message_id`]) when the
 /// mail has one, else `sha256:<hex of the raw bytes>`.

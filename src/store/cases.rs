@@ -2,13 +2,13 @@
 
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::outbox::NewOutbox;
-use super::{Store, StoreError, from_ms, to_ms};
+use super::{Backend, Store, StoreError, Work, from_ms, to_ms};
 use crate::domain::decide::{CaseUpdate, EventOn, NewCase, Plan, RunningClock, Target};
 use crate::domain::thread::{CaseDetails, CaseFacts, ThreadFacts};
-use crate::domain::triage::ClockKind;
+use crate::domain::triage::{ClockKind, ClockStart};
 use crate::domain::{CaseNumber, Status};
 
 /// A message row to store with a plan.
@@ -31,12 +31,14 @@ pub struct NewMessage {
     pub attachments: Vec<NewAttachment>,
 }
 
+/// An attachment's row: its content stays in the message's raw mail (stored once).
 #[derive(Debug, Clone)]
 pub struct NewAttachment {
     pub filename: Option<String>,
     pub content_type: String,
     pub size: u64,
-    pub content: Option<Vec<u8>>,
+    /// The content can be decoded from the raw mail (it was within the size cap).
+    pub in_raw: bool,
 }
 
 /// A composed outbound mail to queue with a plan.
@@ -71,20 +73,22 @@ pub enum Committed {
     Duplicate { case: CaseNumber },
 }
 
-impl Store {
+impl Work {
     /// The case holding a message with this dedup key, if it was stored before.
-    pub async fn find_duplicate(&self, dedup_key: &str) -> Result<Option<CaseNumber>, StoreError> {
+    pub async fn find_duplicate(&mut self, dedup_key: &str) -> Result<Option<CaseNumber>, StoreError> {
         let row = sqlx::query("SELECT case_id FROM messages WHERE dedup_key = $1")
             .bind(dedup_key.to_string())
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *self.tx)
             .await?;
-        Ok(row.map(|r| CaseNumber(r.get::<i64, _>(0))))
+        let found = row.map(|r| CaseNumber(r.get::<i64, _>(0)));
+        self.absent = found.is_none().then(|| dedup_key.to_string());
+        Ok(found)
     }
 
     /// Candidate cases for threading: the most recent referenced message we know
     /// (In-Reply-To first, then References from newest to oldest) and the tagged case.
     pub async fn thread_facts(
-        &self,
+        &mut self,
         references: &[String],
         tag: Option<CaseNumber>,
         sender: &str,
@@ -93,7 +97,7 @@ impl Store {
         for mid in references.iter().take(50) {
             let row = sqlx::query("SELECT case_id FROM messages WHERE message_id = $1 ORDER BY id DESC LIMIT 1")
                 .bind(mid.clone())
-                .fetch_optional(&self.pool)
+                .fetch_optional(&mut *self.tx)
                 .await?;
             if let Some(r) = row {
                 facts.by_reference = self.case_facts(CaseNumber(r.get(0)), sender).await?;
@@ -107,10 +111,10 @@ impl Store {
     }
 
     /// The running SLA clocks of a case.
-    pub async fn running_clocks(&self, case: CaseNumber) -> Result<Vec<RunningClock>, StoreError> {
+    pub async fn running_clocks(&mut self, case: CaseNumber) -> Result<Vec<RunningClock>, StoreError> {
         let rows = sqlx::query("SELECT id, kind, started_at FROM sla_clocks WHERE case_id = $1 AND state = 'running' ORDER BY id")
             .bind(case.0)
-            .fetch_all(&self.pool)
+            .fetch_all(&mut *self.tx)
             .await?;
         Ok(rows
             .iter()
@@ -123,23 +127,23 @@ impl Store {
     }
 
     /// The latest customer message of a case: (Message-ID, row id).
-    pub async fn last_customer_message(&self, case: CaseNumber) -> Result<Option<(Option<String>, i64)>, StoreError> {
+    pub async fn last_customer_message(&mut self, case: CaseNumber) -> Result<Option<(Option<String>, i64)>, StoreError> {
         let row = sqlx::query(
             "SELECT message_id, id FROM messages WHERE case_id = $1 AND direction = 'in' AND role = 'customer' \
              ORDER BY received_at DESC, id DESC LIMIT 1",
         )
         .bind(case.0)
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.tx)
         .await?;
         Ok(row.map(|r| (r.get(0), r.get(1))))
     }
 
     /// The facts about one case, for a mail that names it.
-    pub async fn case_facts_for(&self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
+    pub async fn case_facts_for(&mut self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
         self.case_facts(n, sender).await
     }
 
-    async fn case_facts(&self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
+    async fn case_facts(&mut self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
         let row = sqlx::query(
             "SELECT status, closed_at, customer, \
              (SELECT COUNT(*) FROM case_participants p WHERE p.case_id = c.id AND p.email = $2), \
@@ -148,7 +152,7 @@ impl Store {
         )
         .bind(n.0)
         .bind(sender.to_lowercase())
-        .fetch_optional(&self.pool)
+        .fetch_optional(&mut *self.tx)
         .await?;
         let Some(r) = row else { return Ok(None) };
         let customer: String = r.get(2);
@@ -179,64 +183,122 @@ impl Store {
         }))
     }
 
-    /// Write a plan and its message in one transaction. A concurrent or earlier copy of
-    /// the same mail (same dedup key) rolls the whole transaction back: never two cases.
+    /// Write a plan and its message. A concurrent or earlier copy of the same mail (same
+    /// dedup key) writes nothing: never two cases. On PostgreSQL the writes run in a
+    /// savepoint, since another instance may commit the same mail meanwhile and only
+    /// this mail's writes must be undone. On SQLite the unit of work holds the write
+    /// lock, so a key looked up here before cannot appear meanwhile: no savepoint (each
+    /// costs two round trips and a journal of every page it touches).
     /// `render` composes the plan's mails once the case number is known; its second
     /// argument numbers the case's outbound mails (for stable Message-IDs).
-    pub async fn commit<F>(&self, plan: &Plan, msg: &NewMessage, now: DateTime<Utc>, render: F) -> Result<Committed, StoreError>
+    pub async fn commit<F>(&mut self, plan: &Plan, msg: &NewMessage, now: DateTime<Utc>, render: F) -> Result<Committed, StoreError>
     where
         F: FnOnce(CaseNumber, i64) -> Composed,
     {
-        let mut tx = self.pool.begin().await?;
-        let (case, opened) = match &plan.target {
-            Target::New(c) => (insert_case(&mut tx, c, now).await?, true),
-            Target::Existing { number, status, .. } => {
-                touch_case(&mut tx, *number, *status, now).await?;
-                (*number, false)
+        let written = match self.backend {
+            Backend::Postgres => {
+                let mut savepoint = sqlx::Acquire::begin(&mut self.tx).await?;
+                let written = write_plan(&mut savepoint, plan, msg, now, render).await?;
+                match written {
+                    Some(_) => savepoint.commit().await?,
+                    None => savepoint.rollback().await?,
+                }
+                written
+            }
+            Backend::Sqlite => {
+                let checked = self.absent.as_deref() == Some(msg.dedup_key.as_str());
+                if !checked && self.find_duplicate(&msg.dedup_key).await?.is_some() {
+                    None
+                } else {
+                    match write_plan(&mut self.tx, plan, msg, now, render).await? {
+                        Some(w) => Some(w),
+                        // The write lock makes this impossible; if it happens anyway, this
+                        // mail's partial writes are in the transaction: give it all up.
+                        None => return Err(StoreError::Conflict(msg.dedup_key.clone())),
+                    }
+                }
             }
         };
-        apply_update(&mut tx, case, &plan.update, now).await?;
-        let Some(row_id) = insert_message(&mut tx, case, msg, plan.role.as_str()).await? else {
-            tx.rollback().await?;
-            let existing = self.find_duplicate(&msg.dedup_key).await?.unwrap_or(case);
-            return Ok(Committed::Duplicate { case: existing });
-        };
-        insert_attachments(&mut tx, row_id, &msg.attachments).await?;
-        for p in &plan.participants {
-            sqlx::query("INSERT INTO case_participants (case_id, email) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                .bind(case.0)
-                .bind(p.clone())
-                .execute(&mut *tx)
-                .await?;
+        self.absent = None;
+        match written {
+            Some((case, opened, queued)) => {
+                self.mails += 1;
+                self.queued_mail |= queued;
+                Ok(Committed::Stored { case, opened })
+            }
+            None => {
+                let existing = self.find_duplicate(&msg.dedup_key).await?;
+                Ok(Committed::Duplicate { case: existing.unwrap_or(plan_case(plan)) })
+            }
         }
-        for clock in &plan.clocks {
-            super::sla::start_clock(&mut tx, case, clock).await?;
+    }
+}
+
+/// The case a plan targets, when it exists already.
+fn plan_case(plan: &Plan) -> CaseNumber {
+    match &plan.target {
+        Target::Existing { number, .. } => *number,
+        Target::New(_) => CaseNumber(0),
+    }
+}
+
+/// The writes of one plan: `None` (and partial writes to roll back) when the message's
+/// dedup key exists already; else the case, whether it opened, and whether mail was queued.
+async fn write_plan<F>(
+    tx: &mut Transaction<'_, Any>,
+    plan: &Plan,
+    msg: &NewMessage,
+    now: DateTime<Utc>,
+    render: F,
+) -> Result<Option<(CaseNumber, bool, bool)>, StoreError>
+where
+    F: FnOnce(CaseNumber, i64) -> Composed,
+{
+    let (case, opened) = match &plan.target {
+        Target::New(c) => (insert_case(tx, c, &plan.clocks, now).await?, true),
+        Target::Existing { number, status, .. } => {
+            touch_case(tx, *number, *status, now).await?;
+            (*number, false)
         }
-        for e in &plan.events {
+    };
+    apply_update(tx, case, &plan.update, now).await?;
+    let Some(row_id) = insert_message(tx, case, msg, plan.role.as_str()).await? else { return Ok(None) };
+    insert_attachments(tx, row_id, &msg.attachments).await?;
+    insert_participants(tx, case, &plan.participants).await?;
+    super::sla::start_clocks(tx, case, &plan.clocks, opened).await?;
+    let events: Vec<_> = plan
+        .events
+        .iter()
+        .map(|e| {
             let on = match e.on {
                 EventOn::Target => case,
                 EventOn::Case(n) => n,
             };
-            insert_event(&mut tx, Some(on), now, &e.actor, e.kind, &e.detail).await?;
+            (on, e.actor.as_str(), e.kind, &e.detail)
+        })
+        .collect();
+    insert_events(tx, now, &events).await?;
+    let mut queued = false;
+    if !plan.mails.is_empty() {
+        // A case opened by this plan has sent nothing yet.
+        let sent: i64 = if opened {
+            0
+        } else {
+            sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1").bind(case.0).fetch_one(&mut **tx).await?.get(0)
+        };
+        let composed = render(case, sent + 1);
+        for out in &composed.mails {
+            queue_outbound(tx, case, out, now).await?;
+            queued = true;
         }
-        if !plan.mails.is_empty() {
-            let sent: i64 = sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1")
-                .bind(case.0)
-                .fetch_one(&mut *tx)
-                .await?
-                .get(0);
-            let composed = render(case, sent + 1);
-            for out in &composed.mails {
-                queue_outbound(&mut tx, case, out, now).await?;
-            }
-            for failure in &composed.failures {
-                insert_event(&mut tx, Some(case), now, "casegate", "notice_failed", failure).await?;
-            }
+        for failure in &composed.failures {
+            insert_event(tx, Some(case), now, "casegate", "notice_failed", failure).await?;
         }
-        tx.commit().await?;
-        Ok(Committed::Stored { case, opened })
     }
+    Ok(Some((case, opened, queued)))
+}
 
+impl Store {
     /// An audit event outside any plan (quarantine, security notices).
     pub async fn record_event(
         &self,
@@ -286,14 +348,22 @@ async fn touch_case(
     Ok(())
 }
 
-async fn insert_case(tx: &mut Transaction<'_, Any>, c: &NewCase, now: DateTime<Utc>) -> Result<CaseNumber, StoreError> {
+/// A new case, showing the due times of the clocks its plan starts.
+async fn insert_case(
+    tx: &mut Transaction<'_, Any>,
+    c: &NewCase,
+    clocks: &[ClockStart],
+    now: DateTime<Utc>,
+) -> Result<CaseNumber, StoreError> {
     let t = &c.triage;
     let contract = t.contract.as_ref();
+    let due = |kind: ClockKind| clocks.iter().rev().find(|k| k.kind == kind).map(|k| to_ms(k.due_at));
     let id: i64 = sqlx::query(
         "INSERT INTO cases (subject, status, customer, customer_name, related_case, created_at, updated_at, \
          queue, product, language, language_confidence, region, severity, account, entitlement, tier, country, \
-         contract_id, time_zone) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18) RETURNING id",
+         contract_id, time_zone, first_response_due, next_response_due) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+         RETURNING id",
     )
     .bind(c.subject.clone())
     .bind(c.status.as_str())
@@ -313,6 +383,8 @@ async fn insert_case(tx: &mut Transaction<'_, Any>, c: &NewCase, now: DateTime<U
     .bind(contract.map(|k| k.country.clone()))
     .bind(contract.map(|k| k.contract_id.clone()))
     .bind(t.time_zone.name())
+    .bind(due(ClockKind::FirstResponse))
+    .bind(due(ClockKind::NextResponse))
     .fetch_one(&mut **tx)
     .await?
     .get(0);
@@ -504,18 +576,63 @@ async fn insert_attachments(
     message_row: i64,
     attachments: &[NewAttachment],
 ) -> Result<(), StoreError> {
-    for a in attachments {
-        sqlx::query(
-            "INSERT INTO attachments (message_row, filename, content_type, size, content) VALUES ($1, $2, $3, $4, $5)",
-        )
-        .bind(message_row)
-        .bind(a.filename.clone())
-        .bind(a.content_type.clone())
-        .bind(a.size as i64)
-        .bind(a.content.clone())
-        .execute(&mut **tx)
-        .await?;
+    if attachments.is_empty() {
+        return Ok(());
     }
+    // Safe: only the number of placeholders varies; every value is bound.
+    let sql = format!(
+        "INSERT INTO attachments (message_row, filename, content_type, size, in_raw) VALUES {}",
+        values_rows(attachments.len(), 5)
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for a in attachments {
+        q = q.bind(message_row).bind(a.filename.clone()).bind(a.content_type.clone()).bind(a.size as i64).bind(i64::from(a.in_raw));
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// `($1, $2, ...), ($n, ...)`: placeholders for a multi-row VALUES list.
+fn values_rows(rows: usize, columns: usize) -> String {
+    (0..rows)
+        .map(|r| {
+            let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            format!("({})", cells.join(", "))
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+async fn insert_participants(tx: &mut Transaction<'_, Any>, case: CaseNumber, emails: &[String]) -> Result<(), StoreError> {
+    if emails.is_empty() {
+        return Ok(());
+    }
+    // Safe: only the number of placeholders varies; every value is bound.
+    let sql = format!("INSERT INTO case_participants (case_id, email) VALUES {} ON CONFLICT DO NOTHING", values_rows(emails.len(), 2));
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for e in emails {
+        q = q.bind(case.0).bind(e.clone());
+    }
+    q.execute(&mut **tx).await?;
+    Ok(())
+}
+
+/// Audit events of one plan in one statement: (case, actor, kind, detail).
+async fn insert_events(
+    tx: &mut Transaction<'_, Any>,
+    now: DateTime<Utc>,
+    events: &[(CaseNumber, &str, &str, &serde_json::Value)],
+) -> Result<(), StoreError> {
+    if events.is_empty() {
+        return Ok(());
+    }
+    // Safe: only the number of placeholders varies; every value is bound.
+    let sql = format!("INSERT INTO events (case_id, at, actor, kind, detail) VALUES {}", values_rows(events.len(), 5));
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for (case, actor, kind, detail) in events {
+        q = q.bind(case.0).bind(to_ms(now)).bind(actor.to_string()).bind(kind.to_string()).bind(detail.to_string());
+    }
+    q.execute(&mut **tx).await?;
     Ok(())
 }
 

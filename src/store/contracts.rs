@@ -4,7 +4,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::{Store, StoreError, to_ms};
+use super::{Store, StoreError, Work, to_ms};
 use crate::domain::entitlement::Contract;
 
 /// What an import changed.
@@ -80,10 +80,12 @@ impl Store {
             .await?;
         rows.iter().map(contract).collect()
     }
+}
 
+impl Work {
     /// Contracts that could cover this sender: by contact address or by its domain or any
     /// parent domain. The pure entitlement rules then pick (and reject free-mail domains).
-    pub async fn contracts_for_sender(&self, email: &str) -> Result<Vec<Contract>, StoreError> {
+    pub async fn contracts_for_sender(&mut self, email: &str) -> Result<Vec<Contract>, StoreError> {
         let email = email.to_lowercase();
         let mut keys = vec![format!("c:{email}")];
         if let Some((_, domain)) = email.rsplit_once('@') {
@@ -101,7 +103,7 @@ impl Store {
         for k in keys {
             q = q.bind(k);
         }
-        let rows = q.fetch_all(&self.pool).await?;
+        let rows = q.fetch_all(&mut *self.tx).await?;
         rows.iter().map(contract).collect()
     }
 }

@@ -21,7 +21,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::cases::insert_event;
-use super::{Backend, Store, StoreError, from_ms, to_ms};
+use super::{Backend, Store, StoreError, Work, from_ms, to_ms};
 use crate::domain::CaseNumber;
 use crate::templates::TemplateKind;
 
@@ -180,10 +180,42 @@ static REFUSAL_COUNT: LazyLock<String> = LazyLock::new(|| {
     let kinds = [TemplateKind::RefusalNoContract, TemplateKind::RefusalExpired, TemplateKind::RefusalNotCovered];
     let kinds: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.name())).collect();
     format!(
-        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($1) AND created_at >= $2 AND kind IN ({})",
+        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($1) AND created_at >= $3 AND kind IN ({})",
         kinds.join(", ")
     )
 });
+
+/// Both counts in one statement (one round trip per mail).
+static SENT_COUNTS: LazyLock<String> = LazyLock::new(|| format!("SELECT ({}), ({})", *AUTO_REPLY_COUNT, *REFUSAL_COUNT));
+
+/// What casegate sent one address lately, for the rate limits.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SentCounts {
+    /// Automatic mails to the address alone (RFC 3834 §2: a responder must not flood
+    /// one address).
+    pub auto_replies: i64,
+    /// Refusals to the address.
+    pub refusals: i64,
+}
+
+impl Work {
+    /// Automatic mails queued for `recipient` since `auto_since`, and refusals since
+    /// `refusals_since`.
+    pub async fn sent_counts(
+        &mut self,
+        recipient: &str,
+        auto_since: DateTime<Utc>,
+        refusals_since: DateTime<Utc>,
+    ) -> Result<SentCounts, StoreError> {
+        let row = sqlx::query(AssertSqlSafe(SENT_COUNTS.as_str()))
+            .bind(recipients_json(&[recipient.trim().to_string()]))
+            .bind(to_ms(auto_since))
+            .bind(to_ms(refusals_since))
+            .fetch_one(&mut *self.tx)
+            .await?;
+        Ok(SentCounts { auto_replies: row.get(0), refusals: row.get(1) })
+    }
+}
 
 impl Store {
     /// Queue a mail in a transaction of its own (mail not caused by a case commit).
@@ -314,27 +346,6 @@ impl Store {
         .execute(&self.pool)
         .await?;
         Ok(done.rows_affected())
-    }
-
-    /// Automatic mails queued for `recipient` (alone) since `since`, for the per-sender
-    /// rate limit (RFC 3834 §2: a responder must not flood one address).
-    pub async fn count_auto_replies_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
-        self.count_sent_since(&AUTO_REPLY_COUNT, recipient, since).await
-    }
-
-    /// Refusals queued for `recipient` since `since`.
-    pub async fn count_refusals_since(&self, recipient: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
-        self.count_sent_since(&REFUSAL_COUNT, recipient, since).await
-    }
-
-    async fn count_sent_since(&self, sql: &'static str, recipient: &str, since: DateTime<Utc>) -> Result<i64, StoreError> {
-        let n: i64 = sqlx::query(AssertSqlSafe(sql))
-            .bind(recipients_json(&[recipient.trim().to_string()]))
-            .bind(to_ms(since))
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
-        Ok(n)
     }
 
     /// When the worker must look again: the earliest due row or lease expiry.

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::Row;
 
-use super::{Store, StoreError, from_ms, to_ms};
+use super::{Store, StoreError, Work, from_ms, to_ms};
 use crate::domain::CaseNumber;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -37,11 +37,10 @@ pub struct QuarantineEntry {
     pub raw: Option<Vec<u8>>,
 }
 
-impl Store {
+impl Work {
     /// Register a quarantined mail (again: a second quarantine of the same mail updates
     /// the reason and holds it again) with an audit event.
-    pub async fn quarantine(&self, e: &QuarantineEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
+    pub async fn quarantine(&mut self, e: &QuarantineEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO quarantine (dedup_key, message_id, from_addr, subject, reason, size, received_at, \
              quarantined_at, source, status, raw) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'held', $10) \
@@ -58,16 +57,18 @@ impl Store {
         .bind(to_ms(now))
         .bind(e.source.clone())
         .bind(e.raw.clone())
-        .execute(&mut *tx)
+        .execute(&mut *self.tx)
         .await?;
         let detail = serde_json::json!({
             "reason": e.reason, "message_id": e.message_id, "from": e.from, "size": e.size, "source": e.source,
         });
-        super::cases::insert_event(&mut tx, None, now, "casegate", "quarantined", &detail).await?;
-        tx.commit().await?;
+        super::cases::insert_event(&mut self.tx, None, now, "casegate", "quarantined", &detail).await?;
+        self.mails += 1;
         Ok(())
     }
+}
 
+impl Store {
     /// Held entries first, newest first.
     pub async fn quarantine_list(&self, with_raw: bool) -> Result<Vec<QuarantineEntry>, StoreError> {
         let sql = if with_raw {

@@ -3,7 +3,7 @@
 //! due clocks without scanning cases.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Any, Row, Transaction};
+use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::{Store, StoreError, from_ms, to_ms};
 use crate::domain::CaseNumber;
@@ -21,24 +21,40 @@ pub struct DueClock {
     pub warned: bool,
 }
 
-/// Start a clock inside the case's commit; the case shows its due time.
-pub(super) async fn start_clock(tx: &mut Transaction<'_, Any>, case: CaseNumber, c: &ClockStart) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO sla_clocks (case_id, kind, started_at, due_at, warn_at, state, next_check_at) \
-         VALUES ($1, $2, $3, $4, $5, 'running', $5)",
-    )
-    .bind(case.0)
-    .bind(c.kind.as_str())
-    .bind(to_ms(c.started_at))
-    .bind(to_ms(c.due_at))
-    .bind(to_ms(c.warn_at))
-    .execute(&mut **tx)
-    .await?;
-    let sql = match c.kind {
-        ClockKind::FirstResponse => "UPDATE cases SET first_response_due = $1 WHERE id = $2",
-        ClockKind::NextResponse => "UPDATE cases SET next_response_due = $1 WHERE id = $2",
-    };
-    sqlx::query(sql).bind(to_ms(c.due_at)).bind(case.0).execute(&mut **tx).await?;
+/// Start a plan's clocks inside its commit; an existing case then shows their due
+/// times (a case opened by the plan was inserted with them).
+pub(super) async fn start_clocks(
+    tx: &mut Transaction<'_, Any>,
+    case: CaseNumber,
+    clocks: &[ClockStart],
+    case_is_new: bool,
+) -> Result<(), StoreError> {
+    if clocks.is_empty() {
+        return Ok(());
+    }
+    // Safe: only the number of placeholders varies; every value is bound.
+    let sql = format!(
+        "INSERT INTO sla_clocks (case_id, kind, started_at, due_at, warn_at, state, next_check_at) VALUES {}",
+        clocks.iter().enumerate().map(|(i, _)| {
+            let n = i * 5;
+            format!("(${}, ${}, ${}, ${}, ${}, 'running', ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 5)
+        }).collect::<Vec<_>>().join(", ")
+    );
+    let mut q = sqlx::query(AssertSqlSafe(sql));
+    for c in clocks {
+        q = q.bind(case.0).bind(c.kind.as_str()).bind(to_ms(c.started_at)).bind(to_ms(c.due_at)).bind(to_ms(c.warn_at));
+    }
+    q.execute(&mut **tx).await?;
+    if case_is_new {
+        return Ok(());
+    }
+    for c in clocks {
+        let sql = match c.kind {
+            ClockKind::FirstResponse => "UPDATE cases SET first_response_due = $1 WHERE id = $2",
+            ClockKind::NextResponse => "UPDATE cases SET next_response_due = $1 WHERE id = $2",
+        };
+        sqlx::query(sql).bind(to_ms(c.due_at)).bind(case.0).execute(&mut **tx).await?;
+    }
     Ok(())
 }
 

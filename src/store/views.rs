@@ -42,11 +42,23 @@ pub struct CaseSummary {
 
 #[derive(Debug, Clone, Serialize)]
 pub struct AttachmentView {
+    /// For `casegate cases attachment ID`.
+    pub id: i64,
     pub filename: Option<String>,
     pub content_type: String,
     pub size: u64,
     /// False when the content was over the size cap and only name, type and size were kept.
     pub content_kept: bool,
+}
+
+/// Where an attachment's content is: decoded in its own row (stored before migration
+/// 0006), or inside its message's raw mail as the `index`-th attachment.
+#[derive(Debug, Clone)]
+pub enum AttachmentSource {
+    Decoded(Vec<u8>),
+    InRaw { raw: Vec<u8>, index: usize },
+    /// Over the size cap when it arrived: only name, type and size were kept.
+    NotKept,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -123,6 +135,25 @@ impl Store {
         Ok(sqlx::query("SELECT COUNT(*) FROM cases").fetch_one(&self.pool).await?.get(0))
     }
 
+    /// Where attachment `id`'s content is; `None` for an unknown id.
+    pub async fn attachment_source(&self, id: i64) -> Result<Option<AttachmentSource>, StoreError> {
+        let row = sqlx::query(
+            "SELECT a.content, a.in_raw, m.raw, \
+             (SELECT COUNT(*) FROM attachments b WHERE b.message_row = a.message_row AND b.id < a.id) \
+             FROM attachments a JOIN messages m ON m.id = a.message_row WHERE a.id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        let Some(r) = row else { return Ok(None) };
+        let raw: Option<Vec<u8>> = r.get(2);
+        Ok(Some(match (r.get::<Option<Vec<u8>>, _>(0), flag(&r, 1), raw) {
+            (Some(content), _, _) => AttachmentSource::Decoded(content),
+            (None, true, Some(raw)) => AttachmentSource::InRaw { raw, index: r.get::<i64, _>(3) as usize },
+            _ => AttachmentSource::NotKept,
+        }))
+    }
+
     pub async fn show_case(&self, n: CaseNumber) -> Result<Option<CaseView>, StoreError> {
         let Some(summary) = self.case_summary(n).await? else { return Ok(None) };
         let messages = self.messages(n).await?;
@@ -152,17 +183,19 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let attachments = sqlx::query(
-                "SELECT filename, content_type, size, content IS NOT NULL FROM attachments WHERE message_row = $1 ORDER BY id",
+                "SELECT id, filename, content_type, size, content IS NOT NULL OR in_raw = 1 FROM attachments \
+                 WHERE message_row = $1 ORDER BY id",
             )
             .bind(r.get::<i64, _>(0))
             .fetch_all(&self.pool)
             .await?
             .iter()
             .map(|a| AttachmentView {
-                filename: a.get(0),
-                content_type: a.get(1),
-                size: a.get::<i64, _>(2) as u64,
-                content_kept: flag(a, 3),
+                id: a.get(0),
+                filename: a.get(1),
+                content_type: a.get(2),
+                size: a.get::<i64, _>(3) as u64,
+                content_kept: flag(a, 4),
             })
             .collect();
             out.push(MessageView {

@@ -1,0 +1,66 @@
+//! A unit of work: the reads and writes for several mails in one transaction.
+//!
+//! A drain commits a whole fetch batch at once instead of one transaction per mail:
+//! SQLite writes each shared page (indexes, the case sequence) once per batch instead
+//! of once per mail, and the reads that feed the decision step run on the same
+//! connection. Later mails in a batch see what earlier ones wrote (a reply threads onto
+//! the case its question opened a moment before). Nothing is visible to anyone else,
+//! and nothing may leave the inbox, until [`Work::finish`] returns.
+
+use sqlx::{Any, Transaction};
+
+use super::{Backend, Store, StoreError};
+
+/// An open unit of work. Dropping it without [`Work::finish`] rolls everything back.
+pub struct Work {
+    pub(super) tx: Transaction<'static, Any>,
+    pub(super) backend: Backend,
+    /// Some commit queued outbound mail (the outbox worker is woken after `finish`).
+    pub(super) queued_mail: bool,
+    /// Mails committed so far.
+    pub(super) mails: usize,
+    /// The dedup key last looked up and not found (see [`Work::commit`]).
+    pub(super) absent: Option<String>,
+}
+
+impl std::fmt::Debug for Work {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Work").field("backend", &self.backend).field("mails", &self.mails).finish()
+    }
+}
+
+impl Store {
+    /// Open a unit of work. On SQLite it takes the write lock at once (`BEGIN
+    /// IMMEDIATE`): a deferred transaction that reads first could not upgrade to a
+    /// writer after another connection committed, and would fail instead of waiting.
+    pub async fn begin_work(&self) -> Result<Work, StoreError> {
+        let tx = match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        };
+        Ok(Work { tx, backend: self.backend, queued_mail: false, mails: 0, absent: None })
+    }
+}
+
+impl Work {
+    /// Commit everything; returns true when outbound mail was queued.
+    pub async fn finish(self) -> Result<bool, StoreError> {
+        self.tx.commit().await?;
+        Ok(self.queued_mail)
+    }
+
+    /// Roll everything back (also what dropping does, without waiting for it).
+    pub async fn abandon(self) -> Result<(), StoreError> {
+        self.tx.rollback().await?;
+        Ok(())
+    }
+
+    /// Mails (cases, duplicates excluded, and quarantine entries) written so far.
+    pub fn len(&self) -> usize {
+        self.mails
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.mails == 0
+    }
+}
