@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use crate::config::{Config, Engineer};
 use crate::domain::classify::{self, MailKind};
 use crate::domain::decide::{self, CaseUpdate, EventOn, Facts, Plan, PlannedEvent, Role, Rules, Settings, Target};
+use crate::domain::triage::Reading;
 use crate::domain::{CaseNumber, authres, engineer, token};
 use crate::mail::Inbound;
 use crate::mail::parse::{self, ParseLimits};
@@ -90,7 +91,7 @@ enum Stage {
     /// A staff reply proven by a signed reply address or a trusted MTA, naming a case.
     Engineer { mail: Box<Inbound>, engineer: Engineer, case: CaseNumber },
     /// Customer mail, or staff mail naming no case (`proven_staff` when authenticated).
-    Customer { mail: Box<Inbound>, kind: MailKind, proven_staff: bool },
+    Customer { mail: Box<Inbound>, kind: MailKind, reading: Reading, proven_staff: bool },
 }
 
 /// The stages, with the settings they need. Cheap to clone; a reload makes a new one.
@@ -169,8 +170,11 @@ impl Pipeline {
                         MailKind::Bounce { original_message_id } => Stage::Bounce { mail, original: original_message_id },
                         kind => match self.staff_proof(&mail) {
                             Some((engineer, Some(case))) => Stage::Engineer { mail, engineer, case },
-                            Some((_, None)) => Stage::Customer { mail, kind, proven_staff: true },
-                            None => Stage::Customer { mail, kind, proven_staff: false },
+                            proof => {
+                                let recipients: Vec<String> = mail.to.iter().chain(&mail.cc).map(|a| a.email.clone()).collect();
+                                let reading = Reading::of(&mail, &recipients, &self.config.routing);
+                                Stage::Customer { mail, kind, reading, proven_staff: proof.is_some() }
+                            }
                         },
                     }
                 }
@@ -202,8 +206,9 @@ impl Pipeline {
                     }
                 }
             }
-            Stage::Customer { mail, kind, proven_staff } => {
-                (self.customer_mail(work, &mail, &kind, raw, key, received.received_at, now, proven_staff).await?, mail)
+            Stage::Customer { mail, kind, reading, proven_staff } => {
+                let o = self.customer_mail(work, &mail, &kind, &reading, raw, key, received.received_at, now, proven_staff).await?;
+                (o, mail)
             }
         };
         if let Outcome::Stored { case, opened } = &outcome {
@@ -280,6 +285,7 @@ impl Pipeline {
         work: &mut Work,
         mail: &Inbound,
         kind: &MailKind,
+        reading: &Reading,
         raw: &[u8],
         key: String,
         received_at: DateTime<Utc>,
@@ -298,8 +304,7 @@ impl Pipeline {
             recent_refusals: sent.refusals,
             ..Facts::default()
         };
-        let recipients: Vec<String> = mail.to.iter().chain(mail.cc.iter()).map(|a| a.email.clone()).collect();
-        let mut plan = decide::inbound(mail, kind, &recipients, &facts, self.settings(), received_at, now);
+        let mut plan = decide::inbound(mail, kind, reading, &facts, self.settings(), received_at, now);
         if !proven_staff && self.config.staff.engineer(&sender).is_some() {
             // A staff From address without a signed reply address or a trusted MTA's
             // authentication: possibly forged. No command runs; it is filed as any mail.

@@ -10,6 +10,7 @@ use casegate::config::Config;
 use casegate::domain::classify::MailKind;
 use casegate::domain::decide::{self, Facts, Rules, Settings};
 use casegate::domain::entitlement::Contract;
+use casegate::domain::triage::Reading;
 use casegate::domain::{CaseNumber, Status};
 use casegate::mail::{Address, Inbound, MailHeaders};
 use support::pg::PgDatabase;
@@ -119,7 +120,8 @@ async fn file_in(work: &mut Work, m: &Inbound, at: DateTime<Utc>) -> Committed {
     };
     let rules = rules();
     let settings = Settings { rules: &rules, routing: &cfg.routing, sla: &cfg.sla, staff: &cfg.staff };
-    let plan = decide::inbound(m, &MailKind::Normal, &[], &facts, settings, at, at);
+    let reading = Reading::of(m, &[], &cfg.routing);
+    let plan = decide::inbound(m, &MailKind::Normal, &reading, &facts, settings, at, at);
     let render = |case: CaseNumber, n: i64| casegate::store::Composed {
         mails: plan
             .mails

@@ -16,7 +16,7 @@ use super::scope::Scope;
 use super::sla;
 use super::feedback;
 use super::thread::{self, CaseDetails, Link, Thread, ThreadFacts};
-use super::triage::{self, ClockKind, ClockStart, Triage};
+use super::triage::{self, ClockKind, ClockStart, Reading, Triage};
 use crate::config::{SlaSettings, StaffSettings};
 use crate::mail::{Inbound, quote};
 
@@ -202,12 +202,13 @@ pub fn tag_of(mail: &Inbound, rules: &Rules) -> Option<CaseNumber> {
     thread::find_tag(&mail.subject, &rules.case_tag_word)
 }
 
-/// Decide what an inbound customer mail does to the cases. `recipients` are To and Cc;
-/// `kind` says whether a person wrote it (automatic mail is filed but never answered).
+/// Decide what an inbound customer mail does to the cases. `reading` is what its text
+/// says (for a new case's triage); `kind` says whether a person wrote it (automatic mail
+/// is filed but never answered).
 pub fn inbound(
     mail: &Inbound,
     kind: &MailKind,
-    recipients: &[String],
+    reading: &Reading,
     facts: &Facts,
     cfg: Settings<'_>,
     received_at: DateTime<Utc>,
@@ -229,7 +230,7 @@ pub fn inbound(
     let event = |on, kind, detail| PlannedEvent { on, actor: sender.clone(), kind, detail };
     match verdict {
         Thread::New { link } => {
-            let t = triage::triage(mail, recipients, &facts.contracts, triage_config(cfg), received_at);
+            let t = triage::triage(mail, reading, &facts.contracts, triage_config(cfg), received_at);
             plan.events.push(event(EventOn::Target, "case_opened", json!({ "from": sender })));
             if let Some((old, why)) = link {
                 plan.events.push(event(EventOn::Target, "linked", json!({ "case": old.to_string(), "reason": why.as_str() })));
@@ -488,7 +489,8 @@ mod tests {
     }
 
     fn decide(env: &Env, m: &Inbound, kind: &MailKind, facts: &Facts) -> Plan {
-        inbound(m, kind, &["support@vendor.example".into()], facts, env.settings(), now(), now())
+        let reading = Reading::of(m, &["support@vendor.example".into()], &env.routing);
+        inbound(m, kind, &reading, facts, env.settings(), now(), now())
     }
 
     fn existing(status: Status, entitlement: &str) -> ThreadFacts {

@@ -7,7 +7,7 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use super::entitlement::{self, Contract, Entitlement, Verdict};
-use super::language::{self, Language};
+use super::language::{self, Detection, Language};
 use super::routing::{self, Routing};
 use super::scope::{self, Scope};
 use super::sla::{self, SeverityFound};
@@ -82,18 +82,41 @@ pub struct Config<'a> {
     pub free_mail_domains: &'a [String],
 }
 
-/// Triage a mail that opens a case. `recipients` are To and Cc in order.
-pub fn triage(mail: &Inbound, recipients: &[String], contracts: &[Contract], cfg: Config<'_>, received_at: DateTime<Utc>) -> Triage {
-    let text = &mail.text;
-    let product = routing::product_for(recipients, &mail.subject, text, cfg.routing);
-    let detection = language::detect(&mail.subject, text);
+/// What a mail's own text says, whatever the store holds: product, language, scope and
+/// severity. The pipeline reads it in its pure stage, on another thread than the one
+/// that waits for the database.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Reading {
+    pub product: String,
+    pub detection: Detection,
+    pub scope: Option<Scope>,
+    pub severity: SeverityFound,
+}
+
+impl Reading {
+    /// `recipients` are To and Cc in order.
+    pub fn of(mail: &Inbound, recipients: &[String], routing: &Routing) -> Reading {
+        let text = &mail.text;
+        Reading {
+            product: routing::product_for(recipients, &mail.subject, text, routing),
+            detection: language::detect(&mail.subject, text),
+            scope: scope::classify(&mail.subject, text, &routing.scope),
+            severity: sla::from_mail(&mail.subject, text),
+        }
+    }
+}
+
+/// Triage a mail that opens a case.
+pub fn triage(mail: &Inbound, reading: &Reading, contracts: &[Contract], cfg: Config<'_>, received_at: DateTime<Utc>) -> Triage {
+    let product = reading.product.clone();
+    let detection = reading.detection;
     let is_free_mail = |d: &str| cfg.free_mail_domains.iter().any(|f| f.eq_ignore_ascii_case(d));
     // Expiry is judged on the customer's own calendar day (a Tokyo mail at 01:00 JST
     // on the day after the end date is too late, though it is still that day in UTC).
     let customer_tz = contracts.first().and_then(|c| cfg.sla.country_time_zones.get(&c.country.to_uppercase())).copied();
     let received_on = customer_tz.map(|tz| received_at.with_timezone(&tz).date_naive()).unwrap_or(received_at.date_naive());
     let verdict = entitlement::check(&mail.from.email, &product, contracts, is_free_mail, received_on);
-    let scope = scope::classify(&mail.subject, text, &cfg.routing.scope);
+    let scope = reading.scope;
     let country = verdict.contract.as_ref().map(|c| c.country.clone());
     let region = routing::region_for(country.as_deref(), cfg.routing);
     let queue = routing::queue_for(&product, detection.language, &region, cfg.routing);
@@ -108,7 +131,7 @@ pub fn triage(mail: &Inbound, recipients: &[String], contracts: &[Contract], cfg
     if queue.is_none() {
         events.push(("routing_dead_end", json!({ "product": product, "language": detection.language.as_str(), "region": region })));
     }
-    let (severity, severity_event) = severity(mail, cfg.sla.default_severity);
+    let (severity, severity_event) = severity(&reading.severity, cfg.sla.default_severity);
     events.extend(severity_event);
     let entitlement = if scope.is_some() { Entitlement::OutOfScope } else { verdict.entitlement };
     if let Some(s) = scope {
@@ -151,9 +174,9 @@ pub fn triage(mail: &Inbound, recipients: &[String], contracts: &[Contract], cfg
 }
 
 /// The stated severity, else the default; an invalid statement falls back with an event.
-fn severity(mail: &Inbound, default: u8) -> (u8, Option<(&'static str, serde_json::Value)>) {
-    match sla::from_mail(&mail.subject, &mail.text) {
-        SeverityFound::Stated(n) => (n, None),
+fn severity(found: &SeverityFound, default: u8) -> (u8, Option<(&'static str, serde_json::Value)>) {
+    match found {
+        SeverityFound::Stated(n) => (*n, None),
         SeverityFound::Missing => (default, None),
         SeverityFound::Invalid(raw) => (default, Some(("severity_invalid", json!({ "stated": raw, "used": default })))),
     }
@@ -217,7 +240,7 @@ mod tests {
         let sla = sla();
         let free = vec!["gmail.com".to_string()];
         let cfg = Config { routing: &routing, sla: &sla, free_mail_domains: &free };
-        triage(m, &["support+ansible@example.com".to_string()], contracts, cfg, at)
+        triage(m, &Reading::of(m, &["support+ansible@example.com".to_string()], &routing), contracts, cfg, at)
     }
 
     fn end() -> NaiveDate {
