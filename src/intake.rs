@@ -161,7 +161,7 @@ async fn drain(
         }
         debug!(count = metas.len(), after_uid = cp.last_uid, "new mail");
         // Fetching the next batch from the IMAP server overlaps committing this one.
-        let mut chunks = metas.chunks(settings.batch_size as usize);
+        let mut chunks = batches(&metas, settings.batch_size as usize, settings.batch_bytes);
         let mut next = match chunks.next() {
             Some(chunk) => Some(fetch_batch(client, pipeline, chunk).await?),
             None => None,
@@ -188,6 +188,29 @@ async fn drain(
             next = prefetched.transpose()?;
         }
     }
+}
+
+/// Consecutive batches of at most `count` mails and `bytes` bytes (a mail larger than
+/// `bytes` is a batch of its own).
+fn batches(metas: &[MailMeta], count: usize, bytes: u64) -> impl Iterator<Item = &[MailMeta]> {
+    let mut rest = metas;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let mut total = 0u64;
+        let mut n = 0;
+        while n < rest.len() && n < count.max(1) {
+            total += u64::from(rest[n].size);
+            if n > 0 && total > bytes {
+                break;
+            }
+            n += 1;
+        }
+        let (batch, tail) = rest.split_at(n);
+        rest = tail;
+        Some(batch)
+    })
 }
 
 /// The result of processing one batch: what to move where.
@@ -311,4 +334,26 @@ async fn settle(client: &mut ImapClient, settings: &ImapSettings, batch: &Batch)
         client.move_to(&batch.quarantined, &settings.quarantine_mailbox).await?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn metas(sizes: &[u32]) -> Vec<MailMeta> {
+        sizes.iter().enumerate().map(|(i, &size)| MailMeta { uid: i as u32 + 1, size, internal_date: Utc::now() }).collect()
+    }
+
+    fn shape(sizes: &[u32], count: usize, bytes: u64) -> Vec<usize> {
+        batches(&metas(sizes), count, bytes).map(<[MailMeta]>::len).collect()
+    }
+
+    #[test]
+    fn batches_are_bounded_by_count_and_by_bytes() {
+        assert_eq!(shape(&[10; 5], 2, 1000), vec![2, 2, 1]);
+        assert_eq!(shape(&[400, 400, 400, 10], 10, 1000), vec![2, 2]);
+        // A mail larger than the byte budget still goes, alone.
+        assert_eq!(shape(&[5000, 10, 10], 10, 1000), vec![1, 2]);
+        assert!(shape(&[], 10, 1000).is_empty());
+    }
 }

@@ -187,9 +187,11 @@ impl Pipeline {
     /// others only once [`Pipeline::finish`] commits the unit of work.
     pub async fn commit(&self, work: &mut Work, prepared: Prepared, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
         let Prepared { received, key, stage } = prepared;
-        if let Some(case) = work.find_duplicate(&key).await? {
-            info!(case = %case, dedup_key = %key, "duplicate mail: already on the case");
-            return Ok(Outcome::Duplicate { case });
+        // Customer mail (most mail) learns this with the rest of its facts.
+        if !matches!(stage, Stage::Customer { .. })
+            && let Some(case) = work.find_duplicate(&key).await?
+        {
+            return Ok(duplicate(case, &key));
         }
         let raw = &received.bytes;
         let (outcome, mail) = match stage {
@@ -296,12 +298,15 @@ impl Pipeline {
         let mut refs: Vec<String> = mail.in_reply_to.clone();
         refs.extend(mail.references.iter().rev().cloned());
         let tag = decide::tag_of(mail, &self.rules);
-        let sent = work.sent_counts(&sender, now - chrono::Duration::hours(1), now - self.config.gateway.refusal_interval).await?;
+        let known = work.sender_facts(&key, &sender, now - chrono::Duration::hours(1), now - self.config.gateway.refusal_interval).await?;
+        if let Some(case) = known.duplicate {
+            return Ok(duplicate(case, &key));
+        }
         let facts = Facts {
             thread: work.thread_facts(&refs, tag, &sender).await?,
-            contracts: work.contracts_for_sender(&sender).await?,
-            auto_replies_last_hour: sent.auto_replies,
-            recent_refusals: sent.refusals,
+            contracts: known.contracts,
+            auto_replies_last_hour: known.sent.auto_replies,
+            recent_refusals: known.sent.refusals,
             ..Facts::default()
         };
         let mut plan = decide::inbound(mail, kind, reading, &facts, self.settings(), received_at, now);
@@ -406,6 +411,11 @@ impl Pipeline {
         warn!(reason = %reason, dedup_key = %key, "mail quarantined");
         Ok(Outcome::Quarantined { reason })
     }
+}
+
+fn duplicate(case: CaseNumber, key: &str) -> Outcome {
+    info!(case = %case, dedup_key = %key, "duplicate mail: already on the case");
+    Outcome::Duplicate { case }
 }
 
 /// The quarantine reason for an oversized mail.

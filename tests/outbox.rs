@@ -479,7 +479,7 @@ async fn postgres_concurrent_claims_never_overlap() {
 /// Automatic mails queued for `to` since `since` (the rate limit's count).
 async fn auto_replies(store: &Store, to: &str, since: DateTime<Utc>) -> i64 {
     let mut work = store.begin_work().await.unwrap();
-    let n = work.sent_counts(to, since, since).await.unwrap().auto_replies;
+    let n = work.sender_facts("", to, since, since).await.unwrap().sent.auto_replies;
     work.abandon().await.unwrap();
     n
 }

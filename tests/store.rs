@@ -15,7 +15,7 @@ use casegate::domain::{CaseNumber, Status};
 use casegate::mail::{Address, Inbound, MailHeaders};
 use support::pg::PgDatabase;
 use casegate::store::{
-    Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound, QuarantineEntry, QuarantineStatus, SentCounts, Store, Work,
+    Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound, QuarantineEntry, QuarantineStatus, SenderFacts, SentCounts, Store, Work,
 };
 
 fn rules() -> Rules {
@@ -115,7 +115,7 @@ async fn file_in(work: &mut Work, m: &Inbound, at: DateTime<Utc>) -> Committed {
     let refs: Vec<String> = m.in_reply_to.iter().chain(m.references.iter().rev()).cloned().collect();
     let facts = Facts {
         thread: work.thread_facts(&refs, decide::tag_of(m, &rules()), &m.from.email).await.unwrap(),
-        contracts: work.contracts_for_sender(&m.from.email).await.unwrap(),
+        contracts: work.sender_facts("", &m.from.email, at, at).await.unwrap().contracts,
         ..Facts::default()
     };
     let rules = rules();
@@ -143,11 +143,16 @@ async fn file_in(work: &mut Work, m: &Inbound, at: DateTime<Utc>) -> Committed {
     work.commit(&plan, &message(m, at), at, render).await.unwrap()
 }
 
-async fn contracts_for(store: &Store, sender: &str) -> usize {
+/// What the store knows of a mail (by dedup key) and its sender.
+async fn sender_facts(store: &Store, key: &str, sender: &str) -> SenderFacts {
     let mut work = store.begin_work().await.unwrap();
-    let n = work.contracts_for_sender(sender).await.unwrap().len();
+    let facts = work.sender_facts(key, sender, t0(), t0()).await.unwrap();
     work.abandon().await.unwrap();
-    n
+    facts
+}
+
+async fn contracts_for(store: &Store, sender: &str) -> usize {
+    sender_facts(store, "", sender).await.contracts.len()
 }
 
 async fn contract(store: Store) {
@@ -173,9 +178,9 @@ async fn contract(store: Store) {
     assert!(view.summary.sla.first_response_due.is_some());
     assert_eq!(view.messages.iter().filter(|m| m.direction == "out").count(), 1);
     assert_eq!(store.outbox_rows(Some(case)).await.unwrap().len(), 1);
-    let mut work = store.begin_work().await.unwrap();
-    assert_eq!(work.sent_counts("taro@acme.example", t0(), t0()).await.unwrap(), SentCounts { auto_replies: 1, refusals: 0 });
-    work.abandon().await.unwrap();
+    let known = sender_facts(&store, "mid:a1@acme.example", "Taro@acme.example").await;
+    assert_eq!((known.duplicate, known.sent), (Some(case), SentCounts { auto_replies: 1, refusals: 0 }));
+    assert_eq!(known.contracts, vec![acme_contract()]);
 
     // The SLA clock: warned once, breached once, never again.
     let due = view.summary.sla.first_response_due.unwrap();
@@ -210,6 +215,7 @@ async fn contract(store: Store) {
     // The same mail again: a duplicate, nothing written.
     let mut work = store.begin_work().await.unwrap();
     assert_eq!(work.find_duplicate("mid:a1@acme.example").await.unwrap(), Some(case));
+    assert_eq!(work.find_duplicate("mid:other@acme.example").await.unwrap(), None);
     work.abandon().await.unwrap();
     assert_eq!(file(&store, &first, t0()).await, Committed::Duplicate { case });
     assert_eq!(store.case_count().await.unwrap(), 1);

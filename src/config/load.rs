@@ -228,6 +228,7 @@ fn imap(r: &mut Reader<'_>) -> ImapSettings {
         poll_interval: Duration::from_secs(r.uint("imap.poll_interval_secs", 30, 1, 86_400)),
         idle: r.bool("imap.idle", true),
         batch_size: r.uint("imap.batch_size", 200, 1, 10_000) as u32,
+        batch_bytes: r.uint("imap.batch_bytes", 16 * 1024 * 1024, 1024, u64::MAX),
         timeout: Duration::from_secs(r.uint("imap.timeout_secs", 30, 1, 3600)),
         host,
     }

@@ -66,8 +66,11 @@ pub struct ImapSettings {
     pub poll_interval: Duration,
     /// Use IDLE when the server advertises it.
     pub idle: bool,
-    /// UIDs fetched per UID FETCH.
+    /// UIDs fetched per UID FETCH (and committed per transaction).
     pub batch_size: u32,
+    /// At most this many bytes of mail per batch (one mail over it is a batch alone):
+    /// bounds the memory a drain takes, whatever the attachments.
+    pub batch_bytes: u64,
     /// Connect/command timeout.
     pub timeout: Duration,
 }

@@ -4,7 +4,9 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
+use super::outbox::{SENT_COUNTS, SentCounts, recipient_key};
 use super::{Store, StoreError, Work, to_ms};
+use crate::domain::CaseNumber;
 use crate::domain::entitlement::Contract;
 
 /// What an import changed.
@@ -28,7 +30,7 @@ impl Store {
                 .bind(c.contract_id.clone())
                 .fetch_optional(&mut *tx)
                 .await?
-                .map(|r| contract(&r))
+                .map(|r| contract(&r, 0))
                 .transpose()?;
             match existing {
                 Some(old) if old == *c => {
@@ -78,52 +80,88 @@ impl Store {
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contracts ORDER BY account, contract_id")))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(contract).collect()
+        rows.iter().map(|r| contract(r, 0)).collect()
     }
 }
 
-impl Work {
-    /// Contracts that could cover this sender: by contact address or by its domain or any
+/// What the store says about a customer mail and its sender, read in one round trip.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SenderFacts {
+    /// The case holding this mail already (same dedup key).
+    pub duplicate: Option<CaseNumber>,
+    pub sent: SentCounts,
+    /// Contracts that could cover the sender: by contact address or by its domain or any
     /// parent domain. The pure entitlement rules then pick (and reject free-mail domains).
-    pub async fn contracts_for_sender(&mut self, email: &str) -> Result<Vec<Contract>, StoreError> {
-        let email = email.to_lowercase();
+    pub contracts: Vec<Contract>,
+}
+
+impl Work {
+    /// The facts about a customer mail that do not depend on its thread. The mail's
+    /// dedup key counts as looked up (see [`Work::commit`]).
+    pub async fn sender_facts(
+        &mut self,
+        dedup_key: &str,
+        sender: &str,
+        auto_since: DateTime<Utc>,
+        refusals_since: DateTime<Utc>,
+    ) -> Result<SenderFacts, StoreError> {
+        let email = sender.to_lowercase();
         let mut keys = vec![format!("c:{email}")];
         if let Some((_, domain)) = email.rsplit_once('@') {
             let labels: Vec<&str> = domain.split('.').collect();
             keys.extend((0..labels.len().saturating_sub(1)).map(|i| format!("d:{}", labels[i..].join("."))));
         }
-        let placeholders: Vec<String> = (1..=keys.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> = (5..5 + keys.len()).map(|i| format!("${i}")).collect();
+        let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{c}")).collect();
+        // One row without contracts, else one per contract.
         let sql = format!(
-            "SELECT {COLUMNS} FROM contracts WHERE contract_id IN \
-             (SELECT contract_id FROM contract_keys WHERE key IN ({})) ORDER BY contract_id",
+            "SELECT (SELECT case_id FROM messages WHERE dedup_key = $1), {}, {} FROM (SELECT 1 AS one) d \
+             LEFT JOIN contracts c ON c.contract_id IN (SELECT contract_id FROM contract_keys WHERE key IN ({})) \
+             ORDER BY c.contract_id",
+            *SENT_COUNTS,
+            columns.join(", "),
             placeholders.join(", ")
         );
         // Safe: only the number of `$N` placeholders varies; every value is bound.
-        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(dedup_key.to_string())
+            .bind(recipient_key(sender))
+            .bind(to_ms(auto_since))
+            .bind(to_ms(refusals_since));
         for k in keys {
             q = q.bind(k);
         }
         let rows = q.fetch_all(&mut *self.tx).await?;
-        rows.iter().map(contract).collect()
+        let mut facts = SenderFacts::default();
+        if let Some(r) = rows.first() {
+            facts.duplicate = r.get::<Option<i64>, _>(0).map(CaseNumber);
+            facts.sent = SentCounts { auto_replies: r.get(1), refusals: r.get(2) };
+        }
+        for r in rows.iter().filter(|r| r.get::<Option<String>, _>(3).is_some()) {
+            facts.contracts.push(contract(r, 3)?);
+        }
+        self.absent = facts.duplicate.is_none().then(|| dedup_key.to_string());
+        Ok(facts)
     }
 }
 
-fn contract(r: &AnyRow) -> Result<Contract, StoreError> {
+/// A contract from its [`COLUMNS`], the first at index `at`.
+fn contract(r: &AnyRow, at: usize) -> Result<Contract, StoreError> {
     let list = |i: usize| -> Vec<String> {
-        r.get::<String, _>(i).split(';').filter(|s| !s.is_empty()).map(str::to_string).collect()
+        r.get::<String, _>(at + i).split(';').filter(|s| !s.is_empty()).map(str::to_string).collect()
     };
     let date = |i: usize, column: &'static str| -> Result<NaiveDate, StoreError> {
-        let s: String = r.get(i);
+        let s: String = r.get(at + i);
         s.parse().map_err(|_| StoreError::Corrupt { column, value: s })
     };
     Ok(Contract {
-        contract_id: r.get(0),
-        account: r.get(1),
-        tier: r.get(2),
+        contract_id: r.get(at),
+        account: r.get(at + 1),
+        tier: r.get(at + 2),
         products: list(3),
         domains: list(4),
         contacts: list(5),
-        country: r.get(6),
+        country: r.get(at + 6),
         start: date(7, "contracts.start_date")?,
         end: date(8, "contracts.end_date")?,
     })

@@ -19,7 +19,7 @@ use sqlx::any::{AnyPoolOptions, install_default_drivers};
 use sqlx::{AnyPool, AssertSqlSafe, Executor};
 
 pub use cases::{Committed, Composed, NewAttachment, NewMessage, Outbound};
-pub use contracts::ImportStats;
+pub use contracts::{ImportStats, SenderFacts};
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};

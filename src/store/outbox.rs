@@ -21,7 +21,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::cases::insert_event;
-use super::{Backend, Store, StoreError, Work, from_ms, to_ms};
+use super::{Backend, Store, StoreError, from_ms, to_ms};
 use crate::domain::CaseNumber;
 use crate::templates::TemplateKind;
 
@@ -162,6 +162,7 @@ fn claim_sql(lock: &str) -> String {
 }
 
 /// Automatic mail counted by the rate limit: every template that goes to a customer.
+/// The recipient is `$2`, the time `$3` (see [`SENT_COUNTS`]).
 static AUTO_REPLY_COUNT: LazyLock<String> = LazyLock::new(|| {
     let kinds: Vec<String> = TemplateKind::ALL
         .iter()
@@ -169,24 +170,31 @@ static AUTO_REPLY_COUNT: LazyLock<String> = LazyLock::new(|| {
         .map(|k| format!("'{}'", k.name()))
         .collect();
     format!(
-        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($1) AND created_at >= $2 \
+        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($2) AND created_at >= $3 \
          AND kind IN ({})",
         kinds.join(", ")
     )
 });
 
-/// Refusals, for "refuse a refused sender at most once per interval".
+/// Refusals, for "refuse a refused sender at most once per interval": recipient `$2`,
+/// since `$4`.
 static REFUSAL_COUNT: LazyLock<String> = LazyLock::new(|| {
     let kinds = [TemplateKind::RefusalNoContract, TemplateKind::RefusalExpired, TemplateKind::RefusalNotCovered];
     let kinds: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.name())).collect();
     format!(
-        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($1) AND created_at >= $3 AND kind IN ({})",
+        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($2) AND created_at >= $4 AND kind IN ({})",
         kinds.join(", ")
     )
 });
 
-/// Both counts in one statement (one round trip per mail).
-static SENT_COUNTS: LazyLock<String> = LazyLock::new(|| format!("SELECT ({}), ({})", *AUTO_REPLY_COUNT, *REFUSAL_COUNT));
+/// Both counts as two columns of a select list; binds: `$2` the recipient (see
+/// [`recipient_key`]), `$3` and `$4` the times since which automatic mail and refusals count.
+pub(super) static SENT_COUNTS: LazyLock<String> = LazyLock::new(|| format!("({}), ({})", *AUTO_REPLY_COUNT, *REFUSAL_COUNT));
+
+/// How the outbox stores a single recipient (what [`SENT_COUNTS`] compares with).
+pub(super) fn recipient_key(recipient: &str) -> String {
+    recipients_json(&[recipient.trim().to_string()])
+}
 
 /// What casegate sent one address lately, for the rate limits.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -196,25 +204,6 @@ pub struct SentCounts {
     pub auto_replies: i64,
     /// Refusals to the address.
     pub refusals: i64,
-}
-
-impl Work {
-    /// Automatic mails queued for `recipient` since `auto_since`, and refusals since
-    /// `refusals_since`.
-    pub async fn sent_counts(
-        &mut self,
-        recipient: &str,
-        auto_since: DateTime<Utc>,
-        refusals_since: DateTime<Utc>,
-    ) -> Result<SentCounts, StoreError> {
-        let row = sqlx::query(AssertSqlSafe(SENT_COUNTS.as_str()))
-            .bind(recipients_json(&[recipient.trim().to_string()]))
-            .bind(to_ms(auto_since))
-            .bind(to_ms(refusals_since))
-            .fetch_one(&mut *self.tx)
-            .await?;
-        Ok(SentCounts { auto_replies: row.get(0), refusals: row.get(1) })
-    }
 }
 
 impl Store {
