@@ -110,7 +110,8 @@ async fn session(
         if client.has_idle() && settings.idle {
             // Servers drop IDLE after 30 minutes; the poll interval also bounds the wait
             // so that a missed notification costs at most one interval.
-            match client.idle_wait(settings.poll_interval, shutdown).await? {
+            let wait = settings.idle_recheck.map_or(settings.poll_interval, |r| r.min(settings.poll_interval));
+            match client.idle_wait(wait, shutdown).await? {
                 IdleEnd::Shutdown => {
                     client.logout().await;
                     return Ok(());
@@ -144,7 +145,8 @@ async fn drain(
     loop {
         let selected = client.select(&settings.mailbox).await?;
         let store = pipeline.store();
-        let mut cp = match store.checkpoint(&settings.mailbox).await? {
+        let stored = store.checkpoint(&settings.mailbox).await?;
+        let mut cp = match stored {
             Some(cp) if cp.uid_validity == selected.uid_validity => cp,
             Some(old) => {
                 // Every UID may have been reassigned: read the whole mailbox again. The
@@ -156,7 +158,9 @@ async fn drain(
         };
         let metas = client.list_after(cp.last_uid).await?;
         if metas.is_empty() {
-            store.save_checkpoint(&settings.mailbox, cp, Utc::now()).await?;
+            if stored != Some(cp) {
+                store.save_checkpoint(&settings.mailbox, cp, Utc::now()).await?;
+            }
             return Ok(stats);
         }
         debug!(count = metas.len(), after_uid = cp.last_uid, "new mail");

@@ -193,15 +193,14 @@ impl Pipeline {
         {
             return Ok(duplicate(case, &key));
         }
-        let raw = &received.bytes;
         let (outcome, mail) = match stage {
             Stage::Quarantine(reason) => return self.quarantine(work, &received, reason, now).await,
-            Stage::Bounce { mail, original } => match self.bounce(work, &mail, raw, key, &received, original, now).await? {
+            Stage::Bounce { mail, original } => match self.bounce(work, &mail, key, &received, original, now).await? {
                 Some(o) => (o, mail),
                 None => return self.quarantine(work, &received, "bounce of a mail casegate did not send".into(), now).await,
             },
             Stage::Engineer { mail, engineer, case } => {
-                match self.engineer_mail(work, &mail, &engineer, case, raw, key, received.received_at, now).await? {
+                match self.engineer_mail(work, &mail, &engineer, case, &received.bytes, key, received.received_at, now).await? {
                     Some(o) => (o, mail),
                     None => {
                         return self.quarantine(work, &received, format!("engineer reply for unknown case {case}"), now).await;
@@ -209,7 +208,9 @@ impl Pipeline {
                 }
             }
             Stage::Customer { mail, kind, reading, proven_staff } => {
-                let o = self.customer_mail(work, &mail, &kind, &reading, raw, key, received.received_at, now, proven_staff).await?;
+                // The raw mail moves into the store: no copy of what may be megabytes.
+                let Received { bytes, received_at, .. } = received;
+                let o = self.customer_mail(work, &mail, &kind, &reading, bytes, key, received_at, now, proven_staff).await?;
                 (o, mail)
             }
         };
@@ -270,7 +271,7 @@ impl Pipeline {
         };
         let plan = engineer::reply(mail, engineer, &case, &facts, self.settings());
         let parent = Parent { message_id: facts.last_customer_message.and_then(|(id, _)| id), ..Parent::default() };
-        let outcome = self.write(work, &plan, mail, &parent, new_message(mail, raw, key, received_at), now).await?;
+        let outcome = self.write(work, &plan, mail, &parent, new_message(mail, raw.to_vec(), key, received_at), now).await?;
         info!(case = %number, engineer = %engineer.address, "engineer reply");
         Ok(Some(outcome))
     }
@@ -288,7 +289,7 @@ impl Pipeline {
         mail: &Inbound,
         kind: &MailKind,
         reading: &Reading,
-        raw: &[u8],
+        raw: Vec<u8>,
         key: String,
         received_at: DateTime<Utc>,
         now: DateTime<Utc>,
@@ -331,7 +332,6 @@ impl Pipeline {
         &self,
         work: &mut Work,
         mail: &Inbound,
-        raw: &[u8],
         key: String,
         received: &Received,
         original: Option<String>,
@@ -340,7 +340,7 @@ impl Pipeline {
         let Some(original) = original else { return Ok(None) };
         let facts = work.thread_facts(std::slice::from_ref(&original), None, "").await?;
         let Some(case) = facts.by_reference else { return Ok(None) };
-        let mut detail = classify::delivery_report(raw);
+        let mut detail = classify::delivery_report(&received.bytes);
         if let Some(d) = detail.as_object_mut() {
             d.insert("bounce_from".into(), mail.from.email.clone().into());
         }
@@ -354,7 +354,8 @@ impl Pipeline {
             mails: Vec::new(),
             notification_text: String::new(),
         };
-        let outcome = self.write(work, &plan, mail, &Parent::of(mail), new_message(mail, raw, key, received.received_at), now).await?;
+        let outcome =
+            self.write(work, &plan, mail, &Parent::of(mail), new_message(mail, received.bytes.clone(), key, received.received_at), now).await?;
         if matches!(outcome, Outcome::Stored { .. }) {
             warn!(case = %case.number, message_id = %original, "delivery failed: bounce attached to the case");
         }
@@ -423,7 +424,7 @@ pub fn too_large(size: u64, limit: u64) -> String {
     format!("too large: {size} bytes (limit {limit}, gateway.max_message_bytes)")
 }
 
-fn new_message(mail: &Inbound, raw: &[u8], key: String, received_at: DateTime<Utc>) -> NewMessage {
+fn new_message(mail: &Inbound, raw: Vec<u8>, key: String, received_at: DateTime<Utc>) -> NewMessage {
     NewMessage {
         direction: "in",
         dedup_key: key,
@@ -437,7 +438,7 @@ fn new_message(mail: &Inbound, raw: &[u8], key: String, received_at: DateTime<Ut
         text: mail.text.clone(),
         html_only: mail.html_only,
         size: raw.len() as u64,
-        raw: Some(raw.to_vec()),
+        raw: Some(raw),
         attachments: mail
             .attachments
             .iter()

@@ -227,6 +227,10 @@ fn imap(r: &mut Reader<'_>) -> ImapSettings {
         quarantine_mailbox: r.string("imap.quarantine_mailbox", Some("Quarantine")),
         poll_interval: Duration::from_secs(r.uint("imap.poll_interval_secs", 30, 1, 86_400)),
         idle: r.bool("imap.idle", true),
+        idle_recheck: match r.uint("imap.idle_recheck_ms", 0, 0, 3_600_000) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        },
         batch_size: r.uint("imap.batch_size", 200, 1, 10_000) as u32,
         batch_bytes: r.uint("imap.batch_bytes", 16 * 1024 * 1024, 1024, u64::MAX),
         timeout: Duration::from_secs(r.uint("imap.timeout_secs", 30, 1, 3600)),

@@ -66,6 +66,10 @@ pub struct ImapSettings {
     pub poll_interval: Duration,
     /// Use IDLE when the server advertises it.
     pub idle: bool,
+    /// End IDLE and look at the mailbox at least this often. Servers may hold IDLE
+    /// news back (Dovecot up to half a second, to batch changes); a short re-check
+    /// answers new mail sooner at the cost of a few commands per second.
+    pub idle_recheck: Option<Duration>,
     /// UIDs fetched per UID FETCH (and committed per transaction).
     pub batch_size: u32,
     /// At most this many bytes of mail per batch (one mail over it is a batch alone):

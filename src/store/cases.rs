@@ -565,7 +565,7 @@ async fn insert_message(
     .bind(m.text.clone())
     .bind(i64::from(m.html_only))
     .bind(m.size as i64)
-    .bind(m.raw.clone())
+    .bind(m.raw.as_deref())
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.map(|r| r.get(0)))
