@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 
 use chrono::Utc;
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::ImapSettings;
@@ -164,34 +164,75 @@ async fn drain(
             return Ok(stats);
         }
         debug!(count = metas.len(), after_uid = cp.last_uid, "new mail");
-        // Fetching the next batch from the IMAP server overlaps committing this one.
+        // A pipeline over the batches: while batch N commits, the IMAP connection moves
+        // batch N-1 out of the inbox and fetches batch N+1. The checkpoint for N-1 is
+        // recorded in N's unit of work, once its MOVE succeeded.
         let mut chunks = batches(&metas, settings.batch_size as usize, settings.batch_bytes);
         let mut next = match chunks.next() {
             Some(chunk) => Some(fetch_batch(client, pipeline, chunk).await?),
             None => None,
         };
+        let mut unsettled: Option<Batch> = None;
         while let Some(fetched) = next.take() {
             let upcoming = chunks.next();
-            let ((batch, done), prefetched) = tokio::join!(commit_batch(pipeline, fetched, shutdown), async {
+            let moving = unsettled.take();
+            let (moved_tx, moved_rx) = oneshot::channel();
+            let mark = Mark { mailbox: &settings.mailbox, checkpoint: cp, moved: moved_rx };
+            let ((batch, done, marked), imap) = tokio::join!(commit_batch(pipeline, fetched, mark, shutdown), async {
+                match &moving {
+                    Some(b) => {
+                        settle(client, settings, b).await?;
+                        let _ = moved_tx.send(b.settled_up_to);
+                    }
+                    None => drop(moved_tx),
+                }
                 match upcoming {
-                    Some(chunk) if !shutdown.is_shutdown() => Some(fetch_batch(client, pipeline, chunk).await),
-                    _ => None,
+                    Some(chunk) if !shutdown.is_shutdown() => fetch_batch(client, pipeline, chunk).await.map(Some),
+                    _ => Ok(None),
                 }
             });
-            stats.add(batch.stats);
-            settle(client, settings, &batch).await?;
-            if let Some(uid) = batch.settled_up_to {
+            if let Some(uid) = marked {
                 cp.last_uid = uid;
-                store.save_checkpoint(&settings.mailbox, cp, Utc::now()).await?;
             }
+            stats.add(batch.stats);
             match done {
-                BatchEnd::Complete => {}
-                BatchEnd::Shutdown => return Ok(stats),
+                BatchEnd::Complete => unsettled = Some(batch),
+                BatchEnd::Shutdown => {
+                    settle_and_mark(client, settings, store, &batch, &mut cp).await?;
+                    return Ok(stats);
+                }
                 BatchEnd::Failed(e) => return Err(e),
             }
-            next = prefetched.transpose()?;
+            next = imap?;
+        }
+        if let Some(batch) = unsettled {
+            settle_and_mark(client, settings, store, &batch, &mut cp).await?;
         }
     }
+}
+
+/// Move a committed batch out of the inbox, then advance the checkpoint past it.
+async fn settle_and_mark(
+    client: &mut ImapClient,
+    settings: &ImapSettings,
+    store: &crate::store::Store,
+    batch: &Batch,
+    cp: &mut Checkpoint,
+) -> Result<(), IntakeError> {
+    settle(client, settings, batch).await?;
+    if let Some(uid) = batch.settled_up_to {
+        cp.last_uid = uid;
+        store.save_checkpoint(&settings.mailbox, *cp, Utc::now()).await?;
+    }
+    Ok(())
+}
+
+/// The checkpoint a unit of work records once the previous batch has left the inbox:
+/// `moved` brings the highest UID it settled (nothing when its MOVE failed).
+struct Mark<'a> {
+    mailbox: &'a str,
+    checkpoint: Checkpoint,
+    moved: oneshot::Receiver<Option<u32>>,
 }
 
 /// Consecutive batches of at most `count` mails and `bytes` bytes (a mail larger than
@@ -261,7 +302,8 @@ async fn fetch_batch<'a>(client: &mut ImapClient, pipeline: &Pipeline, chunk: &'
 /// of the commits on this task, and everything commits at once at the end (or at
 /// shutdown, with the mails done so far). A store error rolls the whole batch back: it
 /// stays in the inbox and is retried.
-async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, shutdown: &Shutdown) -> (Batch, BatchEnd) {
+/// Returns the batch, how it ended, and the UID the checkpoint now records (`mark`).
+async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>, shutdown: &Shutdown) -> (Batch, BatchEnd, Option<u32>) {
     let Fetched { chunk, bodies, mut headers } = fetched;
     let (tx, mut prepared) = tokio::sync::mpsc::channel(PREPARED_AHEAD);
     let preparer = pipeline.clone();
@@ -275,7 +317,7 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, shutdown: &Shut
     });
     let mut work = match pipeline.store().begin_work().await {
         Ok(w) => w,
-        Err(e) => return (Batch::default(), BatchEnd::Failed(e.into())),
+        Err(e) => return (Batch::default(), BatchEnd::Failed(e.into()), None),
     };
     let mut batch = Batch::default();
     let mut end = BatchEnd::Complete;
@@ -319,14 +361,26 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, shutdown: &Shut
     let _ = producer.await;
     if matches!(end, BatchEnd::Failed(_)) {
         // Dropping the unit of work rolls it back.
-        return (Batch::default(), end);
+        return (Batch::default(), end, None);
     }
-    if let Err(e) = pipeline.finish(work).await {
+    let marked = match mark.moved.await {
+        Ok(Some(uid)) => Some(uid),
+        _ => None,
+    };
+    let recorded = match marked {
+        Some(uid) => work.save_checkpoint(mark.mailbox, Checkpoint { last_uid: uid, ..mark.checkpoint }, Utc::now()).await,
+        None => Ok(()),
+    };
+    let committed = match recorded {
+        Ok(()) => pipeline.finish(work).await,
+        Err(e) => Err(e),
+    };
+    if let Err(e) = committed {
         error!(error = %e, "batch not committed; its mail stays in the inbox");
-        return (Batch::default(), BatchEnd::Failed(e.into()));
+        return (Batch::default(), BatchEnd::Failed(e.into()), None);
     }
     crate::failpoint::hit("after_commit");
-    (batch, end)
+    (batch, end, marked)
 }
 
 /// Move what the batch accounted for out of the inbox.

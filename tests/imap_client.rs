@@ -26,7 +26,9 @@ fn settings(user: &str, host: &str, port: u16, tls: TlsMode) -> ImapSettings {
         quarantine_mailbox: "Quarantine".into(),
         poll_interval: Duration::from_secs(30),
         idle: true,
+        idle_recheck: None,
         batch_size: 200,
+        batch_bytes: 16 << 20,
         timeout: Duration::from_secs(10),
     }
 }

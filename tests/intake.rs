@@ -92,6 +92,33 @@ async fn replies_thread_by_references_and_by_tag_but_strangers_get_their_own_cas
 }
 
 #[tokio::test]
+async fn a_drain_in_several_batches_threads_within_and_across_batches() {
+    let ctx = customer_ctx("batches");
+    let reply_to = |mid: &str| format!("In-Reply-To: <{mid}>\r\nReferences: <{mid}>\r\n");
+    let mails = [
+        mail(Some("b1@acme.example"), "taro@acme.example", "Sync stalls", "", "first"),
+        mail(Some("b2@acme.example"), "taro@acme.example", "Re: Sync stalls", &reply_to("b1@acme.example"), "same batch"),
+        mail(Some("b3@acme.example"), "hanako@acme.example", "Login page", "", "second case"),
+        mail(Some("b4@acme.example"), "taro@acme.example", "Re: Sync stalls", &reply_to("b2@acme.example"), "next batch"),
+        mail(Some("b5@acme.example"), "jiro@acme.example", "Licence", "", "third case"),
+    ];
+    for raw in &mails {
+        append(&ctx.user, "INBOX", raw, None).await;
+    }
+    // Two mails per batch: three units of work, each moved while the next commits.
+    let summary = ok(ctx.casegate(&["run", "--once"]).env("CASEGATE__IMAP__BATCH_SIZE", "2").output().unwrap());
+    assert!(summary.contains("3 new case(s), 2 added to existing cases"), "{summary}");
+    assert_eq!(inbound_count(&ctx, "1"), 3);
+    assert_eq!(count(&ctx.user, "INBOX").await, 0);
+    assert_eq!(count(&ctx.user, "Processed").await, 5);
+    // Nothing is read twice: the next run reads only the new mail.
+    append(&ctx.user, "INBOX", &mail(Some("b6@acme.example"), "taro@acme.example", "Re: Sync stalls", &reply_to("b4@acme.example"), "later"), None).await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).env("CASEGATE__IMAP__BATCH_SIZE", "2").output().unwrap());
+    assert!(summary.contains("processed 1 mail(s)") && summary.contains("1 added"), "{summary}");
+    assert_eq!(inbound_count(&ctx, "1"), 4);
+}
+
+#[tokio::test]
 async fn japanese_charsets_and_html_are_decoded() {
     let ctx = customer_ctx("charsets");
     let iso = include_bytes!("../scripts/demo-mail/02-ja-new.eml");

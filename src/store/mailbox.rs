@@ -1,9 +1,9 @@
 //! IMAP checkpoints: per mailbox, the UIDVALIDITY seen and the highest UID settled.
 
 use chrono::{DateTime, Utc};
-use sqlx::Row;
+use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError, to_ms};
+use super::{Store, StoreError, Work, to_ms};
 
 /// Where reading a mailbox stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,17 +26,29 @@ impl Store {
     }
 
     pub async fn save_checkpoint(&self, mailbox: &str, cp: Checkpoint, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO mailbox_state (mailbox, uid_validity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
-             ON CONFLICT (mailbox) DO UPDATE SET uid_validity = excluded.uid_validity, \
-             last_uid = excluded.last_uid, updated_at = excluded.updated_at",
-        )
-        .bind(mailbox.to_string())
-        .bind(i64::from(cp.uid_validity))
-        .bind(i64::from(cp.last_uid))
-        .bind(to_ms(now))
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        let mut conn = self.pool.acquire().await?;
+        save(&mut conn, mailbox, cp, now).await
     }
+}
+
+impl Work {
+    /// Record the checkpoint with the rest of the unit of work.
+    pub async fn save_checkpoint(&mut self, mailbox: &str, cp: Checkpoint, now: DateTime<Utc>) -> Result<(), StoreError> {
+        save(&mut self.tx, mailbox, cp, now).await
+    }
+}
+
+async fn save(conn: &mut AnyConnection, mailbox: &str, cp: Checkpoint, now: DateTime<Utc>) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO mailbox_state (mailbox, uid_validity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (mailbox) DO UPDATE SET uid_validity = excluded.uid_validity, \
+         last_uid = excluded.last_uid, updated_at = excluded.updated_at",
+    )
+    .bind(mailbox.to_string())
+    .bind(i64::from(cp.uid_validity))
+    .bind(i64::from(cp.last_uid))
+    .bind(to_ms(now))
+    .execute(conn)
+    .await?;
+    Ok(())
 }
