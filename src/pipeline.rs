@@ -75,13 +75,6 @@ pub struct Prepared {
     stage: Stage,
 }
 
-impl Prepared {
-    /// The dedup key (Message-ID, else a content hash).
-    pub fn dedup_key(&self) -> &str {
-        &self.key
-    }
-}
-
 /// What the pure stages made of a mail.
 #[derive(Debug)]
 enum Stage {
@@ -263,7 +256,7 @@ impl Pipeline {
         received_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>, StoreError> {
-        let Some(case) = work.case_facts_for(number, &engineer.address).await? else { return Ok(None) };
+        let Some(case) = work.case_facts(number, &engineer.address).await? else { return Ok(None) };
         let facts = Facts {
             running_clocks: work.running_clocks(number).await?,
             last_customer_message: work.last_customer_message(number).await?,

@@ -139,11 +139,7 @@ impl Work {
     }
 
     /// The facts about one case, for a mail that names it.
-    pub async fn case_facts_for(&mut self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
-        self.case_facts(n, sender).await
-    }
-
-    async fn case_facts(&mut self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
+    pub async fn case_facts(&mut self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
         let row = sqlx::query(
             "SELECT status, closed_at, customer, \
              (SELECT COUNT(*) FROM case_participants p WHERE p.case_id = c.id AND p.email = $2), \
