@@ -26,6 +26,9 @@ pub enum IntakeError {
     /// The database failed during a single pass (`run --once`); the mail stays in the inbox.
     #[error("{0}; the mail stays in the inbox and is retried on the next run")]
     Store(#[from] StoreError),
+    /// A bug stopped a batch (the thread preparing its mail died); the mail stays in the inbox.
+    #[error("internal error: {0}; the mail stays in the inbox")]
+    Internal(String),
 }
 
 /// Counts for one pass over the inbox (printed by `run --once`).
@@ -143,6 +146,9 @@ async fn drain(
 ) -> Result<PassStats, IntakeError> {
     let mut stats = PassStats::default();
     loop {
+        if shutdown.is_shutdown() {
+            return Ok(stats);
+        }
         let selected = client.select(&settings.mailbox).await?;
         let store = pipeline.store();
         let stored = store.checkpoint(&settings.mailbox).await?;
@@ -191,19 +197,28 @@ async fn drain(
                     _ => Ok(None),
                 }
             });
-            if let Some(uid) = marked {
-                cp.last_uid = uid;
-            }
             stats.add(batch.stats);
-            match done {
-                BatchEnd::Complete => unsettled = Some(batch),
-                BatchEnd::Shutdown => {
-                    settle_and_mark(client, settings, store, &batch, &mut cp).await?;
-                    return Ok(stats);
-                }
-                BatchEnd::Failed(e) => return Err(e),
+            if let BatchEnd::Failed(e) = done {
+                return Err(e);
             }
-            next = imap?;
+            // This batch is committed; if the previous one's MOVE failed, stop here: both
+            // stay in the inbox (below no checkpoint) and the dedup key settles them later.
+            let fetched_next = imap?;
+            match (marked, moving.and_then(|b| b.settled_up_to)) {
+                (Some(uid), _) => cp.last_uid = uid,
+                // Moved, but after the unit of work had finished: record it on its own.
+                (None, Some(uid)) => {
+                    cp.last_uid = uid;
+                    store.save_checkpoint(&settings.mailbox, cp, Utc::now()).await?;
+                }
+                (None, None) => {}
+            }
+            if matches!(done, BatchEnd::Shutdown) {
+                settle_and_mark(client, settings, store, &batch, &mut cp).await?;
+                return Ok(stats);
+            }
+            unsettled = Some(batch);
+            next = fetched_next;
         }
         if let Some(batch) = unsettled {
             settle_and_mark(client, settings, store, &batch, &mut cp).await?;
@@ -305,6 +320,7 @@ async fn fetch_batch<'a>(client: &mut ImapClient, pipeline: &Pipeline, chunk: &'
 /// Returns the batch, how it ended, and the UID the checkpoint now records (`mark`).
 async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>, shutdown: &Shutdown) -> (Batch, BatchEnd, Option<u32>) {
     let Fetched { chunk, bodies, mut headers } = fetched;
+    let fetched_uids: std::collections::HashSet<u32> = bodies.iter().map(|b| b.uid).collect();
     let (tx, mut prepared) = tokio::sync::mpsc::channel(PREPARED_AHEAD);
     let preparer = pipeline.clone();
     let producer = tokio::task::spawn_blocking(move || {
@@ -315,13 +331,14 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
             }
         }
     });
+    // The write lock is taken once there is something to write.
+    let mut next = prepared.recv().await;
     let mut work = match pipeline.store().begin_work().await {
         Ok(w) => w,
         Err(e) => return (Batch::default(), BatchEnd::Failed(e.into()), None),
     };
     let mut batch = Batch::default();
     let mut end = BatchEnd::Complete;
-    let mut next = prepared.recv().await;
     for meta in chunk {
         if shutdown.is_shutdown() {
             end = BatchEnd::Shutdown;
@@ -336,6 +353,9 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
         } else if let Some((_, mail)) = next.take_if(|(uid, _)| *uid == meta.uid) {
             next = prepared.recv().await;
             pipeline.commit(&mut work, mail, now).await
+        } else if fetched_uids.contains(&meta.uid) {
+            end = BatchEnd::Failed(IntakeError::Internal(format!("UID {} was fetched but never prepared", meta.uid)));
+            break;
         } else {
             // Expunged by someone else between listing and fetching: nothing to do.
             batch.settled_up_to = Some(meta.uid);
@@ -358,12 +378,19 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
         }
     }
     drop(prepared);
-    let _ = producer.await;
+    if let Err(e) = producer.await
+        && !matches!(end, BatchEnd::Failed(_))
+    {
+        end = BatchEnd::Failed(IntakeError::Internal(format!("preparing mail failed: {e}")));
+    }
     if matches!(end, BatchEnd::Failed(_)) {
         // Dropping the unit of work rolls it back.
         return (Batch::default(), end, None);
     }
-    let marked = match mark.moved.await {
+    // Never wait for IMAP while holding the write lock: a MOVE not done yet is recorded
+    // by the caller on its own.
+    let mut moved = mark.moved;
+    let marked = match moved.try_recv() {
         Ok(Some(uid)) => Some(uid),
         _ => None,
     };

@@ -148,10 +148,17 @@ impl Pipeline {
     }
 
     /// The stages without I/O: dedup key, size limit, parse, classify, staff proof.
+    /// A bug that panics here quarantines the one mail instead of losing it.
     pub fn prepare(&self, received: Received) -> Prepared {
+        let key = parse::dedup_key(&received.bytes);
+        let stage = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stage(&received)))
+            .unwrap_or_else(|_| Stage::Quarantine("internal error while reading the mail (see the log)".into()));
+        Prepared { received, key, stage }
+    }
+
+    fn stage(&self, received: &Received) -> Stage {
         let raw = &received.bytes;
-        let key = parse::dedup_key(raw);
-        let stage = if received.size > self.max_message_bytes() {
+        if received.size > self.max_message_bytes() {
             Stage::Quarantine(too_large(received.size, self.max_message_bytes()))
         } else {
             match parse::parse(raw, &self.limits) {
@@ -172,8 +179,7 @@ impl Pipeline {
                     }
                 }
             }
-        };
-        Prepared { received, key, stage }
+        }
     }
 
     /// The stages with I/O, inside `work`: dedup, facts, decide, write. Visible to
@@ -439,7 +445,7 @@ fn new_message(mail: &Inbound, raw: Vec<u8>, key: String, received_at: DateTime<
                 filename: a.filename.clone(),
                 content_type: a.content_type.clone(),
                 size: a.size as u64,
-                in_raw: a.content.is_some(),
+                raw_span: a.content.is_some().then_some((a.span.0 as u64, a.span.1 as u64)),
             })
             .collect(),
     }

@@ -95,10 +95,19 @@ async fn replies_thread_by_references_and_by_tag_but_strangers_get_their_own_cas
 async fn a_drain_in_several_batches_threads_within_and_across_batches() {
     let ctx = customer_ctx("batches");
     let reply_to = |mid: &str| format!("In-Reply-To: <{mid}>\r\nReferences: <{mid}>\r\n");
+    // The second case's mail carries a log file: stored once, inside the raw mail.
+    let log: Vec<u8> = (0..3000u32).flat_map(|i| format!("line {i}: ok\n").into_bytes()).collect();
+    let with_log = format!(
+        "From: hanako@acme.example\r\nTo: support@example.com\r\nSubject: Login page\r\nMessage-ID: <b3@acme.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
+         second case\r\n--b\r\nContent-Type: text/plain; name=\"app.log\"\r\nContent-Disposition: attachment; filename=\"app.log\"\r\n\
+         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+        base64_lines(&log)
+    );
     let mails = [
         mail(Some("b1@acme.example"), "taro@acme.example", "Sync stalls", "", "first"),
         mail(Some("b2@acme.example"), "taro@acme.example", "Re: Sync stalls", &reply_to("b1@acme.example"), "same batch"),
-        mail(Some("b3@acme.example"), "hanako@acme.example", "Login page", "", "second case"),
+        with_log.into_bytes(),
         mail(Some("b4@acme.example"), "taro@acme.example", "Re: Sync stalls", &reply_to("b2@acme.example"), "next batch"),
         mail(Some("b5@acme.example"), "jiro@acme.example", "Licence", "", "third case"),
     ];
@@ -111,11 +120,43 @@ async fn a_drain_in_several_batches_threads_within_and_across_batches() {
     assert_eq!(inbound_count(&ctx, "1"), 3);
     assert_eq!(count(&ctx.user, "INBOX").await, 0);
     assert_eq!(count(&ctx.user, "Processed").await, 5);
+    assert_eq!(last_uid(&ctx).await, 5, "the checkpoint is past every batch");
+    let case2 = show(&ctx, "2");
+    let attachment = &case2["messages"][0]["attachments"][0];
+    assert_eq!((attachment["filename"].as_str(), attachment["content_kept"].as_bool()), (Some("app.log"), Some(true)));
+    let id = attachment["id"].as_i64().unwrap().to_string();
+    let out = ctx.casegate(&["cases", "attachment", &id]).output().unwrap();
+    assert!(out.status.success());
+    assert_eq!(out.stdout, log, "the attachment decodes from the raw mail as sent");
     // Nothing is read twice: the next run reads only the new mail.
     append(&ctx.user, "INBOX", &mail(Some("b6@acme.example"), "taro@acme.example", "Re: Sync stalls", &reply_to("b4@acme.example"), "later"), None).await;
     let summary = ok(ctx.casegate(&["run", "--once"]).env("CASEGATE__IMAP__BATCH_SIZE", "2").output().unwrap());
     assert!(summary.contains("processed 1 mail(s)") && summary.contains("1 added"), "{summary}");
     assert_eq!(inbound_count(&ctx, "1"), 4);
+    assert_eq!(last_uid(&ctx).await, 6);
+}
+
+/// The highest INBOX UID the store's checkpoint says is settled.
+async fn last_uid(ctx: &TestCtx) -> i64 {
+    let url = format!("sqlite://{}", ctx.db_path.display());
+    let pool = sqlx::sqlite::SqlitePoolOptions::new().connect(&url).await.unwrap();
+    let uid = sqlx::query_scalar("SELECT last_uid FROM mailbox_state WHERE mailbox = 'INBOX'").fetch_one(&pool).await.unwrap();
+    pool.close().await;
+    uid
+}
+
+/// Base64 in 76-character lines (RFC 2045).
+fn base64_lines(data: &[u8]) -> String {
+    const ABC: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::new();
+    for chunk in data.chunks(3) {
+        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            out.push(if i <= chunk.len() { ABC[(n >> (18 - 6 * i)) as usize & 63] as char } else { '=' });
+        }
+    }
+    out.as_bytes().chunks(76).map(|l| String::from_utf8_lossy(l).into_owned()).collect::<Vec<_>>().join("\r\n")
 }
 
 #[tokio::test]

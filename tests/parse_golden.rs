@@ -10,7 +10,7 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use casegate::mail::parse::{ParseLimits, dedup_key, parse, sniff_headers, sniff_message_id};
+use casegate::mail::parse::{ParseLimits, attachment_content, dedup_key, parse, sniff_headers, sniff_message_id};
 
 const LIMITS: ParseLimits = ParseLimits {
     max_attachment_bytes: 1024 * 1024,
@@ -161,6 +161,31 @@ fn attachment_content_is_the_decoded_bytes_as_sent() {
             .iter()
             .all(|a| a.content.is_none() && a.size > 10)
     );
+}
+
+/// The store keeps only the raw mail and where each attachment lies in it: every kept
+/// attachment of every fixture decodes again from its span to the same bytes, also
+/// behind an mbox "From " line (which shifts every offset).
+#[test]
+fn attachments_decode_again_from_their_span_in_the_raw_mail() {
+    let mut checked = 0;
+    for entry in fs::read_dir(fixture_dir()).expect("fixtures") {
+        let path = entry.expect("entry").path();
+        if path.extension().and_then(|e| e.to_str()) != Some("eml") {
+            continue;
+        }
+        let plain = fs::read(&path).expect("fixture");
+        let mut mbox = b"From someone@example.com Mon May 27 10:00:00 2024\r\n".to_vec();
+        mbox.extend_from_slice(&plain);
+        for raw in [plain, mbox] {
+            let Ok(mail) = parse(&raw, &LIMITS) else { continue };
+            for a in mail.attachments.iter().filter(|a| a.content.is_some()) {
+                assert_eq!(attachment_content(&raw, a.span), a.content, "{} {:?}", path.display(), a.filename);
+                checked += 1;
+            }
+        }
+    }
+    assert!(checked >= 6, "only {checked} attachments checked");
 }
 
 /// A small deterministic generator, so that a failure can be reproduced.

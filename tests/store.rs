@@ -95,7 +95,7 @@ fn message(m: &Inbound, at: DateTime<Utc>) -> NewMessage {
             filename: Some("ログ.txt".into()),
             content_type: "text/plain".into(),
             size: 3,
-            in_raw: true,
+            raw_span: Some((0, 9)),
         }],
     }
 }

@@ -1,4 +1,6 @@
 -- Attachments are stored once, inside the raw mail: new rows keep name, type and size,
--- and `in_raw` = 1 says the content can be decoded from the message's raw mail (it was
--- within gateway.max_attachment_bytes). Older rows keep their decoded `content`.
-ALTER TABLE attachments ADD COLUMN in_raw INTEGER NOT NULL DEFAULT 0;
+-- and where the part lies in its message's raw mail (`raw_start`..`raw_end`, bytes), to
+-- decode it from there. NULL: over gateway.max_attachment_bytes when it arrived, or a
+-- row from before this migration, which keeps its decoded `content`.
+ALTER TABLE attachments ADD COLUMN raw_start INTEGER;
+ALTER TABLE attachments ADD COLUMN raw_end INTEGER;

@@ -88,7 +88,7 @@ impl Cases {
                         return Ok(1);
                     }
                     Some(AttachmentSource::Decoded(content)) => content,
-                    Some(AttachmentSource::InRaw { raw, index }) => match crate::mail::parse::attachment_content(&raw, index) {
+                    Some(AttachmentSource::InRaw { raw, span }) => match crate::mail::parse::attachment_content(&raw, span) {
                         Some(content) => content,
                         None => anyhow::bail!("attachment {} cannot be decoded from its raw mail", a.id),
                     },

@@ -268,6 +268,7 @@ mod tests {
             content_type: "text/rfc822-headers".into(),
             size: 40,
             content: Some(b"From: support@vendor.example\r\nMessage-ID: <case-00000007.m-1@vendor.example>\r\n".to_vec()),
+            span: (0, 0),
         });
         assert_eq!(
             kind(&m),

@@ -128,6 +128,7 @@ fn attachment(raw: &[u8], part: &MessagePart<'_>, max_bytes: u64) -> Attachment 
         content_type: content_type(part),
         size,
         content: fits.then_some(content),
+        span: (part.offset_header as usize, part.offset_end as usize),
     }
 }
 
@@ -164,7 +165,7 @@ fn filename(raw: &[u8], part: &MessagePart<'_>) -> Option<String> {
 }
 
 /// The part's content after transfer decoding, before any charset decoding.
-fn decoded_bytes(raw: &[u8], part: &MessagePart<'_>) -> Vec<u8> {
+pub(super) fn decoded_bytes(raw: &[u8], part: &MessagePart<'_>) -> Vec<u8> {
     if let PartType::Binary(bytes) | PartType::InlineBinary(bytes) = &part.body
         && !part.is_encoding_problem
     {

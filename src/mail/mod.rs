@@ -36,6 +36,11 @@ pub struct Attachment {
     pub size: usize,
     #[serde(skip)]
     pub content: Option<Vec<u8>>,
+    /// Where the part (its MIME headers and body) lies in the raw mail: the store keeps
+    /// only the raw mail, and [`crate::mail::parse::attachment_content`] decodes the
+    /// part again from this range.
+    #[serde(skip)]
+    pub span: (usize, usize),
 }
 
 /// The header facts later stages (classification, etiquette) need, kept raw.

@@ -53,9 +53,15 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Inbound, ParseError> {
     if !header::starts_with_field(raw) {
         return Err(ParseError::NotAMessage);
     }
-    let message = mime_tree(header::skip_mbox_line(raw))?;
+    let mime = header::skip_mbox_line(raw);
+    let message = mime_tree(mime)?;
     let from = sender(&message).ok_or(ParseError::NoSender)?;
-    let body = body::extract(&message, limits.max_attachment_bytes);
+    let mut body = body::extract(&message, limits.max_attachment_bytes);
+    // Offsets count from the MIME text; spans count from the raw mail as stored.
+    let skipped = raw.len() - mime.len();
+    for a in &mut body.attachments {
+        a.span = (a.span.0 + skipped, a.span.1 + skipped);
+    }
     Ok(Inbound {
         message_id: sniff_message_id(raw),
         in_reply_to: first_value(&message, "In-Reply-To")
@@ -79,11 +85,12 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Inbound, ParseError> {
     })
 }
 
-/// The content of a mail's `index`-th attachment (in the order [`parse`] lists them),
-/// decoded again from the raw mail the store keeps.
-pub fn attachment_content(raw: &[u8], index: usize) -> Option<Vec<u8>> {
-    let mail = parse(raw, &ParseLimits { max_attachment_bytes: u64::MAX }).ok()?;
-    mail.attachments.into_iter().nth(index)?.content
+/// The content of the attachment at `span` in the raw mail (its [`crate::mail::Attachment::span`]):
+/// the part, MIME headers and body, is itself a MIME entity, decoded on its own.
+pub fn attachment_content(raw: &[u8], span: (usize, usize)) -> Option<Vec<u8>> {
+    let part = raw.get(span.0..span.1)?;
+    let entity = mime_tree(part).ok()?;
+    Some(body::decoded_bytes(part, entity.parts.first()?))
 }
 
 /// Dedup key of a mail, from its raw bytes alone so that a parsed mail and a

@@ -37,8 +37,9 @@ pub struct NewAttachment {
     pub filename: Option<String>,
     pub content_type: String,
     pub size: u64,
-    /// The content can be decoded from the raw mail (it was within the size cap).
-    pub in_raw: bool,
+    /// Where the part lies in the raw mail (bytes), when its content is kept (it was
+    /// within the size cap).
+    pub raw_span: Option<(u64, u64)>,
 }
 
 /// A composed outbound mail to queue with a plan.
@@ -572,21 +573,25 @@ async fn insert_attachments(
     message_row: i64,
     attachments: &[NewAttachment],
 ) -> Result<(), StoreError> {
-    if attachments.is_empty() {
-        return Ok(());
+    for rows in attachments.chunks(ROWS_PER_INSERT) {
+        // Safe: only the number of placeholders varies; every value is bound.
+        let sql = format!(
+            "INSERT INTO attachments (message_row, filename, content_type, size, raw_start, raw_end) VALUES {}",
+            values_rows(rows.len(), 6)
+        );
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for a in rows {
+            let (start, end) = (a.raw_span.map(|s| s.0 as i64), a.raw_span.map(|s| s.1 as i64));
+            q = q.bind(message_row).bind(a.filename.clone()).bind(a.content_type.clone()).bind(a.size as i64).bind(start).bind(end);
+        }
+        q.execute(&mut **tx).await?;
     }
-    // Safe: only the number of placeholders varies; every value is bound.
-    let sql = format!(
-        "INSERT INTO attachments (message_row, filename, content_type, size, in_raw) VALUES {}",
-        values_rows(attachments.len(), 5)
-    );
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for a in attachments {
-        q = q.bind(message_row).bind(a.filename.clone()).bind(a.content_type.clone()).bind(a.size as i64).bind(i64::from(a.in_raw));
-    }
-    q.execute(&mut **tx).await?;
     Ok(())
 }
+
+/// Rows per multi-row INSERT: far below the bound-parameter limits (SQLite 32,766,
+/// PostgreSQL 65,535) whatever a mail carries (thousands of attachments or Cc addresses).
+const ROWS_PER_INSERT: usize = 500;
 
 /// `($1, $2, ...), ($n, ...)`: placeholders for a multi-row VALUES list.
 fn values_rows(rows: usize, columns: usize) -> String {
@@ -600,16 +605,15 @@ fn values_rows(rows: usize, columns: usize) -> String {
 }
 
 async fn insert_participants(tx: &mut Transaction<'_, Any>, case: CaseNumber, emails: &[String]) -> Result<(), StoreError> {
-    if emails.is_empty() {
-        return Ok(());
+    for rows in emails.chunks(ROWS_PER_INSERT) {
+        // Safe: only the number of placeholders varies; every value is bound.
+        let sql = format!("INSERT INTO case_participants (case_id, email) VALUES {} ON CONFLICT DO NOTHING", values_rows(rows.len(), 2));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for e in rows {
+            q = q.bind(case.0).bind(e.clone());
+        }
+        q.execute(&mut **tx).await?;
     }
-    // Safe: only the number of placeholders varies; every value is bound.
-    let sql = format!("INSERT INTO case_participants (case_id, email) VALUES {} ON CONFLICT DO NOTHING", values_rows(emails.len(), 2));
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for e in emails {
-        q = q.bind(case.0).bind(e.clone());
-    }
-    q.execute(&mut **tx).await?;
     Ok(())
 }
 
@@ -619,16 +623,15 @@ async fn insert_events(
     now: DateTime<Utc>,
     events: &[(CaseNumber, &str, &str, &serde_json::Value)],
 ) -> Result<(), StoreError> {
-    if events.is_empty() {
-        return Ok(());
+    for rows in events.chunks(ROWS_PER_INSERT) {
+        // Safe: only the number of placeholders varies; every value is bound.
+        let sql = format!("INSERT INTO events (case_id, at, actor, kind, detail) VALUES {}", values_rows(rows.len(), 5));
+        let mut q = sqlx::query(AssertSqlSafe(sql));
+        for (case, actor, kind, detail) in rows {
+            q = q.bind(case.0).bind(to_ms(now)).bind(actor.to_string()).bind(kind.to_string()).bind(detail.to_string());
+        }
+        q.execute(&mut **tx).await?;
     }
-    // Safe: only the number of placeholders varies; every value is bound.
-    let sql = format!("INSERT INTO events (case_id, at, actor, kind, detail) VALUES {}", values_rows(events.len(), 5));
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for (case, actor, kind, detail) in events {
-        q = q.bind(case.0).bind(to_ms(now)).bind(actor.to_string()).bind(kind.to_string()).bind(detail.to_string());
-    }
-    q.execute(&mut **tx).await?;
     Ok(())
 }
 

@@ -52,11 +52,11 @@ pub struct AttachmentView {
 }
 
 /// Where an attachment's content is: decoded in its own row (stored before migration
-/// 0006), or inside its message's raw mail as the `index`-th attachment.
+/// 0006), or inside its message's raw mail at `span` (bytes).
 #[derive(Debug, Clone)]
 pub enum AttachmentSource {
     Decoded(Vec<u8>),
-    InRaw { raw: Vec<u8>, index: usize },
+    InRaw { raw: Vec<u8>, span: (usize, usize) },
     /// Over the size cap when it arrived: only name, type and size were kept.
     NotKept,
 }
@@ -138,18 +138,17 @@ impl Store {
     /// Where attachment `id`'s content is; `None` for an unknown id.
     pub async fn attachment_source(&self, id: i64) -> Result<Option<AttachmentSource>, StoreError> {
         let row = sqlx::query(
-            "SELECT a.content, a.in_raw, m.raw, \
-             (SELECT COUNT(*) FROM attachments b WHERE b.message_row = a.message_row AND b.id < a.id) \
-             FROM attachments a JOIN messages m ON m.id = a.message_row WHERE a.id = $1",
+            "SELECT a.content, a.raw_start, a.raw_end, m.raw FROM attachments a \
+             JOIN messages m ON m.id = a.message_row WHERE a.id = $1",
         )
         .bind(id)
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
-        let raw: Option<Vec<u8>> = r.get(2);
-        Ok(Some(match (r.get::<Option<Vec<u8>>, _>(0), flag(&r, 1), raw) {
-            (Some(content), _, _) => AttachmentSource::Decoded(content),
-            (None, true, Some(raw)) => AttachmentSource::InRaw { raw, index: r.get::<i64, _>(3) as usize },
+        let offset = |i: usize| r.get::<Option<i64>, _>(i).and_then(|v| usize::try_from(v).ok());
+        Ok(Some(match (r.get::<Option<Vec<u8>>, _>(0), offset(1), offset(2), r.get::<Option<Vec<u8>>, _>(3)) {
+            (Some(content), ..) => AttachmentSource::Decoded(content),
+            (None, Some(start), Some(end), Some(raw)) => AttachmentSource::InRaw { raw, span: (start, end) },
             _ => AttachmentSource::NotKept,
         }))
     }
@@ -183,7 +182,7 @@ impl Store {
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let attachments = sqlx::query(
-                "SELECT id, filename, content_type, size, content IS NOT NULL OR in_raw = 1 FROM attachments \
+                "SELECT id, filename, content_type, size, content IS NOT NULL OR raw_start IS NOT NULL FROM attachments \
                  WHERE message_row = $1 ORDER BY id",
             )
             .bind(r.get::<i64, _>(0))
