@@ -201,8 +201,9 @@ async fn drain(
             if let BatchEnd::Failed(e) = done {
                 return Err(e);
             }
-            // This batch is committed; if the previous one's MOVE failed, stop here: both
-            // stay in the inbox (below no checkpoint) and the dedup key settles them later.
+            // This batch is committed. If the previous one's MOVE failed, stop here: both
+            // stay in the inbox, the checkpoint stays before them, and their dedup keys
+            // make the next pass settle them without doubling anything.
             let fetched_next = imap?;
             match (marked, moving.and_then(|b| b.settled_up_to)) {
                 (Some(uid), _) => cp.last_uid = uid,
