@@ -204,15 +204,14 @@ impl Work {
             }
             Backend::Sqlite => {
                 let checked = self.absent.as_deref() == Some(msg.dedup_key.as_str());
-                if !checked && self.find_duplicate(&msg.dedup_key).await?.is_some() {
-                    None
-                } else {
-                    match write_plan(&mut self.tx, plan, msg, now, render).await? {
-                        Some(w) => Some(w),
-                        // The write lock makes this impossible; if it happens anyway, this
-                        // mail's partial writes are in the transaction: give it all up.
-                        None => return Err(StoreError::Conflict(msg.dedup_key.clone())),
-                    }
+                if !checked && let Some(case) = self.find_duplicate(&msg.dedup_key).await? {
+                    return Ok(Committed::Duplicate { case });
+                }
+                match write_plan(&mut self.tx, plan, msg, now, render).await? {
+                    Some(w) => Some(w),
+                    // The write lock makes this impossible; if it happens anyway, this
+                    // mail's partial writes are in the transaction: give it all up.
+                    None => return Err(StoreError::Conflict(msg.dedup_key.clone())),
                 }
             }
         };
@@ -223,6 +222,7 @@ impl Work {
                 self.queued_mail |= queued;
                 Ok(Committed::Stored { case, opened })
             }
+            // PostgreSQL: another writer stored the mail first; its savepoint is undone.
             None => {
                 let existing = self.find_duplicate(&msg.dedup_key).await?;
                 Ok(Committed::Duplicate { case: existing.unwrap_or(plan_case(plan)) })
@@ -594,7 +594,7 @@ async fn insert_attachments(
 const ROWS_PER_INSERT: usize = 500;
 
 /// `($1, $2, ...), ($n, ...)`: placeholders for a multi-row VALUES list.
-fn values_rows(rows: usize, columns: usize) -> String {
+pub(super) fn values_rows(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();

@@ -35,14 +35,13 @@ pub(super) async fn start_clocks(
     // Safe: only the number of placeholders varies; every value is bound.
     let sql = format!(
         "INSERT INTO sla_clocks (case_id, kind, started_at, due_at, warn_at, state, next_check_at) VALUES {}",
-        clocks.iter().enumerate().map(|(i, _)| {
-            let n = i * 5;
-            format!("(${}, ${}, ${}, ${}, ${}, 'running', ${})", n + 1, n + 2, n + 3, n + 4, n + 5, n + 5)
-        }).collect::<Vec<_>>().join(", ")
+        super::cases::values_rows(clocks.len(), 7)
     );
     let mut q = sqlx::query(AssertSqlSafe(sql));
     for c in clocks {
-        q = q.bind(case.0).bind(c.kind.as_str()).bind(to_ms(c.started_at)).bind(to_ms(c.due_at)).bind(to_ms(c.warn_at));
+        // A running clock's next moment of interest is its warning.
+        let (due, warn) = (to_ms(c.due_at), to_ms(c.warn_at));
+        q = q.bind(case.0).bind(c.kind.as_str()).bind(to_ms(c.started_at)).bind(due).bind(warn).bind("running").bind(warn);
     }
     q.execute(&mut **tx).await?;
     if case_is_new {
