@@ -188,11 +188,21 @@ async fn contract(store: Store) {
     let clocks = store.due_clocks(due - chrono::Duration::minutes(1), 10).await.unwrap();
     assert_eq!(clocks.len(), 1);
     let detail = serde_json::json!({});
-    assert!(store.settle_clock(&clocks[0], ClockAction::Warn, due, &detail, |_| vec![]).await.unwrap());
-    assert!(!store.settle_clock(&clocks[0], ClockAction::Warn, due, &detail, |_| vec![]).await.unwrap());
-    let clocks = store.due_clocks(due, 10).await.unwrap();
-    assert_eq!(clocks.len(), 1);
-    assert!(store.settle_clock(&clocks[0], ClockAction::Breach, due, &detail, |_| vec![]).await.unwrap());
+    let settle = |action| {
+        let (store, clock, detail) = (&store, clocks[0].clone(), &detail);
+        async move {
+            let mut work = store.begin_work().await.unwrap();
+            let settled = work.settle_clock(&clock, action, due, detail, |_| vec![]).await.unwrap();
+            work.finish().await.unwrap();
+            settled
+        }
+    };
+    assert!(settle(ClockAction::Warn).await);
+    assert!(!settle(ClockAction::Warn).await);
+    let breaching = store.due_clocks(due, 10).await.unwrap();
+    assert_eq!((breaching.len(), breaching[0].id, breaching[0].warned), (1, clocks[0].id, true));
+    assert!(settle(ClockAction::Breach).await);
+    assert!(!settle(ClockAction::Breach).await);
     assert!(store.due_clocks(due + chrono::Duration::days(9), 10).await.unwrap().is_empty());
     assert!(store.case_summary(case).await.unwrap().unwrap().sla.breached);
     let report = store.sla_report(due + chrono::Duration::minutes(1)).await.unwrap();

@@ -5,7 +5,7 @@
 use chrono::{DateTime, Utc};
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use super::{Store, StoreError, from_ms, to_ms};
+use super::{Backend, CaseSummary, Store, StoreError, Work, from_ms, to_ms};
 use crate::domain::CaseNumber;
 use crate::domain::triage::{ClockKind, ClockStart};
 
@@ -98,12 +98,18 @@ pub enum ClockAction {
     Breach,
 }
 
-impl Store {
-    /// Record a warning or breach for a clock exactly once, with its mail and event, in
-    /// one transaction. Returns false when it was already recorded (by an earlier run or
-    /// another instance): then nothing is written.
+impl Work {
+    /// A case's summary, as this unit of work sees it.
+    pub async fn case_summary(&mut self, n: CaseNumber) -> Result<Option<CaseSummary>, StoreError> {
+        super::views::case_summary(&mut *self.tx, n).await
+    }
+
+    /// Record a warning or breach for a clock exactly once, with its mail and event.
+    /// Returns false when it was already recorded (by an earlier run or another
+    /// instance): then nothing is written. The SLA timer settles every clock due in a
+    /// tick in one unit of work, so a tick commits once however many clocks are due.
     pub async fn settle_clock<F>(
-        &self,
+        &mut self,
         clock: &DueClock,
         action: ClockAction,
         now: DateTime<Utc>,
@@ -113,7 +119,12 @@ impl Store {
     where
         F: FnOnce(i64) -> Vec<super::Outbound>,
     {
-        let mut tx = self.pool.begin().await?;
+        let tx = &mut self.tx;
+        if action == ClockAction::Breach && self.backend == Backend::Postgres {
+            // Lock the case before its clock, in the order the intake takes them, so the
+            // two never wait for each other (a deadlock PostgreSQL would have to break).
+            sqlx::query("UPDATE cases SET breached = breached WHERE id = $1").bind(clock.case.0).execute(&mut **tx).await?;
+        }
         let updated = match action {
             ClockAction::Warn => sqlx::query(
                 "UPDATE sla_clocks SET warned_at = $1, next_check_at = due_at \
@@ -126,30 +137,26 @@ impl Store {
         }
         .bind(to_ms(now))
         .bind(clock.id)
-        .execute(&mut *tx)
+        .execute(&mut **tx)
         .await?
         .rows_affected();
         if updated == 0 {
-            tx.rollback().await?;
             return Ok(false);
         }
         if action == ClockAction::Breach {
-            sqlx::query("UPDATE cases SET breached = 1 WHERE id = $1").bind(clock.case.0).execute(&mut *tx).await?;
+            sqlx::query("UPDATE cases SET breached = 1 WHERE id = $1").bind(clock.case.0).execute(&mut **tx).await?;
         }
         let kind = match action {
             ClockAction::Warn => "sla_warning",
             ClockAction::Breach => "sla_breached",
         };
-        super::cases::insert_event(&mut tx, Some(clock.case), now, "casegate", kind, detail).await?;
-        let sent: i64 = sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1")
-            .bind(clock.case.0)
-            .fetch_one(&mut *tx)
-            .await?
-            .get(0);
+        super::cases::insert_event(tx, Some(clock.case), now, "casegate", kind, detail).await?;
+        let sent: i64 =
+            sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1").bind(clock.case.0).fetch_one(&mut **tx).await?.get(0);
         for out in render(sent + 1) {
-            super::cases::queue_outbound(&mut tx, clock.case, &out, now).await?;
+            super::cases::queue_outbound(tx, clock.case, &out, now).await?;
+            self.queued_mail = true;
         }
-        tx.commit().await?;
         Ok(true)
     }
 }

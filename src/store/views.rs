@@ -124,11 +124,7 @@ impl Store {
 
     /// One case's summary (no messages or events).
     pub async fn case_summary(&self, n: CaseNumber) -> Result<Option<CaseSummary>, StoreError> {
-        let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SUMMARY_COLUMNS} FROM cases c WHERE c.id = $1")))
-            .bind(n.0)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.as_ref().map(summary).transpose()
+        case_summary(&self.pool, n).await
     }
 
     pub async fn case_count(&self) -> Result<i64, StoreError> {
@@ -212,6 +208,18 @@ impl Store {
         }
         Ok(out)
     }
+}
+
+/// One case's summary, read through `exec` (the pool, or a unit of work).
+pub(super) async fn case_summary<'e, E>(exec: E, n: CaseNumber) -> Result<Option<CaseSummary>, StoreError>
+where
+    E: sqlx::Executor<'e, Database = sqlx::Any>,
+{
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SUMMARY_COLUMNS} FROM cases c WHERE c.id = $1")))
+        .bind(n.0)
+        .fetch_optional(exec)
+        .await?;
+    row.as_ref().map(summary).transpose()
 }
 
 fn summary(r: &AnyRow) -> Result<CaseSummary, StoreError> {
