@@ -558,8 +558,8 @@ def main():
     ap.add_argument("--lmtp-connections", type=int, default=4)
     ap.add_argument("--fetch-batch", type=int, default=200, help="raw fetch: UIDs per UID FETCH (casegate's default)")
     ap.add_argument("--latency-mails", type=int, default=500)
-    ap.add_argument("--latency-recheck-ms", default="0,100",
-                    help="imap.idle_recheck_ms values, one latency run each (0: IDLE alone, the default)")
+    ap.add_argument("--latency-recheck-ms", default="200,0",
+                    help="imap.idle_recheck_ms values, one latency run each (200: the default; 0: IDLE alone)")
     ap.add_argument("--latency-rate", type=float, default=20.0, help="appends per second")
     ap.add_argument("--latency-raw-mails", type=int, default=200, help="appends for the raw IDLE latency")
     ap.add_argument("--latency-wait", type=float, default=60.0, help="seconds to wait for the last acks")

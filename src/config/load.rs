@@ -227,7 +227,7 @@ fn imap(r: &mut Reader<'_>) -> ImapSettings {
         quarantine_mailbox: r.string("imap.quarantine_mailbox", Some("Quarantine")),
         poll_interval: Duration::from_secs(r.uint("imap.poll_interval_secs", 30, 1, 86_400)),
         idle: r.bool("imap.idle", true),
-        idle_recheck: match r.uint("imap.idle_recheck_ms", 0, 0, 3_600_000) {
+        idle_recheck: match r.uint("imap.idle_recheck_ms", 200, 0, 3_600_000) {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
         },
