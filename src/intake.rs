@@ -12,8 +12,8 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::ImapSettings;
-use crate::imap::{Backoff, FetchedMail, IdleEnd, ImapClient, ImapError, MailMeta};
-use crate::pipeline::{Origin, Outcome, Pipeline, Received, too_large};
+use crate::imap::{Backoff, IdleEnd, ImapClient, ImapError, MailMeta};
+use crate::pipeline::{Origin, Outcome, Pipeline, Prepared, Received, too_large};
 use crate::runtime::Shutdown;
 use crate::store::{Checkpoint, StoreError};
 
@@ -171,8 +171,9 @@ async fn drain(
         }
         debug!(count = metas.len(), after_uid = cp.last_uid, "new mail");
         // A pipeline over the batches: while batch N commits, the IMAP connection moves
-        // batch N-1 out of the inbox and fetches batch N+1. The checkpoint for N-1 is
-        // recorded in N's unit of work, once its MOVE succeeded.
+        // batch N-1 out of the inbox and fetches batch N+1, and a blocking thread
+        // prepares N+1. The checkpoint for N-1 is recorded in N's unit of work, once its
+        // MOVE succeeded.
         let mut chunks = batches(&metas, settings.batch_size as usize, settings.batch_bytes);
         let mut next = match chunks.next() {
             Some(chunk) => Some(fetch_batch(client, pipeline, chunk).await?),
@@ -290,50 +291,41 @@ enum BatchEnd {
     Failed(IntakeError),
 }
 
-/// Mails prepared ahead of the commits (parsed, classified) on the other core; a few
-/// are enough to keep both busy and bound the memory that decoded attachments take.
-const PREPARED_AHEAD: usize = 8;
-
-/// One batch as read from the server: the bodies, and for oversized mail the header only.
+/// One batch as read from the server and prepared (parsed, classified) on a blocking
+/// thread, while the previous batch commits; for oversized mail the header only.
 struct Fetched<'a> {
     chunk: &'a [MailMeta],
-    bodies: Vec<FetchedMail>,
+    prepared: HashMap<u32, Prepared>,
     headers: HashMap<u32, Vec<u8>>,
 }
 
 async fn fetch_batch<'a>(client: &mut ImapClient, pipeline: &Pipeline, chunk: &'a [MailMeta]) -> Result<Fetched<'a>, IntakeError> {
     let limit = pipeline.max_message_bytes();
     let wanted: Vec<u32> = chunk.iter().filter(|m| u64::from(m.size) <= limit).map(|m| m.uid).collect();
-    let mut bodies = client.fetch(&wanted).await?;
-    bodies.sort_by_key(|f| f.uid);
+    let bodies = client.fetch(&wanted).await?;
     let mut headers = HashMap::new();
     // An oversized mail is quarantined from its headers alone: its body is never loaded.
     for meta in chunk.iter().filter(|m| u64::from(m.size) > limit) {
         headers.insert(meta.uid, client.fetch_header(meta.uid).await?);
     }
-    Ok(Fetched { chunk, bodies, headers })
+    let preparer = pipeline.clone();
+    let prepared = tokio::task::spawn_blocking(move || {
+        bodies
+            .into_iter()
+            .map(|mail| (mail.uid, preparer.prepare(Received::whole(mail.raw, mail.internal_date, Origin::Imap))))
+            .collect()
+    })
+    .await
+    .map_err(|e| IntakeError::Internal(format!("preparing mail failed: {e}")))?;
+    Ok(Fetched { chunk, prepared, headers })
 }
 
-/// One fetch batch in one unit of work: the pure stages run on a blocking thread, ahead
-/// of the commits on this task, and everything commits at once at the end (or at
+/// One fetch batch in one unit of work: everything commits at once at the end (or at
 /// shutdown, with the mails done so far). A store error rolls the whole batch back: it
 /// stays in the inbox and is retried.
 /// Returns the batch, how it ended, and the UID the checkpoint now records (`mark`).
 async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>, shutdown: &Shutdown) -> (Batch, BatchEnd, Option<u32>) {
-    let Fetched { chunk, bodies, mut headers } = fetched;
-    let fetched_uids: std::collections::HashSet<u32> = bodies.iter().map(|b| b.uid).collect();
-    let (tx, mut prepared) = tokio::sync::mpsc::channel(PREPARED_AHEAD);
-    let preparer = pipeline.clone();
-    let producer = tokio::task::spawn_blocking(move || {
-        for mail in bodies {
-            let received = Received::whole(mail.raw, mail.internal_date, Origin::Imap);
-            if tx.blocking_send((mail.uid, preparer.prepare(received))).is_err() {
-                return;
-            }
-        }
-    });
-    // The write lock is taken once there is something to write.
-    let mut next = prepared.recv().await;
+    let Fetched { chunk, mut prepared, mut headers } = fetched;
     let mut work = match pipeline.store().begin_work().await {
         Ok(w) => w,
         Err(e) => return (Batch::default(), BatchEnd::Failed(e.into()), None),
@@ -351,12 +343,8 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
             let reason = too_large(size, pipeline.max_message_bytes());
             let mail = Received { bytes: header, size, received_at: meta.internal_date, origin: Origin::Imap };
             pipeline.quarantine(&mut work, &mail, reason, now).await
-        } else if let Some((_, mail)) = next.take_if(|(uid, _)| *uid == meta.uid) {
-            next = prepared.recv().await;
+        } else if let Some(mail) = prepared.remove(&meta.uid) {
             pipeline.commit(&mut work, mail, now).await
-        } else if fetched_uids.contains(&meta.uid) {
-            end = BatchEnd::Failed(IntakeError::Internal(format!("UID {} was fetched but never prepared", meta.uid)));
-            break;
         } else {
             // Expunged by someone else between listing and fetching: nothing to do.
             batch.settled_up_to = Some(meta.uid);
@@ -377,12 +365,6 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
                 break;
             }
         }
-    }
-    drop(prepared);
-    if let Err(e) = producer.await
-        && !matches!(end, BatchEnd::Failed(_))
-    {
-        end = BatchEnd::Failed(IntakeError::Internal(format!("preparing mail failed: {e}")));
     }
     if matches!(end, BatchEnd::Failed(_)) {
         // Dropping the unit of work rolls it back.
