@@ -12,7 +12,7 @@ use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
 use crate::config::ImapSettings;
-use crate::imap::{Backoff, IdleEnd, ImapClient, ImapError, MailMeta};
+use crate::imap::{Backoff, FetchedMail, IdleEnd, ImapClient, ImapError, MailMeta};
 use crate::pipeline::{Origin, Outcome, Pipeline, Prepared, Received, too_large};
 use crate::runtime::Shutdown;
 use crate::store::{Checkpoint, StoreError};
@@ -291,8 +291,8 @@ enum BatchEnd {
     Failed(IntakeError),
 }
 
-/// One batch as read from the server and prepared (parsed, classified) on a blocking
-/// thread, while the previous batch commits; for oversized mail the header only.
+/// One batch as read from the server and prepared (parsed, classified) on blocking
+/// threads, while the previous batch commits; for oversized mail the header only.
 struct Fetched<'a> {
     chunk: &'a [MailMeta],
     prepared: HashMap<u32, Prepared>,
@@ -308,16 +308,41 @@ async fn fetch_batch<'a>(client: &mut ImapClient, pipeline: &Pipeline, chunk: &'
     for meta in chunk.iter().filter(|m| u64::from(m.size) > limit) {
         headers.insert(meta.uid, client.fetch_header(meta.uid).await?);
     }
-    let preparer = pipeline.clone();
-    let prepared = tokio::task::spawn_blocking(move || {
-        bodies
-            .into_iter()
-            .map(|mail| (mail.uid, preparer.prepare(Received::whole(mail.raw, mail.internal_date, Origin::Imap))))
-            .collect()
-    })
-    .await
-    .map_err(|e| IntakeError::Internal(format!("preparing mail failed: {e}")))?;
+    let prepared = prepare_all(pipeline, bodies).await?;
     Ok(Fetched { chunk, prepared, headers })
+}
+
+/// Blocking threads that prepare a batch. Parsing (base64 decoding above all) is the
+/// heaviest step for mail with attachments; two threads keep it ahead of the writer.
+const PREPARERS: usize = 2;
+
+/// Prepare a batch's mails, shared out by size over [`PREPARERS`] blocking threads.
+async fn prepare_all(pipeline: &Pipeline, bodies: Vec<FetchedMail>) -> Result<HashMap<u32, Prepared>, IntakeError> {
+    let mut shares: Vec<(usize, Vec<FetchedMail>)> = (0..PREPARERS).map(|_| (0, Vec::new())).collect();
+    for mail in bodies {
+        if let Some(share) = shares.iter_mut().min_by_key(|(bytes, _)| *bytes) {
+            share.0 += mail.raw.len();
+            share.1.push(mail);
+        }
+    }
+    let tasks: Vec<_> = shares
+        .into_iter()
+        .filter(|(_, mails)| !mails.is_empty())
+        .map(|(_, mails)| {
+            let preparer = pipeline.clone();
+            tokio::task::spawn_blocking(move || {
+                mails
+                    .into_iter()
+                    .map(|mail| (mail.uid, preparer.prepare(Received::whole(mail.raw, mail.internal_date, Origin::Imap))))
+                    .collect::<Vec<_>>()
+            })
+        })
+        .collect();
+    let mut prepared = HashMap::new();
+    for task in tasks {
+        prepared.extend(task.await.map_err(|e| IntakeError::Internal(format!("preparing mail failed: {e}")))?);
+    }
+    Ok(prepared)
 }
 
 /// One fetch batch in one unit of work: everything commits at once at the end (or at

@@ -95,8 +95,9 @@ async fn replies_thread_by_references_and_by_tag_but_strangers_get_their_own_cas
 async fn a_drain_in_several_batches_threads_within_and_across_batches() {
     let ctx = customer_ctx("batches");
     let reply_to = |mid: &str| format!("In-Reply-To: <{mid}>\r\nReferences: <{mid}>\r\n");
-    // The second case's mail carries a log file: stored once, inside the raw mail.
-    let log: Vec<u8> = (0..3000u32).flat_map(|i| format!("line {i}: ok\n").into_bytes()).collect();
+    // The second case's mail carries a log file: stored once, inside the raw mail, which
+    // is large enough (over 64 KiB) to be kept as a file beside the SQLite database.
+    let log: Vec<u8> = (0..6000u32).flat_map(|i| format!("line {i}: ok\n").into_bytes()).collect();
     let with_log = format!(
         "From: hanako@acme.example\r\nTo: support@example.com\r\nSubject: Login page\r\nMessage-ID: <b3@acme.example>\r\n\
          MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
@@ -128,6 +129,10 @@ async fn a_drain_in_several_batches_threads_within_and_across_batches() {
     let out = ctx.casegate(&["cases", "attachment", &id]).output().unwrap();
     assert!(out.status.success());
     assert_eq!(out.stdout, log, "the attachment decodes from the raw mail as sent");
+    let mut files = ctx.db_path.as_os_str().to_owned();
+    files.push("-mail");
+    let kept: Vec<_> = std::fs::read_dir(&files).unwrap().flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap()).collect();
+    assert_eq!(kept.len(), 1, "only the large mail is a file: {kept:?}");
     // Nothing is read twice: the next run reads only the new mail.
     append(&ctx.user, "INBOX", &mail(Some("b6@acme.example"), "taro@acme.example", "Re: Sync stalls", &reply_to("b4@acme.example"), "later"), None).await;
     let summary = ok(ctx.casegate(&["run", "--once"]).env("CASEGATE__IMAP__BATCH_SIZE", "2").output().unwrap());

@@ -15,7 +15,7 @@ use casegate::domain::{CaseNumber, Status};
 use casegate::mail::{Address, Inbound, MailHeaders};
 use support::pg::PgDatabase;
 use casegate::store::{
-    Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound, QuarantineEntry, QuarantineStatus, SenderFacts, SentCounts, Store, Work,
+    AttachmentSource, Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound, QuarantineEntry, QuarantineStatus, SenderFacts, SentCounts, Store, Work,
 };
 
 fn rules() -> Rules {
@@ -111,6 +111,24 @@ async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
 /// File one mail the way the pipeline does: facts, decision, commit; each planned mail
 /// becomes a (fake-composed) outbound row.
 async fn file_in(work: &mut Work, m: &Inbound, at: DateTime<Utc>) -> Committed {
+    file_message(work, m, &message(m, at), at).await
+}
+
+/// A mail with its raw bytes and one attachment spanning all of them.
+fn message_with_raw(m: &Inbound, raw: &[u8]) -> NewMessage {
+    let mut msg = message(m, t0());
+    msg.size = raw.len() as u64;
+    msg.raw = Some(raw.to_vec());
+    msg.attachments[0].raw_span = Some((0, raw.len() as u64));
+    msg
+}
+
+/// A raw mail of 100 KiB: above the size from which SQLite keeps it as a file.
+fn large_raw() -> Vec<u8> {
+    (0..100 * 1024).map(|i| b"abcdefghij\r\n"[i % 12]).collect()
+}
+
+async fn file_message(work: &mut Work, m: &Inbound, msg: &NewMessage, at: DateTime<Utc>) -> Committed {
     let cfg = config();
     let refs: Vec<String> = m.in_reply_to.iter().chain(m.references.iter().rev()).cloned().collect();
     let facts = Facts {
@@ -140,7 +158,7 @@ async fn file_in(work: &mut Work, m: &Inbound, at: DateTime<Utc>) -> Committed {
             .collect(),
         failures: Vec::new(),
     };
-    work.commit(&plan, &message(m, at), at, render).await.unwrap()
+    work.commit(&plan, msg, at, render).await.unwrap()
 }
 
 /// What the store knows of a mail (by dedup key) and its sender.
@@ -268,6 +286,21 @@ async fn contract(store: Store) {
     assert_eq!(all[1].message_count, 4);
     assert_eq!(store.list_cases(Some(Status::Closed), 10).await.unwrap().len(), 0);
 
+    // A large raw mail (a file beside a SQLite database, inline on PostgreSQL) gives its
+    // attachment back from the raw bytes.
+    let mut logs = mail("a4@acme.example", "taro@acme.example", "Re: logs");
+    logs.in_reply_to = vec!["a1@acme.example".into()];
+    let raw = large_raw();
+    let mut work = store.begin_work().await.unwrap();
+    assert_eq!(file_message(&mut work, &logs, &message_with_raw(&logs, &raw), t0()).await, Committed::Stored { case, opened: false });
+    work.finish().await.unwrap();
+    let view = store.show_case(case).await.unwrap().unwrap();
+    let attachment = view.messages.iter().rev().find(|m| m.direction == "in").unwrap().attachments[0].id;
+    match store.attachment_source(attachment).await.unwrap() {
+        Some(AttachmentSource::InRaw { raw: stored, span }) => assert!(stored == raw && span == (0, raw.len())),
+        other => panic!("{other:?}"),
+    }
+
     // Checkpoints.
     assert_eq!(store.checkpoint("INBOX").await.unwrap(), None);
     let cp = Checkpoint { uid_validity: 7, last_uid: 42 };
@@ -316,6 +349,31 @@ async fn sqlite_store_contract() {
     // Reopening applies no migration twice and keeps the data.
     let store = Store::open(&url, 1).await.unwrap();
     assert_eq!(store.case_count().await.unwrap(), 2);
+    // The one large raw mail is a file beside the database, whole.
+    let files: Vec<_> = std::fs::read_dir(dir.path().join("sub/casegate.db-mail"))
+        .unwrap()
+        .flat_map(|d| std::fs::read_dir(d.unwrap().path()).unwrap())
+        .map(|f| f.unwrap().path())
+        .collect();
+    assert_eq!(files.len(), 1, "{files:?}");
+    assert_eq!(std::fs::read(&files[0]).unwrap(), large_raw());
+}
+
+#[tokio::test]
+async fn sqlite_raw_mail_file_that_cannot_be_written_commits_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // The folder for raw mail files is taken by a plain file.
+    std::fs::write(dir.path().join("casegate.db-mail"), "in the way").unwrap();
+    let store = Store::open(&format!("sqlite://{}", dir.path().join("casegate.db").display()), 2).await.unwrap();
+    let m = mail("big@acme.example", "taro@acme.example", "logs");
+    let mut work = store.begin_work().await.unwrap();
+    assert!(matches!(file_message(&mut work, &m, &message_with_raw(&m, &large_raw()), t0()).await, Committed::Stored { .. }));
+    let err = work.finish().await.unwrap_err();
+    assert!(err.to_string().contains("casegate.db-mail"), "{err}");
+    assert_eq!(store.case_count().await.unwrap(), 0);
+    // A small raw mail stays in the database and commits.
+    assert!(matches!(file(&store, &m, t0()).await, Committed::Stored { .. }));
+    assert_eq!(store.case_count().await.unwrap(), 1);
 }
 
 #[tokio::test]

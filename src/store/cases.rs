@@ -5,6 +5,7 @@ use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::outbox::NewOutbox;
+use super::raw_files::{FILE_BYTES, RawFiles};
 use super::{Backend, Store, StoreError, Work, from_ms, to_ms};
 use crate::domain::decide::{CaseUpdate, EventOn, NewCase, Plan, RunningClock, Target};
 use crate::domain::thread::{CaseDetails, CaseFacts, ThreadFacts};
@@ -195,7 +196,7 @@ impl Work {
         let written = match self.backend {
             Backend::Postgres => {
                 let mut savepoint = sqlx::Acquire::begin(&mut self.tx).await?;
-                let written = write_plan(&mut savepoint, plan, msg, now, render).await?;
+                let written = write_plan(&mut savepoint, plan, msg, None, now, render).await?;
                 match written {
                     Some(_) => savepoint.commit().await?,
                     None => savepoint.rollback().await?,
@@ -207,8 +208,17 @@ impl Work {
                 if !checked && let Some(case) = self.find_duplicate(&msg.dedup_key).await? {
                     return Ok(Committed::Duplicate { case });
                 }
-                match write_plan(&mut self.tx, plan, msg, now, render).await? {
-                    Some(w) => Some(w),
+                let file = match (&self.raw_files, &msg.raw) {
+                    (Some(_), Some(raw)) if raw.len() >= FILE_BYTES => Some(RawFiles::name_for(&msg.dedup_key)),
+                    _ => None,
+                };
+                match write_plan(&mut self.tx, plan, msg, file.as_deref(), now, render).await? {
+                    Some(w) => {
+                        if let (Some(files), Some(name), Some(raw)) = (&self.raw_files, file, &msg.raw) {
+                            self.writing.push(files.write(name, raw.clone()));
+                        }
+                        Some(w)
+                    }
                     // The write lock makes this impossible; if it happens anyway, this
                     // mail's partial writes are in the transaction: give it all up.
                     None => return Err(StoreError::Conflict(msg.dedup_key.clone())),
@@ -245,6 +255,7 @@ async fn write_plan<F>(
     tx: &mut Transaction<'_, Any>,
     plan: &Plan,
     msg: &NewMessage,
+    raw_file: Option<&str>,
     now: DateTime<Utc>,
     render: F,
 ) -> Result<Option<(CaseNumber, bool, bool)>, StoreError>
@@ -259,7 +270,7 @@ where
         }
     };
     apply_update(tx, case, &plan.update, now).await?;
-    let Some(row_id) = insert_message(tx, case, msg, plan.role.as_str()).await? else { return Ok(None) };
+    let Some(row_id) = insert_message(tx, case, msg, plan.role.as_str(), raw_file).await? else { return Ok(None) };
     insert_attachments(tx, row_id, &msg.attachments).await?;
     insert_participants(tx, case, &plan.participants).await?;
     super::sla::start_clocks(tx, case, &plan.clocks, opened).await?;
@@ -482,9 +493,9 @@ async fn split(tx: &mut Transaction<'_, Any>, case: CaseNumber, message_row: i64
     .get(0);
     sqlx::query(
         "INSERT INTO messages (case_id, direction, role, dedup_key, message_id, from_addr, from_name, to_addrs, cc_addrs, \
-         subject, received_at, text, html_only, size, raw) \
+         subject, received_at, text, html_only, size, raw, raw_file) \
          SELECT $1, direction, role, 'split:' || $1 || ':' || dedup_key, NULL, from_addr, from_name, to_addrs, cc_addrs, \
-         subject, received_at, text, html_only, size, raw FROM messages WHERE id = $2",
+         subject, received_at, text, html_only, size, raw, raw_file FROM messages WHERE id = $2",
     )
     .bind(new)
     .bind(message_row)
@@ -531,21 +542,23 @@ pub(super) async fn queue_outbound(tx: &mut Transaction<'_, Any>, case: CaseNumb
         raw: None,
         attachments: Vec::new(),
     };
-    insert_message(tx, case, &msg, out.role).await?;
+    insert_message(tx, case, &msg, out.role, None).await?;
     Ok(())
 }
 
-/// Returns the new row id, or `None` when the dedup key exists already.
+/// Returns the new row id, or `None` when the dedup key exists already. With
+/// `raw_file`, the raw mail is kept in that file (written by the caller), not the row.
 async fn insert_message(
     tx: &mut Transaction<'_, Any>,
     case: CaseNumber,
     m: &NewMessage,
     role: &str,
+    raw_file: Option<&str>,
 ) -> Result<Option<i64>, StoreError> {
     let row: Option<AnyRow> = sqlx::query(
         "INSERT INTO messages (case_id, direction, role, dedup_key, message_id, from_addr, from_name, \
-         to_addrs, cc_addrs, subject, received_at, text, html_only, size, raw) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15) \
+         to_addrs, cc_addrs, subject, received_at, text, html_only, size, raw, raw_file) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
          ON CONFLICT (dedup_key) DO NOTHING RETURNING id",
     )
     .bind(case.0)
@@ -562,7 +575,8 @@ async fn insert_message(
     .bind(m.text.clone())
     .bind(i64::from(m.html_only))
     .bind(m.size as i64)
-    .bind(m.raw.as_deref())
+    .bind(if raw_file.is_some() { None } else { m.raw.as_deref() })
+    .bind(raw_file)
     .fetch_optional(&mut **tx)
     .await?;
     Ok(row.map(|r| r.get(0)))

@@ -9,10 +9,13 @@ mod contracts;
 mod mailbox;
 mod outbox;
 mod quarantine;
+mod raw_files;
 mod reports;
 mod sla;
 mod views;
 mod work;
+
+use std::sync::Arc;
 
 use chrono::{DateTime, TimeZone, Utc};
 use sqlx::any::{AnyPoolOptions, install_default_drivers};
@@ -28,6 +31,8 @@ pub use sla::{ClockAction, DueClock};
 pub use views::{AttachmentSource, AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView};
 pub use work::Work;
 
+use raw_files::RawFiles;
+
 /// A store failure. Every one of them is about the database, never about the mail:
 /// the caller keeps the mail where it is and retries later.
 #[derive(Debug, thiserror::Error)]
@@ -39,6 +44,9 @@ pub enum StoreError {
     /// Another writer stored the same mail (dedup key) during a unit of work.
     #[error("the mail {0} was stored by another writer meanwhile; retrying")]
     Conflict(String),
+    /// A raw mail kept as a file beside the SQLite database (see `raw_files`).
+    #[error("raw mail file {path}: {source}")]
+    RawFile { path: String, source: std::io::Error },
     #[error("database holds an invalid value in {column}: {value}")]
     Corrupt { column: &'static str, value: String },
 }
@@ -56,6 +64,8 @@ pub struct Store {
     backend: Backend,
     /// The connection URL (SQLite only: the background checkpointer connects with it).
     url: Option<String>,
+    /// Where large raw mails go (a SQLite database in a file only).
+    raw_files: Option<Arc<RawFiles>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -103,7 +113,11 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
-        Ok(Store { pool, backend, url: (backend == Backend::Sqlite).then_some(url) })
+        let raw_files = match backend {
+            Backend::Sqlite => raw_files::sqlite_file(&url).map(|f| Arc::new(RawFiles::beside(&f))),
+            Backend::Postgres => None,
+        };
+        Ok(Store { pool, backend, url: (backend == Backend::Sqlite).then_some(url), raw_files })
     }
 
     pub fn backend(&self) -> Backend {

@@ -134,7 +134,7 @@ impl Store {
     /// Where attachment `id`'s content is; `None` for an unknown id.
     pub async fn attachment_source(&self, id: i64) -> Result<Option<AttachmentSource>, StoreError> {
         let row = sqlx::query(
-            "SELECT a.content, a.raw_start, a.raw_end, m.raw FROM attachments a \
+            "SELECT a.content, a.raw_start, a.raw_end, m.raw, m.raw_file FROM attachments a \
              JOIN messages m ON m.id = a.message_row WHERE a.id = $1",
         )
         .bind(id)
@@ -142,7 +142,12 @@ impl Store {
         .await?;
         let Some(r) = row else { return Ok(None) };
         let offset = |i: usize| r.get::<Option<i64>, _>(i).and_then(|v| usize::try_from(v).ok());
-        Ok(Some(match (r.get::<Option<Vec<u8>>, _>(0), offset(1), offset(2), r.get::<Option<Vec<u8>>, _>(3)) {
+        let raw = match (r.get::<Option<Vec<u8>>, _>(3), r.get::<Option<String>, _>(4), &self.raw_files) {
+            (Some(raw), ..) => Some(raw),
+            (None, Some(name), Some(files)) => Some(files.read(&name).await?),
+            _ => None,
+        };
+        Ok(Some(match (r.get::<Option<Vec<u8>>, _>(0), offset(1), offset(2), raw) {
             (Some(content), ..) => AttachmentSource::Decoded(content),
             (None, Some(start), Some(end), Some(raw)) => AttachmentSource::InRaw { raw, span: (start, end) },
             _ => AttachmentSource::NotKept,

@@ -7,8 +7,12 @@
 //! the case its question opened a moment before). Nothing is visible to anyone else,
 //! and nothing may leave the inbox, until [`Work::finish`] returns.
 
-use sqlx::{Any, Transaction};
+use std::sync::Arc;
 
+use sqlx::{Any, Transaction};
+use tokio::task::JoinHandle;
+
+use super::raw_files::RawFiles;
 use super::{Backend, Store, StoreError};
 
 /// An open unit of work. Dropping it without [`Work::finish`] rolls everything back.
@@ -21,6 +25,9 @@ pub struct Work {
     pub(super) mails: usize,
     /// The dedup key last looked up and not found (see [`Work::commit`]).
     pub(super) absent: Option<String>,
+    pub(super) raw_files: Option<Arc<RawFiles>>,
+    /// Raw mail files being written; all must be complete before the commit.
+    pub(super) writing: Vec<JoinHandle<Result<(), StoreError>>>,
 }
 
 impl std::fmt::Debug for Work {
@@ -38,13 +45,26 @@ impl Store {
             Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
             Backend::Postgres => self.pool.begin().await?,
         };
-        Ok(Work { tx, backend: self.backend, queued_mail: false, mails: 0, absent: None })
+        Ok(Work {
+            tx,
+            backend: self.backend,
+            queued_mail: false,
+            mails: 0,
+            absent: None,
+            raw_files: self.raw_files.clone(),
+            writing: Vec::new(),
+        })
     }
 }
 
 impl Work {
     /// Commit everything; returns true when outbound mail was queued.
     pub async fn finish(self) -> Result<bool, StoreError> {
+        // A row must never name a file that is not complete: a failed write rolls
+        // everything back (dropping the transaction).
+        for writing in self.writing {
+            writing.await.map_err(|e| StoreError::RawFile { path: "(writer)".into(), source: std::io::Error::other(e) })??;
+        }
         self.tx.commit().await?;
         Ok(self.queued_mail)
     }
