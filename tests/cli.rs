@@ -116,6 +116,15 @@ fn ingest_files_one_mail_from_stdin_once() {
     assert!(text(&missing).contains("no case 00000042"));
     let q: Value = serde_json::from_slice(&ctx.casegate(&["quarantine", "list", "--json"]).output().unwrap().stdout).unwrap();
     assert_eq!(q[0]["source"], "stdin");
+    // `cases show 1 | head -0`: the reader is gone before anything is printed; the
+    // command ends like other tools on a closed pipe (SIGPIPE), without a panic.
+    let mut cmd = ctx.casegate(&["cases", "show", "00000001"]);
+    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(out.status.signal(), Some(13), "{:?} {}", out.status, text(&out));
+    assert!(!text(&out).contains("panicked"), "{}", text(&out));
 }
 
 #[test]

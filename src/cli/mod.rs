@@ -45,6 +45,13 @@ pub enum Command {
     Report(report::Report),
 }
 
+impl Command {
+    /// Commands that print a report or listing and exit (not the daemon, not `ingest`).
+    pub fn is_report(&self) -> bool {
+        !matches!(self, Command::Run(_) | Command::Ingest(_))
+    }
+}
+
 impl Cli {
     /// Run the chosen subcommand; returns the process exit code.
     pub async fn execute(self) -> anyhow::Result<i32> {
