@@ -385,7 +385,9 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
                 batch.settled_up_to = Some(meta.uid);
             }
             Err(e) => {
-                error!(uid = meta.uid, error = %e, "batch not processed; its mail stays in the inbox");
+                // The mails logged as stored before this one are undone with it.
+                let rolled_back = batch.processed.len() + batch.quarantined.len();
+                error!(uid = meta.uid, rolled_back, error = %e, "batch rolled back; its mail stays in the inbox and is retried");
                 end = BatchEnd::Failed(e.into());
                 break;
             }
@@ -411,7 +413,8 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
         Err(e) => Err(e),
     };
     if let Err(e) = committed {
-        error!(error = %e, "batch not committed; its mail stays in the inbox");
+        let rolled_back = batch.processed.len() + batch.quarantined.len();
+        error!(rolled_back, error = %e, "batch rolled back; its mail stays in the inbox and is retried");
         return (Batch::default(), BatchEnd::Failed(e.into()), None);
     }
     crate::failpoint::hit("after_commit");
