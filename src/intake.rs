@@ -312,13 +312,16 @@ async fn fetch_batch<'a>(client: &mut ImapClient, pipeline: &Pipeline, chunk: &'
     Ok(Fetched { chunk, prepared, headers })
 }
 
-/// Blocking threads that prepare a batch. Parsing (base64 decoding above all) is the
-/// heaviest step for mail with attachments; two threads keep it ahead of the writer.
-const PREPARERS: usize = 2;
+/// Blocking threads that prepare a batch: one per core, at most four. Parsing (base64
+/// decoding above all) is the heaviest step for mail with attachments; on two cores,
+/// two threads keep it ahead of the writer.
+fn preparers() -> usize {
+    std::thread::available_parallelism().map_or(2, |n| n.get().min(4))
+}
 
-/// Prepare a batch's mails, shared out by size over [`PREPARERS`] blocking threads.
+/// Prepare a batch's mails, shared out by size over [`preparers`] blocking threads.
 async fn prepare_all(pipeline: &Pipeline, bodies: Vec<FetchedMail>) -> Result<HashMap<u32, Prepared>, IntakeError> {
-    let mut shares: Vec<(usize, Vec<FetchedMail>)> = (0..PREPARERS).map(|_| (0, Vec::new())).collect();
+    let mut shares: Vec<(usize, Vec<FetchedMail>)> = (0..preparers()).map(|_| (0, Vec::new())).collect();
     for mail in bodies {
         if let Some(share) = shares.iter_mut().min_by_key(|(bytes, _)| *bytes) {
             share.0 += mail.raw.len();
