@@ -171,8 +171,8 @@ async fn drain(
         }
         debug!(count = metas.len(), after_uid = cp.last_uid, "new mail");
         // A pipeline over the batches: while batch N commits, the IMAP connection moves
-        // batch N-1 out of the inbox and fetches batch N+1, and a blocking thread
-        // prepares N+1. The checkpoint for N-1 is recorded in N's unit of work, once its
+        // batch N-1 out of the inbox and fetches batch N+1, which blocking threads then
+        // prepare. The checkpoint for N-1 is recorded in N's unit of work, once its
         // MOVE succeeded.
         let mut chunks = batches(&metas, settings.batch_size as usize, settings.batch_bytes);
         let mut next = match chunks.next() {

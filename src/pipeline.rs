@@ -445,7 +445,7 @@ fn new_message(mail: &Inbound, raw: Vec<u8>, key: String, received_at: DateTime<
                 filename: a.filename.clone(),
                 content_type: a.content_type.clone(),
                 size: a.size as u64,
-                raw_span: a.content.is_some().then_some((a.span.0 as u64, a.span.1 as u64)),
+                raw_span: a.kept.then_some((a.span.0 as u64, a.span.1 as u64)),
             })
             .collect(),
     }

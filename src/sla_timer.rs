@@ -30,48 +30,56 @@ pub struct TickReport {
     pub breached: u64,
 }
 
-/// Clocks settled per unit of work.
-const BATCH: i64 = 200;
+/// Due clocks read at a time.
+const READ: i64 = 200;
 
-/// Handle every clock due at `now`, up to [`BATCH`] clocks per transaction.
+/// Handle every clock due at `now`, in units of work of the store's size.
 pub async fn tick(pipeline: &Pipeline, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
     let store = pipeline.store();
-    let config = pipeline.config();
     let mut report = TickReport::default();
     loop {
-        let due = store.due_clocks(now, BATCH).await?;
+        let due = store.due_clocks(now, READ).await?;
         if due.is_empty() {
             return Ok(report);
         }
-        let mut work = store.begin_work().await?;
-        let mut settled = Vec::new();
-        for clock in &due {
-            let action = if now >= clock.due_at { ClockAction::Breach } else { ClockAction::Warn };
-            let Some(case) = work.case_summary(clock.case).await? else { continue };
-            let recipients = recipients(config, &case, action);
-            let detail = serde_json::json!({
-                "clock": clock.kind, "due": clock.due_at, "recipients": recipients,
-            });
-            let render = |n| compose_alert(config, &case, clock, action, &recipients, n, now).into_iter().collect();
-            if work.settle_clock(clock, action, now, &detail, render).await? {
-                settled.push((clock, action));
-            }
+        for unit in due.chunks(store.clocks_per_unit()) {
+            settle(pipeline, unit, now, &mut report).await?;
         }
-        let queued_mail = work.finish().await?;
-        for (clock, action) in settled {
-            match action {
-                ClockAction::Warn => report.warned += 1,
-                ClockAction::Breach => report.breached += 1,
-            }
-            info!(case = %clock.case, clock = %clock.kind, action = ?action, "SLA alert");
-        }
-        if queued_mail {
-            pipeline.outbox_wake().notify_one();
-        }
-        if (due.len() as i64) < BATCH {
+        if (due.len() as i64) < READ {
             return Ok(report);
         }
     }
+}
+
+/// Settle `clocks` in one unit of work.
+async fn settle(pipeline: &Pipeline, clocks: &[DueClock], now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
+    let config = pipeline.config();
+    let mut work = pipeline.store().begin_work().await?;
+    let mut settled = Vec::new();
+    for clock in clocks {
+        let action = if now >= clock.due_at { ClockAction::Breach } else { ClockAction::Warn };
+        let Some(case) = work.case_summary(clock.case).await? else { continue };
+        let recipients = recipients(config, &case, action);
+        let detail = serde_json::json!({
+            "clock": clock.kind, "due": clock.due_at, "recipients": recipients,
+        });
+        let render = |n| compose_alert(config, &case, clock, action, &recipients, n, now).into_iter().collect();
+        if work.settle_clock(clock, action, now, &detail, render).await? {
+            settled.push((clock, action));
+        }
+    }
+    let queued_mail = work.finish().await?;
+    for (clock, action) in settled {
+        match action {
+            ClockAction::Warn => report.warned += 1,
+            ClockAction::Breach => report.breached += 1,
+        }
+        info!(case = %clock.case, clock = %clock.kind, action = ?action, "SLA alert");
+    }
+    if queued_mail {
+        pipeline.outbox_wake().notify_one();
+    }
+    Ok(())
 }
 
 /// The timer task.

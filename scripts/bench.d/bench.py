@@ -346,8 +346,9 @@ def wait_for_log(path, needle, timeout):
 
 
 def scenario_latency(ctx):
-    """One latency object per `--latency-recheck-ms` value (0: IDLE alone, the default
-    configuration); Dovecot's raw IDLE latency is measured once, after the first."""
+    """One latency object per `--latency-recheck-ms` value (200: the default
+    configuration, 0: IDLE alone); Dovecot's raw IDLE latency is measured once, after
+    the first."""
     raw_idle = None
     for i, recheck in enumerate(int(x) for x in ctx.args.latency_recheck_ms.split(",")):
         raw_idle = latency_run(ctx, f"l{i}{ctx.stamp}", recheck, raw_idle)

@@ -5,7 +5,7 @@
 //! of one of our own mails is attached to its case instead of opening one.
 
 use crate::mail::parse::sniff_message_id;
-use crate::mail::{Attachment, Inbound};
+use crate::mail::{Inbound, is_forwarded_original};
 
 /// What kind of mail an inbound mail is, for the purpose of answering it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -56,23 +56,14 @@ fn is_bounce(mail: &Inbound) -> bool {
     let ct = mail.headers.content_type.as_deref().unwrap_or("").to_ascii_lowercase();
     let dsn = ct.starts_with("multipart/report") && ct.contains("report-type=delivery-status");
     let null_sender = mail.headers.return_path.as_deref() == Some("");
-    dsn || (null_sender && mail.attachments.iter().any(is_original))
-}
-
-/// The part of a report that holds the original message or its header (RFC 3462 §2,
-/// RFC 6533 §6 for the internationalised `message/global*` forms).
-fn is_original(a: &Attachment) -> bool {
-    matches!(
-        a.content_type.as_str(),
-        "message/rfc822" | "text/rfc822-headers" | "message/global" | "message/global-headers"
-    )
+    dsn || (null_sender && mail.attachments.iter().any(|a| is_forwarded_original(&a.content_type)))
 }
 
 fn original_message_id(mail: &Inbound, raw: &[u8]) -> Option<String> {
     let from_parts = mail
         .attachments
         .iter()
-        .filter(|a| is_original(a))
+        .filter(|a| is_forwarded_original(&a.content_type))
         .filter_map(|a| a.content.as_deref())
         .find_map(sniff_message_id);
     from_parts.or_else(|| message_id_after_original_marker(raw))
@@ -171,7 +162,7 @@ fn has_header(raw: &[u8], name: &str) -> bool {
 mod tests {
     use super::*;
     use crate::mail::parse::{ParseLimits, parse};
-    use crate::mail::{Address, MailHeaders};
+    use crate::mail::{Address, Attachment, MailHeaders};
 
     #[test]
     fn a_dsn_reports_status_and_diagnostic() {
@@ -267,6 +258,7 @@ mod tests {
             filename: None,
             content_type: "text/rfc822-headers".into(),
             size: 40,
+            kept: true,
             content: Some(b"From: support@vendor.example\r\nMessage-ID: <case-00000007.m-1@vendor.example>\r\n".to_vec()),
             span: (0, 0),
         });

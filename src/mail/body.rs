@@ -119,16 +119,31 @@ fn normalise(text: &str) -> String {
 }
 
 fn attachment(raw: &[u8], part: &MessagePart<'_>, max_bytes: u64) -> Attachment {
-    let content = decoded_bytes(raw, part);
-    let size = content.len();
-    let fits = u64::try_from(size).is_ok_and(|size| size <= max_bytes);
+    let content_type = content_type(part);
+    // Only a forwarded original is read again (bounce handling): no copy of the others.
+    let (size, content) = if super::is_forwarded_original(&content_type) {
+        let content = decoded_bytes(raw, part);
+        (content.len(), Some(content))
+    } else {
+        (decoded_len(raw, part), None)
+    };
+    let kept = u64::try_from(size).is_ok_and(|size| size <= max_bytes);
     Attachment {
         filename: filename(raw, part)
             .or_else(|| part.is_message().then(|| FORWARDED_NAME.to_owned())),
-        content_type: content_type(part),
+        content_type,
         size,
-        content: fits.then_some(content),
+        kept,
+        content: content.filter(|_| kept),
         span: (part.offset_header as usize, part.offset_end as usize),
+    }
+}
+
+/// The decoded size, without a copy when mail-parser decoded the part already.
+fn decoded_len(raw: &[u8], part: &MessagePart<'_>) -> usize {
+    match &part.body {
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) if !part.is_encoding_problem => bytes.len(),
+        _ => decoded_bytes(raw, part).len(),
     }
 }
 

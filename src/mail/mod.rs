@@ -27,13 +27,20 @@ impl Address {
     }
 }
 
-/// An attachment as received. `content` is `None` when the part was larger than the
-/// configured cap: name, type and size are still kept.
+/// An attachment as received. Its content stays in the raw mail (see `span`); only a
+/// forwarded original (see [`is_forwarded_original`]) is decoded here, for bounce
+/// handling.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Attachment {
     pub filename: Option<String>,
     pub content_type: String,
+    /// Decoded bytes.
     pub size: usize,
+    /// Within the configured cap: the content is kept (in the raw mail). Otherwise only
+    /// name, type and size are.
+    #[serde(skip)]
+    pub kept: bool,
+    /// The decoded content of a kept forwarded original; `None` for every other part.
     #[serde(skip)]
     pub content: Option<Vec<u8>>,
     /// Where the part (its MIME headers and body) lies in the raw mail: the store keeps
@@ -41,6 +48,12 @@ pub struct Attachment {
     /// part again from this range.
     #[serde(skip)]
     pub span: (usize, usize),
+}
+
+/// The parts of a delivery report that carry the original message or its header
+/// (RFC 3462 §2, RFC 6533 §6 for the internationalised `message/global*` forms).
+pub fn is_forwarded_original(content_type: &str) -> bool {
+    matches!(content_type, "message/rfc822" | "text/rfc822-headers" | "message/global" | "message/global-headers")
 }
 
 /// The header facts later stages (classification, etiquette) need, kept raw.

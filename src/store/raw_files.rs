@@ -6,12 +6,14 @@
 //! mail of at least [`FILE_BYTES`] is therefore written once, to the folder
 //! `<database file>-mail/`, and its message row names the file (`raw_file`).
 //!
-//! A file is written under a temporary name, synced and renamed into place before its
-//! unit of work commits, so a committed row always finds a complete file. Its name
-//! comes from the mail's dedup key, which only one row can hold: a batch that rolled
-//! back and is retried writes the same name again. A rolled-back mail that is never
-//! retried leaves a file no row names, which is harmless.
-//! PostgreSQL keeps every raw mail in the database (several instances may share it).
+//! A file and its folder entry are written and synced before its unit of work commits,
+//! so a committed row always finds a complete file. Its name comes from the mail's
+//! dedup key, which only one stored mail can hold: a batch that rolled back and is
+//! retried writes the same name again, and a file that a committed row names is never
+//! written again (a case split copies the row, and both rows name the one file). A
+//! rolled-back mail that is never retried leaves a file no row names, which is
+//! harmless. PostgreSQL keeps every raw mail in the database (several instances may
+//! share it).
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -46,9 +48,13 @@ impl RawFiles {
     }
 
     /// Write a file on a blocking thread; the unit of work awaits it before committing.
-    pub(super) fn write(&self, name: String, bytes: Vec<u8>) -> JoinHandle<Result<(), StoreError>> {
+    pub(super) fn write(&self, name: String, bytes: Vec<u8>) -> Writing {
         let path = self.dir.join(name);
-        tokio::task::spawn_blocking(move || write_synced(&path, &bytes).map_err(|e| file_error(&path, e)))
+        let task = {
+            let path = path.clone();
+            tokio::task::spawn_blocking(move || write_synced(&path, &bytes))
+        };
+        Writing { path, task }
     }
 
     pub(super) async fn read(&self, name: &str) -> Result<Vec<u8>, StoreError> {
@@ -57,15 +63,47 @@ impl RawFiles {
     }
 }
 
-fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent)?;
+/// A raw mail file being written.
+#[derive(Debug)]
+pub(super) struct Writing {
+    path: PathBuf,
+    task: JoinHandle<std::io::Result<()>>,
+}
+
+impl Writing {
+    /// Wait until the file is complete and synced.
+    pub(super) async fn done(self) -> Result<(), StoreError> {
+        match self.task.await {
+            Ok(result) => result.map_err(|e| file_error(&self.path, e)),
+            Err(e) => Err(file_error(&self.path, std::io::Error::other(e))),
+        }
     }
-    let partial = path.with_extension("eml.partial");
-    let mut file = std::fs::File::create(&partial)?;
+}
+
+/// Write and sync the file, then the folder entries that make it reachable. No row
+/// names the file until its unit of work commits, so it is written in place.
+fn write_synced(path: &Path, bytes: &[u8]) -> std::io::Result<()> {
+    let folder = path.parent().unwrap_or(Path::new("."));
+    let new_folder = !folder.is_dir();
+    if new_folder {
+        std::fs::create_dir_all(folder)?;
+    }
+    let mut file = std::fs::File::create(path)?;
     file.write_all(bytes)?;
     file.sync_data()?;
-    std::fs::rename(&partial, path)
+    sync_folder(folder)?;
+    if new_folder {
+        // `-mail/` itself, or its `xx/` folder, was new: their own entries too.
+        for above in folder.ancestors().skip(1).take(2) {
+            sync_folder(above)?;
+        }
+    }
+    Ok(())
+}
+
+fn sync_folder(folder: &Path) -> std::io::Result<()> {
+    let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+    std::fs::File::open(folder)?.sync_all()
 }
 
 fn file_error(path: &Path, source: std::io::Error) -> StoreError {
@@ -107,13 +145,17 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let files = RawFiles::beside(&dir.path().join("casegate.db"));
         let name = RawFiles::name_for("mid:a@b");
-        files.write(name.clone(), b"raw mail".to_vec()).await.unwrap().unwrap();
+        files.write(name.clone(), b"a longer raw mail".to_vec()).done().await.unwrap();
+        assert_eq!(files.read(&name).await.unwrap(), b"a longer raw mail");
+        // Written again (a retried batch): replaced whole, nothing else left behind.
+        files.write(name.clone(), b"raw mail".to_vec()).done().await.unwrap();
         assert_eq!(files.read(&name).await.unwrap(), b"raw mail");
-        // Written again (a retried batch): replaced, no partial file left behind.
-        files.write(name.clone(), b"raw mail 2".to_vec()).await.unwrap().unwrap();
-        assert_eq!(files.read(&name).await.unwrap(), b"raw mail 2");
         let folder = dir.path().join("casegate.db-mail").join(&name[..2]);
         assert_eq!(std::fs::read_dir(folder).unwrap().count(), 1);
         assert!(matches!(files.read("ff/missing.eml").await, Err(StoreError::RawFile { .. })));
+        // A folder that cannot be made: the error names the file.
+        let blocked = RawFiles::beside(&dir.path().join("casegate.db-mail").join(&name).join("x.db"));
+        let err = blocked.write(name.clone(), b"x".to_vec()).done().await.unwrap_err();
+        assert!(err.to_string().contains("x.db-mail/"), "{err}");
     }
 }

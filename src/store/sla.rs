@@ -62,7 +62,7 @@ impl Store {
     pub async fn due_clocks(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueClock>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, case_id, kind, started_at, due_at, warn_at, warned_at FROM sla_clocks \
-             WHERE next_check_at IS NOT NULL AND next_check_at <= $1 ORDER BY next_check_at LIMIT $2",
+             WHERE next_check_at IS NOT NULL AND next_check_at <= $1 ORDER BY next_check_at, id LIMIT $2",
         )
         .bind(to_ms(now))
         .bind(limit)
@@ -80,6 +80,16 @@ impl Store {
                 warned: r.get::<Option<i64>, _>(6).is_some(),
             })
             .collect())
+    }
+
+    /// Clocks the SLA timer settles per unit of work. SQLite has one writer: a whole
+    /// tick commits at once. On PostgreSQL each clock commits on its own, so that its
+    /// row locks never add up with an intake batch's into a deadlock.
+    pub fn clocks_per_unit(&self) -> usize {
+        match self.backend {
+            Backend::Sqlite => 200,
+            Backend::Postgres => 1,
+        }
     }
 
     /// When the timer must next wake, if any clock runs.
@@ -106,8 +116,8 @@ impl Work {
 
     /// Record a warning or breach for a clock exactly once, with its mail and event.
     /// Returns false when it was already recorded (by an earlier run or another
-    /// instance): then nothing is written. The SLA timer settles every clock due in a
-    /// tick in one unit of work, so a tick commits once however many clocks are due.
+    /// instance), or when the clock is no longer due (a mail moved it meanwhile): then
+    /// nothing is written.
     pub async fn settle_clock<F>(
         &mut self,
         clock: &DueClock,
@@ -120,19 +130,20 @@ impl Work {
         F: FnOnce(i64) -> Vec<super::Outbound>,
     {
         let tx = &mut self.tx;
-        if action == ClockAction::Breach && self.backend == Backend::Postgres {
-            // Lock the case before its clock, in the order the intake takes them, so the
-            // two never wait for each other (a deadlock PostgreSQL would have to break).
-            sqlx::query("UPDATE cases SET breached = breached WHERE id = $1").bind(clock.case.0).execute(&mut **tx).await?;
+        if self.backend == Backend::Postgres {
+            // The case first, then its clock: the order the intake takes them in, so the
+            // two never deadlock; it also keeps the intake from numbering the case's next
+            // mail at the same moment.
+            sqlx::query("SELECT id FROM cases WHERE id = $1 FOR NO KEY UPDATE").bind(clock.case.0).fetch_optional(&mut **tx).await?;
         }
         let updated = match action {
             ClockAction::Warn => sqlx::query(
                 "UPDATE sla_clocks SET warned_at = $1, next_check_at = due_at \
-                 WHERE id = $2 AND state = 'running' AND warned_at IS NULL",
+                 WHERE id = $2 AND state = 'running' AND warned_at IS NULL AND next_check_at <= $1",
             ),
             ClockAction::Breach => sqlx::query(
                 "UPDATE sla_clocks SET breached_at = $1, state = 'breached', next_check_at = NULL \
-                 WHERE id = $2 AND state = 'running'",
+                 WHERE id = $2 AND state = 'running' AND due_at <= $1",
             ),
         }
         .bind(to_ms(now))

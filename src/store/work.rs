@@ -10,9 +10,7 @@
 use std::sync::Arc;
 
 use sqlx::{Any, Transaction};
-use tokio::task::JoinHandle;
-
-use super::raw_files::RawFiles;
+use super::raw_files::{RawFiles, Writing};
 use super::{Backend, Store, StoreError};
 
 /// An open unit of work. Dropping it without [`Work::finish`] rolls everything back.
@@ -27,7 +25,7 @@ pub struct Work {
     pub(super) absent: Option<String>,
     pub(super) raw_files: Option<Arc<RawFiles>>,
     /// Raw mail files being written; all must be complete before the commit.
-    pub(super) writing: Vec<JoinHandle<Result<(), StoreError>>>,
+    pub(super) writing: Vec<Writing>,
 }
 
 impl std::fmt::Debug for Work {
@@ -63,7 +61,7 @@ impl Work {
         // A row must never name a file that is not complete: a failed write rolls
         // everything back (dropping the transaction).
         for writing in self.writing {
-            writing.await.map_err(|e| StoreError::RawFile { path: "(writer)".into(), source: std::io::Error::other(e) })??;
+            writing.done().await?;
         }
         self.tx.commit().await?;
         Ok(self.queued_mail)
