@@ -42,10 +42,13 @@ pub async fn tick(pipeline: &Pipeline, now: DateTime<Utc>) -> Result<TickReport,
         if due.is_empty() {
             return Ok(report);
         }
+        let before = report;
         for unit in due.chunks(store.clocks_per_unit()) {
             settle(pipeline, unit, now, &mut report).await?;
         }
-        if (due.len() as i64) < READ {
+        // A full read that settled nothing can only hold clocks of missing cases: they
+        // would come back at once; the next tick looks again.
+        if (due.len() as i64) < READ || report == before {
             return Ok(report);
         }
     }
