@@ -215,7 +215,7 @@ impl Work {
                 match write_plan(&mut self.tx, plan, msg, file.as_deref(), now, render).await? {
                     Some(w) => {
                         if let (Some(files), Some(name), Some(raw)) = (&self.raw_files, file, &msg.raw) {
-                            self.writing.push(files.write(name, raw.clone()));
+                            self.writing.push(files.write(name, raw));
                         }
                         Some(w)
                     }
