@@ -1,7 +1,10 @@
 //! The store: the only place with SQL. One interface over SQLite (embedded default) and
 //! PostgreSQL (several instances sharing the load), through sqlx's `Any` driver.
 //! Every statement is written once in SQL both engines accept (`$N` parameters,
-//! `ON CONFLICT`, `RETURNING`); only the migrations differ per engine.
+//! `ON CONFLICT`, `RETURNING`); only the migrations differ per engine, and the two
+//! locking statements that exist on one engine only (SQLite's `BEGIN IMMEDIATE`,
+//! PostgreSQL's `FOR NO KEY UPDATE` in the SLA timer). On SQLite, large raw mails are
+//! files beside the database (`raw_files`).
 
 mod cases;
 mod checkpoint;
