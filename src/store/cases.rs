@@ -208,13 +208,14 @@ impl Work {
                 if !checked && let Some(case) = self.find_duplicate(&msg.dedup_key).await? {
                     return Ok(Committed::Duplicate { case });
                 }
+                // A large raw mail goes to a file named in its row.
                 let file = match (&self.raw_files, &msg.raw) {
-                    (Some(_), Some(raw)) if raw.len() >= FILE_BYTES => Some(RawFiles::name_for(&msg.dedup_key)),
+                    (Some(files), Some(raw)) if raw.len() >= FILE_BYTES => Some((files, RawFiles::name_for(&msg.dedup_key), raw)),
                     _ => None,
                 };
-                match write_plan(&mut self.tx, plan, msg, file.as_deref(), now, render).await? {
+                match write_plan(&mut self.tx, plan, msg, file.as_ref().map(|(_, name, _)| name.as_str()), now, render).await? {
                     Some(w) => {
-                        if let (Some(files), Some(name), Some(raw)) = (&self.raw_files, file, &msg.raw) {
+                        if let Some((files, name, raw)) = file {
                             self.writing.push(files.write(name, raw));
                         }
                         Some(w)
@@ -292,7 +293,7 @@ where
         let sent: i64 = if opened {
             0
         } else {
-            sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1").bind(case.0).fetch_one(&mut **tx).await?.get(0)
+            sent_count(tx, case).await?
         };
         let composed = render(case, sent + 1);
         for out in &composed.mails {
@@ -512,6 +513,12 @@ async fn split(tx: &mut Transaction<'_, Any>, case: CaseNumber, message_row: i64
     Ok(new)
 }
 
+/// Mails queued for a case so far: the next one is numbered after them (stable
+/// Message-IDs).
+pub(super) async fn sent_count(tx: &mut Transaction<'_, Any>, case: CaseNumber) -> Result<i64, StoreError> {
+    Ok(sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1").bind(case.0).fetch_one(&mut **tx).await?.get(0))
+}
+
 /// An outbound mail: queued for delivery, and kept on the case so that replies to it
 /// thread by References and the case shows what the customer was told.
 pub(super) async fn queue_outbound(tx: &mut Transaction<'_, Any>, case: CaseNumber, out: &Outbound, now: DateTime<Utc>) -> Result<(), StoreError> {
@@ -587,28 +594,41 @@ async fn insert_attachments(
     message_row: i64,
     attachments: &[NewAttachment],
 ) -> Result<(), StoreError> {
-    for rows in attachments.chunks(ROWS_PER_INSERT) {
-        // Safe: only the number of placeholders varies; every value is bound.
-        let sql = format!(
-            "INSERT INTO attachments (message_row, filename, content_type, size, raw_start, raw_end) VALUES {}",
-            values_rows(rows.len(), 6)
-        );
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for a in rows {
-            let (start, end) = (a.raw_span.map(|s| s.0 as i64), a.raw_span.map(|s| s.1 as i64));
-            q = q.bind(message_row).bind(a.filename.clone()).bind(a.content_type.clone()).bind(a.size as i64).bind(start).bind(end);
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+    let columns = "attachments (message_row, filename, content_type, size, raw_start, raw_end)";
+    insert_rows(tx, columns, 6, "", attachments, |q, a| {
+        let (start, end) = (a.raw_span.map(|s| s.0 as i64), a.raw_span.map(|s| s.1 as i64));
+        q.bind(message_row).bind(a.filename.clone()).bind(a.content_type.clone()).bind(a.size as i64).bind(start).bind(end)
+    })
+    .await
 }
 
 /// Rows per multi-row INSERT: far below the bound-parameter limits (SQLite 32,766,
 /// PostgreSQL 65,535) whatever a mail carries (thousands of attachments or Cc addresses).
 const ROWS_PER_INSERT: usize = 500;
 
+type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
+
+/// `INSERT INTO {table_columns} VALUES (...), (...) {suffix}` for `rows`, in statements
+/// of at most [`ROWS_PER_INSERT`] rows; `bind` binds one row's `columns` values.
+pub(super) async fn insert_rows<T>(
+    tx: &mut Transaction<'_, Any>,
+    table_columns: &str,
+    columns: usize,
+    suffix: &str,
+    rows: &[T],
+    bind: impl for<'q> Fn(AnyQuery<'q>, &T) -> AnyQuery<'q>,
+) -> Result<(), StoreError> {
+    for chunk in rows.chunks(ROWS_PER_INSERT) {
+        // Safe: the table, columns and suffix are literals of this module and only the
+        // number of placeholders varies; every value is bound.
+        let sql = format!("INSERT INTO {table_columns} VALUES {} {suffix}", values_rows(chunk.len(), columns));
+        chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), &bind).execute(&mut **tx).await?;
+    }
+    Ok(())
+}
+
 /// `($1, $2, ...), ($n, ...)`: placeholders for a multi-row VALUES list.
-pub(super) fn values_rows(rows: usize, columns: usize) -> String {
+fn values_rows(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
             let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
@@ -619,16 +639,7 @@ pub(super) fn values_rows(rows: usize, columns: usize) -> String {
 }
 
 async fn insert_participants(tx: &mut Transaction<'_, Any>, case: CaseNumber, emails: &[String]) -> Result<(), StoreError> {
-    for rows in emails.chunks(ROWS_PER_INSERT) {
-        // Safe: only the number of placeholders varies; every value is bound.
-        let sql = format!("INSERT INTO case_participants (case_id, email) VALUES {} ON CONFLICT DO NOTHING", values_rows(rows.len(), 2));
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for e in rows {
-            q = q.bind(case.0).bind(e.clone());
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+    insert_rows(tx, "case_participants (case_id, email)", 2, "ON CONFLICT DO NOTHING", emails, |q, e| q.bind(case.0).bind(e.clone())).await
 }
 
 /// Audit events of one plan in one statement: (case, actor, kind, detail).
@@ -637,16 +648,10 @@ async fn insert_events(
     now: DateTime<Utc>,
     events: &[(CaseNumber, &str, &str, &serde_json::Value)],
 ) -> Result<(), StoreError> {
-    for rows in events.chunks(ROWS_PER_INSERT) {
-        // Safe: only the number of placeholders varies; every value is bound.
-        let sql = format!("INSERT INTO events (case_id, at, actor, kind, detail) VALUES {}", values_rows(rows.len(), 5));
-        let mut q = sqlx::query(AssertSqlSafe(sql));
-        for (case, actor, kind, detail) in rows {
-            q = q.bind(case.0).bind(to_ms(now)).bind(actor.to_string()).bind(kind.to_string()).bind(detail.to_string());
-        }
-        q.execute(&mut **tx).await?;
-    }
-    Ok(())
+    insert_rows(tx, "events (case_id, at, actor, kind, detail)", 5, "", events, |q, (case, actor, kind, detail)| {
+        q.bind(case.0).bind(to_ms(now)).bind(actor.to_string()).bind(kind.to_string()).bind(detail.to_string())
+    })
+    .await
 }
 
 pub(super) async fn insert_event(

@@ -3,7 +3,7 @@
 //! due clocks without scanning cases.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, Row, Transaction};
 
 use super::{Backend, CaseSummary, Store, StoreError, Work, from_ms, to_ms};
 use crate::domain::CaseNumber;
@@ -29,21 +29,13 @@ pub(super) async fn start_clocks(
     clocks: &[ClockStart],
     case_is_new: bool,
 ) -> Result<(), StoreError> {
-    if clocks.is_empty() {
-        return Ok(());
-    }
-    // Safe: only the number of placeholders varies; every value is bound.
-    let sql = format!(
-        "INSERT INTO sla_clocks (case_id, kind, started_at, due_at, warn_at, state, next_check_at) VALUES {}",
-        super::cases::values_rows(clocks.len(), 7)
-    );
-    let mut q = sqlx::query(AssertSqlSafe(sql));
-    for c in clocks {
+    let columns = "sla_clocks (case_id, kind, started_at, due_at, warn_at, state, next_check_at)";
+    super::cases::insert_rows(tx, columns, 7, "", clocks, |q, c| {
         // A running clock's next moment of interest is its warning.
         let (due, warn) = (to_ms(c.due_at), to_ms(c.warn_at));
-        q = q.bind(case.0).bind(c.kind.as_str()).bind(to_ms(c.started_at)).bind(due).bind(warn).bind("running").bind(warn);
-    }
-    q.execute(&mut **tx).await?;
+        q.bind(case.0).bind(c.kind.as_str()).bind(to_ms(c.started_at)).bind(due).bind(warn).bind("running").bind(warn)
+    })
+    .await?;
     if case_is_new {
         return Ok(());
     }
@@ -162,8 +154,7 @@ impl Work {
             ClockAction::Breach => "sla_breached",
         };
         super::cases::insert_event(tx, Some(clock.case), now, "casegate", kind, detail).await?;
-        let sent: i64 =
-            sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1").bind(clock.case.0).fetch_one(&mut **tx).await?.get(0);
+        let sent = super::cases::sent_count(tx, clock.case).await?;
         for out in render(sent + 1) {
             super::cases::queue_outbound(tx, clock.case, &out, now).await?;
             self.queued_mail = true;

@@ -141,17 +141,18 @@ impl Store {
         .fetch_optional(&self.pool)
         .await?;
         let Some(r) = row else { return Ok(None) };
+        if let Some(content) = r.get::<Option<Vec<u8>>, _>(0) {
+            return Ok(Some(AttachmentSource::Decoded(content)));
+        }
         let offset = |i: usize| r.get::<Option<i64>, _>(i).and_then(|v| usize::try_from(v).ok());
+        let (Some(start), Some(end)) = (offset(1), offset(2)) else { return Ok(Some(AttachmentSource::NotKept)) };
+        // The raw mail (a file read only now) is needed only for a kept attachment.
         let raw = match (r.get::<Option<Vec<u8>>, _>(3), r.get::<Option<String>, _>(4), &self.raw_files) {
             (Some(raw), ..) => Some(raw),
             (None, Some(name), Some(files)) => Some(files.read(&name).await?),
             _ => None,
         };
-        Ok(Some(match (r.get::<Option<Vec<u8>>, _>(0), offset(1), offset(2), raw) {
-            (Some(content), ..) => AttachmentSource::Decoded(content),
-            (None, Some(start), Some(end), Some(raw)) => AttachmentSource::InRaw { raw, span: (start, end) },
-            _ => AttachmentSource::NotKept,
-        }))
+        Ok(Some(raw.map_or(AttachmentSource::NotKept, |raw| AttachmentSource::InRaw { raw, span: (start, end) })))
     }
 
     pub async fn show_case(&self, n: CaseNumber) -> Result<Option<CaseView>, StoreError> {
