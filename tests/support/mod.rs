@@ -12,6 +12,7 @@ pub mod daemon;
 pub mod imap;
 pub mod mail;
 pub mod pg;
+pub mod routing;
 pub mod smtp;
 
 use std::net::{SocketAddr, TcpStream};
