@@ -63,7 +63,11 @@ impl PassStats {
 }
 
 /// Drain the mailbox once and return (`run --once`).
-pub async fn run_once(settings: &ImapSettings, pipeline: &Pipeline, shutdown: &Shutdown) -> Result<PassStats, IntakeError> {
+pub async fn run_once(
+    settings: &ImapSettings,
+    pipeline: &Pipeline,
+    shutdown: &Shutdown,
+) -> Result<PassStats, IntakeError> {
     let mut client = open(settings).await?;
     let stats = drain(&mut client, settings, pipeline, shutdown).await;
     client.logout().await;
@@ -74,7 +78,11 @@ pub async fn run_once(settings: &ImapSettings, pipeline: &Pipeline, shutdown: &S
 /// Transient failures (connection, database) reconnect with capped exponential backoff.
 /// The pipeline comes through a watch channel so that a reload (SIGHUP) takes effect at
 /// the next batch without a restart.
-pub async fn run(settings: ImapSettings, pipeline: watch::Receiver<Pipeline>, mut shutdown: Shutdown) -> Result<(), IntakeError> {
+pub async fn run(
+    settings: ImapSettings,
+    pipeline: watch::Receiver<Pipeline>,
+    mut shutdown: Shutdown,
+) -> Result<(), IntakeError> {
     let mut backoff = Backoff::default();
     while !shutdown.is_shutdown() {
         match session(&settings, &pipeline, &mut shutdown, &mut backoff).await {
@@ -113,7 +121,9 @@ async fn session(
         if client.has_idle() && settings.idle {
             // Servers drop IDLE after 30 minutes; the poll interval also bounds the wait
             // so that a missed notification costs at most one interval.
-            let wait = settings.idle_recheck.map_or(settings.poll_interval, |r| r.min(settings.poll_interval));
+            let wait = settings
+                .idle_recheck
+                .map_or(settings.poll_interval, |r| r.min(settings.poll_interval));
             match client.idle_wait(wait, shutdown).await? {
                 IdleEnd::Shutdown => {
                     client.logout().await;
@@ -157,15 +167,27 @@ async fn drain(
             Some(old) => {
                 // Every UID may have been reassigned: read the whole mailbox again. The
                 // dedup key (Message-ID, else content hash) keeps this from doubling cases.
-                warn!(old = old.uid_validity, new = selected.uid_validity, "UIDVALIDITY changed: rescanning the mailbox");
-                Checkpoint { uid_validity: selected.uid_validity, last_uid: 0 }
+                warn!(
+                    old = old.uid_validity,
+                    new = selected.uid_validity,
+                    "UIDVALIDITY changed: rescanning the mailbox"
+                );
+                Checkpoint {
+                    uid_validity: selected.uid_validity,
+                    last_uid: 0,
+                }
             }
-            None => Checkpoint { uid_validity: selected.uid_validity, last_uid: 0 },
+            None => Checkpoint {
+                uid_validity: selected.uid_validity,
+                last_uid: 0,
+            },
         };
         let metas = client.list_after(cp.last_uid).await?;
         if metas.is_empty() {
             if stored != Some(cp) {
-                store.save_checkpoint(&settings.mailbox, cp, Utc::now()).await?;
+                store
+                    .save_checkpoint(&settings.mailbox, cp, Utc::now())
+                    .await?;
             }
             return Ok(stats);
         }
@@ -184,20 +206,27 @@ async fn drain(
             let upcoming = chunks.next();
             let moving = unsettled.take();
             let (moved_tx, moved_rx) = oneshot::channel();
-            let mark = Mark { mailbox: &settings.mailbox, checkpoint: cp, moved: moved_rx };
-            let ((batch, done, marked), imap) = tokio::join!(commit_batch(pipeline, fetched, mark, shutdown), async {
-                match &moving {
-                    Some(b) => {
-                        settle(client, settings, b).await?;
-                        let _ = moved_tx.send(b.settled_up_to);
+            let mark = Mark {
+                mailbox: &settings.mailbox,
+                checkpoint: cp,
+                moved: moved_rx,
+            };
+            let ((batch, done, marked), imap) =
+                tokio::join!(commit_batch(pipeline, fetched, mark, shutdown), async {
+                    match &moving {
+                        Some(b) => {
+                            settle(client, settings, b).await?;
+                            let _ = moved_tx.send(b.settled_up_to);
+                        }
+                        None => drop(moved_tx),
                     }
-                    None => drop(moved_tx),
-                }
-                match upcoming {
-                    Some(chunk) if !shutdown.is_shutdown() => fetch_batch(client, pipeline, chunk).await.map(Some),
-                    _ => Ok(None),
-                }
-            });
+                    match upcoming {
+                        Some(chunk) if !shutdown.is_shutdown() => {
+                            fetch_batch(client, pipeline, chunk).await.map(Some)
+                        }
+                        _ => Ok(None),
+                    }
+                });
             stats.add(batch.stats);
             if let BatchEnd::Failed(e) = done {
                 return Err(e);
@@ -211,7 +240,9 @@ async fn drain(
                 // Moved, but after the unit of work had finished: record it on its own.
                 (None, Some(uid)) => {
                     cp.last_uid = uid;
-                    store.save_checkpoint(&settings.mailbox, cp, Utc::now()).await?;
+                    store
+                        .save_checkpoint(&settings.mailbox, cp, Utc::now())
+                        .await?;
                 }
                 (None, None) => {}
             }
@@ -239,7 +270,9 @@ async fn settle_and_mark(
     settle(client, settings, batch).await?;
     if let Some(uid) = batch.settled_up_to {
         cp.last_uid = uid;
-        store.save_checkpoint(&settings.mailbox, *cp, Utc::now()).await?;
+        store
+            .save_checkpoint(&settings.mailbox, *cp, Utc::now())
+            .await?;
     }
     Ok(())
 }
@@ -299,9 +332,17 @@ struct Fetched<'a> {
     headers: HashMap<u32, Vec<u8>>,
 }
 
-async fn fetch_batch<'a>(client: &mut ImapClient, pipeline: &Pipeline, chunk: &'a [MailMeta]) -> Result<Fetched<'a>, IntakeError> {
+async fn fetch_batch<'a>(
+    client: &mut ImapClient,
+    pipeline: &Pipeline,
+    chunk: &'a [MailMeta],
+) -> Result<Fetched<'a>, IntakeError> {
     let limit = pipeline.max_message_bytes();
-    let wanted: Vec<u32> = chunk.iter().filter(|m| u64::from(m.size) <= limit).map(|m| m.uid).collect();
+    let wanted: Vec<u32> = chunk
+        .iter()
+        .filter(|m| u64::from(m.size) <= limit)
+        .map(|m| m.uid)
+        .collect();
     let bodies = client.fetch(&wanted).await?;
     let mut headers = HashMap::new();
     // An oversized mail is quarantined from its headers alone: its body is never loaded.
@@ -309,7 +350,11 @@ async fn fetch_batch<'a>(client: &mut ImapClient, pipeline: &Pipeline, chunk: &'
         headers.insert(meta.uid, client.fetch_header(meta.uid).await?);
     }
     let prepared = prepare_all(pipeline, bodies).await?;
-    Ok(Fetched { chunk, prepared, headers })
+    Ok(Fetched {
+        chunk,
+        prepared,
+        headers,
+    })
 }
 
 /// Blocking threads that prepare a batch: one per core, at most four. Parsing (base64
@@ -320,8 +365,12 @@ fn preparers() -> usize {
 }
 
 /// Prepare a batch's mails, shared out by size over [`preparers`] blocking threads.
-async fn prepare_all(pipeline: &Pipeline, bodies: Vec<FetchedMail>) -> Result<HashMap<u32, Prepared>, IntakeError> {
-    let mut shares: Vec<(usize, Vec<FetchedMail>)> = (0..preparers()).map(|_| (0, Vec::new())).collect();
+async fn prepare_all(
+    pipeline: &Pipeline,
+    bodies: Vec<FetchedMail>,
+) -> Result<HashMap<u32, Prepared>, IntakeError> {
+    let mut shares: Vec<(usize, Vec<FetchedMail>)> =
+        (0..preparers()).map(|_| (0, Vec::new())).collect();
     for mail in bodies {
         if let Some(share) = shares.iter_mut().min_by_key(|(bytes, _)| *bytes) {
             share.0 += mail.raw.len();
@@ -336,14 +385,26 @@ async fn prepare_all(pipeline: &Pipeline, bodies: Vec<FetchedMail>) -> Result<Ha
             tokio::task::spawn_blocking(move || {
                 mails
                     .into_iter()
-                    .map(|mail| (mail.uid, preparer.prepare(Received::whole(mail.raw, mail.internal_date, Origin::Imap))))
+                    .map(|mail| {
+                        (
+                            mail.uid,
+                            preparer.prepare(Received::whole(
+                                mail.raw,
+                                mail.internal_date,
+                                Origin::Imap,
+                            )),
+                        )
+                    })
                     .collect::<Vec<_>>()
             })
         })
         .collect();
     let mut prepared = HashMap::new();
     for task in tasks {
-        prepared.extend(task.await.map_err(|e| IntakeError::Internal(format!("preparing mail failed: {e}")))?);
+        prepared.extend(
+            task.await
+                .map_err(|e| IntakeError::Internal(format!("preparing mail failed: {e}")))?,
+        );
     }
     Ok(prepared)
 }
@@ -352,8 +413,17 @@ async fn prepare_all(pipeline: &Pipeline, bodies: Vec<FetchedMail>) -> Result<Ha
 /// shutdown, with the mails done so far). A store error rolls the whole batch back: it
 /// stays in the inbox and is retried.
 /// Returns the batch, how it ended, and the UID the checkpoint now records (`mark`).
-async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>, shutdown: &Shutdown) -> (Batch, BatchEnd, Option<u32>) {
-    let Fetched { chunk, mut prepared, mut headers } = fetched;
+async fn commit_batch(
+    pipeline: &Pipeline,
+    fetched: Fetched<'_>,
+    mark: Mark<'_>,
+    shutdown: &Shutdown,
+) -> (Batch, BatchEnd, Option<u32>) {
+    let Fetched {
+        chunk,
+        mut prepared,
+        mut headers,
+    } = fetched;
     let mut work = match pipeline.store().begin_work().await {
         Ok(w) => w,
         Err(e) => return (Batch::default(), BatchEnd::Failed(e.into()), None),
@@ -369,7 +439,12 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
         let result = if let Some(header) = headers.remove(&meta.uid) {
             let size = u64::from(meta.size);
             let reason = too_large(size, pipeline.max_message_bytes());
-            let mail = Received { bytes: header, size, received_at: meta.internal_date, origin: Origin::Imap };
+            let mail = Received {
+                bytes: header,
+                size,
+                received_at: meta.internal_date,
+                origin: Origin::Imap,
+            };
             pipeline.quarantine(&mut work, &mail, reason, now).await
         } else if let Some(mail) = prepared.remove(&meta.uid) {
             pipeline.commit(&mut work, mail, now).await
@@ -408,7 +483,17 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
         _ => None,
     };
     let recorded = match marked {
-        Some(uid) => work.save_checkpoint(mark.mailbox, Checkpoint { last_uid: uid, ..mark.checkpoint }, Utc::now()).await,
+        Some(uid) => {
+            work.save_checkpoint(
+                mark.mailbox,
+                Checkpoint {
+                    last_uid: uid,
+                    ..mark.checkpoint
+                },
+                Utc::now(),
+            )
+            .await
+        }
         None => Ok(()),
     };
     let committed = match recorded {
@@ -425,12 +510,20 @@ async fn commit_batch(pipeline: &Pipeline, fetched: Fetched<'_>, mark: Mark<'_>,
 }
 
 /// Move what the batch accounted for out of the inbox.
-async fn settle(client: &mut ImapClient, settings: &ImapSettings, batch: &Batch) -> Result<(), IntakeError> {
+async fn settle(
+    client: &mut ImapClient,
+    settings: &ImapSettings,
+    batch: &Batch,
+) -> Result<(), IntakeError> {
     if !batch.processed.is_empty() {
-        client.move_to(&batch.processed, &settings.processed_mailbox).await?;
+        client
+            .move_to(&batch.processed, &settings.processed_mailbox)
+            .await?;
     }
     if !batch.quarantined.is_empty() {
-        client.move_to(&batch.quarantined, &settings.quarantine_mailbox).await?;
+        client
+            .move_to(&batch.quarantined, &settings.quarantine_mailbox)
+            .await?;
     }
     Ok(())
 }
@@ -440,11 +533,21 @@ mod tests {
     use super::*;
 
     fn metas(sizes: &[u32]) -> Vec<MailMeta> {
-        sizes.iter().enumerate().map(|(i, &size)| MailMeta { uid: i as u32 + 1, size, internal_date: Utc::now() }).collect()
+        sizes
+            .iter()
+            .enumerate()
+            .map(|(i, &size)| MailMeta {
+                uid: i as u32 + 1,
+                size,
+                internal_date: Utc::now(),
+            })
+            .collect()
     }
 
     fn shape(sizes: &[u32], count: usize, bytes: u64) -> Vec<usize> {
-        batches(&metas(sizes), count, bytes).map(<[MailMeta]>::len).collect()
+        batches(&metas(sizes), count, bytes)
+            .map(<[MailMeta]>::len)
+            .collect()
     }
 
     #[test]

@@ -7,7 +7,10 @@ fn main() -> std::process::ExitCode {
     if cli.command.is_report() {
         end_quietly_on_closed_pipe();
     }
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(r) => r,
         Err(e) => {
             eprintln!("casegate: cannot start the async runtime: {e}");

@@ -12,13 +12,14 @@ use crate::domain::entitlement::Entitlement;
 use crate::domain::scope::Scope;
 use crate::domain::thread::subject_tag;
 use crate::domain::triage::ClockKind;
+use crate::domain::{commands, token};
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::{Address, Inbound};
 use crate::store::{Composed, Outbound};
-use crate::domain::{commands, token};
 use crate::templates::context::{
-    Acknowledgement, CaseClosed, Common, EngineerCommandError, EngineerNotification, RedirectProfessionalServices,
-    RedirectSales, RefusalExpired, RefusalNoContract, RefusalNotCovered, SeverityChanged,
+    Acknowledgement, CaseClosed, Common, EngineerCommandError, EngineerNotification,
+    RedirectProfessionalServices, RedirectSales, RefusalExpired, RefusalNoContract,
+    RefusalNotCovered, SeverityChanged,
 };
 use crate::templates::{Rendered, TemplateContext, TemplateError, TemplateKind};
 
@@ -41,7 +42,11 @@ pub struct Parent {
 
 impl Parent {
     pub fn of(mail: &Inbound) -> Parent {
-        Parent { message_id: mail.message_id.clone(), references: mail.references.clone(), in_reply_to: mail.in_reply_to.clone() }
+        Parent {
+            message_id: mail.message_id.clone(),
+            references: mail.references.clone(),
+            in_reply_to: mail.in_reply_to.clone(),
+        }
     }
 }
 
@@ -88,8 +93,16 @@ fn compose_one(
     let facts = CaseText::of(config, plan, case);
     let lang = planned.language.as_str();
     let (kind, role, rendered) = match &planned.notice {
-        Notice::Forward(scope) => ("forward".to_string(), "system", forward(&facts, mail, *scope)),
-        Notice::EngineerReply { text, engineer } => ("engineer_reply".to_string(), "engineer", relay(&facts, text, engineer)),
+        Notice::Forward(scope) => (
+            "forward".to_string(),
+            "system",
+            forward(&facts, mail, *scope),
+        ),
+        Notice::EngineerReply { text, engineer } => (
+            "engineer_reply".to_string(),
+            "engineer",
+            relay(&facts, text, engineer),
+        ),
         notice => {
             let (kind, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
             (kind.name().to_string(), "system", rendered)
@@ -100,21 +113,32 @@ fn compose_one(
     let (in_reply_to, references) = if staff {
         (None, Vec::new())
     } else {
-        compose::thread_references(parent.message_id.as_deref(), &parent.references, &parent.in_reply_to)
+        compose::thread_references(
+            parent.message_id.as_deref(),
+            &parent.references,
+            &parent.in_reply_to,
+        )
     };
     let reply_to = match &planned.notice {
         Notice::Forward(_) => Some(mail.from.clone()),
-        Notice::EngineerNotification { .. } | Notice::CommandError { .. } => config
-            .staff
-            .reply_key
-            .as_ref()
-            .map(|k| Address { name: Some(g.support_name.clone()), email: token::reply_address(&g.support_address, case.0, k.expose().as_bytes()) }),
+        Notice::EngineerNotification { .. } | Notice::CommandError { .. } => {
+            config.staff.reply_key.as_ref().map(|k| Address {
+                name: Some(g.support_name.clone()),
+                email: token::reply_address(&g.support_address, case.0, k.expose().as_bytes()),
+            })
+        }
         _ => None,
     };
     let automatic = planned.is_automatic();
     let outgoing = Outgoing {
-        from: Address { name: Some(g.support_name.clone()), email: g.support_address.clone() },
-        to: vec![Address { name: None, email: planned.to.clone() }],
+        from: Address {
+            name: Some(g.support_name.clone()),
+            email: g.support_address.clone(),
+        },
+        to: vec![Address {
+            name: None,
+            email: planned.to.clone(),
+        }],
         cc: Vec::new(),
         reply_to,
         subject: rendered.subject.clone(),
@@ -138,7 +162,14 @@ fn compose_one(
 }
 
 /// The variables every template has, for case `case`.
-pub fn common(g: &GatewaySettings, case: CaseNumber, subject: String, customer_email: String, customer_name: String, company: String) -> Common {
+pub fn common(
+    g: &GatewaySettings,
+    case: CaseNumber,
+    subject: String,
+    customer_email: String,
+    customer_name: String,
+    company: String,
+) -> Common {
     let tag = subject_tag(&g.case_tag_word, case);
     Common {
         case_number: case.to_string(),
@@ -155,7 +186,10 @@ pub fn common(g: &GatewaySettings, case: CaseNumber, subject: String, customer_e
 
 /// The domain of our Message-IDs: the support address's.
 pub fn support_domain(g: &GatewaySettings) -> &str {
-    g.support_address.rsplit_once('@').map(|(_, d)| d).unwrap_or("localhost")
+    g.support_address
+        .rsplit_once('@')
+        .map(|(_, d)| d)
+        .unwrap_or("localhost")
 }
 
 /// The case facts every template shows.
@@ -180,32 +214,39 @@ impl CaseText {
             Target::New(c) => Some(c),
             Target::Existing { .. } => None,
         };
-        let (subject, customer, customer_name, company, product, severity, tz, contract_end) = match &plan.target {
-            Target::New(c) => {
-                let t = &c.triage;
-                let contract = t.contract.as_ref();
-                (
-                    c.subject.clone(),
-                    c.customer.clone(),
-                    c.customer_name.clone().unwrap_or_default(),
-                    contract.map(|k| k.account.clone()).unwrap_or_default(),
-                    t.product.clone(),
-                    t.severity,
-                    t.time_zone,
-                    contract.map(|k| k.end.to_string()).unwrap_or_default(),
-                )
-            }
-            Target::Existing { details, .. } => (
-                details.subject.clone(),
-                details.customer.clone(),
-                details.customer_name.clone().unwrap_or_default(),
-                details.account.clone().unwrap_or_default(),
-                details.product.clone().unwrap_or_default(),
-                plan.update.severity.or(details.severity).unwrap_or(config.sla.default_severity),
-                config.sla.time_zone(details.region.as_deref().unwrap_or_default(), details.country.as_deref()),
-                String::new(),
-            ),
-        };
+        let (subject, customer, customer_name, company, product, severity, tz, contract_end) =
+            match &plan.target {
+                Target::New(c) => {
+                    let t = &c.triage;
+                    let contract = t.contract.as_ref();
+                    (
+                        c.subject.clone(),
+                        c.customer.clone(),
+                        c.customer_name.clone().unwrap_or_default(),
+                        contract.map(|k| k.account.clone()).unwrap_or_default(),
+                        t.product.clone(),
+                        t.severity,
+                        t.time_zone,
+                        contract.map(|k| k.end.to_string()).unwrap_or_default(),
+                    )
+                }
+                Target::Existing { details, .. } => (
+                    details.subject.clone(),
+                    details.customer.clone(),
+                    details.customer_name.clone().unwrap_or_default(),
+                    details.account.clone().unwrap_or_default(),
+                    details.product.clone().unwrap_or_default(),
+                    plan.update
+                        .severity
+                        .or(details.severity)
+                        .unwrap_or(config.sla.default_severity),
+                    config.sla.time_zone(
+                        details.region.as_deref().unwrap_or_default(),
+                        details.country.as_deref(),
+                    ),
+                    String::new(),
+                ),
+            };
         let (queue, owner, status, entitlement, tier, language) = match (&plan.target, new) {
             (_, Some(c)) => (
                 c.triage.queue.clone().unwrap_or_default(),
@@ -215,10 +256,26 @@ impl CaseText {
                 c.triage.tier().unwrap_or_default().to_string(),
                 c.triage.language.as_str().to_string(),
             ),
-            (Target::Existing { details: d, status, .. }, None) => (
-                plan.update.queue.clone().or(d.queue.clone()).unwrap_or_default(),
-                plan.update.owner.clone().or(d.owner.clone()).unwrap_or_default(),
-                status.or(d.status).map(|s| s.as_str().to_string()).unwrap_or_default(),
+            (
+                Target::Existing {
+                    details: d, status, ..
+                },
+                None,
+            ) => (
+                plan.update
+                    .queue
+                    .clone()
+                    .or(d.queue.clone())
+                    .unwrap_or_default(),
+                plan.update
+                    .owner
+                    .clone()
+                    .or(d.owner.clone())
+                    .unwrap_or_default(),
+                status
+                    .or(d.status)
+                    .map(|s| s.as_str().to_string())
+                    .unwrap_or_default(),
                 d.entitlement.clone().unwrap_or_default(),
                 d.tier.clone().unwrap_or_default(),
                 d.language.clone().unwrap_or_default(),
@@ -269,20 +326,61 @@ fn render(
             };
             typed(t, lang, &ctx)
         }
-        Notice::Refusal(Entitlement::Expired) => {
-            typed(t, lang, &RefusalExpired { common, contract_end: f.contract_end.clone(), sales_contact: sales })
-        }
-        Notice::Refusal(Entitlement::NotCovered) => {
-            typed(t, lang, &RefusalNotCovered { common, product: f.product.clone(), sales_contact: sales })
-        }
-        Notice::Refusal(_) => typed(t, lang, &RefusalNoContract { common, sales_contact: sales }),
-        Notice::Redirect(Scope::Sales) => typed(t, lang, &RedirectSales { common, sales_contact: sales }),
+        Notice::Refusal(Entitlement::Expired) => typed(
+            t,
+            lang,
+            &RefusalExpired {
+                common,
+                contract_end: f.contract_end.clone(),
+                sales_contact: sales,
+            },
+        ),
+        Notice::Refusal(Entitlement::NotCovered) => typed(
+            t,
+            lang,
+            &RefusalNotCovered {
+                common,
+                product: f.product.clone(),
+                sales_contact: sales,
+            },
+        ),
+        Notice::Refusal(_) => typed(
+            t,
+            lang,
+            &RefusalNoContract {
+                common,
+                sales_contact: sales,
+            },
+        ),
+        Notice::Redirect(Scope::Sales) => typed(
+            t,
+            lang,
+            &RedirectSales {
+                common,
+                sales_contact: sales,
+            },
+        ),
         Notice::Redirect(Scope::ProfessionalServices) | Notice::Forward(_) => {
             let services_contact = config.routing.ps_address.clone();
-            typed(t, lang, &RedirectProfessionalServices { common, services_contact })
+            typed(
+                t,
+                lang,
+                &RedirectProfessionalServices {
+                    common,
+                    services_contact,
+                },
+            )
         }
-        Notice::SeverityChanged { old, new, reason, engineer, next_due } => {
-            let next_response_due = next_due.map(|d| format_due(d, f.time_zone)).unwrap_or_default();
+        Notice::SeverityChanged {
+            old,
+            new,
+            reason,
+            engineer,
+            next_due,
+        } => {
+            let next_response_due = next_due
+                .map(|d| format_due(d, f.time_zone))
+                .unwrap_or_default();
             let ctx = SeverityChanged {
                 common,
                 old_severity: *old,
@@ -295,16 +393,35 @@ fn render(
         }
         Notice::CaseClosed { engineer } => {
             let reopen_days = (config.gateway.reopen_window.as_secs() / 86_400) as u32;
-            typed(t, lang, &CaseClosed { common, engineer_name: engineer.clone(), reopen_days })
+            typed(
+                t,
+                lang,
+                &CaseClosed {
+                    common,
+                    engineer_name: engineer.clone(),
+                    reopen_days,
+                },
+            )
         }
         Notice::EngineerNotification { event } => {
             let engineer = config.staff.engineer(to);
-            let queue_tz = config.routing.queue(&f.queue).map(|q| config.sla.time_zone(&q.region, None)).unwrap_or(f.time_zone);
+            let queue_tz = config
+                .routing
+                .queue(&f.queue)
+                .map(|q| config.sla.time_zone(&q.region, None))
+                .unwrap_or(f.time_zone);
             let existing_due = match &plan.target {
                 Target::Existing { details, .. } => details.response_due,
                 Target::New(_) => None,
             };
-            let due = plan.clocks.iter().map(|c| c.due_at).min().or(existing_due).map(|d| format_due(d, queue_tz)).unwrap_or_default();
+            let due = plan
+                .clocks
+                .iter()
+                .map(|c| c.due_at)
+                .min()
+                .or(existing_due)
+                .map(|d| format_due(d, queue_tz))
+                .unwrap_or_default();
             let ctx = EngineerNotification {
                 common,
                 engineer_name: engineer.map(|e| e.name.clone()).unwrap_or_default(),
@@ -324,8 +441,17 @@ fn render(
             typed(t, lang, &ctx)
         }
         Notice::CommandError { errors } => {
-            let engineer = config.staff.engineer(to).map(|e| e.name.clone()).unwrap_or_default();
-            let ctx = EngineerCommandError { common, engineer_name: engineer, command: String::new(), error: errors.join("\n") };
+            let engineer = config
+                .staff
+                .engineer(to)
+                .map(|e| e.name.clone())
+                .unwrap_or_default();
+            let ctx = EngineerCommandError {
+                common,
+                engineer_name: engineer,
+                command: String::new(),
+                error: errors.join("\n"),
+            };
             typed(t, lang, &ctx)
         }
         Notice::EngineerReply { .. } => unreachable_reply(),
@@ -345,11 +471,22 @@ fn plan_text(plan: &Plan) -> String {
 
 /// An engineer's answer as the customer sees it: their words, signed.
 fn relay(f: &CaseText, text: &str, engineer: &str) -> Rendered {
-    let body = format!("{}\n\n-- \n{engineer}\n{}\n", text.trim_end(), f.common.support_name);
-    Rendered { subject: f.common.reply_subject.clone(), body }
+    let body = format!(
+        "{}\n\n-- \n{engineer}\n{}\n",
+        text.trim_end(),
+        f.common.support_name
+    );
+    Rendered {
+        subject: f.common.reply_subject.clone(),
+        body,
+    }
 }
 
-fn typed<C: TemplateContext>(t: &crate::templates::Templates, lang: &str, ctx: &C) -> Result<(TemplateKind, Rendered), TemplateError> {
+fn typed<C: TemplateContext>(
+    t: &crate::templates::Templates,
+    lang: &str,
+    ctx: &C,
+) -> Result<(TemplateKind, Rendered), TemplateError> {
     Ok((C::KIND, t.render_typed(lang, ctx)?))
 }
 
@@ -368,7 +505,10 @@ fn forward(f: &CaseText, mail: &Inbound, scope: Scope) -> Rendered {
         mail.subject,
         mail.text.trim_end()
     );
-    Rendered { subject: format!("Fwd: {} {}", f.common.case_tag, f.common.subject), body }
+    Rendered {
+        subject: format!("Fwd: {} {}", f.common.case_tag, f.common.subject),
+        body,
+    }
 }
 
 /// `2026-11-30 10:00 JST (Asia/Tokyo)`: the reader's local time and zone.
@@ -385,6 +525,9 @@ mod tests {
     #[test]
     fn due_times_are_shown_in_the_customers_zone() {
         let t = Utc.with_ymd_and_hms(2026, 11, 30, 1, 0, 0).unwrap();
-        assert_eq!(format_due(t, chrono_tz::Asia::Tokyo), "2026-11-30 10:00 JST (Asia/Tokyo)");
+        assert_eq!(
+            format_due(t, chrono_tz::Asia::Tokyo),
+            "2026-11-30 10:00 JST (Asia/Tokyo)"
+        );
     }
 }

@@ -13,13 +13,18 @@ use tracing::{info, warn};
 
 use crate::config::{Config, Engineer};
 use crate::domain::classify::{self, MailKind};
-use crate::domain::decide::{self, CaseUpdate, EventOn, Facts, Plan, PlannedEvent, Role, Rules, Settings, Target};
+use crate::domain::decide::{
+    self, CaseUpdate, EventOn, Facts, Plan, PlannedEvent, Role, Rules, Settings, Target,
+};
 use crate::domain::triage::Reading;
 use crate::domain::{CaseNumber, authres, engineer, token};
 use crate::mail::Inbound;
 use crate::mail::parse::{self, ParseLimits};
 use crate::notices::{self, Parent};
-use crate::store::{Committed, NewAttachment, NewMessage, QuarantineEntry, QuarantineStatus, Store, StoreError, Work};
+use crate::store::{
+    Committed, NewAttachment, NewMessage, QuarantineEntry, QuarantineStatus, Store, StoreError,
+    Work,
+};
 
 /// Where a mail came from (for the quarantine register and logs).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,7 +64,12 @@ pub struct Received {
 
 impl Received {
     pub fn whole(raw: Vec<u8>, received_at: DateTime<Utc>, origin: Origin) -> Self {
-        Received { size: raw.len() as u64, bytes: raw, received_at, origin }
+        Received {
+            size: raw.len() as u64,
+            bytes: raw,
+            received_at,
+            origin,
+        }
     }
 
     fn is_whole(&self) -> bool {
@@ -80,11 +90,23 @@ pub struct Prepared {
 enum Stage {
     /// Cannot become a case (too large, unparseable), unless it is a duplicate.
     Quarantine(String),
-    Bounce { mail: Box<Inbound>, original: Option<String> },
+    Bounce {
+        mail: Box<Inbound>,
+        original: Option<String>,
+    },
     /// A staff reply proven by a signed reply address or a trusted MTA, naming a case.
-    Engineer { mail: Box<Inbound>, engineer: Engineer, case: CaseNumber },
+    Engineer {
+        mail: Box<Inbound>,
+        engineer: Engineer,
+        case: CaseNumber,
+    },
     /// Customer mail, or staff mail naming no case (`proven_staff` when authenticated).
-    Customer { mail: Box<Inbound>, kind: MailKind, reading: Reading, proven_staff: bool },
+    Customer {
+        mail: Box<Inbound>,
+        kind: MailKind,
+        reading: Reading,
+        proven_staff: bool,
+    },
 }
 
 /// The stages, with the settings they need. Cheap to clone; a reload makes a new one.
@@ -110,7 +132,9 @@ impl Pipeline {
                 free_mail_domains: g.free_mail_domains.clone(),
                 auto_reply_limit_per_hour: g.auto_reply_limit_per_hour,
             },
-            limits: ParseLimits { max_attachment_bytes: g.max_attachment_bytes },
+            limits: ParseLimits {
+                max_attachment_bytes: g.max_attachment_bytes,
+            },
             config,
             outbox_wake: Arc::new(Notify::new()),
         }
@@ -119,7 +143,10 @@ impl Pipeline {
     /// The same pipeline with a reloaded configuration (the store and the outbox
     /// wake-up stay).
     pub fn reconfigured(&self, config: Arc<Config>) -> Pipeline {
-        Pipeline { outbox_wake: self.outbox_wake.clone(), ..Pipeline::new(self.store.clone(), config) }
+        Pipeline {
+            outbox_wake: self.outbox_wake.clone(),
+            ..Pipeline::new(self.store.clone(), config)
+        }
     }
 
     pub fn store(&self) -> &Store {
@@ -139,7 +166,11 @@ impl Pipeline {
     }
 
     /// Run one mail through in its own unit of work; `now` is the processing time.
-    pub async fn process(&self, received: Received, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
+    pub async fn process(
+        &self,
+        received: Received,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError> {
         let prepared = self.prepare(received);
         let mut work = self.store.begin_work().await?;
         let outcome = self.commit(&mut work, prepared, now).await?;
@@ -151,9 +182,16 @@ impl Pipeline {
     /// A bug that panics here quarantines the one mail instead of losing it.
     pub fn prepare(&self, received: Received) -> Prepared {
         let key = parse::dedup_key(&received.bytes);
-        let stage = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stage(&received)))
-            .unwrap_or_else(|_| Stage::Quarantine("internal error while reading the mail (see the log)".into()));
-        Prepared { received, key, stage }
+        let stage =
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.stage(&received)))
+                .unwrap_or_else(|_| {
+                    Stage::Quarantine("internal error while reading the mail (see the log)".into())
+                });
+        Prepared {
+            received,
+            key,
+            stage,
+        }
     }
 
     fn stage(&self, received: &Received) -> Stage {
@@ -167,13 +205,32 @@ impl Pipeline {
                     let own = [self.rules.support_address.clone()];
                     let mail = Box::new(mail);
                     match classify::classify(&mail, raw, &own) {
-                        MailKind::Bounce { original_message_id } => Stage::Bounce { mail, original: original_message_id },
+                        MailKind::Bounce {
+                            original_message_id,
+                        } => Stage::Bounce {
+                            mail,
+                            original: original_message_id,
+                        },
                         kind => match self.staff_proof(&mail) {
-                            Some((engineer, Some(case))) => Stage::Engineer { mail, engineer, case },
+                            Some((engineer, Some(case))) => Stage::Engineer {
+                                mail,
+                                engineer,
+                                case,
+                            },
                             proof => {
-                                let recipients: Vec<String> = mail.to.iter().chain(&mail.cc).map(|a| a.email.clone()).collect();
+                                let recipients: Vec<String> = mail
+                                    .to
+                                    .iter()
+                                    .chain(&mail.cc)
+                                    .map(|a| a.email.clone())
+                                    .collect();
                                 let reading = Reading::of(&mail, &recipients, &self.config.routing);
-                                Stage::Customer { mail, kind, reading, proven_staff: proof.is_some() }
+                                Stage::Customer {
+                                    mail,
+                                    kind,
+                                    reading,
+                                    proven_staff: proof.is_some(),
+                                }
                             }
                         },
                     }
@@ -184,8 +241,17 @@ impl Pipeline {
 
     /// The stages with I/O, inside `work`: dedup, facts, decide, write. Visible to
     /// others only once [`Pipeline::finish`] commits the unit of work.
-    pub async fn commit(&self, work: &mut Work, prepared: Prepared, now: DateTime<Utc>) -> Result<Outcome, StoreError> {
-        let Prepared { received, key, stage } = prepared;
+    pub async fn commit(
+        &self,
+        work: &mut Work,
+        prepared: Prepared,
+        now: DateTime<Utc>,
+    ) -> Result<Outcome, StoreError> {
+        let Prepared {
+            received,
+            key,
+            stage,
+        } = prepared;
         // Customer mail (most mail) learns this with the rest of its facts.
         if !matches!(stage, Stage::Customer { .. })
             && let Some(case) = work.find_duplicate(&key).await?
@@ -193,23 +259,79 @@ impl Pipeline {
             return Ok(duplicate(case, &key));
         }
         let (outcome, mail) = match stage {
-            Stage::Quarantine(reason) => return self.quarantine(work, &received, reason, now).await,
-            Stage::Bounce { mail, original } => match self.bounce(work, &mail, key, &received, original, now).await? {
+            Stage::Quarantine(reason) => {
+                return self.quarantine(work, &received, reason, now).await;
+            }
+            Stage::Bounce { mail, original } => match self
+                .bounce(work, &mail, key, &received, original, now)
+                .await?
+            {
                 Some(o) => (o, mail),
-                None => return self.quarantine(work, &received, "bounce of a mail casegate did not send".into(), now).await,
+                None => {
+                    return self
+                        .quarantine(
+                            work,
+                            &received,
+                            "bounce of a mail casegate did not send".into(),
+                            now,
+                        )
+                        .await;
+                }
             },
-            Stage::Engineer { mail, engineer, case } => {
-                match self.engineer_mail(work, &mail, &engineer, case, &received.bytes, key, received.received_at, now).await? {
+            Stage::Engineer {
+                mail,
+                engineer,
+                case,
+            } => {
+                match self
+                    .engineer_mail(
+                        work,
+                        &mail,
+                        &engineer,
+                        case,
+                        &received.bytes,
+                        key,
+                        received.received_at,
+                        now,
+                    )
+                    .await?
+                {
                     Some(o) => (o, mail),
                     None => {
-                        return self.quarantine(work, &received, format!("engineer reply for unknown case {case}"), now).await;
+                        return self
+                            .quarantine(
+                                work,
+                                &received,
+                                format!("engineer reply for unknown case {case}"),
+                                now,
+                            )
+                            .await;
                     }
                 }
             }
-            Stage::Customer { mail, kind, reading, proven_staff } => {
+            Stage::Customer {
+                mail,
+                kind,
+                reading,
+                proven_staff,
+            } => {
                 // The raw mail moves into the store: no copy of what may be megabytes.
-                let Received { bytes, received_at, .. } = received;
-                let o = self.customer_mail(work, &mail, &kind, &reading, bytes, key, received_at, now, proven_staff).await?;
+                let Received {
+                    bytes, received_at, ..
+                } = received;
+                let o = self
+                    .customer_mail(
+                        work,
+                        &mail,
+                        &kind,
+                        &reading,
+                        bytes,
+                        key,
+                        received_at,
+                        now,
+                        proven_staff,
+                    )
+                    .await?;
                 (o, mail)
             }
         };
@@ -235,13 +357,26 @@ impl Pipeline {
     fn staff_proof(&self, mail: &Inbound) -> Option<(Engineer, Option<CaseNumber>)> {
         let staff = &self.config.staff;
         let engineer = staff.engineer(&mail.from.email)?.clone();
-        let recipients: Vec<&str> = mail.to.iter().chain(mail.cc.iter()).map(|a| a.email.as_str()).collect();
+        let recipients: Vec<&str> = mail
+            .to
+            .iter()
+            .chain(mail.cc.iter())
+            .map(|a| a.email.as_str())
+            .collect();
         if let Some(key) = &staff.reply_key
-            && let Some(n) = token::find_case_token(recipients, &self.rules.support_address, key.expose().as_bytes())
+            && let Some(n) = token::find_case_token(
+                recipients,
+                &self.rules.support_address,
+                key.expose().as_bytes(),
+            )
         {
             return Some((engineer, Some(CaseNumber(n))));
         }
-        let authenticated = authres::authenticated(&mail.headers.authentication_results, &staff.trusted_authserv_ids, mail.from.domain());
+        let authenticated = authres::authenticated(
+            &mail.headers.authentication_results,
+            &staff.trusted_authserv_ids,
+            mail.from.domain(),
+        );
         let tagged = decide::tag_of(mail, &self.rules);
         match (authenticated, tagged) {
             (true, Some(n)) => Some((engineer, Some(n))),
@@ -262,21 +397,40 @@ impl Pipeline {
         received_at: DateTime<Utc>,
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>, StoreError> {
-        let Some(case) = work.case_facts(number, &engineer.address).await? else { return Ok(None) };
+        let Some(case) = work.case_facts(number, &engineer.address).await? else {
+            return Ok(None);
+        };
         let facts = Facts {
             running_clocks: work.running_clocks(number).await?,
             last_customer_message: work.last_customer_message(number).await?,
             ..Facts::default()
         };
         let plan = engineer::reply(mail, engineer, &case, &facts, self.settings());
-        let parent = Parent { message_id: facts.last_customer_message.and_then(|(id, _)| id), ..Parent::default() };
-        let outcome = self.write(work, &plan, mail, &parent, new_message(mail, raw.to_vec(), key, received_at), now).await?;
+        let parent = Parent {
+            message_id: facts.last_customer_message.and_then(|(id, _)| id),
+            ..Parent::default()
+        };
+        let outcome = self
+            .write(
+                work,
+                &plan,
+                mail,
+                &parent,
+                new_message(mail, raw.to_vec(), key, received_at),
+                now,
+            )
+            .await?;
         info!(case = %number, engineer = %engineer.address, "engineer reply");
         Ok(Some(outcome))
     }
 
     fn settings(&self) -> Settings<'_> {
-        Settings { rules: &self.rules, routing: &self.config.routing, sla: &self.config.sla, staff: &self.config.staff }
+        Settings {
+            rules: &self.rules,
+            routing: &self.config.routing,
+            sla: &self.config.sla,
+            staff: &self.config.staff,
+        }
     }
 
     /// A customer's mail (or staff mail that names no case). `proven_staff` when the
@@ -298,7 +452,14 @@ impl Pipeline {
         let mut refs: Vec<String> = mail.in_reply_to.clone();
         refs.extend(mail.references.iter().rev().cloned());
         let tag = decide::tag_of(mail, &self.rules);
-        let known = work.sender_facts(&key, &sender, now - chrono::Duration::hours(1), now - self.config.gateway.refusal_interval).await?;
+        let known = work
+            .sender_facts(
+                &key,
+                &sender,
+                now - chrono::Duration::hours(1),
+                now - self.config.gateway.refusal_interval,
+            )
+            .await?;
         if let Some(case) = known.duplicate {
             return Ok(duplicate(case, &key));
         }
@@ -309,7 +470,15 @@ impl Pipeline {
             recent_refusals: known.sent.refusals,
             ..Facts::default()
         };
-        let mut plan = decide::inbound(mail, kind, reading, &facts, self.settings(), received_at, now);
+        let mut plan = decide::inbound(
+            mail,
+            kind,
+            reading,
+            &facts,
+            self.settings(),
+            received_at,
+            now,
+        );
         if !proven_staff && self.config.staff.engineer(&sender).is_some() {
             // A staff From address without a signed reply address or a trusted MTA's
             // authentication: possibly forged. No command runs; it is filed as any mail.
@@ -321,7 +490,15 @@ impl Pipeline {
                 detail: serde_json::json!({ "reason": "staff From address without a valid reply token or trusted authentication" }),
             });
         }
-        self.write(work, &plan, mail, &Parent::of(mail), new_message(mail, raw, key, received_at), now).await
+        self.write(
+            work,
+            &plan,
+            mail,
+            &Parent::of(mail),
+            new_message(mail, raw, key, received_at),
+            now,
+        )
+        .await
     }
 
     /// A bounce joins the case of the mail it bounced (as a delivery failure); `None`
@@ -336,16 +513,29 @@ impl Pipeline {
         original: Option<String>,
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>, StoreError> {
-        let Some(original) = original else { return Ok(None) };
-        let facts = work.thread_facts(std::slice::from_ref(&original), None, "").await?;
-        let Some(case) = facts.by_reference else { return Ok(None) };
+        let Some(original) = original else {
+            return Ok(None);
+        };
+        let facts = work
+            .thread_facts(std::slice::from_ref(&original), None, "")
+            .await?;
+        let Some(case) = facts.by_reference else {
+            return Ok(None);
+        };
         let mut detail = classify::delivery_report(&received.bytes);
         if let Some(d) = detail.as_object_mut() {
             d.insert("bounce_from".into(), mail.from.email.clone().into());
         }
         let plan = Plan {
-            target: Target::Existing { number: case.number, status: None, details: case.details },
-            update: CaseUpdate { bounced: Some((original.clone(), detail)), ..CaseUpdate::default() },
+            target: Target::Existing {
+                number: case.number,
+                status: None,
+                details: case.details,
+            },
+            update: CaseUpdate {
+                bounced: Some((original.clone(), detail)),
+                ..CaseUpdate::default()
+            },
             role: Role::System,
             participants: Vec::new(),
             events: Vec::new(),
@@ -353,8 +543,16 @@ impl Pipeline {
             mails: Vec::new(),
             notification_text: String::new(),
         };
-        let outcome =
-            self.write(work, &plan, mail, &Parent::of(mail), new_message(mail, received.bytes.clone(), key, received.received_at), now).await?;
+        let outcome = self
+            .write(
+                work,
+                &plan,
+                mail,
+                &Parent::of(mail),
+                new_message(mail, received.bytes.clone(), key, received.received_at),
+                now,
+            )
+            .await?;
         if matches!(outcome, Outcome::Stored { .. }) {
             warn!(case = %case.number, message_id = %original, "delivery failed: bounce attached to the case");
         }
@@ -371,7 +569,8 @@ impl Pipeline {
         now: DateTime<Utc>,
     ) -> Result<Outcome, StoreError> {
         let config = &self.config;
-        let render = |case, first_n| notices::compose_all(config, plan, mail, parent, case, first_n, now);
+        let render =
+            |case, first_n| notices::compose_all(config, plan, mail, parent, case, first_n, now);
         Ok(match work.commit(plan, &message, now, render).await? {
             Committed::Stored { case, opened } => Outcome::Stored { case, opened },
             Committed::Duplicate { case } => Outcome::Duplicate { case },
@@ -423,7 +622,12 @@ pub fn too_large(size: u64, limit: u64) -> String {
     format!("too large: {size} bytes (limit {limit}, gateway.max_message_bytes)")
 }
 
-fn new_message(mail: &Inbound, raw: Vec<u8>, key: String, received_at: DateTime<Utc>) -> NewMessage {
+fn new_message(
+    mail: &Inbound,
+    raw: Vec<u8>,
+    key: String,
+    received_at: DateTime<Utc>,
+) -> NewMessage {
     NewMessage {
         direction: "in",
         dedup_key: key,

@@ -55,19 +55,37 @@ pub async fn tick(pipeline: &Pipeline, now: DateTime<Utc>) -> Result<TickReport,
 }
 
 /// Settle `clocks` in one unit of work.
-async fn settle(pipeline: &Pipeline, clocks: &[DueClock], now: DateTime<Utc>, report: &mut TickReport) -> Result<(), StoreError> {
+async fn settle(
+    pipeline: &Pipeline,
+    clocks: &[DueClock],
+    now: DateTime<Utc>,
+    report: &mut TickReport,
+) -> Result<(), StoreError> {
     let config = pipeline.config();
     let mut work = pipeline.store().begin_work().await?;
     let mut settled = Vec::new();
     for clock in clocks {
-        let action = if now >= clock.due_at { ClockAction::Breach } else { ClockAction::Warn };
-        let Some(case) = work.case_summary(clock.case).await? else { continue };
+        let action = if now >= clock.due_at {
+            ClockAction::Breach
+        } else {
+            ClockAction::Warn
+        };
+        let Some(case) = work.case_summary(clock.case).await? else {
+            continue;
+        };
         let recipients = recipients(config, &case, action);
         let detail = serde_json::json!({
             "clock": clock.kind, "due": clock.due_at, "recipients": recipients,
         });
-        let render = |n| compose_alert(config, &case, clock, action, &recipients, n, now).into_iter().collect();
-        if work.settle_clock(clock, action, now, &detail, render).await? {
+        let render = |n| {
+            compose_alert(config, &case, clock, action, &recipients, n, now)
+                .into_iter()
+                .collect()
+        };
+        if work
+            .settle_clock(clock, action, now, &detail, render)
+            .await?
+        {
             settled.push((clock, action));
         }
     }
@@ -86,7 +104,10 @@ async fn settle(pipeline: &Pipeline, clocks: &[DueClock], now: DateTime<Utc>, re
 }
 
 /// The timer task.
-pub async fn run(pipeline: watch::Receiver<Pipeline>, mut shutdown: Shutdown) -> Result<(), StoreError> {
+pub async fn run(
+    pipeline: watch::Receiver<Pipeline>,
+    mut shutdown: Shutdown,
+) -> Result<(), StoreError> {
     while !shutdown.is_shutdown() {
         let p = pipeline.borrow().clone();
         if let Err(e) = tick(&p, Utc::now()).await {
@@ -113,9 +134,18 @@ fn recipients(config: &Config, case: &CaseSummary, action: ClockAction) -> Vec<S
     let mut to: Vec<String> = match action {
         ClockAction::Warn => match &case.owner {
             Some(owner) => vec![owner.clone()],
-            None => staff.members(queue).iter().map(|e| e.address.clone()).collect(),
+            None => staff
+                .members(queue)
+                .iter()
+                .map(|e| e.address.clone())
+                .collect(),
         },
-        ClockAction::Breach => staff.escalation_for(queue).map(str::to_string).into_iter().chain(case.owner.clone()).collect(),
+        ClockAction::Breach => staff
+            .escalation_for(queue)
+            .map(str::to_string)
+            .into_iter()
+            .chain(case.owner.clone())
+            .collect(),
     };
     if to.is_empty() {
         to.push(config.gateway.support_address.clone());
@@ -138,19 +168,46 @@ fn compose_alert(
     let queue = case.queue.clone().unwrap_or_default();
     let queue_def = config.routing.queue(&queue);
     let lang = queue_def.map(|q| q.language).unwrap_or(Language::En);
-    let tz = config.sla.time_zone(queue_def.map(|q| q.region.as_str()).unwrap_or_default(), None);
+    let tz = config.sla.time_zone(
+        queue_def.map(|q| q.region.as_str()).unwrap_or_default(),
+        None,
+    );
     let company = case.account.clone().unwrap_or_default();
     let sla = SlaClock {
-        common: notices::common(g, case.number, case.subject.clone(), case.customer.clone(), String::new(), company),
+        common: notices::common(
+            g,
+            case.number,
+            case.subject.clone(),
+            case.customer.clone(),
+            String::new(),
+            company,
+        ),
         clock: clock.kind.clone(),
         due: format_due(clock.due_at, tz),
-        severity: case.severity.and_then(|s| u8::try_from(s).ok()).unwrap_or(config.sla.default_severity),
+        severity: case
+            .severity
+            .and_then(|s| u8::try_from(s).ok())
+            .unwrap_or(config.sla.default_severity),
         queue,
         owner: case.owner.clone().unwrap_or_default(),
     };
     let rendered = match action {
-        ClockAction::Warn => render(config, lang, &SlaWarning { remaining: minutes(clock.due_at - now, lang), sla }),
-        ClockAction::Breach => render(config, lang, &SlaBreach { overdue: minutes(now - clock.due_at, lang), sla }),
+        ClockAction::Warn => render(
+            config,
+            lang,
+            &SlaWarning {
+                remaining: minutes(clock.due_at - now, lang),
+                sla,
+            },
+        ),
+        ClockAction::Breach => render(
+            config,
+            lang,
+            &SlaBreach {
+                overdue: minutes(now - clock.due_at, lang),
+                sla,
+            },
+        ),
     };
     let rendered = match rendered {
         Ok(r) => r,
@@ -161,8 +218,17 @@ fn compose_alert(
     };
     let message_id = compose::message_id_for(case.number.0, n, notices::support_domain(g));
     let outgoing = Outgoing {
-        from: Address { name: Some(g.support_name.clone()), email: g.support_address.clone() },
-        to: recipients.iter().map(|a| Address { name: None, email: a.clone() }).collect(),
+        from: Address {
+            name: Some(g.support_name.clone()),
+            email: g.support_address.clone(),
+        },
+        to: recipients
+            .iter()
+            .map(|a| Address {
+                name: None,
+                email: a.clone(),
+            })
+            .collect(),
         cc: Vec::new(),
         reply_to: None,
         subject: rendered.subject.clone(),
@@ -173,7 +239,9 @@ fn compose_alert(
         auto_submitted: true,
         date: now,
     };
-    let raw = compose::compose(&outgoing).map_err(|e| warn!(case = %case.number, error = %e, "cannot compose the SLA alert")).ok()?;
+    let raw = compose::compose(&outgoing)
+        .map_err(|e| warn!(case = %case.number, error = %e, "cannot compose the SLA alert"))
+        .ok()?;
     let kind = match action {
         ClockAction::Warn => "sla_warning",
         ClockAction::Breach => "sla_breach",
@@ -190,7 +258,11 @@ fn compose_alert(
     })
 }
 
-fn render<C: TemplateContext>(config: &Config, lang: Language, ctx: &C) -> Result<Rendered, crate::templates::TemplateError> {
+fn render<C: TemplateContext>(
+    config: &Config,
+    lang: Language,
+    ctx: &C,
+) -> Result<Rendered, crate::templates::TemplateError> {
     config.templates.render_typed(lang.as_str(), ctx)
 }
 
@@ -212,8 +284,14 @@ mod tests {
 
     #[test]
     fn durations_read_naturally_in_both_languages() {
-        assert_eq!(minutes(chrono::Duration::minutes(65), Language::En), "1 h 5 min");
+        assert_eq!(
+            minutes(chrono::Duration::minutes(65), Language::En),
+            "1 h 5 min"
+        );
         assert_eq!(minutes(chrono::Duration::minutes(45), Language::Ja), "45分");
-        assert_eq!(minutes(chrono::Duration::minutes(-3), Language::En), "0 min");
+        assert_eq!(
+            minutes(chrono::Duration::minutes(-3), Language::En),
+            "0 min"
+        );
     }
 }

@@ -10,7 +10,11 @@ use serde_json::Value;
 use support::{TestCtx, casegate, tempdir};
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 fn ingest(ctx: &TestCtx, raw: &[u8]) -> Output {
@@ -19,7 +23,10 @@ fn ingest(ctx: &TestCtx, raw: &[u8]) -> Output {
 
 fn ingest_with_env(ctx: &TestCtx, raw: &[u8], env: &[(&str, &str)]) -> Output {
     let mut cmd = ctx.casegate(&["ingest"]);
-    cmd.envs(env.iter().copied()).stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped());
+    cmd.envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
     let mut child = cmd.spawn().unwrap();
     child.stdin.take().unwrap().write_all(raw).unwrap();
     child.wait_with_output().unwrap()
@@ -36,10 +43,26 @@ fn check_config_accepts_a_good_file() {
 #[test]
 fn the_shipped_configuration_checks_clean_given_its_secret() {
     let shipped = support::repo_dir().join("config/casegate.toml");
-    let out = casegate().arg("--config").arg(&shipped).arg("check-config").env("CASEGATE__IMAP__PASSWORD", "x").output().unwrap();
+    let out = casegate()
+        .arg("--config")
+        .arg(&shipped)
+        .arg("check-config")
+        .env("CASEGATE__IMAP__PASSWORD", "x")
+        .output()
+        .unwrap();
     assert!(out.status.success(), "{}", text(&out));
-    let without = casegate().arg("--config").arg(&shipped).arg("check-config").output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&without.stdout).lines().count(), 1, "{}", text(&without));
+    let without = casegate()
+        .arg("--config")
+        .arg(&shipped)
+        .arg("check-config")
+        .output()
+        .unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&without.stdout).lines().count(),
+        1,
+        "{}",
+        text(&without)
+    );
 }
 
 #[test]
@@ -56,13 +79,23 @@ fn check_config_names_every_problem_by_file_and_key() {
         gateway + "[imap]\nhost = \"127.0.0.1\"\nport = \"not a number\"\ntls = \"none\"\nusername = \"support\"\nmailbox_typo = \"INBOX\"\n\n[database]\nurl = \"mysql://x\"\n",
     )
     .unwrap();
-    let out = casegate().arg("--config").arg(&path).arg("check-config").output().unwrap();
+    let out = casegate()
+        .arg("--config")
+        .arg(&path)
+        .arg("check-config")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    let lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     let f = path.display().to_string();
     let expect = [
         format!("{f}: imap.port: expected an integer from 1 to 65535, found \"not a number\""),
-        format!("{f}: imap.password: missing: set imap.password, imap.password_file or CASEGATE__IMAP__PASSWORD"),
+        format!(
+            "{f}: imap.password: missing: set imap.password, imap.password_file or CASEGATE__IMAP__PASSWORD"
+        ),
         format!("{f}: imap.mailbox_typo: unknown key"),
         format!("{f}: database.url: expected a sqlite://FILE or postgres://... URL"),
     ];
@@ -83,15 +116,24 @@ fn environment_overrides_are_checked_too_and_secrets_never_printed() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
     let t = text(&out);
-    assert!(t.contains("the environment: imap.batch_size: expected an integer"), "{t}");
+    assert!(
+        t.contains("the environment: imap.batch_size: expected an integer"),
+        "{t}"
+    );
     assert!(!t.contains("hunter2"), "{t}");
 }
 
 #[test]
 fn a_missing_config_file_is_one_clear_line() {
-    let out = casegate().args(["--config", "/nonexistent/casegate.toml", "check-config"]).output().unwrap();
+    let out = casegate()
+        .args(["--config", "/nonexistent/casegate.toml", "check-config"])
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "/nonexistent/casegate.toml: config file not found");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        "/nonexistent/casegate.toml: config file not found"
+    );
 }
 
 #[test]
@@ -100,30 +142,65 @@ fn ingest_files_one_mail_from_stdin_once() {
     let raw = b"From: Taro <taro@acme.example>\r\nTo: support@example.com\r\nSubject: Piped\r\nMessage-ID: <pipe@acme.example>\r\n\r\nfrom the MTA\r\n";
     let first = ingest(&ctx, raw);
     assert!(first.status.success(), "{}", text(&first));
-    assert_eq!(String::from_utf8_lossy(&first.stdout).trim(), "opened case 00000001");
+    assert_eq!(
+        String::from_utf8_lossy(&first.stdout).trim(),
+        "opened case 00000001"
+    );
     let again = ingest(&ctx, raw);
-    assert_eq!(String::from_utf8_lossy(&again.stdout).trim(), "duplicate of a mail on case 00000001");
+    assert_eq!(
+        String::from_utf8_lossy(&again.stdout).trim(),
+        "duplicate of a mail on case 00000001"
+    );
     let junk = ingest(&ctx, b"\x00\x00garbage");
     assert!(junk.status.success());
-    assert!(String::from_utf8_lossy(&junk.stdout).starts_with("quarantined: unparseable"), "{}", text(&junk));
+    assert!(
+        String::from_utf8_lossy(&junk.stdout).starts_with("quarantined: unparseable"),
+        "{}",
+        text(&junk)
+    );
 
-    let list: Value = serde_json::from_slice(&ctx.casegate(&["cases", "list", "--json"]).output().unwrap().stdout).unwrap();
+    let list: Value = serde_json::from_slice(
+        &ctx.casegate(&["cases", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(list.as_array().unwrap().len(), 1);
-    let shown = ctx.casegate(&["cases", "show", "00000001"]).output().unwrap();
+    let shown = ctx
+        .casegate(&["cases", "show", "00000001"])
+        .output()
+        .unwrap();
     assert!(text(&shown).contains("from the MTA"), "{}", text(&shown));
     let missing = ctx.casegate(&["cases", "show", "42"]).output().unwrap();
     assert_eq!(missing.status.code(), Some(1));
     assert!(text(&missing).contains("no case 00000042"));
-    let q: Value = serde_json::from_slice(&ctx.casegate(&["quarantine", "list", "--json"]).output().unwrap().stdout).unwrap();
+    let q: Value = serde_json::from_slice(
+        &ctx.casegate(&["quarantine", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
     assert_eq!(q[0]["source"], "stdin");
     // `cases show 1 | head -0`: the reader is gone before anything is printed; the
     // command ends like other tools on a closed pipe (SIGPIPE), without a panic.
     let mut cmd = ctx.casegate(&["cases", "show", "00000001"]);
-    let mut child = cmd.stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
     drop(child.stdout.take());
     let out = child.wait_with_output().unwrap();
     use std::os::unix::process::ExitStatusExt;
-    assert_eq!(out.status.signal(), Some(13), "{:?} {}", out.status, text(&out));
+    assert_eq!(
+        out.status.signal(),
+        Some(13),
+        "{:?} {}",
+        out.status,
+        text(&out)
+    );
     assert!(!text(&out).contains("panicked"), "{}", text(&out));
 }
 
@@ -131,6 +208,13 @@ fn ingest_files_one_mail_from_stdin_once() {
 fn ingest_asks_the_mta_to_retry_when_the_database_is_unreachable() {
     let ctx = TestCtx::new("ingest-db");
     let raw = b"From: a@b.example\r\nSubject: x\r\n\r\nx\r\n";
-    let out = ingest_with_env(&ctx, raw, &[("CASEGATE__DATABASE__URL", "postgres://nobody@127.0.0.1:1/none")]);
+    let out = ingest_with_env(
+        &ctx,
+        raw,
+        &[(
+            "CASEGATE__DATABASE__URL",
+            "postgres://nobody@127.0.0.1:1/none",
+        )],
+    );
     assert_eq!(out.status.code(), Some(75), "{}", text(&out));
 }

@@ -20,12 +20,22 @@ fn corpus_dir() -> PathBuf {
 fn load(path: &Path) -> Sample {
     let name = path.file_name().unwrap().to_string_lossy().into_owned();
     let label = name.trim_end_matches(".txt").rsplit('.').next().unwrap();
-    let expected = Language::parse(label).unwrap_or_else(|| panic!("{name}: label must be ja or en"));
+    let expected =
+        Language::parse(label).unwrap_or_else(|| panic!("{name}: label must be ja or en"));
     let text = std::fs::read_to_string(path).unwrap();
     let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
-    let subject = first.strip_prefix("Subject:").unwrap_or_else(|| panic!("{name}: first line must be Subject:"));
-    let body = rest.strip_prefix('\n').unwrap_or_else(|| panic!("{name}: a blank line must follow the subject"));
-    Sample { name, expected, subject: subject.trim().to_string(), body: body.to_string() }
+    let subject = first
+        .strip_prefix("Subject:")
+        .unwrap_or_else(|| panic!("{name}: first line must be Subject:"));
+    let body = rest
+        .strip_prefix('\n')
+        .unwrap_or_else(|| panic!("{name}: a blank line must follow the subject"));
+    Sample {
+        name,
+        expected,
+        subject: subject.trim().to_string(),
+        body: body.to_string(),
+    }
 }
 
 fn corpus() -> Vec<Sample> {
@@ -52,8 +62,14 @@ fn every_sample_is_classified_right() {
         .iter()
         .filter_map(|s| {
             let d = detect(&s.subject, &s.body);
-            assert!((0.0..=1.0).contains(&d.confidence), "{}: confidence {}", s.name, d.confidence);
-            (d.language != s.expected).then(|| format!("{}: detected {} ({:.2})", s.name, d.language, d.confidence))
+            assert!(
+                (0.0..=1.0).contains(&d.confidence),
+                "{}: confidence {}",
+                s.name,
+                d.confidence
+            );
+            (d.language != s.expected)
+                .then(|| format!("{}: detected {} ({:.2})", s.name, d.language, d.confidence))
         })
         .collect();
     assert!(wrong.is_empty(), "misclassified:\n{}", wrong.join("\n"));

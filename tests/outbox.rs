@@ -22,7 +22,10 @@ use casegate::outbox::{DrainReport, RetryPolicy, drain_once, run};
 use casegate::runtime::shutdown_channel;
 use casegate::store::{NewOutbox, OutboxStatus, Store};
 use support::pg::PgDatabase;
-use support::{SmtpSink, TestEnv, smtp_clear_rule, smtp_messages, smtp_received, smtp_rule, unique_user, wait_for_smtp};
+use support::{
+    SmtpSink, TestEnv, smtp_clear_rule, smtp_messages, smtp_received, smtp_rule, unique_user,
+    wait_for_smtp,
+};
 
 const SUPPORT: &str = "support@vendor.example";
 
@@ -84,7 +87,12 @@ async fn events(url: &str, case: CaseNumber) -> Vec<(String, serde_json::Value)>
         .unwrap();
     pool.close().await;
     rows.iter()
-        .map(|r| (r.get::<String, _>(0), serde_json::from_str(&r.get::<String, _>(1)).unwrap()))
+        .map(|r| {
+            (
+                r.get::<String, _>(0),
+                serde_json::from_str(&r.get::<String, _>(1)).unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -95,15 +103,24 @@ fn recipient(tag: &str) -> String {
 /// A composed acknowledgement to `to`, as the pipeline would queue it.
 fn acknowledgement(case: i64, n: i64, to: &str, subject: &str, body: &str) -> NewOutbox {
     let mail = Outgoing {
-        from: Address { name: Some("Example サポート".into()), email: SUPPORT.into() },
-        to: vec![Address { name: Some("山田 太郎".into()), email: to.into() }],
+        from: Address {
+            name: Some("Example サポート".into()),
+            email: SUPPORT.into(),
+        },
+        to: vec![Address {
+            name: Some("山田 太郎".into()),
+            email: to.into(),
+        }],
         cc: vec![],
         reply_to: None,
         subject: reply_subject(&format!("[Case #{case:08}]"), subject),
         body: body.into(),
         message_id: message_id_for(case, n, "vendor.example"),
         in_reply_to: Some("original-1@acme.example".into()),
-        references: vec!["root-0@acme.example".into(), "original-1@acme.example".into()],
+        references: vec![
+            "root-0@acme.example".into(),
+            "original-1@acme.example".into(),
+        ],
         auto_submitted: true,
         date: Utc::now(),
     };
@@ -118,14 +135,30 @@ fn acknowledgement(case: i64, n: i64, to: &str, subject: &str, body: &str) -> Ne
 }
 
 fn simple(to: &str, n: i64) -> NewOutbox {
-    acknowledgement(9_000_000 + n, n, to, "Agent down", "Hello,\n\nWe received your request.\n")
+    acknowledgement(
+        9_000_000 + n,
+        n,
+        to,
+        "Agent down",
+        "Hello,\n\nWe received your request.\n",
+    )
 }
 
 /// Runs the daemon worker until `done` resolves, then shuts it down cleanly.
-async fn with_worker<F: std::future::Future<Output = ()>>(store: &Store, smtp: SmtpSettings, done: F) {
+async fn with_worker<F: std::future::Future<Output = ()>>(
+    store: &Store,
+    smtp: SmtpSettings,
+    done: F,
+) {
     let (trigger, shutdown) = shutdown_channel();
     let wake = Arc::new(Notify::new());
-    let worker = tokio::spawn(run(store.clone(), smtp, fast_policy(), shutdown, wake.clone()));
+    let worker = tokio::spawn(run(
+        store.clone(),
+        smtp,
+        fast_policy(),
+        shutdown,
+        wake.clone(),
+    ));
     wake.notify_one();
     done.await;
     trigger.trigger();
@@ -145,14 +178,30 @@ async fn japanese_acknowledgement_is_delivered_once_with_threading_headers() {
     let (store, _url, _dir) = sqlite_store().await;
     let to = recipient("ack-ja");
     let subject = "【至急】本番環境でエージェントが起動しません";
-    let row = acknowledgement(1234, 1, &to, subject, "山田様\n\nいつもお世話になっております。\n");
-    assert!(store.enqueue_outbox(&row, Utc::now()).await.unwrap().is_some());
+    let row = acknowledgement(
+        1234,
+        1,
+        &to,
+        subject,
+        "山田様\n\nいつもお世話になっております。\n",
+    );
+    assert!(
+        store
+            .enqueue_outbox(&row, Utc::now())
+            .await
+            .unwrap()
+            .is_some()
+    );
     // The same Message-ID queued again (the same mail decided twice) is ignored.
     assert_eq!(store.enqueue_outbox(&row, Utc::now()).await.unwrap(), None);
 
-    let report = drain_once(&store, &shared_smtp(), &fast_policy()).await.unwrap();
+    let report = drain_once(&store, &shared_smtp(), &fast_policy())
+        .await
+        .unwrap();
     assert_eq!((report.sent, report.retried, report.failed), (1, 0, 0));
-    let again = drain_once(&store, &shared_smtp(), &fast_policy()).await.unwrap();
+    let again = drain_once(&store, &shared_smtp(), &fast_policy())
+        .await
+        .unwrap();
     assert_eq!(again, DrainReport::default());
 
     let got = smtp_received(&to);
@@ -160,15 +209,31 @@ async fn japanese_acknowledgement_is_delivered_once_with_threading_headers() {
     assert_eq!(got[0].mail_from, SUPPORT);
     let mail = parse(&got[0].raw, &ParseLimits::default()).unwrap();
     assert_eq!(mail.subject, format!("Re: [Case #00001234] {subject}"));
-    assert_eq!(mail.message_id.as_deref(), Some("case-00001234.m-1@vendor.example"));
-    assert_eq!(mail.in_reply_to, vec!["original-1@acme.example".to_string()]);
-    assert_eq!(mail.references, vec!["root-0@acme.example".to_string(), "original-1@acme.example".to_string()]);
+    assert_eq!(
+        mail.message_id.as_deref(),
+        Some("case-00001234.m-1@vendor.example")
+    );
+    assert_eq!(
+        mail.in_reply_to,
+        vec!["original-1@acme.example".to_string()]
+    );
+    assert_eq!(
+        mail.references,
+        vec![
+            "root-0@acme.example".to_string(),
+            "original-1@acme.example".to_string()
+        ]
+    );
     assert_eq!(mail.headers.auto_submitted.as_deref(), Some("auto-replied"));
     assert_eq!(mail.from.name.as_deref(), Some("Example サポート"));
     assert_eq!(mail.to[0].name.as_deref(), Some("山田 太郎"));
     assert_eq!(mail.text, "山田様\n\nいつもお世話になっております。");
 
-    let stored = store.outbox_by_message_id("case-00001234.m-1@vendor.example").await.unwrap().unwrap();
+    let stored = store
+        .outbox_by_message_id("case-00001234.m-1@vendor.example")
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, OutboxStatus::Sent);
     assert_eq!(stored.attempts, 1);
     assert!(stored.sent_at.is_some());
@@ -180,21 +245,32 @@ async fn one_connection_carries_many_messages() {
     let (store, _url, _dir) = sqlite_store().await;
     let to: Vec<String> = (0..15).map(|i| recipient(&format!("reuse{i}"))).collect();
     for (i, rcpt) in to.iter().enumerate() {
-        store.enqueue_outbox(&simple(rcpt, 100 + i as i64), Utc::now()).await.unwrap();
+        store
+            .enqueue_outbox(&simple(rcpt, 100 + i as i64), Utc::now())
+            .await
+            .unwrap();
     }
-    let report = drain_once(&store, &shared_smtp(), &fast_policy()).await.unwrap();
+    let report = drain_once(&store, &shared_smtp(), &fast_policy())
+        .await
+        .unwrap();
     assert_eq!(report.sent, 15);
     let peers: std::collections::BTreeSet<String> = to
         .iter()
         .map(|rcpt| {
             let msgs = smtp_received(rcpt);
             assert_eq!(msgs.len(), 1, "{rcpt}");
-            let meta: serde_json::Value =
-                serde_json::from_slice(&std::fs::read(msgs[0].path.with_extension("json")).unwrap()).unwrap();
+            let meta: serde_json::Value = serde_json::from_slice(
+                &std::fs::read(msgs[0].path.with_extension("json")).unwrap(),
+            )
+            .unwrap();
             meta["peer"].to_string()
         })
         .collect();
-    assert_eq!(peers.len(), 1, "all messages over one connection: {peers:?}");
+    assert_eq!(
+        peers.len(),
+        1,
+        "all messages over one connection: {peers:?}"
+    );
 }
 
 #[tokio::test]
@@ -211,7 +287,11 @@ async fn temporary_failures_retry_until_delivered_once() {
     .await;
     smtp_clear_rule(&to);
     assert_eq!(smtp_messages(&to).len(), 1, "delivered exactly once");
-    let stored = store.outbox_by_message_id(&row.message_id).await.unwrap().unwrap();
+    let stored = store
+        .outbox_by_message_id(&row.message_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, OutboxStatus::Sent);
     assert_eq!(stored.attempts, 3, "two 451s, then 250");
 }
@@ -225,21 +305,38 @@ async fn permanent_failure_fails_the_row_with_an_event_on_the_case() {
     let mut row = simple(&to, 1);
     row.case = Some(case);
     store.enqueue_outbox(&row, Utc::now()).await.unwrap();
-    let report = drain_once(&store, &shared_smtp(), &fast_policy()).await.unwrap();
+    let report = drain_once(&store, &shared_smtp(), &fast_policy())
+        .await
+        .unwrap();
     smtp_clear_rule(&to);
     assert_eq!((report.sent, report.retried, report.failed), (0, 0, 1));
     assert!(smtp_messages(&to).is_empty());
 
-    let stored = store.outbox_by_message_id(&row.message_id).await.unwrap().unwrap();
+    let stored = store
+        .outbox_by_message_id(&row.message_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, OutboxStatus::Failed);
-    assert!(stored.last_error.as_deref().unwrap_or("").contains("554"), "{stored:?}");
+    assert!(
+        stored.last_error.as_deref().unwrap_or("").contains("554"),
+        "{stored:?}"
+    );
     let events = events(&url, case).await;
-    let failed: Vec<_> = events.iter().filter(|(k, _)| k == "delivery_failed").collect();
+    let failed: Vec<_> = events
+        .iter()
+        .filter(|(k, _)| k == "delivery_failed")
+        .collect();
     assert_eq!(failed.len(), 1, "{events:?}");
     assert_eq!(failed[0].1["smtp_status"], 554);
     assert_eq!(failed[0].1["message_id"], row.message_id.as_str());
     // Nothing left to do: a failed row is never retried.
-    assert_eq!(drain_once(&store, &shared_smtp(), &fast_policy()).await.unwrap(), DrainReport::default());
+    assert_eq!(
+        drain_once(&store, &shared_smtp(), &fast_policy())
+            .await
+            .unwrap(),
+        DrainReport::default()
+    );
 }
 
 #[tokio::test]
@@ -254,23 +351,37 @@ async fn server_outage_then_restart_delivers_exactly_once() {
 
     // While the server is down: queued, retried, never failed.
     let report = drain_once(&store, &smtp, &fast_policy()).await.unwrap();
-    assert!(report.server_unavailable && report.retried == 1 && report.failed == 0, "{report:?}");
+    assert!(
+        report.server_unavailable && report.retried == 1 && report.failed == 0,
+        "{report:?}"
+    );
 
     let store2 = store.clone();
     let to2 = to.clone();
     let sink_ref = &mut sink;
     with_worker(&store, smtp, async move {
         tokio::time::sleep(Duration::from_millis(1200)).await;
-        let pending = store2.outbox_by_message_id(&row.message_id).await.unwrap().unwrap();
+        let pending = store2
+            .outbox_by_message_id(&row.message_id)
+            .await
+            .unwrap()
+            .unwrap();
         assert_eq!(pending.status, OutboxStatus::Pending, "{pending:?}");
         assert!(pending.attempts >= 2, "{pending:?}");
         assert!(pending.last_error.is_some());
         sink_ref.resume();
-        sink_ref.sink.wait_for(&to2, 1, Duration::from_secs(20)).await;
+        sink_ref
+            .sink
+            .wait_for(&to2, 1, Duration::from_secs(20))
+            .await;
         settle().await;
     })
     .await;
-    assert_eq!(sink.sink.messages(&to).len(), 1, "delivered exactly once after the restart");
+    assert_eq!(
+        sink.sink.messages(&to).len(),
+        1,
+        "delivered exactly once after the restart"
+    );
 }
 
 #[tokio::test]
@@ -279,23 +390,48 @@ async fn rows_stuck_in_sending_after_a_crash_are_delivered_once() {
     let crashed = recipient("crashed");
     let held = recipient("held");
     let long_ago = Utc::now() - chrono::Duration::minutes(20);
-    store.enqueue_outbox(&simple(&crashed, 1), long_ago).await.unwrap();
+    store
+        .enqueue_outbox(&simple(&crashed, 1), long_ago)
+        .await
+        .unwrap();
     // A worker claimed it ten minutes ago with a one-minute lease, then died.
     let claimed = store
-        .claim_due(Utc::now() - chrono::Duration::minutes(10), 10, Duration::from_secs(60))
+        .claim_due(
+            Utc::now() - chrono::Duration::minutes(10),
+            10,
+            Duration::from_secs(60),
+        )
         .await
         .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].status, OutboxStatus::Sending);
     // Another row is leased right now by a live worker (another instance): left alone.
-    store.enqueue_outbox(&simple(&held, 2), long_ago).await.unwrap();
-    assert_eq!(store.claim_due(Utc::now(), 10, Duration::from_secs(3600)).await.unwrap().len(), 1);
+    store
+        .enqueue_outbox(&simple(&held, 2), long_ago)
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .claim_due(Utc::now(), 10, Duration::from_secs(3600))
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
 
-    let report = drain_once(&store, &shared_smtp(), &fast_policy()).await.unwrap();
+    let report = drain_once(&store, &shared_smtp(), &fast_policy())
+        .await
+        .unwrap();
     assert_eq!((report.released, report.sent), (1, 1), "{report:?}");
     assert_eq!(smtp_messages(&crashed).len(), 1);
     assert!(smtp_messages(&held).is_empty());
-    assert_eq!(drain_once(&store, &shared_smtp(), &fast_policy()).await.unwrap().sent, 0);
+    assert_eq!(
+        drain_once(&store, &shared_smtp(), &fast_policy())
+            .await
+            .unwrap()
+            .sent,
+        0
+    );
     assert_eq!(smtp_messages(&crashed).len(), 1, "delivered exactly once");
 }
 
@@ -305,9 +441,18 @@ async fn worker_sleeps_until_woken_and_sends_new_mail() {
     let to = recipient("wake");
     let (trigger, shutdown) = shutdown_channel();
     let wake = Arc::new(Notify::new());
-    let worker = tokio::spawn(run(store.clone(), shared_smtp(), fast_policy(), shutdown, wake.clone()));
+    let worker = tokio::spawn(run(
+        store.clone(),
+        shared_smtp(),
+        fast_policy(),
+        shutdown,
+        wake.clone(),
+    ));
     tokio::time::sleep(Duration::from_millis(300)).await;
-    store.enqueue_outbox(&simple(&to, 1), Utc::now()).await.unwrap();
+    store
+        .enqueue_outbox(&simple(&to, 1), Utc::now())
+        .await
+        .unwrap();
     wake.notify_one();
     wait_for_smtp(&to, 1, Duration::from_secs(5)).await;
     trigger.trigger();
@@ -321,15 +466,28 @@ async fn implicit_tls_and_starttls_with_auth() {
     let (store, _url, _dir) = sqlite_store().await;
 
     let to_tls = recipient("smtps");
-    store.enqueue_outbox(&simple(&to_tls, 1), Utc::now()).await.unwrap();
-    let tls = SmtpSettings { tls: TlsMode::Tls, ca_file: Some(env.ca_file.clone()), ..plain_smtp(env.smtps_port) };
-    assert_eq!(drain_once(&store, &tls, &fast_policy()).await.unwrap().sent, 1);
+    store
+        .enqueue_outbox(&simple(&to_tls, 1), Utc::now())
+        .await
+        .unwrap();
+    let tls = SmtpSettings {
+        tls: TlsMode::Tls,
+        ca_file: Some(env.ca_file.clone()),
+        ..plain_smtp(env.smtps_port)
+    };
+    assert_eq!(
+        drain_once(&store, &tls, &fast_policy()).await.unwrap().sent,
+        1
+    );
     let got = smtp_received(&to_tls);
     assert_eq!(got.len(), 1);
     assert!(got[0].tls, "implicit TLS");
 
     let to_starttls = recipient("starttls");
-    store.enqueue_outbox(&simple(&to_starttls, 2), Utc::now()).await.unwrap();
+    store
+        .enqueue_outbox(&simple(&to_starttls, 2), Utc::now())
+        .await
+        .unwrap();
     let starttls = SmtpSettings {
         host: "localhost".into(),
         tls: TlsMode::StartTls,
@@ -338,7 +496,13 @@ async fn implicit_tls_and_starttls_with_auth() {
         password: Some(Secret::new("secret")),
         ..plain_smtp(env.smtp_port)
     };
-    assert_eq!(drain_once(&store, &starttls, &fast_policy()).await.unwrap().sent, 1);
+    assert_eq!(
+        drain_once(&store, &starttls, &fast_policy())
+            .await
+            .unwrap()
+            .sent,
+        1
+    );
     let got = smtp_received(&to_starttls);
     assert_eq!(got.len(), 1);
     assert!(got[0].tls, "STARTTLS");
@@ -353,18 +517,31 @@ async fn untrusted_certificate_keeps_the_mail_queued() {
     let row = simple(&to, 1);
     store.enqueue_outbox(&row, Utc::now()).await.unwrap();
     // No CA file: the test server's self-signed certificate is not trusted.
-    let tls = SmtpSettings { tls: TlsMode::Tls, ..plain_smtp(env.smtps_port) };
+    let tls = SmtpSettings {
+        tls: TlsMode::Tls,
+        ..plain_smtp(env.smtps_port)
+    };
     let report = drain_once(&store, &tls, &fast_policy()).await.unwrap();
-    assert!(report.server_unavailable && report.sent == 0 && report.failed == 0, "{report:?}");
+    assert!(
+        report.server_unavailable && report.sent == 0 && report.failed == 0,
+        "{report:?}"
+    );
     assert!(smtp_messages(&to).is_empty());
-    let stored = store.outbox_by_message_id(&row.message_id).await.unwrap().unwrap();
+    let stored = store
+        .outbox_by_message_id(&row.message_id)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(stored.status, OutboxStatus::Pending);
 }
 
 #[tokio::test]
 async fn plaintext_to_a_remote_host_is_refused() {
     let (store, _url, _dir) = sqlite_store().await;
-    let smtp = SmtpSettings { host: "smtp.example.com".into(), ..plain_smtp(25) };
+    let smtp = SmtpSettings {
+        host: "smtp.example.com".into(),
+        ..plain_smtp(25)
+    };
     let err = drain_once(&store, &smtp, &fast_policy()).await.unwrap_err();
     assert!(err.to_string().contains("loopback"), "{err}");
 }
@@ -385,28 +562,52 @@ async fn store_contract(store: Store, url: &str) {
     let lease = Duration::from_secs(60);
     let claimed = store.claim_due(t0, 10, lease).await.unwrap();
     assert_eq!(claimed.len(), 1);
-    assert_eq!((claimed[0].id, claimed[0].status, claimed[0].attempts), (id, OutboxStatus::Sending, 1));
+    assert_eq!(
+        (claimed[0].id, claimed[0].status, claimed[0].attempts),
+        (id, OutboxStatus::Sending, 1)
+    );
     assert_eq!(claimed[0].recipients, vec![to.to_string()]);
     assert_eq!(claimed[0].raw, row.raw);
-    assert!(store.claim_due(t0 + chrono::Duration::seconds(59), 10, lease).await.unwrap().is_empty());
+    assert!(
+        store
+            .claim_due(t0 + chrono::Duration::seconds(59), 10, lease)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // Retry, then crash recovery of an expired lease.
     let retry_at = t0 + chrono::Duration::minutes(1);
-    store.mark_retry(id, retry_at, "451 4.3.0 try later").await.unwrap();
+    store
+        .mark_retry(id, retry_at, "451 4.3.0 try later")
+        .await
+        .unwrap();
     assert!(store.claim_due(t0, 10, lease).await.unwrap().is_empty());
     assert_eq!(store.claim_due(retry_at, 10, lease).await.unwrap().len(), 1);
     assert_eq!(store.release_expired_leases(retry_at).await.unwrap(), 0);
-    assert_eq!(store.release_expired_leases(retry_at + chrono::Duration::seconds(60)).await.unwrap(), 1);
+    assert_eq!(
+        store
+            .release_expired_leases(retry_at + chrono::Duration::seconds(60))
+            .await
+            .unwrap(),
+        1
+    );
     let again = store.claim_due(Utc::now(), 10, lease).await.unwrap();
     assert_eq!((again.len(), again[0].attempts), (1, 3));
     store.mark_sent(id, Utc::now()).await.unwrap();
     let sent = store.outbox_row(id).await.unwrap().unwrap();
-    assert_eq!((sent.status, sent.last_error.as_deref()), (OutboxStatus::Sent, None));
+    assert_eq!(
+        (sent.status, sent.last_error.as_deref()),
+        (OutboxStatus::Sent, None)
+    );
     assert_eq!(store.next_due().await.unwrap(), None);
 
     // Rate limit: automatic mail to one address, case-insensitive, since a time.
     assert_eq!(auto_replies(&store, "taro@acme.example", t0).await, 1);
-    assert_eq!(auto_replies(&store, "taro@acme.example", Utc::now()).await, 0);
+    assert_eq!(
+        auto_replies(&store, "taro@acme.example", Utc::now()).await,
+        0
+    );
     let mut human = simple(to, 2);
     human.kind = "engineer_reply".into();
     store.enqueue_outbox(&human, t0).await.unwrap();
@@ -418,7 +619,10 @@ async fn store_contract(store: Store, url: &str) {
     let other_id = store.enqueue_outbox(&other, t0).await.unwrap().unwrap();
     let claimed = store.claim_due(Utc::now(), 10, lease).await.unwrap();
     assert!(claimed.iter().any(|r| r.id == other_id));
-    store.mark_failed(other_id, Some(554), "554 5.7.1 Rejected", Utc::now()).await.unwrap();
+    store
+        .mark_failed(other_id, Some(554), "554 5.7.1 Rejected", Utc::now())
+        .await
+        .unwrap();
     let evs = events(url, case).await;
     let failed: Vec<_> = evs.iter().filter(|(k, _)| k == "delivery_failed").collect();
     assert_eq!(failed.len(), 1, "{evs:?}");
@@ -453,12 +657,17 @@ async fn postgres_concurrent_claims_never_overlap() {
     let b = Store::open(&db.url, 4).await.unwrap();
     let t0 = Utc::now() - chrono::Duration::minutes(1);
     for i in 0..200 {
-        a.enqueue_outbox(&simple(&format!("r{i}@acme.example"), i), t0).await.unwrap();
+        a.enqueue_outbox(&simple(&format!("r{i}@acme.example"), i), t0)
+            .await
+            .unwrap();
     }
     let claim = |s: Store| async move {
         let mut ids = Vec::new();
         loop {
-            let rows = s.claim_due(Utc::now(), 7, Duration::from_secs(600)).await.unwrap();
+            let rows = s
+                .claim_due(Utc::now(), 7, Duration::from_secs(600))
+                .await
+                .unwrap();
             if rows.is_empty() {
                 return ids;
             }
@@ -479,7 +688,12 @@ async fn postgres_concurrent_claims_never_overlap() {
 /// Automatic mails queued for `to` since `since` (the rate limit's count).
 async fn auto_replies(store: &Store, to: &str, since: DateTime<Utc>) -> i64 {
     let mut work = store.begin_work().await.unwrap();
-    let n = work.sender_facts("", to, since, since).await.unwrap().sent.auto_replies;
+    let n = work
+        .sender_facts("", to, since, since)
+        .await
+        .unwrap()
+        .sent
+        .auto_replies;
     work.abandon().await.unwrap();
     n
 }

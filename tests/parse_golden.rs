@@ -10,7 +10,9 @@ use std::{
     path::{Path, PathBuf},
 };
 
-use casegate::mail::parse::{ParseLimits, attachment_content, dedup_key, parse, sniff_headers, sniff_message_id};
+use casegate::mail::parse::{
+    ParseLimits, attachment_content, dedup_key, parse, sniff_headers, sniff_message_id,
+};
 
 const LIMITS: ParseLimits = ParseLimits {
     max_attachment_bytes: 1024 * 1024,
@@ -148,7 +150,9 @@ fn attachment_content_is_the_decoded_bytes_as_sent() {
         .attachments
         .iter()
         .find(|a| a.filename.as_deref() == Some("server.log"));
-    let content = log.and_then(|a| attachment_content(&raw, a.span)).unwrap_or_default();
+    let content = log
+        .and_then(|a| attachment_content(&raw, a.span))
+        .unwrap_or_default();
     assert!(
         content.starts_with(b"2024-05-27 10:00:01 \x83G\x83\x89\x81["),
         "{content:?}"
@@ -181,10 +185,18 @@ fn attachments_decode_again_from_their_span_in_the_raw_mail() {
         let mut mbox = b"From someone@example.com Mon May 27 10:00:00 2024\r\n".to_vec();
         mbox.extend_from_slice(&plain);
         for raw in [plain, mbox] {
-            let Ok(mail) = parse(&raw, &LIMITS) else { continue };
+            let Ok(mail) = parse(&raw, &LIMITS) else {
+                continue;
+            };
             for a in mail.attachments.iter().filter(|a| a.kept) {
                 let decoded = attachment_content(&raw, a.span);
-                assert_eq!(decoded.as_ref().map(Vec::len), Some(a.size), "{} {:?}", path.display(), a.filename);
+                assert_eq!(
+                    decoded.as_ref().map(Vec::len),
+                    Some(a.size),
+                    "{} {:?}",
+                    path.display(),
+                    a.filename
+                );
                 if a.content.is_some() {
                     assert_eq!(decoded, a.content, "{} {:?}", path.display(), a.filename);
                 }

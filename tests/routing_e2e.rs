@@ -10,9 +10,9 @@ mod support;
 use casegate::mail::Inbound;
 use casegate::mail::parse::{ParseLimits, parse};
 use serde_json::Value;
+use support::cli::{cases, ok, run_once, show};
 use support::mail::iso2022jp_mail;
 use support::routing::{HEADER, import, mail, mail_to, routed, scenario_contracts};
-use support::cli::{ok, run_once, cases, show};
 use support::{SinkMessage, TestCtx, append, smtp_received};
 
 // ---------------------------------------------------------------------------
@@ -30,12 +30,21 @@ fn cases_of(ctx: &TestCtx, customer: &str) -> Vec<Value> {
 /// The one case `customer` opened.
 fn case_of(ctx: &TestCtx, customer: &str) -> Value {
     let mut found = cases_of(ctx, customer);
-    assert_eq!(found.len(), 1, "expected exactly one case from {customer}: {found:#?}");
+    assert_eq!(
+        found.len(),
+        1,
+        "expected exactly one case from {customer}: {found:#?}"
+    );
     found.remove(0)
 }
 
 fn events_of<'a>(case: &'a Value, kind: &str) -> Vec<&'a Value> {
-    case["events"].as_array().unwrap().iter().filter(|e| e["kind"] == kind).collect()
+    case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
 }
 
 /// Mail the shared SMTP sink received for `rcpt`, parsed.
@@ -43,7 +52,8 @@ fn inbox_of(rcpt: &str) -> Vec<(SinkMessage, Inbound)> {
     smtp_received(rcpt)
         .into_iter()
         .map(|m| {
-            let parsed = parse(&m.raw, &ParseLimits::default()).unwrap_or_else(|e| panic!("our own mail does not parse: {e}"));
+            let parsed = parse(&m.raw, &ParseLimits::default())
+                .unwrap_or_else(|e| panic!("our own mail does not parse: {e}"));
             (m, parsed)
         })
         .collect()
@@ -113,7 +123,9 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
             &au,
             "Playbook fails on RHEL 9 hosts",
             "",
-            &format!("Hi team,\n\nOur nightly playbook run fails on all RHEL 9 hosts since yesterday.\n\n{log}\nCan you help?\n\nBruce\n"),
+            &format!(
+                "Hi team,\n\nOur nightly playbook run fails on all RHEL 9 hosts since yesterday.\n\n{log}\nCan you help?\n\nBruce\n"
+            ),
         ),
         mail(
             &format!("de-{u}@rheinwerk.de"),
@@ -232,149 +244,361 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
         append(&ctx.user, "INBOX", m, None).await;
     }
     let summary = run_once(&ctx);
-    assert!(summary.contains(&format!("{} new case(s)", mails.len())), "{summary}");
-    assert!(summary.contains("outbox: 18 sent, 0 to retry, 0 failed"), "{summary}");
+    assert!(
+        summary.contains(&format!("{} new case(s)", mails.len())),
+        "{summary}"
+    );
+    assert!(
+        summary.contains("outbox: 18 sent, 0 to retry, 0 failed"),
+        "{summary}"
+    );
 
-    let r = |q: &str, l: &str, reg: &str, e: &str, s: &str| (q.to_string(), l.to_string(), reg.to_string(), e.to_string(), s.to_string());
+    let r = |q: &str, l: &str, reg: &str, e: &str, s: &str| {
+        (
+            q.to_string(),
+            l.to_string(),
+            reg.to_string(),
+            e.to_string(),
+            s.to_string(),
+        )
+    };
 
     // --- entitled Japanese customer: Japanese queue, Japanese acknowledgement.
     let c = case_of(&ctx, &ja);
-    assert_eq!(routed(&c), r("ansible-ja", "ja", "APAC", "entitled", "new"), "{c:#}");
+    assert_eq!(
+        routed(&c),
+        r("ansible-ja", "ja", "APAC", "entitled", "new"),
+        "{c:#}"
+    );
     assert_eq!(c["account"], "ACME Corporation Japan");
     assert_eq!(c["product"], "ansible");
     assert!(c["sla"]["first_response_due"].is_string(), "{c:#}");
     let m = the_mail_to(&ja);
-    assert_eq!(m.subject, format!("Re: {} プレイブック実行時にエラーが発生します", case_tag(&c)));
-    for phrase in ["ACME Corporation Japan", "山田 太郎 様", "いつもお世話になっております。", "初回回答期限", c["number"].as_str().unwrap()] {
-        assert!(m.text.contains(phrase), "{phrase:?} missing from the Japanese acknowledgement:\n{}", m.text);
+    assert_eq!(
+        m.subject,
+        format!(
+            "Re: {} プレイブック実行時にエラーが発生します",
+            case_tag(&c)
+        )
+    );
+    for phrase in [
+        "ACME Corporation Japan",
+        "山田 太郎 様",
+        "いつもお世話になっております。",
+        "初回回答期限",
+        c["number"].as_str().unwrap(),
+    ] {
+        assert!(
+            m.text.contains(phrase),
+            "{phrase:?} missing from the Japanese acknowledgement:\n{}",
+            m.text
+        );
     }
     assert!(!m.text.contains("Thank you for contacting"), "{}", m.text);
 
     // --- English APAC (AU contract).
     let c = case_of(&ctx, &au);
-    assert_eq!(routed(&c), r("ansible-apac", "en", "APAC", "entitled", "new"), "{c:#}");
+    assert_eq!(
+        routed(&c),
+        r("ansible-apac", "en", "APAC", "entitled", "new"),
+        "{c:#}"
+    );
     assert_eq!(c["account"], "Kangaroo Logistics Pty Ltd");
     let m = the_mail_to(&au);
-    assert_eq!(m.subject, format!("Re: {} Playbook fails on RHEL 9 hosts", case_tag(&c)));
-    for phrase in ["Hello Bruce Wayne,", "Thank you for contacting Example Support", "First response due by:", "(Australia/Sydney)"] {
-        assert!(m.text.contains(phrase), "{phrase:?} missing from the acknowledgement:\n{}", m.text);
+    assert_eq!(
+        m.subject,
+        format!("Re: {} Playbook fails on RHEL 9 hosts", case_tag(&c))
+    );
+    for phrase in [
+        "Hello Bruce Wayne,",
+        "Thank you for contacting Example Support",
+        "First response due by:",
+        "(Australia/Sydney)",
+    ] {
+        assert!(
+            m.text.contains(phrase),
+            "{phrase:?} missing from the acknowledgement:\n{}",
+            m.text
+        );
     }
 
     // --- English EMEA (DE contract).
     let c = case_of(&ctx, &de);
-    assert_eq!(routed(&c), r("ansible-emea", "en", "EMEA", "entitled", "new"), "{c:#}");
+    assert_eq!(
+        routed(&c),
+        r("ansible-emea", "en", "EMEA", "entitled", "new"),
+        "{c:#}"
+    );
     assert_eq!(c["account"], "Rheinwerk Automation GmbH");
     let m = the_mail_to(&de);
-    assert_eq!(m.subject, format!("Re: {} AWX job templates time out", case_tag(&c)));
-    assert!(m.text.contains("Hello Klaus Becker,") && m.text.contains("(Europe/Berlin)"), "{}", m.text);
+    assert_eq!(
+        m.subject,
+        format!("Re: {} AWX job templates time out", case_tag(&c))
+    );
+    assert!(
+        m.text.contains("Hello Klaus Becker,") && m.text.contains("(Europe/Berlin)"),
+        "{}",
+        m.text
+    );
 
     // --- expired contract: refused, no SLA, English refusal naming the end date.
     let c = case_of(&ctx, &expired);
-    assert_eq!((c["entitlement"].as_str(), c["status"].as_str()), (Some("expired"), Some("refused")), "{c:#}");
+    assert_eq!(
+        (c["entitlement"].as_str(), c["status"].as_str()),
+        (Some("expired"), Some("refused")),
+        "{c:#}"
+    );
     assert_eq!(c["account"], "Old Harbor Shipping Ltd");
     assert_eq!(c["region"], "EMEA");
     assert_eq!(c["sla"]["first_response_due"], Value::Null);
     let m = the_mail_to(&expired);
-    assert_eq!(m.subject, format!("Re: {} Ansible inventory sync broken", case_tag(&c)));
-    assert!(m.text.contains("ended on 2024-12-31") && m.text.contains("sales@example.com"), "{}", m.text);
+    assert_eq!(
+        m.subject,
+        format!("Re: {} Ansible inventory sync broken", case_tag(&c))
+    );
+    assert!(
+        m.text.contains("ended on 2024-12-31") && m.text.contains("sales@example.com"),
+        "{}",
+        m.text
+    );
 
     // --- a stranger: no contract, refused, default region.
     let c = case_of(&ctx, &stranger);
-    assert_eq!((c["entitlement"].as_str(), c["status"].as_str()), (Some("no_contract"), Some("refused")), "{c:#}");
+    assert_eq!(
+        (c["entitlement"].as_str(), c["status"].as_str()),
+        (Some("no_contract"), Some("refused")),
+        "{c:#}"
+    );
     assert_eq!(c["account"], Value::Null);
     assert_eq!(c["region"], "NA");
     assert_eq!(c["sla"]["first_response_due"], Value::Null);
     let m = the_mail_to(&stranger);
-    assert!(m.text.contains("could not find an active support subscription") && m.text.contains(&stranger), "{}", m.text);
+    assert!(
+        m.text
+            .contains("could not find an active support subscription")
+            && m.text.contains(&stranger),
+        "{}",
+        m.text
+    );
 
     // --- an ACME person writing from gmail.com: never matched by domain; refused in Japanese.
     let c = case_of(&ctx, &freemail);
     assert_eq!(routed(&c).3, "no_contract", "{c:#}");
-    assert_eq!((c["status"].as_str(), c["language"].as_str()), (Some("refused"), Some("ja")), "{c:#}");
+    assert_eq!(
+        (c["status"].as_str(), c["language"].as_str()),
+        (Some("refused"), Some("ja")),
+        "{c:#}"
+    );
     assert_eq!(c["account"], Value::Null);
     let m = the_mail_to(&freemail);
-    assert_eq!(m.subject, format!("Re: {} インベントリの同期について", case_tag(&c)));
-    assert!(m.text.contains("田中 花子 様") && m.text.contains("有効なサポート契約を確認することができませんでした"), "{}", m.text);
+    assert_eq!(
+        m.subject,
+        format!("Re: {} インベントリの同期について", case_tag(&c))
+    );
+    assert!(
+        m.text.contains("田中 花子 様")
+            && m.text
+                .contains("有効なサポート契約を確認することができませんでした"),
+        "{}",
+        m.text
+    );
 
     // --- a contact address registered on the contract matches even at a free-mail provider.
     let c = case_of(&ctx, &free_contact);
-    assert_eq!(routed(&c), r("ansible-apac", "en", "APAC", "entitled", "new"), "{c:#}");
+    assert_eq!(
+        routed(&c),
+        r("ansible-apac", "en", "APAC", "entitled", "new"),
+        "{c:#}"
+    );
     assert_eq!(c["account"], "ACME Corporation Japan");
     let triaged = events_of(&c, "triaged");
     assert_eq!(triaged[0]["detail"]["matched_by"], "contact", "{c:#}");
-    assert!(the_mail_to(&free_contact).text.contains("First response due by:"));
+    assert!(
+        the_mail_to(&free_contact)
+            .text
+            .contains("First response due by:")
+    );
 
     // --- a subdomain sender: ops.tokyo.acme.co.jp matches acme.co.jp; Japanese prose
     //     among a lot of pasted English log lines is Japanese.
     let c = case_of(&ctx, &subdomain);
-    assert_eq!(routed(&c), r("ansible-ja", "ja", "APAC", "entitled", "new"), "{c:#}");
+    assert_eq!(
+        routed(&c),
+        r("ansible-ja", "ja", "APAC", "entitled", "new"),
+        "{c:#}"
+    );
     assert_eq!(c["account"], "ACME Corporation Japan");
-    assert_eq!(events_of(&c, "triaged")[0]["detail"]["matched_by"], "domain");
+    assert_eq!(
+        events_of(&c, "triaged")[0]["detail"]["matched_by"],
+        "domain"
+    );
     let m = the_mail_to(&subdomain);
-    assert!(m.text.contains("運用チーム 様") && m.text.contains("いつもお世話になっております。"), "{}", m.text);
+    assert!(
+        m.text.contains("運用チーム 様") && m.text.contains("いつもお世話になっております。"),
+        "{}",
+        m.text
+    );
 
     // --- a renewal question: out of scope, redirected to Sales and forwarded there.
     let c = case_of(&ctx, &renewal);
     assert_eq!(c["entitlement"], "out_of_scope", "{c:#}");
-    assert_ne!(c["status"], "new", "an out-of-scope mail is not worked: {c:#}");
+    assert_ne!(
+        c["status"], "new",
+        "an out-of-scope mail is not worked: {c:#}"
+    );
     assert_eq!(c["sla"]["first_response_due"], Value::Null);
     assert_eq!(events_of(&c, "out_of_scope")[0]["detail"]["scope"], "sales");
     let m = the_mail_to(&renewal);
-    assert_eq!(m.subject, format!("Re: {} Subscription renewal 2027", case_tag(&c)));
-    assert!(m.text.contains("Our sales team takes care of these questions") && m.text.contains("sales@example.com"), "{}", m.text);
+    assert_eq!(
+        m.subject,
+        format!("Re: {} Subscription renewal 2027", case_tag(&c))
+    );
+    assert!(
+        m.text
+            .contains("Our sales team takes care of these questions")
+            && m.text.contains("sales@example.com"),
+        "{}",
+        m.text
+    );
     let fwd = forwarded("sales@example.com", &renewal);
-    assert_eq!(fwd.subject, format!("Fwd: {} Subscription renewal 2027", case_tag(&c)));
-    assert!(fwd.text.contains("renew our subscription for 2027"), "{}", fwd.text);
-    assert_eq!(fwd.reply_to.first().map(|a| a.email.as_str()), Some(renewal.as_str()), "Sales answers the customer directly");
+    assert_eq!(
+        fwd.subject,
+        format!("Fwd: {} Subscription renewal 2027", case_tag(&c))
+    );
+    assert!(
+        fwd.text.contains("renew our subscription for 2027"),
+        "{}",
+        fwd.text
+    );
+    assert_eq!(
+        fwd.reply_to.first().map(|a| a.email.as_str()),
+        Some(renewal.as_str()),
+        "Sales answers the customer directly"
+    );
 
     // --- "please write this playbook for us": Professional Services.
     let c = case_of(&ctx, &playbook);
     assert_eq!(c["entitlement"], "out_of_scope", "{c:#}");
     assert_ne!(c["status"], "new", "{c:#}");
-    assert_eq!(events_of(&c, "out_of_scope")[0]["detail"]["scope"], "professional_services", "{c:#}");
+    assert_eq!(
+        events_of(&c, "out_of_scope")[0]["detail"]["scope"],
+        "professional_services",
+        "{c:#}"
+    );
     let m = the_mail_to(&playbook);
-    assert!(m.text.contains("Professional Services team") && m.text.contains("consulting@example.com"), "{}", m.text);
+    assert!(
+        m.text.contains("Professional Services team") && m.text.contains("consulting@example.com"),
+        "{}",
+        m.text
+    );
     let fwd = forwarded("consulting@example.com", &playbook);
-    assert_eq!(fwd.subject, format!("Fwd: {} Playbook for our patching", case_tag(&c)));
-    assert!(fwd.text.contains("write this playbook for us"), "{}", fwd.text);
+    assert_eq!(
+        fwd.subject,
+        format!("Fwd: {} Playbook for our patching", case_tag(&c))
+    );
+    assert!(
+        fwd.text.contains("write this playbook for us"),
+        "{}",
+        fwd.text
+    );
 
     // --- a Japanese quote request: Sales, with the Japanese redirect.
     let c = case_of(&ctx, &ja_quote);
-    assert_eq!((c["entitlement"].as_str(), c["language"].as_str()), (Some("out_of_scope"), Some("ja")), "{c:#}");
+    assert_eq!(
+        (c["entitlement"].as_str(), c["language"].as_str()),
+        (Some("out_of_scope"), Some("ja")),
+        "{c:#}"
+    );
     let m = the_mail_to(&ja_quote);
-    assert!(m.text.contains("鈴木 一郎 様") && m.text.contains("営業窓口（sales@example.com）"), "{}", m.text);
+    assert!(
+        m.text.contains("鈴木 一郎 様") && m.text.contains("営業窓口（sales@example.com）"),
+        "{}",
+        m.text
+    );
     forwarded("sales@example.com", &ja_quote);
 
     // --- a product the contract does not cover.
     let c = case_of(&ctx, &not_covered);
-    assert_eq!((c["entitlement"].as_str(), c["status"].as_str(), c["product"].as_str()), (Some("not_covered"), Some("refused"), Some("satellite")), "{c:#}");
+    assert_eq!(
+        (
+            c["entitlement"].as_str(),
+            c["status"].as_str(),
+            c["product"].as_str()
+        ),
+        (Some("not_covered"), Some("refused"), Some("satellite")),
+        "{c:#}"
+    );
     let m = the_mail_to(&not_covered);
-    assert!(m.text.contains("satellite, which your current support subscription does not cover"), "{}", m.text);
+    assert!(
+        m.text
+            .contains("satellite, which your current support subscription does not cover"),
+        "{}",
+        m.text
+    );
 
     // --- Chinese (kanji only, no kana) is not Japanese: the English APAC queue.
     let c = case_of(&ctx, &chinese);
-    assert_eq!(routed(&c), r("ansible-apac", "en", "APAC", "entitled", "new"), "{c:#}");
+    assert_eq!(
+        routed(&c),
+        r("ansible-apac", "en", "APAC", "entitled", "new"),
+        "{c:#}"
+    );
     let m = the_mail_to(&chinese);
-    assert!(m.text.contains("Hello 王伟,") && m.text.contains("(Asia/Shanghai)"), "{}", m.text);
+    assert!(
+        m.text.contains("Hello 王伟,") && m.text.contains("(Asia/Shanghai)"),
+        "{}",
+        m.text
+    );
 
     // --- English with a Japanese signature block is English.
     let c = case_of(&ctx, &en_signature);
-    assert_eq!(routed(&c), r("ansible-apac", "en", "APAC", "entitled", "new"), "{c:#}");
-    assert!(the_mail_to(&en_signature).text.contains("Hello Kenji Kato,"));
+    assert_eq!(
+        routed(&c),
+        r("ansible-apac", "en", "APAC", "entitled", "new"),
+        "{c:#}"
+    );
+    assert!(
+        the_mail_to(&en_signature)
+            .text
+            .contains("Hello Kenji Kato,")
+    );
 
     // --- the product named by plus addressing (support+satellite@), not by keywords.
     let c = case_of(&ctx, &plus);
-    assert_eq!((c["product"].as_str(), c["entitlement"].as_str()), (Some("satellite"), Some("not_covered")), "{c:#}");
+    assert_eq!(
+        (c["product"].as_str(), c["entitlement"].as_str()),
+        (Some("satellite"), Some("not_covered")),
+        "{c:#}"
+    );
     assert!(the_mail_to(&plus).text.contains("does not cover"));
 
     // Each outbound mail of a case has its own stable Message-ID: the redirect is the
     // case's first, the forward its second.
     let c = case_of(&ctx, &renewal);
     let n = c["number"].as_str().unwrap();
-    let ids: Vec<&str> = c["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "out").map(|m| m["message_id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec![format!("case-{n}.m-1@example.com"), format!("case-{n}.m-2@example.com")], "{c:#}");
-    assert_eq!(the_mail_to(&renewal).message_id, Some(format!("case-{n}.m-1@example.com")));
-    assert_eq!(forwarded("sales@example.com", &renewal).message_id, Some(format!("case-{n}.m-2@example.com")));
+    let ids: Vec<&str> = c["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "out")
+        .map(|m| m["message_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        ids,
+        vec![
+            format!("case-{n}.m-1@example.com"),
+            format!("case-{n}.m-2@example.com")
+        ],
+        "{c:#}"
+    );
+    assert_eq!(
+        the_mail_to(&renewal).message_id,
+        Some(format!("case-{n}.m-1@example.com"))
+    );
+    assert_eq!(
+        forwarded("sales@example.com", &renewal).message_id,
+        Some(format!("case-{n}.m-2@example.com"))
+    );
 }
 
 #[tokio::test]
@@ -386,27 +610,77 @@ async fn a_contract_is_judged_on_the_receipt_date_and_its_last_day_is_covered() 
     let last_day = format!("lastday-{u}@oldharbor.co.uk");
     let next_day = format!("nextday-{u}@oldharbor.co.uk");
     // INTERNALDATE (the receipt time) decides, not the Date header nor the processing time.
-    let on = |d: u32, m: u32, y: i32| Some(chrono::Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap());
-    append(&ctx.user, "INBOX", &mail(&format!("ld-{u}@oldharbor.co.uk"), None, &last_day, "Inventory sync broken", "", "Help.\n"), on(31, 12, 2024)).await;
-    append(&ctx.user, "INBOX", &mail(&format!("nd-{u}@oldharbor.co.uk"), None, &next_day, "Inventory sync broken", "", "Help.\n"), on(1, 1, 2025)).await;
+    let on =
+        |d: u32, m: u32, y: i32| Some(chrono::Utc.with_ymd_and_hms(y, m, d, 12, 0, 0).unwrap());
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail(
+            &format!("ld-{u}@oldharbor.co.uk"),
+            None,
+            &last_day,
+            "Inventory sync broken",
+            "",
+            "Help.\n",
+        ),
+        on(31, 12, 2024),
+    )
+    .await;
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail(
+            &format!("nd-{u}@oldharbor.co.uk"),
+            None,
+            &next_day,
+            "Inventory sync broken",
+            "",
+            "Help.\n",
+        ),
+        on(1, 1, 2025),
+    )
+    .await;
     run_once(&ctx);
     let c = case_of(&ctx, &last_day);
-    assert_eq!((c["entitlement"].as_str(), c["status"].as_str()), (Some("entitled"), Some("new")), "the end date is covered: {c:#}");
-    assert!(the_mail_to(&last_day).text.contains("First response due by:"));
+    assert_eq!(
+        (c["entitlement"].as_str(), c["status"].as_str()),
+        (Some("entitled"), Some("new")),
+        "the end date is covered: {c:#}"
+    );
+    assert!(
+        the_mail_to(&last_day)
+            .text
+            .contains("First response due by:")
+    );
     let c = case_of(&ctx, &next_day);
-    assert_eq!((c["entitlement"].as_str(), c["status"].as_str()), (Some("expired"), Some("refused")), "{c:#}");
+    assert_eq!(
+        (c["entitlement"].as_str(), c["status"].as_str()),
+        (Some("expired"), Some("refused")),
+        "{c:#}"
+    );
     assert!(the_mail_to(&next_day).text.contains("ended on 2024-12-31"));
 }
 
 /// The one forward of `customer`'s mail that reached the desk address `desk` (shared by
 /// every test: pick ours by the customer's unique address).
 fn forwarded(desk: &str, customer: &str) -> Inbound {
-    let ours: Vec<Inbound> =
-        inbox_of(desk).into_iter().map(|(_, m)| m).filter(|m| m.text.contains(customer)).collect();
-    assert_eq!(ours.len(), 1, "expected one forward of {customer}'s mail to {desk}, got {}", ours.len());
+    let ours: Vec<Inbound> = inbox_of(desk)
+        .into_iter()
+        .map(|(_, m)| m)
+        .filter(|m| m.text.contains(customer))
+        .collect();
+    assert_eq!(
+        ours.len(),
+        1,
+        "expected one forward of {customer}'s mail to {desk}, got {}",
+        ours.len()
+    );
     let m = ours.into_iter().next().unwrap();
     assert_eq!(m.from.email, "support@example.com");
-    assert_eq!(m.headers.auto_submitted, None, "a forward is not an automatic reply");
+    assert_eq!(
+        m.headers.auto_submitted, None,
+        "a forward is not an automatic reply"
+    );
     m
 }
 
@@ -417,8 +691,34 @@ async fn a_refused_sender_is_refused_once_within_the_interval() {
     ok(import(&ctx, "contracts.csv", &scenario_contracts(&u)));
     let stranger = format!("eve-{u}@stranger.example");
     let expired = format!("mary-{u}@oldharbor.co.uk");
-    append(&ctx.user, "INBOX", &mail(&format!("s1-{u}@stranger.example"), None, &stranger, "Help with ansible", "", "It fails.\n"), None).await;
-    append(&ctx.user, "INBOX", &mail(&format!("e1-{u}@oldharbor.co.uk"), None, &expired, "Inventory broken", "", "Please help.\n"), None).await;
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail(
+            &format!("s1-{u}@stranger.example"),
+            None,
+            &stranger,
+            "Help with ansible",
+            "",
+            "It fails.\n",
+        ),
+        None,
+    )
+    .await;
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail(
+            &format!("e1-{u}@oldharbor.co.uk"),
+            None,
+            &expired,
+            "Inventory broken",
+            "",
+            "Please help.\n",
+        ),
+        None,
+    )
+    .await;
     run_once(&ctx);
     assert_eq!(inbox_of(&stranger).len(), 1);
     assert_eq!(inbox_of(&expired).len(), 1);
@@ -432,31 +732,103 @@ async fn a_refused_sender_is_refused_once_within_the_interval() {
         .to_string();
 
     // Both write again: a new mail, and a reply to the refusal. Neither is answered.
-    append(&ctx.user, "INBOX", &mail(&format!("s2-{u}@stranger.example"), None, &stranger, "Still need help!!", "", "Anyone?\n"), None).await;
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail(
+            &format!("s2-{u}@stranger.example"),
+            None,
+            &stranger,
+            "Still need help!!",
+            "",
+            "Anyone?\n",
+        ),
+        None,
+    )
+    .await;
     let reply_headers = format!("In-Reply-To: <{refusal_id}>\r\nReferences: <{refusal_id}>\r\n");
-    append(&ctx.user, "INBOX", &mail(&format!("s3-{u}@stranger.example"), None, &stranger, "Re: Help with ansible", &reply_headers, "But why?\n"), None).await;
-    append(&ctx.user, "INBOX", &mail(&format!("e2-{u}@oldharbor.co.uk"), None, &expired, "Inventory still broken", "", "Hello?\n"), None).await;
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail(
+            &format!("s3-{u}@stranger.example"),
+            None,
+            &stranger,
+            "Re: Help with ansible",
+            &reply_headers,
+            "But why?\n",
+        ),
+        None,
+    )
+    .await;
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail(
+            &format!("e2-{u}@oldharbor.co.uk"),
+            None,
+            &expired,
+            "Inventory still broken",
+            "",
+            "Hello?\n",
+        ),
+        None,
+    )
+    .await;
     let summary = run_once(&ctx);
-    assert!(summary.contains("2 new case(s), 1 added to existing cases"), "{summary}");
+    assert!(
+        summary.contains("2 new case(s), 1 added to existing cases"),
+        "{summary}"
+    );
     assert!(summary.contains("outbox: 0 sent"), "{summary}");
-    assert_eq!(inbox_of(&stranger).len(), 1, "no second refusal within the interval");
-    assert_eq!(inbox_of(&expired).len(), 1, "no second refusal within the interval");
+    assert_eq!(
+        inbox_of(&stranger).len(),
+        1,
+        "no second refusal within the interval"
+    );
+    assert_eq!(
+        inbox_of(&expired).len(),
+        1,
+        "no second refusal within the interval"
+    );
 
     let stranger_cases = cases_of(&ctx, &stranger);
-    assert_eq!(stranger_cases.len(), 2, "the new mail is filed as its own (refused) case");
+    assert_eq!(
+        stranger_cases.len(),
+        2,
+        "the new mail is filed as its own (refused) case"
+    );
     for c in &stranger_cases {
         assert_eq!(c["status"], "refused");
     }
     let first = &stranger_cases[0];
-    let inbound = first["messages"].as_array().unwrap().iter().filter(|m| m["direction"] == "in").count();
+    let inbound = first["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .count();
     assert_eq!(inbound, 2, "the reply joined the refused case: {first:#}");
-    assert!(!events_of(first, "auto_reply_suppressed").is_empty(), "{first:#}");
+    assert!(
+        !events_of(first, "auto_reply_suppressed").is_empty(),
+        "{first:#}"
+    );
     let second = &stranger_cases[1];
     let why = events_of(second, "auto_reply_suppressed");
-    assert!(why.iter().any(|e| e["detail"]["reason"].as_str().unwrap().contains("already refused")), "{second:#}");
+    assert!(
+        why.iter().any(|e| e["detail"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("already refused")),
+        "{second:#}"
+    );
     let expired_cases = cases_of(&ctx, &expired);
     assert_eq!(expired_cases.len(), 2);
-    assert!(expired_cases.iter().all(|c| c["entitlement"] == "expired" && c["status"] == "refused"));
+    assert!(
+        expired_cases
+            .iter()
+            .all(|c| c["entitlement"] == "expired" && c["status"] == "refused")
+    );
 }
 
 // ---------------------------------------------------------------------------
@@ -476,15 +848,48 @@ fn contracts_import_is_all_or_nothing_idempotent_and_listed() {
     );
     let out = import(&ctx, "bad.csv", &bad);
     let stdout = String::from_utf8_lossy(&out.stdout).to_string();
-    assert_eq!(out.status.code(), Some(1), "a bad file fails: {stdout}{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a bad file fails: {stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let lines: Vec<&str> = stdout.lines().collect();
-    assert!(lines.iter().any(|l| l.contains("bad.csv: line 3:") && l.contains("2026-13-01")), "{stdout}");
-    assert!(lines.iter().any(|l| l.contains("bad.csv: line 5:") && l.to_lowercase().contains("country")), "{stdout}");
-    assert!(lines.iter().any(|l| l.contains("bad.csv: line 7:") && l.contains("co.jp")), "a public suffix is not a company's domain: {stdout}");
-    assert!(!lines.iter().any(|l| l.contains("line 2:") || l.contains("line 6:")), "good rows are not reported: {stdout}");
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("bad.csv: line 3:") && l.contains("2026-13-01")),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("bad.csv: line 5:") && l.to_lowercase().contains("country")),
+        "{stdout}"
+    );
+    assert!(
+        lines
+            .iter()
+            .any(|l| l.contains("bad.csv: line 7:") && l.contains("co.jp")),
+        "a public suffix is not a company's domain: {stdout}"
+    );
+    assert!(
+        !lines
+            .iter()
+            .any(|l| l.contains("line 2:") || l.contains("line 6:")),
+        "good rows are not reported: {stdout}"
+    );
     assert!(stdout.contains("nothing imported"), "{stdout}");
-    let listed: Value = serde_json::from_str(&ok(ctx.casegate(&["contracts", "list", "--json"]).output().unwrap())).unwrap();
-    assert_eq!(listed, serde_json::json!([]), "nothing of a bad file is imported");
+    let listed: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["contracts", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(
+        listed,
+        serde_json::json!([]),
+        "nothing of a bad file is imported"
+    );
 
     let good = format!(
         "{HEADER}\
@@ -492,10 +897,20 @@ fn contracts_import_is_all_or_nothing_idempotent_and_listed() {
          Fine Co,C-4,standard,satellite;ansible,fine.example,,DE,2025-01-01,2030-12-31\n"
     );
     let first = ok(import(&ctx, "good.csv", &good));
-    assert!(first.contains("imported 2 contract(s)") && first.contains("2 new, 0 updated, 0 unchanged"), "{first}");
+    assert!(
+        first.contains("imported 2 contract(s)") && first.contains("2 new, 0 updated, 0 unchanged"),
+        "{first}"
+    );
     let again = ok(import(&ctx, "good.csv", &good));
-    assert!(again.contains("0 new, 0 updated, 2 unchanged"), "importing twice changes nothing: {again}");
-    let listed: Value = serde_json::from_str(&ok(ctx.casegate(&["contracts", "list", "--json"]).output().unwrap())).unwrap();
+    assert!(
+        again.contains("0 new, 0 updated, 2 unchanged"),
+        "importing twice changes nothing: {again}"
+    );
+    let listed: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["contracts", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
     let list = listed.as_array().unwrap();
     assert_eq!(list.len(), 2, "{listed:#}");
     let good_co = list.iter().find(|c| c["contract_id"] == "C-1").unwrap();
@@ -503,7 +918,10 @@ fn contracts_import_is_all_or_nothing_idempotent_and_listed() {
     assert_eq!(good_co["tier"], "premium");
     assert_eq!(good_co["products"], serde_json::json!(["ansible"]));
     assert_eq!(good_co["domains"], serde_json::json!(["good.example"]));
-    assert_eq!(good_co["contacts"], serde_json::json!(["it@good.example", "boss@good.example"]));
+    assert_eq!(
+        good_co["contacts"],
+        serde_json::json!(["it@good.example", "boss@good.example"])
+    );
     assert_eq!(good_co["country"], "US");
     assert_eq!(good_co["start"], "2025-01-01");
     assert_eq!(good_co["end"], "2030-12-31");
@@ -512,10 +930,25 @@ fn contracts_import_is_all_or_nothing_idempotent_and_listed() {
     let edited = good.replace("2030-12-31\nFine", "2031-12-31\nFine");
     let third = ok(import(&ctx, "good.csv", &edited));
     assert!(third.contains("0 new, 1 updated, 1 unchanged"), "{third}");
-    let listed: Value = serde_json::from_str(&ok(ctx.casegate(&["contracts", "list", "--json"]).output().unwrap())).unwrap();
+    let listed: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["contracts", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
     assert_eq!(listed.as_array().unwrap().len(), 2);
-    assert_eq!(listed.as_array().unwrap().iter().find(|c| c["contract_id"] == "C-1").unwrap()["end"], "2031-12-31");
+    assert_eq!(
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["contract_id"] == "C-1")
+            .unwrap()["end"],
+        "2031-12-31"
+    );
     // The table form names the contracts too.
     let table = ok(ctx.casegate(&["contracts", "list"]).output().unwrap());
-    assert!(table.contains("C-1") && table.contains("Fine Co"), "{table}");
+    assert!(
+        table.contains("C-1") && table.contains("Fine Co"),
+        "{table}"
+    );
 }

@@ -7,19 +7,29 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::cli::{ok};
+use support::cli::ok;
 use support::{TestCtx, append, smtp_received};
 
 struct Daemon(Child);
 
 impl Daemon {
     fn start(ctx: &TestCtx) -> Daemon {
-        Daemon(ctx.casegate(&["run"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap())
+        Daemon(
+            ctx.casegate(&["run"])
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()
+                .unwrap(),
+        )
     }
 
     /// SIGTERM and wait for a clean exit.
     fn stop(mut self) {
-        let status = Command::new("kill").arg("-TERM").arg(self.0.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
         let deadline = Instant::now() + Duration::from_secs(15);
         loop {
@@ -73,18 +83,27 @@ async fn a_warning_and_a_breach_arrive_exactly_once_across_a_restart() {
     let ctx = TestCtx::with_config("sla", &extra);
     let csv = ctx.dir.path().join("contracts.csv");
     std::fs::write(&csv, "account,contract_id,tier,products,domains,contacts,country,start,end\nAcme,C-1,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n").unwrap();
-    ok(ctx.casegate(&["contracts", "import", csv.to_str().unwrap()]).output().unwrap());
+    ok(ctx
+        .casegate(&["contracts", "import", csv.to_str().unwrap()])
+        .output()
+        .unwrap());
     let mail = format!(
         "From: {user}@acme.example\r\nTo: support@example.com\r\nSubject: Controller down\r\nMessage-ID: <{user}@acme.example>\r\n\r\nSeverity: 1\r\nThe controller is down.\r\n"
     );
     append(&ctx.user, "INBOX", mail.as_bytes(), None).await;
 
     let daemon = Daemon::start(&ctx);
-    wait_until("the warning", Duration::from_secs(60), || alerts(&engineer, "warning") >= 1).await;
+    wait_until("the warning", Duration::from_secs(60), || {
+        alerts(&engineer, "warning") >= 1
+    })
+    .await;
     daemon.stop();
 
     let daemon = Daemon::start(&ctx);
-    wait_until("the breach", Duration::from_secs(60), || alerts(&leads, "breach") >= 1).await;
+    wait_until("the breach", Duration::from_secs(60), || {
+        alerts(&leads, "breach") >= 1
+    })
+    .await;
     // Let a few more timer rounds pass: nothing may be sent twice.
     tokio::time::sleep(Duration::from_secs(2)).await;
     daemon.stop();
@@ -92,12 +111,33 @@ async fn a_warning_and_a_breach_arrive_exactly_once_across_a_restart() {
 
     assert_eq!(alerts(&engineer, "warning"), 1);
     assert_eq!(alerts(&leads, "breach"), 1);
-    let case: Value = serde_json::from_str(&ok(ctx.casegate(&["cases", "show", "1", "--json"]).output().unwrap())).unwrap();
+    let case: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["cases", "show", "1", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
     assert_eq!(case["sla"]["breached"], true);
-    let kinds: Vec<&str> = case["events"].as_array().unwrap().iter().map(|e| e["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds.iter().filter(|k| **k == "sla_warning").count(), 1, "{kinds:?}");
-    assert_eq!(kinds.iter().filter(|k| **k == "sla_breached").count(), 1, "{kinds:?}");
-    let report: Value = serde_json::from_str(&ok(ctx.casegate(&["sla", "report", "--json"]).output().unwrap())).unwrap();
+    let kinds: Vec<&str> = case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["kind"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "sla_warning").count(),
+        1,
+        "{kinds:?}"
+    );
+    assert_eq!(
+        kinds.iter().filter(|k| **k == "sla_breached").count(),
+        1,
+        "{kinds:?}"
+    );
+    let report: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["sla", "report", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
     assert_eq!(report["attainment"][0]["missed"], 1);
     assert_eq!(report["breached"].as_array().unwrap().len(), 1);
 }

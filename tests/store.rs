@@ -5,7 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use chrono::{DateTime, TimeZone, Utc};
 use casegate::config::Config;
 use casegate::domain::classify::MailKind;
 use casegate::domain::decide::{self, Facts, Rules, Settings};
@@ -13,10 +12,12 @@ use casegate::domain::entitlement::Contract;
 use casegate::domain::triage::Reading;
 use casegate::domain::{CaseNumber, Status};
 use casegate::mail::{Address, Inbound, MailHeaders};
-use support::pg::PgDatabase;
 use casegate::store::{
-    AttachmentSource, Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound, QuarantineEntry, QuarantineStatus, SenderFacts, SentCounts, Store, Work,
+    AttachmentSource, Checkpoint, ClockAction, Committed, NewAttachment, NewMessage, Outbound,
+    QuarantineEntry, QuarantineStatus, SenderFacts, SentCounts, Store, Work,
 };
+use chrono::{DateTime, TimeZone, Utc};
+use support::pg::PgDatabase;
 
 fn rules() -> Rules {
     Rules {
@@ -35,8 +36,14 @@ fn config() -> Config {
     std::fs::write(&path, "").unwrap();
     let repo = env!("CARGO_MANIFEST_DIR");
     let mut env = config::Map::new();
-    env.insert("CASEGATE__GATEWAY__ROUTING_FILE".to_string(), format!("{repo}/config/routing.toml"));
-    env.insert("CASEGATE__GATEWAY__TEMPLATES_DIR".to_string(), format!("{repo}/templates"));
+    env.insert(
+        "CASEGATE__GATEWAY__ROUTING_FILE".to_string(),
+        format!("{repo}/config/routing.toml"),
+    );
+    env.insert(
+        "CASEGATE__GATEWAY__TEMPLATES_DIR".to_string(),
+        format!("{repo}/templates"),
+    );
     casegate::config::load_with_env(&path, Some(env)).unwrap()
 }
 
@@ -64,9 +71,15 @@ fn mail(mid: &str, from: &str, subject: &str) -> Inbound {
         in_reply_to: vec![],
         references: vec![],
         subject: subject.into(),
-        from: Address { name: Some("Customer".into()), email: from.into() },
+        from: Address {
+            name: Some("Customer".into()),
+            email: from.into(),
+        },
         reply_to: vec![],
-        to: vec![Address { name: None, email: "support@vendor.example".into() }],
+        to: vec![Address {
+            name: None,
+            email: "support@vendor.example".into(),
+        }],
         cc: vec![],
         date: None,
         text: "本文です".into(),
@@ -128,16 +141,38 @@ fn large_raw() -> Vec<u8> {
     (0..100 * 1024).map(|i| b"abcdefghij\r\n"[i % 12]).collect()
 }
 
-async fn file_message(work: &mut Work, m: &Inbound, msg: &NewMessage, at: DateTime<Utc>) -> Committed {
+async fn file_message(
+    work: &mut Work,
+    m: &Inbound,
+    msg: &NewMessage,
+    at: DateTime<Utc>,
+) -> Committed {
     let cfg = config();
-    let refs: Vec<String> = m.in_reply_to.iter().chain(m.references.iter().rev()).cloned().collect();
+    let refs: Vec<String> = m
+        .in_reply_to
+        .iter()
+        .chain(m.references.iter().rev())
+        .cloned()
+        .collect();
     let facts = Facts {
-        thread: work.thread_facts(&refs, decide::tag_of(m, &rules()), &m.from.email).await.unwrap(),
-        contracts: work.sender_facts("", &m.from.email, at, at).await.unwrap().contracts,
+        thread: work
+            .thread_facts(&refs, decide::tag_of(m, &rules()), &m.from.email)
+            .await
+            .unwrap(),
+        contracts: work
+            .sender_facts("", &m.from.email, at, at)
+            .await
+            .unwrap()
+            .contracts,
         ..Facts::default()
     };
     let rules = rules();
-    let settings = Settings { rules: &rules, routing: &cfg.routing, sla: &cfg.sla, staff: &cfg.staff };
+    let settings = Settings {
+        rules: &rules,
+        routing: &cfg.routing,
+        sla: &cfg.sla,
+        staff: &cfg.staff,
+    };
     let reading = Reading::of(m, &[], &cfg.routing);
     let plan = decide::inbound(m, &MailKind::Normal, &reading, &facts, settings, at, at);
     let render = |case: CaseNumber, n: i64| casegate::store::Composed {
@@ -175,9 +210,15 @@ async fn contracts_for(store: &Store, sender: &str) -> usize {
 
 async fn contract(store: Store) {
     // Contracts: import is idempotent; lookup by contact and by (parent) domain.
-    let stats = store.import_contracts(&[acme_contract()], t0()).await.unwrap();
+    let stats = store
+        .import_contracts(&[acme_contract()], t0())
+        .await
+        .unwrap();
     assert_eq!(stats.inserted, 1);
-    let again = store.import_contracts(&[acme_contract()], t0()).await.unwrap();
+    let again = store
+        .import_contracts(&[acme_contract()], t0())
+        .await
+        .unwrap();
     assert_eq!((again.inserted, again.unchanged), (0, 1));
     assert_eq!(contracts_for(&store, "ops@tokyo.acme.example").await, 1);
     assert_eq!(contracts_for(&store, "BOSS@partner.example").await, 1);
@@ -186,31 +227,58 @@ async fn contract(store: Store) {
 
     // A new mail opens case 1, with its message, attachment, triage, SLA clock, the
     // acknowledgement queued and kept on the case, and its audit trail.
-    let first = mail("a1@acme.example", "taro@acme.example", "サーバーが停止しました");
-    let Committed::Stored { case, opened: true } = file(&store, &first, t0()).await else { panic!() };
+    let first = mail(
+        "a1@acme.example",
+        "taro@acme.example",
+        "サーバーが停止しました",
+    );
+    let Committed::Stored { case, opened: true } = file(&store, &first, t0()).await else {
+        panic!()
+    };
     let view = store.show_case(case).await.unwrap().unwrap();
     assert_eq!(view.summary.status, Status::New);
     assert_eq!(view.summary.entitlement.as_deref(), Some("entitled"));
     assert_eq!(view.summary.account.as_deref(), Some("Acme"));
     assert_eq!(view.summary.queue.as_deref(), Some("ansible-ja"));
     assert!(view.summary.sla.first_response_due.is_some());
-    assert_eq!(view.messages.iter().filter(|m| m.direction == "out").count(), 1);
+    assert_eq!(
+        view.messages
+            .iter()
+            .filter(|m| m.direction == "out")
+            .count(),
+        1
+    );
     assert_eq!(store.outbox_rows(Some(case)).await.unwrap().len(), 1);
     let known = sender_facts(&store, "mid:a1@acme.example", "Taro@acme.example").await;
-    assert_eq!((known.duplicate, known.sent), (Some(case), SentCounts { auto_replies: 1, refusals: 0 }));
+    assert_eq!(
+        (known.duplicate, known.sent),
+        (
+            Some(case),
+            SentCounts {
+                auto_replies: 1,
+                refusals: 0
+            }
+        )
+    );
     assert_eq!(known.contracts, vec![acme_contract()]);
 
     // The SLA clock: warned once, breached once, never again.
     let due = view.summary.sla.first_response_due.unwrap();
     assert!(store.due_clocks(t0(), 10).await.unwrap().is_empty());
-    let clocks = store.due_clocks(due - chrono::Duration::minutes(1), 10).await.unwrap();
+    let clocks = store
+        .due_clocks(due - chrono::Duration::minutes(1), 10)
+        .await
+        .unwrap();
     assert_eq!(clocks.len(), 1);
     let detail = serde_json::json!({});
     let settle = |action, at| {
         let (store, clock, detail) = (&store, clocks[0].clone(), &detail);
         async move {
             let mut work = store.begin_work().await.unwrap();
-            let settled = work.settle_clock(&clock, action, at, detail, |_| vec![]).await.unwrap();
+            let settled = work
+                .settle_clock(&clock, action, at, detail, |_| vec![])
+                .await
+                .unwrap();
             work.finish().await.unwrap();
             settled
         }
@@ -221,14 +289,37 @@ async fn contract(store: Store) {
     assert!(settle(ClockAction::Warn, due).await);
     assert!(!settle(ClockAction::Warn, due).await);
     let breaching = store.due_clocks(due, 10).await.unwrap();
-    assert_eq!((breaching.len(), breaching[0].id, breaching[0].warned), (1, clocks[0].id, true));
+    assert_eq!(
+        (breaching.len(), breaching[0].id, breaching[0].warned),
+        (1, clocks[0].id, true)
+    );
     assert!(settle(ClockAction::Breach, due).await);
     assert!(!settle(ClockAction::Breach, due).await);
-    assert!(store.due_clocks(due + chrono::Duration::days(9), 10).await.unwrap().is_empty());
-    assert!(store.case_summary(case).await.unwrap().unwrap().sla.breached);
-    let report = store.sla_report(due + chrono::Duration::minutes(1)).await.unwrap();
+    assert!(
+        store
+            .due_clocks(due + chrono::Duration::days(9), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        store
+            .case_summary(case)
+            .await
+            .unwrap()
+            .unwrap()
+            .sla
+            .breached
+    );
+    let report = store
+        .sla_report(due + chrono::Duration::minutes(1))
+        .await
+        .unwrap();
     assert_eq!(report.attainment.len(), 1);
-    assert_eq!((report.attainment[0].met, report.attainment[0].missed), (0, 1));
+    assert_eq!(
+        (report.attainment[0].met, report.attainment[0].missed),
+        (0, 1)
+    );
     assert_eq!(report.breached.len(), 1);
     assert_eq!(report.first_response_median_minutes, None);
     let team = store.team_report().await.unwrap();
@@ -239,55 +330,130 @@ async fn contract(store: Store) {
     assert_eq!(view.messages.len(), 2);
     assert_eq!(view.messages[0].received_at, t0());
     assert_eq!(view.messages[0].text, "本文です");
-    assert_eq!(view.messages[0].attachments[0].filename.as_deref(), Some("ログ.txt"));
+    assert_eq!(
+        view.messages[0].attachments[0].filename.as_deref(),
+        Some("ログ.txt")
+    );
     assert!(view.messages[0].attachments[0].content_kept);
     assert_eq!(view.events[0].kind, "case_opened");
 
     // The same mail again: a duplicate, nothing written.
     let mut work = store.begin_work().await.unwrap();
-    assert_eq!(work.find_duplicate("mid:a1@acme.example").await.unwrap(), Some(case));
-    assert_eq!(work.find_duplicate("mid:other@acme.example").await.unwrap(), None);
+    assert_eq!(
+        work.find_duplicate("mid:a1@acme.example").await.unwrap(),
+        Some(case)
+    );
+    assert_eq!(
+        work.find_duplicate("mid:other@acme.example").await.unwrap(),
+        None
+    );
     work.abandon().await.unwrap();
-    assert_eq!(file(&store, &first, t0()).await, Committed::Duplicate { case });
+    assert_eq!(
+        file(&store, &first, t0()).await,
+        Committed::Duplicate { case }
+    );
     assert_eq!(store.case_count().await.unwrap(), 1);
 
     // Several mails in one unit of work: a later one sees what an earlier one wrote (the
     // follow-up threads onto the case opened a moment before, the copy is a duplicate),
     // and nothing is visible or kept until the unit is finished.
     let question = mail("b1@acme.example", "taro@acme.example", "ライセンスについて");
-    let mut follow_up = mail("b2@acme.example", "taro@acme.example", "Re: ライセンスについて");
+    let mut follow_up = mail(
+        "b2@acme.example",
+        "taro@acme.example",
+        "Re: ライセンスについて",
+    );
     follow_up.in_reply_to = vec!["b1@acme.example".into()];
     let mut work = store.begin_work().await.unwrap();
-    let Committed::Stored { case: opened, opened: true } = file_in(&mut work, &question, t0()).await else { panic!() };
-    assert_eq!(file_in(&mut work, &follow_up, t0()).await, Committed::Stored { case: opened, opened: false });
-    assert_eq!(file_in(&mut work, &question, t0()).await, Committed::Duplicate { case: opened });
+    let Committed::Stored {
+        case: opened,
+        opened: true,
+    } = file_in(&mut work, &question, t0()).await
+    else {
+        panic!()
+    };
+    assert_eq!(
+        file_in(&mut work, &follow_up, t0()).await,
+        Committed::Stored {
+            case: opened,
+            opened: false
+        }
+    );
+    assert_eq!(
+        file_in(&mut work, &question, t0()).await,
+        Committed::Duplicate { case: opened }
+    );
     assert_eq!(work.len(), 2);
     work.abandon().await.unwrap();
     assert_eq!(store.case_count().await.unwrap(), 1);
 
     // A reply by References joins the case.
-    let mut reply = mail("a2@acme.example", "hanako@acme.example", "Re: サーバーが停止しました");
+    let mut reply = mail(
+        "a2@acme.example",
+        "hanako@acme.example",
+        "Re: サーバーが停止しました",
+    );
     reply.references = vec!["a1@acme.example".into()];
-    assert_eq!(file(&store, &reply, t0()).await, Committed::Stored { case, opened: false });
+    assert_eq!(
+        file(&store, &reply, t0()).await,
+        Committed::Stored {
+            case,
+            opened: false
+        }
+    );
 
     // A stranger with the case tag gets a new case linked to the old one.
-    let stranger = mail("x1@other.example", "eve@other.example", &format!("[Case #{case}] please add me"));
-    let Committed::Stored { case: other, opened: true } = file(&store, &stranger, t0()).await else { panic!() };
+    let stranger = mail(
+        "x1@other.example",
+        "eve@other.example",
+        &format!("[Case #{case}] please add me"),
+    );
+    let Committed::Stored {
+        case: other,
+        opened: true,
+    } = file(&store, &stranger, t0()).await
+    else {
+        panic!()
+    };
     assert_ne!(other, case);
     let linked = store.show_case(other).await.unwrap().unwrap();
     assert_eq!(linked.summary.related_case, Some(case));
     let old = store.show_case(case).await.unwrap().unwrap();
-    assert!(old.events.iter().any(|e| e.kind == "security"), "{:?}", old.events);
+    assert!(
+        old.events.iter().any(|e| e.kind == "security"),
+        "{:?}",
+        old.events
+    );
 
     // A participant using only the tag joins.
-    let tagged = mail("a3@acme.example", "taro@acme.example", &format!("Re: [Case #{case}] more logs"));
-    assert_eq!(file(&store, &tagged, t0()).await, Committed::Stored { case, opened: false });
+    let tagged = mail(
+        "a3@acme.example",
+        "taro@acme.example",
+        &format!("Re: [Case #{case}] more logs"),
+    );
+    assert_eq!(
+        file(&store, &tagged, t0()).await,
+        Committed::Stored {
+            case,
+            opened: false
+        }
+    );
 
     // Lists, newest first, filtered by status.
     let all = store.list_cases(None, 10).await.unwrap();
-    assert_eq!(all.iter().map(|c| c.number).collect::<Vec<_>>(), vec![other, case]);
+    assert_eq!(
+        all.iter().map(|c| c.number).collect::<Vec<_>>(),
+        vec![other, case]
+    );
     assert_eq!(all[1].message_count, 4);
-    assert_eq!(store.list_cases(Some(Status::Closed), 10).await.unwrap().len(), 0);
+    assert_eq!(
+        store
+            .list_cases(Some(Status::Closed), 10)
+            .await
+            .unwrap()
+            .len(),
+        0
+    );
 
     // A large raw mail (a file beside a SQLite database, inline on PostgreSQL) gives its
     // attachment back from the raw bytes.
@@ -295,21 +461,48 @@ async fn contract(store: Store) {
     logs.in_reply_to = vec!["a1@acme.example".into()];
     let raw = large_raw();
     let mut work = store.begin_work().await.unwrap();
-    assert_eq!(file_message(&mut work, &logs, &message_with_raw(&logs, &raw), t0()).await, Committed::Stored { case, opened: false });
+    assert_eq!(
+        file_message(&mut work, &logs, &message_with_raw(&logs, &raw), t0()).await,
+        Committed::Stored {
+            case,
+            opened: false
+        }
+    );
     work.finish().await.unwrap();
     let view = store.show_case(case).await.unwrap().unwrap();
-    let attachment = view.messages.iter().rev().find(|m| m.direction == "in").unwrap().attachments[0].id;
+    let attachment = view
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.direction == "in")
+        .unwrap()
+        .attachments[0]
+        .id;
     match store.attachment_source(attachment).await.unwrap() {
-        Some(AttachmentSource::InRaw { raw: stored, span }) => assert!(stored == raw && span == (0, raw.len())),
+        Some(AttachmentSource::InRaw { raw: stored, span }) => {
+            assert!(stored == raw && span == (0, raw.len()))
+        }
         other => panic!("{other:?}"),
     }
 
     // Checkpoints.
     assert_eq!(store.checkpoint("INBOX").await.unwrap(), None);
-    let cp = Checkpoint { uid_validity: 7, last_uid: 42 };
+    let cp = Checkpoint {
+        uid_validity: 7,
+        last_uid: 42,
+    };
     store.save_checkpoint("INBOX", cp, t0()).await.unwrap();
-    store.save_checkpoint("INBOX", Checkpoint { last_uid: 43, ..cp }, t0()).await.unwrap();
-    assert_eq!(store.checkpoint("INBOX").await.unwrap(), Some(Checkpoint { uid_validity: 7, last_uid: 43 }));
+    store
+        .save_checkpoint("INBOX", Checkpoint { last_uid: 43, ..cp }, t0())
+        .await
+        .unwrap();
+    assert_eq!(
+        store.checkpoint("INBOX").await.unwrap(),
+        Some(Checkpoint {
+            uid_validity: 7,
+            last_uid: 43
+        })
+    );
 
     // Quarantine: held, listed with the reason, re-quarantine updates, release.
     let entry = QuarantineEntry {
@@ -329,18 +522,36 @@ async fn contract(store: Store) {
     };
     let mut work = store.begin_work().await.unwrap();
     work.quarantine(&entry, t0()).await.unwrap();
-    work.quarantine(&QuarantineEntry { reason: "again".into(), ..entry.clone() }, t0()).await.unwrap();
+    work.quarantine(
+        &QuarantineEntry {
+            reason: "again".into(),
+            ..entry.clone()
+        },
+        t0(),
+    )
+    .await
+    .unwrap();
     work.finish().await.unwrap();
     let held = store.quarantine_list(true).await.unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].reason, "again");
     assert_eq!(held[0].raw.as_deref(), Some(&b"junk!"[..]));
-    store.quarantine_release("sha256:abc", case, t0()).await.unwrap();
+    store
+        .quarantine_release("sha256:abc", case, t0())
+        .await
+        .unwrap();
     let after = store.quarantine_list(false).await.unwrap();
     assert_eq!(after[0].status, QuarantineStatus::Released);
     assert_eq!(after[0].released_case, Some(case));
 
-    assert_eq!(store.show_case(CaseNumber(999_999)).await.unwrap().map(|v| v.summary.number), None);
+    assert_eq!(
+        store
+            .show_case(CaseNumber(999_999))
+            .await
+            .unwrap()
+            .map(|v| v.summary.number),
+        None
+    );
     store.close().await;
 }
 
@@ -367,15 +578,26 @@ async fn sqlite_raw_mail_file_that_cannot_be_written_commits_nothing() {
     let dir = tempfile::tempdir().unwrap();
     // The folder for raw mail files is taken by a plain file.
     std::fs::write(dir.path().join("casegate.db-mail"), "in the way").unwrap();
-    let store = Store::open(&format!("sqlite://{}", dir.path().join("casegate.db").display()), 2).await.unwrap();
+    let store = Store::open(
+        &format!("sqlite://{}", dir.path().join("casegate.db").display()),
+        2,
+    )
+    .await
+    .unwrap();
     let m = mail("big@acme.example", "taro@acme.example", "logs");
     let mut work = store.begin_work().await.unwrap();
-    assert!(matches!(file_message(&mut work, &m, &message_with_raw(&m, &large_raw()), t0()).await, Committed::Stored { .. }));
+    assert!(matches!(
+        file_message(&mut work, &m, &message_with_raw(&m, &large_raw()), t0()).await,
+        Committed::Stored { .. }
+    ));
     let err = work.finish().await.unwrap_err();
     assert!(err.to_string().contains("casegate.db-mail"), "{err}");
     assert_eq!(store.case_count().await.unwrap(), 0);
     // A small raw mail stays in the database and commits.
-    assert!(matches!(file(&store, &m, t0()).await, Committed::Stored { .. }));
+    assert!(matches!(
+        file(&store, &m, t0()).await,
+        Committed::Stored { .. }
+    ));
     assert_eq!(store.case_count().await.unwrap(), 1);
 }
 

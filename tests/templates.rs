@@ -27,9 +27,14 @@ fn render(t: &Templates, kind: TemplateKind, lang: &str) -> Rendered {
 /// The due time each kind shows, if any (from its sample).
 fn due_time(kind: TemplateKind, lang: &str) -> Option<String> {
     let ctx = sample_context(kind, lang);
-    ["first_response_due", "next_response_due", "response_due", "due"]
-        .iter()
-        .find_map(|k| ctx.get(*k).and_then(|v| v.as_str()).map(str::to_string))
+    [
+        "first_response_due",
+        "next_response_due",
+        "response_due",
+        "due",
+    ]
+    .iter()
+    .find_map(|k| ctx.get(*k).and_then(|v| v.as_str()).map(str::to_string))
 }
 
 #[test]
@@ -39,13 +44,31 @@ fn every_template_renders_in_both_languages() {
         for lang in LANGUAGES {
             let r = render(&t, kind, lang);
             let all = format!("{}\n{}", r.subject, r.body);
-            assert!(!r.subject.is_empty() && !r.subject.contains('\n'), "{kind} {lang}: {:?}", r.subject);
-            assert!(all.contains("00001234"), "{kind} {lang}: no case number\n{all}");
+            assert!(
+                !r.subject.is_empty() && !r.subject.contains('\n'),
+                "{kind} {lang}: {:?}",
+                r.subject
+            );
+            assert!(
+                all.contains("00001234"),
+                "{kind} {lang}: no case number\n{all}"
+            );
             if let Some(due) = due_time(kind, lang) {
-                assert!(r.body.contains(&due), "{kind} {lang}: no due time {due}\n{}", r.body);
+                assert!(
+                    r.body.contains(&due),
+                    "{kind} {lang}: no due time {due}\n{}",
+                    r.body
+                );
             }
-            assert!(r.body.ends_with('\n') && !r.body.ends_with("\n\n"), "{kind} {lang}: trailing blank lines");
-            assert!(!r.body.contains("\n\n\n"), "{kind} {lang}: double blank line\n{}", r.body);
+            assert!(
+                r.body.ends_with('\n') && !r.body.ends_with("\n\n"),
+                "{kind} {lang}: trailing blank lines"
+            );
+            assert!(
+                !r.body.contains("\n\n\n"),
+                "{kind} {lang}: double blank line\n{}",
+                r.body
+            );
             check_greeting(kind, lang, &r.body);
         }
     }
@@ -63,9 +86,15 @@ fn check_greeting(kind: TemplateKind, lang: &str, body: &str) {
                 body.contains("お世話になっております") || body.contains("お問い合わせいただき"),
                 "{kind} ja: greeting\n{body}"
             );
-            assert!(body.contains("何卒よろしくお願いいたします。"), "{kind} ja: closing\n{body}");
+            assert!(
+                body.contains("何卒よろしくお願いいたします。"),
+                "{kind} ja: closing\n{body}"
+            );
         }
-        _ => assert!(body.contains("お疲れ様です"), "{kind} ja: internal greeting\n{body}"),
+        _ => assert!(
+            body.contains("お疲れ様です"),
+            "{kind} ja: internal greeting\n{body}"
+        ),
     }
 }
 
@@ -76,17 +105,39 @@ fn acknowledgement_lists_what_the_product_team_needs() {
         let ctx = Acknowledgement::sample(lang);
         let r = t.render_typed(lang, &ctx).unwrap();
         for item in &ctx.product_info_needed {
-            assert!(r.body.contains(item.as_str()), "{lang}: missing {item}\n{}", r.body);
+            assert!(
+                r.body.contains(item.as_str()),
+                "{lang}: missing {item}\n{}",
+                r.body
+            );
         }
         assert!(r.body.contains(&ctx.first_response_due));
         assert_eq!(r.subject, ctx.common.reply_subject);
     }
     let r = render(&t, TemplateKind::Acknowledgement, "ja");
-    assert!(r.body.starts_with("株式会社サンプル\n山田 太郎 様\n\nいつもお世話になっております。"), "{}", r.body);
-    assert!(r.body.contains("重大度　　　：2（業務への重大な影響）"), "{}", r.body);
+    assert!(
+        r.body
+            .starts_with("株式会社サンプル\n山田 太郎 様\n\nいつもお世話になっております。"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body.contains("重大度　　　：2（業務への重大な影響）"),
+        "{}",
+        r.body
+    );
     let r = render(&t, TemplateKind::Acknowledgement, "en");
-    assert!(r.body.starts_with("Hello Jane Smith,\n\nThank you"), "{}", r.body);
-    assert!(r.body.contains("Severity:              2 (severely impaired)"), "{}", r.body);
+    assert!(
+        r.body.starts_with("Hello Jane Smith,\n\nThank you"),
+        "{}",
+        r.body
+    );
+    assert!(
+        r.body
+            .contains("Severity:              2 (severely impaired)"),
+        "{}",
+        r.body
+    );
 }
 
 #[test]
@@ -96,17 +147,31 @@ fn unknown_name_gets_a_generic_salutation() {
     ctx.common.customer_name.clear();
     ctx.common.customer_company.clear();
     let r = t.render_typed("ja", &ctx).unwrap();
-    assert!(r.body.starts_with("ご担当者様\n\nいつもお世話になっております。"), "{}", r.body);
+    assert!(
+        r.body
+            .starts_with("ご担当者様\n\nいつもお世話になっております。"),
+        "{}",
+        r.body
+    );
     let mut ctx = Acknowledgement::sample("en");
     ctx.common.customer_name.clear();
-    assert!(t.render_typed("en", &ctx).unwrap().body.starts_with("Hello,\n"));
+    assert!(
+        t.render_typed("en", &ctx)
+            .unwrap()
+            .body
+            .starts_with("Hello,\n")
+    );
 }
 
 #[test]
 fn case_closed_asks_for_a_rating_by_digit() {
     let t = shipped();
     let ja = render(&t, TemplateKind::CaseClosed, "ja");
-    assert!(ja.body.contains("1〜5の数字でご返信ください"), "{}", ja.body);
+    assert!(
+        ja.body.contains("1〜5の数字でご返信ください"),
+        "{}",
+        ja.body
+    );
     let en = render(&t, TemplateKind::CaseClosed, "en");
     assert!(en.body.contains("single digit from 1 to 5"), "{}", en.body);
 }
@@ -128,7 +193,14 @@ fn rendering_is_strict_at_run_time_too() {
     let mut ctx = sample_context(TemplateKind::Acknowledgement, "en");
     ctx.as_object_mut().unwrap().remove("first_response_due");
     assert!(t.render(TemplateKind::Acknowledgement, "en", &ctx).is_err());
-    assert!(t.render(TemplateKind::Acknowledgement, "de", &sample_context(TemplateKind::Acknowledgement, "en")).is_err());
+    assert!(
+        t.render(
+            TemplateKind::Acknowledgement,
+            "de",
+            &sample_context(TemplateKind::Acknowledgement, "en")
+        )
+        .is_err()
+    );
 }
 
 /// A copy of the shipped templates in a temp dir, to break.
@@ -138,7 +210,11 @@ fn copy_of_shipped() -> tempfile::TempDir {
         std::fs::create_dir_all(dir.path().join(lang)).unwrap();
         for kind in TemplateKind::ALL {
             let name = format!("{}.txt", kind.name());
-            std::fs::copy(shipped_dir().join(lang).join(&name), dir.path().join(lang).join(&name)).unwrap();
+            std::fs::copy(
+                shipped_dir().join(lang).join(&name),
+                dir.path().join(lang).join(&name),
+            )
+            .unwrap();
         }
     }
     dir
@@ -163,35 +239,54 @@ fn load_names_every_problem() {
     std::fs::write(&ack, lines.join("\n")).unwrap();
     let closed = dir.path().join("en/case_closed.txt");
     let text = std::fs::read_to_string(&closed).unwrap();
-    std::fs::write(&closed, text.replace("{{ reopen_days }}", "{{ reopen_dayz }}")).unwrap();
+    std::fs::write(
+        &closed,
+        text.replace("{{ reopen_days }}", "{{ reopen_dayz }}"),
+    )
+    .unwrap();
     std::fs::remove_file(dir.path().join("ja/sla_breach.txt")).unwrap();
 
     let problems = problems_of(dir.path());
     assert_eq!(problems.len(), 3, "{problems:#?}");
     let ack_name = ack.display().to_string();
     assert!(
-        problems.iter().any(|p| p.starts_with(&format!("{ack_name}: line ")) && p.contains("syntax error")),
+        problems
+            .iter()
+            .any(|p| p.starts_with(&format!("{ack_name}: line ")) && p.contains("syntax error")),
         "{problems:#?}"
     );
     let closed_name = closed.display().to_string();
     assert!(
         problems
             .iter()
-            .any(|p| p.starts_with(&format!("{closed_name}: line ")) && p.contains("unknown variable `reopen_dayz`")),
+            .any(|p| p.starts_with(&format!("{closed_name}: line "))
+                && p.contains("unknown variable `reopen_dayz`")),
         "{problems:#?}"
     );
     let missing = dir.path().join("ja/sla_breach.txt").display().to_string();
-    assert!(problems.iter().any(|p| p.starts_with(&missing) && p.contains("missing")), "{problems:#?}");
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.starts_with(&missing) && p.contains("missing")),
+        "{problems:#?}"
+    );
 }
 
 #[test]
 fn syntax_error_reports_the_file_line() {
     let dir = copy_of_shipped();
     let path = dir.path().join("en/redirect_sales.txt");
-    std::fs::write(&path, "Subject: {{ reply_subject }}\n\nHello,\n\n{{ case_number }\n").unwrap();
+    std::fs::write(
+        &path,
+        "Subject: {{ reply_subject }}\n\nHello,\n\n{{ case_number }\n",
+    )
+    .unwrap();
     let problems = problems_of(dir.path());
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert!(problems[0].starts_with(&format!("{}: line 5: syntax error", path.display())), "{problems:#?}");
+    assert!(
+        problems[0].starts_with(&format!("{}: line 5: syntax error", path.display())),
+        "{problems:#?}"
+    );
 }
 
 #[test]
@@ -202,18 +297,38 @@ fn unknown_variable_in_a_branch_the_sample_does_not_take() {
     std::fs::write(&path, text).unwrap();
     let problems = problems_of(dir.path());
     assert_eq!(problems.len(), 1, "{problems:#?}");
-    assert!(problems[0].contains("line 6: unknown variable `costumer`"), "{problems:#?}");
+    assert!(
+        problems[0].contains("line 6: unknown variable `costumer`"),
+        "{problems:#?}"
+    );
 }
 
 #[test]
 fn bad_layout_and_stray_files_are_reported() {
     let dir = copy_of_shipped();
-    std::fs::write(dir.path().join("en/acknowledgement.txt"), "Hello {{ case_number }}\n").unwrap();
-    std::fs::write(dir.path().join("ja/acknowledgment.txt"), "Subject: x\n\nx\n").unwrap();
+    std::fs::write(
+        dir.path().join("en/acknowledgement.txt"),
+        "Hello {{ case_number }}\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("ja/acknowledgment.txt"),
+        "Subject: x\n\nx\n",
+    )
+    .unwrap();
     let problems = problems_of(dir.path());
     assert_eq!(problems.len(), 2, "{problems:#?}");
-    assert!(problems.iter().any(|p| p.contains("acknowledgement.txt: line 1: the first line must be `Subject: ...`")));
-    assert!(problems.iter().any(|p| p.contains("acknowledgment.txt: not a known template name")));
+    assert!(
+        problems
+            .iter()
+            .any(|p| p
+                .contains("acknowledgement.txt: line 1: the first line must be `Subject: ...`"))
+    );
+    assert!(
+        problems
+            .iter()
+            .any(|p| p.contains("acknowledgment.txt: not a known template name"))
+    );
     assert_eq!(problems_of(&dir.path().join("nowhere")).len(), 1);
 }
 
@@ -226,7 +341,10 @@ fn print_all() {
     for lang in LANGUAGES {
         for kind in TemplateKind::ALL {
             let r = render(&t, kind, lang);
-            println!("===== {lang}/{kind} =====\nSubject: {}\n\n{}", r.subject, r.body);
+            println!(
+                "===== {lang}/{kind} =====\nSubject: {}\n\n{}",
+                r.subject, r.body
+            );
         }
     }
 }

@@ -84,18 +84,29 @@ impl Cases {
                         return Ok(1);
                     }
                     Some(AttachmentSource::NotKept) => {
-                        eprintln!("casegate: attachment {} was over gateway.max_attachment_bytes: its content was not kept", a.id);
+                        eprintln!(
+                            "casegate: attachment {} was over gateway.max_attachment_bytes: its content was not kept",
+                            a.id
+                        );
                         return Ok(1);
                     }
                     Some(AttachmentSource::Decoded(content)) => content,
-                    Some(AttachmentSource::InRaw { raw, span }) => match crate::mail::parse::attachment_content(&raw, span) {
-                        Some(content) => content,
-                        None => anyhow::bail!("attachment {} cannot be decoded from its raw mail", a.id),
-                    },
+                    Some(AttachmentSource::InRaw { raw, span }) => {
+                        match crate::mail::parse::attachment_content(&raw, span) {
+                            Some(content) => content,
+                            None => anyhow::bail!(
+                                "attachment {} cannot be decoded from its raw mail",
+                                a.id
+                            ),
+                        }
+                    }
                 };
                 match &a.out {
-                    Some(path) => std::fs::write(path, &content).with_context(|| format!("cannot write {}", path.display()))?,
-                    None => std::io::stdout().write_all(&content).context("cannot write to stdout")?,
+                    Some(path) => std::fs::write(path, &content)
+                        .with_context(|| format!("cannot write {}", path.display()))?,
+                    None => std::io::stdout()
+                        .write_all(&content)
+                        .context("cannot write to stdout")?,
                 }
                 Ok(0)
             }
@@ -108,7 +119,10 @@ fn print_table(cases: &[CaseSummary]) {
         println!("no cases");
         return;
     }
-    println!("{:<8}  {:<8}  {:<16}  {:<30}  {:>4}  SUBJECT", "CASE", "STATUS", "CREATED (UTC)", "CUSTOMER", "MSGS");
+    println!(
+        "{:<8}  {:<8}  {:<16}  {:<30}  {:>4}  SUBJECT",
+        "CASE", "STATUS", "CREATED (UTC)", "CUSTOMER", "MSGS"
+    );
     for c in cases {
         println!(
             "{:<8}  {:<8}  {:<16}  {:<30}  {:>4}  {}",
@@ -125,7 +139,14 @@ fn print_table(cases: &[CaseSummary]) {
 fn print_case(v: &CaseView) {
     let c = &v.summary;
     println!("Case {}  [{}]  {}", c.number, c.status, c.subject);
-    println!("Customer: {}{}", c.customer, c.account.as_deref().map(|a| format!(" ({a})")).unwrap_or_default());
+    println!(
+        "Customer: {}{}",
+        c.customer,
+        c.account
+            .as_deref()
+            .map(|a| format!(" ({a})"))
+            .unwrap_or_default()
+    );
     let opt = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
     println!(
         "Queue: {}  Product: {}  Language: {}  Region: {}  Severity: {}  Owner: {}",
@@ -133,17 +154,30 @@ fn print_case(v: &CaseView) {
         opt(&c.product),
         opt(&c.language),
         opt(&c.region),
-        c.severity.map(|s| s.to_string()).unwrap_or_else(|| "-".into()),
+        c.severity
+            .map(|s| s.to_string())
+            .unwrap_or_else(|| "-".into()),
         opt(&c.owner)
     );
     if let Some(r) = c.related_case {
         println!("Related case: {r}");
     }
     for m in &v.messages {
-        println!("\n--- {} {} {} <{}> {}", m.received_at.format("%Y-%m-%d %H:%M:%S"), m.direction, m.role, m.from, m.subject);
+        println!(
+            "\n--- {} {} {} <{}> {}",
+            m.received_at.format("%Y-%m-%d %H:%M:%S"),
+            m.direction,
+            m.role,
+            m.from,
+            m.subject
+        );
         println!("{}", m.text.trim_end());
         for a in &m.attachments {
-            let kept = if a.content_kept { "" } else { ", content not kept" };
+            let kept = if a.content_kept {
+                ""
+            } else {
+                ", content not kept"
+            };
             println!(
                 "[attachment {}] {} ({}, {} bytes{kept})",
                 a.id,
@@ -155,10 +189,20 @@ fn print_case(v: &CaseView) {
     }
     println!("\nEvents:");
     for e in &v.events {
-        println!("  {}  {:<24} {}  {}", e.at.format("%Y-%m-%d %H:%M:%S"), e.kind, e.actor, e.detail);
+        println!(
+            "  {}  {:<24} {}  {}",
+            e.at.format("%Y-%m-%d %H:%M:%S"),
+            e.kind,
+            e.actor,
+            e.detail
+        );
     }
 }
 
 fn truncate(s: &str, n: usize) -> String {
-    if s.chars().count() <= n { s.to_string() } else { s.chars().take(n - 1).chain(['…']).collect() }
+    if s.chars().count() <= n {
+        s.to_string()
+    } else {
+        s.chars().take(n - 1).chain(['…']).collect()
+    }
 }

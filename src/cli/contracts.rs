@@ -33,14 +33,18 @@ impl Contracts {
         let store = super::open_store_only(path).await?;
         match self {
             Contracts::Import(i) => {
-                let text = std::fs::read_to_string(&i.file).with_context(|| format!("cannot read {}", i.file.display()))?;
+                let text = std::fs::read_to_string(&i.file)
+                    .with_context(|| format!("cannot read {}", i.file.display()))?;
                 let contracts = match contracts_csv::parse_contracts(&text) {
                     Ok(c) => c,
                     Err(rows) => {
                         for r in &rows {
                             println!("{}: {r}", i.file.display());
                         }
-                        println!("nothing imported: fix the {} problem(s) above and import again", rows.len());
+                        println!(
+                            "nothing imported: fix the {} problem(s) above and import again",
+                            rows.len()
+                        );
                         return Ok(1);
                     }
                 };
@@ -61,7 +65,10 @@ impl Contracts {
                     println!("{}", serde_json::to_string_pretty(&contracts)?);
                     return Ok(0);
                 }
-                println!("{:<14}  {:<24}  {:<9}  {:<7}  {:<10}  {:<10}  PRODUCTS / DOMAINS", "CONTRACT", "ACCOUNT", "TIER", "COUNTRY", "START", "END");
+                println!(
+                    "{:<14}  {:<24}  {:<9}  {:<7}  {:<10}  {:<10}  PRODUCTS / DOMAINS",
+                    "CONTRACT", "ACCOUNT", "TIER", "COUNTRY", "START", "END"
+                );
                 for c in &contracts {
                     println!(
                         "{:<14}  {:<24}  {:<9}  {:<7}  {:<10}  {:<10}  {} / {}",

@@ -20,7 +20,9 @@ impl Ingest {
         let config = super::load_config(path)?;
         super::init_tracing(&config);
         let mut raw = Vec::new();
-        std::io::stdin().read_to_end(&mut raw).context("cannot read the mail from stdin")?;
+        std::io::stdin()
+            .read_to_end(&mut raw)
+            .context("cannot read the mail from stdin")?;
         let pipeline = match super::pipeline(&config).await {
             Ok(p) => p,
             Err(e) => {
@@ -29,7 +31,10 @@ impl Ingest {
             }
         };
         let now = Utc::now();
-        match pipeline.process(Received::whole(raw, now, Origin::Stdin), now).await {
+        match pipeline
+            .process(Received::whole(raw, now, Origin::Stdin), now)
+            .await
+        {
             Ok(Outcome::Stored { case, opened }) => {
                 println!("{} case {case}", if opened { "opened" } else { "added to" });
                 Ok(0)

@@ -23,7 +23,12 @@ use crate::store::Store;
 #[command(name = "casegate", version, about)]
 pub struct Cli {
     /// Configuration file; every key can be overridden by CASEGATE__SECTION__KEY.
-    #[arg(long, global = true, default_value = "config/casegate.toml", env = "CASEGATE_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        default_value = "config/casegate.toml",
+        env = "CASEGATE_CONFIG"
+    )]
     pub config: PathBuf,
     #[command(subcommand)]
     pub command: Command,
@@ -80,12 +85,15 @@ pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
 }
 
 async fn open_database(db: &crate::config::DatabaseSettings) -> anyhow::Result<Store> {
-    Store::open(&db.url, db.max_connections).await.with_context(|| format!("cannot open the database ({})", redact_url(&db.url)))
+    Store::open(&db.url, db.max_connections)
+        .await
+        .with_context(|| format!("cannot open the database ({})", redact_url(&db.url)))
 }
 
 /// For read commands: only the database settings need to be valid.
 pub(crate) async fn open_store_only(path: &std::path::Path) -> anyhow::Result<Store> {
-    let db = config::load_database(path).map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
+    let db = config::load_database(path)
+        .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
     open_database(&db).await
 }
 
@@ -100,7 +108,10 @@ pub(crate) fn init_tracing(config: &Config) {
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     // Colours only on a terminal: a log file or the journal gets plain text.
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(ansi);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
         LogFormat::Text => builder.try_init(),
@@ -123,7 +134,10 @@ pub(crate) fn redact_url(url: &str) -> String {
 mod tests {
     #[test]
     fn urls_lose_their_password() {
-        assert_eq!(super::redact_url("postgres://u:pw@h/db"), "postgres://u:***@h/db");
+        assert_eq!(
+            super::redact_url("postgres://u:pw@h/db"),
+            "postgres://u:***@h/db"
+        );
         assert_eq!(super::redact_url("sqlite://x.db"), "sqlite://x.db");
     }
 }

@@ -58,7 +58,12 @@ impl Quarantine {
                     replay_imap(imap, &pipeline, &mut tally).await?;
                 }
                 replay_piped(&pipeline, &mut tally).await?;
-                println!("replayed {} mail(s): {} released, {} still held", tally.released + tally.held, tally.released, tally.held);
+                println!(
+                    "replayed {} mail(s): {} released, {} still held",
+                    tally.released + tally.held,
+                    tally.released,
+                    tally.held
+                );
                 Ok(0)
             }
         }
@@ -72,14 +77,22 @@ struct Tally {
 }
 
 /// The IMAP quarantine folder is the source of truth for mail that came by IMAP.
-async fn replay_imap(settings: &crate::config::ImapSettings, pipeline: &Pipeline, tally: &mut Tally) -> anyhow::Result<()> {
+async fn replay_imap(
+    settings: &crate::config::ImapSettings,
+    pipeline: &Pipeline,
+    tally: &mut Tally,
+) -> anyhow::Result<()> {
     let mut client = ImapClient::connect(settings).await?;
     client.ensure_mailbox(&settings.processed_mailbox).await?;
     client.ensure_mailbox(&settings.quarantine_mailbox).await?;
     client.select(&settings.quarantine_mailbox).await?;
     let metas = client.list_after(0).await?;
     let limit = pipeline.max_message_bytes();
-    let small: Vec<u32> = metas.iter().filter(|m| u64::from(m.size) <= limit).map(|m| m.uid).collect();
+    let small: Vec<u32> = metas
+        .iter()
+        .filter(|m| u64::from(m.size) <= limit)
+        .map(|m| m.uid)
+        .collect();
     tally.held += (metas.len() - small.len()) as u64;
     let mut released = Vec::new();
     for chunk in small.chunks(settings.batch_size as usize) {
@@ -91,7 +104,9 @@ async fn replay_imap(settings: &crate::config::ImapSettings, pipeline: &Pipeline
         }
     }
     if !released.is_empty() {
-        client.move_to(&released, &settings.processed_mailbox).await?;
+        client
+            .move_to(&released, &settings.processed_mailbox)
+            .await?;
     }
     client.logout().await;
     Ok(())
@@ -100,16 +115,28 @@ async fn replay_imap(settings: &crate::config::ImapSettings, pipeline: &Pipeline
 /// Piped mail has no folder: its bytes were kept in the register.
 async fn replay_piped(pipeline: &Pipeline, tally: &mut Tally) -> anyhow::Result<()> {
     let held = pipeline.store().quarantine_list(true).await?;
-    for e in held.iter().filter(|e| e.status == QuarantineStatus::Held && e.source == Origin::Stdin.as_str()) {
+    for e in held
+        .iter()
+        .filter(|e| e.status == QuarantineStatus::Held && e.source == Origin::Stdin.as_str())
+    {
         if let Some(raw) = &e.raw {
-            release(pipeline, Received::whole(raw.clone(), e.received_at, Origin::Stdin), tally).await?;
+            release(
+                pipeline,
+                Received::whole(raw.clone(), e.received_at, Origin::Stdin),
+                tally,
+            )
+            .await?;
         }
     }
     Ok(())
 }
 
 /// Process one mail again; true when it is now on a case.
-async fn release(pipeline: &Pipeline, received: Received, tally: &mut Tally) -> anyhow::Result<bool> {
+async fn release(
+    pipeline: &Pipeline,
+    received: Received,
+    tally: &mut Tally,
+) -> anyhow::Result<bool> {
     let now = Utc::now();
     let key = crate::mail::parse::dedup_key(&received.bytes);
     match pipeline.process(received, now).await? {
@@ -132,12 +159,19 @@ fn print_table(entries: &[QuarantineEntry]) {
         println!("quarantine is empty");
         return;
     }
-    println!("{:<16}  {:<8}  {:>10}  {:<30}  REASON", "QUARANTINED", "STATUS", "BYTES", "FROM");
+    println!(
+        "{:<16}  {:<8}  {:>10}  {:<30}  REASON",
+        "QUARANTINED", "STATUS", "BYTES", "FROM"
+    );
     for e in entries {
         println!(
             "{:<16}  {:<8}  {:>10}  {:<30}  {}",
             e.quarantined_at.format("%Y-%m-%d %H:%M"),
-            if e.status == QuarantineStatus::Held { "held" } else { "released" },
+            if e.status == QuarantineStatus::Held {
+                "held"
+            } else {
+                "released"
+            },
             e.size,
             e.from.as_deref().unwrap_or("-"),
             e.reason

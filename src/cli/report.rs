@@ -20,16 +20,34 @@ impl Report {
             return Ok(0);
         }
         let rating = |r: Option<f64>| r.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
-        println!("{:<32}  {:>11}  {:>7}  {:>10}", "ENGINEER", "CASES OWNED", "REPLIES", "AVG RATING");
+        println!(
+            "{:<32}  {:>11}  {:>7}  {:>10}",
+            "ENGINEER", "CASES OWNED", "REPLIES", "AVG RATING"
+        );
         for e in &report.engineers {
-            println!("{:<32}  {:>11}  {:>7}  {:>10}", e.engineer, e.cases_owned, e.replies, rating(e.average_rating));
+            println!(
+                "{:<32}  {:>11}  {:>7}  {:>10}",
+                e.engineer,
+                e.cases_owned,
+                e.replies,
+                rating(e.average_rating)
+            );
         }
-        println!("\n{:<24}  {:>7}  {:>24}", "QUEUE", "BACKLOG", "ROUND TRIPS TO 1ST REPLY");
+        println!(
+            "\n{:<24}  {:>7}  {:>24}",
+            "QUEUE", "BACKLOG", "ROUND TRIPS TO 1ST REPLY"
+        );
         for q in &report.queues {
-            let trips = q.round_trips_to_first_reply.map(|v| format!("{v:.2}")).unwrap_or_else(|| "-".into());
+            let trips = q
+                .round_trips_to_first_reply
+                .map(|v| format!("{v:.2}"))
+                .unwrap_or_else(|| "-".into());
             println!("{:<24}  {:>7}  {:>24}", q.queue, q.backlog, trips);
         }
-        println!("\nAverage customer rating: {}", rating(report.average_rating));
+        println!(
+            "\nAverage customer rating: {}",
+            rating(report.average_rating)
+        );
         Ok(0)
     }
 }

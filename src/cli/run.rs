@@ -35,7 +35,11 @@ impl Run {
         pipeline.store().spawn_checkpointer().await;
         startup_summary(&config, self.once);
         import_contracts_file(&config, &pipeline).await?;
-        let code = if self.once { once(&config, &pipeline).await? } else { daemon(path, &config, pipeline.clone()).await? };
+        let code = if self.once {
+            once(&config, &pipeline).await?
+        } else {
+            daemon(path, &config, pipeline.clone()).await?
+        };
         pipeline.store().close().await;
         Ok(code)
     }
@@ -54,10 +58,21 @@ async fn import_contracts_file(config: &Config, pipeline: &Pipeline) -> anyhow::
 /// Modification times and sizes of the configuration's files (templates: every file in
 /// the folder): a change means an admin edited something.
 fn fingerprint(config: &Config) -> Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)> {
-    fn walk(p: &Path, out: &mut Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)>, depth: u8) {
+    fn walk(
+        p: &Path,
+        out: &mut Vec<(std::path::PathBuf, Option<std::time::SystemTime>, u64)>,
+        depth: u8,
+    ) {
         let meta = std::fs::metadata(p).ok();
-        out.push((p.to_path_buf(), meta.as_ref().and_then(|m| m.modified().ok()), meta.as_ref().map(|m| m.len()).unwrap_or(0)));
-        if depth > 0 && p.is_dir() && let Ok(entries) = std::fs::read_dir(p) {
+        out.push((
+            p.to_path_buf(),
+            meta.as_ref().and_then(|m| m.modified().ok()),
+            meta.as_ref().map(|m| m.len()).unwrap_or(0),
+        ));
+        if depth > 0
+            && p.is_dir()
+            && let Ok(entries) = std::fs::read_dir(p)
+        {
             let mut paths: Vec<_> = entries.flatten().map(|e| e.path()).collect();
             paths.sort();
             for e in paths {
@@ -74,7 +89,11 @@ fn fingerprint(config: &Config) -> Vec<(std::path::PathBuf, Option<std::time::Sy
 
 fn retry_policy(config: &Config) -> RetryPolicy {
     let o = &config.outbox;
-    RetryPolicy { initial: o.retry_initial, cap: o.retry_cap, max_age: o.max_age }
+    RetryPolicy {
+        initial: o.retry_initial,
+        cap: o.retry_cap,
+        max_age: o.max_age,
+    }
 }
 
 /// `run --once`: the mailbox, then the SLA timers, then the outbox (so the mail the first
@@ -96,7 +115,10 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline) -> anyhow::Result<i32> 
     println!("SLA: {} warning(s), {} breach(es)", t.warned, t.breached);
     if let Some(smtp) = &config.smtp {
         let r = outbox::drain_once(pipeline.store(), smtp, &retry_policy(config)).await?;
-        println!("outbox: {} sent, {} to retry, {} failed", r.sent, r.retried, r.failed);
+        println!(
+            "outbox: {} sent, {} to retry, {} failed",
+            r.sent, r.retried, r.failed
+        );
     }
     Ok(0)
 }
@@ -111,7 +133,12 @@ async fn daemon(path: &Path, config: &Arc<Config>, pipeline: Pipeline) -> anyhow
         tasks.spawn(async move { Ok(intake::run(imap, rx, sd).await?) });
     }
     if let Some(smtp) = config.smtp.clone() {
-        let (store, policy, sd, wake) = (pipeline.store().clone(), retry_policy(config), shutdown.clone(), pipeline.outbox_wake());
+        let (store, policy, sd, wake) = (
+            pipeline.store().clone(),
+            retry_policy(config),
+            shutdown.clone(),
+            pipeline.outbox_wake(),
+        );
         tasks.spawn(async move { Ok(outbox::run(store, smtp, policy, sd, wake).await?) });
     }
     let (rx, sd) = (pipeline_rx.clone(), shutdown.clone());
@@ -184,10 +211,17 @@ fn reload(path: &Path, running: &Config, tx: &watch::Sender<Pipeline>) -> Option
             let connection = |c: &Config| {
                 let smtp = c.smtp.as_ref().map(|s| format!("{s:?}"));
                 let imap = c.imap.as_ref().map(|i| format!("{i:?}"));
-                (imap, smtp, c.database.url.clone(), format!("{:?}", c.outbox))
+                (
+                    imap,
+                    smtp,
+                    c.database.url.clone(),
+                    format!("{:?}", c.outbox),
+                )
             };
             if connection(&new) != connection(running) {
-                warn!("reload: [imap], [smtp], [outbox] and [database] changes take effect after a restart");
+                warn!(
+                    "reload: [imap], [smtp], [outbox] and [database] changes take effect after a restart"
+                );
             }
             let new = Arc::new(new);
             let pipeline = tx.borrow().reconfigured(new.clone());

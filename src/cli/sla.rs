@@ -31,13 +31,26 @@ impl Sla {
             return Ok(0);
         }
         println!("SLA report at {}", report.at.to_rfc3339());
-        println!("\n{:<20}  {:<10}  {:>3}  {:>5}  {:>6}  {:>7}", "QUEUE", "TIER", "SEV", "MET", "MISSED", "MET %");
+        println!(
+            "\n{:<20}  {:<10}  {:>3}  {:>5}  {:>6}  {:>7}",
+            "QUEUE", "TIER", "SEV", "MET", "MISSED", "MET %"
+        );
         for a in &report.attainment {
             let total = a.met + a.missed;
-            let pct = if total > 0 { format!("{:.1}", 100.0 * a.met as f64 / total as f64) } else { "-".into() };
-            println!("{:<20}  {:<10}  {:>3}  {:>5}  {:>6}  {:>7}", a.queue, a.tier, a.severity, a.met, a.missed, pct);
+            let pct = if total > 0 {
+                format!("{:.1}", 100.0 * a.met as f64 / total as f64)
+            } else {
+                "-".into()
+            };
+            println!(
+                "{:<20}  {:<10}  {:>3}  {:>5}  {:>6}  {:>7}",
+                a.queue, a.tier, a.severity, a.met, a.missed, pct
+            );
         }
-        let minutes = |m: Option<f64>| m.map(|v| format!("{v:.0} min")).unwrap_or_else(|| "-".into());
+        let minutes = |m: Option<f64>| {
+            m.map(|v| format!("{v:.0} min"))
+                .unwrap_or_else(|| "-".into())
+        };
         println!(
             "\nTime to first response: median {}, 90th percentile {}",
             minutes(report.first_response_median_minutes),
@@ -46,7 +59,13 @@ impl Sla {
         for (title, list) in [("At risk", &report.at_risk), ("Breached", &report.breached)] {
             println!("\n{title}: {}", list.len());
             for c in list {
-                println!("  case {}  {:<15} {:<20} due {}", c.case, c.clock, c.queue, c.due.to_rfc3339());
+                println!(
+                    "  case {}  {:<15} {:<20} due {}",
+                    c.case,
+                    c.clock,
+                    c.queue,
+                    c.due.to_rfc3339()
+                );
             }
         }
         Ok(0)

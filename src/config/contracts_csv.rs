@@ -36,7 +36,17 @@ impl fmt::Display for RowError {
 impl std::error::Error for RowError {}
 
 /// The columns, in the order [`Contract`] lists them.
-pub const COLUMNS: [&str; 9] = ["account", "contract_id", "tier", "products", "domains", "contacts", "country", "start", "end"];
+pub const COLUMNS: [&str; 9] = [
+    "account",
+    "contract_id",
+    "tier",
+    "products",
+    "domains",
+    "contacts",
+    "country",
+    "start",
+    "end",
+];
 
 /// Parse and validate a whole contracts file.
 pub fn parse_contracts(text: &str) -> Result<Vec<Contract>, Vec<RowError>> {
@@ -51,23 +61,40 @@ pub fn parse_contracts(text: &str) -> Result<Vec<Contract>, Vec<RowError>> {
     let header = match records.next() {
         Some(Ok(h)) => h,
         Some(Err(e)) => return Err(vec![csv_error(text, &e)]),
-        None => return Err(vec![RowError { line: 1, message: "missing header row".into() }]),
+        None => {
+            return Err(vec![RowError {
+                line: 1,
+                message: "missing header row".into(),
+            }]);
+        }
     };
     let columns = header_columns(&header, line_of(text, &header))?;
-    let mut rows = Rows { columns, width: header.len(), errors: Vec::new(), seen: HashMap::new(), contracts: Vec::new() };
+    let mut rows = Rows {
+        columns,
+        width: header.len(),
+        errors: Vec::new(),
+        seen: HashMap::new(),
+        contracts: Vec::new(),
+    };
     for record in records {
         match record {
             Ok(r) => rows.add(&r, line_of(text, &r)),
             Err(e) => rows.errors.push(csv_error(text, &e)),
         }
     }
-    if rows.errors.is_empty() { Ok(rows.contracts) } else { Err(rows.errors) }
+    if rows.errors.is_empty() {
+        Ok(rows.contracts)
+    } else {
+        Err(rows.errors)
+    }
 }
 
 /// The file line a record starts on. The csv crate's own line count skips blank and
 /// comment lines, and its byte offset points before them, so count from the offset.
 fn line_of(text: &str, record: &StringRecord) -> usize {
-    record.position().map_or(1, |p| line_at(text, p.byte() as usize))
+    record
+        .position()
+        .map_or(1, |p| line_at(text, p.byte() as usize))
 }
 
 fn line_at(text: &str, byte: usize) -> usize {
@@ -85,7 +112,10 @@ fn line_at(text: &str, byte: usize) -> usize {
 
 fn csv_error(text: &str, e: &csv::Error) -> RowError {
     let line = e.position().map_or(1, |p| line_at(text, p.byte() as usize));
-    RowError { line, message: format!("cannot read CSV: {e}") }
+    RowError {
+        line,
+        message: format!("cannot read CSV: {e}"),
+    }
 }
 
 /// Column positions of [`COLUMNS`] in the header, or every header problem.
@@ -95,7 +125,10 @@ fn header_columns(header: &StringRecord, line: usize) -> Result<[usize; 9], Vec<
     let mut err = |message: String| errors.push(RowError { line, message });
     for (pos, name) in header.iter().enumerate() {
         match column_index(name) {
-            None => err(format!("unknown column \"{name}\" (expected: {})", COLUMNS.join(", "))),
+            None => err(format!(
+                "unknown column \"{name}\" (expected: {})",
+                COLUMNS.join(", ")
+            )),
             Some(i) if found[i].is_some() => err(format!("duplicate column \"{name}\"")),
             Some(i) => found[i] = Some(pos),
         }
@@ -105,7 +138,11 @@ fn header_columns(header: &StringRecord, line: usize) -> Result<[usize; 9], Vec<
             err(format!("missing column \"{}\"", COLUMNS[i]));
         }
     }
-    if errors.is_empty() { Ok(found.map(|f| f.unwrap_or_default())) } else { Err(errors) }
+    if errors.is_empty() {
+        Ok(found.map(|f| f.unwrap_or_default()))
+    } else {
+        Err(errors)
+    }
 }
 
 fn column_index(name: &str) -> Option<usize> {
@@ -137,15 +174,26 @@ impl Rows {
             self.errors.push(RowError { line, message });
             return;
         }
-        let mut row = Row { record, columns: &self.columns, problems: Vec::new() };
+        let mut row = Row {
+            record,
+            columns: &self.columns,
+            problems: Vec::new(),
+        };
         let contract = row.contract();
         let mut problems = row.problems;
         if let Some(first) = self.seen.get(&contract.contract_id) {
-            problems.push(format!("duplicate contract_id \"{}\" (first on line {first})", contract.contract_id));
+            problems.push(format!(
+                "duplicate contract_id \"{}\" (first on line {first})",
+                contract.contract_id
+            ));
         } else if !contract.contract_id.is_empty() {
             self.seen.insert(contract.contract_id.clone(), line);
         }
-        self.errors.extend(problems.into_iter().map(|message| RowError { line, message }));
+        self.errors.extend(
+            problems
+                .into_iter()
+                .map(|message| RowError { line, message }),
+        );
         self.contracts.push(contract);
     }
 }
@@ -175,10 +223,14 @@ impl Row<'_> {
             end: self.date(8, "end"),
         };
         if c.domains.is_empty() && c.contacts.is_empty() {
-            self.problems.push("a contract needs at least one domain or contact".into());
+            self.problems
+                .push("a contract needs at least one domain or contact".into());
         }
         if c.end < c.start && c.start != NaiveDate::MIN && c.end != NaiveDate::MIN {
-            self.problems.push(format!("end date {} is before start date {}", c.end, c.start));
+            self.problems.push(format!(
+                "end date {} is before start date {}",
+                c.end, c.start
+            ));
         }
         c
     }
@@ -208,7 +260,11 @@ impl Row<'_> {
     }
 
     fn domains(&mut self) -> Vec<String> {
-        let v: Vec<String> = self.list(4).into_iter().map(|d| d.trim_start_matches('@').trim_end_matches('.').to_string()).collect();
+        let v: Vec<String> = self
+            .list(4)
+            .into_iter()
+            .map(|d| d.trim_start_matches('@').trim_end_matches('.').to_string())
+            .collect();
         for d in &v {
             if let Some(why) = domain_problem(d) {
                 self.problems.push(format!("domain \"{d}\" {why}"));
@@ -220,9 +276,12 @@ impl Row<'_> {
     fn contacts(&mut self) -> Vec<String> {
         let v = self.list(5);
         for a in &v {
-            let ok = a.split_once('@').is_some_and(|(l, d)| !l.is_empty() && is_domain_name(d));
+            let ok = a
+                .split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && is_domain_name(d));
             if !ok {
-                self.problems.push(format!("contact \"{a}\" is not an email address"));
+                self.problems
+                    .push(format!("contact \"{a}\" is not an email address"));
             }
         }
         v
@@ -232,7 +291,9 @@ impl Row<'_> {
         let raw = self.cell(6);
         let c = raw.to_ascii_uppercase();
         if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
-            self.problems.push(format!("country \"{raw}\" is not an ISO 3166 alpha-2 code (e.g. JP)"));
+            self.problems.push(format!(
+                "country \"{raw}\" is not an ISO 3166 alpha-2 code (e.g. JP)"
+            ));
         }
         c
     }
@@ -243,7 +304,8 @@ impl Row<'_> {
         match parse_date(raw) {
             Some(d) => d,
             None => {
-                self.problems.push(format!("{what} date \"{raw}\" is not a date (YYYY-MM-DD)"));
+                self.problems
+                    .push(format!("{what} date \"{raw}\" is not a date (YYYY-MM-DD)"));
                 NaiveDate::MIN
             }
         }
@@ -252,7 +314,14 @@ impl Row<'_> {
 
 /// Strictly `YYYY-MM-DD`: "2026-1-5" is refused too, as it is ambiguous to the eye.
 fn parse_date(raw: &str) -> Option<NaiveDate> {
-    let shape = raw.len() == 10 && raw.bytes().enumerate().all(|(i, b)| if i == 4 || i == 7 { b == b'-' } else { b.is_ascii_digit() });
+    let shape = raw.len() == 10
+        && raw.bytes().enumerate().all(|(i, b)| {
+            if i == 4 || i == 7 {
+                b == b'-'
+            } else {
+                b.is_ascii_digit()
+            }
+        });
     if !shape {
         return None;
     }
@@ -262,10 +331,11 @@ fn parse_date(raw: &str) -> Option<NaiveDate> {
 /// Public suffixes people are likely to type by mistake: a contract lists the
 /// company's registrable domain, and matching on `co.jp` would match every company.
 const PUBLIC_SUFFIXES: &[&str] = &[
-    "co.jp", "ne.jp", "or.jp", "ac.jp", "ad.jp", "ed.jp", "go.jp", "gr.jp", "lg.jp", "com.au", "net.au", "org.au",
-    "edu.au", "gov.au", "co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk", "com.cn", "net.cn", "org.cn", "com.sg", "edu.sg",
-    "com.br", "com.mx", "co.kr", "or.kr", "co.in", "co.nz", "com.tw", "com.hk", "co.za", "com.sa", "co.il", "com.tr",
-    "co.th", "com.my", "co.id",
+    "co.jp", "ne.jp", "or.jp", "ac.jp", "ad.jp", "ed.jp", "go.jp", "gr.jp", "lg.jp", "com.au",
+    "net.au", "org.au", "edu.au", "gov.au", "co.uk", "org.uk", "ac.uk", "gov.uk", "me.uk",
+    "com.cn", "net.cn", "org.cn", "com.sg", "edu.sg", "com.br", "com.mx", "co.kr", "or.kr",
+    "co.in", "co.nz", "com.tw", "com.hk", "co.za", "com.sa", "co.il", "com.tr", "co.th", "com.my",
+    "co.id",
 ];
 
 /// Why `d` cannot be a company's registrable domain, if it cannot.
@@ -282,7 +352,10 @@ fn domain_problem(d: &str) -> Option<&'static str> {
 /// Two labels or more, each letters, digits and inner dashes.
 fn is_domain_name(d: &str) -> bool {
     let label_ok = |l: &str| {
-        !l.is_empty() && !l.starts_with('-') && !l.ends_with('-') && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        !l.is_empty()
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+            && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
     };
     d.split('.').count() >= 2 && d.split('.').all(label_ok)
 }
@@ -303,7 +376,10 @@ Kangaroo Pty,C-2001,standard,ansible,kangaroo.com.au,,AU,2025-07-01,2026-06-30
         assert_eq!(c.len(), 2);
         assert_eq!(c[0].tier, "premium");
         assert_eq!(c[0].products, vec!["ansible", "satellite"]);
-        assert_eq!(c[0].contacts, vec!["it-ops@acme.co.jp", "partner@gmail.com"]);
+        assert_eq!(
+            c[0].contacts,
+            vec!["it-ops@acme.co.jp", "partner@gmail.com"]
+        );
         assert_eq!(c[0].country, "JP");
         assert_eq!(c[0].end, NaiveDate::from_ymd_opt(2026, 3, 31).unwrap());
         assert!(c[1].contacts.is_empty());
@@ -347,24 +423,49 @@ Short,C-4,premium
 
     #[test]
     fn header_problems_are_all_reported_on_the_header_line() {
-        let errs = parse_contracts("# comment\n\naccount,contract,tier,tier,products,domains,country,start,end\n").unwrap_err();
+        let errs = parse_contracts(
+            "# comment\n\naccount,contract,tier,tier,products,domains,country,start,end\n",
+        )
+        .unwrap_err();
         let lines: Vec<String> = errs.iter().map(ToString::to_string).collect();
-        assert!(lines[0].starts_with("line 3: unknown column \"contract\""), "{lines:?}");
-        assert!(lines.contains(&"line 3: duplicate column \"tier\"".to_string()), "{lines:?}");
-        assert!(lines.contains(&"line 3: missing column \"contract_id\"".to_string()), "{lines:?}");
-        assert!(lines.contains(&"line 3: missing column \"contacts\"".to_string()), "{lines:?}");
-        assert_eq!(parse_contracts("").unwrap_err()[0].to_string(), "line 1: missing header row");
+        assert!(
+            lines[0].starts_with("line 3: unknown column \"contract\""),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"line 3: duplicate column \"tier\"".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"line 3: missing column \"contract_id\"".to_string()),
+            "{lines:?}"
+        );
+        assert!(
+            lines.contains(&"line 3: missing column \"contacts\"".to_string()),
+            "{lines:?}"
+        );
+        assert_eq!(
+            parse_contracts("").unwrap_err()[0].to_string(),
+            "line 1: missing header row"
+        );
     }
 
     #[test]
     fn a_contract_needs_a_domain_or_a_contact_and_real_dates() {
         let text = "account,contract_id,tier,products,domains,contacts,country,start,end\nX,C-1,premium,ansible,,,US,2026-1-5,2026-02-30\n";
-        let lines: Vec<String> = parse_contracts(text).unwrap_err().iter().map(ToString::to_string).collect();
-        assert_eq!(lines, [
-            "line 2: start date \"2026-1-5\" is not a date (YYYY-MM-DD)",
-            "line 2: end date \"2026-02-30\" is not a date (YYYY-MM-DD)",
-            "line 2: a contract needs at least one domain or contact",
-        ]);
+        let lines: Vec<String> = parse_contracts(text)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                "line 2: start date \"2026-1-5\" is not a date (YYYY-MM-DD)",
+                "line 2: end date \"2026-02-30\" is not a date (YYYY-MM-DD)",
+                "line 2: a contract needs at least one domain or contact",
+            ]
+        );
     }
 
     #[test]

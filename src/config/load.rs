@@ -76,15 +76,30 @@ pub fn load_database(path: &Path) -> Result<DatabaseSettings, Problems> {
 
 /// Layer the file and the environment, then read typed values with `read`; every
 /// problem found on the way is returned.
-fn read_with<T>(path: &Path, env: Option<Map<String, String>>, read: impl FnOnce(&mut Reader<'_>) -> T) -> Result<T, Problems> {
+fn read_with<T>(
+    path: &Path,
+    env: Option<Map<String, String>>,
+    read: impl FnOnce(&mut Reader<'_>) -> T,
+) -> Result<T, Problems> {
     let file = path.display().to_string();
-    let problem = |message: String| Problems(vec![Problem { file: file.clone(), key: String::new(), message }]);
+    let problem = |message: String| {
+        Problems(vec![Problem {
+            file: file.clone(),
+            key: String::new(),
+            message,
+        }])
+    };
     if !path.exists() {
         return Err(problem("config file not found".into()));
     }
     let raw = config::Config::builder()
         .add_source(File::from(path).format(FileFormat::Toml).required(true))
-        .add_source(Environment::with_prefix(ENV_PREFIX).prefix_separator("__").separator("__").source(env))
+        .add_source(
+            Environment::with_prefix(ENV_PREFIX)
+                .prefix_separator("__")
+                .separator("__")
+                .source(env),
+        )
         .build()
         .map_err(|e| problem(clean_config_error(&e.to_string(), &file)))?;
     let root = match raw.cache.kind {
@@ -92,9 +107,19 @@ fn read_with<T>(path: &Path, env: Option<Map<String, String>>, read: impl FnOnce
         _ => Map::new(),
     };
     let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
-    let mut r = Reader { root: &root, file, base_dir, used: BTreeSet::new(), problems: Vec::new() };
+    let mut r = Reader {
+        root: &root,
+        file,
+        base_dir,
+        used: BTreeSet::new(),
+        problems: Vec::new(),
+    };
     let value = read(&mut r);
-    if r.problems.is_empty() { Ok(value) } else { Err(Problems(r.problems)) }
+    if r.problems.is_empty() {
+        Ok(value)
+    } else {
+        Err(Problems(r.problems))
+    }
 }
 
 fn database(r: &mut Reader<'_>) -> DatabaseSettings {
@@ -115,12 +140,26 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         support_address: r.email("gateway.support_address", Some("support@example.com")),
         support_name: r.string("gateway.support_name", Some("Support")),
         case_tag_word: r.tag_word("gateway.case_tag_word"),
-        reopen_window: Duration::from_secs(r.uint("gateway.reopen_window_days", 14, 0, 3650) * 86_400),
-        max_message_bytes: r.uint("gateway.max_message_bytes", 25 * 1024 * 1024, 1024, u64::MAX),
-        max_attachment_bytes: r.uint("gateway.max_attachment_bytes", 10 * 1024 * 1024, 0, u64::MAX),
+        reopen_window: Duration::from_secs(
+            r.uint("gateway.reopen_window_days", 14, 0, 3650) * 86_400,
+        ),
+        max_message_bytes: r.uint(
+            "gateway.max_message_bytes",
+            25 * 1024 * 1024,
+            1024,
+            u64::MAX,
+        ),
+        max_attachment_bytes: r.uint(
+            "gateway.max_attachment_bytes",
+            10 * 1024 * 1024,
+            0,
+            u64::MAX,
+        ),
         free_mail_domains: r.string_list("gateway.free_mail_domains", DEFAULT_FREE_MAIL),
         auto_reply_limit_per_hour: r.uint("gateway.auto_reply_limit_per_hour", 5, 0, 10_000) as u32,
-        refusal_interval: Duration::from_secs(r.uint("gateway.refusal_interval_hours", 24, 0, 8760) * 3600),
+        refusal_interval: Duration::from_secs(
+            r.uint("gateway.refusal_interval_hours", 24, 0, 8760) * 3600,
+        ),
     };
     let imap = r.has_section("imap").then(|| imap(r));
     let smtp = r.has_section("smtp").then(|| smtp(r));
@@ -140,26 +179,61 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
     };
     let product_info = super::products::read(r);
     let mut watched = vec![path.to_path_buf()];
-    let routing = linked_file(r, "gateway.routing_file", "routing.toml", &mut watched, super::routing::load_routing);
-    let templates = linked_file(r, "gateway.templates_dir", "../templates", &mut watched, crate::templates::load);
+    let routing = linked_file(
+        r,
+        "gateway.routing_file",
+        "routing.toml",
+        &mut watched,
+        super::routing::load_routing,
+    );
+    let templates = linked_file(
+        r,
+        "gateway.templates_dir",
+        "../templates",
+        &mut watched,
+        crate::templates::load,
+    );
     let contracts = r.opt_string("gateway.contracts_file").and_then(|f| {
         let path = r.resolve(&f);
-        let load = |p: &Path| -> Result<(PathBuf, Vec<crate::domain::entitlement::Contract>), Vec<Problem>> {
+        let load = |p: &Path| -> Result<
+            (PathBuf, Vec<crate::domain::entitlement::Contract>),
+            Vec<Problem>,
+        > {
             let file = p.display().to_string();
-            let text = std::fs::read_to_string(p)
-                .map_err(|e| vec![Problem { file: file.clone(), key: String::new(), message: format!("cannot read: {e}") }])?;
+            let text = std::fs::read_to_string(p).map_err(|e| {
+                vec![Problem {
+                    file: file.clone(),
+                    key: String::new(),
+                    message: format!("cannot read: {e}"),
+                }]
+            })?;
             super::contracts_csv::parse_contracts(&text)
                 .map(|c| (p.to_path_buf(), c))
-                .map_err(|rows| rows.iter().map(|row| Problem { file: file.clone(), key: String::new(), message: row.to_string() }).collect())
+                .map_err(|rows| {
+                    rows.iter()
+                        .map(|row| Problem {
+                            file: file.clone(),
+                            key: String::new(),
+                            message: row.to_string(),
+                        })
+                        .collect()
+                })
         };
         if !path.exists() {
-            r.problem(None, "gateway.contracts_file", format!("not found: {}", path.display()));
+            r.problem(
+                None,
+                "gateway.contracts_file",
+                format!("not found: {}", path.display()),
+            );
             return None;
         }
         watched.push(path.clone());
         load(&path).map_err(|p| r.problems.extend(p)).ok()
     });
-    let queue_names: Vec<String> = routing.iter().flat_map(|rt| rt.queues.iter().map(|q| q.name.clone())).collect();
+    let queue_names: Vec<String> = routing
+        .iter()
+        .flat_map(|rt| rt.queues.iter().map(|q| q.name.clone()))
+        .collect();
     let staff = super::staff::read(r, &queue_names);
     Config {
         source: path.to_path_buf(),
@@ -205,11 +279,41 @@ fn linked_file<T>(
 
 /// Free-mail providers: a sender there is a person, never a company's domain.
 const DEFAULT_FREE_MAIL: &[&str] = &[
-    "gmail.com", "googlemail.com", "yahoo.com", "yahoo.co.jp", "ymail.com", "outlook.com", "outlook.jp",
-    "hotmail.com", "hotmail.co.jp", "live.com", "live.jp", "msn.com", "icloud.com", "me.com", "mac.com",
-    "aol.com", "gmx.com", "gmx.de", "web.de", "mail.com", "proton.me", "protonmail.com", "zoho.com",
-    "yandex.com", "qq.com", "163.com", "126.com", "naver.com", "docomo.ne.jp", "ezweb.ne.jp",
-    "softbank.ne.jp", "i.softbank.jp", "au.com", "nifty.com", "biglobe.ne.jp",
+    "gmail.com",
+    "googlemail.com",
+    "yahoo.com",
+    "yahoo.co.jp",
+    "ymail.com",
+    "outlook.com",
+    "outlook.jp",
+    "hotmail.com",
+    "hotmail.co.jp",
+    "live.com",
+    "live.jp",
+    "msn.com",
+    "icloud.com",
+    "me.com",
+    "mac.com",
+    "aol.com",
+    "gmx.com",
+    "gmx.de",
+    "web.de",
+    "mail.com",
+    "proton.me",
+    "protonmail.com",
+    "zoho.com",
+    "yandex.com",
+    "qq.com",
+    "163.com",
+    "126.com",
+    "naver.com",
+    "docomo.ne.jp",
+    "ezweb.ne.jp",
+    "softbank.ne.jp",
+    "i.softbank.jp",
+    "au.com",
+    "nifty.com",
+    "biglobe.ne.jp",
 ];
 
 fn imap(r: &mut Reader<'_>) -> ImapSettings {
@@ -283,7 +387,10 @@ impl Reader<'_> {
     }
 
     pub(super) fn has_section(&self, name: &str) -> bool {
-        matches!(self.root.get(name).map(|v| &v.kind), Some(ValueKind::Table(_)))
+        matches!(
+            self.root.get(name).map(|v| &v.kind),
+            Some(ValueKind::Table(_))
+        )
     }
 
     /// `origin` is where the config crate says a value came from: the environment, or
@@ -293,7 +400,11 @@ impl Reader<'_> {
             Some(o) if o == ENV_ORIGIN => o.to_string(),
             _ => self.file.clone(),
         };
-        self.problems.push(Problem { file, key: key.to_string(), message: message.into() });
+        self.problems.push(Problem {
+            file,
+            key: key.to_string(),
+            message: message.into(),
+        });
     }
 
     pub(super) fn string(&mut self, key: &str, default: Option<&str>) -> String {
@@ -301,7 +412,11 @@ impl Reader<'_> {
             Some(v) => match &v.kind {
                 ValueKind::String(s) => s.clone(),
                 other => {
-                    self.problem(v.origin(), key, format!("expected a string, found {}", describe(other)));
+                    self.problem(
+                        v.origin(),
+                        key,
+                        format!("expected a string, found {}", describe(other)),
+                    );
                     String::new()
                 }
             },
@@ -323,7 +438,11 @@ impl Reader<'_> {
             ValueKind::String(s) => Some(s.clone()),
             ValueKind::Nil => None,
             other => {
-                self.problem(v.origin(), key, format!("expected a string, found {}", describe(other)));
+                self.problem(
+                    v.origin(),
+                    key,
+                    format!("expected a string, found {}", describe(other)),
+                );
                 None
             }
         }
@@ -347,23 +466,35 @@ impl Reader<'_> {
                     match &item.kind {
                         ValueKind::String(s) => out.push(s.trim().to_string()),
                         ValueKind::I64(_) | ValueKind::U64(_) => out.push(item.kind.to_string()),
-                        other => {
-                            self.problem(v.origin(), &format!("{key}[{i}]"), format!("expected a string, found {}", describe(other)))
-                        }
+                        other => self.problem(
+                            v.origin(),
+                            &format!("{key}[{i}]"),
+                            format!("expected a string, found {}", describe(other)),
+                        ),
                     }
                 }
                 out
             }
-            ValueKind::String(s) => s.split(',').map(|x| x.trim().to_string()).filter(|x| !x.is_empty()).collect(),
+            ValueKind::String(s) => s
+                .split(',')
+                .map(|x| x.trim().to_string())
+                .filter(|x| !x.is_empty())
+                .collect(),
             other => {
-                self.problem(v.origin(), key, format!("expected a list of strings, found {}", describe(other)));
+                self.problem(
+                    v.origin(),
+                    key,
+                    format!("expected a list of strings, found {}", describe(other)),
+                );
                 Vec::new()
             }
         })
     }
 
     pub(super) fn uint(&mut self, key: &str, default: u64, min: u64, max: u64) -> u64 {
-        let Some(v) = self.lookup(key) else { return default };
+        let Some(v) = self.lookup(key) else {
+            return default;
+        };
         let parsed = match &v.kind {
             ValueKind::I64(i) => u64::try_from(*i).ok(),
             ValueKind::U64(u) => Some(*u),
@@ -373,46 +504,75 @@ impl Reader<'_> {
         match parsed {
             Some(n) if (min..=max).contains(&n) => n,
             _ => {
-                let range = if max == u64::MAX { format!("at least {min}") } else { format!("from {min} to {max}") };
-                self.problem(v.origin(), key, format!("expected an integer {range}, found {}", describe(&v.kind)));
+                let range = if max == u64::MAX {
+                    format!("at least {min}")
+                } else {
+                    format!("from {min} to {max}")
+                };
+                self.problem(
+                    v.origin(),
+                    key,
+                    format!("expected an integer {range}, found {}", describe(&v.kind)),
+                );
                 default
             }
         }
     }
 
     pub(super) fn bool(&mut self, key: &str, default: bool) -> bool {
-        let Some(v) = self.lookup(key) else { return default };
+        let Some(v) = self.lookup(key) else {
+            return default;
+        };
         match &v.kind {
             ValueKind::Boolean(b) => *b,
             ValueKind::String(s) if s.eq_ignore_ascii_case("true") => true,
             ValueKind::String(s) if s.eq_ignore_ascii_case("false") => false,
             other => {
-                self.problem(v.origin(), key, format!("expected true or false, found {}", describe(other)));
+                self.problem(
+                    v.origin(),
+                    key,
+                    format!("expected true or false, found {}", describe(other)),
+                );
                 default
             }
         }
     }
 
     pub(super) fn choice(&mut self, key: &str, default: &str, options: &[&str]) -> String {
-        let origin = self.lookup(key).and_then(|v| v.origin().map(str::to_string));
+        let origin = self
+            .lookup(key)
+            .and_then(|v| v.origin().map(str::to_string));
         let s = self.string(key, Some(default));
         if options.contains(&s.as_str()) {
             s
         } else {
-            let list = options.iter().map(|o| format!("\"{o}\"")).collect::<Vec<_>>().join(", ");
-            self.problem(origin.as_deref(), key, format!("expected one of {list}, found \"{s}\""));
+            let list = options
+                .iter()
+                .map(|o| format!("\"{o}\""))
+                .collect::<Vec<_>>()
+                .join(", ");
+            self.problem(
+                origin.as_deref(),
+                key,
+                format!("expected one of {list}, found \"{s}\""),
+            );
             default.to_string()
         }
     }
 
     pub(super) fn tls(&mut self, key: &str, host: &str) -> TlsMode {
-        let mode = match self.choice(key, "tls", &["tls", "starttls", "none"]).as_str() {
+        let mode = match self
+            .choice(key, "tls", &["tls", "starttls", "none"])
+            .as_str()
+        {
             "starttls" => TlsMode::StartTls,
             "none" => TlsMode::None,
             _ => TlsMode::Tls,
         };
         if mode == TlsMode::None && !host.is_empty() && !is_loopback_host(host) {
-            let origin = self.lookup(key).and_then(|v| v.origin().map(str::to_string));
+            let origin = self
+                .lookup(key)
+                .and_then(|v| v.origin().map(str::to_string));
             self.problem(
                 origin.as_deref(),
                 key,
@@ -433,7 +593,11 @@ impl Reader<'_> {
     /// Relative paths are relative to the config file's folder.
     pub(super) fn resolve(&self, s: &str) -> PathBuf {
         let p = PathBuf::from(s);
-        if p.is_absolute() { p } else { self.base_dir.join(p) }
+        if p.is_absolute() {
+            p
+        } else {
+            self.base_dir.join(p)
+        }
     }
 
     /// `SECTION.password`, else the first line of `SECTION.password_file`.
@@ -443,7 +607,11 @@ impl Reader<'_> {
         let found = self.secret_opt(&key, &file_key);
         if found.is_none() && required {
             let env = format!("{ENV_PREFIX}__{}__PASSWORD", section.to_uppercase());
-            self.problem(None, &key, format!("missing: set {key}, {file_key} or {env}"));
+            self.problem(
+                None,
+                &key,
+                format!("missing: set {key}, {file_key} or {env}"),
+            );
         }
         found
     }
@@ -459,7 +627,11 @@ impl Reader<'_> {
         match std::fs::read_to_string(&path) {
             Ok(s) => Some(Secret::new(s.lines().next().unwrap_or("").to_string())),
             Err(e) => {
-                self.problem(None, file_key, format!("cannot read {}: {e}", path.display()));
+                self.problem(
+                    None,
+                    file_key,
+                    format!("cannot read {}: {e}", path.display()),
+                );
                 None
             }
         }
@@ -467,7 +639,9 @@ impl Reader<'_> {
 
     pub(super) fn email(&mut self, key: &str, default: Option<&str>) -> String {
         let s = self.string(key, default);
-        let valid = s.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace));
+        let valid = s.split_once('@').is_some_and(|(l, d)| {
+            !l.is_empty() && d.contains('.') && !s.contains(char::is_whitespace)
+        });
         if !valid {
             self.problem(None, key, format!("not an email address: \"{s}\""));
         }
@@ -477,7 +651,11 @@ impl Reader<'_> {
     pub(super) fn tag_word(&mut self, key: &str) -> String {
         let s = self.string(key, Some("Case"));
         if s.is_empty() || !s.chars().all(|c| c.is_alphanumeric() || c == '-') {
-            self.problem(None, key, format!("expected one word of letters, digits or '-', found \"{s}\""));
+            self.problem(
+                None,
+                key,
+                format!("expected one word of letters, digits or '-', found \"{s}\""),
+            );
             return "Case".into();
         }
         s
@@ -514,7 +692,11 @@ impl Reader<'_> {
 
 fn collect_leaves(t: &Map<String, Value>, prefix: &str, out: &mut Vec<(String, Option<String>)>) {
     for (k, v) in t {
-        let key = if prefix.is_empty() { k.clone() } else { format!("{prefix}.{k}") };
+        let key = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
+        };
         match &v.kind {
             ValueKind::Table(inner) if !inner.is_empty() => collect_leaves(inner, &key, out),
             _ => out.push((key, v.origin().map(str::to_string))),
@@ -538,8 +720,14 @@ fn describe(kind: &ValueKind) -> String {
 pub(crate) fn test_env() -> Map<String, String> {
     let repo = env!("CARGO_MANIFEST_DIR");
     let mut env = Map::new();
-    env.insert("CASEGATE__GATEWAY__ROUTING_FILE".into(), format!("{repo}/config/routing.toml"));
-    env.insert("CASEGATE__GATEWAY__TEMPLATES_DIR".into(), format!("{repo}/templates"));
+    env.insert(
+        "CASEGATE__GATEWAY__ROUTING_FILE".into(),
+        format!("{repo}/config/routing.toml"),
+    );
+    env.insert(
+        "CASEGATE__GATEWAY__TEMPLATES_DIR".into(),
+        format!("{repo}/templates"),
+    );
     env
 }
 
@@ -569,7 +757,10 @@ url = "sqlite://x.db"
     fn good_config_loads_with_defaults() {
         let d = tempfile::tempdir().unwrap();
         let c = load_with_env(&write(d.path(), GOOD), Some(test_env())).unwrap();
-        assert_eq!(c.database.url, format!("sqlite://{}", d.path().join("x.db").display()));
+        assert_eq!(
+            c.database.url,
+            format!("sqlite://{}", d.path().join("x.db").display())
+        );
         let imap = c.imap.unwrap();
         assert_eq!(imap.port, 143);
         assert_eq!(imap.mailbox, "INBOX");
@@ -605,10 +796,24 @@ colour = "blue"
         let err = load_with_env(&path, Some(test_env())).unwrap_err();
         let text = err.to_string();
         let f = path.display().to_string();
-        assert!(text.contains(&format!("{f}: imap.port: expected an integer from 1 to 65535, found \"abc\"")), "{text}");
-        assert!(text.contains(&format!("{f}: imap.colour: unknown key")), "{text}");
-        assert!(text.contains(&format!("{f}: imap.password: missing")), "{text}");
-        assert!(text.contains("imap.tls: \"none\" (plaintext) is only allowed for a loopback host"), "{text}");
+        assert!(
+            text.contains(&format!(
+                "{f}: imap.port: expected an integer from 1 to 65535, found \"abc\""
+            )),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{f}: imap.colour: unknown key")),
+            "{text}"
+        );
+        assert!(
+            text.contains(&format!("{f}: imap.password: missing")),
+            "{text}"
+        );
+        assert!(
+            text.contains("imap.tls: \"none\" (plaintext) is only allowed for a loopback host"),
+            "{text}"
+        );
         assert_eq!(err.0.len(), 4, "{text}");
     }
 
@@ -627,7 +832,10 @@ colour = "blue"
         let mut env = test_env();
         env.insert("CASEGATE__IMAP__BATCH_SIZE".into(), "lots".into());
         let err = load_with_env(&write(d.path(), GOOD), Some(env)).unwrap_err();
-        assert_eq!(err.to_string(), "the environment: imap.batch_size: expected an integer from 1 to 10000, found \"lots\"");
+        assert_eq!(
+            err.to_string(),
+            "the environment: imap.batch_size: expected an integer from 1 to 10000, found \"lots\""
+        );
     }
 
     #[test]
@@ -636,6 +844,10 @@ colour = "blue"
         let path = write(d.path(), "[imap\nhost=1");
         let err = load_with_env(&path, Some(test_env())).unwrap_err();
         assert_eq!(err.0.len(), 1);
-        assert!(err.to_string().starts_with(&format!("{}: cannot parse", path.display())), "{err}");
+        assert!(
+            err.to_string()
+                .starts_with(&format!("{}: cannot parse", path.display())),
+            "{err}"
+        );
     }
 }

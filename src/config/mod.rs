@@ -8,9 +8,9 @@ mod settings;
 mod sla;
 mod staff;
 
-pub use load::{ENV_PREFIX, Problem, Problems, load, load_database, load_with_env};
 #[cfg(test)]
 pub(crate) use load::test_env;
+pub use load::{ENV_PREFIX, Problem, Problems, load, load_database, load_with_env};
 pub use settings::*;
 pub use sla::{RegionHours, SlaSettings};
 pub use staff::{Engineer, StaffSettings};

@@ -22,14 +22,21 @@ const DEFAULT_JA: &[&str] = &[
 
 pub(super) fn read(r: &mut Reader<'_>) -> ProductInfo {
     let mut info = ProductInfo::default();
-    info.items.insert(("default".into(), "en".into()), DEFAULT_EN.iter().map(|s| s.to_string()).collect());
-    info.items.insert(("default".into(), "ja".into()), DEFAULT_JA.iter().map(|s| s.to_string()).collect());
+    info.items.insert(
+        ("default".into(), "en".into()),
+        DEFAULT_EN.iter().map(|s| s.to_string()).collect(),
+    );
+    info.items.insert(
+        ("default".into(), "ja".into()),
+        DEFAULT_JA.iter().map(|s| s.to_string()).collect(),
+    );
     for product in r.table_keys("product_info") {
         for lang in ["en", "ja"] {
             let key = format!("product_info.{product}.{lang}");
             let items = r.string_list_raw(&key);
             if let Some(items) = items {
-                info.items.insert((product.to_lowercase(), lang.to_string()), items);
+                info.items
+                    .insert((product.to_lowercase(), lang.to_string()), items);
             }
         }
     }

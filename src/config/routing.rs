@@ -26,7 +26,11 @@ pub fn load_routing(path: &Path) -> Result<Routing, Vec<Problem>> {
     let file = path.display().to_string();
     match std::fs::read_to_string(path) {
         Ok(text) => parse_routing(&text, &file),
-        Err(e) => Err(vec![Problem { file, key: String::new(), message: format!("cannot read: {e}") }]),
+        Err(e) => Err(vec![Problem {
+            file,
+            key: String::new(),
+            message: format!("cannot read: {e}"),
+        }]),
     }
 }
 
@@ -34,12 +38,26 @@ pub fn load_routing(path: &Path) -> Result<Routing, Vec<Problem>> {
 pub fn parse_routing(text: &str, file: &str) -> Result<Routing, Vec<Problem>> {
     let root: Table = match text.parse() {
         Ok(t) => t,
-        Err(e) => return Err(vec![problem(file, "", format!("cannot parse: {}", one_line(&e.to_string())))]),
+        Err(e) => {
+            return Err(vec![problem(
+                file,
+                "",
+                format!("cannot parse: {}", one_line(&e.to_string())),
+            )]);
+        }
     };
-    let mut w = Walk { file, problems: Vec::new(), broken: BTreeSet::new() };
+    let mut w = Walk {
+        file,
+        problems: Vec::new(),
+        broken: BTreeSet::new(),
+    };
     let routing = build(&mut w, &root);
     let structural = !w.problems.is_empty();
-    let found = if structural { routing::check_names(&routing) } else { routing::check(&routing) };
+    let found = if structural {
+        routing::check_names(&routing)
+    } else {
+        routing::check(&routing)
+    };
     let reported: BTreeSet<String> = w.problems.iter().map(|p| p.key.clone()).collect();
     for (key, message) in found {
         let under_broken_entry = key.contains('[') && w.broken.contains(entry_of(&key));
@@ -47,20 +65,40 @@ pub fn parse_routing(text: &str, file: &str) -> Result<Routing, Vec<Problem>> {
             w.problem(&key, message);
         }
     }
-    if w.problems.is_empty() { Ok(routing) } else { Err(w.problems) }
+    if w.problems.is_empty() {
+        Ok(routing)
+    } else {
+        Err(w.problems)
+    }
 }
 
 fn problem(file: &str, key: &str, message: String) -> Problem {
-    Problem { file: file.to_string(), key: key.to_string(), message }
+    Problem {
+        file: file.to_string(),
+        key: key.to_string(),
+        message,
+    }
 }
 
 /// toml's errors span several lines (a source excerpt); keep one line per problem.
 fn one_line(msg: &str) -> String {
-    msg.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('|') && !l.starts_with('^')).collect::<Vec<_>>().join(" ")
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty() && !l.starts_with('|') && !l.starts_with('^'))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
-const TOP_KEYS: &[&str] =
-    &["default_product", "default_region", "japanese_queue_any_region", "products", "regions", "queues", "rules", "scope"];
+const TOP_KEYS: &[&str] = &[
+    "default_product",
+    "default_region",
+    "japanese_queue_any_region",
+    "products",
+    "regions",
+    "queues",
+    "rules",
+    "scope",
+];
 
 fn build(w: &mut Walk<'_>, root: &Table) -> Routing {
     w.known_keys(root, "", TOP_KEYS);
@@ -88,17 +126,30 @@ fn entries<T>(
     read: fn(&mut Walk<'_>, &str, &Table) -> T,
     placeholder: fn() -> T,
 ) -> Vec<T> {
-    w.tables(root, key).into_iter().map(|(path, t)| t.map_or_else(placeholder, |t| read(w, &path, t))).collect()
+    w.tables(root, key)
+        .into_iter()
+        .map(|(path, t)| t.map_or_else(placeholder, |t| read(w, &path, t)))
+        .collect()
 }
 
 /// Stand-ins for list entries that are not tables: they keep later indexes (and so
 /// key paths) aligned, and their entry is already reported as broken.
 fn placeholder_queue() -> QueueDef {
-    QueueDef { name: String::new(), product: String::new(), language: Language::En, region: String::new() }
+    QueueDef {
+        name: String::new(),
+        product: String::new(),
+        language: Language::En,
+        region: String::new(),
+    }
 }
 
 fn placeholder_rule() -> RouteRule {
-    RouteRule { product: None, language: None, region: None, queue: String::new() }
+    RouteRule {
+        product: None,
+        language: None,
+        region: None,
+        queue: String::new(),
+    }
 }
 
 fn product(w: &mut Walk<'_>, path: &str, t: &Table) -> ProductRule {
@@ -122,7 +173,11 @@ fn queue(w: &mut Walk<'_>, path: &str, t: &Table) -> QueueDef {
 
 fn rule(w: &mut Walk<'_>, path: &str, t: &Table) -> RouteRule {
     w.known_keys(t, path, &["product", "language", "region", "queue"]);
-    let language = if t.contains_key("language") { w.language(t, path) } else { None };
+    let language = if t.contains_key("language") {
+        w.language(t, path)
+    } else {
+        None
+    };
     RouteRule {
         product: w.opt_string(t, path, "product").map(|p| p.to_lowercase()),
         language,
@@ -134,7 +189,9 @@ fn rule(w: &mut Walk<'_>, path: &str, t: &Table) -> RouteRule {
 /// `[regions]`: region = ["JP", "AU", ...]; inverted to country -> region.
 fn regions(w: &mut Walk<'_>, root: &Table) -> BTreeMap<String, String> {
     let mut out: BTreeMap<String, String> = BTreeMap::new();
-    let Some(table) = w.table(root, "regions") else { return out };
+    let Some(table) = w.table(root, "regions") else {
+        return out;
+    };
     for region in table.keys() {
         let path = format!("regions.{region}");
         let countries = w.strings(table, "regions", region).unwrap_or_default();
@@ -142,9 +199,15 @@ fn regions(w: &mut Walk<'_>, root: &Table) -> BTreeMap<String, String> {
             let code = c.trim().to_ascii_uppercase();
             let key = format!("{path}[{i}]");
             if code.len() != 2 || !code.bytes().all(|b| b.is_ascii_uppercase()) {
-                w.problem(&key, format!("expected an ISO 3166 alpha-2 country code, found \"{c}\""));
+                w.problem(
+                    &key,
+                    format!("expected an ISO 3166 alpha-2 country code, found \"{c}\""),
+                );
             } else if let Some(other) = out.get(&code) {
-                w.problem(&key, format!("country \"{code}\" is already in region \"{other}\""));
+                w.problem(
+                    &key,
+                    format!("country \"{code}\" is already in region \"{other}\""),
+                );
             } else {
                 out.insert(code, region.clone());
             }
@@ -158,15 +221,22 @@ fn scope(w: &mut Walk<'_>, root: &Table) -> (String, String, ScopeRules) {
     let defaults = |d: &[&str]| d.iter().map(|s| s.to_string()).collect::<Vec<_>>();
     let Some(t) = w.table(root, "scope") else {
         if !root.contains_key("scope") {
-            w.problem("scope", "missing (required: sales_address and ps_address)".into());
+            w.problem(
+                "scope",
+                "missing (required: sales_address and ps_address)".into(),
+            );
         }
         return (String::new(), String::new(), ScopeRules::default());
     };
     w.known_keys(t, "scope", &["sales_address", "ps_address", "sales", "ps"]);
     let sales_address = w.address(t, "scope", "sales_address");
     let ps_address = w.address(t, "scope", "ps_address");
-    let sales = w.phrases(t, "scope", "sales").unwrap_or_else(|| defaults(DEFAULT_SALES));
-    let ps = w.phrases(t, "scope", "ps").unwrap_or_else(|| defaults(DEFAULT_PS));
+    let sales = w
+        .phrases(t, "scope", "sales")
+        .unwrap_or_else(|| defaults(DEFAULT_SALES));
+    let ps = w
+        .phrases(t, "scope", "ps")
+        .unwrap_or_else(|| defaults(DEFAULT_PS));
     (sales_address, ps_address, ScopeRules { sales, ps })
 }
 
@@ -179,7 +249,11 @@ struct Walk<'a> {
 }
 
 fn join(path: &str, key: &str) -> String {
-    if path.is_empty() { key.to_string() } else { format!("{path}.{key}") }
+    if path.is_empty() {
+        key.to_string()
+    } else {
+        format!("{path}.{key}")
+    }
 }
 
 /// The array entry a key path belongs to: "rules[3].queue" -> "rules[3]".
@@ -196,7 +270,8 @@ impl Walk<'_> {
     /// Unknown keys are reported but do not make their entry unreadable.
     fn known_keys(&mut self, t: &Table, path: &str, allowed: &[&str]) {
         for k in t.keys().filter(|k| !allowed.contains(&k.as_str())) {
-            self.problems.push(problem(self.file, &join(path, k), "unknown key".into()));
+            self.problems
+                .push(problem(self.file, &join(path, k), "unknown key".into()));
         }
     }
 
@@ -209,7 +284,9 @@ impl Walk<'_> {
         let full = join(path, key);
         match t.get(key) {
             None => self.problem(&full, "missing (required)".into()),
-            Some(Value::String(s)) if s.trim().is_empty() => self.problem(&full, "must not be empty".into()),
+            Some(Value::String(s)) if s.trim().is_empty() => {
+                self.problem(&full, "must not be empty".into())
+            }
             Some(Value::String(s)) => return s.trim().to_string(),
             Some(v) => self.wrong(&full, "a string", v),
         }
@@ -266,9 +343,14 @@ impl Walk<'_> {
     /// A required email address.
     fn address(&mut self, t: &Table, path: &str, key: &str) -> String {
         let a = self.string(t, path, key);
-        let ok = a.split_once('@').is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
+        let ok = a
+            .split_once('@')
+            .is_some_and(|(l, d)| !l.is_empty() && d.contains('.'));
         if !a.is_empty() && !ok {
-            self.problem(&join(path, key), format!("expected an email address, found \"{a}\""));
+            self.problem(
+                &join(path, key),
+                format!("expected an email address, found \"{a}\""),
+            );
         }
         a
     }
@@ -377,7 +459,11 @@ sales = ["pricing", "見積"]
 "#;
 
     fn errors(text: &str) -> Vec<String> {
-        parse_routing(text, "routing.toml").unwrap_err().iter().map(ToString::to_string).collect()
+        parse_routing(text, "routing.toml")
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect()
     }
 
     #[test]
@@ -388,24 +474,50 @@ sales = ["pricing", "見積"]
         assert!(r.japanese_queue_any_region);
         assert_eq!(r.scope.sales, vec!["pricing", "見積"]);
         assert_eq!(r.scope.ps, ScopeRules::default().ps);
-        assert_eq!(r.rules[0], RouteRule { product: None, language: None, region: None, queue: "global-en".into() });
+        assert_eq!(
+            r.rules[0],
+            RouteRule {
+                product: None,
+                language: None,
+                region: None,
+                queue: "global-en".into()
+            }
+        );
     }
 
     #[test]
     fn the_shipped_routing_file_is_valid() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("config/routing.toml");
         let r = load_routing(&path).unwrap_or_else(|e| panic!("{e:?}"));
-        assert_eq!(routing::queue_for("ansible", Language::Ja, "EMEA", &r).as_deref(), Some("ansible-ja"));
-        assert_eq!(routing::queue_for("satellite", Language::En, &routing::region_for(Some("AU"), &r), &r).as_deref(), Some("satellite-apac"));
+        assert_eq!(
+            routing::queue_for("ansible", Language::Ja, "EMEA", &r).as_deref(),
+            Some("ansible-ja")
+        );
+        assert_eq!(
+            routing::queue_for(
+                "satellite",
+                Language::En,
+                &routing::region_for(Some("AU"), &r),
+                &r
+            )
+            .as_deref(),
+            Some("satellite-apac")
+        );
     }
 
     #[test]
     fn every_problem_is_reported_by_key_path() {
         let bad = GOOD
             .replace("queue = \"global-en\"", "queue = \"x\"\ncolour = \"blue\"")
-            .replace("language = \"ja\"\nregion = \"APAC\"\n\n[[queues]]\nname = \"satellite-ja\"", "language = \"fr\"\nregion = \"APAC\"\n\n[[queues]]\nname = \"satellite-ja\"")
+            .replace(
+                "language = \"ja\"\nregion = \"APAC\"\n\n[[queues]]\nname = \"satellite-ja\"",
+                "language = \"fr\"\nregion = \"APAC\"\n\n[[queues]]\nname = \"satellite-ja\"",
+            )
             .replace("EMEA = [\"DE\"]", "EMEA = [\"DE\", \"JP\", 49]")
-            .replace("default_region = \"NA\"", "default_region = 3\njapanese_queue_any_region = \"yes\"");
+            .replace(
+                "default_region = \"NA\"",
+                "default_region = 3\njapanese_queue_any_region = \"yes\"",
+            );
         let errs = errors(&bad);
         for expected in [
             "routing.toml: rules[0].queue: unknown queue \"x\"",
@@ -416,7 +528,10 @@ sales = ["pricing", "見積"]
             "routing.toml: default_region: expected a string, found 3",
             "routing.toml: japanese_queue_any_region: expected true or false, found \"yes\"",
         ] {
-            assert!(errs.contains(&expected.to_string()), "{expected}\n{errs:#?}");
+            assert!(
+                errs.contains(&expected.to_string()),
+                "{expected}\n{errs:#?}"
+            );
         }
     }
 
@@ -428,7 +543,11 @@ sales = ["pricing", "見積"]
         );
         let errs = errors(&bad);
         assert!(errs.contains(&"routing.toml: rules: no queue for product \"satellite\", language \"en\", region \"EMEA\"".to_string()), "{errs:#?}");
-        assert!(errs.iter().any(|e| e.starts_with("routing.toml: rules[1]: unreachable")), "{errs:#?}");
+        assert!(
+            errs.iter()
+                .any(|e| e.starts_with("routing.toml: rules[1]: unreachable")),
+            "{errs:#?}"
+        );
     }
 
     #[test]
@@ -442,24 +561,41 @@ sales = ["pricing", "見積"]
             "routing.toml: default_region: missing (required)",
             "routing.toml: scope: missing (required: sales_address and ps_address)",
         ] {
-            assert!(errs.contains(&expected.to_string()), "{expected}\n{errs:#?}");
+            assert!(
+                errs.contains(&expected.to_string()),
+                "{expected}\n{errs:#?}"
+            );
         }
         assert_eq!(errs.len(), 6, "{errs:#?}");
     }
 
     #[test]
     fn a_bad_address_and_empty_phrase_are_reported() {
-        let bad = GOOD.replace("sales@vendor.example", "sales").replace("\"pricing\"", "\" * \"");
+        let bad = GOOD
+            .replace("sales@vendor.example", "sales")
+            .replace("\"pricing\"", "\" * \"");
         let errs = errors(&bad);
-        assert!(errs.contains(&"routing.toml: scope.sales_address: expected an email address, found \"sales\"".to_string()), "{errs:#?}");
-        assert!(errs.contains(&"routing.toml: scope.sales[0]: empty phrase".to_string()), "{errs:#?}");
+        assert!(
+            errs.contains(
+                &"routing.toml: scope.sales_address: expected an email address, found \"sales\""
+                    .to_string()
+            ),
+            "{errs:#?}"
+        );
+        assert!(
+            errs.contains(&"routing.toml: scope.sales[0]: empty phrase".to_string()),
+            "{errs:#?}"
+        );
     }
 
     #[test]
     fn syntax_error_is_one_line() {
         let errs = errors("[rules\nqueue=");
         assert_eq!(errs.len(), 1);
-        assert!(errs[0].starts_with("routing.toml: cannot parse"), "{errs:?}");
+        assert!(
+            errs[0].starts_with("routing.toml: cannot parse"),
+            "{errs:?}"
+        );
         assert!(!errs[0].contains('\n'));
     }
 }

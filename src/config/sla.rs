@@ -41,9 +41,16 @@ impl SlaSettings {
     /// The calendar a case runs on: the region's hours and holidays, in the customer's
     /// time zone when known, over the customer's country's work week.
     pub fn calendar(&self, region: &str, country: Option<&str>) -> Calendar {
-        let hours = self.regions.get(&region.to_uppercase()).unwrap_or(&self.default_hours);
+        let hours = self
+            .regions
+            .get(&region.to_uppercase())
+            .unwrap_or(&self.default_hours);
         let country = country.map(str::to_uppercase);
-        let tz = country.as_ref().and_then(|c| self.country_time_zones.get(c)).copied().unwrap_or(hours.tz);
+        let tz = country
+            .as_ref()
+            .and_then(|c| self.country_time_zones.get(c))
+            .copied()
+            .unwrap_or(hours.tz);
         let week = match country {
             Some(c) if self.sunday_week_countries.contains(&c) => WorkWeek::SundayToThursday,
             _ => WorkWeek::MondayToFriday,
@@ -73,7 +80,9 @@ fn fallback_calendar() -> Calendar {
     }
 }
 
-const DEFAULT_SUNDAY_WEEK: &[&str] = &["SA", "AE", "QA", "KW", "BH", "OM", "IL", "EG", "JO", "IQ", "YE", "DZ", "LY", "SD"];
+const DEFAULT_SUNDAY_WEEK: &[&str] = &[
+    "SA", "AE", "QA", "KW", "BH", "OM", "IL", "EG", "JO", "IQ", "YE", "DZ", "LY", "SD",
+];
 
 const DEFAULT_TIME_ZONES: &[(&str, &str)] = &[
     ("JP", "Asia/Tokyo"),
@@ -103,7 +112,11 @@ pub(super) fn read(r: &mut Reader<'_>) -> SlaSettings {
         .filter_map(|s| match s.parse::<u8>() {
             Ok(n @ 1..=4) => Some(n),
             _ => {
-                r.problem(None, "sla.weekend_crew_severities", format!("expected severities 1 to 4, found \"{s}\""));
+                r.problem(
+                    None,
+                    "sla.weekend_crew_severities",
+                    format!("expected severities 1 to 4, found \"{s}\""),
+                );
                 None
             }
         })
@@ -119,8 +132,10 @@ pub(super) fn read(r: &mut Reader<'_>) -> SlaSettings {
         .into_iter()
         .map(|c| c.to_uppercase())
         .collect();
-    let mut country_time_zones: BTreeMap<String, Tz> =
-        DEFAULT_TIME_ZONES.iter().filter_map(|(c, z)| z.parse().ok().map(|tz| (c.to_string(), tz))).collect();
+    let mut country_time_zones: BTreeMap<String, Tz> = DEFAULT_TIME_ZONES
+        .iter()
+        .filter_map(|(c, z)| z.parse().ok().map(|tz| (c.to_string(), tz)))
+        .collect();
     for country in r.table_keys("sla.country_time_zones") {
         let key = format!("sla.country_time_zones.{country}");
         if let Some(tz) = time_zone(r, &key, None) {
@@ -144,18 +159,35 @@ fn region_hours(r: &mut Reader<'_>, prefix: &str) -> RegionHours {
     let open = time_of_day(r, &format!("{prefix}.open"), "09:00");
     let close = time_of_day(r, &format!("{prefix}.close"), "18:00");
     if open >= close {
-        r.problem(None, &format!("{prefix}.close"), "must be later than open (hours never cross midnight)");
+        r.problem(
+            None,
+            &format!("{prefix}.close"),
+            "must be later than open (hours never cross midnight)",
+        );
     }
     let mut holidays = BTreeSet::new();
-    for (i, d) in r.string_list(&format!("{prefix}.holidays"), &[]).iter().enumerate() {
+    for (i, d) in r
+        .string_list(&format!("{prefix}.holidays"), &[])
+        .iter()
+        .enumerate()
+    {
         match d.parse::<NaiveDate>() {
             Ok(day) => {
                 holidays.insert(day);
             }
-            Err(_) => r.problem(None, &format!("{prefix}.holidays[{i}]"), format!("\"{d}\" is not a date (YYYY-MM-DD)")),
+            Err(_) => r.problem(
+                None,
+                &format!("{prefix}.holidays[{i}]"),
+                format!("\"{d}\" is not a date (YYYY-MM-DD)"),
+            ),
         }
     }
-    RegionHours { tz, open, close, holidays }
+    RegionHours {
+        tz,
+        open,
+        close,
+        holidays,
+    }
 }
 
 fn time_zone(r: &mut Reader<'_>, key: &str, default: Option<&str>) -> Option<Tz> {
@@ -166,7 +198,11 @@ fn time_zone(r: &mut Reader<'_>, key: &str, default: Option<&str>) -> Option<Tz>
     match Calendar::parse_tz(&name) {
         Ok(tz) => Some(tz),
         Err(_) => {
-            r.problem(None, key, format!("unknown time zone \"{name}\" (use an IANA name such as Asia/Tokyo)"));
+            r.problem(
+                None,
+                key,
+                format!("unknown time zone \"{name}\" (use an IANA name such as Asia/Tokyo)"),
+            );
             None
         }
     }
@@ -175,7 +211,11 @@ fn time_zone(r: &mut Reader<'_>, key: &str, default: Option<&str>) -> Option<Tz>
 fn time_of_day(r: &mut Reader<'_>, key: &str, default: &str) -> NaiveTime {
     let s = r.string(key, Some(default));
     NaiveTime::parse_from_str(&s, "%H:%M").unwrap_or_else(|_| {
-        r.problem(None, key, format!("expected a time of day like \"09:00\", found \"{s}\""));
+        r.problem(
+            None,
+            key,
+            format!("expected a time of day like \"09:00\", found \"{s}\""),
+        );
         NaiveTime::parse_from_str(default, "%H:%M").unwrap_or_default()
     })
 }
@@ -194,14 +234,33 @@ fn policies(r: &mut Reader<'_>) -> Policies {
             let initial = r.opt_string(&format!("{key}.initial"));
             let next = r.opt_string(&format!("{key}.next"));
             let clock = r.choice(&format!("{key}.clock"), "business", &["business", "24x7"]);
-            let mode = if clock == "24x7" { ClockMode::AroundTheClock } else { ClockMode::BusinessHours };
+            let mode = if clock == "24x7" {
+                ClockMode::AroundTheClock
+            } else {
+                ClockMode::BusinessHours
+            };
             let Some(initial) = initial else {
-                r.problem(None, &format!("{key}.initial"), "missing (every tier needs sev1 to sev4)");
+                r.problem(
+                    None,
+                    &format!("{key}.initial"),
+                    "missing (every tier needs sev1 to sev4)",
+                );
                 continue;
             };
             let initial = duration_minutes(r, &format!("{key}.initial"), &initial);
-            let next = next.map(|n| duration_minutes(r, &format!("{key}.next"), &n)).unwrap_or(initial);
-            let policy = Policy { initial: ClockSpec { minutes: initial, mode }, next: ClockSpec { minutes: next, mode } };
+            let next = next
+                .map(|n| duration_minutes(r, &format!("{key}.next"), &n))
+                .unwrap_or(initial);
+            let policy = Policy {
+                initial: ClockSpec {
+                    minutes: initial,
+                    mode,
+                },
+                next: ClockSpec {
+                    minutes: next,
+                    mode,
+                },
+            };
             if let Err(e) = out.insert(&tier, sev, policy) {
                 r.problem(None, &key, e.to_string());
             }
@@ -222,7 +281,11 @@ fn duration_minutes(r: &mut Reader<'_>, key: &str, s: &str) -> u32 {
     match minutes {
         Some(m) if m > 0 => m,
         _ => {
-            r.problem(None, key, format!("expected a duration like \"90m\" or \"4h\", found \"{s}\""));
+            r.problem(
+                None,
+                key,
+                format!("expected a duration like \"90m\" or \"4h\", found \"{s}\""),
+            );
             60
         }
     }
@@ -259,7 +322,10 @@ mod tests {
     fn defaults_are_the_vendor_policies_and_a_sunday_week_for_saudi_arabia() {
         let c = load("").unwrap();
         assert_eq!(c.sla.default_severity, 3);
-        assert_eq!(c.sla.policies.get("premium", 1).unwrap().initial.minutes, 60);
+        assert_eq!(
+            c.sla.policies.get("premium", 1).unwrap().initial.minutes,
+            60
+        );
         let cal = c.sla.calendar("EMEA", Some("sa"));
         assert_eq!(cal.tz, chrono_tz::Asia::Riyadh);
         // Sunday 2026-11-29 10:00 Riyadh is business time there.
@@ -285,17 +351,32 @@ sev3 = { initial = "4h" }
 sev4 = { initial = "soon" }
 "#;
         let err = load(body).unwrap_err().to_string();
-        assert!(err.contains("sla.regions.apac.holidays[1]: \"2026-13-01\" is not a date"), "{err}");
-        assert!(err.contains("sla.regions.emea.time_zone: unknown time zone \"Europe/Atlantis\""), "{err}");
-        assert!(err.contains("sla.policies.gold.sev4.initial: expected a duration"), "{err}");
-        let good = body.replace("\"2026-13-01\"", "\"2027-01-01\"").replace("Europe/Atlantis", "Europe/Berlin").replace("soon", "8h");
+        assert!(
+            err.contains("sla.regions.apac.holidays[1]: \"2026-13-01\" is not a date"),
+            "{err}"
+        );
+        assert!(
+            err.contains("sla.regions.emea.time_zone: unknown time zone \"Europe/Atlantis\""),
+            "{err}"
+        );
+        assert!(
+            err.contains("sla.policies.gold.sev4.initial: expected a duration"),
+            "{err}"
+        );
+        let good = body
+            .replace("\"2026-13-01\"", "\"2027-01-01\"")
+            .replace("Europe/Atlantis", "Europe/Berlin")
+            .replace("soon", "8h");
         let c = load(&good).unwrap();
         assert_eq!(c.sla.default_severity, 4);
         assert_eq!(c.sla.policies.get("gold", 1).unwrap().initial.minutes, 30);
         assert_eq!(c.sla.policies.get("gold", 1).unwrap().next.minutes, 30);
         assert!(c.sla.policies.get("premium", 1).is_none());
         let apac = c.sla.calendar("APAC", Some("SG"));
-        assert_eq!(apac.open, chrono::NaiveTime::from_hms_opt(8, 30, 0).unwrap());
+        assert_eq!(
+            apac.open,
+            chrono::NaiveTime::from_hms_opt(8, 30, 0).unwrap()
+        );
         assert_eq!(apac.holidays.len(), 2);
     }
 }

@@ -33,30 +33,44 @@ pub struct StaffSettings {
 
 impl StaffSettings {
     pub fn engineer(&self, address: &str) -> Option<&Engineer> {
-        self.engineers.iter().find(|e| e.address.eq_ignore_ascii_case(address))
+        self.engineers
+            .iter()
+            .find(|e| e.address.eq_ignore_ascii_case(address))
     }
 
     /// Everyone who works the queue.
     pub fn members(&self, queue: &str) -> Vec<&Engineer> {
-        self.engineers.iter().filter(|e| e.queues.iter().any(|q| q == queue)).collect()
+        self.engineers
+            .iter()
+            .filter(|e| e.queues.iter().any(|q| q == queue))
+            .collect()
     }
 
     pub fn escalation_for(&self, queue: &str) -> Option<&str> {
-        self.escalation.get(queue).or(self.default_escalation.as_ref()).map(String::as_str)
+        self.escalation
+            .get(queue)
+            .or(self.default_escalation.as_ref())
+            .map(String::as_str)
     }
 }
 
 pub(super) fn read(r: &mut Reader<'_>, known_queues: &[String]) -> StaffSettings {
     let mut staff = StaffSettings {
         engineers: engineers(r, known_queues),
-        default_escalation: r.opt_string("staff.default_escalation").map(|s| s.to_lowercase()),
+        default_escalation: r
+            .opt_string("staff.default_escalation")
+            .map(|s| s.to_lowercase()),
         trusted_authserv_ids: r.string_list("staff.trusted_authserv_ids", &[]),
         ..StaffSettings::default()
     };
     for queue in r.table_keys("staff.escalation") {
         let key = format!("staff.escalation.{queue}");
         if !known_queues.is_empty() && !known_queues.contains(&queue) {
-            r.problem(None, &key, format!("unknown queue \"{queue}\" (not in the routing file)"));
+            r.problem(
+                None,
+                &key,
+                format!("unknown queue \"{queue}\" (not in the routing file)"),
+            );
         }
         if let Some(addr) = r.opt_string(&key) {
             staff.escalation.insert(queue, addr.to_lowercase());
@@ -66,22 +80,39 @@ pub(super) fn read(r: &mut Reader<'_>, known_queues: &[String]) -> StaffSettings
     if let Some(k) = &staff.reply_key
         && k.expose().len() < crate::domain::token::MIN_KEY_LEN
     {
-        r.problem(None, "staff.reply_key", format!("too short: use at least {} characters", crate::domain::token::MIN_KEY_LEN));
+        r.problem(
+            None,
+            "staff.reply_key",
+            format!(
+                "too short: use at least {} characters",
+                crate::domain::token::MIN_KEY_LEN
+            ),
+        );
     }
     staff
 }
 
 fn engineers(r: &mut Reader<'_>, known_queues: &[String]) -> Vec<Engineer> {
-    let Some(v) = r.lookup("staff.engineers") else { return Vec::new() };
+    let Some(v) = r.lookup("staff.engineers") else {
+        return Vec::new();
+    };
     let ValueKind::Array(items) = v.kind else {
-        r.problem(None, "staff.engineers", "expected a list of tables ([[staff.engineers]])");
+        r.problem(
+            None,
+            "staff.engineers",
+            "expected a list of tables ([[staff.engineers]])",
+        );
         return Vec::new();
     };
     let mut out = Vec::new();
     for (i, item) in items.into_iter().enumerate() {
         let key = format!("staff.engineers[{i}]");
         let ValueKind::Table(t) = item.kind else {
-            r.problem(None, &key, "expected a table with address, name, region, queues");
+            r.problem(
+                None,
+                &key,
+                "expected a table with address, name, region, queues",
+            );
             continue;
         };
         let text = |field: &str| match t.get(field).map(|v| &v.kind) {
@@ -98,15 +129,29 @@ fn engineers(r: &mut Reader<'_>, known_queues: &[String]) -> Vec<Engineer> {
                 .collect(),
             _ => Vec::new(),
         };
-        for field in t.keys().filter(|k| !["address", "name", "region", "queues"].contains(&k.as_str())) {
+        for field in t
+            .keys()
+            .filter(|k| !["address", "name", "region", "queues"].contains(&k.as_str()))
+        {
             r.problem(None, &format!("{key}.{field}"), "unknown key");
         }
         let Some(address) = text("address").filter(|a| a.contains('@')) else {
-            r.problem(None, &format!("{key}.address"), "missing or not an email address");
+            r.problem(
+                None,
+                &format!("{key}.address"),
+                "missing or not an email address",
+            );
             continue;
         };
-        for q in queues.iter().filter(|q| !known_queues.is_empty() && !known_queues.contains(q)) {
-            r.problem(None, &format!("{key}.queues"), format!("unknown queue \"{q}\" (not in the routing file)"));
+        for q in queues
+            .iter()
+            .filter(|q| !known_queues.is_empty() && !known_queues.contains(q))
+        {
+            r.problem(
+                None,
+                &format!("{key}.queues"),
+                format!("unknown queue \"{q}\" (not in the routing file)"),
+            );
         }
         out.push(Engineer {
             name: text("name").unwrap_or_else(|| address.clone()),

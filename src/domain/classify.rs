@@ -25,7 +25,9 @@ pub enum MailKind {
 /// addresses (lower-case or not): mail from them is a loop.
 pub fn classify(mail: &Inbound, raw: &[u8], own_addresses: &[String]) -> MailKind {
     if is_bounce(mail) {
-        return MailKind::Bounce { original_message_id: original_message_id(mail, raw) };
+        return MailKind::Bounce {
+            original_message_id: original_message_id(mail, raw),
+        };
     }
     match automatic_reason(mail, raw, own_addresses) {
         Some(reason) => MailKind::Automatic { reason },
@@ -38,10 +40,17 @@ pub fn classify(mail: &Inbound, raw: &[u8], own_addresses: &[String]) -> MailKin
 pub fn delivery_report(raw: &[u8]) -> serde_json::Value {
     let text = String::from_utf8_lossy(raw);
     let mut out = serde_json::Map::new();
-    for (field, key) in [("final-recipient", "final_recipient"), ("action", "action"), ("status", "status"), ("diagnostic-code", "diagnostic")] {
+    for (field, key) in [
+        ("final-recipient", "final_recipient"),
+        ("action", "action"),
+        ("status", "status"),
+        ("diagnostic-code", "diagnostic"),
+    ] {
         let value = text.lines().find_map(|l| {
             let (name, value) = l.split_once(':')?;
-            name.trim().eq_ignore_ascii_case(field).then(|| value.trim().to_string())
+            name.trim()
+                .eq_ignore_ascii_case(field)
+                .then(|| value.trim().to_string())
         });
         if let Some(v) = value.filter(|v| !v.is_empty()) {
             out.insert(key.into(), v.into());
@@ -53,10 +62,19 @@ pub fn delivery_report(raw: &[u8]) -> serde_json::Value {
 /// A DSN (`multipart/report; report-type=delivery-status`, RFC 3464 §2), or a
 /// non-standard bounce: null reverse-path (RFC 5321 §4.5.5) with the original attached.
 fn is_bounce(mail: &Inbound) -> bool {
-    let ct = mail.headers.content_type.as_deref().unwrap_or("").to_ascii_lowercase();
+    let ct = mail
+        .headers
+        .content_type
+        .as_deref()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     let dsn = ct.starts_with("multipart/report") && ct.contains("report-type=delivery-status");
     let null_sender = mail.headers.return_path.as_deref() == Some("");
-    dsn || (null_sender && mail.attachments.iter().any(|a| is_forwarded_original(&a.content_type)))
+    dsn || (null_sender
+        && mail
+            .attachments
+            .iter()
+            .any(|a| is_forwarded_original(&a.content_type)))
 }
 
 fn original_message_id(mail: &Inbound, raw: &[u8]) -> Option<String> {
@@ -79,7 +97,10 @@ fn message_id_after_original_marker(raw: &[u8]) -> Option<String> {
         .filter_map(|m| lower.find(m))
         .min()?;
     let rest = &text[start..];
-    let body_start = [rest.find("\n\n"), rest.find("\r\n\r\n")].into_iter().flatten().min()?;
+    let body_start = [rest.find("\n\n"), rest.find("\r\n\r\n")]
+        .into_iter()
+        .flatten()
+        .min()?;
     sniff_message_id(rest[body_start..].trim_start().as_bytes())
 }
 
@@ -90,7 +111,12 @@ fn automatic_reason(mail: &Inbound, raw: &[u8], own_addresses: &[String]) -> Opt
         return Some(format!("loop: sent from our own address {from}"));
     }
     let h = &mail.headers;
-    if let Some(v) = h.auto_submitted.as_deref().map(first_token).filter(|v| v != "no") {
+    if let Some(v) = h
+        .auto_submitted
+        .as_deref()
+        .map(first_token)
+        .filter(|v| v != "no")
+    {
         return Some(format!("Auto-Submitted: {v} (RFC 3834 §5)"));
     }
     if let Some(v) = h.precedence.as_deref().map(first_token)
@@ -104,7 +130,10 @@ fn automatic_reason(mail: &Inbound, raw: &[u8], own_addresses: &[String]) -> Opt
     if h.return_path.as_deref() == Some("") {
         return Some("empty Return-Path <> (RFC 5321 §4.5.5)".into());
     }
-    if let Some(field) = ["X-Autoreply", "X-Autorespond"].into_iter().find(|f| has_header(raw, f)) {
+    if let Some(field) = ["X-Autoreply", "X-Autorespond"]
+        .into_iter()
+        .find(|f| has_header(raw, f))
+    {
         return Some(format!("{field} header"));
     }
     let return_path = h.return_path.as_deref().unwrap_or("");
@@ -123,7 +152,10 @@ fn is_own(own: &str, from: &str) -> bool {
     }
     match (own.rsplit_once('@'), from.rsplit_once('@')) {
         (Some((own_local, own_domain)), Some((local, domain))) => {
-            domain == own_domain && local.split_once('+').is_some_and(|(base, _)| base == own_local)
+            domain == own_domain
+                && local
+                    .split_once('+')
+                    .is_some_and(|(base, _)| base == own_local)
         }
         _ => false,
     }
@@ -131,18 +163,28 @@ fn is_own(own: &str, from: &str) -> bool {
 
 /// The keyword of a header value, lower-case: `Auto-Replied; owner=x` -> `auto-replied`.
 fn first_token(v: &str) -> String {
-    v.split([';', '(']).next().unwrap_or("").trim().to_ascii_lowercase()
+    v.split([';', '('])
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase()
 }
 
 /// MAILER-DAEMON, postmaster (RFC 5321 §4.5.1) and the usual no-reply spellings, also
 /// with a `+tag` or a suffix (`noreply-alerts@`, `no_reply+x@`).
 fn is_robot_address(address: &str) -> bool {
-    let local = address.rsplit_once('@').map_or(address, |(l, _)| l).to_ascii_lowercase();
+    let local = address
+        .rsplit_once('@')
+        .map_or(address, |(l, _)| l)
+        .to_ascii_lowercase();
     let local = local.split('+').next().unwrap_or("");
     if matches!(local, "mailer-daemon" | "postmaster") {
         return true;
     }
-    let squashed: String = local.chars().filter(|c| !matches!(c, '-' | '_' | '.')).collect();
+    let squashed: String = local
+        .chars()
+        .filter(|c| !matches!(c, '-' | '_' | '.'))
+        .collect();
     squashed.starts_with("noreply") || squashed.starts_with("donotreply")
 }
 
@@ -150,7 +192,9 @@ fn is_robot_address(address: &str) -> bool {
 fn has_header(raw: &[u8], name: &str) -> bool {
     // The first blank line, in one pass that stops there (CRLF mail has no "\n\n", so
     // searching for each form separately would read the whole mail, attachments included).
-    let end = (0..raw.len()).find(|&i| raw[i..].starts_with(b"\r\n\r\n") || raw[i..].starts_with(b"\n\n")).unwrap_or(raw.len());
+    let end = (0..raw.len())
+        .find(|&i| raw[i..].starts_with(b"\r\n\r\n") || raw[i..].starts_with(b"\n\n"))
+        .unwrap_or(raw.len());
     raw[..end].split(|&b| b == b'\n').any(|line| {
         line.len() > name.len()
             && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
@@ -166,11 +210,18 @@ mod tests {
 
     #[test]
     fn a_dsn_reports_status_and_diagnostic() {
-        let raw = std::fs::read(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/fixtures/eml/bounce_dsn.eml")).unwrap();
+        let raw = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/fixtures/eml/bounce_dsn.eml"
+        ))
+        .unwrap();
         let report = delivery_report(&raw);
         assert_eq!(report["status"], "5.1.1");
         assert_eq!(report["diagnostic"], "smtp; 550 5.1.1 User unknown");
-        assert_eq!(delivery_report(b"Subject: hi\r\n\r\nno report"), serde_json::json!({}));
+        assert_eq!(
+            delivery_report(b"Subject: hi\r\n\r\nno report"),
+            serde_json::json!({})
+        );
     }
 
     const OWN: &[&str] = &["support@vendor.example"];
@@ -185,9 +236,15 @@ mod tests {
             in_reply_to: vec![],
             references: vec![],
             subject: "Agent down".into(),
-            from: Address { name: None, email: from.into() },
+            from: Address {
+                name: None,
+                email: from.into(),
+            },
             reply_to: vec![],
-            to: vec![Address { name: None, email: "support@vendor.example".into() }],
+            to: vec![Address {
+                name: None,
+                email: "support@vendor.example".into(),
+            }],
             cc: vec![],
             date: None,
             text: "help".into(),
@@ -226,28 +283,42 @@ mod tests {
         let (m, raw) = fixture("bounce_dsn.eml");
         assert_eq!(
             classify(&m, &raw, &own()),
-            MailKind::Bounce { original_message_id: Some("case-1050.ack@vendor.example".into()) }
+            MailKind::Bounce {
+                original_message_id: Some("case-1050.ack@vendor.example".into())
+            }
         );
     }
 
     #[test]
     fn dsn_whose_original_was_not_kept_is_read_from_the_raw_bytes() {
         let (m, raw) = fixture("bounce_dsn.eml");
-        let limits = ParseLimits { max_attachment_bytes: 10 };
+        let limits = ParseLimits {
+            max_attachment_bytes: 10,
+        };
         let small = parse(&raw, &limits).unwrap();
         assert!(small.attachments.iter().all(|a| a.content.is_none()));
         assert_eq!(
             classify(&small, &raw, &own()),
-            MailKind::Bounce { original_message_id: Some("case-1050.ack@vendor.example".into()) }
+            MailKind::Bounce {
+                original_message_id: Some("case-1050.ack@vendor.example".into())
+            }
         );
-        assert!(matches!(classify(&m, &raw, &own()), MailKind::Bounce { .. }));
+        assert!(matches!(
+            classify(&m, &raw, &own()),
+            MailKind::Bounce { .. }
+        ));
     }
 
     #[test]
     fn dsn_without_original_is_still_a_bounce() {
         let mut m = mail("MAILER-DAEMON@mx.example");
         m.headers.content_type = Some("multipart/report; report-type=delivery-status".into());
-        assert_eq!(classify(&m, b"", &own()), MailKind::Bounce { original_message_id: None });
+        assert_eq!(
+            classify(&m, b"", &own()),
+            MailKind::Bounce {
+                original_message_id: None
+            }
+        );
     }
 
     #[test]
@@ -264,14 +335,19 @@ mod tests {
         });
         assert_eq!(
             kind(&m),
-            MailKind::Bounce { original_message_id: Some("case-00000007.m-1@vendor.example".into()) }
+            MailKind::Bounce {
+                original_message_id: Some("case-00000007.m-1@vendor.example".into())
+            }
         );
     }
 
     #[test]
     fn auto_submitted_other_than_no() {
         let (m, raw) = fixture("auto_reply.eml");
-        assert!(matches!(classify(&m, &raw, &own()), MailKind::Automatic { .. }));
+        assert!(matches!(
+            classify(&m, &raw, &own()),
+            MailKind::Automatic { .. }
+        ));
         let mut m = mail("taro@acme.example");
         m.headers.auto_submitted = Some("auto-generated; owner-email=x@y".into());
         assert!(is_automatic(&m));
@@ -291,7 +367,10 @@ mod tests {
     #[test]
     fn list_id_is_list_mail() {
         let (m, raw) = fixture("mailing_list.eml");
-        assert!(matches!(classify(&m, &raw, &own()), MailKind::Automatic { .. }));
+        assert!(matches!(
+            classify(&m, &raw, &own()),
+            MailKind::Automatic { .. }
+        ));
         let mut m = mail("someone@acme.example");
         m.headers.list_id = Some("<users.lists.example>".into());
         assert!(is_automatic(&m));
@@ -318,7 +397,11 @@ mod tests {
         ] {
             assert!(is_automatic(&mail(a)), "{a}");
         }
-        for a in ["norah@acme.example", "replies@acme.example", "post@acme.example"] {
+        for a in [
+            "norah@acme.example",
+            "replies@acme.example",
+            "post@acme.example",
+        ] {
             assert!(!is_automatic(&mail(a)), "{a}");
         }
         let mut m = mail("taro@acme.example");
@@ -328,13 +411,22 @@ mod tests {
 
     #[test]
     fn our_own_address_is_a_loop() {
-        for own in ["Support@Vendor.example", "support+ansible@vendor.example", "SUPPORT+x@VENDOR.example"] {
+        for own in [
+            "Support@Vendor.example",
+            "support+ansible@vendor.example",
+            "SUPPORT+x@VENDOR.example",
+        ] {
             match kind(&mail(own)) {
                 MailKind::Automatic { reason } => assert!(reason.contains("loop"), "{reason}"),
                 other => panic!("{own}: {other:?}"),
             }
         }
-        for other in ["support@other.example", "supportx@vendor.example", "support-team@vendor.example", "x+support@vendor.example"] {
+        for other in [
+            "support@other.example",
+            "supportx@vendor.example",
+            "support-team@vendor.example",
+            "x+support@vendor.example",
+        ] {
             assert_eq!(kind(&mail(other)), MailKind::Normal, "{other}");
         }
     }
@@ -343,8 +435,14 @@ mod tests {
     fn another_gateways_auto_reply_is_never_answered() {
         use crate::mail::compose::{Outgoing, compose};
         let theirs = Outgoing {
-            from: Address { name: Some("Other Helpdesk".into()), email: "helpdesk@other.example".into() },
-            to: vec![Address { name: None, email: "support@vendor.example".into() }],
+            from: Address {
+                name: Some("Other Helpdesk".into()),
+                email: "helpdesk@other.example".into(),
+            },
+            to: vec![Address {
+                name: None,
+                email: "support@vendor.example".into(),
+            }],
             cc: vec![],
             reply_to: None,
             subject: "Re: [Ticket #77] Re: [Case #00000001] Agent down".into(),
@@ -357,21 +455,29 @@ mod tests {
         };
         let raw = compose(&theirs).unwrap();
         let m = parse(&raw, &ParseLimits::default()).unwrap();
-        assert!(matches!(classify(&m, &raw, &own()), MailKind::Automatic { .. }));
+        assert!(matches!(
+            classify(&m, &raw, &own()),
+            MailKind::Automatic { .. }
+        ));
         // And our own mail coming back (a forwarding loop) is caught by its From.
         let mut ours = theirs;
         ours.from.email = "support@vendor.example".into();
         ours.auto_submitted = false;
         let raw = compose(&ours).unwrap();
         let m = parse(&raw, &ParseLimits::default()).unwrap();
-        assert!(matches!(classify(&m, &raw, &own()), MailKind::Automatic { reason } if reason.contains("loop")));
+        assert!(
+            matches!(classify(&m, &raw, &own()), MailKind::Automatic { reason } if reason.contains("loop"))
+        );
     }
 
     #[test]
     fn x_autoreply_headers() {
         let m = mail("taro@acme.example");
         let raw = b"From: taro@acme.example\r\nX-Autoreply: yes\r\n\r\nX-Autorespond: body only";
-        assert!(matches!(classify(&m, raw, &own()), MailKind::Automatic { .. }));
+        assert!(matches!(
+            classify(&m, raw, &own()),
+            MailKind::Automatic { .. }
+        ));
         let raw = b"From: taro@acme.example\r\n\r\nX-Autoreply: in the body does not count";
         assert_eq!(classify(&m, raw, &own()), MailKind::Normal);
     }

@@ -10,11 +10,11 @@ use serde_json::json;
 use super::case::{CaseNumber, Status};
 use super::classify::MailKind;
 use super::entitlement::{Contract, Entitlement};
+use super::feedback;
 use super::language::Language;
 use super::routing::Routing;
 use super::scope::Scope;
 use super::sla;
-use super::feedback;
 use super::thread::{self, CaseDetails, Link, Thread, ThreadFacts};
 use super::triage::{self, ClockKind, ClockStart, Reading, Triage};
 use crate::config::{SlaSettings, StaffSettings};
@@ -34,7 +34,9 @@ pub struct Rules {
 
 impl Rules {
     pub fn is_free_mail(&self, domain: &str) -> bool {
-        self.free_mail_domains.iter().any(|d| d.eq_ignore_ascii_case(domain))
+        self.free_mail_domains
+            .iter()
+            .any(|d| d.eq_ignore_ascii_case(domain))
     }
 }
 
@@ -105,7 +107,11 @@ pub struct NewCase {
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     New(Box<NewCase>),
-    Existing { number: CaseNumber, status: Option<Status>, details: CaseDetails },
+    Existing {
+        number: CaseNumber,
+        status: Option<Status>,
+        details: CaseDetails,
+    },
 }
 
 /// Which case an event belongs to.
@@ -133,14 +139,29 @@ pub enum Notice {
     /// The customer's mail, forwarded to Sales or Professional Services.
     Forward(Scope),
     /// An engineer's answer, relayed to the customer from the support address.
-    EngineerReply { text: String, engineer: String },
-    SeverityChanged { old: u8, new: u8, reason: String, engineer: String, next_due: Option<DateTime<Utc>> },
-    CaseClosed { engineer: String },
+    EngineerReply {
+        text: String,
+        engineer: String,
+    },
+    SeverityChanged {
+        old: u8,
+        new: u8,
+        reason: String,
+        engineer: String,
+        next_due: Option<DateTime<Utc>>,
+    },
+    CaseClosed {
+        engineer: String,
+    },
     /// Staff: a new case or a customer update (`event`: new_case, customer_update,
     /// reopened, transferred); its Reply-To is the case's signed reply address.
-    EngineerNotification { event: &'static str },
+    EngineerNotification {
+        event: &'static str,
+    },
     /// Staff: the commands in a reply were refused; nothing went to the customer.
-    CommandError { errors: Vec<String> },
+    CommandError {
+        errors: Vec<String>,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -153,12 +174,18 @@ pub struct PlannedMail {
 impl PlannedMail {
     /// Automatic replies to a customer (RFC 3834): `Auto-Submitted`, rate-limited.
     pub fn is_automatic(&self) -> bool {
-        matches!(self.notice, Notice::Acknowledgement | Notice::Refusal(_) | Notice::Redirect(_))
+        matches!(
+            self.notice,
+            Notice::Acknowledgement | Notice::Refusal(_) | Notice::Redirect(_)
+        )
     }
 
     /// Mail to staff rather than to the customer.
     pub fn is_staff(&self) -> bool {
-        matches!(self.notice, Notice::EngineerNotification { .. } | Notice::CommandError { .. } | Notice::Forward(_))
+        matches!(
+            self.notice,
+            Notice::EngineerNotification { .. } | Notice::CommandError { .. } | Notice::Forward(_)
+        )
     }
 }
 
@@ -216,9 +243,19 @@ pub fn inbound(
 ) -> Plan {
     let rules = cfg.rules;
     let sender = mail.from.email.to_lowercase();
-    let verdict = thread::resolve(&facts.thread, mail.from.domain(), |d| rules.is_free_mail(d), now, rules.reopen_window);
+    let verdict = thread::resolve(
+        &facts.thread,
+        mail.from.domain(),
+        |d| rules.is_free_mail(d),
+        now,
+        rules.reopen_window,
+    );
     let mut plan = Plan {
-        target: Target::Existing { number: CaseNumber(0), status: None, details: CaseDetails::default() },
+        target: Target::Existing {
+            number: CaseNumber(0),
+            status: None,
+            details: CaseDetails::default(),
+        },
         update: CaseUpdate::default(),
         role: Role::Customer,
         participants: participants(mail, rules),
@@ -227,28 +264,64 @@ pub fn inbound(
         mails: Vec::new(),
         notification_text: shorten(&quote::strip_reply(&mail.text), 4000),
     };
-    let event = |on, kind, detail| PlannedEvent { on, actor: sender.clone(), kind, detail };
+    let event = |on, kind, detail| PlannedEvent {
+        on,
+        actor: sender.clone(),
+        kind,
+        detail,
+    };
     match verdict {
         Thread::New { link } => {
-            let t = triage::triage(mail, reading, &facts.contracts, triage_config(cfg), received_at);
-            plan.events.push(event(EventOn::Target, "case_opened", json!({ "from": sender })));
+            let t = triage::triage(
+                mail,
+                reading,
+                &facts.contracts,
+                triage_config(cfg),
+                received_at,
+            );
+            plan.events.push(event(
+                EventOn::Target,
+                "case_opened",
+                json!({ "from": sender }),
+            ));
             if let Some((old, why)) = link {
-                plan.events.push(event(EventOn::Target, "linked", json!({ "case": old.to_string(), "reason": why.as_str() })));
-                plan.events.push(event(EventOn::Case(old), "linked_from_new_case", json!({ "reason": why.as_str() })));
+                plan.events.push(event(
+                    EventOn::Target,
+                    "linked",
+                    json!({ "case": old.to_string(), "reason": why.as_str() }),
+                ));
+                plan.events.push(event(
+                    EventOn::Case(old),
+                    "linked_from_new_case",
+                    json!({ "reason": why.as_str() }),
+                ));
                 if why == Link::ForeignTag {
                     let detail = json!({ "reason": "subject tag used by a sender outside the case", "from": sender });
-                    plan.events.push(event(EventOn::Case(old), "security", detail));
+                    plan.events
+                        .push(event(EventOn::Case(old), "security", detail));
                 }
             }
-            plan.events.extend(t.events.iter().map(|(k, d)| event(EventOn::Target, k, d.clone())));
+            plan.events.extend(
+                t.events
+                    .iter()
+                    .map(|(k, d)| event(EventOn::Target, k, d.clone())),
+            );
             plan.clocks.extend(t.first_response);
             plan.mails = new_case_mails(&t, &sender, cfg.routing);
             if t.is_worked() {
-                plan.mails.extend(notify_staff(cfg, t.queue.as_deref(), None, "new_case"));
+                plan.mails
+                    .extend(notify_staff(cfg, t.queue.as_deref(), None, "new_case"));
             }
-            let status = if t.is_worked() { Status::New } else { Status::Refused };
+            let status = if t.is_worked() {
+                Status::New
+            } else {
+                Status::Refused
+            };
             plan.target = Target::New(Box::new(NewCase {
-                subject: non_empty_subject(&thread::clean_subject(&mail.subject, &rules.case_tag_word)),
+                subject: non_empty_subject(&thread::clean_subject(
+                    &mail.subject,
+                    &rules.case_tag_word,
+                )),
                 customer: sender.clone(),
                 customer_name: mail.from.name.clone(),
                 status,
@@ -257,7 +330,10 @@ pub fn inbound(
             }));
         }
         Thread::Existing { number, reopen, by } => {
-            let case = [&facts.thread.by_reference, &facts.thread.by_tag].into_iter().flatten().find(|c| c.number == number);
+            let case = [&facts.thread.by_reference, &facts.thread.by_tag]
+                .into_iter()
+                .flatten()
+                .find(|c| c.number == number);
             let current = case.map(|c| c.status);
             let details = case.map(|c| c.details.clone()).unwrap_or_default();
             if current == Some(Status::Closed)
@@ -265,25 +341,54 @@ pub fn inbound(
             {
                 // A rating in answer to the closure mail: recorded, the case stays closed.
                 plan.update.feedback = Some(rating);
-                plan.events.push(event(EventOn::Target, "feedback", json!({ "rating": rating })));
-                plan.target = Target::Existing { number, status: None, details };
+                plan.events.push(event(
+                    EventOn::Target,
+                    "feedback",
+                    json!({ "rating": rating }),
+                ));
+                plan.target = Target::Existing {
+                    number,
+                    status: None,
+                    details,
+                };
                 return plan;
             }
-            let next = current.map(Status::after_customer_update).filter(|s| Some(*s) != current);
-            plan.events.push(event(EventOn::Target, "customer_update", json!({ "joined_by": by.as_str() })));
+            let next = current
+                .map(Status::after_customer_update)
+                .filter(|s| Some(*s) != current);
+            plan.events.push(event(
+                EventOn::Target,
+                "customer_update",
+                json!({ "joined_by": by.as_str() }),
+            ));
             if reopen {
-                plan.events.push(event(EventOn::Target, "case_reopened", json!({})));
+                plan.events
+                    .push(event(EventOn::Target, "case_reopened", json!({})));
             }
             if next == Some(Status::Open) {
-                plan.clocks.extend(next_response_clock(&details, cfg.sla, received_at));
+                plan.clocks
+                    .extend(next_response_clock(&details, cfg.sla, received_at));
             }
             if current == Some(Status::Refused) {
                 plan.mails.extend(repeat_refusal(&details, &sender));
             } else {
-                let what = if reopen { "reopened" } else { "customer_update" };
-                plan.mails.extend(notify_staff(cfg, details.queue.as_deref(), details.owner.as_deref(), what));
+                let what = if reopen {
+                    "reopened"
+                } else {
+                    "customer_update"
+                };
+                plan.mails.extend(notify_staff(
+                    cfg,
+                    details.queue.as_deref(),
+                    details.owner.as_deref(),
+                    what,
+                ));
             }
-            plan.target = Target::Existing { number, status: next, details };
+            plan.target = Target::Existing {
+                number,
+                status: next,
+                details,
+            };
         }
     }
     limit_automatic_mail(&mut plan, kind, facts, rules, &sender);
@@ -291,22 +396,52 @@ pub fn inbound(
 }
 
 /// Tell the owner, else the queue's members, about a case event.
-pub fn notify_staff(cfg: Settings<'_>, queue: Option<&str>, owner: Option<&str>, event: &'static str) -> Vec<PlannedMail> {
-    let language = queue.and_then(|q| cfg.routing.queue(q)).map(|q| q.language).unwrap_or(Language::En);
+pub fn notify_staff(
+    cfg: Settings<'_>,
+    queue: Option<&str>,
+    owner: Option<&str>,
+    event: &'static str,
+) -> Vec<PlannedMail> {
+    let language = queue
+        .and_then(|q| cfg.routing.queue(q))
+        .map(|q| q.language)
+        .unwrap_or(Language::En);
     let to: Vec<String> = match owner {
         Some(o) => vec![o.to_string()],
-        None => queue.map(|q| cfg.staff.members(q).iter().map(|e| e.address.clone()).collect()).unwrap_or_default(),
+        None => queue
+            .map(|q| {
+                cfg.staff
+                    .members(q)
+                    .iter()
+                    .map(|e| e.address.clone())
+                    .collect()
+            })
+            .unwrap_or_default(),
     };
-    to.into_iter().map(|to| PlannedMail { notice: Notice::EngineerNotification { event }, to, language }).collect()
+    to.into_iter()
+        .map(|to| PlannedMail {
+            notice: Notice::EngineerNotification { event },
+            to,
+            language,
+        })
+        .collect()
 }
 
 fn triage_config<'a>(cfg: Settings<'a>) -> triage::Config<'a> {
-    triage::Config { routing: cfg.routing, sla: cfg.sla, free_mail_domains: &cfg.rules.free_mail_domains }
+    triage::Config {
+        routing: cfg.routing,
+        sla: cfg.sla,
+        free_mail_domains: &cfg.rules.free_mail_domains,
+    }
 }
 
 /// An acknowledgement for a worked case, a refusal, or a redirect plus a forward.
 fn new_case_mails(t: &Triage, sender: &str, routing: &Routing) -> Vec<PlannedMail> {
-    let to_customer = |notice| PlannedMail { notice, to: sender.to_string(), language: t.language };
+    let to_customer = |notice| PlannedMail {
+        notice,
+        to: sender.to_string(),
+        language: t.language,
+    };
     match (t.entitlement, t.scope) {
         (Entitlement::Entitled, _) => vec![to_customer(Notice::Acknowledgement)],
         (Entitlement::OutOfScope, Some(scope)) => {
@@ -314,7 +449,11 @@ fn new_case_mails(t: &Triage, sender: &str, routing: &Routing) -> Vec<PlannedMai
                 Scope::Sales => &routing.sales_address,
                 Scope::ProfessionalServices => &routing.ps_address,
             };
-            let forward = PlannedMail { notice: Notice::Forward(scope), to: desk.clone(), language: t.language };
+            let forward = PlannedMail {
+                notice: Notice::Forward(scope),
+                to: desk.clone(),
+                language: t.language,
+            };
             vec![to_customer(Notice::Redirect(scope)), forward]
         }
         (refused, _) => vec![to_customer(Notice::Refusal(refused))],
@@ -329,27 +468,61 @@ fn repeat_refusal(details: &CaseDetails, sender: &str) -> Option<PlannedMail> {
         "not_covered" => Entitlement::NotCovered,
         _ => return None,
     };
-    let language = details.language.as_deref().and_then(Language::parse).unwrap_or(Language::En);
-    Some(PlannedMail { notice: Notice::Refusal(entitlement), to: sender.to_string(), language })
+    let language = details
+        .language
+        .as_deref()
+        .and_then(Language::parse)
+        .unwrap_or(Language::En);
+    Some(PlannedMail {
+        notice: Notice::Refusal(entitlement),
+        to: sender.to_string(),
+        language,
+    })
 }
 
 /// A customer update on a case that now waits on the engineer starts the next-response clock.
-fn next_response_clock(details: &CaseDetails, sla_cfg: &SlaSettings, received_at: DateTime<Utc>) -> Option<ClockStart> {
+fn next_response_clock(
+    details: &CaseDetails,
+    sla_cfg: &SlaSettings,
+    received_at: DateTime<Utc>,
+) -> Option<ClockStart> {
     if details.entitlement.as_deref() != Some(Entitlement::Entitled.as_str()) {
         return None;
     }
     let severity = details.severity?;
     let policy = sla_cfg.policies.get(details.tier.as_deref()?, severity)?;
-    let calendar = sla_cfg.calendar(details.region.as_deref().unwrap_or_default(), details.country.as_deref());
+    let calendar = sla_cfg.calendar(
+        details.region.as_deref().unwrap_or_default(),
+        details.country.as_deref(),
+    );
     let crew = &sla_cfg.weekend_crew;
     let due_at = sla::due(received_at, &policy.next, severity, &calendar, crew);
-    let warn_at = sla::warn_at(received_at, due_at, sla_cfg.warn_share, &policy.next, severity, &calendar, crew);
-    Some(ClockStart { kind: ClockKind::NextResponse, started_at: received_at, due_at, warn_at })
+    let warn_at = sla::warn_at(
+        received_at,
+        due_at,
+        sla_cfg.warn_share,
+        &policy.next,
+        severity,
+        &calendar,
+        crew,
+    );
+    Some(ClockStart {
+        kind: ClockKind::NextResponse,
+        started_at: received_at,
+        due_at,
+        warn_at,
+    })
 }
 
 /// RFC 3834: never answer automatic mail; answer one sender at most N times an hour;
 /// refuse a refused sender at most once per refusal interval.
-fn limit_automatic_mail(plan: &mut Plan, kind: &MailKind, facts: &Facts, rules: &Rules, sender: &str) {
+fn limit_automatic_mail(
+    plan: &mut Plan,
+    kind: &MailKind,
+    facts: &Facts,
+    rules: &Rules,
+    sender: &str,
+) {
     let mut budget = i64::from(rules.auto_reply_limit_per_hour) - facts.auto_replies_last_hour;
     let mut dropped = Vec::new();
     plan.mails.retain(|m| {
@@ -361,7 +534,10 @@ fn limit_automatic_mail(plan: &mut Plan, kind: &MailKind, facts: &Facts, rules: 
         } else if matches!(m.notice, Notice::Refusal(_)) && facts.recent_refusals > 0 {
             Some("already refused recently".to_string())
         } else if budget <= 0 {
-            Some(format!("rate limit of {} automatic mails an hour", rules.auto_reply_limit_per_hour))
+            Some(format!(
+                "rate limit of {} automatic mails an hour",
+                rules.auto_reply_limit_per_hour
+            ))
         } else {
             None
         };
@@ -395,7 +571,11 @@ pub fn shorten(s: &str, max: usize) -> String {
 }
 
 fn non_empty_subject(s: &str) -> String {
-    if s.is_empty() { "(no subject)".to_string() } else { s.to_string() }
+    if s.is_empty() {
+        "(no subject)".to_string()
+    } else {
+        s.to_string()
+    }
 }
 
 /// The sender and everyone copied, except our own address.
@@ -445,7 +625,12 @@ mod tests {
         }
 
         fn settings(&self) -> Settings<'_> {
-            Settings { rules: &self.rules, routing: &self.routing, sla: &self.sla, staff: &self.staff }
+            Settings {
+                rules: &self.rules,
+                routing: &self.routing,
+                sla: &self.sla,
+                staff: &self.staff,
+            }
         }
     }
 
@@ -455,12 +640,24 @@ mod tests {
             in_reply_to: vec![],
             references: vec![],
             subject: subject.into(),
-            from: Address { name: Some("Taro".into()), email: from.into() },
+            from: Address {
+                name: Some("Taro".into()),
+                email: from.into(),
+            },
             reply_to: vec![],
-            to: vec![Address { name: None, email: "support@vendor.example".into() }],
+            to: vec![Address {
+                name: None,
+                email: "support@vendor.example".into(),
+            }],
             cc: vec![
-                Address { name: None, email: "Boss@Acme.example".into() },
-                Address { name: None, email: "support@vendor.example".into() },
+                Address {
+                    name: None,
+                    email: "Boss@Acme.example".into(),
+                },
+                Address {
+                    name: None,
+                    email: "support@vendor.example".into(),
+                },
             ],
             date: None,
             text: "hello, the playbook fails".into(),
@@ -518,26 +715,59 @@ mod tests {
     #[test]
     fn entitled_new_mail_opens_a_case_with_a_clock_and_an_acknowledgement() {
         let env = Env::new();
-        let facts = Facts { contracts: vec![contract()], ..Facts::default() };
-        let p = decide(&env, &mail("taro@acme.example", "Re: Server down"), &MailKind::Normal, &facts);
-        let Target::New(c) = &p.target else { panic!("{p:?}") };
+        let facts = Facts {
+            contracts: vec![contract()],
+            ..Facts::default()
+        };
+        let p = decide(
+            &env,
+            &mail("taro@acme.example", "Re: Server down"),
+            &MailKind::Normal,
+            &facts,
+        );
+        let Target::New(c) = &p.target else {
+            panic!("{p:?}")
+        };
         assert_eq!(c.subject, "Server down");
         assert_eq!(c.status, Status::New);
-        assert_eq!(p.participants, vec!["boss@acme.example", "taro@acme.example"]);
+        assert_eq!(
+            p.participants,
+            vec!["boss@acme.example", "taro@acme.example"]
+        );
         assert_eq!(p.clocks.len(), 1);
-        assert_eq!(p.mails, vec![PlannedMail { notice: Notice::Acknowledgement, to: "taro@acme.example".into(), language: Language::En }]);
+        assert_eq!(
+            p.mails,
+            vec![PlannedMail {
+                notice: Notice::Acknowledgement,
+                to: "taro@acme.example".into(),
+                language: Language::En
+            }]
+        );
     }
 
     #[test]
     fn a_stranger_is_refused_once_per_interval() {
         let env = Env::new();
-        let p = decide(&env, &mail("x@stranger.example", "help"), &MailKind::Normal, &Facts::default());
+        let p = decide(
+            &env,
+            &mail("x@stranger.example", "help"),
+            &MailKind::Normal,
+            &Facts::default(),
+        );
         let Target::New(c) = &p.target else { panic!() };
         assert_eq!(c.status, Status::Refused);
         assert!(p.clocks.is_empty());
         assert_eq!(p.mails[0].notice, Notice::Refusal(Entitlement::NoContract));
-        let again = Facts { recent_refusals: 1, ..Facts::default() };
-        let p = decide(&env, &mail("x@stranger.example", "help!!"), &MailKind::Normal, &again);
+        let again = Facts {
+            recent_refusals: 1,
+            ..Facts::default()
+        };
+        let p = decide(
+            &env,
+            &mail("x@stranger.example", "help!!"),
+            &MailKind::Normal,
+            &again,
+        );
         assert!(p.mails.is_empty());
         assert!(p.events.iter().any(|e| e.kind == "auto_reply_suppressed"));
     }
@@ -545,33 +775,75 @@ mod tests {
     #[test]
     fn automatic_mail_is_filed_but_never_answered_and_replies_are_rate_limited() {
         let env = Env::new();
-        let facts = Facts { contracts: vec![contract()], ..Facts::default() };
-        let auto = MailKind::Automatic { reason: "Auto-Submitted: auto-replied".into() };
-        let p = decide(&env, &mail("taro@acme.example", "Out of office"), &auto, &facts);
+        let facts = Facts {
+            contracts: vec![contract()],
+            ..Facts::default()
+        };
+        let auto = MailKind::Automatic {
+            reason: "Auto-Submitted: auto-replied".into(),
+        };
+        let p = decide(
+            &env,
+            &mail("taro@acme.example", "Out of office"),
+            &auto,
+            &facts,
+        );
         assert!(matches!(p.target, Target::New(_)));
         assert!(p.mails.is_empty());
-        let busy = Facts { contracts: vec![contract()], auto_replies_last_hour: 5, ..Facts::default() };
-        assert!(decide(&env, &mail("taro@acme.example", "x"), &MailKind::Normal, &busy).mails.is_empty());
+        let busy = Facts {
+            contracts: vec![contract()],
+            auto_replies_last_hour: 5,
+            ..Facts::default()
+        };
+        assert!(
+            decide(
+                &env,
+                &mail("taro@acme.example", "x"),
+                &MailKind::Normal,
+                &busy
+            )
+            .mails
+            .is_empty()
+        );
     }
 
     #[test]
     fn out_of_scope_mail_is_redirected_and_forwarded() {
         let env = Env::new();
-        let facts = Facts { contracts: vec![contract()], ..Facts::default() };
+        let facts = Facts {
+            contracts: vec![contract()],
+            ..Facts::default()
+        };
         let mut m = mail("taro@acme.example", "Quote");
         m.text = "Could you please send us a quote for 50 more nodes?".into();
         let p = decide(&env, &m, &MailKind::Normal, &facts);
         let notices: Vec<Notice> = p.mails.iter().map(|m| m.notice.clone()).collect();
-        assert_eq!(notices, vec![Notice::Redirect(Scope::Sales), Notice::Forward(Scope::Sales)]);
+        assert_eq!(
+            notices,
+            vec![
+                Notice::Redirect(Scope::Sales),
+                Notice::Forward(Scope::Sales)
+            ]
+        );
         assert_eq!(p.mails[1].to, env.routing.sales_address);
     }
 
     #[test]
     fn a_customer_reply_on_a_waiting_case_reopens_it_and_starts_the_next_clock() {
         let env = Env::new();
-        let facts = Facts { thread: existing(Status::Waiting, "entitled"), ..Facts::default() };
-        let p = decide(&env, &mail("taro@acme.example", "Re: [Case #00000007] x"), &MailKind::Normal, &facts);
-        let Target::Existing { number, status, .. } = &p.target else { panic!() };
+        let facts = Facts {
+            thread: existing(Status::Waiting, "entitled"),
+            ..Facts::default()
+        };
+        let p = decide(
+            &env,
+            &mail("taro@acme.example", "Re: [Case #00000007] x"),
+            &MailKind::Normal,
+            &facts,
+        );
+        let Target::Existing { number, status, .. } = &p.target else {
+            panic!()
+        };
         assert_eq!((*number, *status), (CaseNumber(7), Some(Status::Open)));
         assert_eq!(p.clocks[0].kind, ClockKind::NextResponse);
         assert!(p.mails.is_empty());
@@ -580,8 +852,16 @@ mod tests {
     #[test]
     fn a_refused_sender_writing_again_is_refused_again_unless_recently() {
         let env = Env::new();
-        let facts = Facts { thread: existing(Status::Refused, "expired"), ..Facts::default() };
-        let p = decide(&env, &mail("taro@acme.example", "Re: x"), &MailKind::Normal, &facts);
+        let facts = Facts {
+            thread: existing(Status::Refused, "expired"),
+            ..Facts::default()
+        };
+        let p = decide(
+            &env,
+            &mail("taro@acme.example", "Re: x"),
+            &MailKind::Normal,
+            &facts,
+        );
         assert_eq!(p.mails[0].notice, Notice::Refusal(Entitlement::Expired));
         assert!(p.clocks.is_empty());
     }
@@ -594,11 +874,23 @@ mod tests {
         if let Some(c) = tagged.by_tag.as_mut() {
             c.sender_participates = false;
         }
-        let facts = Facts { thread: tagged, ..Facts::default() };
-        let p = decide(&env, &mail("x@other.example", "[Case #00000007] hi"), &MailKind::Normal, &facts);
+        let facts = Facts {
+            thread: tagged,
+            ..Facts::default()
+        };
+        let p = decide(
+            &env,
+            &mail("x@other.example", "[Case #00000007] hi"),
+            &MailKind::Normal,
+            &facts,
+        );
         let Target::New(c) = &p.target else { panic!() };
         assert_eq!(c.related, Some(CaseNumber(7)));
         assert_eq!(c.subject, "hi");
-        assert!(p.events.iter().any(|e| e.on == EventOn::Case(CaseNumber(7)) && e.kind == "security"));
+        assert!(
+            p.events
+                .iter()
+                .any(|e| e.on == EventOn::Case(CaseNumber(7)) && e.kind == "security")
+        );
     }
 }

@@ -7,7 +7,10 @@ use serde_json::json;
 
 use super::case::Status;
 use super::commands::{self, Command, StatusArg};
-use super::decide::{CaseUpdate, EventOn, Facts, Notice, Plan, PlannedEvent, PlannedMail, Role, Settings, Target, notify_staff};
+use super::decide::{
+    CaseUpdate, EventOn, Facts, Notice, Plan, PlannedEvent, PlannedMail, Role, Settings, Target,
+    notify_staff,
+};
 use super::language::Language;
 use super::sla;
 use super::thread::CaseFacts;
@@ -26,9 +29,17 @@ pub fn reply(
     let text = quote::strip_reply(&mail.text);
     let parsed = commands::parse(&text);
     let details = &case.details;
-    let customer_lang = details.language.as_deref().and_then(Language::parse).unwrap_or(Language::En);
+    let customer_lang = details
+        .language
+        .as_deref()
+        .and_then(Language::parse)
+        .unwrap_or(Language::En);
     let mut plan = Plan {
-        target: Target::Existing { number: case.number, status: None, details: details.clone() },
+        target: Target::Existing {
+            number: case.number,
+            status: None,
+            details: details.clone(),
+        },
         update: CaseUpdate::default(),
         role: Role::Engineer,
         participants: Vec::new(),
@@ -37,11 +48,23 @@ pub fn reply(
         mails: Vec::new(),
         notification_text: super::decide::shorten(&parsed.body, 4000),
     };
-    let mut errors: Vec<String> = parsed.errors.iter().map(|e| format!("line {}: {}: {}", e.line, e.text, e.message)).collect();
+    let mut errors: Vec<String> = parsed
+        .errors
+        .iter()
+        .map(|e| format!("line {}: {}: {}", e.line, e.text, e.message))
+        .collect();
     let mut status = None;
     let mut internal = false;
     for command in &parsed.commands {
-        match apply(command, engineer, case, facts, cfg, &mut plan, customer_lang) {
+        match apply(
+            command,
+            engineer,
+            case,
+            facts,
+            cfg,
+            &mut plan,
+            customer_lang,
+        ) {
             Ok(Effect::Status(s)) => status = Some(s),
             Ok(Effect::Internal) => internal = true,
             Ok(Effect::None) => {}
@@ -52,24 +75,45 @@ pub fn reply(
     if !errors.is_empty() {
         let language = engineer_language(cfg, details.queue.as_deref());
         return Plan {
-            target: Target::Existing { number: case.number, status: None, details: details.clone() },
+            target: Target::Existing {
+                number: case.number,
+                status: None,
+                details: details.clone(),
+            },
             update: CaseUpdate::default(),
-            events: vec![PlannedEvent { on: EventOn::Target, actor, kind: "commands_refused", detail: json!({ "errors": errors }) }],
-            mails: vec![PlannedMail { notice: Notice::CommandError { errors }, to: engineer.address.clone(), language }],
+            events: vec![PlannedEvent {
+                on: EventOn::Target,
+                actor,
+                kind: "commands_refused",
+                detail: json!({ "errors": errors }),
+            }],
+            mails: vec![PlannedMail {
+                notice: Notice::CommandError { errors },
+                to: engineer.address.clone(),
+                language,
+            }],
             ..plan
         };
     }
     let body = parsed.body.trim().to_string();
     if internal {
-        plan.events.push(event(&actor, "internal_note", json!({ "text": body })));
+        plan.events
+            .push(event(&actor, "internal_note", json!({ "text": body })));
     } else if !body.is_empty() {
         plan.mails.push(PlannedMail {
-            notice: Notice::EngineerReply { text: body, engineer: engineer.name.clone() },
+            notice: Notice::EngineerReply {
+                text: body,
+                engineer: engineer.name.clone(),
+            },
             to: details.customer.clone(),
             language: customer_lang,
         });
         plan.update.responded = true;
-        plan.events.push(event(&actor, "engineer_reply", json!({ "first_response": facts_first_response_pending(facts) })));
+        plan.events.push(event(
+            &actor,
+            "engineer_reply",
+            json!({ "first_response": facts_first_response_pending(facts) }),
+        ));
         status = status.or(Some(Status::Waiting));
     }
     if let Target::Existing { status: s, .. } = &mut plan.target {
@@ -98,14 +142,18 @@ fn apply(
     match command {
         Command::Take => {
             plan.update.owner = Some(actor.clone());
-            plan.events.push(event(actor, "owner_changed", json!({ "owner": actor })));
+            plan.events
+                .push(event(actor, "owner_changed", json!({ "owner": actor })));
         }
         Command::Assign(to) => {
             let Some(e) = cfg.staff.engineer(to) else {
-                return Err(format!("#assign {to}: not an engineer in the staff configuration"));
+                return Err(format!(
+                    "#assign {to}: not an engineer in the staff configuration"
+                ));
             };
             plan.update.owner = Some(e.address.clone());
-            plan.events.push(event(actor, "owner_changed", json!({ "owner": e.address })));
+            plan.events
+                .push(event(actor, "owner_changed", json!({ "owner": e.address })));
         }
         Command::Severity { level, reason } => {
             let old = details.severity.unwrap_or(cfg.sla.default_severity);
@@ -113,9 +161,19 @@ fn apply(
                 plan.update.severity = Some(*level);
                 plan.update.reclocked = reclock(details, facts, cfg, *level);
                 let next_due = plan.update.reclocked.iter().map(|(_, due, _)| *due).min();
-                plan.events.push(event(actor, "severity_changed", json!({ "old": old, "new": level, "reason": reason })));
+                plan.events.push(event(
+                    actor,
+                    "severity_changed",
+                    json!({ "old": old, "new": level, "reason": reason }),
+                ));
                 plan.mails.push(PlannedMail {
-                    notice: Notice::SeverityChanged { old, new: *level, reason: reason.clone(), engineer: engineer.name.clone(), next_due },
+                    notice: Notice::SeverityChanged {
+                        old,
+                        new: *level,
+                        reason: reason.clone(),
+                        engineer: engineer.name.clone(),
+                        next_due,
+                    },
                     to: details.customer.clone(),
                     language: customer_lang,
                 });
@@ -123,18 +181,27 @@ fn apply(
         }
         Command::Queue(name) => {
             if cfg.routing.queue(name).is_none() {
-                return Err(format!("#queue {name}: no such queue in the routing configuration"));
+                return Err(format!(
+                    "#queue {name}: no such queue in the routing configuration"
+                ));
             }
             plan.update.queue = Some(name.clone());
-            plan.events.push(event(actor, "transferred", json!({ "from": details.queue, "to": name })));
-            plan.mails.extend(notify_staff(cfg, Some(name), None, "transferred"));
+            plan.events.push(event(
+                actor,
+                "transferred",
+                json!({ "from": details.queue, "to": name }),
+            ));
+            plan.mails
+                .extend(notify_staff(cfg, Some(name), None, "transferred"));
         }
         Command::Status(StatusArg::Waiting) => return Ok(Effect::Status(Status::Waiting)),
         Command::Status(StatusArg::Open) => return Ok(Effect::Status(Status::Open)),
         Command::Close => {
             plan.events.push(event(actor, "case_closed", json!({})));
             plan.mails.push(PlannedMail {
-                notice: Notice::CaseClosed { engineer: engineer.name.clone() },
+                notice: Notice::CaseClosed {
+                    engineer: engineer.name.clone(),
+                },
                 to: details.customer.clone(),
                 language: customer_lang,
             });
@@ -154,14 +221,34 @@ fn apply(
 }
 
 fn link(plan: &mut Plan, actor: &str, kind: &str, target: &str) {
-    plan.update.links.push((kind.to_string(), target.to_string()));
-    plan.events.push(event(actor, "linked_reference", json!({ "kind": kind, "target": target })));
+    plan.update
+        .links
+        .push((kind.to_string(), target.to_string()));
+    plan.events.push(event(
+        actor,
+        "linked_reference",
+        json!({ "kind": kind, "target": target }),
+    ));
 }
 
 /// The running clocks, recomputed from their start for the new severity.
-fn reclock(details: &super::thread::CaseDetails, facts: &Facts, cfg: Settings<'_>, severity: u8) -> Vec<(i64, DateTime<Utc>, DateTime<Utc>)> {
-    let Some(policy) = cfg.sla.policies.get(details.tier.as_deref().unwrap_or_default(), severity) else { return Vec::new() };
-    let calendar = cfg.sla.calendar(details.region.as_deref().unwrap_or_default(), details.country.as_deref());
+fn reclock(
+    details: &super::thread::CaseDetails,
+    facts: &Facts,
+    cfg: Settings<'_>,
+    severity: u8,
+) -> Vec<(i64, DateTime<Utc>, DateTime<Utc>)> {
+    let Some(policy) = cfg
+        .sla
+        .policies
+        .get(details.tier.as_deref().unwrap_or_default(), severity)
+    else {
+        return Vec::new();
+    };
+    let calendar = cfg.sla.calendar(
+        details.region.as_deref().unwrap_or_default(),
+        details.country.as_deref(),
+    );
     let crew = &cfg.sla.weekend_crew;
     facts
         .running_clocks
@@ -172,21 +259,44 @@ fn reclock(details: &super::thread::CaseDetails, facts: &Facts, cfg: Settings<'_
                 ClockKind::NextResponse => &policy.next,
             };
             let due = sla::due(c.started_at, spec, severity, &calendar, crew);
-            (c.id, due, sla::warn_at(c.started_at, due, cfg.sla.warn_share, spec, severity, &calendar, crew))
+            (
+                c.id,
+                due,
+                sla::warn_at(
+                    c.started_at,
+                    due,
+                    cfg.sla.warn_share,
+                    spec,
+                    severity,
+                    &calendar,
+                    crew,
+                ),
+            )
         })
         .collect()
 }
 
 fn facts_first_response_pending(facts: &Facts) -> bool {
-    facts.running_clocks.iter().any(|c| c.kind == ClockKind::FirstResponse)
+    facts
+        .running_clocks
+        .iter()
+        .any(|c| c.kind == ClockKind::FirstResponse)
 }
 
 fn engineer_language(cfg: Settings<'_>, queue: Option<&str>) -> Language {
-    queue.and_then(|q| cfg.routing.queue(q)).map(|q| q.language).unwrap_or(Language::En)
+    queue
+        .and_then(|q| cfg.routing.queue(q))
+        .map(|q| q.language)
+        .unwrap_or(Language::En)
 }
 
 fn event(actor: &str, kind: &'static str, detail: serde_json::Value) -> PlannedEvent {
-    PlannedEvent { on: EventOn::Target, actor: actor.to_string(), kind, detail }
+    PlannedEvent {
+        on: EventOn::Target,
+        actor: actor.to_string(),
+        kind,
+        detail,
+    }
 }
 
 #[cfg(test)]
@@ -194,7 +304,7 @@ mod tests {
     use super::*;
     use crate::config::{Config, StaffSettings};
     use crate::domain::CaseNumber;
-    use crate::domain::decide::{RunningClock, Rules};
+    use crate::domain::decide::{Rules, RunningClock};
     use crate::domain::thread::CaseDetails;
     use crate::mail::{Address, MailHeaders};
     use chrono::TimeZone;
@@ -217,7 +327,12 @@ mod tests {
     }
 
     fn engineer() -> Engineer {
-        Engineer { address: "sato@vendor.example".into(), name: "Sato".into(), region: "APAC".into(), queues: vec![] }
+        Engineer {
+            address: "sato@vendor.example".into(),
+            name: "Sato".into(),
+            region: "APAC".into(),
+            queues: vec![],
+        }
     }
 
     fn case() -> CaseFacts {
@@ -246,7 +361,10 @@ mod tests {
             in_reply_to: vec![],
             references: vec![],
             subject: "Re: x".into(),
-            from: Address { name: None, email: "sato@vendor.example".into() },
+            from: Address {
+                name: None,
+                email: "sato@vendor.example".into(),
+            },
             reply_to: vec![],
             to: vec![],
             cc: vec![],
@@ -263,17 +381,39 @@ mod tests {
         let c = config();
         let staff = StaffSettings::default();
         let rules = rules();
-        let cfg = Settings { rules: &rules, routing: &c.routing, sla: &c.sla, staff: &staff };
+        let cfg = Settings {
+            rules: &rules,
+            routing: &c.routing,
+            sla: &c.sla,
+            staff: &staff,
+        };
         // Tuesday 2026-11-24 15:00 UTC = 10:00 New York.
         let started = Utc.with_ymd_and_hms(2026, 11, 24, 15, 0, 0).unwrap();
-        let facts = Facts { running_clocks: vec![RunningClock { id: 1, kind: ClockKind::FirstResponse, started_at: started }], ..Facts::default() };
-        let plan = reply(&mail("#severity 4 only a question after all\n#internal\nnote"), &engineer(), &case(), &facts, cfg);
+        let facts = Facts {
+            running_clocks: vec![RunningClock {
+                id: 1,
+                kind: ClockKind::FirstResponse,
+                started_at: started,
+            }],
+            ..Facts::default()
+        };
+        let plan = reply(
+            &mail("#severity 4 only a question after all\n#internal\nnote"),
+            &engineer(),
+            &case(),
+            &facts,
+            cfg,
+        );
         assert_eq!(plan.update.severity, Some(4));
         let (_, due, _) = plan.update.reclocked[0];
         // Premium sev2 was 2 h around the clock (17:00 UTC); sev4 is 8 business hours,
         // 10:00-18:00 in New York with the default 09:00-18:00 hours.
         assert_eq!(due, Utc.with_ymd_and_hms(2026, 11, 24, 23, 0, 0).unwrap());
-        let told = plan.mails.iter().find(|m| matches!(m.notice, Notice::SeverityChanged { .. })).unwrap();
+        let told = plan
+            .mails
+            .iter()
+            .find(|m| matches!(m.notice, Notice::SeverityChanged { .. }))
+            .unwrap();
         assert_eq!(told.to, "taro@acme.example");
         assert_eq!(told.language, Language::Ja);
         assert!(!plan.update.responded, "an internal note answers nobody");
@@ -284,11 +424,30 @@ mod tests {
         let c = config();
         let staff = StaffSettings::default();
         let rules = rules();
-        let cfg = Settings { rules: &rules, routing: &c.routing, sla: &c.sla, staff: &staff };
-        let plan = reply(&mail("Please try 2.14.1.\n\n> quoted"), &engineer(), &case(), &Facts::default(), cfg);
+        let cfg = Settings {
+            rules: &rules,
+            routing: &c.routing,
+            sla: &c.sla,
+            staff: &staff,
+        };
+        let plan = reply(
+            &mail("Please try 2.14.1.\n\n> quoted"),
+            &engineer(),
+            &case(),
+            &Facts::default(),
+            cfg,
+        );
         assert!(plan.update.responded);
-        assert!(matches!(&plan.target, Target::Existing { status: Some(Status::Waiting), .. }));
-        let Notice::EngineerReply { text, .. } = &plan.mails[0].notice else { panic!() };
+        assert!(matches!(
+            &plan.target,
+            Target::Existing {
+                status: Some(Status::Waiting),
+                ..
+            }
+        ));
+        let Notice::EngineerReply { text, .. } = &plan.mails[0].notice else {
+            panic!()
+        };
         assert_eq!(text, "Please try 2.14.1.");
     }
 
@@ -297,8 +456,19 @@ mod tests {
         let c = config();
         let staff = StaffSettings::default();
         let rules = rules();
-        let cfg = Settings { rules: &rules, routing: &c.routing, sla: &c.sla, staff: &staff };
-        let plan = reply(&mail("#take\n#queue nowhere\nHello"), &engineer(), &case(), &Facts::default(), cfg);
+        let cfg = Settings {
+            rules: &rules,
+            routing: &c.routing,
+            sla: &c.sla,
+            staff: &staff,
+        };
+        let plan = reply(
+            &mail("#take\n#queue nowhere\nHello"),
+            &engineer(),
+            &case(),
+            &Facts::default(),
+            cfg,
+        );
         assert_eq!(plan.update, CaseUpdate::default());
         assert_eq!(plan.mails.len(), 1);
         assert_eq!(plan.mails[0].to, "sato@vendor.example");

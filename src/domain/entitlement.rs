@@ -44,7 +44,9 @@ pub struct Contract {
 
 impl Contract {
     pub fn covers(&self, product: &str) -> bool {
-        self.products.iter().any(|p| p.eq_ignore_ascii_case(product))
+        self.products
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case(product))
     }
 }
 
@@ -107,15 +109,26 @@ pub fn check(
     received_on: NaiveDate,
 ) -> Verdict {
     let sender = sender.trim().to_lowercase();
-    let domain = sender.rsplit_once('@').map(|(_, d)| d.trim_end_matches('.')).unwrap_or("");
+    let domain = sender
+        .rsplit_once('@')
+        .map(|(_, d)| d.trim_end_matches('.'))
+        .unwrap_or("");
     let best = contracts
         .iter()
         .filter_map(|c| how_matched(c, &sender, domain, &is_free_mail).map(|m| (c, m)))
         .map(|(c, m)| (rank(c, m, product, received_on), c, m))
         .min_by(|a, b| a.0.cmp(&b.0));
     match best {
-        None => Verdict { entitlement: Entitlement::NoContract, contract: None, matched_by: None },
-        Some((key, c, m)) => Verdict { entitlement: key.0.entitlement(), contract: Some(c.clone()), matched_by: Some(m.0) },
+        None => Verdict {
+            entitlement: Entitlement::NoContract,
+            contract: None,
+            matched_by: None,
+        },
+        Some((key, c, m)) => Verdict {
+            entitlement: key.0.entitlement(),
+            contract: Some(c.clone()),
+            matched_by: Some(m.0),
+        },
     }
 }
 
@@ -123,7 +136,12 @@ pub fn check(
 #[derive(Debug, Clone, Copy)]
 struct Match(MatchedBy, usize);
 
-fn how_matched(c: &Contract, sender: &str, domain: &str, is_free_mail: &impl Fn(&str) -> bool) -> Option<Match> {
+fn how_matched(
+    c: &Contract,
+    sender: &str,
+    domain: &str,
+    is_free_mail: &impl Fn(&str) -> bool,
+) -> Option<Match> {
     if c.contacts.iter().any(|a| a.eq_ignore_ascii_case(sender)) {
         return Some(Match(MatchedBy::Contact, usize::MAX));
     }
@@ -176,14 +194,26 @@ fn state(c: &Contract, product: &str, on: NaiveDate) -> State {
 
 /// Sort key, smallest best: outcome, contact before domain, more specific domain,
 /// later end date, contract id.
-type Rank = (State, u8, std::cmp::Reverse<usize>, std::cmp::Reverse<NaiveDate>, String);
+type Rank = (
+    State,
+    u8,
+    std::cmp::Reverse<usize>,
+    std::cmp::Reverse<NaiveDate>,
+    String,
+);
 
 fn rank(c: &Contract, m: Match, product: &str, on: NaiveDate) -> Rank {
     let by = match m.0 {
         MatchedBy::Contact => 0,
         MatchedBy::Domain => 1,
     };
-    (state(c, product, on), by, std::cmp::Reverse(m.1), std::cmp::Reverse(c.end), c.contract_id.clone())
+    (
+        state(c, product, on),
+        by,
+        std::cmp::Reverse(m.1),
+        std::cmp::Reverse(c.end),
+        c.contract_id.clone(),
+    )
 }
 
 #[cfg(test)]
@@ -194,7 +224,14 @@ mod tests {
         NaiveDate::parse_from_str(s, "%Y-%m-%d").unwrap()
     }
 
-    fn contract(id: &str, domains: &[&str], contacts: &[&str], products: &[&str], start: &str, end: &str) -> Contract {
+    fn contract(
+        id: &str,
+        domains: &[&str],
+        contacts: &[&str],
+        products: &[&str],
+        start: &str,
+        end: &str,
+    ) -> Contract {
         let v = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
         Contract {
             account: format!("Account {id}"),
@@ -210,7 +247,14 @@ mod tests {
     }
 
     fn acme() -> Contract {
-        contract("C-1", &["acme.co.jp"], &["partner@gmail.com"], &["ansible"], "2025-01-01", "2026-03-31")
+        contract(
+            "C-1",
+            &["acme.co.jp"],
+            &["partner@gmail.com"],
+            &["ansible"],
+            "2025-01-01",
+            "2026-03-31",
+        )
     }
 
     fn free(d: &str) -> bool {
@@ -229,16 +273,35 @@ mod tests {
             assert_eq!(v.entitlement, Entitlement::Entitled, "{s}");
             assert_eq!(v.matched_by, Some(MatchedBy::Domain));
         }
-        for s in ["x@evilacme.co.jp", "x@co.jp", "x@acme.co.jp.evil.example", "no-at-sign"] {
-            assert_eq!(verdict(s, "ansible", &c, "2026-01-10").entitlement, Entitlement::NoContract, "{s}");
+        for s in [
+            "x@evilacme.co.jp",
+            "x@co.jp",
+            "x@acme.co.jp.evil.example",
+            "no-at-sign",
+        ] {
+            assert_eq!(
+                verdict(s, "ansible", &c, "2026-01-10").entitlement,
+                Entitlement::NoContract,
+                "{s}"
+            );
         }
     }
 
     #[test]
     fn bare_labels_never_match_and_public_suffixes_are_refused_at_import() {
-        let c = [contract("C-9", &["jp", "co.jp"], &[], &["ansible"], "2025-01-01", "2027-01-01")];
+        let c = [contract(
+            "C-9",
+            &["jp", "co.jp"],
+            &[],
+            &["ansible"],
+            "2025-01-01",
+            "2027-01-01",
+        )];
         assert!(is_within("a.co.jp", "co.jp")); // two labels look registrable ...
-        assert_eq!(verdict("x@b.jp", "ansible", &c, "2026-01-10").entitlement, Entitlement::NoContract);
+        assert_eq!(
+            verdict("x@b.jp", "ansible", &c, "2026-01-10").entitlement,
+            Entitlement::NoContract
+        );
         // ... which is why contracts_csv rejects known public suffixes such as co.jp.
     }
 
@@ -247,24 +310,43 @@ mod tests {
         let mut c = acme();
         c.domains.push("gmail.com".into());
         let c = [c];
-        assert_eq!(verdict("someone@gmail.com", "ansible", &c, "2026-01-10").entitlement, Entitlement::NoContract);
+        assert_eq!(
+            verdict("someone@gmail.com", "ansible", &c, "2026-01-10").entitlement,
+            Entitlement::NoContract
+        );
         let v = verdict("Partner@Gmail.com", "ansible", &c, "2026-01-10");
-        assert_eq!((v.entitlement, v.matched_by), (Entitlement::Entitled, Some(MatchedBy::Contact)));
+        assert_eq!(
+            (v.entitlement, v.matched_by),
+            (Entitlement::Entitled, Some(MatchedBy::Contact))
+        );
     }
 
     #[test]
     fn the_end_date_is_the_last_covered_day() {
         let c = [acme()];
-        assert_eq!(verdict("a@acme.co.jp", "ansible", &c, "2026-03-31").entitlement, Entitlement::Entitled);
+        assert_eq!(
+            verdict("a@acme.co.jp", "ansible", &c, "2026-03-31").entitlement,
+            Entitlement::Entitled
+        );
         let v = verdict("a@acme.co.jp", "ansible", &c, "2026-04-01");
         assert_eq!(v.entitlement, Entitlement::Expired);
         assert_eq!(v.contract.unwrap().contract_id, "C-1");
-        assert_eq!(verdict("a@acme.co.jp", "ansible", &c, "2025-01-01").entitlement, Entitlement::Entitled);
+        assert_eq!(
+            verdict("a@acme.co.jp", "ansible", &c, "2025-01-01").entitlement,
+            Entitlement::Entitled
+        );
     }
 
     #[test]
     fn a_contract_not_yet_started_is_no_contract_with_the_contract_attached() {
-        let c = [contract("C-2", &["acme.co.jp"], &[], &["ansible"], "2026-06-01", "2027-05-31")];
+        let c = [contract(
+            "C-2",
+            &["acme.co.jp"],
+            &[],
+            &["ansible"],
+            "2026-06-01",
+            "2027-05-31",
+        )];
         let v = verdict("a@acme.co.jp", "ansible", &c, "2026-05-31");
         assert_eq!(v.entitlement, Entitlement::NoContract);
         assert_eq!(v.contract.unwrap().contract_id, "C-2");
@@ -274,20 +356,43 @@ mod tests {
     fn a_product_not_covered_is_not_covered() {
         let v = verdict("a@acme.co.jp", "satellite", &[acme()], "2026-01-10");
         assert_eq!(v.entitlement, Entitlement::NotCovered);
-        assert_eq!(verdict("a@acme.co.jp", "ANSIBLE", &[acme()], "2026-01-10").entitlement, Entitlement::Entitled);
+        assert_eq!(
+            verdict("a@acme.co.jp", "ANSIBLE", &[acme()], "2026-01-10").entitlement,
+            Entitlement::Entitled
+        );
     }
 
     #[test]
     fn the_best_outcome_wins_among_several_contracts() {
-        let expired = contract("C-0", &["acme.co.jp"], &[], &["ansible", "satellite"], "2020-01-01", "2024-12-31");
+        let expired = contract(
+            "C-0",
+            &["acme.co.jp"],
+            &[],
+            &["ansible", "satellite"],
+            "2020-01-01",
+            "2024-12-31",
+        );
         let ansible_only = acme();
-        let satellite = contract("C-3", &["tokyo.acme.co.jp"], &[], &["satellite"], "2025-01-01", "2026-12-31");
+        let satellite = contract(
+            "C-3",
+            &["tokyo.acme.co.jp"],
+            &[],
+            &["satellite"],
+            "2025-01-01",
+            "2026-12-31",
+        );
         let all = [expired.clone(), ansible_only.clone(), satellite.clone()];
         let v = verdict("a@ops.tokyo.acme.co.jp", "satellite", &all, "2026-01-10");
-        assert_eq!((v.entitlement, v.contract.unwrap().contract_id), (Entitlement::Entitled, "C-3".into()));
+        assert_eq!(
+            (v.entitlement, v.contract.unwrap().contract_id),
+            (Entitlement::Entitled, "C-3".into())
+        );
         // Headquarters are not covered by the subsidiary's contract: active but not covering beats expired.
         let v = verdict("a@acme.co.jp", "satellite", &all, "2026-01-10");
-        assert_eq!((v.entitlement, v.contract.unwrap().contract_id), (Entitlement::NotCovered, "C-1".into()));
+        assert_eq!(
+            (v.entitlement, v.contract.unwrap().contract_id),
+            (Entitlement::NotCovered, "C-1".into())
+        );
         // Order of the input does not matter.
         let reversed = [satellite, ansible_only, expired];
         let v = verdict("a@acme.co.jp", "satellite", &reversed, "2026-01-10");
@@ -296,23 +401,60 @@ mod tests {
 
     #[test]
     fn at_equal_outcome_contact_beats_domain_then_later_end() {
-        let by_domain = contract("C-5", &["acme.co.jp"], &[], &["ansible"], "2025-01-01", "2027-01-01");
-        let by_contact = contract("C-6", &[], &["taro@acme.co.jp"], &["ansible"], "2025-01-01", "2026-06-01");
-        let v = verdict("taro@acme.co.jp", "ansible", &[by_domain.clone(), by_contact], "2026-01-10");
-        assert_eq!((v.contract.unwrap().contract_id, v.matched_by), ("C-6".into(), Some(MatchedBy::Contact)));
-        let v = verdict("hanako@acme.co.jp", "ansible", &[acme(), by_domain], "2026-01-10");
+        let by_domain = contract(
+            "C-5",
+            &["acme.co.jp"],
+            &[],
+            &["ansible"],
+            "2025-01-01",
+            "2027-01-01",
+        );
+        let by_contact = contract(
+            "C-6",
+            &[],
+            &["taro@acme.co.jp"],
+            &["ansible"],
+            "2025-01-01",
+            "2026-06-01",
+        );
+        let v = verdict(
+            "taro@acme.co.jp",
+            "ansible",
+            &[by_domain.clone(), by_contact],
+            "2026-01-10",
+        );
+        assert_eq!(
+            (v.contract.unwrap().contract_id, v.matched_by),
+            ("C-6".into(), Some(MatchedBy::Contact))
+        );
+        let v = verdict(
+            "hanako@acme.co.jp",
+            "ansible",
+            &[acme(), by_domain],
+            "2026-01-10",
+        );
         assert_eq!(v.contract.unwrap().contract_id, "C-5");
     }
 
     #[test]
     fn strangers_have_no_contract() {
         let v = verdict("x@stranger.example", "ansible", &[acme()], "2026-01-10");
-        assert_eq!(v, Verdict { entitlement: Entitlement::NoContract, contract: None, matched_by: None });
+        assert_eq!(
+            v,
+            Verdict {
+                entitlement: Entitlement::NoContract,
+                contract: None,
+                matched_by: None
+            }
+        );
     }
 
     #[test]
     fn outcomes_have_stable_names() {
         assert_eq!(Entitlement::OutOfScope.as_str(), "out_of_scope");
-        assert_eq!(serde_json::to_string(&Entitlement::NotCovered).unwrap(), "\"not_covered\"");
+        assert_eq!(
+            serde_json::to_string(&Entitlement::NotCovered).unwrap(),
+            "\"not_covered\""
+        );
     }
 }

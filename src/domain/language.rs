@@ -80,9 +80,15 @@ pub fn detect(subject: &str, body: &str) -> Detection {
         sentences = usize::from(kana >= 2);
     }
     if sentences > 0 {
-        return Detection { language: Language::Ja, confidence: japanese_confidence(kana) };
+        return Detection {
+            language: Language::Ja,
+            confidence: japanese_confidence(kana),
+        };
     }
-    Detection { language: Language::En, confidence: english_confidence(subject, &lines) }
+    Detection {
+        language: Language::En,
+        confidence: english_confidence(subject, &lines),
+    }
 }
 
 /// Fewer Latin words than this is a greeting or a name, not English prose.
@@ -105,9 +111,24 @@ fn subject_evidence(subject: &str, own_english: bool) -> usize {
 
 fn has_reply_prefix(subject: &str) -> bool {
     let s = subject.trim_start().to_lowercase();
-    ["re:", "re：", "fw:", "fwd:", "aw:", "wg:", "tr:", "返信:", "返信：", "転送:", "転送：", "答复:", "回复:", "转发:"]
-        .iter()
-        .any(|p| s.starts_with(p))
+    [
+        "re:",
+        "re：",
+        "fw:",
+        "fwd:",
+        "aw:",
+        "wg:",
+        "tr:",
+        "返信:",
+        "返信：",
+        "転送:",
+        "転送：",
+        "答复:",
+        "回复:",
+        "转发:",
+    ]
+    .iter()
+    .any(|p| s.starts_with(p))
 }
 
 /// More kana, more certainty; a Japanese verdict always starts at 0.6.
@@ -145,7 +166,9 @@ impl Script {
             match ch {
                 '\u{3041}'..='\u{3096}' | '\u{309D}'..='\u{309F}' => c.hiragana += 1,
                 // U+30FB (・) is punctuation; ー (U+30FC) is counted as katakana.
-                '\u{30A1}'..='\u{30FA}' | '\u{30FC}'..='\u{30FF}' | '\u{31F0}'..='\u{31FF}' => c.katakana += 1,
+                '\u{30A1}'..='\u{30FA}' | '\u{30FC}'..='\u{30FF}' | '\u{31F0}'..='\u{31FF}' => {
+                    c.katakana += 1
+                }
                 '\u{FF66}'..='\u{FF9F}' => c.halfwidth += 1,
                 _ => {}
             }
@@ -161,9 +184,35 @@ impl Script {
 /// Word endings and particles that only running Japanese text has; names, company
 /// names and addresses (signature material) do not.
 const SENTENCE_MARKERS: &[&str] = &[
-    "ます", "です", "ません", "ください", "下さい", "でしょう", "お願い", "よろしく", "宜しく",
-    "ありがと", "について", "する", "される", "ており", "ている", "ていた", "でした", "ない", "した", "して", "ので",
-    "けど", "という", "ように", "ことが", "できま", "られ", "れる", "だった",
+    "ます",
+    "です",
+    "ません",
+    "ください",
+    "下さい",
+    "でしょう",
+    "お願い",
+    "よろしく",
+    "宜しく",
+    "ありがと",
+    "について",
+    "する",
+    "される",
+    "ており",
+    "ている",
+    "ていた",
+    "でした",
+    "ない",
+    "した",
+    "して",
+    "ので",
+    "けど",
+    "という",
+    "ように",
+    "ことが",
+    "できま",
+    "られ",
+    "れる",
+    "だった",
 ];
 
 /// A line of real Japanese prose, as opposed to a Japanese name, company or address
@@ -202,14 +251,31 @@ fn is_tail(rest: &[&str]) -> bool {
 fn is_valediction(t: &str) -> bool {
     let t = t.trim_end_matches([',', '.', '!']).to_ascii_lowercase();
     [
-        "regards", "best regards", "kind regards", "warm regards", "best wishes", "sincerely", "yours sincerely",
-        "thanks", "thank you", "many thanks", "thanks in advance", "thanks and regards", "cheers", "best", "br",
+        "regards",
+        "best regards",
+        "kind regards",
+        "warm regards",
+        "best wishes",
+        "sincerely",
+        "yours sincerely",
+        "thanks",
+        "thank you",
+        "many thanks",
+        "thanks in advance",
+        "thanks and regards",
+        "cheers",
+        "best",
+        "br",
     ]
     .contains(&t.as_str())
 }
 
 fn english_prose_words(lines: &[&str]) -> usize {
-    lines.iter().filter(|l| !looks_like_log(l)).map(|l| english_words(l)).sum()
+    lines
+        .iter()
+        .filter(|l| !looks_like_log(l))
+        .map(|l| english_words(l))
+        .sum()
 }
 
 /// Words made of ASCII letters (with trailing punctuation), two letters or more.
@@ -245,8 +311,18 @@ fn is_quoted(line: &str) -> bool {
 /// Line endings of the attribution lines mail clients put above quoted history:
 /// "On ... wrote:", 「2024/01/10 10:00、山田 のメール:」, 「山田さんは書きました:」 ...
 const ATTRIBUTION_ENDINGS: &[&str] = &[
-    "wrote:", "wrote：", "writes:", "schrieb:", "a écrit :", "a écrit:", "のメール:", "のメール：",
-    "書きました:", "書きました：", "書きました。", "wrote :",
+    "wrote:",
+    "wrote：",
+    "writes:",
+    "schrieb:",
+    "a écrit :",
+    "a écrit:",
+    "のメール:",
+    "のメール：",
+    "書きました:",
+    "書きました：",
+    "書きました。",
+    "wrote :",
 ];
 
 /// Whether line `i` starts quoted history: an attribution line, an "Original Message"
@@ -257,22 +333,52 @@ fn starts_history(lines: &[&str], i: usize) -> bool {
     if ATTRIBUTION_ENDINGS.iter().any(|e| lower.ends_with(e)) {
         return true;
     }
-    if lower.starts_with("---") && ["original message", "forwarded message", "元のメッセージ", "転送メッセージ"]
+    if lower.starts_with("---")
+        && [
+            "original message",
+            "forwarded message",
+            "元のメッセージ",
+            "転送メッセージ",
+        ]
         .iter()
         .any(|m| lower.contains(m))
     {
         return true;
     }
     // Gmail's Japanese attribution: "2024年1月10日(水) 10:00 Taro <taro@example.com>:"
-    if (t.ends_with(':') || t.ends_with('：')) && t.contains('@') && t.chars().any(|c| c.is_ascii_digit()) {
+    if (t.ends_with(':') || t.ends_with('：'))
+        && t.contains('@')
+        && t.chars().any(|c| c.is_ascii_digit())
+    {
         return true;
     }
     is_header_block(lines, i)
 }
 
 fn is_header_block(lines: &[&str], i: usize) -> bool {
-    const FROM: &[&str] = &["from:", "差出人:", "差出人：", "送信者:", "送信者：", "von:", "de :", "de:"];
-    const NEXT: &[&str] = &["sent:", "date:", "to:", "送信日時:", "送信日時：", "日付:", "日付：", "宛先:", "宛先：", "gesendet:", "envoyé :"];
+    const FROM: &[&str] = &[
+        "from:",
+        "差出人:",
+        "差出人：",
+        "送信者:",
+        "送信者：",
+        "von:",
+        "de :",
+        "de:",
+    ];
+    const NEXT: &[&str] = &[
+        "sent:",
+        "date:",
+        "to:",
+        "送信日時:",
+        "送信日時：",
+        "日付:",
+        "日付：",
+        "宛先:",
+        "宛先：",
+        "gesendet:",
+        "envoyé :",
+    ];
     let starts = |l: &str, set: &[&str]| {
         let l = l.trim_start().to_lowercase();
         set.iter().any(|p| l.starts_with(p))
@@ -282,13 +388,53 @@ fn is_header_block(lines: &[&str], i: usize) -> bool {
 
 /// Line starts of logs, traces, shell sessions and Ansible output.
 const LOG_PREFIXES: &[&str] = &[
-    "at ", "File \"", "Traceback", "Caused by", "...", "$ ", "# ", "[", "{", "}", "<", "|", "+", "TASK ", "PLAY ",
-    "fatal:", "ok:", "changed:", "failed:", "skipping:", "Error:", "ERROR", "WARNING", "Warning:", "DEBUG", "INFO",
-    "Exception", "panic", "sudo ", "#!",
+    "at ",
+    "File \"",
+    "Traceback",
+    "Caused by",
+    "...",
+    "$ ",
+    "# ",
+    "[",
+    "{",
+    "}",
+    "<",
+    "|",
+    "+",
+    "TASK ",
+    "PLAY ",
+    "fatal:",
+    "ok:",
+    "changed:",
+    "failed:",
+    "skipping:",
+    "Error:",
+    "ERROR",
+    "WARNING",
+    "Warning:",
+    "DEBUG",
+    "INFO",
+    "Exception",
+    "panic",
+    "sudo ",
+    "#!",
 ];
 
 /// Fragments that only machine output has.
-const LOG_MARKERS: &[&str] = &["://", "=>", "::", "==", "Exception", "Error:", "ERROR", "FAILED", "/usr/", "/etc/", "/var/", "\\"];
+const LOG_MARKERS: &[&str] = &[
+    "://",
+    "=>",
+    "::",
+    "==",
+    "Exception",
+    "Error:",
+    "ERROR",
+    "FAILED",
+    "/usr/",
+    "/etc/",
+    "/var/",
+    "\\",
+];
 
 /// An ASCII line that looks like machine output (a log line, a stack frame, a
 /// command) rather than something the sender wrote. Lines with any non-ASCII letter
@@ -323,7 +469,10 @@ fn code_like_share(t: &str) -> f64 {
 fn is_code_token(w: &str) -> bool {
     let w = w.trim_end_matches([',', '.', ';', ':', ')']);
     w.contains(['/', '=', '_', '{', '}', '[', ']', '$', '(', '"'])
-        || w.split('.').filter(|p| p.chars().any(|c| c.is_ascii_alphabetic())).count() >= 2
+        || w.split('.')
+            .filter(|p| p.chars().any(|c| c.is_ascii_alphabetic()))
+            .count()
+            >= 2
 }
 
 #[cfg(test)]
@@ -336,7 +485,8 @@ mod tests {
 
     #[test]
     fn japanese_prose_with_a_long_english_trace_is_japanese() {
-        let mut body = String::from("お世話になっております。\nplaybook実行時に以下のエラーが出ます。\n\n");
+        let mut body =
+            String::from("お世話になっております。\nplaybook実行時に以下のエラーが出ます。\n\n");
         for i in 0..60 {
             body.push_str(&format!("    at org.example.Foo.bar{i}(Foo.java:{i})\n"));
         }
@@ -348,7 +498,10 @@ mod tests {
     #[test]
     fn kanji_only_text_is_not_japanese() {
         assert_eq!(lang("", "本日会議室予約確認"), Language::En);
-        assert_eq!(lang("服务器无法启动", "我们的服务器升级后无法启动，请帮忙检查。"), Language::En);
+        assert_eq!(
+            lang("服务器无法启动", "我们的服务器升级后无法启动，请帮忙检查。"),
+            Language::En
+        );
     }
 
     #[test]
@@ -370,7 +523,8 @@ mod tests {
 
     #[test]
     fn an_inherited_japanese_subject_does_not_outweigh_english_text() {
-        let body = "Hi team,\nI am forwarding this for our Tokyo office, please answer in English.\n";
+        let body =
+            "Hi team,\nI am forwarding this for our Tokyo office, please answer in English.\n";
         assert_eq!(lang("Fwd: サーバー停止について", body), Language::En);
     }
 
@@ -384,14 +538,23 @@ mod tests {
 
     #[test]
     fn korean_falls_back_to_english_with_lower_confidence() {
-        let d = detect("서버 오류", "안녕하세요. 서버가 업그레이드 후에 시작되지 않습니다. 확인 부탁드립니다.");
+        let d = detect(
+            "서버 오류",
+            "안녕하세요. 서버가 업그레이드 후에 시작되지 않습니다. 확인 부탁드립니다.",
+        );
         assert_eq!(d.language, Language::En);
         assert!(d.confidence <= 0.5, "{d:?}");
     }
 
     #[test]
     fn empty_mail_is_english_with_no_confidence() {
-        assert_eq!(detect("", ""), Detection { language: Language::En, confidence: 0.0 });
+        assert_eq!(
+            detect("", ""),
+            Detection {
+                language: Language::En,
+                confidence: 0.0
+            }
+        );
     }
 
     #[test]
@@ -407,7 +570,10 @@ mod tests {
         ] {
             assert!(looks_like_log(l), "{l}");
         }
-        for l in ["We upgraded Satellite to 6.15 yesterday (see below).", "Hello, could you help us?"] {
+        for l in [
+            "We upgraded Satellite to 6.15 yesterday (see below).",
+            "Hello, could you help us?",
+        ] {
             assert!(!looks_like_log(l), "{l}");
         }
     }

@@ -7,14 +7,14 @@ pub mod classify;
 pub mod commands;
 pub mod decide;
 pub mod engineer;
-pub mod sla;
 pub mod entitlement;
+pub mod feedback;
 pub mod language;
 pub mod routing;
 pub mod scope;
-pub mod feedback;
+pub mod sla;
 pub mod thread;
-pub mod triage;
 pub mod token;
+pub mod triage;
 
 pub use case::{CaseNumber, Status};

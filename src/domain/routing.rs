@@ -76,7 +76,11 @@ pub struct Routing {
 impl Routing {
     /// Every region a case can be in: the table's regions and the default, sorted.
     pub fn region_names(&self) -> BTreeSet<String> {
-        self.regions.values().cloned().chain([self.default_region.clone()]).collect()
+        self.regions
+            .values()
+            .cloned()
+            .chain([self.default_region.clone()])
+            .collect()
     }
 
     /// The queue definition of that name.
@@ -96,7 +100,10 @@ pub fn product_for(recipients: &[String], subject: &str, body: &str, routing: &R
 
 fn by_address(recipients: &[String], routing: &Routing) -> Option<String> {
     recipients.iter().find_map(|rcpt| {
-        let p = routing.products.iter().find(|p| p.addresses.iter().any(|a| address_matches(rcpt, a)))?;
+        let p = routing
+            .products
+            .iter()
+            .find(|p| p.addresses.iter().any(|a| address_matches(rcpt, a)))?;
         Some(p.name.clone())
     })
 }
@@ -106,7 +113,11 @@ fn by_address(recipients: &[String], routing: &Routing) -> Option<String> {
 /// plus tag: "ansible" matches `ansible@...`, `ansible+x@...` and `support+ansible@...`,
 /// but not `ansible-support@...` (list that separately). Case-insensitive.
 pub fn address_matches(recipient: &str, pattern: &str) -> bool {
-    let rcpt = recipient.trim().trim_start_matches('<').trim_end_matches('>').to_lowercase();
+    let rcpt = recipient
+        .trim()
+        .trim_start_matches('<')
+        .trim_end_matches('>')
+        .to_lowercase();
     let pattern = pattern.trim().to_lowercase();
     if pattern.is_empty() {
         return false;
@@ -115,7 +126,9 @@ pub fn address_matches(recipient: &str, pattern: &str) -> bool {
         return rcpt == pattern;
     }
     let local = rcpt.rsplit_once('@').map_or(rcpt.as_str(), |(l, _)| l);
-    let (base, tag) = local.split_once('+').map_or((local, None), |(b, t)| (b, Some(t)));
+    let (base, tag) = local
+        .split_once('+')
+        .map_or((local, None), |(b, t)| (b, Some(t)));
     base == pattern || tag == Some(pattern.as_str())
 }
 
@@ -128,7 +141,10 @@ fn by_keywords(subject: &str, body: &str, routing: &Routing) -> Option<String> {
     let score = |p: &ProductRule| -> usize {
         p.keywords
             .iter()
-            .map(|k| 3 * usize::from(phrase_in_sentences(&subject, k)) + usize::from(phrase_in_sentences(&body, k)))
+            .map(|k| {
+                3 * usize::from(phrase_in_sentences(&subject, k))
+                    + usize::from(phrase_in_sentences(&body, k))
+            })
             .sum()
     };
     let mut best: Option<(&ProductRule, usize)> = None;
@@ -152,7 +168,12 @@ pub fn region_for(country: Option<&str>, routing: &Routing) -> String {
 
 /// The queue for a case, or `None` when the configuration has a dead end (which
 /// [`check`] reports before a configuration is ever used).
-pub fn queue_for(product: &str, language: Language, region: &str, routing: &Routing) -> Option<String> {
+pub fn queue_for(
+    product: &str,
+    language: Language,
+    region: &str,
+    routing: &Routing,
+) -> Option<String> {
     match winner(product, language, region, routing) {
         Some(Winner::Japanese(q)) => Some(q.name.clone()),
         Some(Winner::Rule(i)) => Some(routing.rules[i].queue.clone()),
@@ -167,19 +188,31 @@ enum Winner<'a> {
     Rule(usize),
 }
 
-fn winner<'a>(product: &str, language: Language, region: &str, routing: &'a Routing) -> Option<Winner<'a>> {
+fn winner<'a>(
+    product: &str,
+    language: Language,
+    region: &str,
+    routing: &'a Routing,
+) -> Option<Winner<'a>> {
     if routing.japanese_queue_any_region
         && language == Language::Ja
         && let Some(q) = japanese_queue(product, routing)
     {
         return Some(Winner::Japanese(q));
     }
-    routing.rules.iter().position(|r| r.matches(product, language, region)).map(Winner::Rule)
+    routing
+        .rules
+        .iter()
+        .position(|r| r.matches(product, language, region))
+        .map(Winner::Rule)
 }
 
 /// The product's Japanese queue: the first queue of that product in Japanese.
 pub fn japanese_queue<'a>(product: &str, routing: &'a Routing) -> Option<&'a QueueDef> {
-    routing.queues.iter().find(|q| q.product == product && q.language == Language::Ja)
+    routing
+        .queues
+        .iter()
+        .find(|q| q.product == product && q.language == Language::Ja)
 }
 
 /// Everything wrong with a routing configuration, as (key path, message): unknown
@@ -209,7 +242,10 @@ fn check_products(r: &Routing, out: &mut Found) {
     let mut patterns: BTreeMap<String, &str> = BTreeMap::new();
     for (i, p) in r.products.iter().enumerate() {
         if !names.insert(p.name.as_str()) {
-            out.push((format!("products[{i}].name"), format!("duplicate product \"{}\"", p.name)));
+            out.push((
+                format!("products[{i}].name"),
+                format!("duplicate product \"{}\"", p.name),
+            ));
         }
         for (j, a) in p.addresses.iter().enumerate() {
             let key = a.trim().to_lowercase();
@@ -225,7 +261,10 @@ fn check_products(r: &Routing, out: &mut Found) {
         }
     }
     if !names.contains(r.default_product.as_str()) {
-        out.push(("default_product".into(), format!("unknown product \"{}\"", r.default_product)));
+        out.push((
+            "default_product".into(),
+            format!("unknown product \"{}\"", r.default_product),
+        ));
     }
 }
 
@@ -234,13 +273,22 @@ fn check_queues(r: &Routing, out: &mut Found) {
     let mut names = BTreeSet::new();
     for (i, q) in r.queues.iter().enumerate() {
         if !names.insert(q.name.as_str()) {
-            out.push((format!("queues[{i}].name"), format!("duplicate queue \"{}\"", q.name)));
+            out.push((
+                format!("queues[{i}].name"),
+                format!("duplicate queue \"{}\"", q.name),
+            ));
         }
         if !is_product(r, &q.product) {
-            out.push((format!("queues[{i}].product"), format!("unknown product \"{}\"", q.product)));
+            out.push((
+                format!("queues[{i}].product"),
+                format!("unknown product \"{}\"", q.product),
+            ));
         }
         if !regions.contains(&q.region) {
-            out.push((format!("queues[{i}].region"), unknown_region(&q.region, &regions)));
+            out.push((
+                format!("queues[{i}].region"),
+                unknown_region(&q.region, &regions),
+            ));
         }
         let first_ja = japanese_queue(&q.product, r).is_some_and(|f| std::ptr::eq(f, q));
         if r.japanese_queue_any_region && q.language == Language::Ja && !first_ja {
@@ -256,10 +304,16 @@ fn check_rules(r: &Routing, out: &mut Found) {
     let regions = r.region_names();
     for (i, rule) in r.rules.iter().enumerate() {
         if r.queue(&rule.queue).is_none() {
-            out.push((format!("rules[{i}].queue"), format!("unknown queue \"{}\"", rule.queue)));
+            out.push((
+                format!("rules[{i}].queue"),
+                format!("unknown queue \"{}\"", rule.queue),
+            ));
         }
         if let Some(p) = rule.product.as_deref().filter(|p| !is_product(r, p)) {
-            out.push((format!("rules[{i}].product"), format!("unknown product \"{p}\"")));
+            out.push((
+                format!("rules[{i}].product"),
+                format!("unknown product \"{p}\""),
+            ));
         }
         if let Some(g) = rule.region.as_ref().filter(|g| !regions.contains(*g)) {
             out.push((format!("rules[{i}].region"), unknown_region(g, &regions)));
@@ -291,7 +345,10 @@ fn combinations(r: &Routing) -> Vec<(&str, Language, String)> {
 fn check_dead_ends(r: &Routing, out: &mut Found) {
     for (p, l, g) in combinations(r) {
         if winner(p, l, &g, r).is_none() {
-            out.push(("rules".into(), format!("no queue for product \"{p}\", language \"{l}\", region \"{g}\"")));
+            out.push((
+                "rules".into(),
+                format!("no queue for product \"{p}\", language \"{l}\", region \"{g}\""),
+            ));
         }
     }
 }
@@ -304,23 +361,41 @@ fn check_unreachable(r: &Routing, out: &mut Found) {
     for (i, rule) in r.rules.iter().enumerate() {
         let known = rule.product.as_deref().is_none_or(|p| is_product(r, p))
             && rule.region.as_ref().is_none_or(|g| regions.contains(g));
-        let matched: Vec<_> = combos.iter().filter(|(p, l, g)| rule.matches(p, *l, g)).collect();
+        let matched: Vec<_> = combos
+            .iter()
+            .filter(|(p, l, g)| rule.matches(p, *l, g))
+            .collect();
         if !known || matched.is_empty() {
             continue;
         }
-        if matched.iter().any(|(p, l, g)| winner(p, *l, g, r) == Some(Winner::Rule(i))) {
+        if matched
+            .iter()
+            .any(|(p, l, g)| winner(p, *l, g, r) == Some(Winner::Rule(i)))
+        {
             continue;
         }
-        let takers: BTreeSet<String> = matched.iter().filter_map(|(p, l, g)| taker(winner(p, *l, g, r)?)).collect();
+        let takers: BTreeSet<String> = matched
+            .iter()
+            .filter_map(|(p, l, g)| taker(winner(p, *l, g, r)?))
+            .collect();
         let by: Vec<String> = takers.into_iter().collect();
-        out.push((format!("rules[{i}]"), format!("unreachable: every mail it matches is taken by {}", by.join(", "))));
+        out.push((
+            format!("rules[{i}]"),
+            format!(
+                "unreachable: every mail it matches is taken by {}",
+                by.join(", ")
+            ),
+        ));
     }
 }
 
 fn taker(w: Winner<'_>) -> Option<String> {
     match w {
         Winner::Rule(j) => Some(format!("rules[{j}]")),
-        Winner::Japanese(q) => Some(format!("the Japanese queue \"{}\" (japanese_queue_any_region)", q.name)),
+        Winner::Japanese(q) => Some(format!(
+            "the Japanese queue \"{}\" (japanese_queue_any_region)",
+            q.name
+        )),
     }
 }
 
@@ -333,17 +408,35 @@ pub(crate) mod tests {
     }
 
     fn queue(name: &str, product: &str, language: Language, region: &str) -> QueueDef {
-        QueueDef { name: name.into(), product: product.into(), language, region: region.into() }
+        QueueDef {
+            name: name.into(),
+            product: product.into(),
+            language,
+            region: region.into(),
+        }
     }
 
-    fn rule(product: Option<&str>, language: Option<Language>, region: Option<&str>, queue: &str) -> RouteRule {
-        RouteRule { product: product.map(Into::into), language, region: region.map(Into::into), queue: queue.into() }
+    fn rule(
+        product: Option<&str>,
+        language: Option<Language>,
+        region: Option<&str>,
+        queue: &str,
+    ) -> RouteRule {
+        RouteRule {
+            product: product.map(Into::into),
+            language,
+            region: region.map(Into::into),
+            queue: queue.into(),
+        }
     }
 
     /// ansible and satellite, APAC/EMEA/NA, one English queue per product and region.
     pub(crate) fn sample() -> Routing {
         use Language::*;
-        let mut queues = vec![queue("ansible-ja", "ansible", Ja, "APAC"), queue("satellite-ja", "satellite", Ja, "APAC")];
+        let mut queues = vec![
+            queue("ansible-ja", "ansible", Ja, "APAC"),
+            queue("satellite-ja", "satellite", Ja, "APAC"),
+        ];
         let mut rules = Vec::new();
         for p in ["ansible", "satellite"] {
             for g in ["APAC", "EMEA", "NA"] {
@@ -355,7 +448,11 @@ pub(crate) mod tests {
         let regions = [("JP", "APAC"), ("AU", "APAC"), ("DE", "EMEA"), ("US", "NA")];
         Routing {
             products: vec![
-                ProductRule { name: "ansible".into(), addresses: s(&["ansible"]), keywords: s(&["ansible", "playbook", "awx"]) },
+                ProductRule {
+                    name: "ansible".into(),
+                    addresses: s(&["ansible"]),
+                    keywords: s(&["ansible", "playbook", "awx"]),
+                },
                 ProductRule {
                     name: "satellite".into(),
                     addresses: s(&["satellite", "satellite-support@vendor.example"]),
@@ -363,7 +460,10 @@ pub(crate) mod tests {
                 },
             ],
             default_product: "ansible".into(),
-            regions: regions.iter().map(|(c, r)| (c.to_string(), r.to_string())).collect(),
+            regions: regions
+                .iter()
+                .map(|(c, r)| (c.to_string(), r.to_string()))
+                .collect(),
             default_region: "NA".into(),
             queues,
             rules,
@@ -387,7 +487,10 @@ pub(crate) mod tests {
         assert_eq!(p(&["Satellite@Vendor.example"]), "satellite");
         assert_eq!(p(&["satellite+urgent@vendor.example"]), "satellite");
         assert_eq!(p(&["<satellite-support@vendor.example>"]), "satellite");
-        assert_eq!(p(&["support@vendor.example", "satellite@vendor.example"]), "satellite");
+        assert_eq!(
+            p(&["support@vendor.example", "satellite@vendor.example"]),
+            "satellite"
+        );
         // Not a product address: keywords decide.
         assert_eq!(p(&["satellite-team@vendor.example"]), "ansible");
     }
@@ -395,8 +498,16 @@ pub(crate) mod tests {
     #[test]
     fn product_from_keywords_subject_first_else_default() {
         let r = sample();
-        let p = |subject: &str, body: &str| product_for(&s(&["support@vendor.example"]), subject, body, &r);
-        assert_eq!(p("Capsule sync fails", "The playbook that we run on it works."), "satellite");
+        let p = |subject: &str, body: &str| {
+            product_for(&s(&["support@vendor.example"]), subject, body, &r)
+        };
+        assert_eq!(
+            p(
+                "Capsule sync fails",
+                "The playbook that we run on it works."
+            ),
+            "satellite"
+        );
         assert_eq!(p("Help", "Our content view publish fails."), "satellite");
         assert_eq!(p("Help", "Something is broken."), "ansible");
         assert_eq!(p("Help", "It broke.\n> our satellite is fine"), "ansible");
@@ -416,11 +527,23 @@ pub(crate) mod tests {
     #[test]
     fn japanese_goes_to_the_japanese_queue_whatever_the_region() {
         let mut r = sample();
-        assert_eq!(queue_for("satellite", Language::Ja, "EMEA", &r).as_deref(), Some("satellite-ja"));
-        assert_eq!(queue_for("ansible", Language::En, "EMEA", &r).as_deref(), Some("ansible-emea"));
+        assert_eq!(
+            queue_for("satellite", Language::Ja, "EMEA", &r).as_deref(),
+            Some("satellite-ja")
+        );
+        assert_eq!(
+            queue_for("ansible", Language::En, "EMEA", &r).as_deref(),
+            Some("ansible-emea")
+        );
         r.japanese_queue_any_region = false;
-        r.rules.insert(0, rule(None, Some(Language::Ja), Some("APAC"), "ansible-ja"));
-        assert_eq!(queue_for("ansible", Language::Ja, "APAC", &r).as_deref(), Some("ansible-ja"));
+        r.rules.insert(
+            0,
+            rule(None, Some(Language::Ja), Some("APAC"), "ansible-ja"),
+        );
+        assert_eq!(
+            queue_for("ansible", Language::Ja, "APAC", &r).as_deref(),
+            Some("ansible-ja")
+        );
         assert_eq!(queue_for("ansible", Language::Ja, "EMEA", &r), None);
     }
 
@@ -430,16 +553,27 @@ pub(crate) mod tests {
         r.japanese_queue_any_region = false;
         r.rules.retain(|x| x.queue != "satellite-emea");
         let found = check(&r);
-        assert!(found.contains(&("rules".into(), "no queue for product \"satellite\", language \"en\", region \"EMEA\"".into())));
+        assert!(found.contains(&(
+            "rules".into(),
+            "no queue for product \"satellite\", language \"en\", region \"EMEA\"".into()
+        )));
         // 2 products x 3 regions in Japanese, plus satellite/en/EMEA.
-        assert_eq!(found.iter().filter(|(_, m)| m.starts_with("no queue")).count(), 7, "{found:?}");
+        assert_eq!(
+            found
+                .iter()
+                .filter(|(_, m)| m.starts_with("no queue"))
+                .count(),
+            7,
+            "{found:?}"
+        );
     }
 
     #[test]
     fn unknown_names_are_reported_by_key() {
         let mut r = sample();
         r.rules[3].queue = "x".into();
-        r.rules.push(rule(Some("rhel"), None, Some("LATAM"), "ansible-na"));
+        r.rules
+            .push(rule(Some("rhel"), None, Some("LATAM"), "ansible-na"));
         r.queues[0].region = "MARS".into();
         r.default_product = "tower".into();
         let found = check(&r);
@@ -450,19 +584,33 @@ pub(crate) mod tests {
         ] {
             assert!(found.contains(&(k.into(), m.into())), "{k}: {found:?}");
         }
-        assert!(found.iter().any(|(k, m)| k == "rules[6].region" && m.starts_with("unknown region \"LATAM\"")));
+        assert!(
+            found
+                .iter()
+                .any(|(k, m)| k == "rules[6].region" && m.starts_with("unknown region \"LATAM\""))
+        );
         assert!(found.iter().any(|(k, _)| k == "queues[0].region"));
     }
 
     #[test]
     fn shadowed_rules_are_unreachable() {
         let mut r = sample();
-        r.rules.insert(0, rule(Some("ansible"), None, None, "ansible-na"));
-        r.rules.push(rule(None, Some(Language::Ja), None, "ansible-ja"));
+        r.rules
+            .insert(0, rule(Some("ansible"), None, None, "ansible-na"));
+        r.rules
+            .push(rule(None, Some(Language::Ja), None, "ansible-ja"));
         let found = check(&r);
-        let unreachable: Vec<&String> = found.iter().filter(|(_, m)| m.starts_with("unreachable")).map(|(k, _)| k).collect();
+        let unreachable: Vec<&String> = found
+            .iter()
+            .filter(|(_, m)| m.starts_with("unreachable"))
+            .map(|(k, _)| k)
+            .collect();
         // The three ansible/en rules (now 1..=3) and the trailing Japanese rule.
-        assert_eq!(unreachable, vec!["rules[1]", "rules[2]", "rules[3]", "rules[7]"], "{found:?}");
+        assert_eq!(
+            unreachable,
+            vec!["rules[1]", "rules[2]", "rules[3]", "rules[7]"],
+            "{found:?}"
+        );
         let last = found.iter().find(|(k, _)| k == "rules[7]").unwrap();
         assert!(last.1.contains("the Japanese queue"), "{last:?}");
     }
@@ -478,10 +626,14 @@ pub(crate) mod tests {
     #[test]
     fn a_second_japanese_queue_and_duplicate_addresses_are_reported() {
         let mut r = sample();
-        r.queues.push(queue("ansible-ja2", "ansible", Language::Ja, "APAC"));
+        r.queues
+            .push(queue("ansible-ja2", "ansible", Language::Ja, "APAC"));
         r.products[1].addresses.push("ANSIBLE".into());
         let found = check(&r);
         assert!(found.iter().any(|(k, _)| k == "queues[8]"), "{found:?}");
-        assert!(found.iter().any(|(k, _)| k == "products[1].addresses[2]"), "{found:?}");
+        assert!(
+            found.iter().any(|(k, _)| k == "products[1].addresses[2]"),
+            "{found:?}"
+        );
     }
 }

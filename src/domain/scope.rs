@@ -43,35 +43,109 @@ pub struct ScopeRules {
 /// The default Sales phrases. Bare "renew"/"renewal"/"quote" are left out on purpose:
 /// certificates are renewed and errors are quoted in ordinary support mail.
 pub const DEFAULT_SALES: &[&str] = &[
-    "renew our subscription", "renew our subscriptions", "renew the subscription", "renew our contract",
-    "renew the contract", "renew our license", "renew our licenses", "subscription renewal", "contract renewal",
-    "renewal quote", "pricing", "price", "quote for", "request a quote", "send us a quote", "get a quote",
-    "quotation for", "send us a quotation", "invoice", "purchase order", "purchase more", "purchase additional",
-    "buy more", "license count", "number of licenses", "additional licenses", "additional subscriptions",
-    "見積", "契約更新", "契約の更新", "更新手続き", "サブスクリプションの更新", "価格", "料金", "請求書",
-    "購入を検討", "購入したい", "追加購入", "購入方法", "ライセンス数",
+    "renew our subscription",
+    "renew our subscriptions",
+    "renew the subscription",
+    "renew our contract",
+    "renew the contract",
+    "renew our license",
+    "renew our licenses",
+    "subscription renewal",
+    "contract renewal",
+    "renewal quote",
+    "pricing",
+    "price",
+    "quote for",
+    "request a quote",
+    "send us a quote",
+    "get a quote",
+    "quotation for",
+    "send us a quotation",
+    "invoice",
+    "purchase order",
+    "purchase more",
+    "purchase additional",
+    "buy more",
+    "license count",
+    "number of licenses",
+    "additional licenses",
+    "additional subscriptions",
+    "見積",
+    "契約更新",
+    "契約の更新",
+    "更新手続き",
+    "サブスクリプションの更新",
+    "価格",
+    "料金",
+    "請求書",
+    "購入を検討",
+    "購入したい",
+    "追加購入",
+    "購入方法",
+    "ライセンス数",
 ];
 
 /// The default Professional Services phrases. Bare "develop" / 開発 / 作成してください
 /// are left out on purpose: "we developed a playbook", 開発環境で発生, and reproduction
 /// steps (「playbookを作成してください」) are ordinary support mail.
 pub const DEFAULT_PS: &[&str] = &[
-    "write * playbook for us", "write * playbooks for us", "write * script for us", "write * scripts for us",
-    "write * code for us", "write * role for us", "write * module for us", "write the code for",
-    "create * playbook for us", "create * script for us", "create * scripts for us", "create * role for us",
-    "build * playbook for us", "build * script for us", "develop * for us", "implement * for us",
-    "do the work", "do it for us", "do this for us", "on our behalf", "test our code", "test our playbook",
-    "test our playbooks", "test our scripts", "review our code", "review our playbooks",
-    "開発を依頼", "開発をお願い", "開発していただけ", "開発してほしい", "代行", "作成していただけ",
-    "作成をお願いでき", "作成を依頼", "作成してほしい", "作成してもらえ", "代わりに作成", "作っていただけ",
-    "作ってもらえ", "作ってほしい", "構築を依頼", "構築をお願い", "構築していただけ", "実装していただけ",
-    "実装をお願い", "実装を依頼", "書いていただけ", "書いてほしい",
+    "write * playbook for us",
+    "write * playbooks for us",
+    "write * script for us",
+    "write * scripts for us",
+    "write * code for us",
+    "write * role for us",
+    "write * module for us",
+    "write the code for",
+    "create * playbook for us",
+    "create * script for us",
+    "create * scripts for us",
+    "create * role for us",
+    "build * playbook for us",
+    "build * script for us",
+    "develop * for us",
+    "implement * for us",
+    "do the work",
+    "do it for us",
+    "do this for us",
+    "on our behalf",
+    "test our code",
+    "test our playbook",
+    "test our playbooks",
+    "test our scripts",
+    "review our code",
+    "review our playbooks",
+    "開発を依頼",
+    "開発をお願い",
+    "開発していただけ",
+    "開発してほしい",
+    "代行",
+    "作成していただけ",
+    "作成をお願いでき",
+    "作成を依頼",
+    "作成してほしい",
+    "作成してもらえ",
+    "代わりに作成",
+    "作っていただけ",
+    "作ってもらえ",
+    "作ってほしい",
+    "構築を依頼",
+    "構築をお願い",
+    "構築していただけ",
+    "実装していただけ",
+    "実装をお願い",
+    "実装を依頼",
+    "書いていただけ",
+    "書いてほしい",
 ];
 
 impl Default for ScopeRules {
     fn default() -> Self {
         let own = |l: &[&str]| l.iter().map(|s| s.to_string()).collect();
-        ScopeRules { sales: own(DEFAULT_SALES), ps: own(DEFAULT_PS) }
+        ScopeRules {
+            sales: own(DEFAULT_SALES),
+            ps: own(DEFAULT_PS),
+        }
     }
 }
 
@@ -125,7 +199,8 @@ pub fn phrase_in_sentences(sentences: &[String], phrase: &str) -> bool {
 
 /// Sentences: split at line breaks and sentence punctuation (". " but not "6.15").
 fn sentences(text: &str) -> impl Iterator<Item = &str> {
-    text.split(['\n', '。', '?', '!', '？', '！']).flat_map(|l| l.split(". "))
+    text.split(['\n', '。', '?', '!', '？', '！'])
+        .flat_map(|l| l.split(". "))
 }
 
 fn collapse(s: &str) -> String {
@@ -138,7 +213,9 @@ fn parts_in(sentence: &str, parts: &[String]) -> bool {
 }
 
 fn match_from(s: &str, from: usize, parts: &[String], first: bool) -> bool {
-    let Some((part, rest)) = parts.split_first() else { return true };
+    let Some((part, rest)) = parts.split_first() else {
+        return true;
+    };
     if part.is_empty() {
         return match_from(s, from, rest, first);
     }
@@ -181,32 +258,77 @@ mod tests {
 
     #[test]
     fn sales_questions_are_recognised() {
-        assert_eq!(scope("Quote", "Please send us a quote for 50 more nodes."), Some(Scope::Sales));
-        assert_eq!(scope("Renewal", "We would like to renew our subscription for next year."), Some(Scope::Sales));
-        assert_eq!(scope("契約更新の件", "見積もりをお願いします。"), Some(Scope::Sales));
-        assert_eq!(scope("", "ライセンス数を増やしたいです。"), Some(Scope::Sales));
+        assert_eq!(
+            scope("Quote", "Please send us a quote for 50 more nodes."),
+            Some(Scope::Sales)
+        );
+        assert_eq!(
+            scope(
+                "Renewal",
+                "We would like to renew our subscription for next year."
+            ),
+            Some(Scope::Sales)
+        );
+        assert_eq!(
+            scope("契約更新の件", "見積もりをお願いします。"),
+            Some(Scope::Sales)
+        );
+        assert_eq!(
+            scope("", "ライセンス数を増やしたいです。"),
+            Some(Scope::Sales)
+        );
     }
 
     #[test]
     fn ps_requests_are_recognised() {
-        assert_eq!(scope("Request", "Could you please write this playbook for us?"), Some(Scope::ProfessionalServices));
-        assert_eq!(scope("", "Can you implement it for us by Friday?"), Some(Scope::ProfessionalServices));
-        assert_eq!(scope("", "Playbookの作成を代行していただけますか。"), Some(Scope::ProfessionalServices));
-        assert_eq!(scope("", "監視スクリプトを作っていただけないでしょうか。"), Some(Scope::ProfessionalServices));
+        assert_eq!(
+            scope("Request", "Could you please write this playbook for us?"),
+            Some(Scope::ProfessionalServices)
+        );
+        assert_eq!(
+            scope("", "Can you implement it for us by Friday?"),
+            Some(Scope::ProfessionalServices)
+        );
+        assert_eq!(
+            scope("", "Playbookの作成を代行していただけますか。"),
+            Some(Scope::ProfessionalServices)
+        );
+        assert_eq!(
+            scope("", "監視スクリプトを作っていただけないでしょうか。"),
+            Some(Scope::ProfessionalServices)
+        );
     }
 
     #[test]
     fn ordinary_support_mail_is_not_out_of_scope() {
         for (s, b) in [
-            ("Playbook fails", "We developed a playbook and it fails with a timeout."),
-            ("Certificate", "How do I renew the SSL certificate on Satellite?"),
-            ("Certificate renewal fails", "The renewal of the capsule certificate fails."),
+            (
+                "Playbook fails",
+                "We developed a playbook and it fails with a timeout.",
+            ),
+            (
+                "Certificate",
+                "How do I renew the SSL certificate on Satellite?",
+            ),
+            (
+                "Certificate renewal fails",
+                "The renewal of the capsule certificate fails.",
+            ),
             ("Error", "Let me quote the error we get when syncing."),
             ("Build", "The build fails for us since the upgrade."),
-            ("", "After we renewed our subscription manifest the import fails."),
+            (
+                "",
+                "After we renewed our subscription manifest the import fails.",
+            ),
             ("エラー", "開発環境で発生しています。"),
-            ("再現手順", "1. 以下の内容でplaybookを作成してください\n2. 実行すると失敗します。"),
-            ("Crash", "Our job fails:\n  File \"/opt/app/invoice.py\", line 3, in run\nPlease help."),
+            (
+                "再現手順",
+                "1. 以下の内容でplaybookを作成してください\n2. 実行すると失敗します。",
+            ),
+            (
+                "Crash",
+                "Our job fails:\n  File \"/opt/app/invoice.py\", line 3, in run\nPlease help.",
+            ),
             ("Version", "We run version 6.15 of Satellite."),
         ] {
             assert_eq!(scope(s, b), None, "{s} / {b}");
@@ -221,7 +343,10 @@ mod tests {
 
     #[test]
     fn ps_wins_over_sales() {
-        assert_eq!(scope("", "Please send a quote and write the playbook for us."), Some(Scope::ProfessionalServices));
+        assert_eq!(
+            scope("", "Please send a quote and write the playbook for us."),
+            Some(Scope::ProfessionalServices)
+        );
     }
 
     #[test]
@@ -229,9 +354,18 @@ mod tests {
         assert!(phrase_in("we need a price list", "price"));
         assert!(!phrase_in("this is priceless", "price"));
         assert!(!phrase_in("renewed yesterday", "renew"));
-        assert!(phrase_in("write  this\tansible playbook for us", "write * playbook for us"));
-        assert!(!phrase_in("write one two three four five six playbook for us", "write * playbook for us"));
-        assert!(!phrase_in("write it.\nthe playbook for us", "write * playbook for us"));
+        assert!(phrase_in(
+            "write  this\tansible playbook for us",
+            "write * playbook for us"
+        ));
+        assert!(!phrase_in(
+            "write one two three four five six playbook for us",
+            "write * playbook for us"
+        ));
+        assert!(!phrase_in(
+            "write it.\nthe playbook for us",
+            "write * playbook for us"
+        ));
         assert!(phrase_in("更新手続きについて", "更新手続き"));
         assert!(!phrase_in("anything", "*"));
     }

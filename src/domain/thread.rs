@@ -85,7 +85,11 @@ pub enum Thread {
     /// Open a new case, possibly linked to an older one.
     New { link: Option<(CaseNumber, Link)> },
     /// Add to an existing case; `reopen` when it was closed (within the window).
-    Existing { number: CaseNumber, reopen: bool, by: JoinedBy },
+    Existing {
+        number: CaseNumber,
+        reopen: bool,
+        by: JoinedBy,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -122,23 +126,35 @@ pub fn resolve(
         if case.sender_participates || same_company {
             return join(case, JoinedBy::Tag, now, reopen_window);
         }
-        return Thread::New { link: Some((case.number, Link::ForeignTag)) };
+        return Thread::New {
+            link: Some((case.number, Link::ForeignTag)),
+        };
     }
     Thread::New { link: None }
 }
 
 fn join(case: &CaseFacts, by: JoinedBy, now: DateTime<Utc>, window: Duration) -> Thread {
     if case.status != Status::Closed {
-        return Thread::Existing { number: case.number, reopen: false, by };
+        return Thread::Existing {
+            number: case.number,
+            reopen: false,
+            by,
+        };
     }
     let within = case.closed_at.is_none_or(|closed| {
         let age = now.signed_duration_since(closed);
         age.to_std().map(|a| a <= window).unwrap_or(true)
     });
     if within {
-        Thread::Existing { number: case.number, reopen: true, by }
+        Thread::Existing {
+            number: case.number,
+            reopen: true,
+            by,
+        }
     } else {
-        Thread::New { link: Some((case.number, Link::FollowUpOfClosed)) }
+        Thread::New {
+            link: Some((case.number, Link::FollowUpOfClosed)),
+        }
     }
 }
 
@@ -172,7 +188,11 @@ fn parse_tag_tail(s: &str) -> Option<CaseNumber> {
     if digits.is_empty() || digits.len() > 12 || !digits.chars().all(|c| c.is_ascii_digit()) {
         return None;
     }
-    digits.parse::<i64>().ok().filter(|n| *n > 0).map(CaseNumber)
+    digits
+        .parse::<i64>()
+        .ok()
+        .filter(|n| *n > 0)
+        .map(CaseNumber)
 }
 
 /// The subject without reply/forward prefixes (Re:, RE:, AW:, Fwd:, FW:, WG:, SV:,
@@ -204,7 +224,9 @@ fn subject_tag_pattern(s: &str, word: &str, n: CaseNumber) -> Option<String> {
     found.contains(&n.0.to_string()).then(|| found.to_string())
 }
 
-const PREFIXES: &[&str] = &["re", "aw", "fwd", "fw", "wg", "sv", "vs", "tr", "antw", "返信", "転送", "回复", "转发"];
+const PREFIXES: &[&str] = &[
+    "re", "aw", "fwd", "fw", "wg", "sv", "vs", "tr", "antw", "返信", "転送", "回复", "转发",
+];
 
 fn strip_one_prefix(s: &str) -> &str {
     let lower = s.to_lowercase();
@@ -262,27 +284,54 @@ mod tests {
 
     #[test]
     fn reference_wins_over_everything() {
-        let facts = ThreadFacts { by_reference: Some(case(Status::Open, false)), by_tag: None };
+        let facts = ThreadFacts {
+            by_reference: Some(case(Status::Open, false)),
+            by_tag: None,
+        };
         assert_eq!(
             resolve(&facts, "stranger.org", free, now(), WEEK),
-            Thread::Existing { number: CaseNumber(42), reopen: false, by: JoinedBy::Reference }
+            Thread::Existing {
+                number: CaseNumber(42),
+                reopen: false,
+                by: JoinedBy::Reference
+            }
         );
     }
 
     #[test]
     fn tag_joins_for_participant_or_same_company() {
-        let facts = ThreadFacts { by_reference: None, by_tag: Some(case(Status::Open, true)) };
-        assert!(matches!(resolve(&facts, "gmail.com", free, now(), WEEK), Thread::Existing { by: JoinedBy::Tag, .. }));
-        let facts = ThreadFacts { by_reference: None, by_tag: Some(case(Status::Open, false)) };
-        assert!(matches!(resolve(&facts, "acme.co.jp", free, now(), WEEK), Thread::Existing { .. }));
+        let facts = ThreadFacts {
+            by_reference: None,
+            by_tag: Some(case(Status::Open, true)),
+        };
+        assert!(matches!(
+            resolve(&facts, "gmail.com", free, now(), WEEK),
+            Thread::Existing {
+                by: JoinedBy::Tag,
+                ..
+            }
+        ));
+        let facts = ThreadFacts {
+            by_reference: None,
+            by_tag: Some(case(Status::Open, false)),
+        };
+        assert!(matches!(
+            resolve(&facts, "acme.co.jp", free, now(), WEEK),
+            Thread::Existing { .. }
+        ));
     }
 
     #[test]
     fn stranger_with_tag_gets_new_linked_case() {
-        let facts = ThreadFacts { by_reference: None, by_tag: Some(case(Status::Open, false)) };
+        let facts = ThreadFacts {
+            by_reference: None,
+            by_tag: Some(case(Status::Open, false)),
+        };
         assert_eq!(
             resolve(&facts, "evil.example", free, now(), WEEK),
-            Thread::New { link: Some((CaseNumber(42), Link::ForeignTag)) }
+            Thread::New {
+                link: Some((CaseNumber(42), Link::ForeignTag))
+            }
         );
     }
 
@@ -290,36 +339,71 @@ mod tests {
     fn free_mail_domain_is_never_the_same_company() {
         let mut c = case(Status::Open, false);
         c.customer_domain = "gmail.com".into();
-        let facts = ThreadFacts { by_reference: None, by_tag: Some(c) };
-        assert!(matches!(resolve(&facts, "gmail.com", free, now(), WEEK), Thread::New { .. }));
+        let facts = ThreadFacts {
+            by_reference: None,
+            by_tag: Some(c),
+        };
+        assert!(matches!(
+            resolve(&facts, "gmail.com", free, now(), WEEK),
+            Thread::New { .. }
+        ));
     }
 
     #[test]
     fn closed_case_reopens_within_window_else_new_linked() {
         let mut c = case(Status::Closed, true);
         c.closed_at = Some(now() - chrono::Duration::days(3));
-        let facts = ThreadFacts { by_reference: Some(c.clone()), by_tag: None };
-        assert!(matches!(resolve(&facts, "acme.co.jp", free, now(), WEEK), Thread::Existing { reopen: true, .. }));
+        let facts = ThreadFacts {
+            by_reference: Some(c.clone()),
+            by_tag: None,
+        };
+        assert!(matches!(
+            resolve(&facts, "acme.co.jp", free, now(), WEEK),
+            Thread::Existing { reopen: true, .. }
+        ));
         c.closed_at = Some(now() - chrono::Duration::days(8));
-        let facts = ThreadFacts { by_reference: Some(c), by_tag: None };
+        let facts = ThreadFacts {
+            by_reference: Some(c),
+            by_tag: None,
+        };
         assert_eq!(
             resolve(&facts, "acme.co.jp", free, now(), WEEK),
-            Thread::New { link: Some((CaseNumber(42), Link::FollowUpOfClosed)) }
+            Thread::New {
+                link: Some((CaseNumber(42), Link::FollowUpOfClosed))
+            }
         );
     }
 
     #[test]
     fn no_facts_means_new_case() {
-        assert_eq!(resolve(&ThreadFacts::default(), "a.com", free, now(), WEEK), Thread::New { link: None });
+        assert_eq!(
+            resolve(&ThreadFacts::default(), "a.com", free, now(), WEEK),
+            Thread::New { link: None }
+        );
     }
 
     #[test]
     fn tags_are_found_in_many_spellings() {
-        assert_eq!(find_tag("Re: [Case #00001234] Server down", "Case"), Some(CaseNumber(1234)));
-        assert_eq!(find_tag("RE: [case#00001234]", "Case"), Some(CaseNumber(1234)));
-        assert_eq!(find_tag("返信: [Case ＃00000007] 障害", "Case"), Some(CaseNumber(7)));
-        assert_eq!(find_tag("[Ticket #00000007]", "Ticket"), Some(CaseNumber(7)));
-        assert_eq!(find_tag("[Case #abc] [Case #12]", "Case"), Some(CaseNumber(12)));
+        assert_eq!(
+            find_tag("Re: [Case #00001234] Server down", "Case"),
+            Some(CaseNumber(1234))
+        );
+        assert_eq!(
+            find_tag("RE: [case#00001234]", "Case"),
+            Some(CaseNumber(1234))
+        );
+        assert_eq!(
+            find_tag("返信: [Case ＃00000007] 障害", "Case"),
+            Some(CaseNumber(7))
+        );
+        assert_eq!(
+            find_tag("[Ticket #00000007]", "Ticket"),
+            Some(CaseNumber(7))
+        );
+        assert_eq!(
+            find_tag("[Case #abc] [Case #12]", "Case"),
+            Some(CaseNumber(12))
+        );
         assert_eq!(find_tag("Case #00001234", "Case"), None);
         assert_eq!(find_tag("[Case #]", "Case"), None);
         assert_eq!(find_tag("[Case #00000000]", "Case"), None);
@@ -327,10 +411,22 @@ mod tests {
 
     #[test]
     fn prefixes_and_tags_are_cleaned_from_titles() {
-        assert_eq!(clean_subject("Re: RE: AW: Fwd: Server down", "Case"), "Server down");
-        assert_eq!(clean_subject("Re[2]: [Case #00000012] Server down", "Case"), "Server down");
-        assert_eq!(clean_subject("返信: 転送： サーバー停止", "Case"), "サーバー停止");
-        assert_eq!(clean_subject("Regarding the update", "Case"), "Regarding the update");
+        assert_eq!(
+            clean_subject("Re: RE: AW: Fwd: Server down", "Case"),
+            "Server down"
+        );
+        assert_eq!(
+            clean_subject("Re[2]: [Case #00000012] Server down", "Case"),
+            "Server down"
+        );
+        assert_eq!(
+            clean_subject("返信: 転送： サーバー停止", "Case"),
+            "サーバー停止"
+        );
+        assert_eq!(
+            clean_subject("Regarding the update", "Case"),
+            "Regarding the update"
+        );
         assert_eq!(clean_subject("  ", "Case"), "");
     }
 

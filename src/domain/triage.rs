@@ -107,15 +107,36 @@ impl Reading {
 }
 
 /// Triage a mail that opens a case.
-pub fn triage(mail: &Inbound, reading: &Reading, contracts: &[Contract], cfg: Config<'_>, received_at: DateTime<Utc>) -> Triage {
+pub fn triage(
+    mail: &Inbound,
+    reading: &Reading,
+    contracts: &[Contract],
+    cfg: Config<'_>,
+    received_at: DateTime<Utc>,
+) -> Triage {
     let product = reading.product.clone();
     let detection = reading.detection;
-    let is_free_mail = |d: &str| cfg.free_mail_domains.iter().any(|f| f.eq_ignore_ascii_case(d));
+    let is_free_mail = |d: &str| {
+        cfg.free_mail_domains
+            .iter()
+            .any(|f| f.eq_ignore_ascii_case(d))
+    };
     // Expiry is judged on the customer's own calendar day (a Tokyo mail at 01:00 JST
     // on the day after the end date is too late, though it is still that day in UTC).
-    let customer_tz = contracts.first().and_then(|c| cfg.sla.country_time_zones.get(&c.country.to_uppercase())).copied();
-    let received_on = customer_tz.map(|tz| received_at.with_timezone(&tz).date_naive()).unwrap_or(received_at.date_naive());
-    let verdict = entitlement::check(&mail.from.email, &product, contracts, is_free_mail, received_on);
+    let customer_tz = contracts
+        .first()
+        .and_then(|c| cfg.sla.country_time_zones.get(&c.country.to_uppercase()))
+        .copied();
+    let received_on = customer_tz
+        .map(|tz| received_at.with_timezone(&tz).date_naive())
+        .unwrap_or(received_at.date_naive());
+    let verdict = entitlement::check(
+        &mail.from.email,
+        &product,
+        contracts,
+        is_free_mail,
+        received_on,
+    );
     let scope = reading.scope;
     let country = verdict.contract.as_ref().map(|c| c.country.clone());
     let region = routing::region_for(country.as_deref(), cfg.routing);
@@ -133,7 +154,11 @@ pub fn triage(mail: &Inbound, reading: &Reading, contracts: &[Contract], cfg: Co
     }
     let (severity, severity_event) = severity(&reading.severity, cfg.sla.default_severity);
     events.extend(severity_event);
-    let entitlement = if scope.is_some() { Entitlement::OutOfScope } else { verdict.entitlement };
+    let entitlement = if scope.is_some() {
+        Entitlement::OutOfScope
+    } else {
+        verdict.entitlement
+    };
     if let Some(s) = scope {
         events.push(("out_of_scope", json!({ "scope": s.as_str() })));
     }
@@ -160,14 +185,32 @@ pub fn triage(mail: &Inbound, reading: &Reading, contracts: &[Contract], cfg: Co
             Some(policy) => {
                 let crew = &cfg.sla.weekend_crew;
                 let due_at = sla::due(received_at, &policy.initial, severity, &calendar, crew);
-                let warn_at = sla::warn_at(received_at, due_at, cfg.sla.warn_share, &policy.initial, severity, &calendar, crew);
-                t.first_response = Some(ClockStart { kind: ClockKind::FirstResponse, started_at: received_at, due_at, warn_at });
-                t.wakes_weekend_crew = sla::wakes_weekend_crew(received_at, severity, &calendar, crew);
+                let warn_at = sla::warn_at(
+                    received_at,
+                    due_at,
+                    cfg.sla.warn_share,
+                    &policy.initial,
+                    severity,
+                    &calendar,
+                    crew,
+                );
+                t.first_response = Some(ClockStart {
+                    kind: ClockKind::FirstResponse,
+                    started_at: received_at,
+                    due_at,
+                    warn_at,
+                });
+                t.wakes_weekend_crew =
+                    sla::wakes_weekend_crew(received_at, severity, &calendar, crew);
                 if t.wakes_weekend_crew {
-                    t.events.push(("weekend_crew", json!({ "severity": severity })));
+                    t.events
+                        .push(("weekend_crew", json!({ "severity": severity })));
                 }
             }
-            None => t.events.push(("no_sla_policy", json!({ "tier": tier, "severity": severity }))),
+            None => t.events.push((
+                "no_sla_policy",
+                json!({ "tier": tier, "severity": severity }),
+            )),
         }
     }
     t
@@ -178,7 +221,13 @@ fn severity(found: &SeverityFound, default: u8) -> (u8, Option<(&'static str, se
     match found {
         SeverityFound::Stated(n) => (*n, None),
         SeverityFound::Missing => (default, None),
-        SeverityFound::Invalid(raw) => (default, Some(("severity_invalid", json!({ "stated": raw, "used": default })))),
+        SeverityFound::Invalid(raw) => (
+            default,
+            Some((
+                "severity_invalid",
+                json!({ "stated": raw, "used": default }),
+            )),
+        ),
     }
 }
 
@@ -190,7 +239,8 @@ mod tests {
 
     fn routing() -> Routing {
         crate::config::routing::parse_routing(
-            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/routing.toml")).unwrap(),
+            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/routing.toml"))
+                .unwrap(),
             "routing.toml",
         )
         .unwrap()
@@ -200,7 +250,9 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("c.toml");
         std::fs::write(&p, "").unwrap();
-        crate::config::load_with_env(&p, Some(crate::config::test_env())).unwrap().sla
+        crate::config::load_with_env(&p, Some(crate::config::test_env()))
+            .unwrap()
+            .sla
     }
 
     fn contract(domain: &str, country: &str, tier: &str, end: NaiveDate) -> Contract {
@@ -223,9 +275,15 @@ mod tests {
             in_reply_to: vec![],
             references: vec![],
             subject: subject.into(),
-            from: Address { name: None, email: from.into() },
+            from: Address {
+                name: None,
+                email: from.into(),
+            },
             reply_to: vec![],
-            to: vec![Address { name: None, email: "support+ansible@example.com".into() }],
+            to: vec![Address {
+                name: None,
+                email: "support+ansible@example.com".into(),
+            }],
             cc: vec![],
             date: None,
             text: text.into(),
@@ -239,8 +297,18 @@ mod tests {
         let routing = routing();
         let sla = sla();
         let free = vec!["gmail.com".to_string()];
-        let cfg = Config { routing: &routing, sla: &sla, free_mail_domains: &free };
-        triage(m, &Reading::of(m, &["support+ansible@example.com".to_string()], &routing), contracts, cfg, at)
+        let cfg = Config {
+            routing: &routing,
+            sla: &sla,
+            free_mail_domains: &free,
+        };
+        triage(
+            m,
+            &Reading::of(m, &["support+ansible@example.com".to_string()], &routing),
+            contracts,
+            cfg,
+            at,
+        )
     }
 
     fn end() -> NaiveDate {
@@ -250,7 +318,11 @@ mod tests {
     #[test]
     fn japanese_premium_customer_gets_the_japanese_queue_and_a_clock() {
         let at = Utc.with_ymd_and_hms(2026, 11, 24, 1, 0, 0).unwrap(); // Tuesday 10:00 JST
-        let m = mail("yamada@acme.co.jp", "ジョブが失敗します", "お世話になっております。ジョブが失敗します。\nSeverity: 2\n");
+        let m = mail(
+            "yamada@acme.co.jp",
+            "ジョブが失敗します",
+            "お世話になっております。ジョブが失敗します。\nSeverity: 2\n",
+        );
         let t = run(&m, &[contract("acme.co.jp", "JP", "premium", end())], at);
         assert_eq!(t.language, Language::Ja);
         assert_eq!(t.entitlement, Entitlement::Entitled);
@@ -267,9 +339,20 @@ mod tests {
         let c = contract("acme.co.jp", "JP", "standard", last_day);
         // 2026-11-30 16:00 UTC is already 2026-12-01 01:00 in Tokyo: the day after.
         let at = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap();
-        assert_eq!(run(&mail("a@acme.co.jp", "help", "it fails"), std::slice::from_ref(&c), at).entitlement, Entitlement::Expired);
+        assert_eq!(
+            run(
+                &mail("a@acme.co.jp", "help", "it fails"),
+                std::slice::from_ref(&c),
+                at
+            )
+            .entitlement,
+            Entitlement::Expired
+        );
         let earlier = Utc.with_ymd_and_hms(2026, 11, 30, 14, 0, 0).unwrap();
-        assert_eq!(run(&mail("a@acme.co.jp", "help", "it fails"), &[c], earlier).entitlement, Entitlement::Entitled);
+        assert_eq!(
+            run(&mail("a@acme.co.jp", "help", "it fails"), &[c], earlier).entitlement,
+            Entitlement::Entitled
+        );
     }
 
     #[test]
@@ -278,7 +361,12 @@ mod tests {
         let t = run(&mail("x@nowhere.example", "help", "it fails"), &[], at);
         assert_eq!(t.entitlement, Entitlement::NoContract);
         assert!(t.first_response.is_none());
-        let old = contract("acme.co.jp", "JP", "standard", NaiveDate::from_ymd_opt(2026, 1, 31).unwrap());
+        let old = contract(
+            "acme.co.jp",
+            "JP",
+            "standard",
+            NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
+        );
         let t = run(&mail("a@acme.co.jp", "help", "it fails"), &[old], at);
         assert_eq!(t.entitlement, Entitlement::Expired);
     }
@@ -286,7 +374,11 @@ mod tests {
     #[test]
     fn renewal_questions_are_out_of_scope_and_invalid_severity_falls_back() {
         let at = Utc.with_ymd_and_hms(2026, 11, 24, 1, 0, 0).unwrap();
-        let m = mail("a@acme.co.jp", "Renewal", "We would like to renew our subscription for next year.\nSeverity: 9");
+        let m = mail(
+            "a@acme.co.jp",
+            "Renewal",
+            "We would like to renew our subscription for next year.\nSeverity: 9",
+        );
         let t = run(&m, &[contract("acme.co.jp", "JP", "standard", end())], at);
         assert_eq!(t.entitlement, Entitlement::OutOfScope);
         assert_eq!(t.scope, Some(Scope::Sales));
@@ -298,10 +390,17 @@ mod tests {
     #[test]
     fn premium_sev1_on_saturday_is_due_in_an_hour_and_wakes_the_crew() {
         let at = Utc.with_ymd_and_hms(2026, 11, 28, 3, 0, 0).unwrap(); // Saturday 12:00 JST
-        let m = mail("yamada@acme.co.jp", "[SEV 1] 本番停止", "本番環境が停止しています。至急ご対応をお願いします。");
+        let m = mail(
+            "yamada@acme.co.jp",
+            "[SEV 1] 本番停止",
+            "本番環境が停止しています。至急ご対応をお願いします。",
+        );
         let t = run(&m, &[contract("acme.co.jp", "JP", "premium", end())], at);
         assert_eq!(t.severity, 1);
-        assert_eq!(t.first_response.unwrap().due_at, at + chrono::Duration::hours(1));
+        assert_eq!(
+            t.first_response.unwrap().due_at,
+            at + chrono::Duration::hours(1)
+        );
         assert!(t.wakes_weekend_crew);
     }
 }

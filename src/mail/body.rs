@@ -142,7 +142,9 @@ fn attachment(raw: &[u8], part: &MessagePart<'_>, max_bytes: u64) -> Attachment 
 /// The decoded size, without a copy when mail-parser decoded the part already.
 fn decoded_len(raw: &[u8], part: &MessagePart<'_>) -> usize {
     match &part.body {
-        PartType::Binary(bytes) | PartType::InlineBinary(bytes) if !part.is_encoding_problem => bytes.len(),
+        PartType::Binary(bytes) | PartType::InlineBinary(bytes) if !part.is_encoding_problem => {
+            bytes.len()
+        }
         _ => decoded_bytes(raw, part).len(),
     }
 }

@@ -65,7 +65,11 @@ pub fn compose(mail: &Outgoing) -> Result<Vec<u8>, ComposeError> {
     let cc: Vec<Mailbox> = mail.cc.iter().map(mailbox).collect::<Result<_, _>>()?;
     // The envelope is given, not derived: lettre derives it by re-parsing the header
     // values, which drops the legacy addresses [`address`] accepts.
-    let recipients = to.iter().chain(cc.iter()).map(|m| m.email.clone()).collect();
+    let recipients = to
+        .iter()
+        .chain(cc.iter())
+        .map(|m| m.email.clone())
+        .collect();
     let envelope = Envelope::new(Some(from.email.clone()), recipients)?;
     let mut builder = lettre::Message::builder()
         .from(from)
@@ -104,8 +108,16 @@ fn raw(name: &'static str, value: &str) -> HeaderValue {
 }
 
 fn mailbox(a: &Address) -> Result<Mailbox, ComposeError> {
-    let email = address(&a.email).map_err(|reason| ComposeError::Address { address: a.email.clone(), reason })?;
-    let name = a.name.as_deref().map(str::trim).filter(|n| !n.is_empty()).map(str::to_string);
+    let email = address(&a.email).map_err(|reason| ComposeError::Address {
+        address: a.email.clone(),
+        reason,
+    })?;
+    let name = a
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string);
     Ok(Mailbox::new(name, email))
 }
 
@@ -120,7 +132,9 @@ pub fn address(email: &str) -> Result<lettre::Address, String> {
         Ok(a) => return Ok(a),
         Err(e) => e.to_string(),
     };
-    let Some((local, domain)) = email.rsplit_once('@') else { return Err(strict) };
+    let Some((local, domain)) = email.rsplit_once('@') else {
+        return Err(strict);
+    };
     let atext = |c: char| c.is_ascii_alphanumeric() || "!#$%&'*+-/=?^_`{|}~.".contains(c);
     let dotted_legacy = !local.is_empty() && local.contains('.') && local.chars().all(atext);
     if dotted_legacy && lettre::Address::new("x", domain).is_ok() {
@@ -133,7 +147,11 @@ pub fn address(email: &str) -> Result<lettre::Address, String> {
 /// `<id>`, after checking that `id` is a plausible msg-id (RFC 5322 §3.6.4): one `@`,
 /// printable ASCII, no brackets or spaces. A bad id would break threading silently.
 fn bracketed(id: &str) -> Result<String, ComposeError> {
-    if is_msg_id(id) { Ok(format!("<{id}>")) } else { Err(ComposeError::MessageId(id.to_string())) }
+    if is_msg_id(id) {
+        Ok(format!("<{id}>"))
+    } else {
+        Err(ComposeError::MessageId(id.to_string()))
+    }
 }
 
 /// Whether [`compose`] accepts `id` (without brackets) as a msg-id.
@@ -141,19 +159,26 @@ fn is_msg_id(id: &str) -> bool {
     id.split('@').count() == 2
         && !id.starts_with('@')
         && !id.ends_with('@')
-        && id.bytes().all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\'))
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_graphic() && !matches!(b, b'<' | b'>' | b'"' | b'\\'))
 }
 
 /// CRLF line ends throughout, as RFC 5322 §2.3 requires on the wire.
 fn crlf(text: &str) -> String {
-    text.replace("\r\n", "\n").replace('\r', "\n").replace('\n', "\r\n")
+    text.replace("\r\n", "\n")
+        .replace('\r', "\n")
+        .replace('\n', "\r\n")
 }
 
 /// The Message-ID of the `n`th outbound message of a case, without brackets:
 /// `case-00001234.m-3@support.example.com`. Stable, so that a retried enqueue of the same
 /// message is recognised (the outbox keys on it) and replies can be threaded back.
 pub fn message_id_for(case_number: i64, n: i64, domain: &str) -> String {
-    format!("case-{case_number:08}.m-{n}@{}", domain.trim().to_ascii_lowercase())
+    format!(
+        "case-{case_number:08}.m-{n}@{}",
+        domain.trim().to_ascii_lowercase()
+    )
 }
 
 /// The subject of our reply in a customer's thread: their own subject, reply prefixes
@@ -161,7 +186,11 @@ pub fn message_id_for(case_number: i64, n: i64, domain: &str) -> String {
 /// So `Re: Re: [Case #00001234] Agent down` stays `Re: [Case #00001234] Agent down`.
 pub fn reply_subject(case_tag: &str, customer_subject: &str) -> String {
     let clean = thread::clean_subject(customer_subject, tag_word(case_tag));
-    if clean.is_empty() { format!("Re: {case_tag}") } else { format!("Re: {case_tag} {clean}") }
+    if clean.is_empty() {
+        format!("Re: {case_tag}")
+    } else {
+        format!("Re: {case_tag} {clean}")
+    }
 }
 
 /// `Case` from `[Case #00001234]`.
@@ -184,7 +213,9 @@ pub fn thread_references(
     parent_references: &[String],
     parent_in_reply_to: &[String],
 ) -> (Option<String>, Vec<String>) {
-    let Some(parent) = parent_id else { return (None, Vec::new()) };
+    let Some(parent) = parent_id else {
+        return (None, Vec::new());
+    };
     let parent = Some(parent).filter(|p| is_msg_id(p));
     let mut refs: Vec<String> = if !parent_references.is_empty() {
         parent_references.to_vec()
@@ -212,9 +243,18 @@ mod tests {
 
     fn outgoing() -> Outgoing {
         Outgoing {
-            from: Address { name: Some("Example サポート".into()), email: "support@example.com".into() },
-            to: vec![Address { name: Some("山田 太郎".into()), email: "taro@acme.example".into() }],
-            cc: vec![Address { name: None, email: "boss@acme.example".into() }],
+            from: Address {
+                name: Some("Example サポート".into()),
+                email: "support@example.com".into(),
+            },
+            to: vec![Address {
+                name: Some("山田 太郎".into()),
+                email: "taro@acme.example".into(),
+            }],
+            cc: vec![Address {
+                name: None,
+                email: "boss@acme.example".into(),
+            }],
             reply_to: None,
             subject: "Re: [Case #00001234] エージェントが起動しません（緊急）".into(),
             body: "山田様\n\nいつもお世話になっております。\n".into(),
@@ -232,15 +272,27 @@ mod tests {
         assert!(raw.is_ascii(), "composed mail must be 7-bit clean");
         let text = String::from_utf8_lossy(&raw);
         assert!(text.contains("Auto-Submitted: auto-replied\r\n"), "{text}");
-        assert!(text.contains("Message-ID: <case-00001234.m-1@example.com>\r\n"), "{text}");
-        assert!(text.contains("In-Reply-To: <abc@acme.example>\r\n"), "{text}");
-        assert!(text.contains("References: <root@acme.example> <abc@acme.example>\r\n"), "{text}");
+        assert!(
+            text.contains("Message-ID: <case-00001234.m-1@example.com>\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("In-Reply-To: <abc@acme.example>\r\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("References: <root@acme.example> <abc@acme.example>\r\n"),
+            "{text}"
+        );
         let mail = parse(&raw, &ParseLimits::default()).unwrap();
         assert_eq!(mail.subject, outgoing().subject);
         assert_eq!(mail.from.name.as_deref(), Some("Example サポート"));
         assert_eq!(mail.to[0].name.as_deref(), Some("山田 太郎"));
         assert_eq!(mail.cc[0].email, "boss@acme.example");
-        assert_eq!(mail.message_id.as_deref(), Some("case-00001234.m-1@example.com"));
+        assert_eq!(
+            mail.message_id.as_deref(),
+            Some("case-00001234.m-1@example.com")
+        );
         assert_eq!(mail.in_reply_to, vec!["abc@acme.example".to_string()]);
         assert_eq!(mail.references.len(), 2);
         assert_eq!(mail.text, "山田様\n\nいつもお世話になっております。");
@@ -284,10 +336,26 @@ mod tests {
 
     #[test]
     fn legacy_carrier_addresses_are_accepted_but_nothing_else_is() {
-        for ok in ["taro..yamada@docomo.ne.jp", "hanako.@ezweb.ne.jp", ".x@au.com", "plain@example.com"] {
-            assert_eq!(address(ok).map(|a| a.to_string()), Ok(ok.to_string()), "{ok}");
+        for ok in [
+            "taro..yamada@docomo.ne.jp",
+            "hanako.@ezweb.ne.jp",
+            ".x@au.com",
+            "plain@example.com",
+        ] {
+            assert_eq!(
+                address(ok).map(|a| a.to_string()),
+                Ok(ok.to_string()),
+                "{ok}"
+            );
         }
-        for bad in ["a b@x.example", "a..b@", "a..b@bad domain", "a<b>..c@x.example", "a..b@x.example\r\nBcc: e@x", "no-at-sign"] {
+        for bad in [
+            "a b@x.example",
+            "a..b@",
+            "a..b@bad domain",
+            "a<b>..c@x.example",
+            "a..b@x.example\r\nBcc: e@x",
+            "no-at-sign",
+        ] {
             assert!(address(bad).is_err(), "{bad:?}");
         }
         let mut m = outgoing();
@@ -298,16 +366,31 @@ mod tests {
 
     #[test]
     fn message_ids_are_stable() {
-        assert_eq!(message_id_for(1234, 7, "support.example.com"), "case-00001234.m-7@support.example.com");
+        assert_eq!(
+            message_id_for(1234, 7, "support.example.com"),
+            "case-00001234.m-7@support.example.com"
+        );
     }
 
     #[test]
     fn reply_subject_adds_the_tag_once() {
         let tag = "[Case #00001234]";
-        assert_eq!(reply_subject(tag, "Agent down"), "Re: [Case #00001234] Agent down");
-        assert_eq!(reply_subject(tag, "Re: RE: [Case #00001234] Agent down"), "Re: [Case #00001234] Agent down");
-        assert_eq!(reply_subject(tag, "AW: Agent down [case #1234]"), "Re: [Case #00001234] Agent down");
-        assert_eq!(reply_subject(tag, "返信: エージェント停止"), "Re: [Case #00001234] エージェント停止");
+        assert_eq!(
+            reply_subject(tag, "Agent down"),
+            "Re: [Case #00001234] Agent down"
+        );
+        assert_eq!(
+            reply_subject(tag, "Re: RE: [Case #00001234] Agent down"),
+            "Re: [Case #00001234] Agent down"
+        );
+        assert_eq!(
+            reply_subject(tag, "AW: Agent down [case #1234]"),
+            "Re: [Case #00001234] Agent down"
+        );
+        assert_eq!(
+            reply_subject(tag, "返信: エージェント停止"),
+            "Re: [Case #00001234] エージェント停止"
+        );
         assert_eq!(reply_subject(tag, ""), "Re: [Case #00001234]");
     }
 
@@ -318,7 +401,10 @@ mod tests {
         assert_eq!(refs, vec!["a@x", "b@x", "c@x"]);
         let (_, refs) = thread_references(Some("c@x"), &[], &["b@x".into()]);
         assert_eq!(refs, vec!["b@x", "c@x"]);
-        assert_eq!(thread_references(None, &["a@x".into()], &[]), (None, vec![]));
+        assert_eq!(
+            thread_references(None, &["a@x".into()], &[]),
+            (None, vec![])
+        );
         let many: Vec<String> = (0..50).map(|i| format!("m{i}@x")).collect();
         let (_, refs) = thread_references(Some("p@x"), &many, &[]);
         assert_eq!(refs.len(), MAX_REFERENCES);
@@ -328,8 +414,12 @@ mod tests {
 
     #[test]
     fn ids_compose_cannot_write_are_left_out_of_the_thread() {
-        let (irt, refs) = thread_references(Some("c@x"), &["legacy.lotus".into(), "b@x".into()], &[]);
-        assert_eq!((irt.as_deref(), refs), (Some("c@x"), vec!["b@x".to_string(), "c@x".to_string()]));
+        let (irt, refs) =
+            thread_references(Some("c@x"), &["legacy.lotus".into(), "b@x".into()], &[]);
+        assert_eq!(
+            (irt.as_deref(), refs),
+            (Some("c@x"), vec!["b@x".to_string(), "c@x".to_string()])
+        );
         let (irt, refs) = thread_references(Some("123.JavaMail.app"), &["a@x".into()], &[]);
         assert_eq!((irt, refs), (None, vec!["a@x".to_string()]));
         let mut m = super::tests::outgoing();

@@ -53,7 +53,10 @@ pub struct Attachment {
 /// The parts of a delivery report that carry the original message or its header
 /// (RFC 3462 §2, RFC 6533 §6 for the internationalised `message/global*` forms).
 pub fn is_forwarded_original(content_type: &str) -> bool {
-    matches!(content_type, "message/rfc822" | "text/rfc822-headers" | "message/global" | "message/global-headers")
+    matches!(
+        content_type,
+        "message/rfc822" | "text/rfc822-headers" | "message/global" | "message/global-headers"
+    )
 }
 
 /// The header facts later stages (classification, etiquette) need, kept raw.

@@ -365,7 +365,13 @@ mod tests {
         assert_eq!(att.map(|a| (a.size, a.kept)), Some((5, false)));
         let big = parse(raw, &limits()).ok();
         let att = big.as_ref().and_then(|m| m.attachments.first());
-        assert_eq!(att.map(|a| (a.size, a.kept, a.content.is_none())), Some((5, true, true)));
-        assert_eq!(att.and_then(|a| attachment_content(raw, a.span)), Some(b"hello".to_vec()));
+        assert_eq!(
+            att.map(|a| (a.size, a.kept, a.content.is_none())),
+            Some((5, true, true))
+        );
+        assert_eq!(
+            att.and_then(|a| attachment_content(raw, a.span)),
+            Some(b"hello".to_vec())
+        );
     }
 }

@@ -26,7 +26,9 @@ use std::time::Duration;
 use lettre::address::Envelope;
 use lettre::transport::smtp::Error as LettreError;
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters};
+use lettre::transport::smtp::client::{
+    AsyncSmtpConnection, AsyncTokioStream, Certificate, TlsParameters,
+};
 use lettre::transport::smtp::commands::Rset;
 use lettre::transport::smtp::extension::ClientId;
 use rustls::ClientConfig;
@@ -44,7 +46,9 @@ use crate::tls::{self, TlsError};
 /// waits for it like for a transient error.
 #[derive(Debug, thiserror::Error)]
 pub enum SmtpError {
-    #[error("refusing plaintext SMTP to {host}: smtp.tls = \"none\" is only allowed to a loopback host")]
+    #[error(
+        "refusing plaintext SMTP to {host}: smtp.tls = \"none\" is only allowed to a loopback host"
+    )]
     PlaintextRefused { host: String },
     #[error("TLS configuration: {0}")]
     TlsConfig(#[from] TlsError),
@@ -63,7 +67,10 @@ pub enum SmtpError {
         source: io::Error,
     },
     #[error("no answer within {limit:?} ({during})")]
-    Timeout { limit: Duration, during: &'static str },
+    Timeout {
+        limit: Duration,
+        during: &'static str,
+    },
     /// Greeting, EHLO, STARTTLS or AUTH failed.
     #[error("SMTP session: {0}")]
     Session(#[source] LettreError),
@@ -121,13 +128,21 @@ fn lettre_transient(e: &LettreError) -> bool {
 struct TlsTcp(tokio_rustls::client::TlsStream<TcpStream>);
 
 impl AsyncRead for TlsTcp {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         Pin::new(&mut self.get_mut().0).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for TlsTcp {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         Pin::new(&mut self.get_mut().0).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -180,25 +195,44 @@ impl SmtpClient {
         let host = bare_host(&settings.host).to_string();
         let security = match settings.tls {
             TlsMode::None if !is_loopback_host(&settings.host) => {
-                return Err(SmtpError::PlaintextRefused { host: settings.host.clone() });
+                return Err(SmtpError::PlaintextRefused {
+                    host: settings.host.clone(),
+                });
             }
             TlsMode::None => Security::Plaintext,
             TlsMode::Tls => Security::Implicit(tls::client_config(settings.ca_file.as_deref())?),
-            TlsMode::StartTls => Security::StartTls(Box::new(starttls_parameters(&host, &settings)?)),
+            TlsMode::StartTls => {
+                Security::StartTls(Box::new(starttls_parameters(&host, &settings)?))
+            }
         };
-        Ok(SmtpClient { settings, security, hello: ClientId::default(), conn: None, used: false, last_ok: None })
+        Ok(SmtpClient {
+            settings,
+            security,
+            hello: ClientId::default(),
+            conn: None,
+            used: false,
+            last_ok: None,
+        })
     }
 
     /// Deliver `raw` from `sender` ("" = null sender) to `recipients`. Ok means the
     /// server answered 250 to the end of DATA: it has taken responsibility for the mail.
-    pub async fn send(&mut self, sender: &str, recipients: &[String], raw: &[u8]) -> Result<(), SmtpError> {
+    pub async fn send(
+        &mut self,
+        sender: &str,
+        recipients: &[String],
+        raw: &[u8],
+    ) -> Result<(), SmtpError> {
         let envelope = envelope(sender, recipients)?;
         let limit = self.settings.timeout * 4;
         let conn = self.ready_connection().await?;
         let result = match timeout(limit, conn.send(&envelope, raw)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(SmtpError::Transaction(e)),
-            Err(_) => Err(SmtpError::Timeout { limit, during: "sending the message" }),
+            Err(_) => Err(SmtpError::Timeout {
+                limit,
+                during: "sending the message",
+            }),
         };
         match result {
             Ok(()) => {
@@ -229,8 +263,18 @@ impl SmtpClient {
     async fn ready_connection(&mut self) -> Result<&mut AsyncSmtpConnection, SmtpError> {
         let alive = match self.conn.as_mut() {
             Some(conn) if conn.has_broken() => false,
-            Some(_) if self.used && self.last_ok.is_some_and(|t| t.elapsed() < Duration::from_secs(2)) => true,
-            Some(conn) if self.used => matches!(timeout(self.settings.timeout, conn.command(Rset)).await, Ok(Ok(_))),
+            Some(_)
+                if self.used
+                    && self
+                        .last_ok
+                        .is_some_and(|t| t.elapsed() < Duration::from_secs(2)) =>
+            {
+                true
+            }
+            Some(conn) if self.used => matches!(
+                timeout(self.settings.timeout, conn.command(Rset)).await,
+                Ok(Ok(_))
+            ),
             Some(_) => true,
             None => false,
         };
@@ -239,29 +283,52 @@ impl SmtpClient {
             let conn = self.connect().await?;
             self.conn = Some(conn);
         }
-        self.conn.as_mut().ok_or(SmtpError::Timeout { limit: Duration::ZERO, during: "connecting" })
+        self.conn.as_mut().ok_or(SmtpError::Timeout {
+            limit: Duration::ZERO,
+            during: "connecting",
+        })
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpError> {
         let limit = self.settings.timeout;
         let stream = self.open_stream().await?;
-        let mut conn = timeout(limit, AsyncSmtpConnection::connect_with_transport(stream, &self.hello))
-            .await
-            .map_err(|_| SmtpError::Timeout { limit, during: "greeting and EHLO" })?
-            .map_err(SmtpError::Session)?;
+        let mut conn = timeout(
+            limit,
+            AsyncSmtpConnection::connect_with_transport(stream, &self.hello),
+        )
+        .await
+        .map_err(|_| SmtpError::Timeout {
+            limit,
+            during: "greeting and EHLO",
+        })?
+        .map_err(SmtpError::Session)?;
         if let Security::StartTls(params) = &self.security {
             timeout(limit, conn.starttls((**params).clone(), &self.hello))
                 .await
-                .map_err(|_| SmtpError::Timeout { limit, during: "STARTTLS" })?
+                .map_err(|_| SmtpError::Timeout {
+                    limit,
+                    during: "STARTTLS",
+                })?
                 .map_err(SmtpError::Session)?;
         }
         if let Some(user) = &self.settings.username {
-            let password = self.settings.password.as_ref().map(|p| p.expose().to_string()).unwrap_or_default();
+            let password = self
+                .settings
+                .password
+                .as_ref()
+                .map(|p| p.expose().to_string())
+                .unwrap_or_default();
             let credentials = Credentials::new(user.clone(), password);
-            timeout(limit, conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials))
-                .await
-                .map_err(|_| SmtpError::Timeout { limit, during: "AUTH" })?
-                .map_err(SmtpError::Session)?;
+            timeout(
+                limit,
+                conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials),
+            )
+            .await
+            .map_err(|_| SmtpError::Timeout {
+                limit,
+                during: "AUTH",
+            })?
+            .map_err(SmtpError::Session)?;
         }
         tracing::debug!(host = %self.settings.host, port = self.settings.port, tls = ?self.settings.tls, "SMTP connected");
         Ok(conn)
@@ -274,17 +341,34 @@ impl SmtpClient {
         let addr = format!("{host}:{}", self.settings.port);
         let tcp = timeout(limit, TcpStream::connect((host, self.settings.port)))
             .await
-            .map_err(|_| SmtpError::Timeout { limit, during: "connecting" })?
-            .map_err(|source| SmtpError::Connect { addr: addr.clone(), source })?;
+            .map_err(|_| SmtpError::Timeout {
+                limit,
+                during: "connecting",
+            })?
+            .map_err(|source| SmtpError::Connect {
+                addr: addr.clone(),
+                source,
+            })?;
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
         }
-        let Security::Implicit(config) = &self.security else { return Ok(Box::new(tcp)) };
+        let Security::Implicit(config) = &self.security else {
+            return Ok(Box::new(tcp));
+        };
         let name = tls::server_name(host)?;
-        let tls = timeout(limit, tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp))
-            .await
-            .map_err(|_| SmtpError::Timeout { limit, during: "TLS handshake" })?
-            .map_err(|source| SmtpError::Handshake { host: host.to_string(), source })?;
+        let tls = timeout(
+            limit,
+            tokio_rustls::TlsConnector::from(config.clone()).connect(name, tcp),
+        )
+        .await
+        .map_err(|_| SmtpError::Timeout {
+            limit,
+            during: "TLS handshake",
+        })?
+        .map_err(|source| SmtpError::Handshake {
+            host: host.to_string(),
+            source,
+        })?;
         Ok(Box::new(TlsTcp(tls)))
     }
 }
@@ -297,18 +381,31 @@ fn bare_host(host: &str) -> &str {
 fn starttls_parameters(host: &str, settings: &SmtpSettings) -> Result<TlsParameters, SmtpError> {
     let mut builder = TlsParameters::builder(host.to_string());
     if let Some(path) = &settings.ca_file {
-        let pem = std::fs::read(path).map_err(|source| TlsError::ReadCaFile { path: path.clone(), source })?;
+        let pem = std::fs::read(path).map_err(|source| TlsError::ReadCaFile {
+            path: path.clone(),
+            source,
+        })?;
         let cert = Certificate::from_pem(&pem)
             .map_err(|e| SmtpError::StartTlsConfig(format!("CA file {}: {e}", path.display())))?;
         builder = builder.add_root_certificate(cert);
     }
-    builder.build_rustls().map_err(|e| SmtpError::StartTlsConfig(e.to_string()))
+    builder
+        .build_rustls()
+        .map_err(|e| SmtpError::StartTlsConfig(e.to_string()))
 }
 
 fn envelope(sender: &str, recipients: &[String]) -> Result<Envelope, SmtpError> {
-    let parse = |a: &str| crate::mail::compose::address(a).map_err(|_| SmtpError::Address(a.to_string()));
-    let from = if sender.trim().is_empty() { None } else { Some(parse(sender)?) };
-    let to = recipients.iter().map(|r| parse(r)).collect::<Result<Vec<_>, _>>()?;
+    let parse =
+        |a: &str| crate::mail::compose::address(a).map_err(|_| SmtpError::Address(a.to_string()));
+    let from = if sender.trim().is_empty() {
+        None
+    } else {
+        Some(parse(sender)?)
+    };
+    let to = recipients
+        .iter()
+        .map(|r| parse(r))
+        .collect::<Result<Vec<_>, _>>()?;
     Envelope::new(from, to).map_err(|_| SmtpError::Address(recipients.join(", ")))
 }
 
@@ -356,7 +453,14 @@ mod tests {
         let mut s = settings("127.0.0.1", TlsMode::None);
         s.port = port;
         let mut client = SmtpClient::new(s).unwrap();
-        let err = client.send("a@example.com", &["b@example.com".into()], b"Subject: x\r\n\r\nx\r\n").await.unwrap_err();
+        let err = client
+            .send(
+                "a@example.com",
+                &["b@example.com".into()],
+                b"Subject: x\r\n\r\nx\r\n",
+            )
+            .await
+            .unwrap_err();
         assert!(matches!(err, SmtpError::Connect { .. }), "{err:?}");
         assert!(err.is_transient() && !err.is_permanent() && err.affects_server());
     }

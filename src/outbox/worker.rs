@@ -109,17 +109,31 @@ enum Outcome {
 impl Delivery {
     fn new(store: Store, smtp: &SmtpSettings, policy: RetryPolicy) -> Result<Delivery, SmtpError> {
         let client = SmtpClient::new(smtp.clone())?;
-        Ok(Delivery { store, client, policy, lease: lease_for(smtp) })
+        Ok(Delivery {
+            store,
+            client,
+            policy,
+            lease: lease_for(smtp),
+        })
     }
 
     /// Deliver every row due at the start of the round, one connection for all of
     /// them; stop early on shutdown or when the server is unreachable.
     async fn round(&mut self, shutdown: Option<&Shutdown>) -> Result<DrainReport, StoreError> {
         let start = Utc::now();
-        let mut report = DrainReport { released: self.store.release_expired_leases(start).await?, ..Default::default() };
+        let mut report = DrainReport {
+            released: self.store.release_expired_leases(start).await?,
+            ..Default::default()
+        };
         while !shutdown.is_some_and(Shutdown::is_shutdown) {
             let elapsed = (Utc::now() - start).to_std().unwrap_or_default();
-            let Some(row) = self.store.claim_due(start, 1, self.lease + elapsed).await?.into_iter().next() else {
+            let Some(row) = self
+                .store
+                .claim_due(start, 1, self.lease + elapsed)
+                .await?
+                .into_iter()
+                .next()
+            else {
                 break;
             };
             let (outcome, server_down) = self.deliver(&row).await;
@@ -134,7 +148,11 @@ impl Delivery {
     }
 
     async fn deliver(&mut self, row: &OutboxRow) -> (Outcome, bool) {
-        match self.client.send(&row.sender, &row.recipients, &row.raw).await {
+        match self
+            .client
+            .send(&row.sender, &row.recipients, &row.raw)
+            .await
+        {
             Ok(()) => {
                 crate::failpoint::hit("outbox_after_accept");
                 (Outcome::Sent, false)
@@ -168,7 +186,8 @@ impl Delivery {
                 report.sent += 1;
             }
             Outcome::Retry(e) => {
-                let delay = chrono::Duration::from_std(self.policy.delay(row.attempts)).unwrap_or(chrono::Duration::hours(1));
+                let delay = chrono::Duration::from_std(self.policy.delay(row.attempts))
+                    .unwrap_or(chrono::Duration::hours(1));
                 // Never due again within this round: a round only takes what was due at its start.
                 let next = (now + delay).max(start + chrono::Duration::milliseconds(1));
                 log_failure(row, &e, "will retry");
@@ -177,13 +196,17 @@ impl Delivery {
             }
             Outcome::Failed(e) => {
                 log_failure(row, &e, "permanent failure");
-                self.store.mark_failed(row.id, e.status(), &e.to_string(), now).await?;
+                self.store
+                    .mark_failed(row.id, e.status(), &e.to_string(), now)
+                    .await?;
                 report.failed += 1;
             }
             Outcome::GaveUp(e) => {
                 log_failure(row, &e, "giving up");
                 let why = format!("gave up after {} attempts: {e}", row.attempts);
-                self.store.mark_failed(row.id, e.status(), &why, now).await?;
+                self.store
+                    .mark_failed(row.id, e.status(), &why, now)
+                    .await?;
                 report.failed += 1;
             }
         }
@@ -216,11 +239,18 @@ async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<(), Sto
             }
         }
     }
-    Err(last.unwrap_or(StoreError::Corrupt { column: "outbox.status", value: "unrecorded send".into() }))
+    Err(last.unwrap_or(StoreError::Corrupt {
+        column: "outbox.status",
+        value: "unrecorded send".into(),
+    }))
 }
 
 /// `casegate run --once`: deliver everything due now, then return what was done.
-pub async fn drain_once(store: &Store, smtp: &SmtpSettings, policy: &RetryPolicy) -> Result<DrainReport, OutboxError> {
+pub async fn drain_once(
+    store: &Store,
+    smtp: &SmtpSettings,
+    policy: &RetryPolicy,
+) -> Result<DrainReport, OutboxError> {
     let mut delivery = Delivery::new(store.clone(), smtp, *policy)?;
     Ok(delivery.round(None).await?)
 }
@@ -273,7 +303,10 @@ pub async fn run(
 
 async fn until_next_due(store: &Store) -> Result<Duration, StoreError> {
     Ok(match store.next_due().await? {
-        Some(due) => (due - Utc::now()).to_std().unwrap_or(Duration::ZERO).min(IDLE_POLL),
+        Some(due) => (due - Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO)
+            .min(IDLE_POLL),
         None => IDLE_POLL,
     })
 }
@@ -297,7 +330,11 @@ mod tests {
 
     #[test]
     fn zero_delay_is_raised() {
-        let p = RetryPolicy { initial: Duration::ZERO, cap: Duration::ZERO, max_age: Duration::ZERO };
+        let p = RetryPolicy {
+            initial: Duration::ZERO,
+            cap: Duration::ZERO,
+            max_age: Duration::ZERO,
+        };
         assert_eq!(p.delay(1), MIN_DELAY);
     }
 }

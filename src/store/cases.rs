@@ -77,7 +77,10 @@ pub enum Committed {
 
 impl Work {
     /// The case holding a message with this dedup key, if it was stored before.
-    pub async fn find_duplicate(&mut self, dedup_key: &str) -> Result<Option<CaseNumber>, StoreError> {
+    pub async fn find_duplicate(
+        &mut self,
+        dedup_key: &str,
+    ) -> Result<Option<CaseNumber>, StoreError> {
         let row = sqlx::query("SELECT case_id FROM messages WHERE dedup_key = $1")
             .bind(dedup_key.to_string())
             .fetch_optional(&mut *self.tx)
@@ -97,10 +100,12 @@ impl Work {
     ) -> Result<ThreadFacts, StoreError> {
         let mut facts = ThreadFacts::default();
         for mid in references.iter().take(50) {
-            let row = sqlx::query("SELECT case_id FROM messages WHERE message_id = $1 ORDER BY id DESC LIMIT 1")
-                .bind(mid.clone())
-                .fetch_optional(&mut *self.tx)
-                .await?;
+            let row = sqlx::query(
+                "SELECT case_id FROM messages WHERE message_id = $1 ORDER BY id DESC LIMIT 1",
+            )
+            .bind(mid.clone())
+            .fetch_optional(&mut *self.tx)
+            .await?;
             if let Some(r) = row {
                 facts.by_reference = self.case_facts(CaseNumber(r.get(0)), sender).await?;
                 break;
@@ -113,7 +118,10 @@ impl Work {
     }
 
     /// The running SLA clocks of a case.
-    pub async fn running_clocks(&mut self, case: CaseNumber) -> Result<Vec<RunningClock>, StoreError> {
+    pub async fn running_clocks(
+        &mut self,
+        case: CaseNumber,
+    ) -> Result<Vec<RunningClock>, StoreError> {
         let rows = sqlx::query("SELECT id, kind, started_at FROM sla_clocks WHERE case_id = $1 AND state = 'running' ORDER BY id")
             .bind(case.0)
             .fetch_all(&mut *self.tx)
@@ -122,14 +130,21 @@ impl Work {
             .iter()
             .map(|r| RunningClock {
                 id: r.get(0),
-                kind: if r.get::<String, _>(1) == "next_response" { ClockKind::NextResponse } else { ClockKind::FirstResponse },
+                kind: if r.get::<String, _>(1) == "next_response" {
+                    ClockKind::NextResponse
+                } else {
+                    ClockKind::FirstResponse
+                },
                 started_at: from_ms(r.get(2)),
             })
             .collect())
     }
 
     /// The latest customer message of a case: (Message-ID, row id).
-    pub async fn last_customer_message(&mut self, case: CaseNumber) -> Result<Option<(Option<String>, i64)>, StoreError> {
+    pub async fn last_customer_message(
+        &mut self,
+        case: CaseNumber,
+    ) -> Result<Option<(Option<String>, i64)>, StoreError> {
         let row = sqlx::query(
             "SELECT message_id, id FROM messages WHERE case_id = $1 AND direction = 'in' AND role = 'customer' \
              ORDER BY received_at DESC, id DESC LIMIT 1",
@@ -141,7 +156,11 @@ impl Work {
     }
 
     /// The facts about one case, for a mail that names it.
-    pub async fn case_facts(&mut self, n: CaseNumber, sender: &str) -> Result<Option<CaseFacts>, StoreError> {
+    pub async fn case_facts(
+        &mut self,
+        n: CaseNumber,
+        sender: &str,
+    ) -> Result<Option<CaseFacts>, StoreError> {
         let row = sqlx::query(
             "SELECT status, closed_at, customer, \
              (SELECT COUNT(*) FROM case_participants p WHERE p.case_id = c.id AND p.email = $2), \
@@ -159,7 +178,10 @@ impl Work {
             number: n,
             status,
             closed_at: r.get::<Option<i64>, _>(1).map(from_ms),
-            customer_domain: customer.rsplit_once('@').map(|(_, d)| d.to_string()).unwrap_or_default(),
+            customer_domain: customer
+                .rsplit_once('@')
+                .map(|(_, d)| d.to_string())
+                .unwrap_or_default(),
             sender_participates: r.get::<i64, _>(3) > 0,
             details: CaseDetails {
                 subject: r.get(4),
@@ -169,7 +191,9 @@ impl Work {
                 language: r.get(7),
                 entitlement: r.get(8),
                 tier: r.get(9),
-                severity: r.get::<Option<i64>, _>(10).and_then(|s| u8::try_from(s).ok()),
+                severity: r
+                    .get::<Option<i64>, _>(10)
+                    .and_then(|s| u8::try_from(s).ok()),
                 region: r.get(11),
                 country: r.get(12),
                 queue: r.get(13),
@@ -189,7 +213,13 @@ impl Work {
     /// costs two round trips and a journal of every page it touches).
     /// `render` composes the plan's mails once the case number is known; its second
     /// argument numbers the case's outbound mails (for stable Message-IDs).
-    pub async fn commit<F>(&mut self, plan: &Plan, msg: &NewMessage, now: DateTime<Utc>, render: F) -> Result<Committed, StoreError>
+    pub async fn commit<F>(
+        &mut self,
+        plan: &Plan,
+        msg: &NewMessage,
+        now: DateTime<Utc>,
+        render: F,
+    ) -> Result<Committed, StoreError>
     where
         F: FnOnce(CaseNumber, i64) -> Composed,
     {
@@ -210,10 +240,21 @@ impl Work {
                 }
                 // A large raw mail goes to a file named in its row.
                 let file = match (&self.raw_files, &msg.raw) {
-                    (Some(files), Some(raw)) if raw.len() >= FILE_BYTES => Some((files, RawFiles::name_for(&msg.dedup_key), raw)),
+                    (Some(files), Some(raw)) if raw.len() >= FILE_BYTES => {
+                        Some((files, RawFiles::name_for(&msg.dedup_key), raw))
+                    }
                     _ => None,
                 };
-                match write_plan(&mut self.tx, plan, msg, file.as_ref().map(|(_, name, _)| name.as_str()), now, render).await? {
+                match write_plan(
+                    &mut self.tx,
+                    plan,
+                    msg,
+                    file.as_ref().map(|(_, name, _)| name.as_str()),
+                    now,
+                    render,
+                )
+                .await?
+                {
                     Some(w) => {
                         if let Some((files, name, raw)) = file {
                             self.writing.push(files.write(name, raw));
@@ -236,7 +277,9 @@ impl Work {
             // PostgreSQL: another writer stored the mail first; its savepoint is undone.
             None => {
                 let existing = self.find_duplicate(&msg.dedup_key).await?;
-                Ok(Committed::Duplicate { case: existing.unwrap_or(plan_case(plan)) })
+                Ok(Committed::Duplicate {
+                    case: existing.unwrap_or(plan_case(plan)),
+                })
             }
         }
     }
@@ -271,7 +314,9 @@ where
         }
     };
     apply_update(tx, case, &plan.update, now).await?;
-    let Some(row_id) = insert_message(tx, case, msg, plan.role.as_str(), raw_file).await? else { return Ok(None) };
+    let Some(row_id) = insert_message(tx, case, msg, plan.role.as_str(), raw_file).await? else {
+        return Ok(None);
+    };
     insert_attachments(tx, row_id, &msg.attachments).await?;
     insert_participants(tx, case, &plan.participants).await?;
     super::sla::start_clocks(tx, case, &plan.clocks, opened).await?;
@@ -332,19 +377,23 @@ async fn touch_case(
 ) -> Result<(), StoreError> {
     match status {
         Some(Status::Closed) => {
-            sqlx::query("UPDATE cases SET status = 'closed', updated_at = $1, closed_at = $1 WHERE id = $2")
-                .bind(to_ms(now))
-                .bind(n.0)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "UPDATE cases SET status = 'closed', updated_at = $1, closed_at = $1 WHERE id = $2",
+            )
+            .bind(to_ms(now))
+            .bind(n.0)
+            .execute(&mut **tx)
+            .await?;
         }
         Some(s) => {
-            sqlx::query("UPDATE cases SET status = $1, updated_at = $2, closed_at = NULL WHERE id = $3")
-                .bind(s.as_str())
-                .bind(to_ms(now))
-                .bind(n.0)
-                .execute(&mut **tx)
-                .await?;
+            sqlx::query(
+                "UPDATE cases SET status = $1, updated_at = $2, closed_at = NULL WHERE id = $3",
+            )
+            .bind(s.as_str())
+            .bind(to_ms(now))
+            .bind(n.0)
+            .execute(&mut **tx)
+            .await?;
         }
         None => {
             sqlx::query("UPDATE cases SET updated_at = $1 WHERE id = $2")
@@ -366,7 +415,13 @@ async fn insert_case(
 ) -> Result<CaseNumber, StoreError> {
     let t = &c.triage;
     let contract = t.contract.as_ref();
-    let due = |kind: ClockKind| clocks.iter().rev().find(|k| k.kind == kind).map(|k| to_ms(k.due_at));
+    let due = |kind: ClockKind| {
+        clocks
+            .iter()
+            .rev()
+            .find(|k| k.kind == kind)
+            .map(|k| to_ms(k.due_at))
+    };
     let id: i64 = sqlx::query(
         "INSERT INTO cases (subject, status, customer, customer_name, related_case, created_at, updated_at, \
          queue, product, language, language_confidence, region, severity, account, entitlement, tier, country, \
@@ -401,15 +456,32 @@ async fn insert_case(
 }
 
 /// Everything an engineer's reply (or a rating) changes besides the status.
-async fn apply_update(tx: &mut Transaction<'_, Any>, case: CaseNumber, u: &CaseUpdate, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn apply_update(
+    tx: &mut Transaction<'_, Any>,
+    case: CaseNumber,
+    u: &CaseUpdate,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     if let Some(owner) = &u.owner {
-        sqlx::query("UPDATE cases SET owner = $1 WHERE id = $2").bind(owner.clone()).bind(case.0).execute(&mut **tx).await?;
+        sqlx::query("UPDATE cases SET owner = $1 WHERE id = $2")
+            .bind(owner.clone())
+            .bind(case.0)
+            .execute(&mut **tx)
+            .await?;
     }
     if let Some(sev) = u.severity {
-        sqlx::query("UPDATE cases SET severity = $1 WHERE id = $2").bind(i64::from(sev)).bind(case.0).execute(&mut **tx).await?;
+        sqlx::query("UPDATE cases SET severity = $1 WHERE id = $2")
+            .bind(i64::from(sev))
+            .bind(case.0)
+            .execute(&mut **tx)
+            .await?;
     }
     if let Some(queue) = &u.queue {
-        sqlx::query("UPDATE cases SET queue = $1 WHERE id = $2").bind(queue.clone()).bind(case.0).execute(&mut **tx).await?;
+        sqlx::query("UPDATE cases SET queue = $1 WHERE id = $2")
+            .bind(queue.clone())
+            .bind(case.0)
+            .execute(&mut **tx)
+            .await?;
     }
     for (id, due, warn) in &u.reclocked {
         sqlx::query(
@@ -426,11 +498,13 @@ async fn apply_update(tx: &mut Transaction<'_, Any>, case: CaseNumber, u: &CaseU
         refresh_due_times(tx, case).await?;
     }
     if u.responded {
-        sqlx::query("UPDATE cases SET first_response_at = COALESCE(first_response_at, $1) WHERE id = $2")
-            .bind(to_ms(now))
-            .bind(case.0)
-            .execute(&mut **tx)
-            .await?;
+        sqlx::query(
+            "UPDATE cases SET first_response_at = COALESCE(first_response_at, $1) WHERE id = $2",
+        )
+        .bind(to_ms(now))
+        .bind(case.0)
+        .execute(&mut **tx)
+        .await?;
         sqlx::query("UPDATE sla_clocks SET state = 'met', met_at = $1, next_check_at = NULL WHERE case_id = $2 AND state = 'running'")
             .bind(to_ms(now))
             .bind(case.0)
@@ -463,7 +537,10 @@ async fn apply_update(tx: &mut Transaction<'_, Any>, case: CaseNumber, u: &CaseU
 }
 
 /// The case shows the due times of its latest clocks.
-async fn refresh_due_times(tx: &mut Transaction<'_, Any>, case: CaseNumber) -> Result<(), StoreError> {
+async fn refresh_due_times(
+    tx: &mut Transaction<'_, Any>,
+    case: CaseNumber,
+) -> Result<(), StoreError> {
     sqlx::query(
         "UPDATE cases SET \
          first_response_due = (SELECT MAX(due_at) FROM sla_clocks WHERE case_id = $1 AND kind = 'first_response'), \
@@ -478,7 +555,12 @@ async fn refresh_due_times(tx: &mut Transaction<'_, Any>, case: CaseNumber) -> R
 
 /// `#split`: a new problem raised in an old thread becomes its own case, with the same
 /// customer and triage, holding a copy of that customer message; both cases link.
-async fn split(tx: &mut Transaction<'_, Any>, case: CaseNumber, message_row: i64, now: DateTime<Utc>) -> Result<CaseNumber, StoreError> {
+async fn split(
+    tx: &mut Transaction<'_, Any>,
+    case: CaseNumber,
+    message_row: i64,
+    now: DateTime<Utc>,
+) -> Result<CaseNumber, StoreError> {
     let new: i64 = sqlx::query(
         "INSERT INTO cases (subject, status, customer, customer_name, related_case, created_at, updated_at, queue, product, \
          language, language_confidence, region, severity, account, entitlement, tier, country, contract_id, time_zone) \
@@ -508,20 +590,50 @@ async fn split(tx: &mut Transaction<'_, Any>, case: CaseNumber, message_row: i64
         .execute(&mut **tx)
         .await?;
     let new = CaseNumber(new);
-    insert_event(tx, Some(new), now, "casegate", "split_from", &serde_json::json!({ "case": case.to_string() })).await?;
-    insert_event(tx, Some(case), now, "casegate", "split_into", &serde_json::json!({ "case": new.to_string() })).await?;
+    insert_event(
+        tx,
+        Some(new),
+        now,
+        "casegate",
+        "split_from",
+        &serde_json::json!({ "case": case.to_string() }),
+    )
+    .await?;
+    insert_event(
+        tx,
+        Some(case),
+        now,
+        "casegate",
+        "split_into",
+        &serde_json::json!({ "case": new.to_string() }),
+    )
+    .await?;
     Ok(new)
 }
 
 /// Mails queued for a case so far: the next one is numbered after them (stable
 /// Message-IDs).
-pub(super) async fn sent_count(tx: &mut Transaction<'_, Any>, case: CaseNumber) -> Result<i64, StoreError> {
-    Ok(sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1").bind(case.0).fetch_one(&mut **tx).await?.get(0))
+pub(super) async fn sent_count(
+    tx: &mut Transaction<'_, Any>,
+    case: CaseNumber,
+) -> Result<i64, StoreError> {
+    Ok(
+        sqlx::query("SELECT COUNT(*) FROM outbox WHERE case_id = $1")
+            .bind(case.0)
+            .fetch_one(&mut **tx)
+            .await?
+            .get(0),
+    )
 }
 
 /// An outbound mail: queued for delivery, and kept on the case so that replies to it
 /// thread by References and the case shows what the customer was told.
-pub(super) async fn queue_outbound(tx: &mut Transaction<'_, Any>, case: CaseNumber, out: &Outbound, now: DateTime<Utc>) -> Result<(), StoreError> {
+pub(super) async fn queue_outbound(
+    tx: &mut Transaction<'_, Any>,
+    case: CaseNumber,
+    out: &Outbound,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     let row = NewOutbox {
         case: Some(case),
         kind: out.kind.clone(),
@@ -596,8 +708,16 @@ async fn insert_attachments(
 ) -> Result<(), StoreError> {
     let columns = "attachments (message_row, filename, content_type, size, raw_start, raw_end)";
     insert_rows(tx, columns, 6, "", attachments, |q, a| {
-        let (start, end) = (a.raw_span.map(|s| s.0 as i64), a.raw_span.map(|s| s.1 as i64));
-        q.bind(message_row).bind(a.filename.clone()).bind(a.content_type.clone()).bind(a.size as i64).bind(start).bind(end)
+        let (start, end) = (
+            a.raw_span.map(|s| s.0 as i64),
+            a.raw_span.map(|s| s.1 as i64),
+        );
+        q.bind(message_row)
+            .bind(a.filename.clone())
+            .bind(a.content_type.clone())
+            .bind(a.size as i64)
+            .bind(start)
+            .bind(end)
     })
     .await
 }
@@ -621,8 +741,15 @@ pub(super) async fn insert_rows<T>(
     for chunk in rows.chunks(ROWS_PER_INSERT) {
         // Safe: the table, columns and suffix are literals of this module and only the
         // number of placeholders varies; every value is bound.
-        let sql = format!("INSERT INTO {table_columns} VALUES {} {suffix}", values_rows(chunk.len(), columns));
-        chunk.iter().fold(sqlx::query(AssertSqlSafe(sql)), &bind).execute(&mut **tx).await?;
+        let sql = format!(
+            "INSERT INTO {table_columns} VALUES {} {suffix}",
+            values_rows(chunk.len(), columns)
+        );
+        chunk
+            .iter()
+            .fold(sqlx::query(AssertSqlSafe(sql)), &bind)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
@@ -631,15 +758,29 @@ pub(super) async fn insert_rows<T>(
 fn values_rows(rows: usize, columns: usize) -> String {
     (0..rows)
         .map(|r| {
-            let cells: Vec<String> = (1..=columns).map(|c| format!("${}", r * columns + c)).collect();
+            let cells: Vec<String> = (1..=columns)
+                .map(|c| format!("${}", r * columns + c))
+                .collect();
             format!("({})", cells.join(", "))
         })
         .collect::<Vec<_>>()
         .join(", ")
 }
 
-async fn insert_participants(tx: &mut Transaction<'_, Any>, case: CaseNumber, emails: &[String]) -> Result<(), StoreError> {
-    insert_rows(tx, "case_participants (case_id, email)", 2, "ON CONFLICT DO NOTHING", emails, |q, e| q.bind(case.0).bind(e.clone())).await
+async fn insert_participants(
+    tx: &mut Transaction<'_, Any>,
+    case: CaseNumber,
+    emails: &[String],
+) -> Result<(), StoreError> {
+    insert_rows(
+        tx,
+        "case_participants (case_id, email)",
+        2,
+        "ON CONFLICT DO NOTHING",
+        emails,
+        |q, e| q.bind(case.0).bind(e.clone()),
+    )
+    .await
 }
 
 /// Audit events of one plan in one statement: (case, actor, kind, detail).
@@ -648,9 +789,20 @@ async fn insert_events(
     now: DateTime<Utc>,
     events: &[(CaseNumber, &str, &str, &serde_json::Value)],
 ) -> Result<(), StoreError> {
-    insert_rows(tx, "events (case_id, at, actor, kind, detail)", 5, "", events, |q, (case, actor, kind, detail)| {
-        q.bind(case.0).bind(to_ms(now)).bind(actor.to_string()).bind(kind.to_string()).bind(detail.to_string())
-    })
+    insert_rows(
+        tx,
+        "events (case_id, at, actor, kind, detail)",
+        5,
+        "",
+        events,
+        |q, (case, actor, kind, detail)| {
+            q.bind(case.0)
+                .bind(to_ms(now))
+                .bind(actor.to_string())
+                .bind(kind.to_string())
+                .bind(detail.to_string())
+        },
+    )
     .await
 }
 
@@ -662,17 +814,22 @@ pub(super) async fn insert_event(
     kind: &str,
     detail: &serde_json::Value,
 ) -> Result<(), StoreError> {
-    sqlx::query("INSERT INTO events (case_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)")
-        .bind(case.map(|n| n.0))
-        .bind(to_ms(now))
-        .bind(actor.to_string())
-        .bind(kind.to_string())
-        .bind(detail.to_string())
-        .execute(&mut **tx)
-        .await?;
+    sqlx::query(
+        "INSERT INTO events (case_id, at, actor, kind, detail) VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(case.map(|n| n.0))
+    .bind(to_ms(now))
+    .bind(actor.to_string())
+    .bind(kind.to_string())
+    .bind(detail.to_string())
+    .execute(&mut **tx)
+    .await?;
     Ok(())
 }
 
 pub(super) fn parse_status(s: &str) -> Result<Status, StoreError> {
-    s.parse().map_err(|_| StoreError::Corrupt { column: "cases.status", value: s.to_string() })
+    s.parse().map_err(|_| StoreError::Corrupt {
+        column: "cases.status",
+        value: s.to_string(),
+    })
 }

@@ -29,7 +29,9 @@ impl Store {
     /// Start checkpointing in the background (SQLite; nothing to do on PostgreSQL).
     /// The task ends when the store is closed.
     pub async fn spawn_checkpointer(&self) {
-        let (Backend::Sqlite, Some(url)) = (self.backend, self.url.clone()) else { return };
+        let (Backend::Sqlite, Some(url)) = (self.backend, self.url.clone()) else {
+            return;
+        };
         let mut conn = match AnyConnection::connect(&url).await {
             Ok(c) => c,
             Err(e) => {
@@ -45,7 +47,10 @@ impl Store {
             }
             while !pool.is_closed() {
                 // PASSIVE never waits for the writer: it copies what is committed.
-                let pause = match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)").fetch_one(&mut conn).await {
+                let pause = match sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                    .fetch_one(&mut conn)
+                    .await
+                {
                     Ok(row) => {
                         let (log, done): (i64, i64) = (row.get(1), row.get(2));
                         if done < log { BUSY } else { IDLE }

@@ -17,21 +17,28 @@ pub struct ImportStats {
     pub unchanged: u64,
 }
 
-const COLUMNS: &str = "contract_id, account, tier, products, domains, contacts, country, start_date, end_date";
+const COLUMNS: &str =
+    "contract_id, account, tier, products, domains, contacts, country, start_date, end_date";
 
 impl Store {
     /// Upsert every contract in one transaction: all or nothing, and importing the same
     /// file twice changes nothing.
-    pub async fn import_contracts(&self, contracts: &[Contract], now: DateTime<Utc>) -> Result<ImportStats, StoreError> {
+    pub async fn import_contracts(
+        &self,
+        contracts: &[Contract],
+        now: DateTime<Utc>,
+    ) -> Result<ImportStats, StoreError> {
         let mut stats = ImportStats::default();
         let mut tx = self.pool.begin().await?;
         for c in contracts {
-            let existing = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contracts WHERE contract_id = $1")))
-                .bind(c.contract_id.clone())
-                .fetch_optional(&mut *tx)
-                .await?
-                .map(|r| contract(&r, 0))
-                .transpose()?;
+            let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM contracts WHERE contract_id = $1"
+            )))
+            .bind(c.contract_id.clone())
+            .fetch_optional(&mut *tx)
+            .await?
+            .map(|r| contract(&r, 0))
+            .transpose()?;
             match existing {
                 Some(old) if old == *c => {
                     stats.unchanged += 1;
@@ -63,7 +70,11 @@ impl Store {
                 .bind(c.contract_id.clone())
                 .execute(&mut *tx)
                 .await?;
-            let keys = c.contacts.iter().map(|a| format!("c:{}", a.to_lowercase())).chain(c.domains.iter().map(|d| format!("d:{}", d.to_lowercase())));
+            let keys = c
+                .contacts
+                .iter()
+                .map(|a| format!("c:{}", a.to_lowercase()))
+                .chain(c.domains.iter().map(|d| format!("d:{}", d.to_lowercase())));
             for key in keys {
                 sqlx::query("INSERT INTO contract_keys (key, contract_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(key)
@@ -77,9 +88,11 @@ impl Store {
     }
 
     pub async fn list_contracts(&self) -> Result<Vec<Contract>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {COLUMNS} FROM contracts ORDER BY account, contract_id")))
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contracts ORDER BY account, contract_id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(|r| contract(r, 0)).collect()
     }
 }
@@ -109,7 +122,9 @@ impl Work {
         let mut keys = vec![format!("c:{email}")];
         if let Some((_, domain)) = email.rsplit_once('@') {
             let labels: Vec<&str> = domain.split('.').collect();
-            keys.extend((0..labels.len().saturating_sub(1)).map(|i| format!("d:{}", labels[i..].join("."))));
+            keys.extend(
+                (0..labels.len().saturating_sub(1)).map(|i| format!("d:{}", labels[i..].join("."))),
+            );
         }
         let placeholders: Vec<String> = (5..5 + keys.len()).map(|i| format!("${i}")).collect();
         let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{c}")).collect();
@@ -135,9 +150,15 @@ impl Work {
         let mut facts = SenderFacts::default();
         if let Some(r) = rows.first() {
             facts.duplicate = r.get::<Option<i64>, _>(0).map(CaseNumber);
-            facts.sent = SentCounts { auto_replies: r.get(1), refusals: r.get(2) };
+            facts.sent = SentCounts {
+                auto_replies: r.get(1),
+                refusals: r.get(2),
+            };
         }
-        for r in rows.iter().filter(|r| r.get::<Option<String>, _>(3).is_some()) {
+        for r in rows
+            .iter()
+            .filter(|r| r.get::<Option<String>, _>(3).is_some())
+        {
             facts.contracts.push(contract(r, 3)?);
         }
         self.absent = facts.duplicate.is_none().then(|| dedup_key.to_string());
@@ -148,11 +169,16 @@ impl Work {
 /// A contract from its [`COLUMNS`], the first at index `at`.
 fn contract(r: &AnyRow, at: usize) -> Result<Contract, StoreError> {
     let list = |i: usize| -> Vec<String> {
-        r.get::<String, _>(at + i).split(';').filter(|s| !s.is_empty()).map(str::to_string).collect()
+        r.get::<String, _>(at + i)
+            .split(';')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect()
     };
     let date = |i: usize, column: &'static str| -> Result<NaiveDate, StoreError> {
         let s: String = r.get(at + i);
-        s.parse().map_err(|_| StoreError::Corrupt { column, value: s })
+        s.parse()
+            .map_err(|_| StoreError::Corrupt { column, value: s })
     };
     Ok(Contract {
         contract_id: r.get(at),

@@ -15,17 +15,23 @@ pub struct Checkpoint {
 
 impl Store {
     pub async fn checkpoint(&self, mailbox: &str) -> Result<Option<Checkpoint>, StoreError> {
-        let row = sqlx::query("SELECT uid_validity, last_uid FROM mailbox_state WHERE mailbox = $1")
-            .bind(mailbox.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+        let row =
+            sqlx::query("SELECT uid_validity, last_uid FROM mailbox_state WHERE mailbox = $1")
+                .bind(mailbox.to_string())
+                .fetch_optional(&self.pool)
+                .await?;
         Ok(row.map(|r| Checkpoint {
             uid_validity: r.get::<i64, _>(0) as u32,
             last_uid: r.get::<i64, _>(1) as u32,
         }))
     }
 
-    pub async fn save_checkpoint(&self, mailbox: &str, cp: Checkpoint, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn save_checkpoint(
+        &self,
+        mailbox: &str,
+        cp: Checkpoint,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
         save(&mut conn, mailbox, cp, now).await
     }
@@ -33,12 +39,22 @@ impl Store {
 
 impl Work {
     /// Record the checkpoint with the rest of the unit of work.
-    pub async fn save_checkpoint(&mut self, mailbox: &str, cp: Checkpoint, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn save_checkpoint(
+        &mut self,
+        mailbox: &str,
+        cp: Checkpoint,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         save(&mut self.tx, mailbox, cp, now).await
     }
 }
 
-async fn save(conn: &mut AnyConnection, mailbox: &str, cp: Checkpoint, now: DateTime<Utc>) -> Result<(), StoreError> {
+async fn save(
+    conn: &mut AnyConnection,
+    mailbox: &str,
+    cp: Checkpoint,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO mailbox_state (mailbox, uid_validity, last_uid, updated_at) VALUES ($1, $2, $3, $4) \
          ON CONFLICT (mailbox) DO UPDATE SET uid_validity = excluded.uid_validity, \

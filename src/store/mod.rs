@@ -31,7 +31,9 @@ pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
 pub use reports::{Attainment, ClockState, EngineerStats, QueueStats, SlaReport, TeamReport};
 pub use sla::{ClockAction, DueClock};
-pub use views::{AttachmentSource, AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView};
+pub use views::{
+    AttachmentSource, AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView,
+};
 pub use work::Work;
 
 use raw_files::RawFiles;
@@ -49,7 +51,10 @@ pub enum StoreError {
     Conflict(String),
     /// A raw mail kept as a file beside the SQLite database (see `raw_files`).
     #[error("raw mail file {path}: {source}")]
-    RawFile { path: String, source: std::io::Error },
+    RawFile {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("database holds an invalid value in {column}: {value}")]
     Corrupt { column: &'static str, value: String },
 }
@@ -78,7 +83,11 @@ impl Store {
     /// Connect and apply pending migrations.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
         install_default_drivers();
-        let backend = if url.starts_with("sqlite:") { Backend::Sqlite } else { Backend::Postgres };
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else {
+            Backend::Postgres
+        };
         let url = match backend {
             Backend::Sqlite => sqlite_url(url),
             Backend::Postgres => url.to_string(),
@@ -103,8 +112,11 @@ impl Store {
                         conn.execute("PRAGMA synchronous = NORMAL").await?;
                         conn.execute("PRAGMA foreign_keys = ON").await?;
                         conn.execute("PRAGMA busy_timeout = 10000").await?;
-                        conn.execute(AssertSqlSafe(format!("PRAGMA wal_autocheckpoint = {}", checkpoint::AUTOCHECKPOINT_PAGES)))
-                            .await?;
+                        conn.execute(AssertSqlSafe(format!(
+                            "PRAGMA wal_autocheckpoint = {}",
+                            checkpoint::AUTOCHECKPOINT_PAGES
+                        )))
+                        .await?;
                     }
                     Ok(())
                 })
@@ -120,7 +132,12 @@ impl Store {
             Backend::Sqlite => raw_files::sqlite_file(&url).map(|f| Arc::new(RawFiles::beside(&f))),
             Backend::Postgres => None,
         };
-        Ok(Store { pool, backend, url: (backend == Backend::Sqlite).then_some(url), raw_files })
+        Ok(Store {
+            pool,
+            backend,
+            url: (backend == Backend::Sqlite).then_some(url),
+            raw_files,
+        })
     }
 
     pub fn backend(&self) -> Backend {
@@ -134,7 +151,9 @@ impl Store {
 
 /// Create the file (and its folder) when missing: zero setup for the embedded default.
 fn sqlite_url(url: &str) -> String {
-    let path = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let path = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let file = path.split('?').next().unwrap_or("");
     if !file.is_empty()
         && file != ":memory:"
@@ -167,13 +186,17 @@ mod tests {
     #[test]
     fn sqlite_urls_create_missing_files() {
         assert_eq!(sqlite_url("sqlite://x.db"), "sqlite://x.db?mode=rwc");
-        assert_eq!(sqlite_url("sqlite://x.db?cache=shared"), "sqlite://x.db?cache=shared&mode=rwc");
+        assert_eq!(
+            sqlite_url("sqlite://x.db?cache=shared"),
+            "sqlite://x.db?cache=shared&mode=rwc"
+        );
         assert_eq!(sqlite_url("sqlite://x.db?mode=ro"), "sqlite://x.db?mode=ro");
     }
 
     #[test]
     fn millisecond_times_round_trip() {
-        let t = Utc.with_ymd_and_hms(2026, 3, 8, 7, 0, 0).unwrap() + chrono::Duration::milliseconds(123);
+        let t = Utc.with_ymd_and_hms(2026, 3, 8, 7, 0, 0).unwrap()
+            + chrono::Duration::milliseconds(123);
         assert_eq!(from_ms(to_ms(t)), t);
     }
 }

@@ -51,7 +51,12 @@ impl OutboxStatus {
             "sending" => OutboxStatus::Sending,
             "sent" => OutboxStatus::Sent,
             "failed" => OutboxStatus::Failed,
-            _ => return Err(StoreError::Corrupt { column: "outbox.status", value: s.to_string() }),
+            _ => {
+                return Err(StoreError::Corrupt {
+                    column: "outbox.status",
+                    value: s.to_string(),
+                });
+            }
         })
     }
 }
@@ -136,8 +141,10 @@ fn row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
         kind: r.get(2),
         message_id: r.get(3),
         sender: r.get(4),
-        recipients: serde_json::from_str(&recipients)
-            .map_err(|_| StoreError::Corrupt { column: "outbox.recipients", value: recipients.clone() })?,
+        recipients: serde_json::from_str(&recipients).map_err(|_| StoreError::Corrupt {
+            column: "outbox.recipients",
+            value: recipients.clone(),
+        })?,
         raw: r.get(6),
         status: OutboxStatus::parse(&status)?,
         attempts: r.get(8),
@@ -179,7 +186,11 @@ static AUTO_REPLY_COUNT: LazyLock<String> = LazyLock::new(|| {
 /// Refusals, for "refuse a refused sender at most once per interval": recipient `$2`,
 /// since `$4`.
 static REFUSAL_COUNT: LazyLock<String> = LazyLock::new(|| {
-    let kinds = [TemplateKind::RefusalNoContract, TemplateKind::RefusalExpired, TemplateKind::RefusalNotCovered];
+    let kinds = [
+        TemplateKind::RefusalNoContract,
+        TemplateKind::RefusalExpired,
+        TemplateKind::RefusalNotCovered,
+    ];
     let kinds: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.name())).collect();
     format!(
         "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($2) AND created_at >= $4 AND kind IN ({})",
@@ -189,7 +200,8 @@ static REFUSAL_COUNT: LazyLock<String> = LazyLock::new(|| {
 
 /// Both counts as two columns of a select list; binds: `$2` the recipient (see
 /// [`recipient_key`]), `$3` and `$4` the times since which automatic mail and refusals count.
-pub(super) static SENT_COUNTS: LazyLock<String> = LazyLock::new(|| format!("({}), ({})", *AUTO_REPLY_COUNT, *REFUSAL_COUNT));
+pub(super) static SENT_COUNTS: LazyLock<String> =
+    LazyLock::new(|| format!("({}), ({})", *AUTO_REPLY_COUNT, *REFUSAL_COUNT));
 
 /// How the outbox stores a single recipient (what [`SENT_COUNTS`] compares with).
 pub(super) fn recipient_key(recipient: &str) -> String {
@@ -208,7 +220,11 @@ pub struct SentCounts {
 
 impl Store {
     /// Queue a mail in a transaction of its own (mail not caused by a case commit).
-    pub async fn enqueue_outbox(&self, row: &NewOutbox, now: DateTime<Utc>) -> Result<Option<i64>, StoreError> {
+    pub async fn enqueue_outbox(
+        &self,
+        row: &NewOutbox,
+        now: DateTime<Utc>,
+    ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let id = insert_outbox(&mut tx, row, now).await?;
         tx.commit().await?;
@@ -217,12 +233,18 @@ impl Store {
 
     /// Lease up to `limit` rows due at `now` for `lease`: they become `sending` and no
     /// other worker claims them until [`Store::release_expired_leases`] after the lease.
-    pub async fn claim_due(&self, now: DateTime<Utc>, limit: u32, lease: Duration) -> Result<Vec<OutboxRow>, StoreError> {
+    pub async fn claim_due(
+        &self,
+        now: DateTime<Utc>,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let sql = match self.backend {
             Backend::Sqlite => CLAIM_SQLITE.as_str(),
             Backend::Postgres => CLAIM_POSTGRES.as_str(),
         };
-        let lease_until = now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
+        let lease_until =
+            now + chrono::Duration::from_std(lease).unwrap_or(chrono::Duration::hours(1));
         let rows = sqlx::query(AssertSqlSafe(sql))
             .bind(to_ms(now))
             .bind(to_ms(lease_until))
@@ -237,16 +259,23 @@ impl Store {
     /// The server accepted the mail (250 after DATA). Unconditional: even if the lease
     /// ran out meanwhile, the mail went out and must not be sent again.
     pub async fn mark_sent(&self, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
-        sqlx::query("UPDATE outbox SET status = 'sent', sent_at = $2, last_error = NULL WHERE id = $1")
-            .bind(id)
-            .bind(to_ms(now))
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_at = $2, last_error = NULL WHERE id = $1",
+        )
+        .bind(id)
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     /// A temporary failure: try again at `next_at`.
-    pub async fn mark_retry(&self, id: i64, next_at: DateTime<Utc>, error: &str) -> Result<(), StoreError> {
+    pub async fn mark_retry(
+        &self,
+        id: i64,
+        next_at: DateTime<Utc>,
+        error: &str,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET status = 'pending', next_attempt_at = $2, last_error = $3 \
              WHERE id = $1 AND status = 'sending'",
@@ -287,7 +316,6 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
-
 }
 
 /// A bounce (DSN) came back for the mail with this Message-ID: inside the bounce's own
@@ -323,7 +351,6 @@ pub(super) async fn record_bounce(
 }
 
 impl Store {
-
     /// Crash recovery: rows left `sending` past their lease go back to `pending`, due at
     /// once. Returns how many.
     pub async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
@@ -339,42 +366,58 @@ impl Store {
 
     /// When the worker must look again: the earliest due row or lease expiry.
     pub async fn next_due(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let ms: Option<i64> = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('pending', 'sending')")
-            .fetch_one(&self.pool)
-            .await?
-            .get(0);
+        let ms: Option<i64> = sqlx::query(
+            "SELECT MIN(next_attempt_at) FROM outbox WHERE status IN ('pending', 'sending')",
+        )
+        .fetch_one(&self.pool)
+        .await?
+        .get(0);
         Ok(ms.map(from_ms))
     }
 
     pub async fn outbox_row(&self, id: i64) -> Result<Option<OutboxRow>, StoreError> {
-        let r = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM outbox WHERE id = $1")))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM outbox WHERE id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
         r.as_ref().map(row).transpose()
     }
 
-    pub async fn outbox_by_message_id(&self, message_id: &str) -> Result<Option<OutboxRow>, StoreError> {
-        let r = sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM outbox WHERE message_id = $1")))
-            .bind(message_id.to_string())
-            .fetch_optional(&self.pool)
-            .await?;
+    pub async fn outbox_by_message_id(
+        &self,
+        message_id: &str,
+    ) -> Result<Option<OutboxRow>, StoreError> {
+        let r = sqlx::query(AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM outbox WHERE message_id = $1"
+        )))
+        .bind(message_id.to_string())
+        .fetch_optional(&self.pool)
+        .await?;
         r.as_ref().map(row).transpose()
     }
 
     /// A case's outbound mail (every row with `None`), oldest first.
-    pub async fn outbox_rows(&self, case: Option<CaseNumber>) -> Result<Vec<OutboxRow>, StoreError> {
+    pub async fn outbox_rows(
+        &self,
+        case: Option<CaseNumber>,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
         let rows = match case {
             Some(n) => {
-                sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM outbox WHERE case_id = $1 ORDER BY id")))
-                    .bind(n.0)
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM outbox WHERE case_id = $1 ORDER BY id"
+                )))
+                .bind(n.0)
+                .fetch_all(&self.pool)
+                .await?
             }
             None => {
-                sqlx::query(AssertSqlSafe(format!("SELECT {COLUMNS} FROM outbox ORDER BY id")))
-                    .fetch_all(&self.pool)
-                    .await?
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM outbox ORDER BY id"
+                )))
+                .fetch_all(&self.pool)
+                .await?
             }
         };
         rows.iter().map(row).collect()
@@ -388,7 +431,10 @@ mod tests {
     #[test]
     fn claim_sql_differs_only_in_the_lock() {
         assert!(CLAIM_POSTGRES.contains("LIMIT $3 FOR UPDATE SKIP LOCKED)"));
-        assert_eq!(CLAIM_SQLITE.replace("LIMIT $3)", "LIMIT $3 FOR UPDATE SKIP LOCKED)"), *CLAIM_POSTGRES);
+        assert_eq!(
+            CLAIM_SQLITE.replace("LIMIT $3)", "LIMIT $3 FOR UPDATE SKIP LOCKED)"),
+            *CLAIM_POSTGRES
+        );
     }
 
     #[test]

@@ -40,7 +40,11 @@ pub struct QuarantineEntry {
 impl Work {
     /// Register a quarantined mail (again: a second quarantine of the same mail updates
     /// the reason and holds it again) with an audit event.
-    pub async fn quarantine(&mut self, e: &QuarantineEntry, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn quarantine(
+        &mut self,
+        e: &QuarantineEntry,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO quarantine (dedup_key, message_id, from_addr, subject, reason, size, received_at, \
              quarantined_at, source, status, raw) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 'held', $10) \
@@ -62,7 +66,8 @@ impl Work {
         let detail = serde_json::json!({
             "reason": e.reason, "message_id": e.message_id, "from": e.from, "size": e.size, "source": e.source,
         });
-        super::cases::insert_event(&mut self.tx, None, now, "casegate", "quarantined", &detail).await?;
+        super::cases::insert_event(&mut self.tx, None, now, "casegate", "quarantined", &detail)
+            .await?;
         self.mails += 1;
         Ok(())
     }
@@ -70,7 +75,10 @@ impl Work {
 
 impl Store {
     /// Held entries first, newest first.
-    pub async fn quarantine_list(&self, with_raw: bool) -> Result<Vec<QuarantineEntry>, StoreError> {
+    pub async fn quarantine_list(
+        &self,
+        with_raw: bool,
+    ) -> Result<Vec<QuarantineEntry>, StoreError> {
         let sql = if with_raw {
             "SELECT id, dedup_key, message_id, from_addr, subject, reason, size, received_at, quarantined_at, \
              source, status, released_case, raw FROM quarantine ORDER BY status, id DESC"
@@ -82,7 +90,12 @@ impl Store {
         rows.iter().map(entry).collect()
     }
 
-    pub async fn quarantine_release(&self, dedup_key: &str, case: CaseNumber, now: DateTime<Utc>) -> Result<(), StoreError> {
+    pub async fn quarantine_release(
+        &self,
+        dedup_key: &str,
+        case: CaseNumber,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("UPDATE quarantine SET status = 'released', released_case = $1, raw = NULL WHERE dedup_key = $2")
             .bind(case.0)
@@ -90,7 +103,15 @@ impl Store {
             .execute(&mut *tx)
             .await?;
         let detail = serde_json::json!({ "dedup_key": dedup_key });
-        super::cases::insert_event(&mut tx, Some(case), now, "casegate", "released_from_quarantine", &detail).await?;
+        super::cases::insert_event(
+            &mut tx,
+            Some(case),
+            now,
+            "casegate",
+            "released_from_quarantine",
+            &detail,
+        )
+        .await?;
         tx.commit().await?;
         Ok(())
     }
@@ -112,7 +133,12 @@ fn entry(r: &sqlx::any::AnyRow) -> Result<QuarantineEntry, StoreError> {
         status: match status.as_str() {
             "held" => QuarantineStatus::Held,
             "released" => QuarantineStatus::Released,
-            _ => return Err(StoreError::Corrupt { column: "quarantine.status", value: status }),
+            _ => {
+                return Err(StoreError::Corrupt {
+                    column: "quarantine.status",
+                    value: status,
+                });
+            }
         },
         released_case: r.get::<Option<i64>, _>(11).map(CaseNumber),
         raw: r.get(12),

@@ -37,7 +37,9 @@ impl RawFiles {
     pub(super) fn beside(database: &Path) -> RawFiles {
         let mut dir = database.as_os_str().to_owned();
         dir.push("-mail");
-        RawFiles { dir: PathBuf::from(dir) }
+        RawFiles {
+            dir: PathBuf::from(dir),
+        }
     }
 
     /// The file name for the mail with this dedup key: `ab/ab12…ef.eml` (256 folders
@@ -60,7 +62,9 @@ impl RawFiles {
 
     pub(super) async fn read(&self, name: &str) -> Result<Vec<u8>, StoreError> {
         let path = self.dir.join(name);
-        tokio::fs::read(&path).await.map_err(|e| file_error(&path, e))
+        tokio::fs::read(&path)
+            .await
+            .map_err(|e| file_error(&path, e))
     }
 }
 
@@ -97,7 +101,11 @@ impl Block {
         let mut buffer = vec![0u8; padded + BLOCK];
         let start = buffer.as_ptr().align_offset(BLOCK).min(BLOCK);
         buffer[start..start + bytes.len()].copy_from_slice(bytes);
-        Block { buffer, start, len: bytes.len() }
+        Block {
+            buffer,
+            start,
+            len: bytes.len(),
+        }
     }
 
     fn bytes(&self) -> &[u8] {
@@ -143,26 +151,41 @@ fn write_synced(path: &Path, block: &Block) -> std::io::Result<()> {
 /// of this on our machines, and a mail file is rarely read again.
 fn write_direct(path: &Path, block: &Block) -> std::io::Result<std::fs::File> {
     use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(true).custom_flags(libc::O_DIRECT).open(path)?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .custom_flags(libc::O_DIRECT)
+        .open(path)?;
     file.write_all(block.padded())?;
     file.set_len(block.len as u64)?;
     Ok(file)
 }
 
 fn sync_folder(folder: &Path) -> std::io::Result<()> {
-    let folder = if folder.as_os_str().is_empty() { Path::new(".") } else { folder };
+    let folder = if folder.as_os_str().is_empty() {
+        Path::new(".")
+    } else {
+        folder
+    };
     std::fs::File::open(folder)?.sync_all()
 }
 
 fn file_error(path: &Path, source: std::io::Error) -> StoreError {
-    StoreError::RawFile { path: path.display().to_string(), source }
+    StoreError::RawFile {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// The database file of a SQLite URL; `None` for an in-memory database.
 pub(super) fn sqlite_file(url: &str) -> Option<PathBuf> {
-    let rest = url.trim_start_matches("sqlite://").trim_start_matches("sqlite:");
+    let rest = url
+        .trim_start_matches("sqlite://")
+        .trim_start_matches("sqlite:");
     let (file, options) = rest.split_once('?').unwrap_or((rest, ""));
-    let in_memory = file.is_empty() || file == ":memory:" || options.split('&').any(|o| o == "mode=memory");
+    let in_memory =
+        file.is_empty() || file == ":memory:" || options.split('&').any(|o| o == "mode=memory");
     (!in_memory).then(|| PathBuf::from(file))
 }
 
@@ -172,8 +195,14 @@ mod tests {
 
     #[test]
     fn files_sit_beside_file_databases_only() {
-        assert_eq!(sqlite_file("sqlite://data/casegate.db?mode=rwc"), Some(PathBuf::from("data/casegate.db")));
-        assert_eq!(sqlite_file("sqlite:///var/lib/casegate.db"), Some(PathBuf::from("/var/lib/casegate.db")));
+        assert_eq!(
+            sqlite_file("sqlite://data/casegate.db?mode=rwc"),
+            Some(PathBuf::from("data/casegate.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/casegate.db"),
+            Some(PathBuf::from("/var/lib/casegate.db"))
+        );
         assert_eq!(sqlite_file("sqlite::memory:"), None);
         assert_eq!(sqlite_file("sqlite://x.db?mode=memory&cache=shared"), None);
         let files = RawFiles::beside(Path::new("/var/lib/casegate.db"));
@@ -196,15 +225,26 @@ mod tests {
         // Sizes around whole blocks of direct I/O, and one of many blocks.
         let large: Vec<u8> = (0..70_001u32).map(|i| (i % 251) as u8).collect();
         for len in [4095, 4096, 4097, 1, 70_001] {
-            files.write(name.clone(), &large[..len]).done().await.unwrap();
-            assert_eq!(files.read(&name).await.unwrap(), &large[..len], "{len} bytes");
+            files
+                .write(name.clone(), &large[..len])
+                .done()
+                .await
+                .unwrap();
+            assert_eq!(
+                files.read(&name).await.unwrap(),
+                &large[..len],
+                "{len} bytes"
+            );
         }
         // Written again (a retried batch): replaced whole, nothing else left behind.
         files.write(name.clone(), b"raw mail").done().await.unwrap();
         assert_eq!(files.read(&name).await.unwrap(), b"raw mail");
         let folder = dir.path().join("casegate.db-mail").join(&name[..2]);
         assert_eq!(std::fs::read_dir(folder).unwrap().count(), 1);
-        assert!(matches!(files.read("ff/missing.eml").await, Err(StoreError::RawFile { .. })));
+        assert!(matches!(
+            files.read("ff/missing.eml").await,
+            Err(StoreError::RawFile { .. })
+        ));
         // Without direct I/O (tmpfs): written the usual way.
         if let Ok(shm) = tempfile::tempdir_in("/dev/shm") {
             let files = RawFiles::beside(&shm.path().join("casegate.db"));
@@ -212,7 +252,8 @@ mod tests {
             assert_eq!(files.read(&name).await.unwrap(), large);
         }
         // A folder that cannot be made: the error names the file.
-        let blocked = RawFiles::beside(&dir.path().join("casegate.db-mail").join(&name).join("x.db"));
+        let blocked =
+            RawFiles::beside(&dir.path().join("casegate.db-mail").join(&name).join("x.db"));
         let err = blocked.write(name.clone(), b"x").done().await.unwrap_err();
         assert!(err.to_string().contains("x.db-mail/"), "{err}");
     }

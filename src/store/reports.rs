@@ -81,7 +81,13 @@ impl Store {
         .await?;
         let attainment = rows
             .iter()
-            .map(|r| Attainment { queue: r.get(0), tier: r.get(1), severity: r.get(2), met: r.get(3), missed: r.get(4) })
+            .map(|r| Attainment {
+                queue: r.get(0),
+                tier: r.get(1),
+                severity: r.get(2),
+                met: r.get(3),
+                missed: r.get(4),
+            })
             .collect();
         let states = sqlx::query(
             "SELECT k.case_id, k.kind, COALESCE(c.queue, ''), k.due_at, k.warn_at FROM sla_clocks k JOIN cases c ON c.id = k.case_id \
@@ -94,8 +100,17 @@ impl Store {
         let (mut at_risk, mut breached) = (Vec::new(), Vec::new());
         for r in &states {
             let due: i64 = r.get(3);
-            let state = ClockState { case: CaseNumber(r.get(0)), clock: r.get(1), queue: r.get(2), due: from_ms(due) };
-            if due <= at_ms { breached.push(state) } else { at_risk.push(state) }
+            let state = ClockState {
+                case: CaseNumber(r.get(0)),
+                clock: r.get(1),
+                queue: r.get(2),
+                due: from_ms(due),
+            };
+            if due <= at_ms {
+                breached.push(state)
+            } else {
+                at_risk.push(state)
+            }
         }
         let mut minutes: Vec<f64> = sqlx::query(
             "SELECT met_at - started_at FROM sla_clocks WHERE kind = 'first_response' AND state = 'met' AND met_at <= $1",
@@ -127,7 +142,15 @@ impl Store {
         .await?;
         for r in &owned {
             let e: String = r.get(0);
-            engineers.insert(e.clone(), EngineerStats { engineer: e, cases_owned: r.get(1), replies: 0, average_rating: r.get(2) });
+            engineers.insert(
+                e.clone(),
+                EngineerStats {
+                    engineer: e,
+                    cases_owned: r.get(1),
+                    replies: 0,
+                    average_rating: r.get(2),
+                },
+            );
         }
         let replies = sqlx::query("SELECT from_addr, COUNT(*) FROM messages WHERE role = 'engineer' AND direction = 'in' GROUP BY from_addr")
             .fetch_all(&self.pool)
@@ -136,7 +159,12 @@ impl Store {
             let e: String = r.get(0);
             engineers
                 .entry(e.clone())
-                .or_insert(EngineerStats { engineer: e, cases_owned: 0, replies: 0, average_rating: None })
+                .or_insert(EngineerStats {
+                    engineer: e,
+                    cases_owned: 0,
+                    replies: 0,
+                    average_rating: None,
+                })
                 .replies = r.get(1);
         }
         let queues = sqlx::query(
@@ -154,7 +182,11 @@ impl Store {
         .collect();
         let average_rating: Option<f64> =
             sqlx::query("SELECT CAST(AVG(feedback_rating) AS DOUBLE PRECISION) FROM cases WHERE feedback_rating IS NOT NULL").fetch_one(&self.pool).await?.get(0);
-        Ok(TeamReport { engineers: engineers.into_values().collect(), queues, average_rating })
+        Ok(TeamReport {
+            engineers: engineers.into_values().collect(),
+            queues,
+            average_rating,
+        })
     }
 }
 

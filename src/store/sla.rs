@@ -33,7 +33,13 @@ pub(super) async fn start_clocks(
     super::cases::insert_rows(tx, columns, 7, "", clocks, |q, c| {
         // A running clock's next moment of interest is its warning.
         let (due, warn) = (to_ms(c.due_at), to_ms(c.warn_at));
-        q.bind(case.0).bind(c.kind.as_str()).bind(to_ms(c.started_at)).bind(due).bind(warn).bind("running").bind(warn)
+        q.bind(case.0)
+            .bind(c.kind.as_str())
+            .bind(to_ms(c.started_at))
+            .bind(due)
+            .bind(warn)
+            .bind("running")
+            .bind(warn)
     })
     .await?;
     if case_is_new {
@@ -44,14 +50,22 @@ pub(super) async fn start_clocks(
             ClockKind::FirstResponse => "UPDATE cases SET first_response_due = $1 WHERE id = $2",
             ClockKind::NextResponse => "UPDATE cases SET next_response_due = $1 WHERE id = $2",
         };
-        sqlx::query(sql).bind(to_ms(c.due_at)).bind(case.0).execute(&mut **tx).await?;
+        sqlx::query(sql)
+            .bind(to_ms(c.due_at))
+            .bind(case.0)
+            .execute(&mut **tx)
+            .await?;
     }
     Ok(())
 }
 
 impl Store {
     /// Running clocks whose next check is due at `now`, oldest first.
-    pub async fn due_clocks(&self, now: DateTime<Utc>, limit: i64) -> Result<Vec<DueClock>, StoreError> {
+    pub async fn due_clocks(
+        &self,
+        now: DateTime<Utc>,
+        limit: i64,
+    ) -> Result<Vec<DueClock>, StoreError> {
         let rows = sqlx::query(
             "SELECT id, case_id, kind, started_at, due_at, warn_at, warned_at FROM sla_clocks \
              WHERE next_check_at IS NOT NULL AND next_check_at <= $1 ORDER BY next_check_at, id LIMIT $2",
@@ -86,9 +100,11 @@ impl Store {
 
     /// When the timer must next wake, if any clock runs.
     pub async fn next_clock_check(&self) -> Result<Option<DateTime<Utc>>, StoreError> {
-        let row = sqlx::query("SELECT MIN(next_check_at) FROM sla_clocks WHERE next_check_at IS NOT NULL")
-            .fetch_one(&self.pool)
-            .await?;
+        let row = sqlx::query(
+            "SELECT MIN(next_check_at) FROM sla_clocks WHERE next_check_at IS NOT NULL",
+        )
+        .fetch_one(&self.pool)
+        .await?;
         Ok(row.get::<Option<i64>, _>(0).map(from_ms))
     }
 }
@@ -126,7 +142,10 @@ impl Work {
             // The case first, then its clock: the order the intake takes them in, so the
             // two never deadlock; it also keeps the intake from numbering the case's next
             // mail at the same moment.
-            sqlx::query("SELECT id FROM cases WHERE id = $1 FOR NO KEY UPDATE").bind(clock.case.0).fetch_optional(&mut **tx).await?;
+            sqlx::query("SELECT id FROM cases WHERE id = $1 FOR NO KEY UPDATE")
+                .bind(clock.case.0)
+                .fetch_optional(&mut **tx)
+                .await?;
         }
         let updated = match action {
             ClockAction::Warn => sqlx::query(
@@ -147,7 +166,10 @@ impl Work {
             return Ok(false);
         }
         if action == ClockAction::Breach {
-            sqlx::query("UPDATE cases SET breached = 1 WHERE id = $1").bind(clock.case.0).execute(&mut **tx).await?;
+            sqlx::query("UPDATE cases SET breached = 1 WHERE id = $1")
+                .bind(clock.case.0)
+                .execute(&mut **tx)
+                .await?;
         }
         let kind = match action {
             ClockAction::Warn => "sla_warning",

@@ -56,7 +56,10 @@ pub struct AttachmentView {
 #[derive(Debug, Clone)]
 pub enum AttachmentSource {
     Decoded(Vec<u8>),
-    InRaw { raw: Vec<u8>, span: (usize, usize) },
+    InRaw {
+        raw: Vec<u8>,
+        span: (usize, usize),
+    },
     /// Over the size cap when it arrived: only name, type and size were kept.
     NotKept,
 }
@@ -99,7 +102,11 @@ const SUMMARY_COLUMNS: &str = "c.id, c.subject, c.status, c.queue, c.product, c.
 
 impl Store {
     /// Cases, newest first; `status` filters when given.
-    pub async fn list_cases(&self, status: Option<Status>, limit: i64) -> Result<Vec<CaseSummary>, StoreError> {
+    pub async fn list_cases(
+        &self,
+        status: Option<Status>,
+        limit: i64,
+    ) -> Result<Vec<CaseSummary>, StoreError> {
         let rows = match status {
             Some(s) => {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -128,7 +135,10 @@ impl Store {
     }
 
     pub async fn case_count(&self) -> Result<i64, StoreError> {
-        Ok(sqlx::query("SELECT COUNT(*) FROM cases").fetch_one(&self.pool).await?.get(0))
+        Ok(sqlx::query("SELECT COUNT(*) FROM cases")
+            .fetch_one(&self.pool)
+            .await?
+            .get(0))
     }
 
     /// Where attachment `id`'s content is; `None` for an unknown id.
@@ -144,33 +154,55 @@ impl Store {
         if let Some(content) = r.get::<Option<Vec<u8>>, _>(0) {
             return Ok(Some(AttachmentSource::Decoded(content)));
         }
-        let offset = |i: usize| r.get::<Option<i64>, _>(i).and_then(|v| usize::try_from(v).ok());
-        let (Some(start), Some(end)) = (offset(1), offset(2)) else { return Ok(Some(AttachmentSource::NotKept)) };
+        let offset = |i: usize| {
+            r.get::<Option<i64>, _>(i)
+                .and_then(|v| usize::try_from(v).ok())
+        };
+        let (Some(start), Some(end)) = (offset(1), offset(2)) else {
+            return Ok(Some(AttachmentSource::NotKept));
+        };
         // The raw mail (a file read only now) is needed only for a kept attachment.
-        let raw = match (r.get::<Option<Vec<u8>>, _>(3), r.get::<Option<String>, _>(4), &self.raw_files) {
+        let raw = match (
+            r.get::<Option<Vec<u8>>, _>(3),
+            r.get::<Option<String>, _>(4),
+            &self.raw_files,
+        ) {
             (Some(raw), ..) => Some(raw),
             (None, Some(name), Some(files)) => Some(files.read(&name).await?),
             _ => None,
         };
-        Ok(Some(raw.map_or(AttachmentSource::NotKept, |raw| AttachmentSource::InRaw { raw, span: (start, end) })))
+        Ok(Some(raw.map_or(AttachmentSource::NotKept, |raw| {
+            AttachmentSource::InRaw {
+                raw,
+                span: (start, end),
+            }
+        })))
     }
 
     pub async fn show_case(&self, n: CaseNumber) -> Result<Option<CaseView>, StoreError> {
-        let Some(summary) = self.case_summary(n).await? else { return Ok(None) };
+        let Some(summary) = self.case_summary(n).await? else {
+            return Ok(None);
+        };
         let messages = self.messages(n).await?;
-        let events = sqlx::query("SELECT at, actor, kind, detail FROM events WHERE case_id = $1 ORDER BY id")
-            .bind(n.0)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| EventView {
-                at: from_ms(r.get(0)),
-                actor: r.get(1),
-                kind: r.get(2),
-                detail: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or(serde_json::Value::Null),
-            })
-            .collect();
-        Ok(Some(CaseView { summary, messages, events }))
+        let events = sqlx::query(
+            "SELECT at, actor, kind, detail FROM events WHERE case_id = $1 ORDER BY id",
+        )
+        .bind(n.0)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|r| EventView {
+            at: from_ms(r.get(0)),
+            actor: r.get(1),
+            kind: r.get(2),
+            detail: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or(serde_json::Value::Null),
+        })
+        .collect();
+        Ok(Some(CaseView {
+            summary,
+            messages,
+            events,
+        }))
     }
 
     async fn messages(&self, n: CaseNumber) -> Result<Vec<MessageView>, StoreError> {
@@ -217,14 +249,19 @@ impl Store {
 }
 
 /// One case's summary, read through `exec` (the pool, or a unit of work).
-pub(super) async fn case_summary<'e, E>(exec: E, n: CaseNumber) -> Result<Option<CaseSummary>, StoreError>
+pub(super) async fn case_summary<'e, E>(
+    exec: E,
+    n: CaseNumber,
+) -> Result<Option<CaseSummary>, StoreError>
 where
     E: sqlx::Executor<'e, Database = sqlx::Any>,
 {
-    let row = sqlx::query(sqlx::AssertSqlSafe(format!("SELECT {SUMMARY_COLUMNS} FROM cases c WHERE c.id = $1")))
-        .bind(n.0)
-        .fetch_optional(exec)
-        .await?;
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {SUMMARY_COLUMNS} FROM cases c WHERE c.id = $1"
+    )))
+    .bind(n.0)
+    .fetch_optional(exec)
+    .await?;
     row.as_ref().map(summary).transpose()
 }
 
@@ -259,9 +296,14 @@ fn summary(r: &AnyRow) -> Result<CaseSummary, StoreError> {
 
 /// Booleans come back as integers from SQLite and as booleans from PostgreSQL.
 fn flag(r: &AnyRow, i: usize) -> bool {
-    r.try_get::<bool, _>(i).or_else(|_| r.try_get::<i64, _>(i).map(|v| v != 0)).unwrap_or(false)
+    r.try_get::<bool, _>(i)
+        .or_else(|_| r.try_get::<i64, _>(i).map(|v| v != 0))
+        .unwrap_or(false)
 }
 
 fn split_list(s: &str) -> Vec<String> {
-    s.split(", ").filter(|x| !x.is_empty()).map(str::to_string).collect()
+    s.split(", ")
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }

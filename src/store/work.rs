@@ -9,9 +9,9 @@
 
 use std::sync::Arc;
 
-use sqlx::{Any, Transaction};
 use super::raw_files::{RawFiles, Writing};
 use super::{Backend, Store, StoreError};
+use sqlx::{Any, Transaction};
 
 /// An open unit of work. Dropping it without [`Work::finish`] rolls everything back.
 pub struct Work {
@@ -30,7 +30,10 @@ pub struct Work {
 
 impl std::fmt::Debug for Work {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Work").field("backend", &self.backend).field("mails", &self.mails).finish()
+        f.debug_struct("Work")
+            .field("backend", &self.backend)
+            .field("mails", &self.mails)
+            .finish()
     }
 }
 

@@ -214,9 +214,17 @@ fn ja(lang: &str) -> bool {
 /// Sample of the common variables.
 pub fn sample_common(lang: &str) -> Common {
     let (name, company, subject) = if ja(lang) {
-        ("山田 太郎", "株式会社サンプル", "エージェントが起動しません")
+        (
+            "山田 太郎",
+            "株式会社サンプル",
+            "エージェントが起動しません",
+        )
     } else {
-        ("Jane Smith", "Acme Corp", "Agent does not start after upgrade")
+        (
+            "Jane Smith",
+            "Acme Corp",
+            "Agent does not start after upgrade",
+        )
     };
     Common {
         case_number: "00001234".into(),
@@ -236,7 +244,11 @@ fn pick(lang: &str, en: &str, ja_text: &str) -> String {
 }
 
 fn first_response_due(lang: &str) -> String {
-    pick(lang, "2026-11-30 10:00 CET (Europe/Berlin)", "2026-11-30 10:00 JST (Asia/Tokyo)")
+    pick(
+        lang,
+        "2026-11-30 10:00 CET (Europe/Berlin)",
+        "2026-11-30 10:00 JST (Asia/Tokyo)",
+    )
 }
 
 const SALES: &str = "sales@example.com";
@@ -272,14 +284,21 @@ impl TemplateContext for Acknowledgement {
 impl TemplateContext for RefusalNoContract {
     const KIND: TemplateKind = TemplateKind::RefusalNoContract;
     fn sample(lang: &str) -> Self {
-        RefusalNoContract { common: sample_common(lang), sales_contact: SALES.into() }
+        RefusalNoContract {
+            common: sample_common(lang),
+            sales_contact: SALES.into(),
+        }
     }
 }
 
 impl TemplateContext for RefusalExpired {
     const KIND: TemplateKind = TemplateKind::RefusalExpired;
     fn sample(lang: &str) -> Self {
-        RefusalExpired { common: sample_common(lang), contract_end: "2026-03-31".into(), sales_contact: SALES.into() }
+        RefusalExpired {
+            common: sample_common(lang),
+            contract_end: "2026-03-31".into(),
+            sales_contact: SALES.into(),
+        }
     }
 }
 
@@ -297,14 +316,20 @@ impl TemplateContext for RefusalNotCovered {
 impl TemplateContext for RedirectSales {
     const KIND: TemplateKind = TemplateKind::RedirectSales;
     fn sample(lang: &str) -> Self {
-        RedirectSales { common: sample_common(lang), sales_contact: SALES.into() }
+        RedirectSales {
+            common: sample_common(lang),
+            sales_contact: SALES.into(),
+        }
     }
 }
 
 impl TemplateContext for RedirectProfessionalServices {
     const KIND: TemplateKind = TemplateKind::RedirectProfessionalServices;
     fn sample(lang: &str) -> Self {
-        RedirectProfessionalServices { common: sample_common(lang), services_contact: "consulting@example.com".into() }
+        RedirectProfessionalServices {
+            common: sample_common(lang),
+            services_contact: "consulting@example.com".into(),
+        }
     }
 }
 
@@ -329,7 +354,11 @@ impl TemplateContext for SeverityChanged {
 impl TemplateContext for CaseClosed {
     const KIND: TemplateKind = TemplateKind::CaseClosed;
     fn sample(lang: &str) -> Self {
-        CaseClosed { common: sample_common(lang), engineer_name: pick(lang, "Alex Chen", "佐藤 花子"), reopen_days: 14 }
+        CaseClosed {
+            common: sample_common(lang),
+            engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
+            reopen_days: 14,
+        }
     }
 }
 
@@ -354,7 +383,10 @@ impl TemplateContext for EngineerNotification {
             ),
             tier: "premium".into(),
             language: pick(lang, "en", "ja"),
-            command_help: crate::domain::commands::HELP.iter().map(|s| s.to_string()).collect(),
+            command_help: crate::domain::commands::HELP
+                .iter()
+                .map(|s| s.to_string())
+                .collect(),
         }
     }
 }
@@ -366,7 +398,11 @@ impl TemplateContext for EngineerCommandError {
             common: sample_common(lang),
             engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
             command: "#severity 7".into(),
-            error: pick(lang, "severity must be 1 to 4", "重大度は 1〜4 で指定してください"),
+            error: pick(
+                lang,
+                "severity must be 1 to 4",
+                "重大度は 1〜4 で指定してください",
+            ),
         }
     }
 }
@@ -385,14 +421,20 @@ fn sample_sla(lang: &str) -> SlaClock {
 impl TemplateContext for SlaWarning {
     const KIND: TemplateKind = TemplateKind::SlaWarning;
     fn sample(lang: &str) -> Self {
-        SlaWarning { sla: sample_sla(lang), remaining: pick(lang, "45 minutes", "45分") }
+        SlaWarning {
+            sla: sample_sla(lang),
+            remaining: pick(lang, "45 minutes", "45分"),
+        }
     }
 }
 
 impl TemplateContext for SlaBreach {
     const KIND: TemplateKind = TemplateKind::SlaBreach;
     fn sample(lang: &str) -> Self {
-        SlaBreach { sla: sample_sla(lang), overdue: pick(lang, "15 minutes", "15分") }
+        SlaBreach {
+            sla: sample_sla(lang),
+            overdue: pick(lang, "15 minutes", "15分"),
+        }
     }
 }
 

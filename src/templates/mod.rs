@@ -134,13 +134,18 @@ pub struct Templates {
 /// since such a configuration is refused as a whole).
 impl Default for Templates {
     fn default() -> Self {
-        Templates { env: Environment::new(), dir: PathBuf::new() }
+        Templates {
+            env: Environment::new(),
+            dir: PathBuf::new(),
+        }
     }
 }
 
 impl fmt::Debug for Templates {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Templates").field("dir", &self.dir).finish_non_exhaustive()
+        f.debug_struct("Templates")
+            .field("dir", &self.dir)
+            .finish_non_exhaustive()
     }
 }
 
@@ -165,7 +170,12 @@ impl Templates {
     }
 
     /// Render `kind` in `lang` ("en" or "ja") with a JSON context (see [`context`]).
-    pub fn render(&self, kind: TemplateKind, lang: &str, ctx: &serde_json::Value) -> Result<Rendered, TemplateError> {
+    pub fn render(
+        &self,
+        kind: TemplateKind,
+        lang: &str,
+        ctx: &serde_json::Value,
+    ) -> Result<Rendered, TemplateError> {
         let lang = LANGUAGES
             .into_iter()
             .find(|l| *l == lang)
@@ -173,18 +183,32 @@ impl Templates {
         let ctx = minijinja::Value::from(minijinja::value::Serde(ctx));
         let subject = self.render_part(&template_name(lang, kind, Part::Subject), &ctx)?;
         let body = self.render_part(&template_name(lang, kind, Part::Body), &ctx)?;
-        Ok(Rendered { subject: one_line(&subject), body: finish_body(&body) })
+        Ok(Rendered {
+            subject: one_line(&subject),
+            body: finish_body(&body),
+        })
     }
 
     /// Render with a typed context: the template is the one the context type belongs to.
-    pub fn render_typed<C: TemplateContext>(&self, lang: &str, ctx: &C) -> Result<Rendered, TemplateError> {
+    pub fn render_typed<C: TemplateContext>(
+        &self,
+        lang: &str,
+        ctx: &C,
+    ) -> Result<Rendered, TemplateError> {
         let value = serde_json::to_value(ctx).unwrap_or_default();
         self.render(C::KIND, lang, &value)
     }
 
     fn render_part(&self, name: &str, ctx: &minijinja::Value) -> Result<String, TemplateError> {
-        let err = |source| TemplateError::Render { template: name.to_string(), source };
-        self.env.get_template(name).map_err(err)?.render(ctx).map_err(err)
+        let err = |source| TemplateError::Render {
+            template: name.to_string(),
+            source,
+        };
+        self.env
+            .get_template(name)
+            .map_err(err)?
+            .render(ctx)
+            .map_err(err)
     }
 }
 
@@ -205,7 +229,11 @@ fn environment() -> Environment<'static> {
     let mut env = Environment::new();
     env.set_undefined_behavior(UndefinedBehavior::Strict);
     env.set_auto_escape_callback(|_| AutoEscape::None);
-    if let Ok(syntax) = SyntaxConfig::builder().trim_blocks(true).lstrip_blocks(true).build() {
+    if let Ok(syntax) = SyntaxConfig::builder()
+        .trim_blocks(true)
+        .lstrip_blocks(true)
+        .build()
+    {
         env.set_syntax(syntax);
     }
     env
@@ -227,7 +255,14 @@ pub fn load(dir: &Path) -> Result<Templates, Vec<Problem>> {
         }
         problems.extend(unknown_files(&dir.join(lang)));
     }
-    if problems.is_empty() { Ok(Templates { env, dir: dir.to_path_buf() }) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(Templates {
+            env,
+            dir: dir.to_path_buf(),
+        })
+    } else {
+        Err(problems)
+    }
 }
 
 fn problem(path: &Path, line: Option<usize>, message: String) -> Problem {
@@ -247,7 +282,10 @@ struct Source {
 const BODY_FIRST_LINE: usize = 3;
 
 fn split_source(text: &str) -> Result<Source, (usize, String)> {
-    let text = text.strip_prefix('\u{feff}').unwrap_or(text).replace("\r\n", "\n");
+    let text = text
+        .strip_prefix('\u{feff}')
+        .unwrap_or(text)
+        .replace("\r\n", "\n");
     let (first, rest) = text.split_once('\n').unwrap_or((&text, ""));
     let subject = first
         .get(..8)
@@ -256,22 +294,39 @@ fn split_source(text: &str) -> Result<Source, (usize, String)> {
         .ok_or((1, "the first line must be `Subject: ...`".to_string()))?;
     let (blank, body) = rest.split_once('\n').unwrap_or((rest, ""));
     if !blank.trim().is_empty() {
-        return Err((2, "the Subject line must be followed by one blank line".into()));
+        return Err((
+            2,
+            "the Subject line must be followed by one blank line".into(),
+        ));
     }
-    Ok(Source { subject, body: body.to_string() })
+    Ok(Source {
+        subject,
+        body: body.to_string(),
+    })
 }
 
-fn load_one(env: &mut Environment<'static>, lang: &str, kind: TemplateKind, path: &Path) -> Result<(), Vec<Problem>> {
+fn load_one(
+    env: &mut Environment<'static>,
+    lang: &str,
+    kind: TemplateKind,
+    path: &Path,
+) -> Result<(), Vec<Problem>> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         let what = if e.kind() == std::io::ErrorKind::NotFound {
-            format!("missing: every template must exist in {}", LANGUAGES.join(" and "))
+            format!(
+                "missing: every template must exist in {}",
+                LANGUAGES.join(" and ")
+            )
         } else {
             format!("cannot read: {e}")
         };
         vec![problem(path, None, what)]
     })?;
     let source = split_source(&text).map_err(|(line, msg)| vec![problem(path, Some(line), msg)])?;
-    let parts = [(Part::Subject, source.subject, 1), (Part::Body, source.body, BODY_FIRST_LINE)];
+    let parts = [
+        (Part::Subject, source.subject, 1),
+        (Part::Body, source.body, BODY_FIRST_LINE),
+    ];
     let mut problems = Vec::new();
     for (part, src, first_line) in parts {
         let name = template_name(lang, kind, part);
@@ -281,7 +336,11 @@ fn load_one(env: &mut Environment<'static>, lang: &str, kind: TemplateKind, path
         }
         problems.extend(check_part(env, &name, &src, kind, lang, path, first_line));
     }
-    if problems.is_empty() { Ok(()) } else { Err(problems) }
+    if problems.is_empty() {
+        Ok(())
+    } else {
+        Err(problems)
+    }
 }
 
 /// Unknown variables (found statically, so that branches the sample does not take are
@@ -295,7 +354,9 @@ fn check_part(
     path: &Path,
     first_line: usize,
 ) -> Vec<Problem> {
-    let Ok(template) = env.get_template(name) else { return Vec::new() };
+    let Ok(template) = env.get_template(name) else {
+        return Vec::new();
+    };
     let sample = sample_context(kind, lang);
     let known: BTreeSet<String> = sample
         .as_object()
@@ -313,7 +374,11 @@ fn check_part(
         .iter()
         .map(|v| {
             let line = line_of(src, v).map(|l| l + first_line - 1);
-            problem(path, line, format!("unknown variable `{v}` for {kind} (known: {list})"))
+            problem(
+                path,
+                line,
+                format!("unknown variable `{v}` for {kind} (known: {list})"),
+            )
         })
         .collect();
     if problems.is_empty()
@@ -336,20 +401,23 @@ fn minijinja_problem(path: &Path, first_line: usize, e: &minijinja::Error) -> Pr
 /// The first line (1-based) where `word` appears as a whole identifier.
 fn line_of(src: &str, word: &str) -> Option<usize> {
     let is_ident = |c: char| c.is_alphanumeric() || c == '_';
-    src.lines().position(|line| {
-        line.match_indices(word).any(|(i, _)| {
-            let before = line[..i].chars().next_back();
-            let after = line[i + word.len()..].chars().next();
-            !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    src.lines()
+        .position(|line| {
+            line.match_indices(word).any(|(i, _)| {
+                let before = line[..i].chars().next_back();
+                let after = line[i + word.len()..].chars().next();
+                !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+            })
         })
-    })
-    .map(|i| i + 1)
+        .map(|i| i + 1)
 }
 
 /// `*.txt` files in a language folder that are no template: most likely a misspelt name,
 /// which would otherwise be silently ignored.
 fn unknown_files(lang_dir: &Path) -> Vec<Problem> {
-    let Ok(entries) = std::fs::read_dir(lang_dir) else { return Vec::new() };
+    let Ok(entries) = std::fs::read_dir(lang_dir) else {
+        return Vec::new();
+    };
     let mut paths: Vec<PathBuf> = entries
         .flatten()
         .map(|e| e.path())
@@ -363,7 +431,16 @@ fn unknown_files(lang_dir: &Path) -> Vec<Problem> {
     let names: Vec<&str> = TemplateKind::ALL.iter().map(|k| k.name()).collect();
     paths
         .iter()
-        .map(|p| problem(p, None, format!("not a known template name (expected one of: {})", names.join(", "))))
+        .map(|p| {
+            problem(
+                p,
+                None,
+                format!(
+                    "not a known template name (expected one of: {})",
+                    names.join(", ")
+                ),
+            )
+        })
         .collect()
 }
 

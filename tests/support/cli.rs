@@ -25,7 +25,10 @@ pub fn run_once(ctx: &TestCtx) -> String {
 
 /// `cases list --json`, oldest first.
 pub fn cases(ctx: &TestCtx) -> Vec<Value> {
-    let out = ok(ctx.casegate(&["cases", "list", "--json", "--limit", "1000"]).output().unwrap());
+    let out = ok(ctx
+        .casegate(&["cases", "list", "--json", "--limit", "1000"])
+        .output()
+        .unwrap());
     let v: Value = serde_json::from_str(&out).unwrap();
     let mut list = v.as_array().unwrap().clone();
     list.reverse();
@@ -34,5 +37,9 @@ pub fn cases(ctx: &TestCtx) -> Vec<Value> {
 
 /// `cases show NUMBER --json`.
 pub fn show(ctx: &TestCtx, number: &str) -> Value {
-    serde_json::from_str(&ok(ctx.casegate(&["cases", "show", number, "--json"]).output().unwrap())).unwrap()
+    serde_json::from_str(&ok(ctx
+        .casegate(&["cases", "show", number, "--json"])
+        .output()
+        .unwrap()))
+    .unwrap()
 }

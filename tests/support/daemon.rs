@@ -16,7 +16,12 @@ impl Daemon {
     pub fn start(ctx: &TestCtx, log_name: &str) -> Daemon {
         let log = ctx.dir.path().join(log_name);
         let err = std::fs::File::create(&log).unwrap();
-        let child = ctx.casegate(&["run"]).stdout(Stdio::null()).stderr(Stdio::from(err)).spawn().unwrap();
+        let child = ctx
+            .casegate(&["run"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::from(err))
+            .spawn()
+            .unwrap();
         Daemon { child, log }
     }
 
@@ -26,7 +31,11 @@ impl Daemon {
 
     /// `kill -SIG`, e.g. "HUP" or "TERM".
     pub fn signal(&self, sig: &str) {
-        let status = Command::new("kill").arg(format!("-{sig}")).arg(self.child.id().to_string()).status().unwrap();
+        let status = Command::new("kill")
+            .arg(format!("-{sig}"))
+            .arg(self.child.id().to_string())
+            .status()
+            .unwrap();
         assert!(status.success());
     }
 
@@ -46,7 +55,10 @@ impl Daemon {
                 return log;
             }
             self.assert_running();
-            assert!(Instant::now() < deadline, "no {needle:?} (x{n}) in the daemon log:\n{log}");
+            assert!(
+                Instant::now() < deadline,
+                "no {needle:?} (x{n}) in the daemon log:\n{log}"
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
@@ -59,7 +71,11 @@ impl Daemon {
             if let Some(s) = self.child.try_wait().unwrap() {
                 return s;
             }
-            assert!(Instant::now() < deadline, "daemon did not stop on SIGTERM:\n{}", self.log());
+            assert!(
+                Instant::now() < deadline,
+                "daemon did not stop on SIGTERM:\n{}",
+                self.log()
+            );
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }

@@ -4,7 +4,11 @@ pub fn b64(data: &[u8]) -> String {
     const T: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::new();
     for chunk in data.chunks(3) {
-        let b = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {
@@ -18,7 +22,13 @@ pub fn b64(data: &[u8]) -> String {
 }
 
 /// A Japanese mail as Japanese mail clients still send it: ISO-2022-JP, 7bit.
-pub fn iso2022jp_mail(mid: &str, from_name: &str, from: &str, subject: &str, body: &str) -> Vec<u8> {
+pub fn iso2022jp_mail(
+    mid: &str,
+    from_name: &str,
+    from: &str,
+    subject: &str,
+    body: &str,
+) -> Vec<u8> {
     let enc = |s: &str| encoding_rs::ISO_2022_JP.encode(s).0.into_owned();
     let word = |s: &str| format!("=?ISO-2022-JP?B?{}?=", b64(&enc(s)));
     let mut raw = format!(

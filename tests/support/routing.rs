@@ -10,16 +10,43 @@ use super::mail::b64;
 
 /// An RFC 2047 encoded word (UTF-8, B) for non-ASCII text, the text itself otherwise.
 pub fn header_text(s: &str) -> String {
-    if s.is_ascii() { s.to_string() } else { format!("=?UTF-8?B?{}?=", b64(s.as_bytes())) }
+    if s.is_ascii() {
+        s.to_string()
+    } else {
+        format!("=?UTF-8?B?{}?=", b64(s.as_bytes()))
+    }
 }
 
 /// A customer mail in UTF-8 (8bit body, encoded-word subject and display name).
-pub fn mail(mid: &str, from_name: Option<&str>, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
-    mail_to("support@example.com", mid, from_name, from, subject, extra_headers, body)
+pub fn mail(
+    mid: &str,
+    from_name: Option<&str>,
+    from: &str,
+    subject: &str,
+    extra_headers: &str,
+    body: &str,
+) -> Vec<u8> {
+    mail_to(
+        "support@example.com",
+        mid,
+        from_name,
+        from,
+        subject,
+        extra_headers,
+        body,
+    )
 }
 
 /// [`mail`] to another of our addresses (e.g. `support+satellite@example.com`).
-pub fn mail_to(to: &str, mid: &str, from_name: Option<&str>, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
+pub fn mail_to(
+    to: &str,
+    mid: &str,
+    from_name: Option<&str>,
+    from: &str,
+    subject: &str,
+    extra_headers: &str,
+    body: &str,
+) -> Vec<u8> {
     let from = match from_name {
         Some(n) => format!("{} <{from}>", header_text(n)),
         None => from.to_string(),
@@ -36,14 +63,27 @@ pub fn mail_to(to: &str, mid: &str, from_name: Option<&str>, from: &str, subject
 
 /// The fields routing decides.
 pub fn routed(case: &Value) -> (String, String, String, String, String) {
-    let s = |k: &str| case[k].as_str().map(str::to_string).unwrap_or_else(|| format!("<{}>", case[k]));
-    (s("queue"), s("language"), s("region"), s("entitlement"), s("status"))
+    let s = |k: &str| {
+        case[k]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| format!("<{}>", case[k]))
+    };
+    (
+        s("queue"),
+        s("language"),
+        s("region"),
+        s("entitlement"),
+        s("status"),
+    )
 }
 
 pub fn import(ctx: &TestCtx, name: &str, csv: &str) -> Output {
     let path = ctx.dir.path().join(name);
     std::fs::write(&path, csv).unwrap();
-    ctx.casegate(&["contracts", "import", path.to_str().unwrap()]).output().unwrap()
+    ctx.casegate(&["contracts", "import", path.to_str().unwrap()])
+        .output()
+        .unwrap()
 }
 
 pub const HEADER: &str = "account,contract_id,tier,products,domains,contacts,country,start,end\n";
