@@ -106,7 +106,7 @@ pub struct NewCase {
 /// Where the mail goes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
-    New(Box<NewCase>),
+    New(NewCase),
     Existing {
         number: CaseNumber,
         status: Option<Status>,
@@ -317,7 +317,7 @@ pub fn inbound(
             } else {
                 Status::Refused
             };
-            plan.target = Target::New(Box::new(NewCase {
+            plan.target = Target::New(NewCase {
                 subject: non_empty_subject(&thread::clean_subject(
                     &mail.subject,
                     &rules.case_tag_word,
@@ -327,7 +327,7 @@ pub fn inbound(
                 status,
                 related: link.map(|(n, _)| n),
                 triage: t,
-            }));
+            });
         }
         Thread::Existing { number, reopen, by } => {
             let case = [&facts.thread.by_reference, &facts.thread.by_tag]

@@ -100,10 +100,10 @@ impl TestEnv {
     pub fn get() -> &'static TestEnv {
         ENV.get_or_init(|| {
             let env_file = testenv_dir().join("env");
-            if let Some(env) = Self::read(&env_file) {
-                if env.healthy() {
-                    return env;
-                }
+            if let Some(env) = Self::read(&env_file)
+                && env.healthy()
+            {
+                return env;
             }
             run_testenv(&["start"]);
             let env = Self::read(&env_file).unwrap_or_else(|| {
