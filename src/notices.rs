@@ -27,9 +27,23 @@ use crate::templates::{Rendered, TemplateContext, TemplateError, TemplateKind};
 #[derive(Debug, thiserror::Error)]
 pub enum NoticeError {
     #[error("template: {0}")]
-    Template(#[from] TemplateError),
+    Template(TemplateError),
     #[error("compose: {0}")]
-    Compose(#[from] compose::ComposeError),
+    Compose(compose::ComposeError),
+}
+
+// The variants above print their cause in their own message, so they do not also
+// return it as `source()`: `{:#}` (anyhow) would print it twice.
+impl From<TemplateError> for NoticeError {
+    fn from(e: TemplateError) -> Self {
+        NoticeError::Template(e)
+    }
+}
+
+impl From<compose::ComposeError> for NoticeError {
+    fn from(e: compose::ComposeError) -> Self {
+        NoticeError::Compose(e)
+    }
 }
 
 /// The customer message that mail to the customer answers (RFC 5322 §3.6.4).

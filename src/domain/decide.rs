@@ -395,7 +395,8 @@ pub fn inbound(
     plan
 }
 
-/// Tell the owner, else the queue's members, about a case event.
+/// Tell the owner, else the queue's members, else the queue's own escalation address
+/// (a queue nobody works), about a case event.
 pub fn notify_staff(
     cfg: Settings<'_>,
     queue: Option<&str>,
@@ -410,11 +411,17 @@ pub fn notify_staff(
         Some(o) => vec![o.to_string()],
         None => queue
             .map(|q| {
-                cfg.staff
+                let members: Vec<String> = cfg
+                    .staff
                     .members(q)
                     .iter()
                     .map(|e| e.address.clone())
-                    .collect()
+                    .collect();
+                if members.is_empty() {
+                    cfg.staff.escalation.get(q).cloned().into_iter().collect()
+                } else {
+                    members
+                }
             })
             .unwrap_or_default(),
     };
