@@ -117,6 +117,12 @@ fn compose_one(
             "engineer",
             relay(&facts, text, engineer),
         ),
+        // A person's answer with the severity notice: the engineer's mail, not an
+        // automatic one (no rate limit).
+        notice @ Notice::SeverityChanged { reply: Some(_), .. } => {
+            let (_, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
+            ("engineer_reply".to_string(), "engineer", rendered)
+        }
         notice => {
             let (kind, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
             (kind.name().to_string(), "system", rendered)
@@ -391,6 +397,7 @@ fn render(
             reason,
             engineer,
             next_due,
+            reply,
         } => {
             let next_response_due = next_due
                 .map(|d| format_due(d, f.time_zone))
@@ -402,6 +409,7 @@ fn render(
                 reason: reason.clone(),
                 engineer_name: engineer.clone(),
                 next_response_due,
+                reply: reply.clone(),
             };
             typed(t, lang, &ctx)
         }

@@ -24,10 +24,7 @@ pub enum TlsError {
     #[error("CA file {} holds no certificate", path.display())]
     NoCertificate { path: PathBuf },
     #[error("CA file {}: certificate rejected: {cause}", path.display())]
-    BadCertificate {
-        path: PathBuf,
-        cause: rustls::Error,
-    },
+    BadCertificate { path: PathBuf, cause: rustls::Error },
     #[error("no trusted root certificate: the system store is empty and no CA file is configured")]
     NoRoots,
     #[error("TLS configuration: {0}")]

@@ -17,7 +17,12 @@ impl Report {
         // Every configured engineer has a row, also before their first case. A config
         // being edited (invalid) still gives the report of those with activity.
         let engineers: Vec<String> = match crate::config::load(path) {
-            Ok(c) => c.staff.engineers.iter().map(|e| e.address.clone()).collect(),
+            Ok(c) => c
+                .staff
+                .engineers
+                .iter()
+                .map(|e| e.address.clone())
+                .collect(),
             Err(problems) => {
                 eprintln!(
                     "casegate: the configuration has problems (see check-config), so engineers without activity are not listed:\n{problems}"

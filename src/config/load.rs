@@ -243,6 +243,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
     let staff = super::staff::read(r, &queue_names);
     if let Some(rt) = &routing {
         super::staff::check_watched(r, &staff, rt);
+        super::sla::check_regions(r, &sla, rt);
     }
     Config {
         source: path.to_path_buf(),

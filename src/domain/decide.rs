@@ -143,12 +143,15 @@ pub enum Notice {
         text: String,
         engineer: String,
     },
+    /// The severity notice; with `reply`, the engineer's answer that changed it, in the
+    /// same mail (one mail, not a notice and a reply).
     SeverityChanged {
         old: u8,
         new: u8,
         reason: String,
         engineer: String,
         next_due: Option<DateTime<Utc>>,
+        reply: Option<String>,
     },
     CaseClosed {
         engineer: String,

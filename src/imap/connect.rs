@@ -65,7 +65,10 @@ async fn connect_tcp(settings: &ImapSettings) -> Result<TcpStream, ImapError> {
         TcpStream::connect((host, settings.port)),
     )
     .await?
-    .map_err(|source| ImapError::Connect { addr, cause: source })?;
+    .map_err(|source| ImapError::Connect {
+        addr,
+        cause: source,
+    })?;
     // IMAP is request/response in small writes (IDLE's DONE especially): do not let Nagle delay them.
     let _ = tcp.set_nodelay(true);
     Ok(tcp)

@@ -15,16 +15,10 @@ pub enum ImapError {
     #[error(transparent)]
     TlsConfig(#[from] TlsError),
     #[error("cannot connect to {addr}: {cause}")]
-    Connect {
-        addr: String,
-        cause: io::Error,
-    },
+    Connect { addr: String, cause: io::Error },
     /// A certificate or protocol problem is permanent; a reset during the handshake is not.
     #[error("TLS handshake with {host} failed: {cause}")]
-    Handshake {
-        host: String,
-        cause: io::Error,
-    },
+    Handshake { host: String, cause: io::Error },
     #[error("{host} refused STARTTLS: {detail}")]
     StartTls { host: String, detail: String },
     #[error("{step} timed out after {}s", after.as_secs_f32())]
@@ -53,10 +47,7 @@ pub enum ImapError {
         temporary: bool,
     },
     #[error("connection lost during {command}: {cause}")]
-    Io {
-        command: String,
-        cause: io::Error,
-    },
+    Io { command: String, cause: io::Error },
     #[error("connection lost during {command}")]
     ConnectionLost { command: String },
     #[error("unexpected server response to {command}: {detail}")]
@@ -116,7 +107,10 @@ impl ImapError {
         use async_imap::error::Error as E;
         let command = command.to_owned();
         match err {
-            E::Io(source) => ImapError::Io { command, cause: source },
+            E::Io(source) => ImapError::Io {
+                command,
+                cause: source,
+            },
             E::ConnectionLost => ImapError::ConnectionLost { command },
             E::No(detail) | E::Bad(detail) => ImapError::Command {
                 temporary: is_temporary(&detail),

@@ -55,15 +55,9 @@ pub enum SmtpError {
     #[error("STARTTLS configuration: {0}")]
     StartTlsConfig(String),
     #[error("cannot connect to {addr}: {cause}")]
-    Connect {
-        addr: String,
-        cause: io::Error,
-    },
+    Connect { addr: String, cause: io::Error },
     #[error("TLS handshake with {host}: {cause}")]
-    Handshake {
-        host: String,
-        cause: io::Error,
-    },
+    Handshake { host: String, cause: io::Error },
     #[error("no answer within {limit:?} ({during})")]
     Timeout {
         limit: Duration,

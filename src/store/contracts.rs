@@ -47,15 +47,16 @@ impl Store {
         let stats = upsert(&mut tx, contracts, now).await?;
         let keep: std::collections::BTreeSet<&str> =
             contracts.iter().map(|c| c.contract_id.as_str()).collect();
-        let running: Vec<String> =
-            sqlx::query("SELECT contract_id FROM contracts WHERE end_date > $1 ORDER BY contract_id")
-                .bind(last_day.to_string())
-                .fetch_all(&mut *tx)
-                .await?
-                .iter()
-                .map(|r| r.get::<String, _>(0))
-                .filter(|id| !keep.contains(id.as_str()))
-                .collect();
+        let running: Vec<String> = sqlx::query(
+            "SELECT contract_id FROM contracts WHERE end_date > $1 ORDER BY contract_id",
+        )
+        .bind(last_day.to_string())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .filter(|id| !keep.contains(id.as_str()))
+        .collect();
         for id in &running {
             end(&mut tx, id, last_day, now).await?;
         }

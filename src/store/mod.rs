@@ -51,10 +51,7 @@ pub enum StoreError {
     Conflict(String),
     /// A raw mail kept as a file beside the SQLite database (see `raw_files`).
     #[error("raw mail file {path}: {cause}")]
-    RawFile {
-        path: String,
-        cause: std::io::Error,
-    },
+    RawFile { path: String, cause: std::io::Error },
     #[error("database holds an invalid value in {column}: {value}")]
     Corrupt { column: &'static str, value: String },
     /// [`OpenMode::Existing`] on a SQLite file that is not there (a typo, or a command
@@ -293,7 +290,10 @@ mod tests {
     #[test]
     fn sqlite_urls_create_missing_files_only_when_asked() {
         let url = |u: &str, m| sqlite_url(u, m).unwrap();
-        assert_eq!(url("sqlite://x.db", OpenMode::Create), "sqlite://x.db?mode=rwc");
+        assert_eq!(
+            url("sqlite://x.db", OpenMode::Create),
+            "sqlite://x.db?mode=rwc"
+        );
         assert_eq!(
             url("sqlite://x.db?cache=shared", OpenMode::Create),
             "sqlite://x.db?cache=shared&mode=rwc"
@@ -321,8 +321,14 @@ mod tests {
 
     #[test]
     fn postgres_servers_are_named_without_credentials() {
-        assert_eq!(pg_server("postgres://u:pw@db.example:6543/x"), "db.example:6543");
-        assert_eq!(pg_server("postgres://u@127.0.0.1/test?sslmode=disable"), "127.0.0.1:5432");
+        assert_eq!(
+            pg_server("postgres://u:pw@db.example:6543/x"),
+            "db.example:6543"
+        );
+        assert_eq!(
+            pg_server("postgres://u@127.0.0.1/test?sslmode=disable"),
+            "127.0.0.1:5432"
+        );
         assert_eq!(pg_server("postgresql://[::1]/x"), "[::1]:5432");
     }
 

@@ -474,7 +474,10 @@ mod tests {
         assert_eq!(s.body, "Body\n");
         assert_eq!(split_source("Hello\n\nBody").err().map(|e| e.0), Some(1));
         assert_eq!(split_source("Subject: x\nBody").err().map(|e| e.0), Some(2));
-        assert_eq!(split_source("Subject:  \n\nBody").err().map(|e| e.0), Some(1));
+        assert_eq!(
+            split_source("Subject:  \n\nBody").err().map(|e| e.0),
+            Some(1)
+        );
     }
 
     #[test]
