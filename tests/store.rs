@@ -558,6 +558,8 @@ async fn contract(store: Store) {
 #[tokio::test]
 async fn sqlite_store_contract() {
     let dir = tempfile::tempdir().unwrap();
+    // A new database goes in an existing folder (a missing one is a typo, never made).
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
     let url = format!("sqlite://{}", dir.path().join("sub/casegate.db").display());
     contract(Store::open(&url, 4).await.unwrap()).await;
     // Reopening applies no migration twice and keeps the data.
