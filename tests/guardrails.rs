@@ -134,6 +134,42 @@ fn queues_nobody_watches_are_a_warning_that_strict_refuses() {
 }
 
 #[test]
+fn a_queue_nobody_works_tells_its_escalation_address_about_new_cases() {
+    let leads = format!("leads-{}@vendor.example", support::unique_user("guard-esc"));
+    let ctx = TestCtx::with_config(
+        "guard-escalation",
+        &format!("[staff]\n[staff.escalation]\nansible-na = \"{leads}\"\n"),
+    );
+    let csv = ctx.dir.path().join("c.csv");
+    std::fs::write(
+        &csv,
+        format!("{HEADER}Acme,C-1,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n"),
+    )
+    .unwrap();
+    ok(ctx
+        .casegate(&["contracts", "import", csv.to_str().unwrap()])
+        .output()
+        .unwrap());
+    let out = ingest(
+        &ctx,
+        &customer_mail(
+            &format!("{}@acme.example", ctx.user),
+            &format!("m-{}@acme.example", ctx.user),
+        ),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    assert_eq!(support::cli::show(&ctx, "1")["queue"], "ansible-na");
+    ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    let told = smtp_received(&leads);
+    assert_eq!(
+        told.len(),
+        1,
+        "the new case is told to the queue's escalation address"
+    );
+    assert!(String::from_utf8_lossy(&told[0].raw).contains("Case #00000001"));
+}
+
+#[test]
 fn the_shipped_configuration_passes_strict() {
     let out = casegate()
         .arg("--config")

@@ -249,6 +249,9 @@ fn reload(path: &Path, running: &Config, tx: &watch::Sender<Pipeline>) -> Option
                     "reload: [imap], [smtp], [outbox] and [database] changes take effect after a restart"
                 );
             }
+            for w in &new.warnings {
+                warn!(warning = %w, "configuration");
+            }
             let new = Arc::new(new);
             let pipeline = tx.borrow().reconfigured(new.clone());
             tx.send_replace(pipeline);

@@ -57,7 +57,7 @@ pub enum StoreError {
     /// [`OpenMode::Existing`] on a SQLite file that is not there (a typo, or a command
     /// run before the daemon ever ran).
     #[error(
-        "the database {0} does not exist (`casegate run` or `casegate ingest` creates it; check database.url)"
+        "the database {0} does not exist (`casegate run`, `casegate ingest` or `casegate contracts import` creates it; check database.url)"
     )]
     NoDatabase(String),
     /// The PostgreSQL server gave no connection: `detail` says what refused (the TCP
