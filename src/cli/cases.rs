@@ -103,9 +103,17 @@ pub struct Attachment {
     out: Option<std::path::PathBuf>,
 }
 
+/// The read-only subcommands.
+enum View {
+    List(List),
+    Show(Show),
+    Attachment(Attachment),
+}
+
 impl Cases {
-    pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
-        let (act, command) = match self {
+    /// A change to a case, or what to look at.
+    fn split(self) -> Result<(Act, AdminCommand), View> {
+        Ok(match self {
             Cases::Close(a) => (a, AdminCommand::Close),
             Cases::Reopen(a) => (a, AdminCommand::Reopen),
             Cases::Assign(a) => (a.case, AdminCommand::Assign(a.engineer)),
@@ -117,21 +125,20 @@ impl Cases {
                     reason: s.reason.join(" "),
                 },
             ),
-            view => return view.look(path).await,
-        };
-        act_on(path, act, command).await
+            Cases::List(l) => return Err(View::List(l)),
+            Cases::Show(s) => return Err(View::Show(s)),
+            Cases::Attachment(a) => return Err(View::Attachment(a)),
+        })
     }
 
-    /// The read-only subcommands.
-    async fn look(self, path: &Path) -> anyhow::Result<i32> {
+    pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
+        let view = match self.split() {
+            Ok((act, command)) => return act_on(path, act, command).await,
+            Err(view) => view,
+        };
         let store = super::open_store_only(path).await?;
-        match self {
-            Cases::Close(_)
-            | Cases::Reopen(_)
-            | Cases::Assign(_)
-            | Cases::Transfer(_)
-            | Cases::Severity(_) => Ok(1),
-            Cases::List(l) => {
+        match view {
+            View::List(l) => {
                 let cases = store.list_cases(l.status, l.limit).await?;
                 if l.json {
                     println!("{}", serde_json::to_string_pretty(&cases)?);
@@ -140,7 +147,7 @@ impl Cases {
                 }
                 Ok(0)
             }
-            Cases::Show(s) => match store.show_case(s.number).await? {
+            View::Show(s) => match store.show_case(s.number).await? {
                 Some(view) if s.json => {
                     println!("{}", serde_json::to_string_pretty(&view)?);
                     Ok(0)
@@ -154,7 +161,7 @@ impl Cases {
                     Ok(1)
                 }
             },
-            Cases::Attachment(a) => {
+            View::Attachment(a) => {
                 let content = match store.attachment_source(a.id).await? {
                     None => {
                         eprintln!("casegate: no attachment {}", a.id);

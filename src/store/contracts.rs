@@ -125,25 +125,24 @@ async fn upsert(
     now: DateTime<Utc>,
 ) -> Result<ImportStats, StoreError> {
     let mut stats = ImportStats::default();
-    {
-        for c in contracts {
-            let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM contracts WHERE contract_id = $1"
-            )))
-            .bind(c.contract_id.clone())
-            .fetch_optional(&mut **tx)
-            .await?
-            .map(|r| contract(&r, 0))
-            .transpose()?;
-            match existing {
-                Some(old) if old == *c => {
-                    stats.unchanged += 1;
-                    continue;
-                }
-                Some(_) => stats.updated += 1,
-                None => stats.inserted += 1,
+    for c in contracts {
+        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contracts WHERE contract_id = $1"
+        )))
+        .bind(c.contract_id.clone())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| contract(&r, 0))
+        .transpose()?;
+        match existing {
+            Some(old) if old == *c => {
+                stats.unchanged += 1;
+                continue;
             }
-            sqlx::query(
+            Some(_) => stats.updated += 1,
+            None => stats.inserted += 1,
+        }
+        sqlx::query(
                 "INSERT INTO contracts (contract_id, account, tier, products, domains, contacts, country, start_date, end_date, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (contract_id) DO UPDATE SET \
                  account = excluded.account, tier = excluded.tier, products = excluded.products, domains = excluded.domains, \
@@ -162,22 +161,21 @@ async fn upsert(
             .bind(to_ms(now))
             .execute(&mut **tx)
             .await?;
-            sqlx::query("DELETE FROM contract_keys WHERE contract_id = $1")
-                .bind(c.contract_id.clone())
-                .execute(&mut **tx)
-                .await?;
-            let keys = c
-                .contacts
-                .iter()
-                .map(|a| format!("c:{}", a.to_lowercase()))
-                .chain(c.domains.iter().map(|d| format!("d:{}", d.to_lowercase())));
-            for key in keys {
-                sqlx::query("INSERT INTO contract_keys (key, contract_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        sqlx::query("DELETE FROM contract_keys WHERE contract_id = $1")
+            .bind(c.contract_id.clone())
+            .execute(&mut **tx)
+            .await?;
+        let keys = c
+            .contacts
+            .iter()
+            .map(|a| format!("c:{}", a.to_lowercase()))
+            .chain(c.domains.iter().map(|d| format!("d:{}", d.to_lowercase())));
+        for key in keys {
+            sqlx::query("INSERT INTO contract_keys (key, contract_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(key)
                     .bind(c.contract_id.clone())
                     .execute(&mut **tx)
                     .await?;
-            }
         }
     }
     Ok(stats)
