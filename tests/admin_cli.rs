@@ -345,6 +345,37 @@ fn quarantined_mail_can_be_shown_and_discarded() {
     assert!(replay.contains("replayed 0 mail(s)"), "{replay}");
 }
 
+#[tokio::test]
+async fn a_discarded_imap_mail_stays_in_the_quarantine_folder_and_is_not_replayed() {
+    let ctx = TestCtx::new("admin-quarantine-imap");
+    support::append(
+        &ctx.user,
+        "INBOX",
+        b"Subject: no sender here\r\nX-Trace: imap-discard\r\n\r\nbody\r\n",
+        None,
+    )
+    .await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 quarantined"), "{summary}");
+    assert_eq!(support::count(&ctx.user, "Quarantine").await, 1);
+    let list: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["quarantine", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(list[0]["source"], "imap");
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    ok(ctx
+        .casegate(&["quarantine", "discard", &id])
+        .output()
+        .unwrap());
+    let replay = ok(ctx.casegate(&["quarantine", "replay"]).output().unwrap());
+    assert!(replay.contains("replayed 0 mail(s)"), "{replay}");
+    // Nothing is lost: the mail is still in the folder, for anyone who looks.
+    assert_eq!(support::count(&ctx.user, "Quarantine").await, 1);
+    assert_eq!(support::count(&ctx.user, "Processed").await, 0);
+}
+
 #[test]
 fn the_report_lists_every_configured_engineer_also_without_activity() {
     let ctx = TestCtx::with_config("admin-report", STAFF);
