@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -6,7 +5,7 @@ use chrono::{Days, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 
 use crate::config::contracts_csv::{self, Known};
-use crate::domain::entitlement::Contract;
+use crate::domain::entitlement::{Contract, ImportChanges, import_changes};
 use crate::store::OpenMode;
 
 /// Support contracts: who is entitled to support, for which products, until when.
@@ -122,8 +121,10 @@ async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
     let last_day = yesterday();
     if i.replace || i.dry_run {
         let current = store.list_contracts().await?;
-        let changes = Changes::between(&current, &contracts, i.replace, last_day);
-        changes.print();
+        print_changes(
+            &import_changes(&current, &contracts, i.replace, last_day),
+            last_day,
+        );
         if i.dry_run {
             println!("dry run: nothing changed");
             return Ok(0);
@@ -156,74 +157,32 @@ async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// What an import changes, contract by contract.
-#[derive(Debug, Default)]
-struct Changes {
-    new: Vec<String>,
-    updated: Vec<String>,
-    unchanged: usize,
-    ended: Vec<String>,
-}
-
-impl Changes {
-    fn between(
-        current: &[Contract],
-        file: &[Contract],
-        replace: bool,
-        last_day: NaiveDate,
-    ) -> Changes {
-        let by_id: BTreeMap<&str, &Contract> = current
-            .iter()
-            .map(|c| (c.contract_id.as_str(), c))
-            .collect();
-        let mut out = Changes::default();
-        for c in file {
-            match by_id.get(c.contract_id.as_str()) {
-                None => out.new.push(format!("{} ({})", c.contract_id, c.account)),
-                Some(old) if *old == c => out.unchanged += 1,
-                Some(old) => out.updated.push(format!(
-                    "{} ({}): {}",
-                    c.contract_id,
-                    c.account,
-                    differences(old, c).join(", ")
-                )),
-            }
-        }
-        if replace {
-            let in_file: std::collections::BTreeSet<&str> =
-                file.iter().map(|c| c.contract_id.as_str()).collect();
-            out.ended = current
-                .iter()
-                .filter(|c| !in_file.contains(c.contract_id.as_str()) && c.end > last_day)
-                .map(|c| {
-                    format!(
-                        "{} ({}): last covered day {} (was {})",
-                        c.contract_id, c.account, last_day, c.end
-                    )
-                })
-                .collect();
-        }
-        out
+/// Print what an import changes (decided by [`import_changes`]).
+fn print_changes(changes: &ImportChanges<'_>, last_day: NaiveDate) {
+    for c in &changes.new {
+        println!("+ new: {} ({})", c.contract_id, c.account);
     }
-
-    fn print(&self) {
-        for (sign, what, list) in [
-            ("+", "new", &self.new),
-            ("~", "updated", &self.updated),
-            ("-", "ends", &self.ended),
-        ] {
-            for line in list {
-                println!("{sign} {what}: {line}");
-            }
-        }
+    for (old, c) in &changes.updated {
         println!(
-            "{} new, {} updated, {} unchanged, {} to end",
-            self.new.len(),
-            self.updated.len(),
-            self.unchanged,
-            self.ended.len()
+            "~ updated: {} ({}): {}",
+            c.contract_id,
+            c.account,
+            differences(old, c).join(", ")
         );
     }
+    for c in &changes.ended {
+        println!(
+            "- ends: {} ({}): last covered day {} (was {})",
+            c.contract_id, c.account, last_day, c.end
+        );
+    }
+    println!(
+        "{} new, {} updated, {} unchanged, {} to end",
+        changes.new.len(),
+        changes.updated.len(),
+        changes.unchanged,
+        changes.ended.len()
+    );
 }
 
 /// The fields that differ, as `tier premium -> standard`.
@@ -258,13 +217,6 @@ fn print_table(contracts: &[Contract], today: NaiveDate) {
     let rows: Vec<[String; 7]> = contracts
         .iter()
         .map(|c| {
-            let status = if c.end < today {
-                "expired"
-            } else if c.start > today {
-                "future"
-            } else {
-                "active"
-            };
             [
                 c.contract_id.clone(),
                 c.account.clone(),
@@ -272,7 +224,7 @@ fn print_table(contracts: &[Contract], today: NaiveDate) {
                 c.country.clone(),
                 c.start.to_string(),
                 c.end.to_string(),
-                status.to_string(),
+                c.standing(today).as_str().to_string(),
             ]
         })
         .collect();

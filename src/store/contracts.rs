@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use super::outbox::{SENT_COUNTS, SentCounts, recipient_key};
 use super::{Store, StoreError, Work, to_ms};
 use crate::domain::CaseNumber;
-use crate::domain::entitlement::Contract;
+use crate::domain::entitlement::{Contract, import_changes};
 
 /// What an import changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -44,24 +44,26 @@ impl Store {
         now: DateTime<Utc>,
     ) -> Result<(ImportStats, Vec<String>), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let stats = upsert(&mut tx, contracts, now).await?;
-        let keep: std::collections::BTreeSet<&str> =
-            contracts.iter().map(|c| c.contract_id.as_str()).collect();
-        let running: Vec<String> = sqlx::query(
-            "SELECT contract_id FROM contracts WHERE end_date > $1 ORDER BY contract_id",
-        )
-        .bind(last_day.to_string())
+        let current = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contracts ORDER BY contract_id"
+        )))
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| r.get::<String, _>(0))
-        .filter(|id| !keep.contains(id.as_str()))
-        .collect();
-        for id in &running {
+        .map(|r| contract(r, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+        // Which contracts end is the domain's decision, the same one `--dry-run` shows.
+        let ending: Vec<String> = import_changes(&current, contracts, true, last_day)
+            .ended
+            .iter()
+            .map(|c| c.contract_id.clone())
+            .collect();
+        let stats = upsert(&mut tx, contracts, now).await?;
+        for id in &ending {
             end(&mut tx, id, last_day, now).await?;
         }
         tx.commit().await?;
-        Ok((stats, running))
+        Ok((stats, ending))
     }
 
     /// End one contract: `last_day` becomes its last covered day (unless it already ends
