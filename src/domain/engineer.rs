@@ -29,25 +29,7 @@ pub fn reply(
     let text = quote::strip_reply(&mail.text);
     let parsed = commands::parse(&text);
     let details = &case.details;
-    let customer_lang = details
-        .language
-        .as_deref()
-        .and_then(Language::parse)
-        .unwrap_or(Language::En);
-    let mut plan = Plan {
-        target: Target::Existing {
-            number: case.number,
-            status: None,
-            details: details.clone(),
-        },
-        update: CaseUpdate::default(),
-        role: Role::Engineer,
-        participants: Vec::new(),
-        events: Vec::new(),
-        clocks: Vec::new(),
-        mails: Vec::new(),
-        notification_text: super::decide::shorten(&parsed.body, 4000),
-    };
+    let (mut plan, customer_lang) = engineer_plan(case, super::decide::shorten(&parsed.body, 4000));
     let mut errors: Vec<String> = parsed
         .errors
         .iter()
@@ -152,25 +134,7 @@ pub fn admin(
     cfg: Settings<'_>,
 ) -> Result<Plan, String> {
     let details = &case.details;
-    let customer_lang = details
-        .language
-        .as_deref()
-        .and_then(Language::parse)
-        .unwrap_or(Language::En);
-    let mut plan = Plan {
-        target: Target::Existing {
-            number: case.number,
-            status: None,
-            details: details.clone(),
-        },
-        update: CaseUpdate::default(),
-        role: Role::Engineer,
-        participants: Vec::new(),
-        events: Vec::new(),
-        clocks: Vec::new(),
-        mails: Vec::new(),
-        notification_text: String::new(),
-    };
+    let (mut plan, customer_lang) = engineer_plan(case, String::new());
     let closed = case.status == Status::Closed;
     if case.status == Status::Refused {
         return Err(format!(
@@ -237,6 +201,31 @@ pub fn admin(
         Effect::None | Effect::Internal => {}
     }
     Ok(plan)
+}
+
+/// An empty plan of staff work on an existing case, and the customer's language.
+fn engineer_plan(case: &CaseFacts, notification_text: String) -> (Plan, Language) {
+    let details = &case.details;
+    let customer_lang = details
+        .language
+        .as_deref()
+        .and_then(Language::parse)
+        .unwrap_or(Language::En);
+    let plan = Plan {
+        target: Target::Existing {
+            number: case.number,
+            status: None,
+            details: details.clone(),
+        },
+        update: CaseUpdate::default(),
+        role: Role::Engineer,
+        participants: Vec::new(),
+        events: Vec::new(),
+        clocks: Vec::new(),
+        mails: Vec::new(),
+        notification_text,
+    };
+    (plan, customer_lang)
 }
 
 enum Effect {
