@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
-use support::cli::{ok, run_once, show};
+use support::cli::{import_contracts as import, ingest, ok, run_once, show, text};
 use support::{TestCtx, smtp_received};
 
 const STAFF: &str = "[staff]\n\
@@ -18,34 +17,6 @@ const STAFF: &str = "[staff]\n\
     queues = [\"ansible-emea\"]\n";
 
 const HEADER: &str = "account,contract_id,tier,products,domains,contacts,country,start,end\n";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ingest(ctx: &TestCtx, raw: &[u8]) -> Output {
-    let mut child = ctx
-        .casegate(&["ingest"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(raw).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn import(ctx: &TestCtx, name: &str, csv: &str, flags: &[&str]) -> Output {
-    let path = ctx.dir.path().join(name);
-    std::fs::write(&path, csv).unwrap();
-    let mut args = vec!["contracts", "import", path.to_str().unwrap()];
-    args.extend_from_slice(flags);
-    ctx.casegate(&args).output().unwrap()
-}
 
 fn events(case: &Value) -> Vec<(String, String)> {
     case["events"]

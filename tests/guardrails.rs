@@ -4,31 +4,8 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
-
-use support::cli::ok;
+use support::cli::{import_contracts, ingest, ok, text};
 use support::{TestCtx, casegate, repo_dir, smtp_received};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ingest(ctx: &TestCtx, raw: &[u8]) -> Output {
-    let mut child = ctx
-        .casegate(&["ingest"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(raw).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 fn customer_mail(from: &str, mid: &str) -> Vec<u8> {
     format!(
@@ -140,16 +117,12 @@ fn a_queue_nobody_works_tells_its_escalation_address_about_new_cases() {
         "guard-escalation",
         &format!("[staff]\n[staff.escalation]\nansible-na = \"{leads}\"\n"),
     );
-    let csv = ctx.dir.path().join("c.csv");
-    std::fs::write(
-        &csv,
-        format!("{HEADER}Acme,C-1,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n"),
-    )
-    .unwrap();
-    ok(ctx
-        .casegate(&["contracts", "import", csv.to_str().unwrap()])
-        .output()
-        .unwrap());
+    ok(import_contracts(
+        &ctx,
+        "c.csv",
+        &format!("{HEADER}Acme,C-1,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n"),
+        &[],
+    ));
     let out = ingest(
         &ctx,
         &customer_mail(
