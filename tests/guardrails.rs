@@ -45,14 +45,15 @@ fn contracts_nobody_can_serve_are_refused_by_line_in_import_and_check_config() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let f = csv.display().to_string();
-    let t = text(&out);
-    for expected in [
+    let expected = [
         format!("{f}: line 3: tier \"platinum\" has no SLA policy"),
         format!("{f}: line 4: unknown product \"ansibel\""),
         format!("{f}: line 5: unknown country code \"XX\""),
         format!("{f}: line 6: domain \"gmail.com\" is a free-mail provider"),
-    ] {
-        assert!(t.contains(&expected), "missing {expected:?} in {t}");
+    ];
+    let t = text(&out);
+    for e in &expected {
+        assert!(t.contains(e), "missing {e:?} in {t}");
     }
     assert!(!t.contains("line 2:"), "the good row is fine: {t}");
     // Nothing reached the database: it was not even created.
@@ -66,14 +67,10 @@ fn contracts_nobody_can_serve_are_refused_by_line_in_import_and_check_config() {
     let out = with_file.casegate(&["check-config"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let t = text(&out);
-    assert!(
-        t.contains(&format!("{f}: line 3: tier \"platinum\"")),
-        "{t}"
-    );
-    assert!(
-        t.contains(&format!("{f}: line 6: domain \"gmail.com\"")),
-        "{t}"
-    );
+    for e in &expected {
+        assert!(t.contains(e), "check-config: missing {e:?} in {t}");
+    }
+    assert!(!t.contains("line 2:"), "the good row is fine: {t}");
 }
 
 #[test]
@@ -239,7 +236,13 @@ fn a_mistyped_sqlite_path_creates_nothing_and_read_commands_say_the_database_is_
         &["sla", "report"],
         &["report"],
         &["quarantine", "list"],
+        &["quarantine", "show", "1"],
+        &["quarantine", "discard", "1"],
+        &["quarantine", "replay"],
+        &["cases", "show", "1"],
+        &["cases", "attachment", "1"],
         &["cases", "close", "1"],
+        &["contracts", "end", "C-1"],
     ] {
         let out = ctx.casegate(args).output().unwrap();
         assert_eq!(out.status.code(), Some(1), "{args:?}: {}", text(&out));
