@@ -253,6 +253,19 @@ fn a_mistyped_sqlite_path_creates_nothing_and_read_commands_say_the_database_is_
         );
         assert!(!ctx.db_path.exists(), "{args:?} created the database");
     }
+    // A dry run changes nothing, so it creates no database either: everything is new.
+    let dry = ok(import_contracts(
+        &ctx,
+        "c.csv",
+        &format!("{HEADER}Acme,C-1,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n"),
+        &["--replace", "--dry-run"],
+    ));
+    assert!(dry.contains("+ new: C-1 (Acme)"), "{dry}");
+    assert!(dry.contains("dry run: nothing changed"), "{dry}");
+    assert!(
+        !ctx.db_path.exists(),
+        "contracts import --dry-run created the database"
+    );
     // A typo in the folder: not even `run` creates it.
     let typo = ctx.dir.path().join("nonexistent-dir").join("x.db");
     let out = ctx

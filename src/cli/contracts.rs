@@ -6,7 +6,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::contracts_csv::{self, Known};
 use crate::domain::entitlement::{Contract, ImportChanges, import_changes};
-use crate::store::OpenMode;
+use crate::store::{OpenMode, StoreError};
 
 /// Support contracts: who is entitled to support, for which products, until when.
 #[derive(Debug, Subcommand)]
@@ -116,19 +116,30 @@ async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
-    // Importing is how an admin sets up a new database, so it may create one.
-    let store = super::open_store_only_with(path, OpenMode::Create).await?;
     let last_day = yesterday();
-    if i.replace || i.dry_run {
-        let current = store.list_contracts().await?;
+    if i.dry_run {
+        // A dry run changes nothing, so it creates no database: a missing one has no
+        // contracts yet.
+        let current = match super::open_store_only(path).await {
+            Ok(store) => store.list_contracts().await?,
+            Err(e) if matches!(e.downcast_ref(), Some(StoreError::NoDatabase(_))) => Vec::new(),
+            Err(e) => return Err(e),
+        };
         print_changes(
             &import_changes(&current, &contracts, i.replace, last_day),
             last_day,
         );
-        if i.dry_run {
-            println!("dry run: nothing changed");
-            return Ok(0);
-        }
+        println!("dry run: nothing changed");
+        return Ok(0);
+    }
+    // Importing is how an admin sets up a new database, so it may create one.
+    let store = super::open_store_only_with(path, OpenMode::Create).await?;
+    if i.replace {
+        let current = store.list_contracts().await?;
+        print_changes(
+            &import_changes(&current, &contracts, true, last_day),
+            last_day,
+        );
     }
     if i.replace {
         let (s, ended) = store
