@@ -15,7 +15,7 @@ use super::language::Language;
 use super::sla;
 use super::thread::CaseFacts;
 use super::triage::ClockKind;
-use crate::config::Engineer;
+use crate::config::{Engineer, StaffSettings};
 use crate::mail::{Inbound, quote};
 
 /// Decide what an engineer's reply to case `case` does.
@@ -121,6 +121,18 @@ pub enum AdminCommand {
     Assign(String),
     Transfer(String),
     Severity { level: u8, reason: String },
+}
+
+/// Who an admin's command acts as: the engineer with address `actor`, else someone
+/// named only for the audit trail, whose customer mail is signed `signature` (the
+/// support name).
+pub fn acting_as(staff: &StaffSettings, actor: &str, signature: &str) -> Engineer {
+    staff.engineer(actor).cloned().unwrap_or_else(|| Engineer {
+        address: actor.to_string(),
+        name: signature.to_string(),
+        region: String::new(),
+        queues: Vec::new(),
+    })
 }
 
 /// Decide what an admin's command does to `case`, acting as `actor` (an engineer, or
