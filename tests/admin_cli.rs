@@ -156,7 +156,8 @@ fn case_commands_follow_the_mail_command_rules_with_the_same_audit_trail() {
         .unwrap());
     let case = show(&ctx, "1");
     assert_eq!(case["status"], "open");
-    assert!(events(&case).contains(&("reopened".to_string(), lead.to_string())));
+    // The same audit event as a reopening by mail.
+    assert!(events(&case).contains(&("case_reopened".to_string(), lead.to_string())));
 
     // The customer mails of the commands go out like those of the mail commands: the
     // severity notice (signed by the engineer) and the closure mail.

@@ -166,9 +166,10 @@ pub fn admin(
             ));
         }
         AdminCommand::Reopen => {
+            // The audit event of a reopening by mail (decide::inbound).
             plan.events.push(event(
                 &actor.address,
-                "reopened",
+                "case_reopened",
                 json!({ "from": case.status.as_str() }),
             ));
             plan.mails.extend(notify_staff(
