@@ -248,6 +248,20 @@ fn contracts_import_replace_shows_the_changes_and_ends_what_the_file_drops() {
     assert_eq!(status("C-1"), "active", "{table}");
     assert_eq!(status("C-3"), "expired", "{table}");
     assert_eq!(status("C-4"), "expired", "{table}");
+    let json: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["contracts", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let status_of = |id: &str| {
+        json.as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["contract_id"] == id)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(status_of("C-1"), Some("active".into()), "{json:#}");
+    assert_eq!(status_of("C-3"), Some("expired".into()), "{json:#}");
     // The long name does not push the columns out of line (ASCII rows).
     for line in lines.iter().filter(|l| l.is_ascii()).skip(1) {
         let at = ["active", "expired", "future"]

@@ -5,7 +5,7 @@ use chrono::{Days, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 
 use crate::config::contracts_csv::{self, Known};
-use crate::domain::entitlement::{Contract, ImportChanges, import_changes};
+use crate::domain::entitlement::{Contract, ImportChanges, Standing, import_changes};
 use crate::store::{OpenMode, StoreError};
 
 /// Support contracts: who is entitled to support, for which products, until when.
@@ -58,10 +58,18 @@ impl Contracts {
             Contracts::List(l) => {
                 let store = super::open_store_only(path).await?;
                 let contracts = store.list_contracts().await?;
+                let today = Utc::now().date_naive();
                 if l.json {
-                    println!("{}", serde_json::to_string_pretty(&contracts)?);
+                    let listed: Vec<Listed<'_>> = contracts
+                        .iter()
+                        .map(|c| Listed {
+                            contract: c,
+                            status: c.standing(today),
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&listed)?);
                 } else {
-                    print_table(&contracts, Utc::now().date_naive());
+                    print_table(&contracts, today);
                 }
                 Ok(0)
             }
@@ -91,6 +99,15 @@ impl Contracts {
             }
         }
     }
+}
+
+/// A contract in `contracts list --json`: its fields and `status` (active, expired or
+/// future, today in UTC).
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    contract: &'a Contract,
+    status: Standing,
 }
 
 fn yesterday() -> NaiveDate {

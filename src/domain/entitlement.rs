@@ -62,7 +62,8 @@ impl Contract {
 }
 
 /// A contract's standing on a given day, as `contracts list` shows it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Standing {
     /// Its first covered day is still ahead.
     Future,
