@@ -322,9 +322,9 @@ fn run_once_with_imap_down_still_sends_the_outbox_and_names_the_cause_once() {
         "{line}"
     );
     assert_eq!(
-        line.matches("Connection refused").count(),
+        stderr.matches("Connection refused").count(),
         1,
-        "each cause once: {line}"
+        "each cause once (also not in a log line besides): {stderr}"
     );
 }
 

@@ -115,18 +115,12 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline) -> anyhow::Result<i32> 
                 s.duplicates,
                 s.quarantined
             ),
-            Err(e) => {
-                error!(error = %e, "mailbox not processed");
-                failed.push(format!("mailbox: {e}"));
-            }
+            Err(e) => failed.push(format!("mailbox: {e}")),
         }
     }
     match sla_timer::tick(pipeline, Utc::now()).await {
         Ok(t) => println!("SLA: {} warning(s), {} breach(es)", t.warned, t.breached),
-        Err(e) => {
-            error!(error = %e, "SLA timers not processed");
-            failed.push(format!("SLA timers: {e}"));
-        }
+        Err(e) => failed.push(format!("SLA timers: {e}")),
     }
     if let Some(smtp) = &config.smtp {
         match outbox::drain_once(pipeline.store(), smtp, &retry_policy(config)).await {
@@ -134,15 +128,13 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline) -> anyhow::Result<i32> 
                 "outbox: {} sent, {} to retry, {} failed",
                 r.sent, r.retried, r.failed
             ),
-            Err(e) => {
-                error!(error = %e, "outbox not processed");
-                failed.push(format!("outbox: {e}"));
-            }
+            Err(e) => failed.push(format!("outbox: {e}")),
         }
     }
     if failed.is_empty() {
         return Ok(0);
     }
+    // Each failure once, here (not also as a log line while the other parts ran).
     for f in &failed {
         eprintln!("casegate: run --once: {f}");
     }
