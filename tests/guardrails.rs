@@ -7,12 +7,15 @@ mod support;
 use support::cli::{import_contracts, ingest, ok, text};
 use support::{TestCtx, casegate, repo_dir, smtp_received};
 
-fn customer_mail(from: &str, mid: &str) -> Vec<u8> {
-    format!(
-        "From: {from}\r\nTo: support@example.com\r\nSubject: Playbook fails\r\nMessage-ID: <{mid}>\r\n\
-         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe playbook fails.\r\nSeverity: 2\r\n"
-    )
-    .into_bytes()
+/// `ingest` one new customer mail from `from`, which must succeed.
+fn ingest_customer_mail(ctx: &TestCtx, from: &str) {
+    let mail = format!(
+        "From: {from}\r\nTo: support@example.com\r\nSubject: Playbook fails\r\nMessage-ID: <m-{}@acme.example>\r\n\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe playbook fails.\r\nSeverity: 2\r\n",
+        ctx.user
+    );
+    let out = ingest(ctx, mail.as_bytes());
+    assert!(out.status.success(), "{}", text(&out));
 }
 
 /// A loopback port nothing listens on.
@@ -120,14 +123,7 @@ fn a_queue_nobody_works_tells_its_escalation_address_about_new_cases() {
         &format!("{HEADER}Acme,C-1,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n"),
         &[],
     ));
-    let out = ingest(
-        &ctx,
-        &customer_mail(
-            &format!("{}@acme.example", ctx.user),
-            &format!("m-{}@acme.example", ctx.user),
-        ),
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    ingest_customer_mail(&ctx, &format!("{}@acme.example", ctx.user));
     assert_eq!(support::cli::show(&ctx, "1")["queue"], "ansible-na");
     ok(ctx.casegate(&["run", "--once"]).output().unwrap());
     let told = smtp_received(&leads);
@@ -287,11 +283,7 @@ fn a_mistyped_sqlite_path_creates_nothing_and_read_commands_say_the_database_is_
     );
     assert!(!typo.parent().unwrap().exists());
     // `ingest` creates the database in a folder that exists; then reads work.
-    let out = ingest(
-        &ctx,
-        &customer_mail("a@acme.example", &format!("m-{}@acme.example", ctx.user)),
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    ingest_customer_mail(&ctx, "a@acme.example");
     assert!(ctx.db_path.exists());
     ok(ctx.casegate(&["cases", "list"]).output().unwrap());
 }
@@ -301,11 +293,7 @@ fn run_once_with_imap_down_still_sends_the_outbox_and_names_the_cause_once() {
     let port = closed_port();
     let ctx = TestCtx::with_config("guard-imap-down", &format!("[imap]\nport = {port}\n"));
     let customer = format!("{}@acme.example", ctx.user);
-    let out = ingest(
-        &ctx,
-        &customer_mail(&customer, &format!("m-{}@acme.example", ctx.user)),
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    ingest_customer_mail(&ctx, &customer);
     let out = ctx.casegate(&["run", "--once"]).output().unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     // The outbox still went out: the customer has the refusal (no contract).
@@ -351,11 +339,7 @@ fn a_database_that_is_down_names_the_server_and_what_refused() {
 #[test]
 fn sla_report_at_takes_a_time_or_a_date_and_says_so() {
     let ctx = TestCtx::new("guard-sla-at");
-    let out = ingest(
-        &ctx,
-        &customer_mail("a@acme.example", &format!("m-{}@acme.example", ctx.user)),
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    ingest_customer_mail(&ctx, "a@acme.example");
     let bad = ctx
         .casegate(&["sla", "report", "--at", "tomorrow"])
         .output()
@@ -389,14 +373,7 @@ fn sla_report_at_takes_a_time_or_a_date_and_says_so() {
 #[test]
 fn log_lines_name_cases_by_their_number() {
     let ctx = TestCtx::new("guard-log-case");
-    let out = ingest(
-        &ctx,
-        &customer_mail(
-            &format!("{}@acme.example", ctx.user),
-            &format!("m-{}@acme.example", ctx.user),
-        ),
-    );
-    assert!(out.status.success(), "{}", text(&out));
+    ingest_customer_mail(&ctx, &format!("{}@acme.example", ctx.user));
     let out = ctx.casegate(&["run", "--once"]).output().unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{stderr}");
