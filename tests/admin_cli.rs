@@ -351,6 +351,11 @@ async fn a_discarded_imap_mail_stays_in_the_quarantine_folder_and_is_not_replaye
     .unwrap();
     assert_eq!(list[0]["source"], "imap");
     let id = list[0]["id"].as_i64().unwrap().to_string();
+    let shown = ok(ctx.casegate(&["quarantine", "show", &id]).output().unwrap());
+    assert!(
+        shown.contains("X-Trace: imap-discard"),
+        "the headers of mail that came by IMAP: {shown}"
+    );
     ok(ctx
         .casegate(&["quarantine", "discard", &id])
         .output()
