@@ -176,6 +176,16 @@ fn case_commands_follow_the_mail_command_rules_with_the_same_audit_trail() {
             .any(|m| m.contains("Case #00000001") && m.contains("closed")),
         "{got:#?}"
     );
+    // As with `#queue`, the new queue's engineers are told of the transfer.
+    let told: Vec<String> = smtp_received("idle@vendor.example")
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.raw).to_string())
+        .collect();
+    assert!(
+        told.iter()
+            .any(|m| m.contains(&customer) && m.contains("transferred")),
+        "{told:#?}"
+    );
 }
 
 #[test]
