@@ -143,7 +143,7 @@ async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
             Err(e) => return Err(e),
         };
         print_changes(
-            &import_changes(&current, &contracts, i.replace, last_day),
+            &import_changes(&current, &contracts, i.replace.then_some(last_day)),
             last_day,
         );
         println!("dry run: nothing changed");
@@ -154,7 +154,7 @@ async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
     if i.replace {
         let current = store.list_contracts().await?;
         print_changes(
-            &import_changes(&current, &contracts, true, last_day),
+            &import_changes(&current, &contracts, Some(last_day)),
             last_day,
         );
     }

@@ -95,14 +95,13 @@ pub struct ImportChanges<'a> {
     pub ended: Vec<&'a Contract>,
 }
 
-/// Compare an import with the contracts there are. With `replace` the file is the whole
-/// list: a contract missing from it ends, `last_day` being its last covered day (one
-/// that ends by then already is left alone).
+/// Compare an import with the contracts there are. With `replace` (a last covered day)
+/// the file is the whole list: a contract missing from it ends on that day (one that
+/// ends by then already is left alone).
 pub fn import_changes<'a>(
     current: &'a [Contract],
     file: &'a [Contract],
-    replace: bool,
-    last_day: NaiveDate,
+    replace: Option<NaiveDate>,
 ) -> ImportChanges<'a> {
     let by_id: std::collections::HashMap<&str, &Contract> = current
         .iter()
@@ -116,7 +115,7 @@ pub fn import_changes<'a>(
             Some(old) => out.updated.push((old, c)),
         }
     }
-    if replace {
+    if let Some(last_day) = replace {
         let in_file: std::collections::HashSet<&str> =
             file.iter().map(|c| c.contract_id.as_str()).collect();
         out.ended = current
@@ -367,17 +366,13 @@ mod tests {
         );
         let file = [kept, changed_now.clone(), fresh.clone()];
         let last_day = d("2026-06-30");
-        let c = import_changes(&current, &file, true, last_day);
+        let c = import_changes(&current, &file, Some(last_day));
         assert_eq!(c.new, [&fresh]);
         assert_eq!(c.updated, [(&changed, &changed_now)]);
         assert_eq!(c.unchanged, 1);
         // C-4 ends before the last day already: nothing to end.
         assert_eq!(c.ended, [&gone]);
-        assert!(
-            import_changes(&current, &file, false, last_day)
-                .ended
-                .is_empty()
-        );
+        assert!(import_changes(&current, &file, None).ended.is_empty());
         assert_eq!(over.standing(last_day), Standing::Expired);
         assert_eq!(over.standing(d("2026-01-31")), Standing::Active);
         assert_eq!(over.standing(d("2024-12-31")), Standing::Future);
