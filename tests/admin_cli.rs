@@ -377,6 +377,34 @@ async fn a_discarded_imap_mail_stays_in_the_quarantine_folder_and_is_not_replaye
     assert_eq!(support::count(&ctx.user, "Processed").await, 0);
 }
 
+#[tokio::test]
+async fn an_oversized_imap_mail_shows_its_headers() {
+    let ctx = TestCtx::with_config(
+        "admin-quarantine-big",
+        "[gateway]\nmax_message_bytes = 2048\n",
+    );
+    let big = format!(
+        "From: big@acme.example\r\nTo: support@example.com\r\nSubject: Huge logs\r\n\
+         X-Trace: imap-oversized\r\n\r\n{}",
+        "log line 0123456789 abcdefghij\r\n".repeat(200)
+    );
+    support::append(&ctx.user, "INBOX", big.as_bytes(), None).await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 quarantined"), "{summary}");
+    let list: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["quarantine", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    let shown = ok(ctx.casegate(&["quarantine", "show", &id]).output().unwrap());
+    assert!(shown.contains("X-Trace: imap-oversized"), "{shown}");
+    assert!(!shown.contains("log line"), "headers only: {shown}");
+    // The replay still takes the mail from the folder, not the kept header.
+    let replay = ok(ctx.casegate(&["quarantine", "replay"]).output().unwrap());
+    assert!(replay.contains("1 still held"), "{replay}");
+}
+
 #[test]
 fn the_report_lists_every_configured_engineer_also_without_activity() {
     let ctx = TestCtx::with_config("admin-report", STAFF);

@@ -158,14 +158,10 @@ async fn show(path: &Path, id: i64) -> anyhow::Result<i32> {
             println!("\nHeaders:");
             println!("{}", header_block(raw));
         }
-        None => println!(
-            "\nHeaders: not kept here (the mail is in the IMAP quarantine folder{})",
-            if e.status == QuarantineStatus::Held {
-                ""
-            } else {
-                ", and its copy here is dropped once released or discarded"
-            }
-        ),
+        None if e.status != QuarantineStatus::Held => {
+            println!("\nHeaders: no longer kept (dropped once released or discarded)")
+        }
+        None => println!("\nHeaders: not kept (an oversized piped mail is not stored)"),
     }
     Ok(0)
 }
