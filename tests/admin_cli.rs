@@ -7,7 +7,7 @@ mod support;
 use std::process::Output;
 
 use serde_json::Value;
-use support::cli::{import_contracts as import, ingest, ok, run_once, show, text};
+use support::cli::{import_contracts as import, ingest, json, ok, run_once, show, text};
 use support::{TestCtx, smtp_received};
 
 const STAFF: &str = "[staff]\n\
@@ -222,11 +222,7 @@ fn contracts_import_replace_shows_the_changes_and_ends_what_the_file_drops() {
         "{dry}"
     );
     assert!(dry.contains("dry run: nothing changed"), "{dry}");
-    let list: Value = serde_json::from_str(&ok(ctx
-        .casegate(&["contracts", "list", "--json"])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let list: Value = json(&ctx, &["contracts", "list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 3, "dry run changed nothing");
 
     let done = ok(import(&ctx, "second.csv", &second, &["--replace"]));
@@ -258,20 +254,17 @@ fn contracts_import_replace_shows_the_changes_and_ends_what_the_file_drops() {
     assert_eq!(status("C-1"), "active", "{table}");
     assert_eq!(status("C-3"), "expired", "{table}");
     assert_eq!(status("C-4"), "expired", "{table}");
-    let json: Value = serde_json::from_str(&ok(ctx
-        .casegate(&["contracts", "list", "--json"])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let listed = json(&ctx, &["contracts", "list", "--json"]);
     let status_of = |id: &str| {
-        json.as_array()
+        listed
+            .as_array()
             .unwrap()
             .iter()
             .find(|c| c["contract_id"] == id)
             .map(|c| c["status"].clone())
     };
-    assert_eq!(status_of("C-1"), Some("active".into()), "{json:#}");
-    assert_eq!(status_of("C-3"), Some("expired".into()), "{json:#}");
+    assert_eq!(status_of("C-1"), Some("active".into()), "{listed:#}");
+    assert_eq!(status_of("C-3"), Some("expired".into()), "{listed:#}");
     // The long name does not push the columns out of line (ASCII rows).
     for line in lines.iter().filter(|l| l.is_ascii()).skip(1) {
         let at = ["active", "expired", "future"]
@@ -291,11 +284,7 @@ fn quarantined_mail_can_be_shown_and_discarded() {
         b"Subject: no sender at all\r\nX-Trace: quarantine-show\r\n\r\nbody\r\n",
     );
     assert!(out.status.success(), "{}", text(&out));
-    let list: Value = serde_json::from_str(&ok(ctx
-        .casegate(&["quarantine", "list", "--json"])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let list: Value = json(&ctx, &["quarantine", "list", "--json"]);
     let id = list[0]["id"].as_i64().unwrap().to_string();
     let shown = ok(ctx.casegate(&["quarantine", "show", &id]).output().unwrap());
     assert!(shown.contains("Reason: "), "{shown}");
@@ -354,11 +343,7 @@ async fn a_discarded_imap_mail_stays_in_the_quarantine_folder_and_is_not_replaye
     let summary = run_once(&ctx);
     assert!(summary.contains("1 quarantined"), "{summary}");
     assert_eq!(support::count(&ctx.user, "Quarantine").await, 1);
-    let list: Value = serde_json::from_str(&ok(ctx
-        .casegate(&["quarantine", "list", "--json"])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let list: Value = json(&ctx, &["quarantine", "list", "--json"]);
     assert_eq!(list[0]["source"], "imap");
     let id = list[0]["id"].as_i64().unwrap().to_string();
     let shown = ok(ctx.casegate(&["quarantine", "show", &id]).output().unwrap());
@@ -391,11 +376,7 @@ async fn an_oversized_imap_mail_shows_its_headers() {
     support::append(&ctx.user, "INBOX", big.as_bytes(), None).await;
     let summary = run_once(&ctx);
     assert!(summary.contains("1 quarantined"), "{summary}");
-    let list: Value = serde_json::from_str(&ok(ctx
-        .casegate(&["quarantine", "list", "--json"])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let list: Value = json(&ctx, &["quarantine", "list", "--json"]);
     let id = list[0]["id"].as_i64().unwrap().to_string();
     let shown = ok(ctx.casegate(&["quarantine", "show", &id]).output().unwrap());
     assert!(shown.contains("X-Trace: imap-oversized"), "{shown}");
@@ -416,9 +397,8 @@ fn the_report_lists_every_configured_engineer_also_without_activity() {
     let report = ok(ctx.casegate(&["report"]).output().unwrap());
     assert!(report.contains("sato@vendor.example"), "{report}");
     assert!(report.contains("idle@vendor.example"), "{report}");
-    let json: Value =
-        serde_json::from_str(&ok(ctx.casegate(&["report", "--json"]).output().unwrap())).unwrap();
-    let names: Vec<&str> = json["engineers"]
+    let team = json(&ctx, &["report", "--json"]);
+    let names: Vec<&str> = team["engineers"]
         .as_array()
         .unwrap()
         .iter()

@@ -80,3 +80,8 @@ pub fn import_contracts(ctx: &TestCtx, name: &str, csv: &str, flags: &[&str]) ->
     args.extend_from_slice(flags);
     ctx.casegate(&args).output().unwrap()
 }
+
+/// The JSON a command that must succeed prints (`contracts list --json`, ...).
+pub fn json(ctx: &TestCtx, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(ctx.casegate(args).output().unwrap())).unwrap()
+}
