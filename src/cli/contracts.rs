@@ -81,7 +81,7 @@ impl Contracts {
                         eprintln!("casegate: no contract {}", e.id);
                         Ok(1)
                     }
-                    Some(c) if c.end <= last_day => {
+                    Some(c) if !c.runs_after(last_day) => {
                         println!(
                             "contract {} ({}) already ends on {}: unchanged",
                             c.contract_id, c.account, c.end

@@ -49,6 +49,11 @@ impl Contract {
             .any(|p| p.eq_ignore_ascii_case(product))
     }
 
+    /// Whether it still covers a day after `day`: ending it on `day` changes it.
+    pub fn runs_after(&self, day: NaiveDate) -> bool {
+        self.end > day
+    }
+
     /// Where the contract stands on day `on` (the end date is the last covered day).
     pub fn standing(&self, on: NaiveDate) -> Standing {
         if on < self.start {
@@ -120,7 +125,7 @@ pub fn import_changes<'a>(
             file.iter().map(|c| c.contract_id.as_str()).collect();
         out.ended = current
             .iter()
-            .filter(|c| !in_file.contains(c.contract_id.as_str()) && c.end > last_day)
+            .filter(|c| !in_file.contains(c.contract_id.as_str()) && c.runs_after(last_day))
             .collect();
     }
     out
