@@ -22,13 +22,27 @@ use crate::store::{Checkpoint, StoreError};
 pub enum IntakeError {
     /// A problem retrying cannot fix (bad credentials, missing mailbox, TLS misconfigured).
     #[error("IMAP: {0}")]
-    Imap(#[from] ImapError),
+    Imap(ImapError),
     /// The database failed during a single pass (`run --once`); the mail stays in the inbox.
     #[error("{0}; the mail stays in the inbox and is retried on the next run")]
-    Store(#[from] StoreError),
+    Store(StoreError),
     /// A bug stopped a batch (the thread preparing its mail died); the mail stays in the inbox.
     #[error("internal error: {0}; the mail stays in the inbox")]
     Internal(String),
+}
+
+// The variants above print their cause in their own message, so they do not also
+// return it as `source()`: `{:#}` (anyhow) would print it twice.
+impl From<ImapError> for IntakeError {
+    fn from(e: ImapError) -> Self {
+        IntakeError::Imap(e)
+    }
+}
+
+impl From<StoreError> for IntakeError {
+    fn from(e: StoreError) -> Self {
+        IntakeError::Store(e)
+    }
 }
 
 /// Counts for one pass over the inbox (printed by `run --once`).

@@ -27,9 +27,23 @@ use crate::templates::{Rendered, TemplateContext, TemplateError, TemplateKind};
 #[derive(Debug, thiserror::Error)]
 pub enum NoticeError {
     #[error("template: {0}")]
-    Template(#[from] TemplateError),
+    Template(TemplateError),
     #[error("compose: {0}")]
-    Compose(#[from] compose::ComposeError),
+    Compose(compose::ComposeError),
+}
+
+// The variants above print their cause in their own message, so they do not also
+// return it as `source()`: `{:#}` (anyhow) would print it twice.
+impl From<TemplateError> for NoticeError {
+    fn from(e: TemplateError) -> Self {
+        NoticeError::Template(e)
+    }
+}
+
+impl From<compose::ComposeError> for NoticeError {
+    fn from(e: compose::ComposeError) -> Self {
+        NoticeError::Compose(e)
+    }
 }
 
 /// The customer message that mail to the customer answers (RFC 5322 §3.6.4).
@@ -103,6 +117,12 @@ fn compose_one(
             "engineer",
             relay(&facts, text, engineer),
         ),
+        // A person's answer with the severity notice: the engineer's mail, not an
+        // automatic one (no rate limit).
+        notice @ Notice::SeverityChanged { reply: Some(_), .. } => {
+            let (_, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
+            ("engineer_reply".to_string(), "engineer", rendered)
+        }
         notice => {
             let (kind, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
             (kind.name().to_string(), "system", rendered)
@@ -377,6 +397,7 @@ fn render(
             reason,
             engineer,
             next_due,
+            reply,
         } => {
             let next_response_due = next_due
                 .map(|d| format_due(d, f.time_zone))
@@ -388,6 +409,7 @@ fn render(
                 reason: reason.clone(),
                 engineer_name: engineer.clone(),
                 next_response_due,
+                reply: reply.clone(),
             };
             typed(t, lang, &ctx)
         }

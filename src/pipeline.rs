@@ -5,6 +5,8 @@
 //! Settling (moving the mail on the IMAP server) is the source's job, after the unit of
 //! work is finished.
 
+mod admin;
+
 use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
@@ -108,6 +110,8 @@ enum Stage {
         proven_staff: bool,
     },
 }
+
+pub use admin::AdminOutcome;
 
 /// The stages, with the settings they need. Cheap to clone; a reload makes a new one.
 #[derive(Debug, Clone)]

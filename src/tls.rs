@@ -14,26 +14,21 @@ use rustls_pki_types::{CertificateDer, ServerName};
 /// Why a TLS client configuration could not be built. Always a setup problem, never transient.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
-    #[error("cannot read CA file {}: {source}", path.display())]
+    #[error("cannot read CA file {}: {cause}", path.display())]
     ReadCaFile {
         path: PathBuf,
-        #[source]
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("CA file {}: not valid PEM: {detail}", path.display())]
     Pem { path: PathBuf, detail: String },
     #[error("CA file {} holds no certificate", path.display())]
     NoCertificate { path: PathBuf },
-    #[error("CA file {}: certificate rejected: {source}", path.display())]
-    BadCertificate {
-        path: PathBuf,
-        #[source]
-        source: rustls::Error,
-    },
+    #[error("CA file {}: certificate rejected: {cause}", path.display())]
+    BadCertificate { path: PathBuf, cause: rustls::Error },
     #[error("no trusted root certificate: the system store is empty and no CA file is configured")]
     NoRoots,
     #[error("TLS configuration: {0}")]
-    Config(#[source] rustls::Error),
+    Config(rustls::Error),
     #[error("{name:?} is not a valid TLS server name (DNS name or IP address)")]
     ServerName { name: String },
 }
@@ -84,7 +79,7 @@ fn system_roots() -> RootCertStore {
 fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
     let pem = std::fs::read(path).map_err(|source| TlsError::ReadCaFile {
         path: path.to_owned(),
-        source,
+        cause: source,
     })?;
     let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&pem)
         .collect::<Result<_, _>>()
@@ -100,7 +95,7 @@ fn add_ca_file(roots: &mut RootCertStore, path: &Path) -> Result<(), TlsError> {
     for cert in certs {
         roots.add(cert).map_err(|source| TlsError::BadCertificate {
             path: path.to_owned(),
-            source,
+            cause: source,
         })?;
     }
     Ok(())

@@ -558,6 +558,8 @@ async fn contract(store: Store) {
 #[tokio::test]
 async fn sqlite_store_contract() {
     let dir = tempfile::tempdir().unwrap();
+    // A new database goes in an existing folder (a missing one is a typo, never made).
+    std::fs::create_dir(dir.path().join("sub")).unwrap();
     let url = format!("sqlite://{}", dir.path().join("sub/casegate.db").display());
     contract(Store::open(&url, 4).await.unwrap()).await;
     // Reopening applies no migration twice and keeps the data.
@@ -608,5 +610,119 @@ async fn postgres_store_contract() {
     let store = Store::open(&db.url, 1).await.unwrap();
     assert_eq!(store.case_count().await.unwrap(), 2);
     store.close().await;
+    db.drop().await;
+}
+
+/// The admin's writes (issue 20): contracts replaced and ended, a quarantined mail
+/// discarded, every configured engineer in the team report.
+async fn admin_contract(store: Store) {
+    let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).unwrap();
+    let other = Contract {
+        contract_id: "C-OTHER".into(),
+        account: "Other".into(),
+        domains: vec!["other.example".into()],
+        contacts: vec![],
+        ..acme_contract()
+    };
+    store
+        .import_contracts(&[acme_contract(), other.clone()], t0())
+        .await
+        .unwrap();
+    // The file is the whole list: C-OTHER is missing, so it ends; C-ACME is kept.
+    let (stats, ended) = store
+        .replace_contracts(&[acme_contract()], day(2026, 6, 30), t0())
+        .await
+        .unwrap();
+    assert_eq!((stats.inserted, stats.updated, stats.unchanged), (0, 0, 1));
+    assert_eq!(ended, ["C-OTHER"]);
+    let end_of = |list: &[Contract], id: &str| {
+        list.iter()
+            .find(|c| c.contract_id == id)
+            .map(|c| c.end)
+            .unwrap()
+    };
+    let list = store.list_contracts().await.unwrap();
+    assert_eq!(end_of(&list, "C-OTHER"), day(2026, 6, 30));
+    assert_eq!(end_of(&list, "C-ACME"), acme_contract().end);
+    // Ending again, or later than it already ends, changes nothing.
+    let (_, ended) = store
+        .replace_contracts(&[acme_contract()], day(2026, 6, 30), t0())
+        .await
+        .unwrap();
+    assert!(ended.is_empty());
+    let before = store
+        .end_contract("C-ACME", day(2026, 7, 1), t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(before.end, acme_contract().end);
+    store
+        .end_contract("C-ACME", day(2026, 8, 1), t0())
+        .await
+        .unwrap();
+    let list = store.list_contracts().await.unwrap();
+    assert_eq!(end_of(&list, "C-ACME"), day(2026, 7, 1));
+    assert!(
+        store
+            .end_contract("C-NONE", day(2026, 7, 1), t0())
+            .await
+            .unwrap()
+            .is_none()
+    );
+
+    // A held quarantine entry is discarded once; it keeps no bytes.
+    let entry = QuarantineEntry {
+        id: 0,
+        dedup_key: "sha256:discard".into(),
+        message_id: None,
+        from: None,
+        subject: None,
+        reason: "unparseable".into(),
+        size: 3,
+        received_at: t0(),
+        quarantined_at: t0(),
+        source: "stdin".into(),
+        status: QuarantineStatus::Held,
+        released_case: None,
+        raw: Some(b"bad".to_vec()),
+    };
+    let mut work = store.begin_work().await.unwrap();
+    work.quarantine(&entry, t0()).await.unwrap();
+    work.finish().await.unwrap();
+    let id = store.quarantine_list(false).await.unwrap()[0].id;
+    let shown = store.quarantine_entry(id).await.unwrap().unwrap();
+    assert_eq!(shown.raw.as_deref(), Some(&b"bad"[..]));
+    let was = store
+        .quarantine_discard(id, "admin", t0())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(was.status, QuarantineStatus::Held);
+    let now = store.quarantine_entry(id).await.unwrap().unwrap();
+    assert_eq!(now.status, QuarantineStatus::Discarded);
+    assert_eq!(now.raw, None);
+    assert!(store.quarantine_entry(id + 1000).await.unwrap().is_none());
+
+    let team = store
+        .team_report_for(&["Idle@Vendor.example".to_string()])
+        .await
+        .unwrap();
+    assert_eq!(team.engineers.len(), 1);
+    assert_eq!(team.engineers[0].engineer, "idle@vendor.example");
+    assert_eq!(team.engineers[0].cases_owned, 0);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_admin_writes() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("casegate.db").display());
+    admin_contract(Store::open(&url, 2).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_admin_writes() {
+    let db = PgDatabase::create().await;
+    admin_contract(Store::open(&db.url, 2).await.unwrap()).await;
     db.drop().await;
 }

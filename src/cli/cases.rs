@@ -5,7 +5,12 @@ use std::io::Write;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 
+use chrono::Utc;
+
+use crate::domain::engineer::AdminCommand;
 use crate::domain::{CaseNumber, Status};
+use crate::pipeline::AdminOutcome;
+use crate::store::OpenMode;
 use crate::store::{AttachmentSource, CaseSummary, CaseView};
 
 /// Look at cases.
@@ -17,6 +22,54 @@ pub enum Cases {
     Show(Show),
     /// Write an attachment's content (its id is in `cases show`) to a file or stdout.
     Attachment(Attachment),
+    /// Close a case (as `#close`: the customer gets the closure mail).
+    Close(Act),
+    /// Reopen a closed case.
+    Reopen(Act),
+    /// Make an engineer the owner (as `#assign ADDRESS`).
+    Assign(AssignArgs),
+    /// Move a case to another queue (as `#queue NAME`; the queue's engineers are told).
+    Transfer(TransferArgs),
+    /// Change the severity (as `#severity N REASON`: the SLA is recomputed and the
+    /// customer told why).
+    Severity(SeverityArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct Act {
+    /// The case number.
+    number: CaseNumber,
+    /// Who does it, for the audit trail: an engineer's address signs the customer mail
+    /// with their name; anything else signs with gateway.support_name.
+    #[arg(long, default_value = "admin")]
+    actor: String,
+}
+
+#[derive(Debug, Args)]
+pub struct AssignArgs {
+    #[command(flatten)]
+    case: Act,
+    /// The new owner: an engineer's address from staff.engineers.
+    engineer: String,
+}
+
+#[derive(Debug, Args)]
+pub struct TransferArgs {
+    #[command(flatten)]
+    case: Act,
+    /// The queue (from the routing file).
+    queue: String,
+}
+
+#[derive(Debug, Args)]
+pub struct SeverityArgs {
+    #[command(flatten)]
+    case: Act,
+    /// The new severity, 1 to 4.
+    level: u8,
+    /// Why (told to the customer).
+    #[arg(required = true, num_args = 1..)]
+    reason: Vec<String>,
 }
 
 #[derive(Debug, Args)]
@@ -50,11 +103,42 @@ pub struct Attachment {
     out: Option<std::path::PathBuf>,
 }
 
+/// The read-only subcommands.
+enum View {
+    List(List),
+    Show(Show),
+    Attachment(Attachment),
+}
+
 impl Cases {
+    /// A change to a case, or what to look at.
+    fn split(self) -> Result<(Act, AdminCommand), View> {
+        Ok(match self {
+            Cases::Close(a) => (a, AdminCommand::Close),
+            Cases::Reopen(a) => (a, AdminCommand::Reopen),
+            Cases::Assign(a) => (a.case, AdminCommand::Assign(a.engineer)),
+            Cases::Transfer(t) => (t.case, AdminCommand::Transfer(t.queue)),
+            Cases::Severity(s) => (
+                s.case,
+                AdminCommand::Severity {
+                    level: s.level,
+                    reason: s.reason.join(" "),
+                },
+            ),
+            Cases::List(l) => return Err(View::List(l)),
+            Cases::Show(s) => return Err(View::Show(s)),
+            Cases::Attachment(a) => return Err(View::Attachment(a)),
+        })
+    }
+
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
+        let view = match self.split() {
+            Ok((act, command)) => return act_on(path, act, command).await,
+            Err(view) => view,
+        };
         let store = super::open_store_only(path).await?;
-        match self {
-            Cases::List(l) => {
+        match view {
+            View::List(l) => {
                 let cases = store.list_cases(l.status, l.limit).await?;
                 if l.json {
                     println!("{}", serde_json::to_string_pretty(&cases)?);
@@ -63,7 +147,7 @@ impl Cases {
                 }
                 Ok(0)
             }
-            Cases::Show(s) => match store.show_case(s.number).await? {
+            View::Show(s) => match store.show_case(s.number).await? {
                 Some(view) if s.json => {
                     println!("{}", serde_json::to_string_pretty(&view)?);
                     Ok(0)
@@ -77,7 +161,7 @@ impl Cases {
                     Ok(1)
                 }
             },
-            Cases::Attachment(a) => {
+            View::Attachment(a) => {
                 let content = match store.attachment_source(a.id).await? {
                     None => {
                         eprintln!("casegate: no attachment {}", a.id);
@@ -110,6 +194,43 @@ impl Cases {
                 }
                 Ok(0)
             }
+        }
+    }
+}
+
+/// A change to a case: decided by the engineers' command rules (src/domain), written with
+/// its audit events and customer mail (sent by the daemon's outbox, or `run --once`).
+async fn act_on(path: &Path, act: Act, command: AdminCommand) -> anyhow::Result<i32> {
+    let config = super::load_config(path)?;
+    let pipeline = super::pipeline_with(&config, OpenMode::Existing).await?;
+    let outcome = pipeline
+        .admin_command(act.number, &command, &act.actor, Utc::now())
+        .await?;
+    pipeline.store().close().await;
+    match outcome {
+        AdminOutcome::NoSuchCase => {
+            eprintln!("casegate: no case {}", act.number);
+            Ok(1)
+        }
+        AdminOutcome::Refused(why) => {
+            eprintln!("casegate: {why}; nothing changed");
+            Ok(1)
+        }
+        AdminOutcome::Done { queued_mail } => {
+            let done = match &command {
+                AdminCommand::Close => "closed".to_string(),
+                AdminCommand::Reopen => "reopened".to_string(),
+                AdminCommand::Assign(a) => format!("assigned to {a}"),
+                AdminCommand::Transfer(q) => format!("transferred to {q}"),
+                AdminCommand::Severity { level, .. } => format!("set to severity {level}"),
+            };
+            let mail = if queued_mail {
+                "; its mail is queued (sent by the running daemon or the next `casegate run --once`)"
+            } else {
+                ""
+            };
+            println!("case {} {done} by {}{mail}", act.number, act.actor);
+            Ok(0)
         }
     }
 }

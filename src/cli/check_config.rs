@@ -3,15 +3,37 @@ use std::path::Path;
 use clap::Args;
 
 /// Validate the configuration: exit 0, or 1 with one line per problem (file, key, what).
+/// Warnings (valid settings likely to give worse service, such as a queue nobody is told
+/// about) are printed too; with `--strict` they count as problems.
 #[derive(Debug, Args)]
-pub struct CheckConfig {}
+pub struct CheckConfig {
+    /// Treat warnings as problems (exit 1).
+    #[arg(long)]
+    strict: bool,
+}
 
 impl CheckConfig {
     pub fn execute(self, path: &Path) -> anyhow::Result<i32> {
         match crate::config::load(path) {
-            Ok(_) => {
+            Ok(config) if config.warnings.is_empty() => {
                 println!("{}: OK", path.display());
                 Ok(0)
+            }
+            Ok(config) => {
+                let label = if self.strict { "error" } else { "warning" };
+                for w in &config.warnings {
+                    println!("{label}: {w}");
+                }
+                if self.strict {
+                    Ok(1)
+                } else {
+                    println!(
+                        "{}: OK with {} warning(s) (--strict refuses them)",
+                        path.display(),
+                        config.warnings.len()
+                    );
+                    Ok(0)
+                }
             }
             Err(problems) => {
                 for p in &problems.0 {

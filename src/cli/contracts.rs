@@ -1,24 +1,38 @@
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
-use chrono::Utc;
+use chrono::{Days, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 
-use crate::config::contracts_csv;
+use crate::config::contracts_csv::{self, Known};
+use crate::domain::entitlement::Contract;
+use crate::store::OpenMode;
 
 /// Support contracts: who is entitled to support, for which products, until when.
 #[derive(Debug, Subcommand)]
 pub enum Contracts {
     /// Import (upsert) contracts from a CSV file with a header row: account, contract_id,
-    /// tier, products, domains, contacts, country, start, end. All rows or none.
+    /// tier, products, domains, contacts, country, start, end. All rows or none; every
+    /// row is checked against the SLA policies (tier), the routing file (products) and
+    /// the free-mail list (domains).
     Import(Import),
-    /// List the contracts.
+    /// List the contracts (expired ones are marked).
     List(List),
+    /// End a contract: yesterday (UTC) becomes its last covered day, or the day given.
+    End(End),
 }
 
 #[derive(Debug, Args)]
 pub struct Import {
     file: PathBuf,
+    /// The file is the whole list: contracts missing from it end (yesterday is their
+    /// last covered day). Prints what changes.
+    #[arg(long)]
+    replace: bool,
+    /// Print what the import would change, and change nothing.
+    #[arg(long)]
+    dry_run: bool,
 }
 
 #[derive(Debug, Args)]
@@ -28,62 +42,271 @@ pub struct List {
     json: bool,
 }
 
+#[derive(Debug, Args)]
+pub struct End {
+    /// The contract id (as in the CSV's contract_id column).
+    id: String,
+    /// The last covered day (YYYY-MM-DD); default yesterday (UTC), so it no longer
+    /// covers mail from today.
+    #[arg(long)]
+    last_day: Option<NaiveDate>,
+}
+
 impl Contracts {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
-        let store = super::open_store_only(path).await?;
         match self {
-            Contracts::Import(i) => {
-                let text = std::fs::read_to_string(&i.file)
-                    .with_context(|| format!("cannot read {}", i.file.display()))?;
-                let contracts = match contracts_csv::parse_contracts(&text) {
-                    Ok(c) => c,
-                    Err(rows) => {
-                        for r in &rows {
-                            println!("{}: {r}", i.file.display());
-                        }
-                        println!(
-                            "nothing imported: fix the {} problem(s) above and import again",
-                            rows.len()
-                        );
-                        return Ok(1);
-                    }
-                };
-                let s = store.import_contracts(&contracts, Utc::now()).await?;
-                println!(
-                    "imported {} contract(s) from {}: {} new, {} updated, {} unchanged",
-                    contracts.len(),
-                    i.file.display(),
-                    s.inserted,
-                    s.updated,
-                    s.unchanged
-                );
-                Ok(0)
-            }
+            Contracts::Import(i) => import(path, i).await,
             Contracts::List(l) => {
+                let store = super::open_store_only(path).await?;
                 let contracts = store.list_contracts().await?;
                 if l.json {
                     println!("{}", serde_json::to_string_pretty(&contracts)?);
-                    return Ok(0);
-                }
-                println!(
-                    "{:<14}  {:<24}  {:<9}  {:<7}  {:<10}  {:<10}  PRODUCTS / DOMAINS",
-                    "CONTRACT", "ACCOUNT", "TIER", "COUNTRY", "START", "END"
-                );
-                for c in &contracts {
-                    println!(
-                        "{:<14}  {:<24}  {:<9}  {:<7}  {:<10}  {:<10}  {} / {}",
-                        c.contract_id,
-                        c.account,
-                        c.tier,
-                        c.country,
-                        c.start,
-                        c.end,
-                        c.products.join(","),
-                        c.domains.join(",")
-                    );
+                } else {
+                    print_table(&contracts, Utc::now().date_naive());
                 }
                 Ok(0)
             }
+            Contracts::End(e) => {
+                let store = super::open_store_only(path).await?;
+                let last_day = e.last_day.unwrap_or_else(yesterday);
+                match store.end_contract(&e.id, last_day, Utc::now()).await? {
+                    None => {
+                        eprintln!("casegate: no contract {}", e.id);
+                        Ok(1)
+                    }
+                    Some(c) if c.end <= last_day => {
+                        println!(
+                            "contract {} ({}) already ends on {}: unchanged",
+                            c.contract_id, c.account, c.end
+                        );
+                        Ok(0)
+                    }
+                    Some(c) => {
+                        println!(
+                            "contract {} ({}) ended: last covered day {} (was {})",
+                            c.contract_id, c.account, last_day, c.end
+                        );
+                        Ok(0)
+                    }
+                }
+            }
         }
     }
+}
+
+fn yesterday() -> NaiveDate {
+    let today = Utc::now().date_naive();
+    today.checked_sub_days(Days::new(1)).unwrap_or(today)
+}
+
+async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
+    // The contracts are checked against the whole configuration (SLA tiers, products).
+    let config = super::load_config(path)?;
+    let text = std::fs::read_to_string(&i.file)
+        .with_context(|| format!("cannot read {}", i.file.display()))?;
+    let contracts = match contracts_csv::check_contracts(&text, &Known::of(&config)) {
+        Ok(c) => c,
+        Err(rows) => {
+            for r in &rows {
+                println!("{}: {r}", i.file.display());
+            }
+            println!(
+                "nothing imported: fix the {} problem(s) above and import again",
+                rows.len()
+            );
+            return Ok(1);
+        }
+    };
+    // Importing is how an admin sets up a new database, so it may create one.
+    let store = super::open_store_only_with(path, OpenMode::Create).await?;
+    let last_day = yesterday();
+    if i.replace || i.dry_run {
+        let current = store.list_contracts().await?;
+        let changes = Changes::between(&current, &contracts, i.replace, last_day);
+        changes.print();
+        if i.dry_run {
+            println!("dry run: nothing changed");
+            return Ok(0);
+        }
+    }
+    if i.replace {
+        let (s, ended) = store
+            .replace_contracts(&contracts, last_day, Utc::now())
+            .await?;
+        println!(
+            "imported {} contract(s) from {}: {} new, {} updated, {} unchanged; {} ended (missing from the file)",
+            contracts.len(),
+            i.file.display(),
+            s.inserted,
+            s.updated,
+            s.unchanged,
+            ended.len()
+        );
+    } else {
+        let s = store.import_contracts(&contracts, Utc::now()).await?;
+        println!(
+            "imported {} contract(s) from {}: {} new, {} updated, {} unchanged",
+            contracts.len(),
+            i.file.display(),
+            s.inserted,
+            s.updated,
+            s.unchanged
+        );
+    }
+    Ok(0)
+}
+
+/// What an import changes, contract by contract.
+#[derive(Debug, Default)]
+struct Changes {
+    new: Vec<String>,
+    updated: Vec<String>,
+    unchanged: usize,
+    ended: Vec<String>,
+}
+
+impl Changes {
+    fn between(
+        current: &[Contract],
+        file: &[Contract],
+        replace: bool,
+        last_day: NaiveDate,
+    ) -> Changes {
+        let by_id: BTreeMap<&str, &Contract> = current
+            .iter()
+            .map(|c| (c.contract_id.as_str(), c))
+            .collect();
+        let mut out = Changes::default();
+        for c in file {
+            match by_id.get(c.contract_id.as_str()) {
+                None => out.new.push(format!("{} ({})", c.contract_id, c.account)),
+                Some(old) if *old == c => out.unchanged += 1,
+                Some(old) => out.updated.push(format!(
+                    "{} ({}): {}",
+                    c.contract_id,
+                    c.account,
+                    differences(old, c).join(", ")
+                )),
+            }
+        }
+        if replace {
+            let in_file: std::collections::BTreeSet<&str> =
+                file.iter().map(|c| c.contract_id.as_str()).collect();
+            out.ended = current
+                .iter()
+                .filter(|c| !in_file.contains(c.contract_id.as_str()) && c.end > last_day)
+                .map(|c| {
+                    format!(
+                        "{} ({}): last covered day {} (was {})",
+                        c.contract_id, c.account, last_day, c.end
+                    )
+                })
+                .collect();
+        }
+        out
+    }
+
+    fn print(&self) {
+        for (sign, what, list) in [
+            ("+", "new", &self.new),
+            ("~", "updated", &self.updated),
+            ("-", "ends", &self.ended),
+        ] {
+            for line in list {
+                println!("{sign} {what}: {line}");
+            }
+        }
+        println!(
+            "{} new, {} updated, {} unchanged, {} to end",
+            self.new.len(),
+            self.updated.len(),
+            self.unchanged,
+            self.ended.len()
+        );
+    }
+}
+
+/// The fields that differ, as `tier premium -> standard`.
+fn differences(old: &Contract, new: &Contract) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut field = |name: &str, a: String, b: String| {
+        if a != b {
+            out.push(format!("{name} {a} -> {b}"));
+        }
+    };
+    field("account", old.account.clone(), new.account.clone());
+    field("tier", old.tier.clone(), new.tier.clone());
+    field("products", old.products.join(";"), new.products.join(";"));
+    field("domains", old.domains.join(";"), new.domains.join(";"));
+    field("contacts", old.contacts.join(";"), new.contacts.join(";"));
+    field("country", old.country.clone(), new.country.clone());
+    field("start", old.start.to_string(), new.start.to_string());
+    field("end", old.end.to_string(), new.end.to_string());
+    out
+}
+
+/// A table whose columns are as wide as their longest value (wide characters count
+/// twice), expired contracts marked.
+fn print_table(contracts: &[Contract], today: NaiveDate) {
+    if contracts.is_empty() {
+        println!("no contracts");
+        return;
+    }
+    let header = [
+        "CONTRACT", "ACCOUNT", "TIER", "COUNTRY", "START", "END", "STATUS",
+    ];
+    let rows: Vec<[String; 7]> = contracts
+        .iter()
+        .map(|c| {
+            let status = if c.end < today {
+                "expired"
+            } else if c.start > today {
+                "future"
+            } else {
+                "active"
+            };
+            [
+                c.contract_id.clone(),
+                c.account.clone(),
+                c.tier.clone(),
+                c.country.clone(),
+                c.start.to_string(),
+                c.end.to_string(),
+                status.to_string(),
+            ]
+        })
+        .collect();
+    let mut widths = header.map(width);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(width(cell));
+        }
+    }
+    let line = |cells: Vec<&str>, tail: &str| {
+        let mut out = String::new();
+        for (cell, w) in cells.iter().zip(widths) {
+            out.push_str(cell);
+            out.push_str(&" ".repeat(w - width(cell) + 2));
+        }
+        out.push_str(tail);
+        out
+    };
+    println!("{}", line(header.to_vec(), "PRODUCTS / DOMAINS"));
+    for (r, c) in rows.iter().zip(contracts) {
+        let tail = format!("{} / {}", c.products.join(","), c.domains.join(","));
+        println!("{}", line(r.iter().map(String::as_str).collect(), &tail));
+    }
+}
+
+/// Terminal columns of `s`: East Asian wide and full-width characters take two.
+fn width(s: &str) -> usize {
+    s.chars()
+        .map(|c| {
+            let c = c as u32;
+            let wide = matches!(c,
+                0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF
+                | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x20000..=0x3FFFD);
+            if wide { 2 } else { 1 }
+        })
+        .sum()
 }

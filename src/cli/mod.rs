@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 
 use crate::config::{self, Config, LogFormat};
 use crate::pipeline::Pipeline;
-use crate::store::Store;
+use crate::store::{OpenMode, Store};
 
 /// casegate: turns a support mailbox into threaded support cases.
 #[derive(Debug, Parser)]
@@ -80,25 +80,41 @@ pub(crate) fn load_config(path: &std::path::Path) -> anyhow::Result<std::sync::A
         .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))
 }
 
-pub(crate) async fn open_store(config: &Config) -> anyhow::Result<Store> {
-    open_database(&config.database).await
-}
-
-async fn open_database(db: &crate::config::DatabaseSettings) -> anyhow::Result<Store> {
-    Store::open(&db.url, db.max_connections)
+async fn open_database(
+    db: &crate::config::DatabaseSettings,
+    mode: OpenMode,
+) -> anyhow::Result<Store> {
+    Store::open_with(&db.url, db.max_connections, mode)
         .await
         .with_context(|| format!("cannot open the database ({})", redact_url(&db.url)))
 }
 
-/// For read commands: only the database settings need to be valid.
+/// For read commands: only the database settings need to be valid, and the database
+/// must exist (a typo in database.url must not look like an empty database).
 pub(crate) async fn open_store_only(path: &std::path::Path) -> anyhow::Result<Store> {
-    let db = config::load_database(path)
-        .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
-    open_database(&db).await
+    open_store_only_with(path, OpenMode::Existing).await
 }
 
+pub(crate) async fn open_store_only_with(
+    path: &std::path::Path,
+    mode: OpenMode,
+) -> anyhow::Result<Store> {
+    let db = config::load_database(path)
+        .map_err(|problems| anyhow::anyhow!("invalid configuration:\n{problems}"))?;
+    open_database(&db, mode).await
+}
+
+/// `run` and `ingest`: the pipeline over a database they may create.
 pub(crate) async fn pipeline(config: &std::sync::Arc<Config>) -> anyhow::Result<Pipeline> {
-    Ok(Pipeline::new(open_store(config).await?, config.clone()))
+    pipeline_with(config, OpenMode::Create).await
+}
+
+pub(crate) async fn pipeline_with(
+    config: &std::sync::Arc<Config>,
+    mode: OpenMode,
+) -> anyhow::Result<Pipeline> {
+    let store = open_database(&config.database, mode).await?;
+    Ok(Pipeline::new(store, config.clone()))
 }
 
 /// Logs go to stderr; stdout is kept for command output (tables, JSON).

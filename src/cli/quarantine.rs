@@ -5,7 +5,7 @@ use clap::{Args, Subcommand};
 
 use crate::imap::ImapClient;
 use crate::pipeline::{Origin, Outcome, Pipeline, Received};
-use crate::store::{QuarantineEntry, QuarantineStatus};
+use crate::store::{OpenMode, QuarantineEntry, QuarantineStatus};
 
 /// Mails that could not become cases, and why.
 #[derive(Debug, Subcommand)]
@@ -16,6 +16,26 @@ pub enum Quarantine {
     /// Mails that now succeed move to the processed folder; the rest stay. Nothing is
     /// doubled: a mail already on a case is only released.
     Replay(Replay),
+    /// One quarantined mail: why, its size, where it came from, and its headers.
+    Show(Show),
+    /// Give up on a quarantined mail: it is no longer listed or replayed (it stays in
+    /// the IMAP quarantine folder; the register keeps an audit event).
+    Discard(Discard),
+}
+
+#[derive(Debug, Args)]
+pub struct Show {
+    /// The entry's id (as `quarantine list --json` prints it).
+    id: i64,
+}
+
+#[derive(Debug, Args)]
+pub struct Discard {
+    /// The entry's id.
+    id: i64,
+    /// Who discards it, for the audit trail.
+    #[arg(long, default_value = "admin")]
+    actor: String,
 }
 
 #[derive(Debug, Args)]
@@ -33,10 +53,41 @@ pub struct Replay {}
 
 impl Quarantine {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
+        match &self {
+            Quarantine::Show(s) => return show(path, s.id).await,
+            Quarantine::Discard(d) => {
+                let store = super::open_store_only(path).await?;
+                return match store.quarantine_discard(d.id, &d.actor, Utc::now()).await? {
+                    None => {
+                        eprintln!("casegate: no quarantined mail {}", d.id);
+                        Ok(1)
+                    }
+                    Some(e) if e.status != QuarantineStatus::Held => {
+                        eprintln!(
+                            "casegate: quarantined mail {} is {}, not held: unchanged",
+                            d.id,
+                            e.status.as_str()
+                        );
+                        Ok(1)
+                    }
+                    Some(e) => {
+                        println!(
+                            "discarded quarantined mail {} from {} ({})",
+                            e.id,
+                            e.from.as_deref().unwrap_or("an unknown sender"),
+                            e.reason
+                        );
+                        Ok(0)
+                    }
+                };
+            }
+            _ => {}
+        }
         let config = super::load_config(path)?;
         super::init_tracing(&config);
-        let pipeline = super::pipeline(&config).await?;
+        let pipeline = super::pipeline_with(&config, OpenMode::Existing).await?;
         match self {
+            Quarantine::Show(_) | Quarantine::Discard(_) => Ok(0),
             Quarantine::List(l) => {
                 let entries: Vec<_> = pipeline
                     .store()
@@ -76,6 +127,54 @@ struct Tally {
     held: u64,
 }
 
+async fn show(path: &Path, id: i64) -> anyhow::Result<i32> {
+    let store = super::open_store_only(path).await?;
+    let Some(e) = store.quarantine_entry(id).await? else {
+        eprintln!("casegate: no quarantined mail {id}");
+        return Ok(1);
+    };
+    println!("Quarantined mail {}  [{}]", e.id, e.status.as_str());
+    println!("Reason: {}", e.reason);
+    println!("Size: {} bytes", e.size);
+    println!("From: {}", e.from.as_deref().unwrap_or("-"));
+    println!("Subject: {}", e.subject.as_deref().unwrap_or("-"));
+    println!("Message-ID: {}", e.message_id.as_deref().unwrap_or("-"));
+    println!(
+        "Received: {}  Quarantined: {}  Source: {}",
+        e.received_at.to_rfc3339(),
+        e.quarantined_at.to_rfc3339(),
+        e.source
+    );
+    if let Some(case) = e.released_case {
+        println!("Released to case {case}");
+    }
+    match &e.raw {
+        Some(raw) => {
+            println!("\nHeaders:");
+            println!("{}", header_block(raw));
+        }
+        None => println!(
+            "\nHeaders: not kept here (the mail is in the IMAP quarantine folder{})",
+            if e.status == QuarantineStatus::Held {
+                ""
+            } else {
+                ", and its copy here is dropped once released or discarded"
+            }
+        ),
+    }
+    Ok(0)
+}
+
+/// The header block of a raw mail (up to the first empty line), as text.
+fn header_block(raw: &[u8]) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let text = text.replace("\r\n", "\n");
+    match text.find("\n\n") {
+        Some(end) => text[..end].to_string(),
+        None => text.trim_end().to_string(),
+    }
+}
+
 /// The IMAP quarantine folder is the source of truth for mail that came by IMAP.
 async fn replay_imap(
     settings: &crate::config::ImapSettings,
@@ -94,9 +193,20 @@ async fn replay_imap(
         .map(|m| m.uid)
         .collect();
     tally.held += (metas.len() - small.len()) as u64;
+    let discarded: std::collections::BTreeSet<String> = pipeline
+        .store()
+        .quarantine_list(false)
+        .await?
+        .into_iter()
+        .filter(|e| e.status == QuarantineStatus::Discarded)
+        .map(|e| e.dedup_key)
+        .collect();
     let mut released = Vec::new();
     for chunk in small.chunks(settings.batch_size as usize) {
         for mail in client.fetch(chunk).await? {
+            if discarded.contains(&crate::mail::parse::dedup_key(&mail.raw)) {
+                continue;
+            }
             let received = Received::whole(mail.raw, mail.internal_date, Origin::Imap);
             if release(pipeline, received, tally).await? {
                 released.push(mail.uid);
@@ -160,18 +270,15 @@ fn print_table(entries: &[QuarantineEntry]) {
         return;
     }
     println!(
-        "{:<16}  {:<8}  {:>10}  {:<30}  REASON",
-        "QUARANTINED", "STATUS", "BYTES", "FROM"
+        "{:>6}  {:<16}  {:<9}  {:>10}  {:<30}  REASON",
+        "ID", "QUARANTINED", "STATUS", "BYTES", "FROM"
     );
     for e in entries {
         println!(
-            "{:<16}  {:<8}  {:>10}  {:<30}  {}",
+            "{:>6}  {:<16}  {:<9}  {:>10}  {:<30}  {}",
+            e.id,
             e.quarantined_at.format("%Y-%m-%d %H:%M"),
-            if e.status == QuarantineStatus::Held {
-                "held"
-            } else {
-                "released"
-            },
+            e.status.as_str(),
             e.size,
             e.from.as_deref().unwrap_or("-"),
             e.reason

@@ -14,7 +14,23 @@ pub struct Report {
 impl Report {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
         let store = super::open_store_only(path).await?;
-        let report = store.team_report().await?;
+        // Every configured engineer has a row, also before their first case. A config
+        // being edited (invalid) still gives the report of those with activity.
+        let engineers: Vec<String> = match crate::config::load(path) {
+            Ok(c) => c
+                .staff
+                .engineers
+                .iter()
+                .map(|e| e.address.clone())
+                .collect(),
+            Err(problems) => {
+                eprintln!(
+                    "casegate: the configuration has problems (see check-config), so engineers without activity are not listed:\n{problems}"
+                );
+                Vec::new()
+            }
+        };
+        let report = store.team_report_for(&engineers).await?;
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(0);

@@ -34,6 +34,9 @@ impl Run {
         let pipeline = super::pipeline(&config).await?;
         pipeline.store().spawn_checkpointer().await;
         startup_summary(&config, self.once);
+        for w in &config.warnings {
+            warn!(warning = %w, "configuration");
+        }
         import_contracts_file(&config, &pipeline).await?;
         let code = if self.once {
             once(&config, &pipeline).await?
@@ -97,30 +100,53 @@ fn retry_policy(config: &Config) -> RetryPolicy {
 }
 
 /// `run --once`: the mailbox, then the SLA timers, then the outbox (so the mail the first
-/// two queued goes out in the same run).
+/// two queued goes out in the same run). A part that fails does not stop the others
+/// (the outbox still goes out when IMAP is down); then the run fails naming each.
 async fn once(config: &Arc<Config>, pipeline: &Pipeline) -> anyhow::Result<i32> {
     let (_trigger, shutdown) = shutdown_channel();
+    let mut failed: Vec<String> = Vec::new();
     if let Some(imap) = &config.imap {
-        let s = intake::run_once(imap, pipeline, &shutdown).await?;
-        println!(
-            "processed {} mail(s): {} new case(s), {} added to existing cases, {} duplicate(s), {} quarantined",
-            s.total(),
-            s.opened,
-            s.added,
-            s.duplicates,
-            s.quarantined
-        );
+        match intake::run_once(imap, pipeline, &shutdown).await {
+            Ok(s) => println!(
+                "processed {} mail(s): {} new case(s), {} added to existing cases, {} duplicate(s), {} quarantined",
+                s.total(),
+                s.opened,
+                s.added,
+                s.duplicates,
+                s.quarantined
+            ),
+            Err(e) => {
+                error!(error = %e, "mailbox not processed");
+                failed.push(format!("mailbox: {e}"));
+            }
+        }
     }
-    let t = sla_timer::tick(pipeline, Utc::now()).await?;
-    println!("SLA: {} warning(s), {} breach(es)", t.warned, t.breached);
+    match sla_timer::tick(pipeline, Utc::now()).await {
+        Ok(t) => println!("SLA: {} warning(s), {} breach(es)", t.warned, t.breached),
+        Err(e) => {
+            error!(error = %e, "SLA timers not processed");
+            failed.push(format!("SLA timers: {e}"));
+        }
+    }
     if let Some(smtp) = &config.smtp {
-        let r = outbox::drain_once(pipeline.store(), smtp, &retry_policy(config)).await?;
-        println!(
-            "outbox: {} sent, {} to retry, {} failed",
-            r.sent, r.retried, r.failed
-        );
+        match outbox::drain_once(pipeline.store(), smtp, &retry_policy(config)).await {
+            Ok(r) => println!(
+                "outbox: {} sent, {} to retry, {} failed",
+                r.sent, r.retried, r.failed
+            ),
+            Err(e) => {
+                error!(error = %e, "outbox not processed");
+                failed.push(format!("outbox: {e}"));
+            }
+        }
     }
-    Ok(0)
+    if failed.is_empty() {
+        return Ok(0);
+    }
+    for f in &failed {
+        eprintln!("casegate: run --once: {f}");
+    }
+    Ok(1)
 }
 
 /// The daemon: one task per worker, all stopped by the same shutdown signal.
@@ -222,6 +248,9 @@ fn reload(path: &Path, running: &Config, tx: &watch::Sender<Pipeline>) -> Option
                 warn!(
                     "reload: [imap], [smtp], [outbox] and [database] changes take effect after a restart"
                 );
+            }
+            for w in &new.warnings {
+                warn!(warning = %w, "configuration");
             }
             let new = Arc::new(new);
             let pipeline = tx.borrow().reconfigured(new.clone());

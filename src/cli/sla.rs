@@ -1,6 +1,6 @@
 use std::path::Path;
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, NaiveTime, Utc};
 use clap::{Args, Subcommand};
 
 /// SLA attainment and clocks.
@@ -13,9 +13,10 @@ pub enum Sla {
 
 #[derive(Debug, Args)]
 pub struct Report {
-    /// The moment to report at (RFC 3339); default now.
-    #[arg(long)]
-    at: Option<DateTime<Utc>>,
+    /// The moment to report at: an RFC 3339 time (2026-12-01T09:30:00Z) or a date
+    /// (2026-12-01, taken as midnight UTC); default now.
+    #[arg(long, value_parser = parse_at)]
+    at: Option<At>,
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
@@ -25,12 +26,19 @@ impl Sla {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
         let Sla::Report(r) = self;
         let store = super::open_store_only(path).await?;
-        let report = store.sla_report(r.at.unwrap_or_else(Utc::now)).await?;
+        let at = r.at.as_ref().map_or_else(Utc::now, |a| a.time);
+        let report = store.sla_report(at).await?;
         if r.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(0);
         }
-        println!("SLA report at {}", report.at.to_rfc3339());
+        match r.at.as_ref().filter(|a| a.from_date) {
+            Some(_) => println!(
+                "SLA report at {} (a date is taken as midnight UTC)",
+                report.at.to_rfc3339()
+            ),
+            None => println!("SLA report at {}", report.at.to_rfc3339()),
+        }
         println!(
             "\n{:<20}  {:<10}  {:>3}  {:>5}  {:>6}  {:>7}",
             "QUEUE", "TIER", "SEV", "MET", "MISSED", "MET %"
@@ -69,5 +77,48 @@ impl Sla {
             }
         }
         Ok(0)
+    }
+}
+
+/// `--at`: a moment, and whether it was given as a plain date.
+#[derive(Debug, Clone, Copy)]
+struct At {
+    time: DateTime<Utc>,
+    from_date: bool,
+}
+
+fn parse_at(s: &str) -> Result<At, String> {
+    let s = s.trim();
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Ok(At {
+            time: t.with_timezone(&Utc),
+            from_date: false,
+        });
+    }
+    if let Ok(d) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
+        return Ok(At {
+            time: d.and_time(NaiveTime::MIN).and_utc(),
+            from_date: true,
+        });
+    }
+    Err(
+        "expected an RFC 3339 time such as 2026-12-01T09:30:00Z, or a date such as 2026-12-01 (midnight UTC)"
+            .into(),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn at_is_a_time_or_a_date_at_midnight_utc() {
+        let t = parse_at("2026-12-01T09:30:00+09:00").unwrap();
+        assert_eq!(t.time.to_rfc3339(), "2026-12-01T00:30:00+00:00");
+        assert!(!t.from_date);
+        let d = parse_at("2026-12-01").unwrap();
+        assert_eq!(d.time.to_rfc3339(), "2026-12-01T00:00:00+00:00");
+        assert!(d.from_date);
+        assert!(parse_at("tomorrow").unwrap_err().contains("RFC 3339"));
     }
 }

@@ -11,7 +11,7 @@
 //! number (the header is line 1), and a file with any bad row imports nothing, so an
 //! admin never ends up with half a contract list.
 
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 
 use chrono::NaiveDate;
@@ -48,8 +48,107 @@ pub const COLUMNS: [&str; 9] = [
     "end",
 ];
 
-/// Parse and validate a whole contracts file.
+/// What a contract must agree with to be served: the SLA tiers (`sla.policies`), the
+/// routing file's products and the free-mail providers (`gateway.free_mail_domains`).
+#[derive(Debug, Clone, Default)]
+pub struct Known {
+    /// Tiers with an SLA policy, lower-case.
+    pub tiers: BTreeSet<String>,
+    /// Products of the routing file, lower-case; empty when it could not be read (then
+    /// products are not checked: the routing file's own problems are reported).
+    pub products: BTreeSet<String>,
+    /// Free-mail domains, lower-case: never a company's domain.
+    pub free_mail: BTreeSet<String>,
+}
+
+impl Known {
+    /// What the loaded configuration knows.
+    pub fn of(config: &crate::config::Config) -> Known {
+        Known::from_parts(
+            &config.sla.policies,
+            &config.routing,
+            &config.gateway.free_mail_domains,
+        )
+    }
+
+    pub fn from_parts(
+        policies: &crate::domain::sla::Policies,
+        routing: &crate::domain::routing::Routing,
+        free_mail: &[String],
+    ) -> Known {
+        Known {
+            tiers: policies.iter().map(|(t, _, _)| t.to_string()).collect(),
+            products: routing.products.iter().map(|p| p.name.clone()).collect(),
+            free_mail: free_mail.iter().map(|d| d.to_lowercase()).collect(),
+        }
+    }
+
+    /// Every reason the contract cannot be served as written.
+    fn problems(&self, c: &Contract) -> Vec<String> {
+        let mut out = Vec::new();
+        if !c.tier.is_empty() && !self.tiers.contains(&c.tier) {
+            out.push(format!(
+                "tier \"{}\" has no SLA policy (sla.policies.{}; known: {})",
+                c.tier,
+                c.tier,
+                self.tiers.iter().cloned().collect::<Vec<_>>().join(", ")
+            ));
+        }
+        if !self.products.is_empty() {
+            for p in c.products.iter().filter(|p| !self.products.contains(*p)) {
+                out.push(format!(
+                    "unknown product \"{p}\" (the routing file has: {})",
+                    self.products.iter().cloned().collect::<Vec<_>>().join(", ")
+                ));
+            }
+        }
+        for d in &c.domains {
+            let free = self
+                .free_mail
+                .iter()
+                .any(|f| d == f || d.ends_with(&format!(".{f}")));
+            if free {
+                out.push(format!(
+                    "domain \"{d}\" is a free-mail provider, never a company's domain (list the people as contacts instead)"
+                ));
+            }
+        }
+        out
+    }
+}
+
+/// ISO 3166-1 alpha-2 country codes.
+const COUNTRIES: &[&str] = &[
+    "AD", "AE", "AF", "AG", "AI", "AL", "AM", "AO", "AQ", "AR", "AS", "AT", "AU", "AW", "AX", "AZ",
+    "BA", "BB", "BD", "BE", "BF", "BG", "BH", "BI", "BJ", "BL", "BM", "BN", "BO", "BQ", "BR", "BS",
+    "BT", "BV", "BW", "BY", "BZ", "CA", "CC", "CD", "CF", "CG", "CH", "CI", "CK", "CL", "CM", "CN",
+    "CO", "CR", "CU", "CV", "CW", "CX", "CY", "CZ", "DE", "DJ", "DK", "DM", "DO", "DZ", "EC", "EE",
+    "EG", "EH", "ER", "ES", "ET", "FI", "FJ", "FK", "FM", "FO", "FR", "GA", "GB", "GD", "GE", "GF",
+    "GG", "GH", "GI", "GL", "GM", "GN", "GP", "GQ", "GR", "GS", "GT", "GU", "GW", "GY", "HK", "HM",
+    "HN", "HR", "HT", "HU", "ID", "IE", "IL", "IM", "IN", "IO", "IQ", "IR", "IS", "IT", "JE", "JM",
+    "JO", "JP", "KE", "KG", "KH", "KI", "KM", "KN", "KP", "KR", "KW", "KY", "KZ", "LA", "LB", "LC",
+    "LI", "LK", "LR", "LS", "LT", "LU", "LV", "LY", "MA", "MC", "MD", "ME", "MF", "MG", "MH", "MK",
+    "ML", "MM", "MN", "MO", "MP", "MQ", "MR", "MS", "MT", "MU", "MV", "MW", "MX", "MY", "MZ", "NA",
+    "NC", "NE", "NF", "NG", "NI", "NL", "NO", "NP", "NR", "NU", "NZ", "OM", "PA", "PE", "PF", "PG",
+    "PH", "PK", "PL", "PM", "PN", "PR", "PS", "PT", "PW", "PY", "QA", "RE", "RO", "RS", "RU", "RW",
+    "SA", "SB", "SC", "SD", "SE", "SG", "SH", "SI", "SJ", "SK", "SL", "SM", "SN", "SO", "SR", "SS",
+    "ST", "SV", "SX", "SY", "SZ", "TC", "TD", "TF", "TG", "TH", "TJ", "TK", "TL", "TM", "TN", "TO",
+    "TR", "TT", "TV", "TW", "TZ", "UA", "UG", "UM", "US", "UY", "UZ", "VA", "VC", "VE", "VG", "VI",
+    "VN", "VU", "WF", "WS", "YE", "YT", "ZA", "ZM", "ZW",
+];
+
+/// Parse and validate a whole contracts file, and check every contract against what the
+/// configuration can serve (tier, products, company domains).
+pub fn check_contracts(text: &str, known: &Known) -> Result<Vec<Contract>, Vec<RowError>> {
+    parse(text, Some(known))
+}
+
+/// Parse and validate a whole contracts file on its own.
 pub fn parse_contracts(text: &str) -> Result<Vec<Contract>, Vec<RowError>> {
+    parse(text, None)
+}
+
+fn parse(text: &str, known: Option<&Known>) -> Result<Vec<Contract>, Vec<RowError>> {
     let text = text.strip_prefix('\u{feff}').unwrap_or(text);
     let mut reader = ReaderBuilder::new()
         .has_headers(false)
@@ -70,6 +169,7 @@ pub fn parse_contracts(text: &str) -> Result<Vec<Contract>, Vec<RowError>> {
     };
     let columns = header_columns(&header, line_of(text, &header))?;
     let mut rows = Rows {
+        known,
         columns,
         width: header.len(),
         errors: Vec::new(),
@@ -159,7 +259,8 @@ fn column_index(name: &str) -> Option<usize> {
 }
 
 /// Rows accumulated so far, with every error and the line of each contract id.
-struct Rows {
+struct Rows<'k> {
+    known: Option<&'k Known>,
     columns: [usize; 9],
     width: usize,
     errors: Vec<RowError>,
@@ -167,7 +268,7 @@ struct Rows {
     contracts: Vec<Contract>,
 }
 
-impl Rows {
+impl Rows<'_> {
     fn add(&mut self, record: &StringRecord, line: usize) {
         if record.len() != self.width {
             let message = format!("expected {} fields, found {}", self.width, record.len());
@@ -181,6 +282,9 @@ impl Rows {
         };
         let contract = row.contract();
         let mut problems = row.problems;
+        if let Some(known) = self.known {
+            problems.extend(known.problems(&contract));
+        }
         if let Some(first) = self.seen.get(&contract.contract_id) {
             problems.push(format!(
                 "duplicate contract_id \"{}\" (first on line {first})",
@@ -293,6 +397,10 @@ impl Row<'_> {
         if c.len() != 2 || !c.bytes().all(|b| b.is_ascii_uppercase()) {
             self.problems.push(format!(
                 "country \"{raw}\" is not an ISO 3166 alpha-2 code (e.g. JP)"
+            ));
+        } else if COUNTRIES.binary_search(&c.as_str()).is_err() {
+            self.problems.push(format!(
+                "unknown country code \"{raw}\" (not in ISO 3166; e.g. GB, JP, US)"
             ));
         }
         c
@@ -474,6 +582,32 @@ Short,C-4,premium
                     \"Two\nLines\",C-1,premium,ansible,a.example,,US,2026-01-01,2026-12-31\n\
                     X,C-2,premium,ansible,b.example,,US,2026-01-01,bad\n";
         assert_eq!(parse_contracts(text).unwrap_err()[0].line, 4);
+    }
+
+    #[test]
+    fn contracts_nobody_can_serve_are_named_by_line() {
+        let known = Known {
+            tiers: ["premium", "standard"].map(String::from).into(),
+            products: ["ansible", "satellite"].map(String::from).into(),
+            free_mail: ["gmail.com"].map(String::from).into(),
+        };
+        let text = "account,contract_id,tier,products,domains,contacts,country,start,end\n\
+                    A,C-1,platinum,ansible,a.example,,US,2026-01-01,2026-12-31\n\
+                    B,C-2,premium,ansibel,b.example,,US,2026-01-01,2026-12-31\n\
+                    C,C-3,premium,ansible,c.example,,XX,2026-01-01,2026-12-31\n\
+                    D,C-4,premium,ansible,gmail.com,,US,2026-01-01,2026-12-31\n\
+                    E,C-5,standard,satellite,e.example,,JP,2026-01-01,2026-12-31\n";
+        let lines: Vec<String> = check_contracts(text, &known)
+            .unwrap_err()
+            .iter()
+            .map(ToString::to_string)
+            .collect();
+        assert_eq!(lines.len(), 4, "{lines:?}");
+        assert!(lines[0].starts_with("line 2: tier \"platinum\" has no SLA policy"));
+        assert!(lines[1].starts_with("line 3: unknown product \"ansibel\""));
+        assert!(lines[2].starts_with("line 4: unknown country code \"XX\""));
+        assert!(lines[3].starts_with("line 5: domain \"gmail.com\" is a free-mail provider"));
+        assert!(COUNTRIES.windows(2).all(|w| w[0] < w[1]));
     }
 
     #[test]

@@ -113,6 +113,7 @@ fn read_with<T>(
         base_dir,
         used: BTreeSet::new(),
         problems: Vec::new(),
+        warnings: Vec::new(),
     };
     let value = read(&mut r);
     if r.problems.is_empty() {
@@ -193,6 +194,11 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         &mut watched,
         crate::templates::load,
     );
+    let known = super::contracts_csv::Known::from_parts(
+        &sla.policies,
+        routing.as_ref().unwrap_or(&Default::default()),
+        &gateway.free_mail_domains,
+    );
     let contracts = r.opt_string("gateway.contracts_file").and_then(|f| {
         let path = r.resolve(&f);
         let load = |p: &Path| -> Result<
@@ -207,7 +213,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
                     message: format!("cannot read: {e}"),
                 }]
             })?;
-            super::contracts_csv::parse_contracts(&text)
+            super::contracts_csv::check_contracts(&text, &known)
                 .map(|c| (p.to_path_buf(), c))
                 .map_err(|rows| {
                     rows.iter()
@@ -235,6 +241,10 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         .flat_map(|rt| rt.queues.iter().map(|q| q.name.clone()))
         .collect();
     let staff = super::staff::read(r, &queue_names);
+    if let Some(rt) = &routing {
+        super::staff::check_watched(r, &staff, rt);
+        super::sla::check_regions(r, &sla, rt);
+    }
     Config {
         source: path.to_path_buf(),
         gateway,
@@ -250,6 +260,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         watched,
         routing: std::sync::Arc::new(routing.unwrap_or_default()),
         templates: std::sync::Arc::new(templates.unwrap_or_default()),
+        warnings: std::mem::take(&mut r.warnings),
     }
 }
 
@@ -370,6 +381,8 @@ pub(super) struct Reader<'a> {
     base_dir: PathBuf,
     used: BTreeSet<String>,
     pub(super) problems: Vec<Problem>,
+    /// Not wrong, but likely to give worse service; `check-config --strict` refuses them.
+    pub(super) warnings: Vec<Problem>,
 }
 
 impl Reader<'_> {
@@ -395,16 +408,47 @@ impl Reader<'_> {
 
     /// `origin` is where the config crate says a value came from: the environment, or
     /// the file (which it names relative to the working directory: use our own name).
+    /// Without an `origin`, the key's own value says where it came from (a list or a
+    /// table item, `key[3]`, by its list's value).
     pub(super) fn problem(&mut self, origin: Option<&str>, key: &str, message: impl Into<String>) {
-        let file = match origin {
-            Some(o) if o == ENV_ORIGIN => o.to_string(),
+        let p = self.located(origin, key, message.into());
+        self.problems.push(p);
+    }
+
+    /// A warning, named like a problem.
+    pub(super) fn warning(&mut self, key: &str, message: impl Into<String>) {
+        let p = self.located(None, key, message.into());
+        self.warnings.push(p);
+    }
+
+    fn located(&self, origin: Option<&str>, key: &str, message: String) -> Problem {
+        let found = match origin {
+            Some(o) => Some(o.to_string()),
+            None => self.origin_of(key),
+        };
+        let file = match found {
+            Some(o) if o == ENV_ORIGIN => o,
             _ => self.file.clone(),
         };
-        self.problems.push(Problem {
+        Problem {
             file,
             key: key.to_string(),
-            message: message.into(),
-        });
+            message,
+        }
+    }
+
+    /// Where the value at `key` came from, without counting the key as read.
+    fn origin_of(&self, key: &str) -> Option<String> {
+        let key = key.split('[').next().unwrap_or(key);
+        let mut parts = key.split('.');
+        let mut cur = self.root.get(parts.next()?)?;
+        for part in parts {
+            match &cur.kind {
+                ValueKind::Table(t) => cur = t.get(part)?,
+                _ => return None,
+            }
+        }
+        cur.origin().map(str::to_string)
     }
 
     pub(super) fn string(&mut self, key: &str, default: Option<&str>) -> String {
@@ -464,6 +508,11 @@ impl Reader<'_> {
                 let mut out = Vec::new();
                 for (i, item) in items.iter().enumerate() {
                     match &item.kind {
+                        ValueKind::String(s) if s.trim().is_empty() => self.problem(
+                            v.origin(),
+                            &format!("{key}[{i}]"),
+                            "empty item in the list",
+                        ),
                         ValueKind::String(s) => out.push(s.trim().to_string()),
                         ValueKind::I64(_) | ValueKind::U64(_) => out.push(item.kind.to_string()),
                         other => self.problem(
@@ -475,11 +524,18 @@ impl Reader<'_> {
                 }
                 out
             }
-            ValueKind::String(s) => s
-                .split(',')
-                .map(|x| x.trim().to_string())
-                .filter(|x| !x.is_empty())
-                .collect(),
+            ValueKind::String(s) if s.trim().is_empty() => Vec::new(),
+            ValueKind::String(s) => {
+                let items: Vec<String> = s.split(',').map(|x| x.trim().to_string()).collect();
+                for (i, _) in items.iter().enumerate().filter(|(_, x)| x.is_empty()) {
+                    self.problem(
+                        v.origin(),
+                        &format!("{key}[{i}]"),
+                        format!("empty item in the comma-separated list \"{s}\""),
+                    );
+                }
+                items.into_iter().filter(|x| !x.is_empty()).collect()
+            }
             other => {
                 self.problem(
                     v.origin(),
@@ -619,7 +675,13 @@ impl Reader<'_> {
     /// A secret from `key`, else from the first line of the file named by `file_key`.
     pub(super) fn secret_opt(&mut self, key: &str, file_key: &str) -> Option<Secret> {
         if let Some(p) = self.opt_string(key) {
-            self.used.insert(file_key.to_string());
+            if self.opt_string(file_key).is_some() {
+                self.problem(
+                    None,
+                    file_key,
+                    format!("both {key} and {file_key} are set: keep one of them"),
+                );
+            }
             return Some(Secret::new(p));
         }
         let f = self.opt_string(file_key)?;

@@ -183,6 +183,9 @@ pub struct Config {
     pub routing: std::sync::Arc<crate::domain::routing::Routing>,
     /// Customer and staff mail templates (`gateway.templates_dir`).
     pub templates: std::sync::Arc<crate::templates::Templates>,
+    /// Settings that are valid but likely to give worse service (a queue nobody is told
+    /// about); `check-config` prints them, `check-config --strict` refuses them.
+    pub warnings: Vec<super::Problem>,
 }
 
 /// True for `localhost` and loopback IP literals: the only hosts plaintext is allowed to.

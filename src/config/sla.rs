@@ -154,6 +154,32 @@ pub(super) fn read(r: &mut Reader<'_>) -> SlaSettings {
     }
 }
 
+/// A region's hours apply only to a region the routing file has: any other name (a typo)
+/// would leave the real region on the default hours without a word.
+pub(super) fn check_regions(
+    r: &mut Reader<'_>,
+    sla: &SlaSettings,
+    routing: &crate::domain::routing::Routing,
+) {
+    let known: BTreeSet<String> = routing
+        .region_names()
+        .iter()
+        .map(|g| g.to_uppercase())
+        .collect();
+    for name in r.table_keys("sla.regions") {
+        if sla.regions.contains_key(&name.to_uppercase()) && !known.contains(&name.to_uppercase()) {
+            r.problem(
+                None,
+                &format!("sla.regions.{name}"),
+                format!(
+                    "unknown region \"{name}\": the routing file has {}",
+                    known.iter().cloned().collect::<Vec<_>>().join(", ")
+                ),
+            );
+        }
+    }
+}
+
 fn region_hours(r: &mut Reader<'_>, prefix: &str) -> RegionHours {
     let tz = time_zone(r, &format!("{prefix}.time_zone"), Some("UTC")).unwrap_or(chrono_tz::UTC);
     let open = time_of_day(r, &format!("{prefix}.open"), "09:00");

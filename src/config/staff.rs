@@ -162,3 +162,23 @@ fn engineers(r: &mut Reader<'_>, known_queues: &[String]) -> Vec<Engineer> {
     }
     out
 }
+
+/// Every queue some mail can reach needs someone to tell about its new cases: an
+/// engineer who works it, or its own escalation address (`staff.escalation.QUEUE`).
+pub(super) fn check_watched(
+    r: &mut Reader<'_>,
+    staff: &StaffSettings,
+    routing: &crate::domain::routing::Routing,
+) {
+    for queue in crate::domain::routing::reachable_queues(routing) {
+        if staff.members(&queue).is_empty() && !staff.escalation.contains_key(&queue) {
+            r.warning(
+                "staff.engineers",
+                format!(
+                    "queue \"{queue}\" gets mail from the routing rules but no engineer works it \
+                     and it has no staff.escalation.{queue} address: its new cases notify nobody"
+                ),
+            );
+        }
+    }
+}

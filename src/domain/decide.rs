@@ -143,12 +143,15 @@ pub enum Notice {
         text: String,
         engineer: String,
     },
+    /// The severity notice; with `reply`, the engineer's answer that changed it, in the
+    /// same mail (one mail, not a notice and a reply).
     SeverityChanged {
         old: u8,
         new: u8,
         reason: String,
         engineer: String,
         next_due: Option<DateTime<Utc>>,
+        reply: Option<String>,
     },
     CaseClosed {
         engineer: String,
@@ -395,7 +398,8 @@ pub fn inbound(
     plan
 }
 
-/// Tell the owner, else the queue's members, about a case event.
+/// Tell the owner, else the queue's members, else the queue's own escalation address
+/// (a queue nobody works), about a case event.
 pub fn notify_staff(
     cfg: Settings<'_>,
     queue: Option<&str>,
@@ -410,11 +414,17 @@ pub fn notify_staff(
         Some(o) => vec![o.to_string()],
         None => queue
             .map(|q| {
-                cfg.staff
+                let members: Vec<String> = cfg
+                    .staff
                     .members(q)
                     .iter()
                     .map(|e| e.address.clone())
-                    .collect()
+                    .collect();
+                if members.is_empty() {
+                    cfg.staff.escalation.get(q).cloned().into_iter().collect()
+                } else {
+                    members
+                }
             })
             .unwrap_or_default(),
     };

@@ -100,14 +100,22 @@ pub fn reply(
         plan.events
             .push(event(&actor, "internal_note", json!({ "text": body })));
     } else if !body.is_empty() {
-        plan.mails.push(PlannedMail {
-            notice: Notice::EngineerReply {
-                text: body,
-                engineer: engineer.name.clone(),
-            },
-            to: details.customer.clone(),
-            language: customer_lang,
+        // A reply that also changes the severity is one mail carrying both.
+        let severity_notice = plan.mails.iter_mut().find_map(|m| match &mut m.notice {
+            Notice::SeverityChanged { reply, .. } if m.to == details.customer => Some(reply),
+            _ => None,
         });
+        match severity_notice {
+            Some(reply) => *reply = Some(body),
+            None => plan.mails.push(PlannedMail {
+                notice: Notice::EngineerReply {
+                    text: body,
+                    engineer: engineer.name.clone(),
+                },
+                to: details.customer.clone(),
+                language: customer_lang,
+            }),
+        }
         plan.update.responded = true;
         plan.events.push(event(
             &actor,
@@ -120,6 +128,115 @@ pub fn reply(
         *s = status.filter(|s| *s != case.status);
     }
     plan
+}
+
+/// What an admin can do to a case from the command line: the mail commands, by the
+/// same rules, with the same audit events and customer mails.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AdminCommand {
+    Close,
+    Reopen,
+    Assign(String),
+    Transfer(String),
+    Severity { level: u8, reason: String },
+}
+
+/// Decide what an admin's command does to `case`, acting as `actor` (an engineer, or
+/// someone named for the audit trail). `Err` says why the command does not apply;
+/// nothing is changed then.
+pub fn admin(
+    command: &AdminCommand,
+    actor: &Engineer,
+    case: &CaseFacts,
+    facts: &Facts,
+    cfg: Settings<'_>,
+) -> Result<Plan, String> {
+    let details = &case.details;
+    let customer_lang = details
+        .language
+        .as_deref()
+        .and_then(Language::parse)
+        .unwrap_or(Language::En);
+    let mut plan = Plan {
+        target: Target::Existing {
+            number: case.number,
+            status: None,
+            details: details.clone(),
+        },
+        update: CaseUpdate::default(),
+        role: Role::Engineer,
+        participants: Vec::new(),
+        events: Vec::new(),
+        clocks: Vec::new(),
+        mails: Vec::new(),
+        notification_text: String::new(),
+    };
+    let closed = case.status == Status::Closed;
+    if case.status == Status::Refused {
+        return Err(format!(
+            "case {} was refused (no entitlement): it is not worked",
+            case.number
+        ));
+    }
+    let command = match command {
+        AdminCommand::Close if closed => {
+            return Err(format!("case {} is already closed", case.number));
+        }
+        AdminCommand::Reopen if !closed => {
+            return Err(format!(
+                "case {} is not closed (it is {})",
+                case.number,
+                case.status.as_str()
+            ));
+        }
+        AdminCommand::Reopen => {
+            plan.events.push(event(
+                &actor.address,
+                "reopened",
+                json!({ "from": case.status.as_str() }),
+            ));
+            plan.mails.extend(notify_staff(
+                cfg,
+                details.queue.as_deref(),
+                details.owner.as_deref(),
+                "reopened",
+            ));
+            Command::Status(StatusArg::Open)
+        }
+        AdminCommand::Close => Command::Close,
+        AdminCommand::Assign(a) => Command::Assign(a.clone()),
+        AdminCommand::Transfer(q) => {
+            if details.queue.as_deref() == Some(q.as_str()) {
+                return Err(format!("case {} is in queue {q} already", case.number));
+            }
+            Command::Queue(q.clone())
+        }
+        AdminCommand::Severity { level, reason } => {
+            if !(1..=4).contains(level) {
+                return Err(format!("severity {level} is not 1 to 4"));
+            }
+            if reason.trim().is_empty() {
+                return Err("a severity change needs a reason: the customer is told why".into());
+            }
+            let old = details.severity.unwrap_or(cfg.sla.default_severity);
+            if *level == old {
+                return Err(format!("case {} has severity {old} already", case.number));
+            }
+            Command::Severity {
+                level: *level,
+                reason: reason.trim().to_string(),
+            }
+        }
+    };
+    match apply(&command, actor, case, facts, cfg, &mut plan, customer_lang)? {
+        Effect::Status(s) => {
+            if let Target::Existing { status, .. } = &mut plan.target {
+                *status = Some(s).filter(|s| *s != case.status);
+            }
+        }
+        Effect::None | Effect::Internal => {}
+    }
+    Ok(plan)
 }
 
 enum Effect {
@@ -173,6 +290,7 @@ fn apply(
                         reason: reason.clone(),
                         engineer: engineer.name.clone(),
                         next_due,
+                        reply: None,
                     },
                     to: details.customer.clone(),
                     language: customer_lang,

@@ -181,6 +181,14 @@ pub fn queue_for(
     }
 }
 
+/// Every queue some mail can be routed to (by a rule or the Japanese-queue override).
+pub fn reachable_queues(routing: &Routing) -> BTreeSet<String> {
+    combinations(routing)
+        .into_iter()
+        .filter_map(|(p, l, g)| queue_for(p, l, &g, routing))
+        .collect()
+}
+
 /// What decides a combination: the Japanese-queue override or a rule (by index).
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Winner<'a> {

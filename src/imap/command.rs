@@ -49,7 +49,7 @@ pub(crate) async fn run(
             .await?
             .map_err(|source| ImapError::Io {
                 command: command.to_owned(),
-                source,
+                cause: source,
             })?
             .ok_or_else(|| ImapError::ConnectionLost {
                 command: command.to_owned(),

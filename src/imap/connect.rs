@@ -65,7 +65,10 @@ async fn connect_tcp(settings: &ImapSettings) -> Result<TcpStream, ImapError> {
         TcpStream::connect((host, settings.port)),
     )
     .await?
-    .map_err(|source| ImapError::Connect { addr, source })?;
+    .map_err(|source| ImapError::Connect {
+        addr,
+        cause: source,
+    })?;
     // IMAP is request/response in small writes (IDLE's DONE especially): do not let Nagle delay them.
     let _ = tcp.set_nodelay(true);
     Ok(tcp)
@@ -84,7 +87,7 @@ async fn handshake(
     .await?
     .map_err(|source| ImapError::Handshake {
         host: settings.host.clone(),
-        source,
+        cause: source,
     })?;
     Ok(Box::new(tls))
 }
@@ -128,7 +131,7 @@ async fn read_greeting<T: Transport>(
         .await?
         .map_err(|source| ImapError::Io {
             command: step.into(),
-            source,
+            cause: source,
         })?
         .ok_or_else(|| ImapError::ConnectionLost {
             command: step.into(),

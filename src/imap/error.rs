@@ -14,19 +14,11 @@ pub enum ImapError {
     PlaintextNotAllowed { host: String },
     #[error(transparent)]
     TlsConfig(#[from] TlsError),
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot connect to {addr}: {cause}")]
+    Connect { addr: String, cause: io::Error },
     /// A certificate or protocol problem is permanent; a reset during the handshake is not.
-    #[error("TLS handshake with {host} failed: {source}")]
-    Handshake {
-        host: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("TLS handshake with {host} failed: {cause}")]
+    Handshake { host: String, cause: io::Error },
     #[error("{host} refused STARTTLS: {detail}")]
     StartTls { host: String, detail: String },
     #[error("{step} timed out after {}s", after.as_secs_f32())]
@@ -54,12 +46,8 @@ pub enum ImapError {
         detail: String,
         temporary: bool,
     },
-    #[error("connection lost during {command}: {source}")]
-    Io {
-        command: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("connection lost during {command}: {cause}")]
+    Io { command: String, cause: io::Error },
     #[error("connection lost during {command}")]
     ConnectionLost { command: String },
     #[error("unexpected server response to {command}: {detail}")]
@@ -84,7 +72,7 @@ impl ImapError {
             | ImapError::ConnectionLost { .. }
             | ImapError::NoSuchMessage { .. }
             | ImapError::Closed => true,
-            ImapError::Handshake { source, .. } => !is_rustls_error(source),
+            ImapError::Handshake { cause, .. } => !is_rustls_error(cause),
             ImapError::Login { temporary, .. } | ImapError::Command { temporary, .. } => *temporary,
             ImapError::PlaintextNotAllowed { .. }
             | ImapError::TlsConfig(_)
@@ -119,7 +107,10 @@ impl ImapError {
         use async_imap::error::Error as E;
         let command = command.to_owned();
         match err {
-            E::Io(source) => ImapError::Io { command, source },
+            E::Io(source) => ImapError::Io {
+                command,
+                cause: source,
+            },
             E::ConnectionLost => ImapError::ConnectionLost { command },
             E::No(detail) | E::Bad(detail) => ImapError::Command {
                 temporary: is_temporary(&detail),
@@ -157,7 +148,7 @@ mod tests {
         assert!(
             ImapError::Connect {
                 addr: "h:1".into(),
-                source: reset
+                cause: reset
             }
             .is_transient()
         );
@@ -184,7 +175,7 @@ mod tests {
         assert!(
             !ImapError::Handshake {
                 host: "h".into(),
-                source: bad_cert
+                cause: bad_cert
             }
             .is_transient()
         );
@@ -192,7 +183,7 @@ mod tests {
         assert!(
             ImapError::Handshake {
                 host: "h".into(),
-                source: reset
+                cause: reset
             }
             .is_transient()
         );

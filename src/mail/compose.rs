@@ -52,7 +52,15 @@ pub enum ComposeError {
     #[error("no recipient")]
     NoRecipient,
     #[error("cannot build the message: {0}")]
-    Build(#[from] lettre::error::Error),
+    Build(lettre::error::Error),
+}
+
+// The variants above print their cause in their own message, so they do not also
+// return it as `source()`: `{:#}` (anyhow) would print it twice.
+impl From<lettre::error::Error> for ComposeError {
+    fn from(e: lettre::error::Error) -> Self {
+        ComposeError::Build(e)
+    }
 }
 
 /// The RFC 5322 bytes of `mail` (CRLF line ends).

@@ -51,21 +51,13 @@ pub enum SmtpError {
     )]
     PlaintextRefused { host: String },
     #[error("TLS configuration: {0}")]
-    TlsConfig(#[from] TlsError),
+    TlsConfig(TlsError),
     #[error("STARTTLS configuration: {0}")]
     StartTlsConfig(String),
-    #[error("cannot connect to {addr}: {source}")]
-    Connect {
-        addr: String,
-        #[source]
-        source: io::Error,
-    },
-    #[error("TLS handshake with {host}: {source}")]
-    Handshake {
-        host: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot connect to {addr}: {cause}")]
+    Connect { addr: String, cause: io::Error },
+    #[error("TLS handshake with {host}: {cause}")]
+    Handshake { host: String, cause: io::Error },
     #[error("no answer within {limit:?} ({during})")]
     Timeout {
         limit: Duration,
@@ -73,12 +65,20 @@ pub enum SmtpError {
     },
     /// Greeting, EHLO, STARTTLS or AUTH failed.
     #[error("SMTP session: {0}")]
-    Session(#[source] LettreError),
+    Session(LettreError),
     /// MAIL, RCPT or DATA failed.
     #[error("{0}")]
-    Transaction(#[source] LettreError),
+    Transaction(LettreError),
     #[error("invalid envelope address {0:?}")]
     Address(String),
+}
+
+// The variants above print their cause in their own message, so they do not also
+// return it as `source()`: `{:#}` (anyhow) would print it twice.
+impl From<TlsError> for SmtpError {
+    fn from(e: TlsError) -> Self {
+        SmtpError::TlsConfig(e)
+    }
 }
 
 impl SmtpError {
@@ -86,7 +86,7 @@ impl SmtpError {
     pub fn is_transient(&self) -> bool {
         match self {
             SmtpError::Connect { .. } | SmtpError::Timeout { .. } => true,
-            SmtpError::Handshake { source, .. } => source.kind() != io::ErrorKind::InvalidData,
+            SmtpError::Handshake { cause, .. } => cause.kind() != io::ErrorKind::InvalidData,
             SmtpError::Session(e) => lettre_transient(e) && !e.is_permanent(),
             SmtpError::Transaction(e) => lettre_transient(e),
             _ => false,
@@ -347,7 +347,7 @@ impl SmtpClient {
             })?
             .map_err(|source| SmtpError::Connect {
                 addr: addr.clone(),
-                source,
+                cause: source,
             })?;
         if let Err(e) = tcp.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
@@ -367,7 +367,7 @@ impl SmtpClient {
         })?
         .map_err(|source| SmtpError::Handshake {
             host: host.to_string(),
-            source,
+            cause: source,
         })?;
         Ok(Box::new(TlsTcp(tls)))
     }
@@ -383,7 +383,7 @@ fn starttls_parameters(host: &str, settings: &SmtpSettings) -> Result<TlsParamet
     if let Some(path) = &settings.ca_file {
         let pem = std::fs::read(path).map_err(|source| TlsError::ReadCaFile {
             path: path.clone(),
-            source,
+            cause: source,
         })?;
         let cert = Certificate::from_pem(&pem)
             .map_err(|e| SmtpError::StartTlsConfig(format!("CA file {}: {e}", path.display())))?;

@@ -182,7 +182,7 @@ impl Delivery {
         match outcome {
             Outcome::Sent => {
                 mark_sent(&self.store, row.id, now).await?;
-                tracing::info!(id = row.id, message_id = %row.message_id, kind = %row.kind, case = ?row.case.map(|c| c.0), "mail sent");
+                tracing::info!(id = row.id, message_id = %row.message_id, kind = %row.kind, case = %row.case.map_or_else(|| "-".to_string(), |c| c.to_string()), "mail sent");
                 report.sent += 1;
             }
             Outcome::Retry(e) => {

@@ -226,7 +226,8 @@ impl Work {
         let written = match self.backend {
             Backend::Postgres => {
                 let mut savepoint = sqlx::Acquire::begin(&mut self.tx).await?;
-                let written = write_plan(&mut savepoint, plan, msg, None, now, render).await?;
+                let written =
+                    write_plan(&mut savepoint, plan, Some(msg), None, now, render).await?;
                 match written {
                     Some(_) => savepoint.commit().await?,
                     None => savepoint.rollback().await?,
@@ -248,7 +249,7 @@ impl Work {
                 match write_plan(
                     &mut self.tx,
                     plan,
-                    msg,
+                    Some(msg),
                     file.as_ref().map(|(_, name, _)| name.as_str()),
                     now,
                     render,
@@ -285,6 +286,28 @@ impl Work {
     }
 }
 
+impl Work {
+    /// Write a plan that no mail brought (an admin's command on an existing case): the
+    /// case changes, events and outbound mail, no message.
+    pub async fn commit_without_message<F>(
+        &mut self,
+        plan: &Plan,
+        now: DateTime<Utc>,
+        render: F,
+    ) -> Result<CaseNumber, StoreError>
+    where
+        F: FnOnce(CaseNumber, i64) -> Composed,
+    {
+        match write_plan(&mut self.tx, plan, None, None, now, render).await? {
+            Some((case, _, queued)) => {
+                self.queued_mail |= queued;
+                Ok(case)
+            }
+            None => Err(StoreError::Conflict(format!("case {}", plan_case(plan)))),
+        }
+    }
+}
+
 /// The case a plan targets, when it exists already.
 fn plan_case(plan: &Plan) -> CaseNumber {
     match &plan.target {
@@ -298,7 +321,7 @@ fn plan_case(plan: &Plan) -> CaseNumber {
 async fn write_plan<F>(
     tx: &mut Transaction<'_, Any>,
     plan: &Plan,
-    msg: &NewMessage,
+    msg: Option<&NewMessage>,
     raw_file: Option<&str>,
     now: DateTime<Utc>,
     render: F,
@@ -314,10 +337,13 @@ where
         }
     };
     apply_update(tx, case, &plan.update, now).await?;
-    let Some(row_id) = insert_message(tx, case, msg, plan.role.as_str(), raw_file).await? else {
-        return Ok(None);
-    };
-    insert_attachments(tx, row_id, &msg.attachments).await?;
+    if let Some(msg) = msg {
+        let Some(row_id) = insert_message(tx, case, msg, plan.role.as_str(), raw_file).await?
+        else {
+            return Ok(None);
+        };
+        insert_attachments(tx, row_id, &msg.attachments).await?;
+    }
     insert_participants(tx, case, &plan.participants).await?;
     super::sla::start_clocks(tx, case, &plan.clocks, opened).await?;
     let events: Vec<_> = plan

@@ -28,26 +28,121 @@ impl Store {
         contracts: &[Contract],
         now: DateTime<Utc>,
     ) -> Result<ImportStats, StoreError> {
-        let mut stats = ImportStats::default();
         let mut tx = self.pool.begin().await?;
-        for c in contracts {
-            let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM contracts WHERE contract_id = $1"
-            )))
-            .bind(c.contract_id.clone())
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| contract(&r, 0))
-            .transpose()?;
-            match existing {
-                Some(old) if old == *c => {
-                    stats.unchanged += 1;
-                    continue;
-                }
-                Some(_) => stats.updated += 1,
-                None => stats.inserted += 1,
+        let stats = upsert(&mut tx, contracts, now).await?;
+        tx.commit().await?;
+        Ok(stats)
+    }
+
+    /// The file is the whole list: upsert every contract in it, and end (last covered
+    /// day `last_day`) every contract missing from it that still runs after that day.
+    /// One transaction. Returns the import's counts and the ids of the ended contracts.
+    pub async fn replace_contracts(
+        &self,
+        contracts: &[Contract],
+        last_day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<(ImportStats, Vec<String>), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let stats = upsert(&mut tx, contracts, now).await?;
+        let keep: std::collections::BTreeSet<&str> =
+            contracts.iter().map(|c| c.contract_id.as_str()).collect();
+        let running: Vec<String> = sqlx::query(
+            "SELECT contract_id FROM contracts WHERE end_date > $1 ORDER BY contract_id",
+        )
+        .bind(last_day.to_string())
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.get::<String, _>(0))
+        .filter(|id| !keep.contains(id.as_str()))
+        .collect();
+        for id in &running {
+            end(&mut tx, id, last_day, now).await?;
+        }
+        tx.commit().await?;
+        Ok((stats, running))
+    }
+
+    /// End one contract: `last_day` becomes its last covered day (unless it already ends
+    /// earlier). `None` when there is no such contract; else the contract as it was.
+    pub async fn end_contract(
+        &self,
+        contract_id: &str,
+        last_day: NaiveDate,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Contract>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contracts WHERE contract_id = $1"
+        )))
+        .bind(contract_id.to_string())
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(|r| contract(&r, 0))
+        .transpose()?;
+        if before.is_some() {
+            end(&mut tx, contract_id, last_day, now).await?;
+        }
+        tx.commit().await?;
+        Ok(before)
+    }
+
+    pub async fn list_contracts(&self) -> Result<Vec<Contract>, StoreError> {
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contracts ORDER BY account, contract_id"
+        )))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| contract(r, 0)).collect()
+    }
+}
+
+type Tx = sqlx::Transaction<'static, sqlx::Any>;
+
+/// `last_day` as the contract's end date, when it ends later now.
+async fn end(
+    tx: &mut Tx,
+    contract_id: &str,
+    last_day: NaiveDate,
+    now: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE contracts SET end_date = $1, updated_at = $2 WHERE contract_id = $3 AND end_date > $1",
+    )
+    .bind(last_day.to_string())
+    .bind(to_ms(now))
+    .bind(contract_id.to_string())
+    .execute(&mut **tx)
+    .await?;
+    Ok(())
+}
+
+/// Upsert every contract (see [`Store::import_contracts`]).
+async fn upsert(
+    tx: &mut Tx,
+    contracts: &[Contract],
+    now: DateTime<Utc>,
+) -> Result<ImportStats, StoreError> {
+    let mut stats = ImportStats::default();
+    for c in contracts {
+        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contracts WHERE contract_id = $1"
+        )))
+        .bind(c.contract_id.clone())
+        .fetch_optional(&mut **tx)
+        .await?
+        .map(|r| contract(&r, 0))
+        .transpose()?;
+        match existing {
+            Some(old) if old == *c => {
+                stats.unchanged += 1;
+                continue;
             }
-            sqlx::query(
+            Some(_) => stats.updated += 1,
+            None => stats.inserted += 1,
+        }
+        sqlx::query(
                 "INSERT INTO contracts (contract_id, account, tier, products, domains, contacts, country, start_date, end_date, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (contract_id) DO UPDATE SET \
                  account = excluded.account, tier = excluded.tier, products = excluded.products, domains = excluded.domains, \
@@ -64,37 +159,26 @@ impl Store {
             .bind(c.start.to_string())
             .bind(c.end.to_string())
             .bind(to_ms(now))
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
-            sqlx::query("DELETE FROM contract_keys WHERE contract_id = $1")
-                .bind(c.contract_id.clone())
-                .execute(&mut *tx)
-                .await?;
-            let keys = c
-                .contacts
-                .iter()
-                .map(|a| format!("c:{}", a.to_lowercase()))
-                .chain(c.domains.iter().map(|d| format!("d:{}", d.to_lowercase())));
-            for key in keys {
-                sqlx::query("INSERT INTO contract_keys (key, contract_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
+        sqlx::query("DELETE FROM contract_keys WHERE contract_id = $1")
+            .bind(c.contract_id.clone())
+            .execute(&mut **tx)
+            .await?;
+        let keys = c
+            .contacts
+            .iter()
+            .map(|a| format!("c:{}", a.to_lowercase()))
+            .chain(c.domains.iter().map(|d| format!("d:{}", d.to_lowercase())));
+        for key in keys {
+            sqlx::query("INSERT INTO contract_keys (key, contract_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
                     .bind(key)
                     .bind(c.contract_id.clone())
-                    .execute(&mut *tx)
+                    .execute(&mut **tx)
                     .await?;
-            }
         }
-        tx.commit().await?;
-        Ok(stats)
     }
-
-    pub async fn list_contracts(&self) -> Result<Vec<Contract>, StoreError> {
-        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM contracts ORDER BY account, contract_id"
-        )))
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(|r| contract(r, 0)).collect()
-    }
+    Ok(stats)
 }
 
 /// What the store says about a customer mail and its sender, read in one round trip.

@@ -43,20 +43,55 @@ use raw_files::RawFiles;
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("database: {0}")]
-    Db(#[from] sqlx::Error),
+    Db(sqlx::Error),
     #[error("database migration: {0}")]
-    Migrate(#[from] sqlx::migrate::MigrateError),
+    Migrate(sqlx::migrate::MigrateError),
     /// Another writer stored the same mail (dedup key) during a unit of work.
     #[error("the mail {0} was stored by another writer meanwhile; retrying")]
     Conflict(String),
     /// A raw mail kept as a file beside the SQLite database (see `raw_files`).
-    #[error("raw mail file {path}: {source}")]
-    RawFile {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("raw mail file {path}: {cause}")]
+    RawFile { path: String, cause: std::io::Error },
     #[error("database holds an invalid value in {column}: {value}")]
     Corrupt { column: &'static str, value: String },
+    /// [`OpenMode::Existing`] on a SQLite file that is not there (a typo, or a command
+    /// run before the daemon ever ran).
+    #[error(
+        "the database {0} does not exist (`casegate run`, `casegate ingest` or `casegate contracts import` creates it; check database.url)"
+    )]
+    NoDatabase(String),
+    /// The PostgreSQL server gave no connection: `detail` says what refused (the TCP
+    /// connection, or the server within the timeout).
+    #[error("cannot reach PostgreSQL at {server}: {detail}")]
+    Unreachable { server: String, detail: String },
+    /// The folder a new SQLite database would go in is missing: never created, as it is
+    /// more likely a typo than a wish.
+    #[error("the folder {0} of the database does not exist (create it, or check database.url)")]
+    NoFolder(String),
+}
+
+// The variants above print their cause in their own message, so they do not also
+// return it as `source()`: `{:#}` (anyhow) would print it twice.
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        StoreError::Db(e)
+    }
+}
+
+impl From<sqlx::migrate::MigrateError> for StoreError {
+    fn from(e: sqlx::migrate::MigrateError) -> Self {
+        StoreError::Migrate(e)
+    }
+}
+
+/// Whether opening a SQLite database may create it. PostgreSQL databases are never
+/// created by casegate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenMode {
+    /// The daemon and the commands that file mail: create a missing file (never its folder).
+    Create,
+    /// Everything else: a missing file is an error, not a new empty database.
+    Existing,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,8 +115,17 @@ static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/s
 static POSTGRES_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/postgres");
 
 impl Store {
-    /// Connect and apply pending migrations.
+    /// Connect and apply pending migrations; a missing SQLite file is created.
     pub async fn open(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        Store::open_with(url, max_connections, OpenMode::Create).await
+    }
+
+    /// As [`Store::open`], creating a missing SQLite file only with [`OpenMode::Create`].
+    pub async fn open_with(
+        url: &str,
+        max_connections: u32,
+        mode: OpenMode,
+    ) -> Result<Store, StoreError> {
         install_default_drivers();
         let backend = if url.starts_with("sqlite:") {
             Backend::Sqlite
@@ -89,7 +133,7 @@ impl Store {
             Backend::Postgres
         };
         let url = match backend {
-            Backend::Sqlite => sqlite_url(url),
+            Backend::Sqlite => sqlite_url(url, mode)?,
             Backend::Postgres => url.to_string(),
         };
         let pool = AnyPoolOptions::new()
@@ -122,7 +166,17 @@ impl Store {
                 })
             })
             .connect(&url)
-            .await?;
+            .await
+            .map_err(|e| (backend, e));
+        let pool = match pool {
+            Ok(pool) => pool,
+            // sqlx retries a refused connection until the timeout, then says only that
+            // the pool timed out: find out what refuses, for the admin.
+            Err((Backend::Postgres, sqlx::Error::PoolTimedOut)) => {
+                return Err(unreachable(&url).await);
+            }
+            Err((_, e)) => return Err(e.into()),
+        };
         let migrator = match backend {
             Backend::Sqlite => &SQLITE_MIGRATIONS,
             Backend::Postgres => &POSTGRES_MIGRATIONS,
@@ -149,25 +203,75 @@ impl Store {
     }
 }
 
-/// Create the file (and its folder) when missing: zero setup for the embedded default.
-fn sqlite_url(url: &str) -> String {
+/// Why a PostgreSQL server gave no connection: its address from the URL, and what a
+/// plain TCP connection to it says.
+async fn unreachable(url: &str) -> StoreError {
+    let server = pg_server(url);
+    let probe = tokio::time::timeout(
+        std::time::Duration::from_secs(3),
+        tokio::net::TcpStream::connect(&server),
+    )
+    .await;
+    let detail = match probe {
+        Ok(Err(e)) => format!("the connection was refused or failed: {e}"),
+        Err(_) => "no answer to a TCP connection within 3 s".to_string(),
+        Ok(Ok(_)) => {
+            "the server accepts connections but gave no database session within 10 s".to_string()
+        }
+    };
+    StoreError::Unreachable { server, detail }
+}
+
+/// `host:port` of a `postgres://user:password@host:port/db?...` URL (port 5432 when absent).
+fn pg_server(url: &str) -> String {
+    let rest = url.split_once("://").map_or(url, |(_, r)| r);
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    let hostport = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    let hostport = if hostport.is_empty() {
+        "localhost"
+    } else {
+        hostport
+    };
+    let has_port = match hostport.rfind(']') {
+        Some(end) => hostport[end..].contains(':'),
+        None => hostport.contains(':'),
+    };
+    if has_port {
+        hostport.to_string()
+    } else {
+        format!("{hostport}:5432")
+    }
+}
+
+/// The URL sqlx opens: `mode=rwc` creates a missing file, `mode=rw` does not. A missing
+/// file with [`OpenMode::Existing`], or a missing folder, is an error naming the path.
+fn sqlite_url(url: &str, mode: OpenMode) -> Result<String, StoreError> {
     let path = url
         .trim_start_matches("sqlite://")
         .trim_start_matches("sqlite:");
     let file = path.split('?').next().unwrap_or("");
-    if !file.is_empty()
-        && file != ":memory:"
-        && let Some(parent) = std::path::Path::new(file).parent()
-    {
-        let _ = std::fs::create_dir_all(parent);
+    if !file.is_empty() && !file.starts_with(':') {
+        let file = std::path::Path::new(file);
+        if mode == OpenMode::Existing && !file.exists() {
+            return Err(StoreError::NoDatabase(file.display().to_string()));
+        }
+        if let Some(parent) = file.parent().filter(|p| !p.as_os_str().is_empty())
+            && !parent.is_dir()
+        {
+            return Err(StoreError::NoFolder(parent.display().to_string()));
+        }
     }
-    if url.contains("mode=") {
+    let open = match mode {
+        OpenMode::Create => "rwc",
+        OpenMode::Existing => "rw",
+    };
+    Ok(if url.contains("mode=") {
         url.to_string()
     } else if url.contains('?') {
-        format!("{url}&mode=rwc")
+        format!("{url}&mode={open}")
     } else {
-        format!("{url}?mode=rwc")
-    }
+        format!("{url}?mode={open}")
+    })
 }
 
 /// Times are stored as Unix epoch milliseconds: exact, sortable, the same on both engines.
@@ -184,13 +288,48 @@ mod tests {
     use super::*;
 
     #[test]
-    fn sqlite_urls_create_missing_files() {
-        assert_eq!(sqlite_url("sqlite://x.db"), "sqlite://x.db?mode=rwc");
+    fn sqlite_urls_create_missing_files_only_when_asked() {
+        let url = |u: &str, m| sqlite_url(u, m).unwrap();
         assert_eq!(
-            sqlite_url("sqlite://x.db?cache=shared"),
+            url("sqlite://x.db", OpenMode::Create),
+            "sqlite://x.db?mode=rwc"
+        );
+        assert_eq!(
+            url("sqlite://x.db?cache=shared", OpenMode::Create),
             "sqlite://x.db?cache=shared&mode=rwc"
         );
-        assert_eq!(sqlite_url("sqlite://x.db?mode=ro"), "sqlite://x.db?mode=ro");
+        assert_eq!(
+            url("sqlite://x.db?mode=ro", OpenMode::Create),
+            "sqlite://x.db?mode=ro"
+        );
+        let d = tempfile::tempdir().unwrap();
+        let db = d.path().join("x.db");
+        let u = format!("sqlite://{}", db.display());
+        assert!(matches!(
+            sqlite_url(&u, OpenMode::Existing),
+            Err(StoreError::NoDatabase(p)) if p == db.display().to_string()
+        ));
+        std::fs::write(&db, b"").unwrap();
+        assert_eq!(url(&u, OpenMode::Existing), format!("{u}?mode=rw"));
+        let typo = format!("sqlite://{}/nonexistent-dir/x.db", d.path().display());
+        assert!(matches!(
+            sqlite_url(&typo, OpenMode::Create),
+            Err(StoreError::NoFolder(_))
+        ));
+        assert!(!d.path().join("nonexistent-dir").exists());
+    }
+
+    #[test]
+    fn postgres_servers_are_named_without_credentials() {
+        assert_eq!(
+            pg_server("postgres://u:pw@db.example:6543/x"),
+            "db.example:6543"
+        );
+        assert_eq!(
+            pg_server("postgres://u@127.0.0.1/test?sslmode=disable"),
+            "127.0.0.1:5432"
+        );
+        assert_eq!(pg_server("postgresql://[::1]/x"), "[::1]:5432");
     }
 
     #[test]

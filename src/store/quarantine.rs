@@ -16,6 +16,19 @@ pub enum QuarantineStatus {
     Held,
     /// Replayed successfully into a case.
     Released,
+    /// An admin decided it is not worth a case (`casegate quarantine discard`); replays
+    /// leave it alone. The mail itself stays in the IMAP quarantine folder.
+    Discarded,
+}
+
+impl QuarantineStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            QuarantineStatus::Held => "held",
+            QuarantineStatus::Released => "released",
+            QuarantineStatus::Discarded => "discarded",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -90,6 +103,50 @@ impl Store {
         rows.iter().map(entry).collect()
     }
 
+    /// One entry with its raw bytes (when kept).
+    pub async fn quarantine_entry(&self, id: i64) -> Result<Option<QuarantineEntry>, StoreError> {
+        let row = sqlx::query(
+            "SELECT id, dedup_key, message_id, from_addr, subject, reason, size, received_at, quarantined_at, \
+             source, status, released_case, raw FROM quarantine WHERE id = $1",
+        )
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.as_ref().map(entry).transpose()
+    }
+
+    /// Mark a held entry discarded (its kept bytes are dropped), with an audit event.
+    /// Returns the entry as it was, `None` when there is no such entry; an entry that is
+    /// not held is left as it is.
+    pub async fn quarantine_discard(
+        &self,
+        id: i64,
+        actor: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Option<QuarantineEntry>, StoreError> {
+        let Some(e) = self.quarantine_entry(id).await? else {
+            return Ok(None);
+        };
+        if e.status != QuarantineStatus::Held {
+            return Ok(Some(e));
+        }
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE quarantine SET status = 'discarded', raw = NULL WHERE id = $1 AND status = 'held'",
+        )
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        let detail = serde_json::json!({
+            "quarantine_id": id, "dedup_key": e.dedup_key, "message_id": e.message_id,
+            "from": e.from, "reason": e.reason,
+        });
+        super::cases::insert_event(&mut tx, None, now, actor, "quarantine_discarded", &detail)
+            .await?;
+        tx.commit().await?;
+        Ok(Some(e))
+    }
+
     pub async fn quarantine_release(
         &self,
         dedup_key: &str,
@@ -133,6 +190,7 @@ fn entry(r: &sqlx::any::AnyRow) -> Result<QuarantineEntry, StoreError> {
         status: match status.as_str() {
             "held" => QuarantineStatus::Held,
             "released" => QuarantineStatus::Released,
+            "discarded" => QuarantineStatus::Discarded,
             _ => {
                 return Err(StoreError::Corrupt {
                     column: "quarantine.status",

@@ -174,7 +174,7 @@ fn sync_folder(folder: &Path) -> std::io::Result<()> {
 fn file_error(path: &Path, source: std::io::Error) -> StoreError {
     StoreError::RawFile {
         path: path.display().to_string(),
-        source,
+        cause: source,
     }
 }
 

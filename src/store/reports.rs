@@ -134,7 +134,25 @@ impl Store {
 
     /// Per engineer: cases owned, replies, average rating; per queue: backlog and round trips.
     pub async fn team_report(&self) -> Result<TeamReport, StoreError> {
-        let mut engineers: BTreeMap<String, EngineerStats> = BTreeMap::new();
+        self.team_report_for(&[]).await
+    }
+
+    /// As [`Store::team_report`], with a row for each of `engineers` (the configured
+    /// staff addresses) even before their first case or reply.
+    pub async fn team_report_for(&self, engineers: &[String]) -> Result<TeamReport, StoreError> {
+        let mut engineers: BTreeMap<String, EngineerStats> = engineers
+            .iter()
+            .map(|e| {
+                let e = e.to_lowercase();
+                let stats = EngineerStats {
+                    engineer: e.clone(),
+                    cases_owned: 0,
+                    replies: 0,
+                    average_rating: None,
+                };
+                (e, stats)
+            })
+            .collect();
         let owned = sqlx::query(
             "SELECT owner, COUNT(*), CAST(AVG(feedback_rating) AS DOUBLE PRECISION) FROM cases WHERE owner IS NOT NULL GROUP BY owner",
         )
@@ -142,15 +160,14 @@ impl Store {
         .await?;
         for r in &owned {
             let e: String = r.get(0);
-            engineers.insert(
-                e.clone(),
-                EngineerStats {
-                    engineer: e,
-                    cases_owned: r.get(1),
-                    replies: 0,
-                    average_rating: r.get(2),
-                },
-            );
+            let stats = engineers.entry(e.clone()).or_insert(EngineerStats {
+                engineer: e,
+                cases_owned: 0,
+                replies: 0,
+                average_rating: None,
+            });
+            stats.cases_owned = r.get(1);
+            stats.average_rating = r.get(2);
         }
         let replies = sqlx::query("SELECT from_addr, COUNT(*) FROM messages WHERE role = 'engineer' AND direction = 'in' GROUP BY from_addr")
             .fetch_all(&self.pool)

@@ -112,6 +112,9 @@ pub struct SeverityChanged {
     pub engineer_name: String,
     /// The recomputed next response time, in the customer's time zone.
     pub next_response_due: String,
+    /// The engineer's answer, when the reply that changed the severity also answers the
+    /// customer: the mail then carries both.
+    pub reply: Option<String>,
 }
 
 /// `case_closed`: the case was closed; asks for a 1–5 rating by reply.
@@ -347,6 +350,11 @@ impl TemplateContext for SeverityChanged {
             ),
             engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
             next_response_due: first_response_due(lang),
+            reply: Some(pick(
+                lang,
+                "Thank you for the logs. The failure comes from a known issue that is fixed in\n2.16.3; until you can upgrade, setting `pipelining = False` avoids it.",
+                "ログのご提供ありがとうございます。本事象は既知の不具合によるもので、2.16.3 で修正されております。\nアップグレードいただくまでの間は、`pipelining = False` を設定いただくことで回避可能です。",
+            )),
         }
     }
 }

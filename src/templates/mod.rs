@@ -115,11 +115,10 @@ pub enum TemplateError {
     UnknownLanguage(String),
     #[error("{0} is sent as written, not rendered from a template")]
     NotATemplate(&'static str),
-    #[error("template {template}: {source}")]
+    #[error("template {template}: {cause}")]
     Render {
         template: String,
-        #[source]
-        source: minijinja::Error,
+        cause: minijinja::Error,
     },
 }
 
@@ -202,7 +201,7 @@ impl Templates {
     fn render_part(&self, name: &str, ctx: &minijinja::Value) -> Result<String, TemplateError> {
         let err = |source| TemplateError::Render {
             template: name.to_string(),
-            source,
+            cause: source,
         };
         self.env
             .get_template(name)
@@ -292,6 +291,13 @@ fn split_source(text: &str) -> Result<Source, (usize, String)> {
         .filter(|p| p.eq_ignore_ascii_case("subject:"))
         .map(|_| first[8..].trim().to_string())
         .ok_or((1, "the first line must be `Subject: ...`".to_string()))?;
+    if subject.is_empty() {
+        return Err((
+            1,
+            "the subject is empty: write it after `Subject:` (the customer would get a mail without one)"
+                .into(),
+        ));
+    }
     let (blank, body) = rest.split_once('\n').unwrap_or((rest, ""));
     if !blank.trim().is_empty() {
         return Err((
@@ -468,6 +474,10 @@ mod tests {
         assert_eq!(s.body, "Body\n");
         assert_eq!(split_source("Hello\n\nBody").err().map(|e| e.0), Some(1));
         assert_eq!(split_source("Subject: x\nBody").err().map(|e| e.0), Some(2));
+        assert_eq!(
+            split_source("Subject:  \n\nBody").err().map(|e| e.0),
+            Some(1)
+        );
     }
 
     #[test]

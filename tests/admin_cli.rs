@@ -1,0 +1,399 @@
+//! What an admin does from the command line, through the real binary: case commands
+//! with the engineers' rules and audit trail, contract replacement and ending, the
+//! quarantine, and the team report.
+
+mod support;
+
+use std::io::Write;
+use std::process::{Output, Stdio};
+
+use serde_json::Value;
+use support::cli::{ok, run_once, show};
+use support::{TestCtx, smtp_received};
+
+const STAFF: &str = "[staff]\n\
+    [[staff.engineers]]\naddress = \"sato@vendor.example\"\nname = \"Sato Hanako\"\nregion = \"APAC\"\n\
+    queues = [\"ansible-ja\", \"ansible-na\"]\n\n\
+    [[staff.engineers]]\naddress = \"idle@vendor.example\"\nname = \"Idle Engineer\"\nregion = \"EMEA\"\n\
+    queues = [\"ansible-emea\"]\n";
+
+const HEADER: &str = "account,contract_id,tier,products,domains,contacts,country,start,end\n";
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+fn ingest(ctx: &TestCtx, raw: &[u8]) -> Output {
+    let mut child = ctx
+        .casegate(&["ingest"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(raw).unwrap();
+    child.wait_with_output().unwrap()
+}
+
+fn import(ctx: &TestCtx, name: &str, csv: &str, flags: &[&str]) -> Output {
+    let path = ctx.dir.path().join(name);
+    std::fs::write(&path, csv).unwrap();
+    let mut args = vec!["contracts", "import", path.to_str().unwrap()];
+    args.extend_from_slice(flags);
+    ctx.casegate(&args).output().unwrap()
+}
+
+fn events(case: &Value) -> Vec<(String, String)> {
+    case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().to_string(),
+                e["actor"].as_str().unwrap_or_default().to_string(),
+            )
+        })
+        .collect()
+}
+
+fn fails(out: Output, expected: &str) {
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(
+        text(&out).contains(expected),
+        "{expected:?} in {}",
+        text(&out)
+    );
+}
+
+#[test]
+fn case_commands_follow_the_mail_command_rules_with_the_same_audit_trail() {
+    let ctx = TestCtx::with_config("admin-cases", STAFF);
+    ok(import(
+        &ctx,
+        "c.csv",
+        &format!("{HEADER}Acme,C-ACME,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n"),
+        &[],
+    ));
+    let customer = format!("{}@acme.example", ctx.user);
+    let out = ingest(
+        &ctx,
+        format!(
+            "From: {customer}\r\nTo: support@example.com\r\nSubject: Playbook fails\r\n\
+             Message-ID: <c1-{}@acme.example>\r\n\r\nThe playbook fails on web01.\r\nSeverity: 3\r\n",
+            ctx.user
+        )
+        .as_bytes(),
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let lead = "lead@vendor.example";
+
+    ok(ctx
+        .casegate(&[
+            "cases",
+            "assign",
+            "1",
+            "sato@vendor.example",
+            "--actor",
+            lead,
+        ])
+        .output()
+        .unwrap());
+    fails(
+        ctx.casegate(&["cases", "assign", "1", "nobody@vendor.example"])
+            .output()
+            .unwrap(),
+        "#assign nobody@vendor.example: not an engineer in the staff configuration",
+    );
+    ok(ctx
+        .casegate(&[
+            "cases",
+            "severity",
+            "1",
+            "2",
+            "production",
+            "deployments",
+            "are",
+            "blocked",
+            "--actor",
+            "sato@vendor.example",
+        ])
+        .output()
+        .unwrap());
+    fails(
+        ctx.casegate(&["cases", "severity", "1", "2", "again"])
+            .output()
+            .unwrap(),
+        "has severity 2 already",
+    );
+    fails(
+        ctx.casegate(&["cases", "transfer", "1", "no-such-queue"])
+            .output()
+            .unwrap(),
+        "#queue no-such-queue: no such queue in the routing configuration",
+    );
+    ok(ctx
+        .casegate(&["cases", "transfer", "1", "ansible-emea", "--actor", lead])
+        .output()
+        .unwrap());
+    fails(
+        ctx.casegate(&["cases", "reopen", "1"]).output().unwrap(),
+        "is not closed",
+    );
+    ok(ctx
+        .casegate(&["cases", "close", "1", "--actor", lead])
+        .output()
+        .unwrap());
+    fails(
+        ctx.casegate(&["cases", "close", "1"]).output().unwrap(),
+        "is already closed",
+    );
+    fails(
+        ctx.casegate(&["cases", "close", "42"]).output().unwrap(),
+        "no case 00000042",
+    );
+
+    let case = show(&ctx, "1");
+    assert_eq!(case["owner"], "sato@vendor.example");
+    assert_eq!(case["severity"], 2);
+    assert_eq!(case["queue"], "ansible-emea");
+    assert_eq!(case["status"], "closed");
+    let trail = events(&case);
+    for (kind, actor) in [
+        ("owner_changed", lead),
+        ("severity_changed", "sato@vendor.example"),
+        ("transferred", lead),
+        ("case_closed", lead),
+    ] {
+        assert!(
+            trail.contains(&(kind.to_string(), actor.to_string())),
+            "{kind} by {actor} in {trail:?}"
+        );
+    }
+    assert!(
+        !trail.iter().any(|(k, _)| k == "commands_refused"),
+        "refused commands change nothing: {trail:?}"
+    );
+
+    ok(ctx
+        .casegate(&["cases", "reopen", "1", "--actor", lead])
+        .output()
+        .unwrap());
+    let case = show(&ctx, "1");
+    assert_eq!(case["status"], "open");
+    assert!(events(&case).contains(&("reopened".to_string(), lead.to_string())));
+
+    // The customer mails of the commands go out like those of the mail commands: the
+    // severity notice (signed by the engineer) and the closure mail.
+    run_once(&ctx);
+    let got: Vec<String> = smtp_received(&customer)
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.raw).to_string())
+        .collect();
+    assert!(
+        got.iter()
+            .any(|m| m.contains("production deployments are blocked") && m.contains("Sato Hanako")),
+        "{got:#?}"
+    );
+    assert!(
+        got.iter()
+            .any(|m| m.contains("Case #00000001") && m.contains("closed")),
+        "{got:#?}"
+    );
+}
+
+#[test]
+fn contracts_import_replace_shows_the_changes_and_ends_what_the_file_drops() {
+    let ctx = TestCtx::new("admin-contracts");
+    let long = "Very Long Account Name Incorporated International Holdings Limited";
+    let first = format!(
+        "{HEADER}\
+         {long},C-1,premium,ansible,long.example,,US,2025-01-01,2030-12-31\n\
+         アクメ株式会社,C-2,standard,ansible,acme.co.jp,,JP,2025-01-01,2030-12-31\n\
+         Gone,C-3,standard,ansible,gone.example,,US,2025-01-01,2030-12-31\n"
+    );
+    ok(import(&ctx, "first.csv", &first, &[]));
+    let second = format!(
+        "{HEADER}\
+         {long},C-1,standard,ansible,long.example,,US,2025-01-01,2030-12-31\n\
+         アクメ株式会社,C-2,standard,ansible,acme.co.jp,,JP,2025-01-01,2030-12-31\n\
+         New,C-4,premium,satellite,new.example,,DE,2025-01-01,2030-12-31\n"
+    );
+    let dry = ok(import(
+        &ctx,
+        "second.csv",
+        &second,
+        &["--replace", "--dry-run"],
+    ));
+    assert!(dry.contains("+ new: C-4 (New)"), "{dry}");
+    assert!(
+        dry.contains("~ updated: C-1") && dry.contains("tier premium -> standard"),
+        "{dry}"
+    );
+    assert!(dry.contains("- ends: C-3 (Gone)"), "{dry}");
+    assert!(
+        dry.contains("1 new, 1 updated, 1 unchanged, 1 to end"),
+        "{dry}"
+    );
+    assert!(dry.contains("dry run: nothing changed"), "{dry}");
+    let list: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["contracts", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 3, "dry run changed nothing");
+
+    let done = ok(import(&ctx, "second.csv", &second, &["--replace"]));
+    assert!(
+        done.contains("1 new, 1 updated, 1 unchanged; 1 ended"),
+        "{done}"
+    );
+    ok(ctx.casegate(&["contracts", "end", "C-4"]).output().unwrap());
+    fails(
+        ctx.casegate(&["contracts", "end", "C-404"])
+            .output()
+            .unwrap(),
+        "no contract C-404",
+    );
+
+    let table = ok(ctx.casegate(&["contracts", "list"]).output().unwrap());
+    let lines: Vec<&str> = table.lines().collect();
+    let status_at = lines[0].find("STATUS").expect("a STATUS column");
+    let status = |id: &str| {
+        let line = lines
+            .iter()
+            .find(|l| l.starts_with(&format!("{id} ")))
+            .unwrap_or_else(|| panic!("{id} in {table}"));
+        line.split_whitespace()
+            .find(|w| ["active", "expired", "future"].contains(w))
+            .unwrap_or_default()
+            .to_string()
+    };
+    assert_eq!(status("C-1"), "active", "{table}");
+    assert_eq!(status("C-3"), "expired", "{table}");
+    assert_eq!(status("C-4"), "expired", "{table}");
+    // The long name does not push the columns out of line (ASCII rows).
+    for line in lines.iter().filter(|l| l.is_ascii()).skip(1) {
+        let at = ["active", "expired", "future"]
+            .iter()
+            .find_map(|w| line.find(&format!("  {w}  ")).map(|i| i + 2))
+            .unwrap_or_else(|| panic!("status in {line:?}"));
+        assert_eq!(at, status_at, "{table}");
+    }
+    assert!(table.contains(long), "{table}");
+}
+
+#[test]
+fn quarantined_mail_can_be_shown_and_discarded() {
+    let ctx = TestCtx::new("admin-quarantine");
+    let out = ingest(
+        &ctx,
+        b"Subject: no sender at all\r\nX-Trace: quarantine-show\r\n\r\nbody\r\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let list: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["quarantine", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    let shown = ok(ctx.casegate(&["quarantine", "show", &id]).output().unwrap());
+    assert!(shown.contains("Reason: "), "{shown}");
+    assert!(shown.contains("Size: "), "{shown}");
+    assert!(
+        shown.contains("X-Trace: quarantine-show"),
+        "headers: {shown}"
+    );
+    assert!(!shown.contains("\nbody"), "headers only: {shown}");
+
+    let discarded = ok(ctx
+        .casegate(&[
+            "quarantine",
+            "discard",
+            &id,
+            "--actor",
+            "admin@vendor.example",
+        ])
+        .output()
+        .unwrap());
+    assert!(discarded.contains(&format!("discarded quarantined mail {id}")));
+    let held = ok(ctx.casegate(&["quarantine", "list"]).output().unwrap());
+    assert!(held.contains("quarantine is empty"), "{held}");
+    let all = ok(ctx
+        .casegate(&["quarantine", "list", "--all"])
+        .output()
+        .unwrap());
+    assert!(all.contains("discarded"), "{all}");
+    fails(
+        ctx.casegate(&["quarantine", "discard", &id])
+            .output()
+            .unwrap(),
+        "is discarded, not held",
+    );
+    fails(
+        ctx.casegate(&["quarantine", "show", "9999"])
+            .output()
+            .unwrap(),
+        "no quarantined mail 9999",
+    );
+    // A replay leaves it alone.
+    let replay = ok(ctx.casegate(&["quarantine", "replay"]).output().unwrap());
+    assert!(replay.contains("replayed 0 mail(s)"), "{replay}");
+}
+
+#[tokio::test]
+async fn a_discarded_imap_mail_stays_in_the_quarantine_folder_and_is_not_replayed() {
+    let ctx = TestCtx::new("admin-quarantine-imap");
+    support::append(
+        &ctx.user,
+        "INBOX",
+        b"Subject: no sender here\r\nX-Trace: imap-discard\r\n\r\nbody\r\n",
+        None,
+    )
+    .await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 quarantined"), "{summary}");
+    assert_eq!(support::count(&ctx.user, "Quarantine").await, 1);
+    let list: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["quarantine", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    assert_eq!(list[0]["source"], "imap");
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    ok(ctx
+        .casegate(&["quarantine", "discard", &id])
+        .output()
+        .unwrap());
+    let replay = ok(ctx.casegate(&["quarantine", "replay"]).output().unwrap());
+    assert!(replay.contains("replayed 0 mail(s)"), "{replay}");
+    // Nothing is lost: the mail is still in the folder, for anyone who looks.
+    assert_eq!(support::count(&ctx.user, "Quarantine").await, 1);
+    assert_eq!(support::count(&ctx.user, "Processed").await, 0);
+}
+
+#[test]
+fn the_report_lists_every_configured_engineer_also_without_activity() {
+    let ctx = TestCtx::with_config("admin-report", STAFF);
+    let out = ingest(
+        &ctx,
+        b"From: someone@acme.example\r\nTo: support@example.com\r\nSubject: Hello\r\n\r\nhi\r\n",
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let report = ok(ctx.casegate(&["report"]).output().unwrap());
+    assert!(report.contains("sato@vendor.example"), "{report}");
+    assert!(report.contains("idle@vendor.example"), "{report}");
+    let json: Value =
+        serde_json::from_str(&ok(ctx.casegate(&["report", "--json"]).output().unwrap())).unwrap();
+    let names: Vec<&str> = json["engineers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["engineer"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["idle@vendor.example", "sato@vendor.example"]);
+}
