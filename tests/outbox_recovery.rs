@@ -1,0 +1,311 @@
+//! Issue 12: after `kill -9` during delivery the outbox finishes its work. The daemon is
+//! killed again and again while it sends acknowledgements to the real SMTP sink; then
+//! one `casegate run --once` must leave every case acknowledged and the outbox empty,
+//! and the mails sent twice (counted at the sink by Message-ID) must stay within the
+//! documented window: at most one per kill, the one whose 250 came before its commit.
+//! Also: a second casegate on the same SQLite database is refused, naming the file; and
+//! admins see and retry outbox rows (`casegate outbox list|retry`).
+
+mod support;
+
+use std::collections::BTreeMap;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use casegate::store::{OutboxStatus, Store};
+use serde_json::Value;
+use support::cli::{cases, ok, run_once};
+use support::daemon::Daemon;
+use support::routing::{import, mail};
+use support::{TestCtx, TestEnv, append, smtp_clear_rule, smtp_received, smtp_rule};
+
+const CUSTOMERS: usize = 40;
+const KILLS: usize = 8;
+
+fn customer(ctx: &TestCtx, i: usize) -> String {
+    format!("c{i}-{}@rheinwerk.de", ctx.user)
+}
+
+fn customer_ctx(tag: &str) -> TestCtx {
+    let ctx = TestCtx::new(tag);
+    ok(import(
+        &ctx,
+        "contracts.csv",
+        "account,contract_id,tier,products,domains,contacts,country,start,end\n\
+         Rheinwerk Automation GmbH,C-3001,premium,ansible;satellite,rheinwerk.de,,DE,2025-01-01,2030-12-31\n",
+    ));
+    ctx
+}
+
+async fn store(ctx: &TestCtx) -> Store {
+    Store::open(&format!("sqlite://{}", ctx.db_path.display()), 1)
+        .await
+        .expect("open the test database")
+}
+
+/// Mails received by all customers, counted per (recipient, Message-ID).
+fn received(ctx: &TestCtx) -> BTreeMap<(String, String), usize> {
+    let sink = TestEnv::get().sink();
+    let mut seen = BTreeMap::new();
+    for i in 0..CUSTOMERS {
+        let to = customer(ctx, i);
+        for raw in sink.messages(&to) {
+            let id = casegate::mail::parse::sniff_message_id(&raw).expect("a Message-ID");
+            *seen.entry((to.clone(), id)).or_insert(0) += 1;
+        }
+    }
+    seen
+}
+
+fn total(seen: &BTreeMap<(String, String), usize>) -> usize {
+    seen.values().sum()
+}
+
+/// Percentile of the `commit_us` values (from the 250 to the row's commit) in a log.
+fn commit_window_us(log: &str) -> Vec<u64> {
+    let mut v: Vec<u64> = log
+        .lines()
+        .filter_map(|l| l.split("commit_us=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next()?.parse().ok())
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_during_delivery_then_run_once_sends_everything_once_within_the_window() {
+    let ctx = customer_ctx("outbox-kill9");
+    for i in 0..CUSTOMERS {
+        let raw = mail(
+            &format!("k{i}-{}@rheinwerk.de", ctx.user),
+            Some("Kai Berger"),
+            &customer(&ctx, i),
+            &format!("Agent stops after upgrade ({i})"),
+            "",
+            "The agent stops every night after the upgrade.\nSeverity: 3\n",
+        );
+        append(&ctx.user, "INBOX", &raw, None).await;
+    }
+
+    // Kill the daemon each time a new mail reaches the sink: deliveries are in flight.
+    let db = store(&ctx).await;
+    let mut stuck_after_kills = 0;
+    let mut kills = 0;
+    while kills < KILLS && total(&received(&ctx)) < CUSTOMERS {
+        let before = total(&received(&ctx));
+        let mut daemon = Daemon::start(&ctx, &format!("daemon-{kills}.log"));
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while total(&received(&ctx)) == before {
+            daemon.assert_running();
+            assert!(Instant::now() < deadline, "nothing sent:\n{}", daemon.log());
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        daemon.child.kill().expect("kill -9");
+        daemon.child.wait().expect("reap the daemon");
+        kills += 1;
+        let rows = db.outbox_rows(None).await.expect("outbox rows");
+        stuck_after_kills += rows
+            .iter()
+            .filter(|r| r.status == OutboxStatus::Sending)
+            .count();
+    }
+    assert!(
+        kills >= 2,
+        "the daemon sent everything before a second kill"
+    );
+    assert!(
+        stuck_after_kills > 0,
+        "no kill left a row `sending`: the test did not hit a delivery in flight"
+    );
+
+    // One run --once finishes the work at once (no lease to wait for).
+    let started = Instant::now();
+    let out = ctx
+        .casegate(&["run", "--once"])
+        .env("CASEGATE_LOG", "casegate=debug")
+        .output()
+        .unwrap();
+    let summary = String::from_utf8_lossy(&out.stdout).to_string();
+    let log = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(out.status.success(), "{summary}\n{log}");
+    assert!(
+        started.elapsed() < Duration::from_secs(60),
+        "run --once waited for leases"
+    );
+    assert!(
+        summary.contains("recovered from an interrupted run"),
+        "{summary}"
+    );
+    let recovered: usize = summary
+        .lines()
+        .find(|l| l.starts_with("outbox:"))
+        .and_then(|l| {
+            l.split(", ")
+                .find(|p| p.ends_with("recovered from an interrupted run"))
+        })
+        .and_then(|p| p.split_whitespace().next()?.parse().ok())
+        .unwrap_or_else(|| panic!("no recovered count: {summary}"));
+    // Every row a kill left `sending` was put back by the next start, at once.
+    let by_daemons: usize = (0..kills)
+        .map(|k| std::fs::read_to_string(ctx.dir.path().join(format!("daemon-{k}.log"))).unwrap())
+        .filter_map(|log| {
+            let rest = log.split("outbox_recovered=").nth(1)?;
+            rest.split_whitespace().next()?.parse::<usize>().ok()
+        })
+        .sum();
+    assert_eq!(
+        by_daemons + recovered,
+        stuck_after_kills,
+        "recovered at start-up: {by_daemons} by the daemons, {recovered} by run --once"
+    );
+
+    // Every case has its acknowledgement, sent; nothing is left in the outbox.
+    let list = cases(&ctx);
+    assert_eq!(list.len(), CUSTOMERS, "{list:#?}");
+    let rows = db.outbox_rows(None).await.expect("outbox rows");
+    let unsent: Vec<_> = rows
+        .iter()
+        .filter(|r| r.status != OutboxStatus::Sent)
+        .collect();
+    assert!(unsent.is_empty(), "outbox not empty: {unsent:#?}");
+    for c in &list {
+        let number = c["number"].as_str().unwrap();
+        let acks = rows
+            .iter()
+            .filter(|r| r.kind == "acknowledgement")
+            .filter(|r| r.case.map(|n| format!("{:08}", n.0)).as_deref() == Some(number))
+            .count();
+        assert_eq!(acks, 1, "case {number}: {acks} acknowledgements");
+    }
+
+    // At the sink: every acknowledgement arrived; doubles at most one per kill.
+    let seen = received(&ctx);
+    assert_eq!(seen.len(), CUSTOMERS, "{seen:#?}");
+    let doubled: Vec<_> = seen.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        seen.values().all(|&n| n <= 2),
+        "a mail arrived three times or more: {doubled:?}"
+    );
+    let window = commit_window_us(&log);
+    let pct = |p: usize| {
+        window
+            .get((window.len() * p / 100).min(window.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0)
+    };
+    eprintln!(
+        "kill -9 x{kills}: {stuck_after_kills} row(s) left sending, {recovered} recovered, \
+         {} mail(s) doubled of {CUSTOMERS}; 250-to-commit window over {} mails: \
+         p50 {} us, p99 {} us, max {} us",
+        doubled.len(),
+        window.len(),
+        pct(50),
+        pct(99),
+        window.last().copied().unwrap_or(0)
+    );
+    assert!(
+        doubled.len() <= kills,
+        "{} doubled mails after {kills} kills: {doubled:?}",
+        doubled.len()
+    );
+    assert!(!window.is_empty(), "no commit_us in the log:\n{log}");
+    db.close().await;
+}
+
+#[tokio::test]
+async fn a_second_casegate_on_the_same_sqlite_database_is_refused() {
+    let ctx = customer_ctx("outbox-lock");
+    let mut daemon = Daemon::start(&ctx, "daemon.log");
+    daemon.wait_log("casegate starting", 1).await;
+    let out = ctx
+        .casegate(&["run", "--once"])
+        .stdout(Stdio::piped())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "a second process ran: {err}");
+    assert!(
+        err.contains(&ctx.db_path.display().to_string())
+            && err.contains("in use by another casegate process"),
+        "{err}"
+    );
+    daemon.assert_running();
+    assert!(daemon.stop().await.success());
+    // Once the first has stopped, the database is free again.
+    run_once(&ctx);
+}
+
+#[tokio::test]
+async fn outbox_list_shows_the_last_error_and_retry_sends_failed_mail_again() {
+    let ctx = customer_ctx("outbox-admin");
+    let to = customer(&ctx, 0);
+    let raw = mail(
+        &format!("adm-{}@rheinwerk.de", ctx.user),
+        None,
+        &to,
+        "Agent down",
+        "",
+        "x\n",
+    );
+    append(&ctx.user, "INBOX", &raw, None).await;
+    smtp_rule(&to, "554");
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 failed"), "{summary}");
+    smtp_clear_rule(&to);
+
+    let listed = |args: &[&str]| -> Vec<Value> {
+        let mut all = vec!["outbox", "list", "--json"];
+        all.extend_from_slice(args);
+        serde_json::from_str(&ok(ctx.casegate(&all).output().unwrap())).unwrap()
+    };
+    let failed = listed(&["--status", "failed"]);
+    assert_eq!(failed.len(), 1, "{failed:#?}");
+    assert_eq!(failed[0]["kind"], "acknowledgement");
+    assert!(
+        failed[0]["last_error"]
+            .as_str()
+            .is_some_and(|e| e.contains("554")),
+        "{failed:#?}"
+    );
+    let table = ok(ctx.casegate(&["outbox", "list"]).output().unwrap());
+    assert!(table.contains("failed") && table.contains("554"), "{table}");
+    let id = failed[0]["id"].as_i64().unwrap().to_string();
+
+    let out = ok(ctx
+        .casegate(&["outbox", "retry", "--failed"])
+        .output()
+        .unwrap());
+    assert!(out.contains("1 failed mail(s) queued again"), "{out}");
+    assert!(listed(&["--status", "failed"]).is_empty());
+    let summary = run_once(&ctx);
+    assert!(summary.contains("outbox: 1 sent"), "{summary}");
+    assert_eq!(smtp_received(&to).len(), 1);
+    assert_eq!(listed(&["--status", "sent"]).len(), 1);
+
+    // A sent row is never sent twice; an unknown id is an error.
+    let again = ctx.casegate(&["outbox", "retry", &id]).output().unwrap();
+    assert!(!again.status.success());
+    assert!(String::from_utf8_lossy(&again.stderr).contains("sent already"));
+    let none = ctx
+        .casegate(&["outbox", "retry", "999999"])
+        .output()
+        .unwrap();
+    assert!(!none.status.success());
+    assert!(String::from_utf8_lossy(&none.stderr).contains("no outbox row 999999"));
+    let bad = ctx
+        .casegate(&["outbox", "list", "--status", "lost"])
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+
+    // The retry is in the case's audit trail.
+    let case = support::cli::show(&ctx, "1");
+    let retried: Vec<_> = case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == "delivery_retried")
+        .collect();
+    assert_eq!(retried.len(), 1, "{case:#}");
+    assert_eq!(retried[0]["actor"], "admin");
+}
