@@ -12,10 +12,11 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use casegate::store::{OutboxStatus, Store};
+use casegate::store::{NewOutbox, OutboxStatus, Store};
 use serde_json::Value;
 use support::cli::{cases, ok, run_once};
 use support::daemon::Daemon;
+use support::pg::PgDatabase;
 use support::routing::{import, mail};
 use support::{TestCtx, TestEnv, append, smtp_clear_rule, smtp_received, smtp_rule};
 
@@ -308,4 +309,71 @@ async fn outbox_list_shows_the_last_error_and_retry_sends_failed_mail_again() {
         .collect();
     assert_eq!(retried.len(), 1, "{case:#}");
     assert_eq!(retried[0]["actor"], "admin");
+}
+
+/// PostgreSQL is shared by several instances: a `sending` row may be another live
+/// instance's delivery, so `run --once` neither touches it nor waits for it; it says so
+/// and exits. Once that lease has run out (its instance died), the next round sends it.
+#[tokio::test]
+async fn on_postgresql_run_once_finishes_without_waiting_for_another_instances_lease() {
+    let pg = PgDatabase::create().await;
+    let ctx = TestCtx::with_config("outbox-pg", &format!("[database]\nurl = \"{}\"\n", pg.url));
+    let db = Store::open(&pg.url, 2).await.expect("open PostgreSQL");
+    let to = customer(&ctx, 0);
+    let id = format!("pg-lease-{}@example.com", ctx.user);
+    let raw = format!(
+        "From: support@example.com\r\nTo: {to}\r\nSubject: leased\r\nMessage-ID: <{id}>\r\n\r\nx\r\n"
+    );
+    let row = NewOutbox {
+        case: None,
+        kind: "engineer_reply".into(),
+        message_id: id.clone(),
+        sender: "support@example.com".into(),
+        recipients: vec![to.clone()],
+        raw: raw.into_bytes(),
+    };
+    let now = chrono::Utc::now();
+    db.enqueue_outbox(&row, now).await.unwrap();
+    // Another instance claims it with a ten-minute lease.
+    let claimed = db
+        .claim_due(now, 10, Duration::from_secs(600))
+        .await
+        .unwrap();
+    assert_eq!(claimed.len(), 1);
+
+    let started = Instant::now();
+    let summary = run_once(&ctx);
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "run --once waited"
+    );
+    assert!(summary.contains("outbox: 0 sent"), "{summary}");
+    assert!(
+        summary.contains("1 being sent by another instance"),
+        "{summary}"
+    );
+    assert!(smtp_received(&to).is_empty());
+    assert!(
+        !ctx.db_path.with_extension("db.lock").exists(),
+        "no SQLite lock file for a PostgreSQL database"
+    );
+
+    // That instance died: its lease runs out (moved into the past here), then it goes out.
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(&pg.url)
+        .await
+        .unwrap();
+    sqlx::query("UPDATE outbox SET next_attempt_at = 0 WHERE status = 'sending'")
+        .execute(&mut conn)
+        .await
+        .unwrap();
+    drop(conn);
+    let summary = run_once(&ctx);
+    assert!(
+        summary.contains("outbox: 1 sent")
+            && summary.contains("1 recovered from an interrupted run"),
+        "{summary}"
+    );
+    assert_eq!(smtp_received(&to).len(), 1);
+    db.close().await;
+    pg.drop().await;
 }
