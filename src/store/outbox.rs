@@ -6,8 +6,9 @@
 //!                         |--4xx/outage--> `pending` (later `next_attempt_at`)
 //!                         |--5xx / too old--> `failed` (+ a `delivery_failed` event)
 //! While a row is `sending`, `next_attempt_at` holds its lease expiry: a worker that
-//! dies mid-send leaves the row `sending`, and [`Store::release_expired_leases`] puts it
-//! back to `pending` once the lease has run out (crash recovery). On PostgreSQL several
+//! dies mid-send leaves the row `sending`. [`Store::release_abandoned`] puts it back to
+//! `pending` (crash recovery): at once on SQLite, where the database lock proves that
+//! its worker is dead, once the lease has run out on PostgreSQL. On PostgreSQL several
 //! instances claim concurrently with `FOR UPDATE SKIP LOCKED`, so a row is only ever
 //! claimed by one of them; SQLite serialises writers, so the plain UPDATE is enough.
 
