@@ -573,8 +573,10 @@ impl Pipeline {
         now: DateTime<Utc>,
     ) -> Result<Outcome, StoreError> {
         let config = &self.config;
-        let render =
-            |case, first_n| notices::compose_all(config, plan, mail, parent, case, first_n, now);
+        let raw = message.raw.as_deref().unwrap_or_default();
+        let render = |case, first_n| {
+            notices::compose_all(config, plan, mail, raw, parent, case, first_n, now)
+        };
         Ok(match work.commit(plan, &message, now, render).await? {
             Committed::Stored { case, opened } => Outcome::Stored { case, opened },
             Committed::Duplicate { case } => Outcome::Duplicate { case },

@@ -172,16 +172,8 @@ fn compose_alert(
         queue_def.map(|q| q.region.as_str()).unwrap_or_default(),
         None,
     );
-    let company = case.account.clone().unwrap_or_default();
     let sla = SlaClock {
-        common: notices::common(
-            g,
-            case.number,
-            case.subject.clone(),
-            case.customer.clone(),
-            String::new(),
-            company,
-        ),
+        common: notices::case_common(g, case),
         clock: clock.kind.clone(),
         due: format_due(clock.due_at, tz),
         severity: case

@@ -4,6 +4,7 @@ mod cases;
 mod check_config;
 mod contracts;
 mod ingest;
+mod outbox;
 mod quarantine;
 mod report;
 mod run;
@@ -47,6 +48,8 @@ pub enum Command {
     Contracts(contracts::Contracts),
     #[command(subcommand)]
     Sla(sla::Sla),
+    #[command(subcommand)]
+    Outbox(outbox::Outbox),
     Report(report::Report),
 }
 
@@ -68,6 +71,7 @@ impl Cli {
             Command::Quarantine(c) => c.execute(&self.config).await,
             Command::Contracts(c) => c.execute(&self.config).await,
             Command::Sla(c) => c.execute(&self.config).await,
+            Command::Outbox(c) => c.execute(&self.config).await,
             Command::Report(c) => c.execute(&self.config).await,
         }
     }

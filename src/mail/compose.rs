@@ -15,8 +15,9 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
+use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{self, HeaderName, HeaderValue, InReplyTo, MessageId, References};
-use lettre::message::{Mailbox, Mailboxes, SinglePart};
+use lettre::message::{Body, Mailbox, Mailboxes, MultiPart, SinglePart};
 
 use super::Address;
 use crate::domain::thread;
@@ -65,6 +66,81 @@ impl From<lettre::error::Error> for ComposeError {
 
 /// The RFC 5322 bytes of `mail` (CRLF line ends).
 pub fn compose(mail: &Outgoing) -> Result<Vec<u8>, ComposeError> {
+    let message = headers(mail)?.singlepart(SinglePart::plain(crlf(&mail.body)))?;
+    Ok(message.formatted())
+}
+
+/// `mail` with `original` attached as it came (`message/rfc822`, RFC 2046 §5.2.1: 7bit,
+/// or 8bit when it holds raw 8-bit text; its headers, Message-ID included, untouched):
+/// how an out-of-scope mail is forwarded to the desk that handles it. `mail.body` is the
+/// covering note, the first part of a `multipart/mixed`.
+pub fn compose_with_original(mail: &Outgoing, original: &[u8]) -> Result<Vec<u8>, ComposeError> {
+    let original = crlf_bytes(strip_mbox_line(original));
+    let attachment = |content_type: &str, body: Body| {
+        SinglePart::builder()
+            .header(
+                header::ContentType::parse(content_type).unwrap_or(header::ContentType::TEXT_PLAIN),
+            )
+            .header(header::ContentDisposition::attachment("original.eml"))
+            .body(body)
+    };
+    // RFC 5322 lines (at most 998 octets) travel as they are; lettre's own check wants
+    // 76, which real mail breaks all the time.
+    let travels = original
+        .split(|&b| b == b'\n')
+        .all(|line| line.len() <= 999)
+        && !original.contains(&0);
+    let part = if travels {
+        let encoding = if original.is_ascii() {
+            ContentTransferEncoding::SevenBit
+        } else {
+            ContentTransferEncoding::EightBit
+        };
+        attachment(
+            "message/rfc822",
+            Body::dangerous_pre_encoded(original, encoding),
+        )
+    } else {
+        // Longer lines cannot travel as message/rfc822: the bytes go as a file.
+        attachment(
+            "application/octet-stream",
+            Body::new_with_encoding(original, ContentTransferEncoding::Base64)
+                .unwrap_or_else(Body::new),
+        )
+    };
+    let message = headers(mail)?.multipart(
+        MultiPart::mixed()
+            .singlepart(SinglePart::plain(crlf(&mail.body)))
+            .singlepart(part),
+    )?;
+    Ok(message.formatted())
+}
+
+/// A leading mbox `From ` line (MTA pipe delivery) is not part of the message.
+fn strip_mbox_line(raw: &[u8]) -> &[u8] {
+    match raw.strip_prefix(b"From ") {
+        Some(_) => raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&raw[raw.len()..], |nl| &raw[nl + 1..]),
+        None => raw,
+    }
+}
+
+/// Bare LF (mail piped in by an MTA) as CRLF, as on the wire.
+fn crlf_bytes(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 50);
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Every header of `mail`: addresses, subject, date, threading, etiquette.
+fn headers(mail: &Outgoing) -> Result<lettre::message::MessageBuilder, ComposeError> {
     if mail.to.is_empty() && mail.cc.is_empty() {
         return Err(ComposeError::NoRecipient);
     }
@@ -107,8 +183,7 @@ pub fn compose(mail: &Outgoing) -> Result<Vec<u8>, ComposeError> {
             .raw_header(raw("Auto-Submitted", "auto-replied"))
             .raw_header(raw("X-Auto-Response-Suppress", "All"));
     }
-    let message = builder.singlepart(SinglePart::plain(crlf(&mail.body)))?;
-    Ok(message.formatted())
+    Ok(builder)
 }
 
 fn raw(name: &'static str, value: &str) -> HeaderValue {

@@ -1,12 +1,16 @@
 //! The sender worker: takes due rows from the outbox and delivers them over SMTP.
 //!
 //! Delivery is at most once in normal operation: a row is leased (`sending`) before the
-//! SMTP transaction and marked `sent` right after the server's 250 to the end of DATA.
-//! One window remains: a crash (or a lost database) between that 250 and `mark_sent`
-//! leaves the row `sending`; when its lease runs out it goes back to `pending` and the
-//! mail is sent a second time. SMTP itself has the same window (RFC 1047: a lost 250
-//! makes the client resend), so it cannot be closed from here; it is a few
-//! milliseconds wide. The failpoint `outbox_after_accept` aborts exactly there.
+//! SMTP transaction and marked `sent` in a transaction of its own right after the
+//! server's 250 to the end of DATA, one row at a time (never after a batch). One window
+//! remains: a crash (or a lost database) between that 250 and the commit of `mark_sent`
+//! leaves the row `sending`, and the mail is sent a second time, with the same
+//! Message-ID (at the next start on SQLite, where the database lock proves the row's
+//! sender dead; when its lease runs out on PostgreSQL). SMTP itself has the same window
+//! (RFC 1047: a lost 250 makes the client resend), so it cannot be closed from here.
+//! Its width is logged (debug level) with each sent mail (`commit_us`, microseconds from the 250 to
+//! the commit; see the README for measured values). The failpoint
+//! `outbox_after_accept` aborts exactly there.
 //!
 //! Temporary failures retry with capped exponential backoff until the row is older than
 //! `max_age` (RFC 5321 §4.5.4.1: retry, then give up with a failure notice, here a
@@ -70,7 +74,9 @@ pub struct DrainReport {
     pub retried: u64,
     /// Permanent failures and give-ups (each with a `delivery_failed` event).
     pub failed: u64,
-    /// Rows found `sending` past their lease (crash recovery) and put back.
+    /// Rows a dead process left `sending` (crash recovery), put back: all of them on
+    /// SQLite, where the database lock proves their sender dead; on PostgreSQL those
+    /// past their lease.
     pub released: u64,
     /// The round stopped early because the server (or our SMTP setup) failed.
     pub server_unavailable: bool,
@@ -100,7 +106,8 @@ struct Delivery {
 }
 
 enum Outcome {
-    Sent,
+    /// Accepted by the server at this instant (the 250 to the end of DATA).
+    Sent(std::time::Instant),
     Retry(SmtpError),
     Failed(SmtpError),
     GaveUp(SmtpError),
@@ -122,7 +129,7 @@ impl Delivery {
     async fn round(&mut self, shutdown: Option<&Shutdown>) -> Result<DrainReport, StoreError> {
         let start = Utc::now();
         let mut report = DrainReport {
-            released: self.store.release_expired_leases(start).await?,
+            released: self.store.release_abandoned(start).await?,
             ..Default::default()
         };
         while !shutdown.is_some_and(Shutdown::is_shutdown) {
@@ -154,8 +161,9 @@ impl Delivery {
             .await
         {
             Ok(()) => {
+                let accepted = std::time::Instant::now();
                 crate::failpoint::hit("outbox_after_accept");
-                (Outcome::Sent, false)
+                (Outcome::Sent(accepted), false)
             }
             Err(e) if e.is_permanent() => (Outcome::Failed(e), false),
             Err(e) => {
@@ -180,8 +188,11 @@ impl Delivery {
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         match outcome {
-            Outcome::Sent => {
+            Outcome::Sent(accepted) => {
                 mark_sent(&self.store, row.id, now).await?;
+                // The double-send window of this mail: from the 250 to the commit.
+                let commit_us = u64::try_from(accepted.elapsed().as_micros()).unwrap_or(u64::MAX);
+                tracing::debug!(id = row.id, commit_us, "sent mail recorded");
                 tracing::info!(id = row.id, message_id = %row.message_id, kind = %row.kind, case = %row.case.map_or_else(|| "-".to_string(), |c| c.to_string()), "mail sent");
                 report.sent += 1;
             }

@@ -87,8 +87,9 @@ impl Pipeline {
             headers: MailHeaders::default(),
         };
         let config = &self.config;
-        let render =
-            |case, first_n| notices::compose_all(config, &plan, &none, &parent, case, first_n, now);
+        let render = |case, first_n| {
+            notices::compose_all(config, &plan, &none, &[], &parent, case, first_n, now)
+        };
         work.commit_without_message(&plan, now, render).await?;
         let queued_mail = work.finish().await?;
         info!(case = %number, actor = %actor.address, command = ?command, "admin command");

@@ -11,10 +11,12 @@ mod checkpoint;
 mod contracts;
 mod mailbox;
 mod outbox;
+mod outbox_admin;
 mod quarantine;
 mod raw_files;
 mod reports;
 mod sla;
+mod sole_user;
 mod views;
 mod work;
 
@@ -28,9 +30,11 @@ pub use cases::{Committed, Composed, NewAttachment, NewMessage, Outbound};
 pub use contracts::{ImportStats, SenderFacts};
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
+pub use outbox_admin::Retried;
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
 pub use reports::{Attainment, ClockState, EngineerStats, QueueStats, SlaReport, TeamReport};
 pub use sla::{ClockAction, DueClock};
+pub use sole_user::SoleUser;
 pub use views::{
     AttachmentSource, AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView,
 };
@@ -68,6 +72,13 @@ pub enum StoreError {
     /// more likely a typo than a wish.
     #[error("the folder {0} of the database does not exist (create it, or check database.url)")]
     NoFolder(String),
+    /// Another casegate process holds the SQLite database (see `sole_user`).
+    #[error(
+        "the database {database} is in use by another casegate process; only one may run on a SQLite database"
+    )]
+    InUse { database: String },
+    #[error("cannot take the lock file {path}: {cause}")]
+    LockFile { path: String, cause: std::io::Error },
 }
 
 // The variants above print their cause in their own message, so they do not also
@@ -109,6 +120,8 @@ pub struct Store {
     url: Option<String>,
     /// Where large raw mails go (a SQLite database in a file only).
     raw_files: Option<Arc<RawFiles>>,
+    /// Set once this process holds the SQLite database alone (see `sole_user`).
+    sole_user: Arc<std::sync::OnceLock<SoleUser>>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -191,6 +204,7 @@ impl Store {
             backend,
             url: (backend == Backend::Sqlite).then_some(url),
             raw_files,
+            sole_user: Arc::default(),
         })
     }
 

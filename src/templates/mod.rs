@@ -40,10 +40,11 @@ pub enum TemplateKind {
     EngineerCommandError,
     SlaWarning,
     SlaBreach,
+    ForwardOutOfScope,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 12] = [
+    pub const ALL: [TemplateKind; 13] = [
         TemplateKind::Acknowledgement,
         TemplateKind::RefusalNoContract,
         TemplateKind::RefusalExpired,
@@ -56,6 +57,7 @@ impl TemplateKind {
         TemplateKind::EngineerCommandError,
         TemplateKind::SlaWarning,
         TemplateKind::SlaBreach,
+        TemplateKind::ForwardOutOfScope,
     ];
 
     /// The file stem, snake_case (`refusal_no_contract`); also the outbox row's `kind`.
@@ -73,6 +75,7 @@ impl TemplateKind {
             TemplateKind::EngineerCommandError => "engineer_command_error",
             TemplateKind::SlaWarning => "sla_warning",
             TemplateKind::SlaBreach => "sla_breach",
+            TemplateKind::ForwardOutOfScope => "forward_out_of_scope",
         }
     }
 
@@ -80,7 +83,8 @@ impl TemplateKind {
         TemplateKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// True for mail to the customer, false for mail to engineers.
+    /// True for mail to the customer, false for mail to engineers (and to the Sales or
+    /// Professional Services desk).
     pub fn to_customer(self) -> bool {
         !matches!(
             self,
@@ -88,6 +92,7 @@ impl TemplateKind {
                 | TemplateKind::EngineerCommandError
                 | TemplateKind::SlaWarning
                 | TemplateKind::SlaBreach
+                | TemplateKind::ForwardOutOfScope
         )
     }
 
