@@ -12,7 +12,7 @@ use crate::domain::entitlement::Entitlement;
 use crate::domain::scope::Scope;
 use crate::domain::thread::subject_tag;
 use crate::domain::triage::ClockKind;
-use crate::domain::{commands, token};
+use crate::domain::{commands, signed, token};
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::{Address, Inbound};
 use crate::store::{Composed, Outbound};
@@ -51,9 +51,12 @@ impl Parent {
 }
 
 /// Compose every mail of `plan` for `case`, numbering Message-IDs from `first_n`.
-/// `mail` is the inbound mail being processed; `parent` the customer message answered.
+/// `mail` is the inbound mail being processed; `parent` the customer message answered;
+/// `site_key` signs the Message-IDs and return paths (`Store::site_key`).
+#[allow(clippy::too_many_arguments)]
 pub fn compose_all(
     config: &Config,
+    site_key: &[u8],
     plan: &Plan,
     mail: &Inbound,
     parent: &Parent,
@@ -64,7 +67,7 @@ pub fn compose_all(
     let mut n = first_n;
     let mut out = Composed::default();
     for planned in &plan.mails {
-        match compose_one(config, plan, mail, parent, planned, case, n, now) {
+        match compose_one(config, site_key, plan, mail, parent, planned, case, n, now) {
             Ok(o) => {
                 out.mails.push(o);
                 n += 1;
@@ -81,6 +84,7 @@ pub fn compose_all(
 #[allow(clippy::too_many_arguments)]
 fn compose_one(
     config: &Config,
+    site_key: &[u8],
     plan: &Plan,
     mail: &Inbound,
     parent: &Parent,
@@ -108,7 +112,7 @@ fn compose_one(
             (kind.name().to_string(), "system", rendered)
         }
     };
-    let message_id = compose::message_id_for(case.0, n, support_domain(g));
+    let message_id = signed::message_id(site_key, case.0, n, support_domain(g));
     let staff = planned.is_staff();
     let (in_reply_to, references) = if staff {
         (None, Vec::new())
@@ -149,15 +153,24 @@ fn compose_one(
         auto_submitted: automatic,
         date: now,
     };
+    // Mail to engineers is machine-made (RFC 3834 §5): their out-of-office and other
+    // responders (Exchange with the second field) should not answer it at all.
+    let extra: &[(&'static str, &str)] = match &planned.notice {
+        Notice::EngineerNotification { .. } | Notice::CommandError { .. } => &[
+            ("Auto-Submitted", "auto-generated"),
+            ("X-Auto-Response-Suppress", "All"),
+        ],
+        _ => &[],
+    };
     Ok(Outbound {
         kind,
         role,
         message_id,
-        sender: g.support_address.clone(),
+        sender: signed::bounce_address(site_key, &g.support_address, case.0, n),
         recipients: vec![planned.to.clone()],
         subject: rendered.subject,
         text: rendered.body,
-        raw: compose::compose(&outgoing)?,
+        raw: compose::compose_with(&outgoing, extra)?,
     })
 }
 

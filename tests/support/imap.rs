@@ -119,27 +119,27 @@ pub async fn fetch_all(user: &str, mailbox: &str) -> Vec<(u32, Vec<u8>)> {
 pub async fn fetch_all_with_dates(user: &str, mailbox: &str) -> Vec<(u32, Vec<u8>, DateTime<Utc>)> {
     let mut s = connect(user).await;
     let mut out = Vec::new();
-    if let Some(mb) = examine(&mut s, mailbox).await {
-        if mb.exists > 0 {
-            let fetches: Vec<_> = s
-                .uid_fetch("1:*", "(UID INTERNALDATE BODY.PEEK[])")
-                .await
-                .unwrap_or_else(|e| panic!("UID FETCH in {user}/{mailbox}: {e}"))
-                .try_collect()
-                .await
-                .unwrap_or_else(|e| panic!("UID FETCH in {user}/{mailbox}: {e}"));
-            for f in fetches {
-                let (Some(uid), Some(body)) = (f.uid, f.body()) else {
-                    continue;
-                };
-                let date = f
-                    .internal_date()
-                    .map(|d| d.with_timezone(&Utc))
-                    .unwrap_or_default();
-                out.push((uid, body.to_vec(), date));
-            }
-            out.sort_by_key(|(uid, _, _)| *uid);
+    if let Some(mb) = examine(&mut s, mailbox).await
+        && mb.exists > 0
+    {
+        let fetches: Vec<_> = s
+            .uid_fetch("1:*", "(UID INTERNALDATE BODY.PEEK[])")
+            .await
+            .unwrap_or_else(|e| panic!("UID FETCH in {user}/{mailbox}: {e}"))
+            .try_collect()
+            .await
+            .unwrap_or_else(|e| panic!("UID FETCH in {user}/{mailbox}: {e}"));
+        for f in fetches {
+            let (Some(uid), Some(body)) = (f.uid, f.body()) else {
+                continue;
+            };
+            let date = f
+                .internal_date()
+                .map(|d| d.with_timezone(&Utc))
+                .unwrap_or_default();
+            out.push((uid, body.to_vec(), date));
         }
+        out.sort_by_key(|(uid, _, _)| *uid);
     }
     logout(s).await;
     out

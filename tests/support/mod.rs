@@ -14,6 +14,7 @@ pub mod mail;
 pub mod pg;
 pub mod routing;
 pub mod smtp;
+pub mod staff;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -100,10 +101,10 @@ impl TestEnv {
     pub fn get() -> &'static TestEnv {
         ENV.get_or_init(|| {
             let env_file = testenv_dir().join("env");
-            if let Some(env) = Self::read(&env_file) {
-                if env.healthy() {
-                    return env;
-                }
+            if let Some(env) = Self::read(&env_file)
+                && env.healthy()
+            {
+                return env;
             }
             run_testenv(&["start"]);
             let env = Self::read(&env_file).unwrap_or_else(|| {
