@@ -284,6 +284,63 @@ async fn a_subject_with_a_1200_character_word_still_gets_its_acknowledgement() {
     }
 }
 
+#[tokio::test]
+async fn a_notification_refused_for_good_alerts_the_queues_escalation_address() {
+    let tag = support::unique_user("alert");
+    let (engineer, leads) = (
+        format!("{tag}-gone@vendor.example"),
+        format!("{tag}-leads@vendor.example"),
+    );
+    let ctx = TestCtx::with_config(
+        "trust-alert",
+        &format!(
+            "[staff]\nreply_key = \"test-reply-key-0123456789\"\ndefault_escalation = \"{leads}\"\n\n\
+             [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Gone\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n"
+        ),
+    );
+    let csv = ctx.dir.path().join("contracts.csv");
+    std::fs::write(
+        &csv,
+        "account,contract_id,tier,products,domains,contacts,country,start,end\n\
+         Acme,C-ACME,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n",
+    )
+    .unwrap();
+    ok(ctx
+        .casegate(&["contracts", "import", csv.to_str().unwrap()])
+        .output()
+        .unwrap());
+    support::smtp_rule(&engineer, "554");
+    let customer = format!("{}-alert@acme.example", ctx.user);
+    append(
+        &ctx.user,
+        "INBOX",
+        &customer_mail(
+            &customer,
+            &format!("a1-{}@acme.example", ctx.user),
+            "Agent down",
+            "x",
+        ),
+        None,
+    )
+    .await;
+    let summary = run_once(&ctx);
+    support::smtp_clear_rule(&engineer);
+    assert!(
+        summary.contains("outbox: 2 sent, 0 to retry, 1 failed"),
+        "{summary}"
+    );
+    let alert = only_mail(&leads).await;
+    let text = decoded_text(&alert.raw);
+    assert!(
+        text.contains("[Case #00000001]") && text.contains(&engineer),
+        "{text}"
+    );
+    assert!(text.contains("554"), "{text}");
+    // Exactly once: another run finds nothing new to tell.
+    run_once(&ctx);
+    assert_eq!(smtp_received(&leads).len(), 1);
+}
+
 // 5 -------------------------------------------------------------------------
 
 #[tokio::test]

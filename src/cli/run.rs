@@ -114,7 +114,11 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline) -> anyhow::Result<i32> 
     let t = sla_timer::tick(pipeline, Utc::now()).await?;
     println!("SLA: {} warning(s), {} breach(es)", t.warned, t.breached);
     if let Some(smtp) = &config.smtp {
-        let r = outbox::drain_once(pipeline.store(), smtp, &retry_policy(config)).await?;
+        let alerts = Some(outbox::FailureAlerts {
+            config: config.clone(),
+        });
+        let r = outbox::drain_once_alerting(pipeline.store(), smtp, &retry_policy(config), alerts)
+            .await?;
         println!(
             "outbox: {} sent, {} to retry, {} failed",
             r.sent, r.retried, r.failed
@@ -139,7 +143,12 @@ async fn daemon(path: &Path, config: &Arc<Config>, pipeline: Pipeline) -> anyhow
             shutdown.clone(),
             pipeline.outbox_wake(),
         );
-        tasks.spawn(async move { Ok(outbox::run(store, smtp, policy, sd, wake).await?) });
+        let alerts = Some(outbox::FailureAlerts {
+            config: config.clone(),
+        });
+        tasks.spawn(async move {
+            Ok(outbox::run_alerting(store, smtp, policy, sd, wake, alerts).await?)
+        });
     }
     let (rx, sd) = (pipeline_rx.clone(), shutdown.clone());
     tasks.spawn(async move { Ok(sla_timer::run(rx, sd).await?) });

@@ -166,6 +166,19 @@ pub struct EngineerCommandError {
     pub error: String,
 }
 
+/// `notification_failed`: a notification to an engineer could not be delivered (the
+/// relay refused it, or it stayed undeliverable); to the queue's escalation address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationFailed {
+    #[serde(flatten)]
+    pub common: Common,
+    pub queue: String,
+    /// The engineer address(es) the notification was for.
+    pub engineer: String,
+    /// What the mail server said.
+    pub error: String,
+}
+
 /// Variables of the two SLA mails to engineers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaClock {
@@ -438,6 +451,18 @@ impl TemplateContext for SlaBreach {
     }
 }
 
+impl TemplateContext for NotificationFailed {
+    const KIND: TemplateKind = TemplateKind::NotificationFailed;
+    fn sample(lang: &str) -> Self {
+        NotificationFailed {
+            common: sample_common(lang),
+            queue: pick(lang, "platform-emea-en", "platform-ja"),
+            engineer: pick(lang, "alex.chen@example.com", "sato@example.com"),
+            error: "554 5.7.1 Message rejected".into(),
+        }
+    }
+}
+
 /// The sample context of `kind` in `lang`, as JSON.
 pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
     fn value<C: TemplateContext>(lang: &str) -> serde_json::Value {
@@ -456,5 +481,6 @@ pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
         TemplateKind::EngineerCommandError => value::<EngineerCommandError>(lang),
         TemplateKind::SlaWarning => value::<SlaWarning>(lang),
         TemplateKind::SlaBreach => value::<SlaBreach>(lang),
+        TemplateKind::NotificationFailed => value::<NotificationFailed>(lang),
     }
 }

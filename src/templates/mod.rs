@@ -40,10 +40,12 @@ pub enum TemplateKind {
     EngineerCommandError,
     SlaWarning,
     SlaBreach,
+    /// Staff: a notification to an engineer failed for good (to the escalation address).
+    NotificationFailed,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 12] = [
+    pub const ALL: [TemplateKind; 13] = [
         TemplateKind::Acknowledgement,
         TemplateKind::RefusalNoContract,
         TemplateKind::RefusalExpired,
@@ -56,6 +58,7 @@ impl TemplateKind {
         TemplateKind::EngineerCommandError,
         TemplateKind::SlaWarning,
         TemplateKind::SlaBreach,
+        TemplateKind::NotificationFailed,
     ];
 
     /// The file stem, snake_case (`refusal_no_contract`); also the outbox row's `kind`.
@@ -73,6 +76,7 @@ impl TemplateKind {
             TemplateKind::EngineerCommandError => "engineer_command_error",
             TemplateKind::SlaWarning => "sla_warning",
             TemplateKind::SlaBreach => "sla_breach",
+            TemplateKind::NotificationFailed => "notification_failed",
         }
     }
 
@@ -88,6 +92,7 @@ impl TemplateKind {
                 | TemplateKind::EngineerCommandError
                 | TemplateKind::SlaWarning
                 | TemplateKind::SlaBreach
+                | TemplateKind::NotificationFailed
         )
     }
 
