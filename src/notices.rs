@@ -108,7 +108,7 @@ fn compose_one(
             relay(&facts, text, engineer),
         ),
         notice => {
-            let (kind, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
+            let (kind, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
             (kind.name().to_string(), "system", rendered)
         }
     };
@@ -194,6 +194,20 @@ pub fn common(
         subject,
         support_name: g.support_name.clone(),
         support_address: g.support_address.clone(),
+    }
+}
+
+/// `Name <address>` of who wrote `mail` (the address alone without a name).
+fn written_by(mail: &Inbound) -> String {
+    match mail
+        .from
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        Some(name) => format!("{name} <{}>", mail.from.email),
+        None => mail.from.email.clone(),
     }
 }
 
@@ -317,6 +331,7 @@ fn render(
     f: &CaseText,
     lang: &str,
     plan: &Plan,
+    mail: &Inbound,
     to: &str,
 ) -> Result<(TemplateKind, Rendered), TemplateError> {
     let t = &config.templates;
@@ -447,6 +462,7 @@ fn render(
                 entitlement: f.entitlement.clone(),
                 response_due: due,
                 message_text: plan_text(plan),
+                message_from: written_by(mail),
                 tier: f.tier.clone(),
                 language: f.language.clone(),
                 command_help: commands::HELP.iter().map(|s| s.to_string()).collect(),

@@ -67,6 +67,29 @@ async fn a_stranger_naming_our_message_id_in_references_gets_a_new_linked_case()
     let ack = only_mail(&customer).await;
     let ack_id = sniff_message_id(&ack.raw).unwrap();
     assert_unguessable(&ack_id, 1, 1);
+    // A colleague from the customer's own domain joins by References; the engineer's
+    // notification names who wrote, not only the case's customer.
+    let colleague = format!("boss-{}@acme.example", ctx.user);
+    let refs = format!("In-Reply-To: <{ack_id}>\r\nReferences: <{ack_id}>\r\n");
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail_with(
+            &format!("Boss <{colleague}>"),
+            &format!("boss1-{}@acme.example", ctx.user),
+            "Re: [Case #00000001] Playbook fails",
+            &refs,
+            "Any news?",
+        ),
+        None,
+    )
+    .await;
+    run_once(&ctx);
+    let note = wait_for(ENGINEER, |m| {
+        decoded_text(m).contains(&format!("Boss <{colleague}>"))
+    })
+    .await;
+    assert!(decoded_text(&note).contains(&customer));
     // The engineer closes the case; the customer is asked for a rating.
     append(
         &ctx.user,
@@ -86,7 +109,6 @@ async fn a_stranger_naming_our_message_id_in_references_gets_a_new_linked_case()
     // A stranger who learned our ids answers the closure mail with a rating of 1 and
     // the acknowledgement's id, once with a guessed id of the old predictable form.
     let stranger = format!("mallory-{}@evil.example", ctx.user);
-    let refs = format!("In-Reply-To: <{ack_id}>\r\nReferences: <{ack_id}>\r\n");
     append(
         &ctx.user,
         "INBOX",

@@ -146,6 +146,8 @@ pub struct EngineerNotification {
     pub response_due: String,
     /// The new message's text (possibly shortened by the caller).
     pub message_text: String,
+    /// Who wrote that message, `Name <address>`: not always the case's customer.
+    pub message_from: String,
     /// The contract tier (`premium`, `standard`, ...), "" when unknown.
     pub tier: String,
     /// The customer's language: `en` or `ja`.
@@ -393,6 +395,11 @@ impl TemplateContext for EngineerNotification {
                 lang,
                 "After upgrading to 5.2 the agent exits at start-up.\nLog attached.",
                 "5.2 へのアップグレード後、エージェントが起動直後に終了します。\nログを添付します。",
+            ),
+            message_from: pick(
+                lang,
+                "Jane Smith <jane.smith@example.com>",
+                "山田 太郎 <yamada@example.co.jp>",
             ),
             tier: "premium".into(),
             language: pick(lang, "en", "ja"),
