@@ -221,8 +221,15 @@ impl ImapClient {
                 other => other,
             };
         }
-        self.run(&format!("UID COPY {set} {target}"), ignore)
-            .await?;
+        let copy = format!("UID COPY {set} {target}");
+        if let Err(e) = self.run(&copy, ignore).await {
+            if !e.is_expunge_issued() {
+                return Err(e);
+            }
+            // As for MOVE: catch up with the other session's expunges, copy the rest.
+            self.run("NOOP", ignore).await?;
+            self.run(&copy, ignore).await?;
+        }
         self.run(
             &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
             ignore,
