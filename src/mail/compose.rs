@@ -186,11 +186,17 @@ fn mailbox(a: &Address) -> Result<Mailbox, ComposeError> {
         address: a.email.clone(),
         reason,
     })?;
+    // lettre folds names only at spaces (it encodes non-ASCII words itself): a name with
+    // an ASCII word too long for a line is left out rather than breaking the mail.
     let name = a
         .name
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
+        .filter(|n| {
+            !n.split([' ', '\t'])
+                .any(|w| w.is_ascii() && w.len() > MAX_PLAIN_WORD)
+        })
         .map(str::to_string);
     Ok(Mailbox::new(name, email))
 }
@@ -451,6 +457,15 @@ mod tests {
             assert_eq!(mail.subject, subject);
         }
         assert!(subject_header("Re: [Case #00001234] Agent down").is_none());
+        // A customer's display name (the Reply-To of a forward) cannot break it either.
+        let mut m = outgoing();
+        m.reply_to = Some(Address {
+            name: Some(word.clone()),
+            email: "taro@acme.example".into(),
+        });
+        let text = String::from_utf8(compose(&m).unwrap()).unwrap();
+        assert!(text.split("\r\n").all(|l| l.len() <= 78), "{text}");
+        assert!(text.contains("Reply-To: taro@acme.example\r\n"), "{text}");
     }
 
     #[test]
