@@ -513,6 +513,7 @@ async fn a_20_mib_subject_is_cut_at_64_kib_and_costs_no_more_than_its_size() {
     )
     .await;
     let rss = run_once_peak_rss_kib(&ctx);
+    eprintln!("peak RSS of run --once with a 20 MiB Subject: {rss} KiB");
     let case = show(&ctx, "1");
     let stored = case["subject"].as_str().unwrap();
     assert!(
