@@ -16,11 +16,9 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use support::cli::{cases, ok, run_once, show};
 use support::daemon::Daemon;
-use support::mail::iso2022jp_mail;
-use support::{
-    SinkMessage, SmtpSink, TestCtx, append, is_our_message_id, is_our_return_path, smtp_clear_rule,
-    smtp_received, smtp_rule,
-};
+use support::mail::{dsn, iso2022jp_mail};
+use support::smtp::{is_our_message_id, is_our_return_path};
+use support::{SinkMessage, SmtpSink, TestCtx, append, smtp_clear_rule, smtp_received, smtp_rule};
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -428,11 +426,8 @@ async fn a_5xx_answer_becomes_a_delivery_failed_event_on_the_case() {
     assert_eq!(failed.len(), 1, "{case:#}");
     let d = &failed[0]["detail"];
     assert_eq!(d["smtp_status"], 554, "{d:#}");
-    assert!(is_our_message_id(
-        d["message_id"].as_str().unwrap(),
-        "00000001",
-        1
-    ));
+    let id = d["message_id"].as_str().unwrap();
+    assert!(is_our_message_id(id, "00000001", 1), "{id}");
     assert_eq!(d["source"], "smtp");
     assert_eq!(d["recipients"], serde_json::json!([customer]));
 }
@@ -935,26 +930,6 @@ async fn mail_from_our_own_address_is_never_answered() {
     }
 }
 
-fn dsn(u: &str, to: &str, original: &[u8], report_part: &str) -> Vec<u8> {
-    let boundary = format!("dsn-{u}");
-    let mut raw = format!(
-        "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.rheinwerk.de (Mail Delivery System)\r\nTo: {to}\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\nDate: Fri, 27 Nov 2026 09:05:00 +0000\r\n\
-         Message-ID: <bounce-{u}@mx.rheinwerk.de>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status; boundary=\"{boundary}\"\r\n\r\n\
-         --{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
-         Your message could not be delivered to one or more recipients.\r\n\r\n\
-         --{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n\
-         Reporting-MTA: dns; mx.rheinwerk.de\r\n\r\nFinal-Recipient: rfc822; gone@rheinwerk.de\r\nAction: failed\r\n\
-         Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n\
-         --{boundary}\r\nContent-Type: {report_part}\r\n\r\n"
-    )
-    .into_bytes();
-    raw.extend_from_slice(original);
-    raw.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
-    raw
-}
-
 #[tokio::test]
 async fn a_bounce_is_attached_to_its_case_and_never_opens_one() {
     let ctx = customer_ctx("bounce", "");
@@ -981,7 +956,13 @@ async fn a_bounce_is_attached_to_its_case_and_never_opens_one() {
     append(
         &ctx.user,
         "INBOX",
-        &dsn(&u, &ours[0].mail_from, &ours[0].raw, "message/rfc822"),
+        &dsn(
+            "mx.rheinwerk.de",
+            &u,
+            &ours[0].mail_from,
+            &ours[0].raw,
+            "message/rfc822",
+        ),
         None,
     )
     .await;
@@ -991,6 +972,7 @@ async fn a_bounce_is_attached_to_its_case_and_never_opens_one() {
         &ctx.user,
         "INBOX",
         &dsn(
+            "mx.rheinwerk.de",
             &format!("{u}-x"),
             "support@example.com",
             stranger,

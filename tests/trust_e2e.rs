@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use sqlx::Connection;
 use support::cli::{ok, run_once, show};
-use support::mail::b64;
+use support::mail::{b64, dsn};
 use support::pg::PgDatabase;
 use support::staff::{
     ENGINEER, ctx, customer_mail, decoded_text, engineer_mail, header, open_case, wait_for,
@@ -147,23 +147,8 @@ async fn a_stranger_naming_our_message_id_in_references_gets_a_new_linked_case()
 
 // 2 -------------------------------------------------------------------------
 
-fn dsn(to: &str, tag: &str, original: &[u8]) -> Vec<u8> {
-    let b = format!("dsn-{tag}");
-    let mut raw = format!(
-        "Return-Path: <>\r\nFrom: MAILER-DAEMON@mx.acme.example (Mail Delivery System)\r\nTo: {to}\r\n\
-         Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <{tag}@mx.acme.example>\r\n\
-         Auto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
-         Content-Type: multipart/report; report-type=delivery-status; boundary=\"{b}\"\r\n\r\n\
-         --{b}\r\nContent-Type: text/plain\r\n\r\nYour message could not be delivered.\r\n\r\n\
-         --{b}\r\nContent-Type: message/delivery-status\r\n\r\nReporting-MTA: dns; mx.acme.example\r\n\r\n\
-         Final-Recipient: rfc822; gone@acme.example\r\nAction: failed\r\nStatus: 5.1.1\r\n\
-         Diagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n--{b}\r\nContent-Type: message/rfc822\r\n\r\n"
-    )
-    .into_bytes();
-    raw.extend_from_slice(original);
-    raw.extend(format!("\r\n--{b}--\r\n").into_bytes());
-    raw
-}
+const MX: &str = "mx.acme.example";
+const RFC822: &str = "message/rfc822";
 
 #[tokio::test]
 async fn a_forged_bounce_quoting_our_message_id_is_not_attached_to_the_case() {
@@ -195,7 +180,13 @@ async fn a_forged_bounce_quoting_our_message_id_is_not_attached_to_the_case() {
     append(
         &ctx.user,
         "INBOX",
-        &dsn("support@example.com", &format!("f-{}", ctx.user), &ack.raw),
+        &dsn(
+            MX,
+            &format!("f-{}", ctx.user),
+            "support@example.com",
+            &ack.raw,
+            RFC822,
+        ),
         None,
     )
     .await;
@@ -216,7 +207,13 @@ async fn a_forged_bounce_quoting_our_message_id_is_not_attached_to_the_case() {
     append(
         &ctx.user,
         "INBOX",
-        &dsn(&ack.mail_from, &format!("r-{}", ctx.user), &ack.raw),
+        &dsn(
+            MX,
+            &format!("r-{}", ctx.user),
+            &ack.mail_from,
+            &ack.raw,
+            RFC822,
+        ),
         None,
     )
     .await;
