@@ -17,7 +17,8 @@ use support::cli::{ok, run_once, show};
 use support::mail::{b64, dsn};
 use support::pg::PgDatabase;
 use support::staff::{
-    ENGINEER, ctx, customer_mail, decoded_text, engineer_mail, header, open_case, wait_for,
+    ENGINEER, ctx, ctx_with, customer_mail, decoded_text, engineer_mail, header, open_case,
+    wait_for,
 };
 use support::{SinkMessage, TestCtx, append, smtp_received};
 
@@ -310,24 +311,13 @@ async fn a_notification_refused_for_good_alerts_the_queues_escalation_address() 
         format!("{tag}-gone@vendor.example"),
         format!("{tag}-leads@vendor.example"),
     );
-    let ctx = TestCtx::with_config(
+    let ctx = ctx_with(
         "trust-alert",
         &format!(
             "[staff]\nreply_key = \"test-reply-key-0123456789\"\ndefault_escalation = \"{leads}\"\n\n\
              [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Gone\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n"
         ),
     );
-    let csv = ctx.dir.path().join("contracts.csv");
-    std::fs::write(
-        &csv,
-        "account,contract_id,tier,products,domains,contacts,country,start,end\n\
-         Acme,C-ACME,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n",
-    )
-    .unwrap();
-    ok(ctx
-        .casegate(&["contracts", "import", csv.to_str().unwrap()])
-        .output()
-        .unwrap());
     support::smtp_rule(&engineer, "554");
     let customer = format!("{}-alert@acme.example", ctx.user);
     append(
@@ -420,7 +410,7 @@ async fn a_subject_with_crlf_cannot_forge_a_log_line() {
 
 #[tokio::test]
 async fn a_forged_authentication_result_below_our_mtas_does_not_prove_an_engineer() {
-    let ctx = TestCtx::with_config(
+    let ctx = ctx_with(
         "trust-authres",
         &format!(
             "{}\n",
@@ -430,17 +420,6 @@ async fn a_forged_authentication_result_below_our_mtas_does_not_prove_an_enginee
             )
         ),
     );
-    let csv = ctx.dir.path().join("contracts.csv");
-    std::fs::write(
-        &csv,
-        "account,contract_id,tier,products,domains,contacts,country,start,end\n\
-         Acme,C-ACME,premium,ansible,acme.example,,US,2025-01-01,2030-12-31\n",
-    )
-    .unwrap();
-    ok(ctx
-        .casegate(&["contracts", "import", csv.to_str().unwrap()])
-        .output()
-        .unwrap());
     let (customer, _) = open_case(&ctx, "ar").await;
     // Our MTA's own result on top says the signature failed; the sender's forged one,
     // under our authserv-id, stands lower in the header block.

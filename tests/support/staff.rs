@@ -16,8 +16,15 @@ pub fn staff_config() -> String {
     )
 }
 
+/// A test context with [`staff_config`] and the contracts of acme.example (US) and
+/// acme.co.jp (JP) imported.
 pub fn ctx(tag: &str) -> TestCtx {
-    let ctx = TestCtx::with_config(tag, &staff_config());
+    ctx_with(tag, &staff_config())
+}
+
+/// Like [`ctx`] with `config` (TOML, e.g. another `[staff]`) instead of [`staff_config`].
+pub fn ctx_with(tag: &str, config: &str) -> TestCtx {
+    let ctx = TestCtx::with_config(tag, config);
     let csv = ctx.dir.path().join("contracts.csv");
     std::fs::write(
         &csv,
