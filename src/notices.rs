@@ -12,7 +12,7 @@ use crate::domain::entitlement::Entitlement;
 use crate::domain::scope::Scope;
 use crate::domain::thread::subject_tag;
 use crate::domain::triage::ClockKind;
-use crate::domain::{commands, token};
+use crate::domain::{commands, signed, token};
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::{Address, Inbound};
 use crate::store::{CaseSummary, Composed, Outbound};
@@ -66,10 +66,12 @@ impl Parent {
 
 /// Compose every mail of `plan` for `case`, numbering Message-IDs from `first_n`.
 /// `mail` is the inbound mail being processed (`raw` its bytes, which a forward
-/// attaches); `parent` the customer message answered.
+/// attaches); `parent` the customer message answered; `site_key` signs the Message-IDs
+/// and return paths (`Store::site_key`).
 #[allow(clippy::too_many_arguments)]
 pub fn compose_all(
     config: &Config,
+    site_key: &[u8],
     plan: &Plan,
     mail: &Inbound,
     raw: &[u8],
@@ -81,7 +83,17 @@ pub fn compose_all(
     let mut n = first_n;
     let mut out = Composed::default();
     for planned in &plan.mails {
-        match compose_one(config, plan, (mail, raw), parent, planned, case, n, now) {
+        match compose_one(
+            config,
+            site_key,
+            plan,
+            (mail, raw),
+            parent,
+            planned,
+            case,
+            n,
+            now,
+        ) {
             Ok(o) => {
                 out.mails.push(o);
                 n += 1;
@@ -98,6 +110,7 @@ pub fn compose_all(
 #[allow(clippy::too_many_arguments)]
 fn compose_one(
     config: &Config,
+    site_key: &[u8],
     plan: &Plan,
     (mail, raw): (&Inbound, &[u8]),
     parent: &Parent,
@@ -127,15 +140,15 @@ fn compose_one(
         // A person's answer with the severity notice: the engineer's mail, not an
         // automatic one (no rate limit).
         notice @ Notice::SeverityChanged { reply: Some(_), .. } => {
-            let (_, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
+            let (_, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
             ("engineer_reply".to_string(), "engineer", rendered)
         }
         notice => {
-            let (kind, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
+            let (kind, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
             (kind.name().to_string(), "system", rendered)
         }
     };
-    let message_id = compose::message_id_for(case.0, n, support_domain(g));
+    let message_id = signed::message_id(site_key, case.0, n, support_domain(g));
     let staff = planned.is_staff();
     let (in_reply_to, references) = if staff {
         (None, Vec::new())
@@ -176,17 +189,26 @@ fn compose_one(
         auto_submitted: automatic,
         date: now,
     };
+    // Mail to engineers is machine-made (RFC 3834 §5): their out-of-office and other
+    // responders (Exchange with the second field) should not answer it at all.
+    let extra: &[(&'static str, &str)] = match &planned.notice {
+        Notice::EngineerNotification { .. } | Notice::CommandError { .. } => &[
+            ("Auto-Submitted", "auto-generated"),
+            ("X-Auto-Response-Suppress", "All"),
+        ],
+        _ => &[],
+    };
     Ok(Outbound {
         kind,
         role,
         message_id,
-        sender: g.support_address.clone(),
+        sender: signed::bounce_address(site_key, &g.support_address, case.0, n),
         recipients: vec![planned.to.clone()],
         subject: rendered.subject,
         text: rendered.body,
         raw: match &planned.notice {
-            Notice::Forward(_) => compose::compose_with_original(&outgoing, raw)?,
-            _ => compose::compose(&outgoing)?,
+            Notice::Forward(_) => compose::compose_with_original(&outgoing, extra, raw)?,
+            _ => compose::compose_with(&outgoing, extra)?,
         },
     })
 }
@@ -225,6 +247,20 @@ pub fn case_common(g: &GatewaySettings, case: &CaseSummary) -> Common {
         case.customer_name.clone().unwrap_or_default(),
         case.account.clone().unwrap_or_default(),
     )
+}
+
+/// `Name <address>` of who wrote `mail` (the address alone without a name).
+fn written_by(mail: &Inbound) -> String {
+    match mail
+        .from
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        Some(name) => format!("{name} <{}>", mail.from.email),
+        None => mail.from.email.clone(),
+    }
 }
 
 /// The domain of our Message-IDs: the support address's.
@@ -347,6 +383,7 @@ fn render(
     f: &CaseText,
     lang: &str,
     plan: &Plan,
+    mail: &Inbound,
     to: &str,
 ) -> Result<(TemplateKind, Rendered), TemplateError> {
     let t = &config.templates;
@@ -479,6 +516,7 @@ fn render(
                 response_due: due,
                 customer_response_due: customer_due,
                 message_text: plan_text(plan),
+                message_from: written_by(mail),
                 tier: f.tier.clone(),
                 language: f.language.clone(),
                 command_help: commands::HELP.iter().map(|s| s.to_string()).collect(),

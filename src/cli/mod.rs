@@ -4,6 +4,7 @@ mod cases;
 mod check_config;
 mod contracts;
 mod ingest;
+mod log_fields;
 mod outbox;
 mod quarantine;
 mod report;
@@ -134,7 +135,8 @@ pub(crate) fn init_tracing(config: &Config) {
         .with_ansi(ansi);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        // Field values are the senders' text: escaped, so that none can forge a line.
+        LogFormat::Text => builder.fmt_fields(log_fields::EscapedFields).try_init(),
     };
 }
 

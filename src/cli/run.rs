@@ -140,7 +140,12 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
         }
     }
     if let Some(smtp) = &config.smtp {
-        match outbox::drain_once(pipeline.store(), smtp, &retry_policy(config)).await {
+        let alerts = Some(outbox::FailureAlerts {
+            config: config.clone(),
+        });
+        match outbox::drain_once_alerting(pipeline.store(), smtp, &retry_policy(config), alerts)
+            .await
+        {
             Ok(r) => println!(
                 "outbox: {} sent, {} to retry, {} failed, {} recovered from an interrupted run",
                 r.sent,
@@ -189,7 +194,12 @@ async fn daemon(path: &Path, config: &Arc<Config>, pipeline: Pipeline) -> anyhow
             shutdown.clone(),
             pipeline.outbox_wake(),
         );
-        tasks.spawn(async move { Ok(outbox::run(store, smtp, policy, sd, wake).await?) });
+        let alerts = Some(outbox::FailureAlerts {
+            config: config.clone(),
+        });
+        tasks.spawn(async move {
+            Ok(outbox::run_alerting(store, smtp, policy, sd, wake, alerts).await?)
+        });
     }
     let (rx, sd) = (pipeline_rx.clone(), shutdown.clone());
     tasks.spawn(async move { Ok(sla_timer::run(rx, sd).await?) });

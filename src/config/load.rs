@@ -156,6 +156,12 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
             0,
             u64::MAX,
         ),
+        max_header_bytes: r.uint(
+            "gateway.max_header_bytes",
+            64 * 1024,
+            1024,
+            16 * 1024 * 1024,
+        ),
         free_mail_domains: r.string_list("gateway.free_mail_domains", DEFAULT_FREE_MAIL),
         auto_reply_limit_per_hour: r.uint("gateway.auto_reply_limit_per_hour", 5, 0, 10_000) as u32,
         refusal_interval: Duration::from_secs(

@@ -110,6 +110,9 @@ pub struct GatewaySettings {
     pub max_message_bytes: u64,
     /// Attachments larger than this keep name, type and size but not their content.
     pub max_attachment_bytes: u64,
+    /// One header field longer than this is cut here (marked `[truncated]`) before it is
+    /// decoded: bounds what a giant header may cost.
+    pub max_header_bytes: u64,
     /// Free-mail domains (lower-case): never matched or trusted as a company domain.
     pub free_mail_domains: Vec<String>,
     /// Automatic mails (acknowledgements, refusals, redirects) to one sender per hour

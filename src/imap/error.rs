@@ -94,6 +94,12 @@ impl ImapError {
         )
     }
 
+    /// A NO [EXPUNGEISSUED] (RFC 5530): some of the messages named were expunged by
+    /// another session (another client, another casegate) since this one last looked.
+    pub(crate) fn is_expunge_issued(&self) -> bool {
+        matches!(self, ImapError::Command { detail, .. } if detail.contains("[EXPUNGEISSUED]"))
+    }
+
     /// True when the session can no longer be trusted to be in step with the server.
     pub(crate) fn breaks_connection(&self) -> bool {
         matches!(

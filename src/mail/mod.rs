@@ -6,6 +6,7 @@ pub mod parse;
 pub mod quote;
 
 mod body;
+mod bounded;
 mod charset;
 mod header;
 mod html;

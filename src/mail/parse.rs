@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use mail_parser::{Addr, HeaderValue, Message, MessageParser, MimeHeaders, parsers::MessageStream};
 use sha2::{Digest, Sha256};
 
-use super::{Address, Inbound, MailHeaders, addr_spec, body, header};
+use super::{Address, Inbound, MailHeaders, addr_spec, body, bounded, header};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -40,15 +40,22 @@ pub enum ParseError {
 pub struct ParseLimits {
     /// Attachments larger than this keep name, type and size but not their content.
     pub max_attachment_bytes: u64,
+    /// A top-level header field longer than this is cut and marked `[truncated]`
+    /// before anything decodes it (see `bounded`).
+    pub max_header_bytes: usize,
 }
 
 impl Default for ParseLimits {
     fn default() -> Self {
         ParseLimits {
             max_attachment_bytes: 25 * 1024 * 1024,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
     }
 }
+
+/// `gateway.max_header_bytes`' default: 64 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Parses one raw mail. Never panics, whatever the bytes.
 ///
@@ -57,12 +64,18 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Inbound, ParseError> {
     if !header::starts_with_field(raw) {
         return Err(ParseError::NotAMessage);
     }
+    // A giant header field is cut before mail-parser and the decoders see it: they
+    // hold several copies of every value (a 20 MiB Subject cost 30 times its size).
+    let bounded = bounded::cut_long_fields(raw, limits.max_header_bytes);
+    let raw_len = raw.len();
+    let raw = bounded.as_deref().unwrap_or(raw);
     let mime = header::skip_mbox_line(raw);
     let message = mime_tree(mime)?;
     let from = sender(&message)?;
     let mut body = body::extract(&message, limits.max_attachment_bytes);
-    // Offsets count from the MIME text; spans count from the raw mail as stored.
-    let skipped = raw.len() - mime.len();
+    // Offsets count from the MIME text; spans count from the raw mail as stored (the
+    // cut fields lie before every part, so they shift all spans alike).
+    let skipped = raw_len - mime.len();
     for a in &mut body.attachments {
         a.span = (a.span.0 + skipped, a.span.1 + skipped);
     }
@@ -445,6 +458,7 @@ mod tests {
             raw,
             &ParseLimits {
                 max_attachment_bytes: 4,
+                max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             },
         )
         .ok();

@@ -24,6 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use super::alert::FailureAlerts;
 use super::smtp::{SmtpClient, SmtpError};
 use crate::config::SmtpSettings;
 use crate::runtime::Shutdown;
@@ -103,6 +104,10 @@ struct Delivery {
     client: SmtpClient,
     policy: RetryPolicy,
     lease: Duration,
+    /// Tells the escalation address when an engineer notification fails for good.
+    alerts: Option<FailureAlerts>,
+    /// Alerts queued in the current round (sent in the next one).
+    queued_alerts: u64,
 }
 
 enum Outcome {
@@ -121,6 +126,8 @@ impl Delivery {
             client,
             policy,
             lease: lease_for(smtp),
+            alerts: None,
+            queued_alerts: 0,
         })
     }
 
@@ -180,7 +187,7 @@ impl Delivery {
     }
 
     async fn settle(
-        &self,
+        &mut self,
         row: &OutboxRow,
         outcome: Outcome,
         start: DateTime<Utc>,
@@ -211,6 +218,7 @@ impl Delivery {
                     .mark_failed(row.id, e.status(), &e.to_string(), now)
                     .await?;
                 report.failed += 1;
+                self.alert(row, &e.to_string(), now).await?;
             }
             Outcome::GaveUp(e) => {
                 log_failure(row, &e, "giving up");
@@ -219,7 +227,22 @@ impl Delivery {
                     .mark_failed(row.id, e.status(), &why, now)
                     .await?;
                 report.failed += 1;
+                self.alert(row, &why, now).await?;
             }
+        }
+        Ok(())
+    }
+
+    async fn alert(
+        &mut self,
+        row: &OutboxRow,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if let Some(alerts) = &self.alerts
+            && alerts.on_failed(&self.store, row, why, now).await?
+        {
+            self.queued_alerts += 1;
         }
         Ok(())
     }
@@ -262,8 +285,29 @@ pub async fn drain_once(
     smtp: &SmtpSettings,
     policy: &RetryPolicy,
 ) -> Result<DrainReport, OutboxError> {
+    drain_once_alerting(store, smtp, policy, None).await
+}
+
+/// [`drain_once`], telling the escalation address about engineer notifications that
+/// fail for good ([`FailureAlerts`]); those alerts go out in a second round.
+pub async fn drain_once_alerting(
+    store: &Store,
+    smtp: &SmtpSettings,
+    policy: &RetryPolicy,
+    alerts: Option<FailureAlerts>,
+) -> Result<DrainReport, OutboxError> {
     let mut delivery = Delivery::new(store.clone(), smtp, *policy)?;
-    Ok(delivery.round(None).await?)
+    delivery.alerts = alerts;
+    let mut report = delivery.round(None).await?;
+    if delivery.queued_alerts > 0 && !report.server_unavailable {
+        let more = delivery.round(None).await?;
+        report.sent += more.sent;
+        report.retried += more.retried;
+        report.failed += more.failed;
+        report.released += more.released;
+        report.server_unavailable = more.server_unavailable;
+    }
+    Ok(report)
 }
 
 /// Longest sleep without a wake-up: picks up mail queued by another process (`casegate
@@ -278,10 +322,23 @@ pub async fn run(
     store: Store,
     smtp: SmtpSettings,
     policy: RetryPolicy,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     wake: Arc<Notify>,
 ) -> Result<(), OutboxError> {
+    run_alerting(store, smtp, policy, shutdown, wake, None).await
+}
+
+/// [`run`] with [`FailureAlerts`] for engineer notifications that fail for good.
+pub async fn run_alerting(
+    store: Store,
+    smtp: SmtpSettings,
+    policy: RetryPolicy,
+    mut shutdown: Shutdown,
+    wake: Arc<Notify>,
+    alerts: Option<FailureAlerts>,
+) -> Result<(), OutboxError> {
     let mut delivery = Delivery::new(store.clone(), &smtp, policy)?;
+    delivery.alerts = alerts;
     let mut failures: i64 = 0;
     while !shutdown.is_shutdown() {
         let wait = match delivery.round(Some(&shutdown)).await {

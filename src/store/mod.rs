@@ -56,6 +56,8 @@ pub enum StoreError {
     /// A raw mail kept as a file beside the SQLite database (see `raw_files`).
     #[error("raw mail file {path}: {cause}")]
     RawFile { path: String, cause: std::io::Error },
+    #[error("cannot read random bytes for the site key: {0}")]
+    Random(std::io::Error),
     #[error("database holds an invalid value in {column}: {value}")]
     Corrupt { column: &'static str, value: String },
     /// [`OpenMode::Existing`] on a SQLite file that is not there (a typo, or a command
@@ -122,6 +124,8 @@ pub struct Store {
     raw_files: Option<Arc<RawFiles>>,
     /// Set once this process holds the SQLite database alone (see `sole_user`).
     sole_user: Arc<std::sync::OnceLock<SoleUser>>,
+    /// The key of our Message-IDs and signed return paths ([`Store::site_key`]).
+    site_key: Arc<[u8]>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -195,6 +199,7 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
+        let site_key = load_site_key(&pool).await?;
         let raw_files = match backend {
             Backend::Sqlite => raw_files::sqlite_file(&url).map(|f| Arc::new(RawFiles::beside(&f))),
             Backend::Postgres => None,
@@ -205,7 +210,15 @@ impl Store {
             url: (backend == Backend::Sqlite).then_some(url),
             raw_files,
             sole_user: Arc::default(),
+            site_key,
         })
+    }
+
+    /// The database's own secret key (32 random bytes, made at first start and shared by
+    /// every instance on the database): the HMAC key of our Message-IDs and of the
+    /// signed return paths bounces come back to. Zero configuration, never logged.
+    pub fn site_key(&self) -> &[u8] {
+        &self.site_key
     }
 
     pub fn backend(&self) -> Backend {
@@ -255,6 +268,46 @@ fn pg_server(url: &str) -> String {
     } else {
         format!("{hostport}:5432")
     }
+}
+
+/// The `message_id` site key: made once (the first instance to start wins the insert),
+/// then read by everyone.
+async fn load_site_key(pool: &AnyPool) -> Result<Arc<[u8]>, StoreError> {
+    const READ: &str = "SELECT value FROM site_keys WHERE name = 'message_id'";
+    // Read first: opening the store must not need a write (a busy database still lets
+    // the daemon start and keep its mail in the inbox until it can commit).
+    let value: String = match sqlx::query_scalar(READ).fetch_optional(pool).await? {
+        Some(v) => v,
+        None => {
+            let fresh = hex::encode(random_bytes()?);
+            sqlx::query("INSERT INTO site_keys (name, value) VALUES ('message_id', $1) ON CONFLICT (name) DO NOTHING")
+                .bind(fresh)
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar(READ).fetch_one(pool).await?
+        }
+    };
+    let key = hex::decode(value.trim()).map_err(|_| StoreError::Corrupt {
+        column: "site_keys.value",
+        value: "(not hex)".into(),
+    })?;
+    if key.len() < 16 {
+        return Err(StoreError::Corrupt {
+            column: "site_keys.value",
+            value: format!("a key of {} bytes", key.len()),
+        });
+    }
+    Ok(key.into())
+}
+
+/// 32 bytes from the operating system's random source.
+fn random_bytes() -> Result<[u8; 32], StoreError> {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(StoreError::Random)?;
+    Ok(buf)
 }
 
 /// The URL sqlx opens: `mode=rwc` creates a missing file, `mode=rw` does not. A missing

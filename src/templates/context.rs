@@ -152,6 +152,8 @@ pub struct EngineerNotification {
     pub customer_response_due: String,
     /// The new message's text (possibly shortened by the caller).
     pub message_text: String,
+    /// Who wrote that message, `Name <address>`: not always the case's customer.
+    pub message_from: String,
     /// The contract tier (`premium`, `standard`, ...), "" when unknown.
     pub tier: String,
     /// The customer's language: `en` or `ja`.
@@ -169,6 +171,19 @@ pub struct EngineerCommandError {
     /// The command line as written.
     pub command: String,
     /// Why it was refused.
+    pub error: String,
+}
+
+/// `notification_failed`: a notification to an engineer could not be delivered (the
+/// relay refused it, or it stayed undeliverable); to the queue's escalation address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationFailed {
+    #[serde(flatten)]
+    pub common: Common,
+    pub queue: String,
+    /// The engineer address(es) the notification was for.
+    pub engineer: String,
+    /// What the mail server said.
     pub error: String,
 }
 
@@ -410,6 +425,11 @@ impl TemplateContext for EngineerNotification {
                 "After upgrading to 5.2 the agent exits at start-up.\nLog attached.",
                 "5.2 へのアップグレード後、エージェントが起動直後に終了します。\nログを添付します。",
             ),
+            message_from: pick(
+                lang,
+                "Jane Smith <jane.smith@example.com>",
+                "山田 太郎 <yamada@example.co.jp>",
+            ),
             tier: "premium".into(),
             language: pick(lang, "en", "ja"),
             command_help: crate::domain::commands::HELP
@@ -478,6 +498,18 @@ impl TemplateContext for ForwardOutOfScope {
     }
 }
 
+impl TemplateContext for NotificationFailed {
+    const KIND: TemplateKind = TemplateKind::NotificationFailed;
+    fn sample(lang: &str) -> Self {
+        NotificationFailed {
+            common: sample_common(lang),
+            queue: pick(lang, "platform-emea-en", "platform-ja"),
+            engineer: pick(lang, "alex.chen@example.com", "sato@example.com"),
+            error: "554 5.7.1 Message rejected".into(),
+        }
+    }
+}
+
 /// The sample context of `kind` in `lang`, as JSON.
 pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
     fn value<C: TemplateContext>(lang: &str) -> serde_json::Value {
@@ -497,5 +529,6 @@ pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
         TemplateKind::SlaWarning => value::<SlaWarning>(lang),
         TemplateKind::SlaBreach => value::<SlaBreach>(lang),
         TemplateKind::ForwardOutOfScope => value::<ForwardOutOfScope>(lang),
+        TemplateKind::NotificationFailed => value::<NotificationFailed>(lang),
     }
 }

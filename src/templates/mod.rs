@@ -41,10 +41,12 @@ pub enum TemplateKind {
     SlaWarning,
     SlaBreach,
     ForwardOutOfScope,
+    /// Staff: a notification to an engineer failed for good (to the escalation address).
+    NotificationFailed,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 13] = [
+    pub const ALL: [TemplateKind; 14] = [
         TemplateKind::Acknowledgement,
         TemplateKind::RefusalNoContract,
         TemplateKind::RefusalExpired,
@@ -58,6 +60,7 @@ impl TemplateKind {
         TemplateKind::SlaWarning,
         TemplateKind::SlaBreach,
         TemplateKind::ForwardOutOfScope,
+        TemplateKind::NotificationFailed,
     ];
 
     /// The file stem, snake_case (`refusal_no_contract`); also the outbox row's `kind`.
@@ -76,6 +79,7 @@ impl TemplateKind {
             TemplateKind::SlaWarning => "sla_warning",
             TemplateKind::SlaBreach => "sla_breach",
             TemplateKind::ForwardOutOfScope => "forward_out_of_scope",
+            TemplateKind::NotificationFailed => "notification_failed",
         }
     }
 
@@ -93,6 +97,7 @@ impl TemplateKind {
                 | TemplateKind::SlaWarning
                 | TemplateKind::SlaBreach
                 | TemplateKind::ForwardOutOfScope
+                | TemplateKind::NotificationFailed
         )
     }
 

@@ -14,6 +14,7 @@ pub mod mail;
 pub mod pg;
 pub mod routing;
 pub mod smtp;
+pub mod staff;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
