@@ -17,12 +17,19 @@ use crate::pipeline::{Origin, Outcome, Pipeline, Prepared, Received, too_large};
 use crate::runtime::Shutdown;
 use crate::store::{Checkpoint, StoreError};
 
+impl From<ImapError> for IntakeError {
+    fn from(e: ImapError) -> Self {
+        IntakeError::Imap(e)
+    }
+}
+
 /// Why the intake loop stopped.
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
     /// A problem retrying cannot fix (bad credentials, missing mailbox, TLS misconfigured).
+    /// Not a `#[source]`: the message already holds it, and `{:#}` would print it twice.
     #[error("IMAP: {0}")]
-    Imap(#[from] ImapError),
+    Imap(ImapError),
     /// The database failed during a single pass (`run --once`); the mail stays in the inbox.
     #[error("{0}; the mail stays in the inbox and is retried on the next run")]
     Store(#[from] StoreError),

@@ -377,7 +377,12 @@ fn imap_sasl(mechanism: &str, initial: &str) -> String {
     let mut r = BufReader::new(tcp);
     let mut line = String::new();
     r.read_line(&mut line).unwrap();
-    write!(w, "a AUTHENTICATE {mechanism} {}\r\n", mail::b64(initial.as_bytes())).unwrap();
+    write!(
+        w,
+        "a AUTHENTICATE {mechanism} {}\r\n",
+        mail::b64(initial.as_bytes())
+    )
+    .unwrap();
     loop {
         line.clear();
         assert!(r.read_line(&mut line).unwrap() > 0, "connection closed");
@@ -411,7 +416,11 @@ fn token_server_rotates_refresh_tokens_and_dovecot_checks_access_tokens() {
     let second = t["refresh_token"].as_str().unwrap().to_string();
     assert_ne!(second, first, "the refresh token rotates");
     assert_eq!(t["expires_in"], 3);
-    assert_eq!(refresh(&first)["error"], "invalid_grant", "a used refresh token is dead");
+    assert_eq!(
+        refresh(&first)["error"],
+        "invalid_grant",
+        "a used refresh token is dead"
+    );
     let (status, _, v) = oauth::http(
         "POST",
         "/token",
@@ -466,7 +475,10 @@ async fn smtp_sink_accepts_xoauth2_tokens_of_the_token_server() {
         ],
     );
     let access = t["access_token"].as_str().unwrap().to_string();
-    assert!(t.get("refresh_token").is_none(), "client_credentials: no refresh token");
+    assert!(
+        t.get("refresh_token").is_none(),
+        "client_credentials: no refresh token"
+    );
     let rcpt = format!("{}@example.com", unique_user("smoke-smtp-oauth-rcpt"));
     let send = |token: String| {
         AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous("127.0.0.1")

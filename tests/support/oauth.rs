@@ -93,7 +93,10 @@ pub fn grant(client_id: &str, user: &str, scope: &str) -> String {
 
 /// The user approves the device code `user_code`.
 pub fn approve_device(user_code: &str, user: &str) {
-    post("/admin/approve", &[("user_code", user_code), ("user", user)]);
+    post(
+        "/admin/approve",
+        &[("user_code", user_code), ("user", user)],
+    );
 }
 
 /// Revokes every token of `user` (as an admin who removes the app's consent).
