@@ -31,6 +31,8 @@ Test controls (not part of any RFC; the tests drive the "user" side with them):
                          user's first sign-in yields
     POST /admin/approve  user_code, user: the user approves a device code
     POST /admin/revoke-user  user: revokes every token of that user
+    POST /admin/revoke-access  user: revokes that user's access tokens only (the
+                         refresh token still works: a client must fetch a new one)
     GET  /admin/issued   every token ever issued (access and refresh), to check logs
     GET  /health
 Access tokens live `access_ttl` seconds (a few, so tests see them expire).
@@ -170,6 +172,7 @@ class Handler(BaseHTTPRequestHandler):
             "/admin/grant": self.admin_grant,
             "/admin/approve": self.admin_approve,
             "/admin/revoke-user": self.admin_revoke_user,
+            "/admin/revoke-access": self.admin_revoke_access,
         }
         route = routes.get(path)
         if route is None:
@@ -340,6 +343,12 @@ class Handler(BaseHTTPRequestHandler):
                 dev["user"] = f["user"]
                 return self.reply(200, {})
         self.error("invalid_request", "unknown user code", 404)
+
+    def admin_revoke_access(self, f):
+        for at in self.st.data["access"].values():
+            if at["user"] == f.get("user"):
+                at["active"] = False
+        self.reply(200, {})
 
     def admin_revoke_user(self, f):
         user = f.get("user")

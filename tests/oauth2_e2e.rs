@@ -205,3 +205,24 @@ async fn the_client_credentials_grant_reads_a_shared_mailbox_without_a_refresh_t
     assert_eq!(cases(&ctx).len(), 1);
     assert!(!ctx.dir.path().join("no-such-file").exists());
 }
+
+#[tokio::test]
+async fn a_refused_cached_access_token_is_renewed_once_and_the_daemon_signs_in_again() {
+    let (ctx, _) = oauth_ctx("oauth-renew", 300, "[imap]\nidle_recheck_ms = 100\n");
+    let mut daemon = Daemon::start(&ctx, "daemon.log");
+    append(&ctx.user, "INBOX", &mail(1, &ctx.user), None).await;
+    wait_processed(&ctx, 1, &mut daemon).await;
+    let before = refresh_token(&ctx);
+    // The cached token is still young, but the server no longer honours it.
+    oauth::revoke_access_tokens(&ctx.user);
+    let logins = dovecot_logins(&ctx.user, "OAUTHBEARER");
+    assert!(kick(&ctx.user));
+    append(&ctx.user, "INBOX", &mail(2, &ctx.user), None).await;
+    wait_processed(&ctx, 2, &mut daemon).await;
+    assert_eq!(dovecot_logins(&ctx.user, "OAUTHBEARER"), logins + 1);
+    assert_ne!(refresh_token(&ctx), before, "a new token was fetched");
+    let log = daemon.log();
+    assert!(log.contains("the server refused the access token"), "{log}");
+    assert!(daemon.stop().await.success());
+    oauth::assert_no_token_in("the daemon log", &log);
+}

@@ -104,6 +104,12 @@ pub fn revoke_user(user: &str) {
     post("/admin/revoke-user", &[("user", user)]);
 }
 
+/// Revokes the access tokens of `user` only: clients still holding one are refused at
+/// their next sign-in, and must fetch a new one with their refresh token.
+pub fn revoke_access_tokens(user: &str) {
+    post("/admin/revoke-access", &[("user", user)]);
+}
+
 /// Every token the server has issued (access and refresh tokens, authorization codes).
 pub fn issued_tokens() -> Vec<String> {
     let (_, _, v) = http("GET", "/admin/issued", "");
