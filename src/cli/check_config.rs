@@ -4,12 +4,30 @@ use clap::Args;
 
 /// Validate the configuration: exit 0, or 1 with one line per problem (file, key, what).
 #[derive(Debug, Args)]
-pub struct CheckConfig {}
+pub struct CheckConfig {
+    /// Also sign in: get an OAuth2 access token, log in to IMAP, connect to SMTP.
+    #[arg(long)]
+    online: bool,
+}
 
 impl CheckConfig {
-    pub fn execute(self, path: &Path) -> anyhow::Result<i32> {
+    pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
         match crate::config::load(path) {
-            Ok(_) => {
+            Ok(config) => {
+                let problems = super::oauth2::offline_problems(&config);
+                for p in &problems {
+                    println!("{p}");
+                }
+                let mut failed = !problems.is_empty();
+                if self.online && !failed {
+                    for (line, ok) in super::oauth2::online_checks(&config).await {
+                        println!("{line}");
+                        failed |= !ok;
+                    }
+                }
+                if failed {
+                    return Ok(1);
+                }
                 println!("{}: OK", path.display());
                 Ok(0)
             }

@@ -4,6 +4,7 @@ mod cases;
 mod check_config;
 mod contracts;
 mod ingest;
+mod oauth2;
 mod quarantine;
 mod report;
 mod run;
@@ -48,6 +49,9 @@ pub enum Command {
     #[command(subcommand)]
     Sla(sla::Sla),
     Report(report::Report),
+    /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
+    #[command(subcommand, name = "oauth2")]
+    OAuth2(oauth2::OAuth2),
 }
 
 impl Command {
@@ -61,7 +65,7 @@ impl Cli {
     /// Run the chosen subcommand; returns the process exit code.
     pub async fn execute(self) -> anyhow::Result<i32> {
         match self.command {
-            Command::CheckConfig(c) => c.execute(&self.config),
+            Command::CheckConfig(c) => c.execute(&self.config).await,
             Command::Run(c) => c.execute(&self.config).await,
             Command::Ingest(c) => c.execute(&self.config).await,
             Command::Cases(c) => c.execute(&self.config).await,
@@ -69,6 +73,7 @@ impl Cli {
             Command::Contracts(c) => c.execute(&self.config).await,
             Command::Sla(c) => c.execute(&self.config).await,
             Command::Report(c) => c.execute(&self.config).await,
+            Command::OAuth2(c) => c.execute(&self.config).await,
         }
     }
 }

@@ -3,6 +3,7 @@
 //! that carry an access token (XOAUTH2, and OAUTHBEARER of RFC 7628).
 
 pub mod http;
+pub mod login;
 mod token;
 
 pub use token::{TokenError, TokenSource, read_refresh_token, save_refresh_token};

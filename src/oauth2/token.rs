@@ -229,8 +229,18 @@ impl TokenSource {
 /// POST a token request with the client's credentials; the parsed success answer.
 pub(crate) async fn token_request(
     s: &OAuth2Settings,
-    mut fields: Vec<(&str, String)>,
+    fields: Vec<(&str, String)>,
 ) -> Result<TokenResponseOut, TokenError> {
+    let response = post_as_client(s, &s.token_url, fields).await?;
+    parse_token_response(s, response.status, &response.body)
+}
+
+/// POST `fields` to `url` as the configured client.
+pub(crate) async fn post_as_client(
+    s: &OAuth2Settings,
+    url: &str,
+    mut fields: Vec<(&str, String)>,
+) -> Result<http::Response, TokenError> {
     // A confidential client authenticates with HTTP Basic (RFC 6749 §2.3.1); a public
     // one (no secret: device code, PKCE) names itself in the body.
     let basic = s.client_secret.as_ref().map(|secret| {
@@ -244,15 +254,14 @@ pub(crate) async fn token_request(
         fields.push(("client_id", s.client_id.clone()));
     }
     let body = form(&fields);
-    let response = http::post_form(
-        &s.token_url,
+    Ok(http::post_form(
+        url,
         &body,
         basic.as_deref(),
         s.ca_file.as_deref(),
         s.timeout,
     )
-    .await?;
-    parse_token_response(s, response.status, &response.body)
+    .await?)
 }
 
 /// A token endpoint's success answer, for callers outside this module (login).

@@ -258,6 +258,13 @@ impl SmtpClient {
         result
     }
 
+    /// Connect, secure and sign in, then QUIT (`check-config --online`).
+    pub async fn check(&mut self) -> Result<(), SmtpError> {
+        self.ready_connection().await?;
+        self.close().await;
+        Ok(())
+    }
+
     /// QUIT and close the connection, if one is open.
     pub async fn close(&mut self) {
         if let Some(mut conn) = self.conn.take() {
