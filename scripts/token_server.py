@@ -10,7 +10,11 @@ Endpoints (form-encoded POST bodies, JSON answers, as the RFCs say):
     POST /token        RFC 6749 token endpoint. Grants: refresh_token (the refresh token
                        ROTATES: every use returns a new one and the old one stops
                        working), client_credentials, authorization_code (with PKCE S256,
-                       RFC 7636), urn:ietf:params:oauth:grant-type:device_code (RFC 8628).
+                       RFC 7636), urn:ietf:params:oauth:grant-type:device_code (RFC 8628),
+                       urn:ietf:params:oauth:grant-type:jwt-bearer (RFC 7523, Google
+                       service accounts: an RS256 JWT whose iss is a client registered
+                       with a public_key, checked with the openssl command; sub is the
+                       mailbox, aud this token endpoint).
                        Client authentication: HTTP Basic or client_id/client_secret in
                        the body. Errors: invalid_client (401), invalid_grant,
                        unsupported_grant_type, invalid_scope, authorization_pending.
@@ -26,7 +30,8 @@ Endpoints (form-encoded POST bodies, JSON answers, as the RFCs say):
 Test controls (not part of any RFC; the tests drive the "user" side with them):
     POST /admin/client   client_id, client_secret, [user] (the mailbox of the app's
                          client_credentials grant), [access_ttl] seconds (default 3),
-                         [scope] allowed scopes (space separated; default any)
+                         [scope] allowed scopes (space separated; default any),
+                         [public_key] PEM (a service account: client_id is its email)
     POST /admin/grant    client_id, user, scope -> {"refresh_token": ...}: what a
                          user's first sign-in yields
     POST /admin/approve  user_code, user: the user approves a device code
@@ -54,6 +59,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 INTROSPECT_USER = "dovecot"
 INTROSPECT_PASSWORD = "introspect"
 DEVICE_GRANT = "urn:ietf:params:oauth:grant-type:device_code"
+JWT_GRANT = "urn:ietf:params:oauth:grant-type:jwt-bearer"
 
 log = logging.getLogger("token_server")
 
@@ -102,6 +108,23 @@ class State:
         }
         self.data["issued"].append(access)
         return out
+
+
+def verify_rs256(public_pem, data, signature):
+    """RSASSA-PKCS1-v1_5 with SHA-256, checked by the openssl command (no RSA in the stdlib)."""
+    import subprocess
+    import tempfile
+    with tempfile.TemporaryDirectory() as d:
+        paths = {}
+        for name, content in (("pub.pem", public_pem.encode()), ("data", data), ("sig", signature)):
+            paths[name] = os.path.join(d, name)
+            with open(paths[name], "wb") as fh:
+                fh.write(content)
+        r = subprocess.run(
+            ["openssl", "dgst", "-sha256", "-verify", paths["pub.pem"], "-signature", paths["sig"], paths["data"]],
+            capture_output=True,
+        )
+        return r.returncode == 0
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -204,6 +227,8 @@ class Handler(BaseHTTPRequestHandler):
 
     def token(self, f):
         grant = f.get("grant_type", "")
+        if grant == JWT_GRANT:
+            return self.jwt_bearer(f)
         cid = self.client(f)
         if cid is None:
             return
@@ -246,6 +271,34 @@ class Handler(BaseHTTPRequestHandler):
             dev["used"] = True
             return self.reply(200, self.st.issue(cid, dev["user"], dev["scope"]))
         self.error("unsupported_grant_type", grant)
+
+    def jwt_bearer(self, f):
+        """RFC 7523 section 2.1: the signed assertion is the client's credential."""
+        def b64d(part):
+            return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+        try:
+            head_b64, claims_b64, sig_b64 = f.get("assertion", "").split(".")
+            header = json.loads(b64d(head_b64))
+            claims = json.loads(b64d(claims_b64))
+            signature = b64d(sig_b64)
+        except Exception:
+            return self.error("invalid_grant", "the assertion is not a JWT")
+        client = self.st.data["clients"].get(claims.get("iss", ""))
+        if client is None or not client.get("public_key"):
+            return self.error("invalid_grant", "unknown issuer")
+        if header.get("alg") != "RS256":
+            return self.error("invalid_grant", "alg must be RS256")
+        if not verify_rs256(client["public_key"], f"{head_b64}.{claims_b64}".encode(), signature):
+            return self.error("invalid_grant", "bad signature")
+        now = time.time()
+        token_url = f"http://{self.headers.get('Host', '')}/token"
+        if claims.get("aud") != token_url:
+            return self.error("invalid_grant", "wrong audience")
+        if not (claims.get("iat", 0) <= now + 60 and now < claims.get("exp", 0) <= now + 3700):
+            return self.error("invalid_grant", "expired or not yet valid")
+        if not claims.get("sub"):
+            return self.error("invalid_grant", "no subject")
+        self.reply(200, self.st.issue(claims["iss"], claims["sub"], claims.get("scope", ""), refresh=False))
 
     def introspect(self, f):
         if self.basic() != (INTROSPECT_USER, INTROSPECT_PASSWORD):
@@ -327,6 +380,7 @@ class Handler(BaseHTTPRequestHandler):
         self.st.data["clients"][cid] = {
             "secret": f.get("client_secret", ""), "user": f.get("user"),
             "access_ttl": int(f.get("access_ttl", 3)), "scope": f.get("scope", ""),
+            "public_key": f.get("public_key", ""),
         }
         self.reply(200, {"client_id": cid})
 

@@ -226,3 +226,83 @@ async fn a_refused_cached_access_token_is_renewed_once_and_the_daemon_signs_in_a
     assert!(daemon.stop().await.success());
     oauth::assert_no_token_in("the daemon log", &log);
 }
+
+#[tokio::test]
+async fn a_google_service_account_signs_a_jwt_and_reads_the_mailbox_it_names() {
+    let ctx = TestCtx::with_config("oauth-sa", "");
+    let dir = ctx.dir.path();
+    // A key as Google hands it out: PKCS#8 PEM inside a JSON key file.
+    let openssl = |args: &[&str]| {
+        let out = std::process::Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "openssl {args:?} failed");
+    };
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "key.pem",
+    ]);
+    openssl(&["pkey", "-in", "key.pem", "-pubout", "-out", "pub.pem"]);
+    let email = format!(
+        "{}@casegate-test.iam.gserviceaccount.com",
+        unique_user("sa")
+    );
+    let key = serde_json::json!({
+        "type": "service_account",
+        "client_email": email,
+        "private_key": std::fs::read_to_string(dir.join("key.pem")).unwrap(),
+        "token_uri": format!("{}/token", oauth::base_url()),
+    });
+    std::fs::write(dir.join("sa.json"), key.to_string()).unwrap();
+    oauth::register_service_account(
+        &email,
+        &std::fs::read_to_string(dir.join("pub.pem")).unwrap(),
+        30,
+    );
+    let extra = format!(
+        "[imap]\nauth = \"oauth2\"\npassword = \"not-the-password\"\n\
+         [oauth2]\ngrant = \"service_account\"\nservice_account_key_file = \"sa.json\"\n\
+         token_url = \"{}/token\"\nscopes = [\"https://mail.google.com/\"]\n",
+        oauth::base_url()
+    );
+    let text = support::merge_toml(&std::fs::read_to_string(&ctx.config).unwrap(), &extra);
+    std::fs::write(&ctx.config, text).unwrap();
+
+    append(&ctx.user, "INBOX", &mail(1, &ctx.user), None).await;
+    let out = ctx.casegate(&["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    ok(out);
+    assert_eq!(cases(&ctx).len(), 1);
+    assert_eq!(dovecot_logins(&ctx.user, "OAUTHBEARER"), 1);
+    oauth::assert_no_token_in("stderr", &stderr);
+
+    // A key the token server does not know is refused, by reason.
+    openssl(&[
+        "genpkey",
+        "-algorithm",
+        "RSA",
+        "-pkeyopt",
+        "rsa_keygen_bits:2048",
+        "-out",
+        "other.pem",
+    ]);
+    let other = serde_json::json!({
+        "type": "service_account",
+        "client_email": email,
+        "private_key": std::fs::read_to_string(dir.join("other.pem")).unwrap(),
+    });
+    std::fs::write(dir.join("sa.json"), other.to_string()).unwrap();
+    append(&ctx.user, "INBOX", &mail(2, &ctx.user), None).await;
+    let out = ctx.casegate(&["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(stderr.contains("invalid_grant: bad signature"), "{stderr}");
+    assert_eq!(count(&ctx.user, "INBOX").await, 1, "the mail waits");
+}

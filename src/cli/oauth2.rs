@@ -129,7 +129,16 @@ pub(crate) fn offline_problems(config: &Config) -> Vec<String> {
         .as_ref()
         .is_some_and(|i| matches!(i.auth, ImapAuth::OAuth2 { .. }))
         || config.smtp.as_ref().is_some_and(|s| s.oauth2.is_some());
-    if !used || s.grant != Grant::RefreshToken {
+    if !used {
+        return Vec::new();
+    }
+    if s.grant == Grant::ServiceAccount {
+        return match crate::oauth2::check_service_account_key(s) {
+            Ok(()) => Vec::new(),
+            Err(e) => vec![format!("{}: {e}", config.source.display())],
+        };
+    }
+    if s.grant != Grant::RefreshToken {
         return Vec::new();
     }
     match crate::oauth2::read_refresh_token(&s.refresh_token_file) {
@@ -153,6 +162,7 @@ pub(crate) async fn online_checks(config: &Config) -> Vec<(String, bool)> {
         let grant = match source.settings().grant {
             Grant::RefreshToken => "refresh_token",
             Grant::ClientCredentials => "client_credentials",
+            Grant::ServiceAccount => "service_account",
         };
         out.push(match source.access_token().await {
             Ok(_) => (

@@ -26,6 +26,9 @@ pub enum Grant {
     RefreshToken,
     /// App-only access (Microsoft 365 shared mailboxes): client id and secret alone.
     ClientCredentials,
+    /// Google service account with domain-wide delegation: a JWT signed with the
+    /// account's key, naming the mailbox as subject (RFC 7523).
+    ServiceAccount,
 }
 
 /// Known identity providers: their endpoints, scopes and mail hosts.
@@ -84,6 +87,11 @@ pub struct OAuth2Settings {
     /// Extra CA certificates for the token endpoint (tests, TLS-inspecting proxies).
     pub ca_file: Option<PathBuf>,
     pub timeout: Duration,
+    /// Grant `service_account`: the key file Google gives for the account (JSON).
+    pub service_account_key_file: Option<PathBuf>,
+    /// Grant `service_account`: the mailbox the token is for (`imap.username`, else
+    /// `smtp.username`).
+    pub subject: Option<String>,
 }
 
 impl OAuth2Settings {
@@ -129,13 +137,21 @@ pub(super) fn read(r: &mut Reader<'_>) -> Option<(Arc<OAuth2Settings>, Arc<Token
         .choice(
             "oauth2.grant",
             "refresh_token",
-            &["refresh_token", "client_credentials"],
+            &["refresh_token", "client_credentials", "service_account"],
         )
         .as_str()
     {
         "client_credentials" => Grant::ClientCredentials,
+        "service_account" => Grant::ServiceAccount,
         _ => Grant::RefreshToken,
     };
+    if grant == Grant::ServiceAccount && provider == Some(Provider::Microsoft) {
+        r.problem(
+            None,
+            "oauth2.grant",
+            "\"service_account\" is Google's: Microsoft 365 app-only access is \"client_credentials\"",
+        );
+    }
     if grant == Grant::ClientCredentials && provider == Some(Provider::Google) {
         r.problem(
             None,
@@ -161,7 +177,25 @@ pub(super) fn read(r: &mut Reader<'_>) -> Option<(Arc<OAuth2Settings>, Arc<Token
     let token_url = url(r, "oauth2.token_url", token);
     let device_authorization_url = opt_url(r, "oauth2.device_authorization_url", device);
     let authorization_url = opt_url(r, "oauth2.authorization_url", authorize);
+    let service_account_key_file = r.path("oauth2.service_account_key_file");
+    if grant == Grant::ServiceAccount && service_account_key_file.is_none() {
+        r.problem(
+            None,
+            "oauth2.service_account_key_file",
+            "missing: the service account's JSON key file",
+        );
+    }
+    let subject = match grant {
+        Grant::ServiceAccount => r
+            .opt_string("imap.username")
+            .or_else(|| r.opt_string("smtp.username")),
+        _ => None,
+    };
+    // A service account names itself in its signed assertion, not by client id.
     let client_id = r.opt_string("oauth2.client_id").unwrap_or_else(|| {
+        if grant == Grant::ServiceAccount {
+            return String::new();
+        }
         r.problem(
             None,
             "oauth2.client_id",
@@ -212,6 +246,8 @@ pub(super) fn read(r: &mut Reader<'_>) -> Option<(Arc<OAuth2Settings>, Arc<Token
         refresh_token_file,
         ca_file,
         timeout,
+        service_account_key_file,
+        subject,
     });
     let source = Arc::new(TokenSource::new(settings.clone()));
     Some((settings, source))

@@ -3,9 +3,11 @@
 //! that carry an access token (XOAUTH2, and OAUTHBEARER of RFC 7628).
 
 pub mod http;
+mod jwt;
 pub mod login;
 mod token;
 
+pub use jwt::check_service_account_key;
 pub use token::{TokenError, TokenSource, read_refresh_token, save_refresh_token};
 
 use crate::config::Secret;

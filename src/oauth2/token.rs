@@ -46,6 +46,10 @@ pub enum TokenError {
         "cannot read the refresh token file {path}: {detail}; sign in with `casegate oauth2 login`"
     )]
     TokenFile { path: String, detail: String },
+    #[error("oauth2.service_account_key_file {path}: {detail}")]
+    KeyFile { path: String, detail: String },
+    #[error("oauth2: {0}")]
+    Setup(String),
     #[error("cannot save the new refresh token to {path}: {detail}")]
     SaveToken { path: String, detail: String },
     /// The last request failed moments ago: not asking again yet.
@@ -202,6 +206,22 @@ impl TokenSource {
                 fields.push(("grant_type", "client_credentials".into()));
                 fields.push(("scope", scope));
             }
+            Grant::ServiceAccount => {
+                let assertion = super::jwt::service_account_assertion(s)?;
+                fields.push(("grant_type", super::jwt::GRANT_TYPE.into()));
+                fields.push(("assertion", assertion.expose().to_string()));
+                // No client authentication: the signed assertion is the credential.
+                let response = http::post_form(
+                    &s.token_url,
+                    &form(&fields),
+                    None,
+                    s.ca_file.as_deref(),
+                    s.timeout,
+                )
+                .await?;
+                let answer = parse_token_response(s, response.status, &response.body)?;
+                return Ok(self.keep(state, answer.access_token, answer.expires_in));
+            }
         }
         let answer = token_request(s, fields).await?;
         if let Some(new) = answer.refresh_token.filter(|t| !t.is_empty()) {
@@ -213,16 +233,21 @@ impl TokenSource {
                 debug!(file = %s.refresh_token_file.display(), "saved the rotated refresh token");
             }
         }
-        let lifetime = Duration::from_secs(answer.expires_in.unwrap_or(3600));
+        Ok(self.keep(state, answer.access_token, answer.expires_in))
+    }
+
+    /// Caches a new access token until shortly before it expires.
+    fn keep(&self, state: &mut State, token: String, expires_in: Option<u64>) -> Secret {
+        let lifetime = Duration::from_secs(expires_in.unwrap_or(3600));
         // Renew a little before the end: a sixth of the lifetime, at most a minute.
         let margin = (lifetime / 6).min(Duration::from_secs(60));
-        let token = Secret::new(answer.access_token);
+        let token = Secret::new(token);
         state.access = Some((token.clone(), Instant::now() + lifetime - margin));
         debug!(
             expires_in_secs = lifetime.as_secs(),
             "got an OAuth2 access token"
         );
-        Ok(token)
+        token
     }
 }
 
@@ -302,7 +327,7 @@ pub(crate) fn parse_token_response(
         .take(300)
         .collect::<String>();
     Err(match e.error.as_str() {
-        "invalid_grant" => TokenError::Revoked { description },
+        "invalid_grant" if s.grant == Grant::RefreshToken => TokenError::Revoked { description },
         "invalid_client" | "unauthorized_client" => TokenError::InvalidClient {
             client_id: s.client_id.clone(),
             description,
@@ -392,6 +417,8 @@ mod tests {
             refresh_token_file: "/nonexistent".into(),
             ca_file: None,
             timeout: Duration::from_secs(1),
+            service_account_key_file: None,
+            subject: None,
         }
     }
 

@@ -80,6 +80,20 @@ pub fn register_client(client_id: &str, secret: &str, access_ttl: u32, app_user:
     post("/admin/client", &f);
 }
 
+/// Registers a Google-style service account: `email` signs its assertions with the key
+/// whose public half is `public_key_pem`.
+pub fn register_service_account(email: &str, public_key_pem: &str, access_ttl: u32) {
+    let ttl = access_ttl.to_string();
+    post(
+        "/admin/client",
+        &[
+            ("client_id", email),
+            ("public_key", public_key_pem),
+            ("access_ttl", ttl.as_str()),
+        ],
+    );
+}
+
 /// The refresh token a first sign-in of `user` would have given `client_id`.
 pub fn grant(client_id: &str, user: &str, scope: &str) -> String {
     post(
