@@ -306,3 +306,25 @@ async fn a_google_service_account_signs_a_jwt_and_reads_the_mailbox_it_names() {
     assert!(stderr.contains("invalid_grant: bad signature"), "{stderr}");
     assert_eq!(count(&ctx.user, "INBOX").await, 1, "the mail waits");
 }
+
+#[tokio::test]
+async fn a_refresh_token_rotated_by_another_casegate_command_is_read_from_the_file() {
+    let (ctx, _) = oauth_ctx("oauth-shared-file", 2, "[imap]\nidle_recheck_ms = 100\n");
+    let mut daemon = Daemon::start(&ctx, "daemon.log");
+    append(&ctx.user, "INBOX", &mail(1, &ctx.user), None).await;
+    wait_processed(&ctx, 1, &mut daemon).await;
+    tokio::time::sleep(Duration::from_millis(2300)).await;
+    // The admin checks the sign-in while the daemon runs: that rotates the token.
+    let before = refresh_token(&ctx);
+    ok(ctx
+        .casegate(&["check-config", "--online"])
+        .output()
+        .unwrap());
+    assert_ne!(refresh_token(&ctx), before);
+    assert!(kick(&ctx.user));
+    append(&ctx.user, "INBOX", &mail(2, &ctx.user), None).await;
+    wait_processed(&ctx, 2, &mut daemon).await;
+    let log = daemon.log();
+    assert!(!log.contains("invalid_grant"), "{log}");
+    assert!(daemon.stop().await.success());
+}

@@ -98,7 +98,8 @@ struct ErrorResponse {
 #[derive(Default)]
 struct State {
     access: Option<(Secret, Instant)>,
-    refresh: Option<Secret>,
+    /// A rotated refresh token that could not be saved: the file's one is used up.
+    unsaved: Option<Secret>,
     failures: u32,
     blocked: Option<(Instant, TokenError)>,
 }
@@ -192,15 +193,19 @@ impl TokenSource {
         let s = &self.settings;
         let scope = s.scopes.join(" ");
         let mut fields: Vec<(&str, String)> = Vec::new();
+        let mut used = None;
         match s.grant {
             Grant::RefreshToken => {
-                let refresh = match &state.refresh {
+                // The file is read each time: `oauth2 login`, `check-config --online` or
+                // another instance may have rotated the token since. Only a rotated
+                // token that could not be saved comes from memory.
+                let refresh = match &state.unsaved {
                     Some(r) => r.clone(),
                     None => read_refresh_token(&s.refresh_token_file)?,
                 };
                 fields.push(("grant_type", "refresh_token".into()));
                 fields.push(("refresh_token", refresh.expose().to_string()));
-                state.refresh = Some(refresh);
+                used = Some(refresh);
             }
             Grant::ClientCredentials => {
                 fields.push(("grant_type", "client_credentials".into()));
@@ -226,10 +231,12 @@ impl TokenSource {
         let answer = token_request(s, fields).await?;
         if let Some(new) = answer.refresh_token.filter(|t| !t.is_empty()) {
             let new = Secret::new(new);
-            if state.refresh.as_ref() != Some(&new) {
-                // Keep it in memory first: if saving fails, the next try saves it again.
-                state.refresh = Some(new.clone());
+            if used.as_ref() != Some(&new) {
+                // Kept in memory until saved: the next try refreshes with it (and saves
+                // the token that brings) instead of the used-up one in the file.
+                state.unsaved = Some(new.clone());
                 save_refresh_token(&s.refresh_token_file, &new)?;
+                state.unsaved = None;
                 debug!(file = %s.refresh_token_file.display(), "saved the rotated refresh token");
             }
         }
