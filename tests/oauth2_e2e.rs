@@ -328,3 +328,54 @@ async fn a_refresh_token_rotated_by_another_casegate_command_is_read_from_the_fi
     assert!(!log.contains("invalid_grant"), "{log}");
     assert!(daemon.stop().await.success());
 }
+
+#[tokio::test]
+async fn the_daemon_keeps_running_on_a_revoked_refresh_token_and_recovers_after_a_new_sign_in() {
+    let (ctx, client) = oauth_ctx("oauth-no-crash-loop", 30, "[imap]\nidle_recheck_ms = 100\n");
+    oauth::revoke_user(&ctx.user);
+    append(&ctx.user, "INBOX", &mail(1, &ctx.user), None).await;
+    let mut daemon = Daemon::start(&ctx, "daemon.log");
+    daemon
+        .wait_log("refresh token was refused (invalid_grant", 1)
+        .await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    daemon.assert_running();
+    assert_eq!(count(&ctx.user, "INBOX").await, 1, "the mail waits");
+    // An admin signs in again; the running daemon picks the new token up.
+    let rt = oauth::grant(&client, &ctx.user, "imap smtp");
+    std::fs::write(ctx.dir.path().join("refresh-token"), format!("{rt}\n")).unwrap();
+    wait_processed(&ctx, 1, &mut daemon).await;
+    let log = daemon.log();
+    assert!(daemon.stop().await.success());
+    oauth::assert_no_token_in("the daemon log", &log);
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_and_an_unreachable_token_endpoint_say_why() {
+    let (ctx, _) = oauth_ctx("oauth-reasons", 30, "[oauth2]\nclient_secret = \"wrong\"\n");
+    let out = ctx.casegate(&["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("does not accept client") && stderr.contains("invalid_client"),
+        "{stderr}"
+    );
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let text = support::merge_toml(
+        &std::fs::read_to_string(&ctx.config).unwrap(),
+        &format!("[oauth2]\ntoken_url = \"http://127.0.0.1:{port}/token\"\n"),
+    );
+    std::fs::write(&ctx.config, text).unwrap();
+    let out = ctx.casegate(&["run", "--once"]).output().unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains(&format!(
+            "cannot reach the token endpoint: cannot connect to 127.0.0.1:{port}"
+        )),
+        "{stderr}"
+    );
+}

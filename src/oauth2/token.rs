@@ -454,6 +454,27 @@ mod tests {
         assert!(!e.is_transient(), "{e}");
     }
 
+    #[tokio::test]
+    async fn a_failed_request_is_not_repeated_at_once() {
+        let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = closed.local_addr().unwrap().port();
+        drop(closed);
+        let d = tempfile::tempdir().unwrap();
+        let file = d.path().join("rt");
+        std::fs::write(&file, "rt-1\n").unwrap();
+        let source = TokenSource::new(Arc::new(OAuth2Settings {
+            token_url: format!("http://127.0.0.1:{port}/token"),
+            refresh_token_file: file,
+            ..settings()
+        }));
+        let first = source.access_token().await.err().unwrap();
+        assert!(matches!(first, TokenError::Network(_)), "{first}");
+        assert!(first.is_transient());
+        let second = source.access_token().await.err().unwrap();
+        assert!(matches!(second, TokenError::BackingOff { .. }), "{second}");
+        assert!(second.to_string().contains("next try in 1s"), "{second}");
+    }
+
     #[test]
     fn refresh_token_file_is_replaced_whole_and_private() {
         use std::os::unix::fs::PermissionsExt;
