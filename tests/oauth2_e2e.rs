@@ -113,6 +113,11 @@ async fn a_drain_over_xoauth2_outlives_expiring_access_tokens_and_rotating_refre
     assert!(dovecot_logins(&ctx.user, "XOAUTH2") > rounds);
     let log = std::fs::read_to_string(ctx.dir.path().join("daemon.log")).unwrap();
     oauth::assert_no_token_in("the daemon log", &log);
+    // Nor do the servers' logs hold any token they were shown.
+    for server_log in ["dovecot.log", "smtp.log", "token_server.log"] {
+        let text = std::fs::read_to_string(TestEnv::get().dir.join(server_log)).unwrap_or_default();
+        oauth::assert_no_token_in(server_log, &text);
+    }
 }
 
 #[tokio::test]
