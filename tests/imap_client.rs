@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use casegate::config::{ImapSettings, Secret, TlsMode};
+use casegate::config::{ImapAuth, ImapSettings, Secret, TlsMode};
 use casegate::imap::{IdleEnd, ImapClient, ImapError};
 use casegate::runtime::shutdown_channel;
 use chrono::{TimeZone, Utc};
@@ -21,6 +21,7 @@ fn settings(user: &str, host: &str, port: u16, tls: TlsMode) -> ImapSettings {
         ca_file: Some(env.ca_file.clone()),
         username: user.into(),
         password: Secret::new(env.password.clone()),
+        auth: ImapAuth::Password,
         mailbox: "INBOX".into(),
         processed_mailbox: "Processed".into(),
         quarantine_mailbox: "Quarantine".into(),

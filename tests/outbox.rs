@@ -45,6 +45,7 @@ fn plain_smtp(port: u16) -> SmtpSettings {
         ca_file: None,
         username: None,
         password: None,
+        oauth2: None,
         timeout: Duration::from_secs(10),
     }
 }

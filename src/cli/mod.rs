@@ -5,6 +5,7 @@ mod check_config;
 mod contracts;
 mod ingest;
 mod log_fields;
+mod oauth2;
 mod outbox;
 mod quarantine;
 mod report;
@@ -52,6 +53,9 @@ pub enum Command {
     #[command(subcommand)]
     Outbox(outbox::Outbox),
     Report(report::Report),
+    /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
+    #[command(subcommand, name = "oauth2")]
+    OAuth2(oauth2::OAuth2),
 }
 
 impl Command {
@@ -65,7 +69,7 @@ impl Cli {
     /// Run the chosen subcommand; returns the process exit code.
     pub async fn execute(self) -> anyhow::Result<i32> {
         match self.command {
-            Command::CheckConfig(c) => c.execute(&self.config),
+            Command::CheckConfig(c) => c.execute(&self.config).await,
             Command::Run(c) => c.execute(&self.config).await,
             Command::Ingest(c) => c.execute(&self.config).await,
             Command::Cases(c) => c.execute(&self.config).await,
@@ -74,6 +78,7 @@ impl Cli {
             Command::Sla(c) => c.execute(&self.config).await,
             Command::Outbox(c) => c.execute(&self.config).await,
             Command::Report(c) => c.execute(&self.config).await,
+            Command::OAuth2(c) => c.execute(&self.config).await,
         }
     }
 }

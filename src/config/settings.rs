@@ -58,7 +58,10 @@ pub struct ImapSettings {
     /// Extra PEM CA bundle trusted in addition to the system roots.
     pub ca_file: Option<PathBuf>,
     pub username: String,
+    /// Empty with `auth` = OAuth2.
     pub password: Secret,
+    /// How to sign in: the password, or an OAuth2 access token.
+    pub auth: ImapAuth,
     pub mailbox: String,
     pub processed_mailbox: String,
     pub quarantine_mailbox: String,
@@ -87,7 +90,21 @@ pub struct SmtpSettings {
     pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// `Some` with `smtp.auth = "oauth2"`: AUTH XOAUTH2 with this source's tokens.
+    pub oauth2: Option<std::sync::Arc<crate::oauth2::TokenSource>>,
     pub timeout: Duration,
+}
+
+/// How the IMAP client signs in.
+#[derive(Debug, Clone)]
+pub enum ImapAuth {
+    /// LOGIN with `imap.password`.
+    Password,
+    /// AUTHENTICATE XOAUTH2 or OAUTHBEARER with access tokens from `source`.
+    OAuth2 {
+        source: std::sync::Arc<crate::oauth2::TokenSource>,
+        mechanism: super::oauth2::SaslChoice,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -177,6 +194,8 @@ pub struct Config {
     pub outbox: OutboxSettings,
     pub product_info: ProductInfo,
     pub staff: super::staff::StaffSettings,
+    /// `[oauth2]`, when configured.
+    pub oauth2: Option<std::sync::Arc<super::oauth2::OAuth2Settings>>,
     /// The files (and template folder) the configuration was read from: a change to any
     /// of them reloads a running daemon.
     pub watched: Vec<PathBuf>,
