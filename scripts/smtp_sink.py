@@ -4,7 +4,7 @@
 Run with Debian's /usr/bin/python3 (package python3-aiosmtpd).
 
     smtp_sink.py --dir SMTP_DIR --port P [--tls-port P2 --cert CERT --key KEY]
-                 [--host 127.0.0.1] [--log FILE]
+                 [--host 127.0.0.1] [--log FILE] [--introspect-url URL]
 
 Storage
     For every accepted recipient of a message, the DATA exactly as received
@@ -31,11 +31,17 @@ Failure injection (per recipient, so parallel tests do not interfere)
 
 Features: 8BITMIME, SMTPUTF8, SIZE 200 MB, STARTTLS on the plain port and an
 implicit-TLS port when a certificate is given, AUTH PLAIN/LOGIN (not required;
-any user name with password "secret"; allowed without TLS).
+any user name with password "secret"; allowed without TLS), and AUTH XOAUTH2
+with an access token that the token server (scripts/token_server.py) says, by RFC 7662
+introspection at --introspect-url, is active for that user. A refused token gets the
+XOAUTH2 error challenge (334 + base64 JSON), then 535 after the client's empty line.
 """
 
 import argparse
 import asyncio
+import base64
+import urllib.parse
+import urllib.request
 import json
 import logging
 import os
@@ -44,7 +50,7 @@ import ssl
 import sys
 import time
 
-from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
+from aiosmtpd.smtp import MISSING, SMTP, AuthResult, LoginPassword
 
 PASSWORD = b"secret"
 DATA_SIZE_LIMIT = 200 * 1024 * 1024
@@ -72,8 +78,9 @@ def safe_name(address: str) -> str:
 
 
 class Sink:
-    def __init__(self, root: str):
+    def __init__(self, root: str, introspect_url=None):
         self.root = root
+        self.introspect_url = introspect_url
         self.rules = os.path.join(root, "rules")
         os.makedirs(self.rules, exist_ok=True)
         self.seq = 0
@@ -116,6 +123,49 @@ class Sink:
             os.unlink(path)
         except FileNotFoundError:
             pass
+
+    async def auth_XOAUTH2(self, server, args):
+        """AUTH XOAUTH2 [initial response]: user=U^Aauth=Bearer T^A^A, checked by introspection."""
+        try:
+            if len(args) >= 2:
+                raw = base64.b64decode(args[1], validate=True)
+            else:
+                raw = await server.challenge_auth("", encode_to_b64=False)
+                if raw is MISSING:
+                    return AuthResult(success=False, handled=True)
+            text = raw.decode("utf-8")
+            fields = dict(f.split("=", 1) for f in text.split("\x01") if "=" in f)
+            user = fields["user"]
+            token = fields["auth"].split(" ", 1)[1]
+        except Exception:
+            await server.push("501 5.5.2 Cannot decode XOAUTH2 response")
+            return AuthResult(success=False, handled=True)
+        loop = asyncio.get_running_loop()
+        ok = await loop.run_in_executor(None, self._token_user_ok, token, user)
+        if ok:
+            return AuthResult(success=True, auth_data=user)
+        # Google's and Microsoft's way: an error challenge, the client sends an empty
+        # line, then the failure.
+        err = base64.b64encode(json.dumps({"status": "401", "schemes": "bearer"}).encode()).decode()
+        await server.challenge_auth(err, encode_to_b64=False)
+        await server.push("535 5.7.8 Username and Password not accepted (XOAUTH2)")
+        return AuthResult(success=False, handled=True)
+
+    def _token_user_ok(self, token, user):
+        if not self.introspect_url:
+            return False
+        url = urllib.parse.urlsplit(self.introspect_url)
+        plain = url._replace(netloc=f"{url.hostname}:{url.port}").geturl()
+        req = urllib.request.Request(plain, data=urllib.parse.urlencode({"token": token}).encode())
+        cred = base64.b64encode(f"{url.username}:{url.password}".encode()).decode()
+        req.add_header("Authorization", "Basic " + cred)
+        try:
+            with urllib.request.urlopen(req, timeout=10) as r:
+                info = json.load(r)
+        except Exception as e:
+            log.warning("introspection failed: %s", e)
+            return False
+        return bool(info.get("active")) and info.get("username", "").lower() == user.lower()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         reply = self._rule_for(address)
@@ -182,6 +232,7 @@ def main():
     ap.add_argument("--cert")
     ap.add_argument("--key")
     ap.add_argument("--log")
+    ap.add_argument("--introspect-url")
     args = ap.parse_args()
 
     logging.basicConfig(
@@ -192,7 +243,7 @@ def main():
     # aiosmtpd logs every command at INFO/DEBUG: too much at hundreds of mails/s.
     logging.getLogger("mail.log").setLevel(logging.WARNING)
 
-    handler = Sink(os.path.abspath(args.dir))
+    handler = Sink(os.path.abspath(args.dir), args.introspect_url)
 
     ctx = None
     if args.cert:

@@ -21,6 +21,7 @@ use crate::store::{Checkpoint, StoreError};
 #[derive(Debug, thiserror::Error)]
 pub enum IntakeError {
     /// A problem retrying cannot fix (bad credentials, missing mailbox, TLS misconfigured).
+    /// Not a `#[source]`: the message already holds it, and `{:#}` would print it twice.
     #[error("IMAP: {0}")]
     Imap(ImapError),
     /// The database failed during a single pass (`run --once`); the mail stays in the inbox.

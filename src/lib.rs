@@ -21,6 +21,7 @@ pub mod imap;
 pub mod intake;
 pub mod mail;
 pub mod notices;
+pub mod oauth2;
 pub mod outbox;
 pub mod pipeline;
 pub mod runtime;

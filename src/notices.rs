@@ -12,14 +12,14 @@ use crate::domain::entitlement::Entitlement;
 use crate::domain::scope::Scope;
 use crate::domain::thread::subject_tag;
 use crate::domain::triage::ClockKind;
-use crate::domain::{commands, token};
+use crate::domain::{commands, signed, token};
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::{Address, Inbound};
-use crate::store::{Composed, Outbound};
+use crate::store::{CaseSummary, Composed, Outbound};
 use crate::templates::context::{
     Acknowledgement, CaseClosed, Common, EngineerCommandError, EngineerNotification,
-    RedirectProfessionalServices, RedirectSales, RefusalExpired, RefusalNoContract,
-    RefusalNotCovered, SeverityChanged,
+    ForwardOutOfScope, RedirectProfessionalServices, RedirectSales, RefusalExpired,
+    RefusalNoContract, RefusalNotCovered, SeverityChanged,
 };
 use crate::templates::{Rendered, TemplateContext, TemplateError, TemplateKind};
 
@@ -65,11 +65,16 @@ impl Parent {
 }
 
 /// Compose every mail of `plan` for `case`, numbering Message-IDs from `first_n`.
-/// `mail` is the inbound mail being processed; `parent` the customer message answered.
+/// `mail` is the inbound mail being processed (`raw` its bytes, which a forward
+/// attaches); `parent` the customer message answered; `site_key` signs the Message-IDs
+/// and return paths (`Store::site_key`).
+#[allow(clippy::too_many_arguments)]
 pub fn compose_all(
     config: &Config,
+    site_key: &[u8],
     plan: &Plan,
     mail: &Inbound,
+    raw: &[u8],
     parent: &Parent,
     case: CaseNumber,
     first_n: i64,
@@ -78,7 +83,17 @@ pub fn compose_all(
     let mut n = first_n;
     let mut out = Composed::default();
     for planned in &plan.mails {
-        match compose_one(config, plan, mail, parent, planned, case, n, now) {
+        match compose_one(
+            config,
+            site_key,
+            plan,
+            (mail, raw),
+            parent,
+            planned,
+            case,
+            n,
+            now,
+        ) {
             Ok(o) => {
                 out.mails.push(o);
                 n += 1;
@@ -95,8 +110,9 @@ pub fn compose_all(
 #[allow(clippy::too_many_arguments)]
 fn compose_one(
     config: &Config,
+    site_key: &[u8],
     plan: &Plan,
-    mail: &Inbound,
+    (mail, raw): (&Inbound, &[u8]),
     parent: &Parent,
     planned: &PlannedMail,
     case: CaseNumber,
@@ -107,11 +123,15 @@ fn compose_one(
     let facts = CaseText::of(config, plan, case);
     let lang = planned.language.as_str();
     let (kind, role, rendered) = match &planned.notice {
-        Notice::Forward(scope) => (
-            "forward".to_string(),
-            "system",
-            forward(&facts, mail, *scope),
-        ),
+        Notice::Forward(scope) => {
+            let ctx = ForwardOutOfScope {
+                common: facts.common.clone(),
+                scope: scope.as_str().to_string(),
+                desk: planned.to.clone(),
+            };
+            let (_, rendered) = typed(&config.templates, lang, &ctx)?;
+            ("forward".to_string(), "system", rendered)
+        }
         Notice::EngineerReply { text, engineer } => (
             "engineer_reply".to_string(),
             "engineer",
@@ -120,15 +140,15 @@ fn compose_one(
         // A person's answer with the severity notice: the engineer's mail, not an
         // automatic one (no rate limit).
         notice @ Notice::SeverityChanged { reply: Some(_), .. } => {
-            let (_, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
+            let (_, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
             ("engineer_reply".to_string(), "engineer", rendered)
         }
         notice => {
-            let (kind, rendered) = render(config, notice, &facts, lang, plan, &planned.to)?;
+            let (kind, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
             (kind.name().to_string(), "system", rendered)
         }
     };
-    let message_id = compose::message_id_for(case.0, n, support_domain(g));
+    let message_id = signed::message_id(site_key, case.0, n, support_domain(g));
     let staff = planned.is_staff();
     let (in_reply_to, references) = if staff {
         (None, Vec::new())
@@ -169,15 +189,27 @@ fn compose_one(
         auto_submitted: automatic,
         date: now,
     };
+    // Mail to engineers is machine-made (RFC 3834 §5): their out-of-office and other
+    // responders (Exchange with the second field) should not answer it at all.
+    let extra: &[(&'static str, &str)] = match &planned.notice {
+        Notice::EngineerNotification { .. } | Notice::CommandError { .. } => &[
+            ("Auto-Submitted", "auto-generated"),
+            ("X-Auto-Response-Suppress", "All"),
+        ],
+        _ => &[],
+    };
     Ok(Outbound {
         kind,
         role,
         message_id,
-        sender: g.support_address.clone(),
+        sender: signed::bounce_address(site_key, &g.support_address, case.0, n),
         recipients: vec![planned.to.clone()],
         subject: rendered.subject,
         text: rendered.body,
-        raw: compose::compose(&outgoing)?,
+        raw: match &planned.notice {
+            Notice::Forward(_) => compose::compose_with_original(&outgoing, extra, raw)?,
+            _ => compose::compose_with(&outgoing, extra)?,
+        },
     })
 }
 
@@ -201,6 +233,33 @@ pub fn common(
         subject,
         support_name: g.support_name.clone(),
         support_address: g.support_address.clone(),
+    }
+}
+
+/// The variables every template has, from a stored case (the SLA timer's mails): the
+/// same facts as the mails composed with the case's commit, display name included.
+pub fn case_common(g: &GatewaySettings, case: &CaseSummary) -> Common {
+    common(
+        g,
+        case.number,
+        case.subject.clone(),
+        case.customer.clone(),
+        case.customer_name.clone().unwrap_or_default(),
+        case.account.clone().unwrap_or_default(),
+    )
+}
+
+/// `Name <address>` of who wrote `mail` (the address alone without a name).
+fn written_by(mail: &Inbound) -> String {
+    match mail
+        .from
+        .name
+        .as_deref()
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+    {
+        Some(name) => format!("{name} <{}>", mail.from.email),
+        None => mail.from.email.clone(),
     }
 }
 
@@ -324,6 +383,7 @@ fn render(
     f: &CaseText,
     lang: &str,
     plan: &Plan,
+    mail: &Inbound,
     to: &str,
 ) -> Result<(TemplateKind, Rendered), TemplateError> {
     let t = &config.templates;
@@ -380,7 +440,7 @@ fn render(
                 sales_contact: sales,
             },
         ),
-        Notice::Redirect(Scope::ProfessionalServices) | Notice::Forward(_) => {
+        Notice::Redirect(Scope::ProfessionalServices) => {
             let services_contact = config.routing.ps_address.clone();
             typed(
                 t,
@@ -436,13 +496,12 @@ fn render(
                 Target::Existing { details, .. } => details.response_due,
                 Target::New(_) => None,
             };
-            let due = plan
-                .clocks
-                .iter()
-                .map(|c| c.due_at)
-                .min()
-                .or(existing_due)
-                .map(|d| format_due(d, queue_tz))
+            let due_at = plan.clocks.iter().map(|c| c.due_at).min().or(existing_due);
+            let due = due_at.map(|d| format_due(d, queue_tz)).unwrap_or_default();
+            // Engineers read their region's time; the customer's is shown when it differs.
+            let customer_due = due_at
+                .filter(|_| f.time_zone != queue_tz)
+                .map(|d| format_due(d, f.time_zone))
                 .unwrap_or_default();
             let ctx = EngineerNotification {
                 common,
@@ -455,7 +514,9 @@ fn render(
                 owner: f.owner.clone(),
                 entitlement: f.entitlement.clone(),
                 response_due: due,
+                customer_response_due: customer_due,
                 message_text: plan_text(plan),
+                message_from: written_by(mail),
                 tier: f.tier.clone(),
                 language: f.language.clone(),
                 command_help: commands::HELP.iter().map(|s| s.to_string()).collect(),
@@ -476,12 +537,12 @@ fn render(
             };
             typed(t, lang, &ctx)
         }
-        Notice::EngineerReply { .. } => unreachable_reply(),
+        Notice::EngineerReply { .. } | Notice::Forward(_) => unreachable_reply(),
     }
 }
 
-/// Engineer replies are relayed as written, never through a template; `compose_one`
-/// handles them before rendering.
+/// Engineer replies are relayed as written, never through a template, and forwards
+/// carry their own context; `compose_one` handles both before rendering.
 fn unreachable_reply() -> Result<(TemplateKind, Rendered), TemplateError> {
     Err(TemplateError::NotATemplate("engineer_reply"))
 }
@@ -512,31 +573,17 @@ fn typed<C: TemplateContext>(
     Ok((C::KIND, t.render_typed(lang, ctx)?))
 }
 
-/// An out-of-scope mail handed to Sales or Professional Services, with its case tag so
-/// that their answer threads back.
-fn forward(f: &CaseText, mail: &Inbound, scope: Scope) -> Rendered {
-    let from = match &mail.from.name {
-        Some(n) => format!("{n} <{}>", mail.from.email),
-        None => mail.from.email.clone(),
-    };
-    let body = format!(
-        "casegate forwards this out-of-scope request ({}) from {from}; the customer was told you will be in touch.\n\
-         Reply to the customer directly (Reply-To is set).\n\n\
-         ---------- Forwarded message ----------\nFrom: {from}\nSubject: {}\n\n{}\n",
-        scope.as_str(),
-        mail.subject,
-        mail.text.trim_end()
-    );
-    Rendered {
-        subject: format!("Fwd: {} {}", f.common.case_tag, f.common.subject),
-        body,
-    }
-}
-
-/// `2026-11-30 10:00 JST (Asia/Tokyo)`: the reader's local time and zone.
+/// `2026-11-30 10:00 JST (Asia/Tokyo)`: the reader's local time and zone; a zone whose
+/// name is its abbreviation is printed once (`2026-11-30 01:00 UTC`, not `UTC (UTC)`).
 pub fn format_due(t: DateTime<Utc>, tz: Tz) -> String {
     let local = t.with_timezone(&tz);
-    format!("{} ({})", local.format("%Y-%m-%d %H:%M %Z"), tz.name())
+    let abbreviation = local.format("%Z").to_string();
+    let time = local.format("%Y-%m-%d %H:%M");
+    if abbreviation == tz.name() {
+        format!("{time} {abbreviation}")
+    } else {
+        format!("{time} {abbreviation} ({})", tz.name())
+    }
 }
 
 #[cfg(test)]
@@ -550,6 +597,17 @@ mod tests {
         assert_eq!(
             format_due(t, chrono_tz::Asia::Tokyo),
             "2026-11-30 10:00 JST (Asia/Tokyo)"
+        );
+    }
+
+    /// Issue 20: engineer notifications said `... UTC (UTC)`.
+    #[test]
+    fn a_zone_named_by_its_abbreviation_is_printed_once() {
+        let t = Utc.with_ymd_and_hms(2026, 11, 30, 1, 0, 0).unwrap();
+        assert_eq!(format_due(t, chrono_tz::UTC), "2026-11-30 01:00 UTC");
+        assert_eq!(
+            format_due(t, chrono_tz::Etc::UTC),
+            "2026-11-30 01:00 UTC (Etc/UTC)"
         );
     }
 }

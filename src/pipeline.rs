@@ -19,7 +19,7 @@ use crate::domain::decide::{
     self, CaseUpdate, EventOn, Facts, Plan, PlannedEvent, Role, Rules, Settings, Target,
 };
 use crate::domain::triage::Reading;
-use crate::domain::{CaseNumber, authres, engineer, token};
+use crate::domain::{CaseNumber, authres, engineer, signed, token};
 use crate::mail::Inbound;
 use crate::mail::parse::{self, ParseLimits};
 use crate::notices::{self, Parent};
@@ -102,6 +102,14 @@ enum Stage {
         engineer: Engineer,
         case: CaseNumber,
     },
+    /// Automatic mail (an out-of-office ...) from a proven engineer about a case: noted
+    /// on the case, never relayed, never meets a clock.
+    EngineerAutomatic {
+        mail: Box<Inbound>,
+        engineer: Engineer,
+        case: CaseNumber,
+        reason: String,
+    },
     /// Customer mail, or staff mail naming no case (`proven_staff` when authenticated).
     Customer {
         mail: Box<Inbound>,
@@ -138,6 +146,7 @@ impl Pipeline {
             },
             limits: ParseLimits {
                 max_attachment_bytes: g.max_attachment_bytes,
+                max_header_bytes: usize::try_from(g.max_header_bytes).unwrap_or(usize::MAX),
             },
             config,
             outbox_wake: Arc::new(Notify::new()),
@@ -211,16 +220,29 @@ impl Pipeline {
                     match classify::classify(&mail, raw, &own) {
                         MailKind::Bounce {
                             original_message_id,
-                        } => Stage::Bounce {
-                            mail,
-                            original: original_message_id,
+                        } => match self.bounce_proof(&mail, raw) {
+                            Some(original) => Stage::Bounce {
+                                mail,
+                                original: Some(original),
+                            },
+                            None => Stage::Quarantine(unproven_bounce(original_message_id)),
                         },
                         kind => match self.staff_proof(&mail) {
-                            Some((engineer, Some(case))) => Stage::Engineer {
-                                mail,
-                                engineer,
-                                case,
-                            },
+                            Some((engineer, Some(case))) => {
+                                match classify::engineer_automatic_reason(&mail, raw) {
+                                    Some(reason) => Stage::EngineerAutomatic {
+                                        mail,
+                                        engineer,
+                                        case,
+                                        reason,
+                                    },
+                                    None => Stage::Engineer {
+                                        mail,
+                                        engineer,
+                                        case,
+                                    },
+                                }
+                            }
                             proof => {
                                 let recipients: Vec<String> = mail
                                     .to
@@ -313,6 +335,29 @@ impl Pipeline {
                     }
                 }
             }
+            Stage::EngineerAutomatic {
+                mail,
+                engineer,
+                case,
+                reason,
+            } => {
+                match self
+                    .engineer_automatic(work, &mail, &engineer, case, &received, key, reason, now)
+                    .await?
+                {
+                    Some(o) => (o, mail),
+                    None => {
+                        return self
+                            .quarantine(
+                                work,
+                                &received,
+                                format!("automatic mail from an engineer for unknown case {case}"),
+                                now,
+                            )
+                            .await;
+                    }
+                }
+            }
             Stage::Customer {
                 mail,
                 kind,
@@ -376,17 +421,75 @@ impl Pipeline {
         {
             return Some((engineer, Some(CaseNumber(n))));
         }
-        let authenticated = authres::authenticated(
-            &mail.headers.authentication_results,
-            &staff.trusted_authserv_ids,
-            mail.from.domain(),
-        );
+        // Only the topmost fields can be our MTA's own (RFC 8601 §5): a sender can put
+        // any number of forged ones below them.
+        let results = &mail.headers.authentication_results;
+        let topmost = &results[..results.len().min(staff.trusted_authres_topmost)];
+        let authenticated =
+            authres::authenticated(topmost, &staff.trusted_authserv_ids, mail.from.domain());
         let tagged = decide::tag_of(mail, &self.rules);
         match (authenticated, tagged) {
             (true, Some(n)) => Some((engineer, Some(n))),
             (true, None) => Some((engineer, None)),
             (false, _) => None,
         }
+    }
+
+    /// The original Message-ID a bounce proves it is about: it was delivered to the
+    /// signed return path of that very mail (`signed::bounce_address`).
+    fn bounce_proof(&self, mail: &Inbound, raw: &[u8]) -> Option<String> {
+        let key = self.store.site_key();
+        let support = &self.rules.support_address;
+        classify::delivery_addresses(mail, raw)
+            .iter()
+            .find_map(|a| signed::verify_bounce(key, a, support))
+            .map(|(case, n)| {
+                signed::message_id(key, case, n, notices::support_domain(&self.config.gateway))
+            })
+    }
+
+    /// Automatic mail from an engineer about a case: filed on the case with a note,
+    /// nothing relayed, no clock touched, no status change.
+    #[allow(clippy::too_many_arguments)]
+    async fn engineer_automatic(
+        &self,
+        work: &mut Work,
+        mail: &Inbound,
+        engineer: &Engineer,
+        number: CaseNumber,
+        received: &Received,
+        key: String,
+        reason: String,
+        now: DateTime<Utc>,
+    ) -> Result<Option<Outcome>, StoreError> {
+        let Some(case) = work.case_facts(number, &engineer.address).await? else {
+            return Ok(None);
+        };
+        let plan = Plan {
+            target: Target::Existing {
+                number,
+                status: None,
+                details: case.details,
+            },
+            update: CaseUpdate::default(),
+            role: Role::System,
+            participants: Vec::new(),
+            events: vec![PlannedEvent {
+                on: EventOn::Target,
+                actor: engineer.address.clone(),
+                kind: "automatic_reply_noted",
+                detail: serde_json::json!({ "reason": reason, "relayed": false }),
+            }],
+            clocks: Vec::new(),
+            mails: Vec::new(),
+            notification_text: String::new(),
+        };
+        let message = new_message(mail, received.bytes.clone(), key, received.received_at);
+        let outcome = self
+            .write(work, &plan, mail, &Parent::of(mail), message, now)
+            .await?;
+        info!(case = %number, engineer = %engineer.address, reason = %reason, "automatic mail from an engineer: noted on the case, not relayed");
+        Ok(Some(outcome))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -573,8 +676,11 @@ impl Pipeline {
         now: DateTime<Utc>,
     ) -> Result<Outcome, StoreError> {
         let config = &self.config;
-        let render =
-            |case, first_n| notices::compose_all(config, plan, mail, parent, case, first_n, now);
+        let raw = message.raw.as_deref().unwrap_or_default();
+        let key = self.store.site_key().to_vec();
+        let render = |case, first_n| {
+            notices::compose_all(config, &key, plan, mail, raw, parent, case, first_n, now)
+        };
         Ok(match work.commit(plan, &message, now, render).await? {
             Committed::Stored { case, opened } => Outcome::Stored { case, opened },
             Committed::Duplicate { case } => Outcome::Duplicate { case },
@@ -621,6 +727,16 @@ impl Pipeline {
 fn duplicate(case: CaseNumber, key: &str) -> Outcome {
     info!(case = %case, dedup_key = %key, "duplicate mail: already on the case");
     Outcome::Duplicate { case }
+}
+
+/// The quarantine reason for a bounce that does not prove itself.
+fn unproven_bounce(names: Option<String>) -> String {
+    let names = names
+        .map(|id| format!(" (it names <{id}>)"))
+        .unwrap_or_default();
+    format!(
+        "bounce of a mail casegate did not send, or not sent to the signed return path of one{names}"
+    )
 }
 
 /// The quarantine reason for an oversized mail.

@@ -11,6 +11,7 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::domain::language::Language;
+use crate::domain::signed;
 use crate::mail::Address;
 use crate::mail::compose::{self, Outgoing};
 use crate::notices::{self, format_due};
@@ -62,6 +63,7 @@ async fn settle(
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
     let config = pipeline.config();
+    let site_key = pipeline.store().site_key().to_vec();
     let mut work = pipeline.store().begin_work().await?;
     let mut settled = Vec::new();
     for clock in clocks {
@@ -78,7 +80,7 @@ async fn settle(
             "clock": clock.kind, "due": clock.due_at, "recipients": recipients,
         });
         let render = |n| {
-            compose_alert(config, &case, clock, action, &recipients, n, now)
+            compose_alert(config, &site_key, &case, clock, action, &recipients, n, now)
                 .into_iter()
                 .collect()
         };
@@ -155,8 +157,10 @@ fn recipients(config: &Config, case: &CaseSummary, action: ClockAction) -> Vec<S
     to
 }
 
+#[allow(clippy::too_many_arguments)]
 fn compose_alert(
     config: &Config,
+    site_key: &[u8],
     case: &CaseSummary,
     clock: &DueClock,
     action: ClockAction,
@@ -172,16 +176,8 @@ fn compose_alert(
         queue_def.map(|q| q.region.as_str()).unwrap_or_default(),
         None,
     );
-    let company = case.account.clone().unwrap_or_default();
     let sla = SlaClock {
-        common: notices::common(
-            g,
-            case.number,
-            case.subject.clone(),
-            case.customer.clone(),
-            String::new(),
-            company,
-        ),
+        common: notices::case_common(g, case),
         clock: clock.kind.clone(),
         due: format_due(clock.due_at, tz),
         severity: case
@@ -216,7 +212,7 @@ fn compose_alert(
             return None;
         }
     };
-    let message_id = compose::message_id_for(case.number.0, n, notices::support_domain(g));
+    let message_id = signed::message_id(site_key, case.number.0, n, notices::support_domain(g));
     let outgoing = Outgoing {
         from: Address {
             name: Some(g.support_name.clone()),
@@ -250,7 +246,7 @@ fn compose_alert(
         kind: kind.into(),
         role: "system",
         message_id,
-        sender: g.support_address.clone(),
+        sender: signed::bounce_address(site_key, &g.support_address, case.number.0, n),
         recipients: recipients.to_vec(),
         subject: rendered.subject,
         text: rendered.body,

@@ -181,6 +181,44 @@ fn ingest_files_one_mail_from_stdin_once() {
     assert!(!text(&out).contains("panicked"), "{}", text(&out));
 }
 
+/// Issue 12: `From: <\xff\xfe@>` became a refused case whose refusal failed to compose.
+/// A sender that is not an address is quarantined, the MTA's Return-Path beside it or not.
+#[test]
+fn ingest_quarantines_a_mail_whose_sender_is_not_an_address() {
+    let ctx = TestCtx::new("ingest-bad-from");
+    for (i, from) in [
+        &b"<\xff\xfe@>"[..],
+        b"Someone <@acme.example>",
+        b"<a b@acme.example>",
+    ]
+    .iter()
+    .enumerate()
+    {
+        let mut raw = format!("Return-Path: <bounce-{i}@bulk.example>\r\nFrom: ").into_bytes();
+        raw.extend_from_slice(from);
+        raw.extend_from_slice(
+            format!("\r\nTo: support@example.com\r\nSubject: hi\r\nMessage-ID: <bad-from-{i}@bulk.example>\r\n\r\nx\r\n")
+                .as_bytes(),
+        );
+        let out = ingest(&ctx, &raw);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout).trim(),
+            "quarantined: unparseable: no usable sender address",
+            "{}",
+            text(&out)
+        );
+    }
+    let list: Value = serde_json::from_slice(
+        &ctx.casegate(&["cases", "list", "--json"])
+            .output()
+            .unwrap()
+            .stdout,
+    )
+    .unwrap();
+    assert!(list.as_array().unwrap().is_empty(), "{list:#}");
+}
+
 #[test]
 fn ingest_asks_the_mta_to_retry_when_the_database_is_unreachable() {
     let ctx = TestCtx::new("ingest-db");

@@ -5,7 +5,7 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use casegate::config::{ImapSettings, Secret, TlsMode};
+use casegate::config::{ImapAuth, ImapSettings, Secret, TlsMode};
 use casegate::imap::{IdleEnd, ImapClient, ImapError};
 use casegate::runtime::shutdown_channel;
 use chrono::{TimeZone, Utc};
@@ -21,6 +21,7 @@ fn settings(user: &str, host: &str, port: u16, tls: TlsMode) -> ImapSettings {
         ca_file: Some(env.ca_file.clone()),
         username: user.into(),
         password: Secret::new(env.password.clone()),
+        auth: ImapAuth::Password,
         mailbox: "INBOX".into(),
         processed_mailbox: "Processed".into(),
         quarantine_mailbox: "Quarantine".into(),
@@ -457,4 +458,56 @@ async fn idle_wait_reports_mail_announced_during_an_earlier_command() {
         start.elapsed()
     );
     client.logout().await;
+}
+
+/// Another session expunges one of the fetched mails before `move_to`: the server
+/// answers `NO [EXPUNGEISSUED]`; the others must still leave the inbox (issue 22).
+async fn check_move_after_expunge(user: &str, prepare: impl FnOnce(&mut ImapClient)) {
+    for n in 1..=3 {
+        append(user, "INBOX", &mail(user, n), None).await;
+    }
+    let mut client = connect(user).await;
+    prepare(&mut client);
+    client.ensure_mailbox("Processed").await.unwrap();
+    client.select("INBOX").await.unwrap();
+    let uids: Vec<u32> = client
+        .list_after(0)
+        .await
+        .unwrap()
+        .iter()
+        .map(|m| m.uid)
+        .collect();
+    let mut other = support::imap::connect(user).await;
+    other.select("INBOX").await.unwrap();
+    let _: Vec<_> = other
+        .uid_store(uids[1].to_string(), "+FLAGS.SILENT (\\Deleted)")
+        .await
+        .unwrap()
+        .try_collect()
+        .await
+        .unwrap();
+    let _: Vec<_> = other.expunge().await.unwrap().try_collect().await.unwrap();
+    other.logout().await.unwrap();
+    client.move_to(&uids, "Processed").await.unwrap();
+    client.logout().await;
+    assert!(support::uids(user, "INBOX").await.is_empty());
+    let moved: Vec<Vec<u8>> = fetch_all(user, "Processed")
+        .await
+        .into_iter()
+        .map(|(_, raw)| raw)
+        .collect();
+    assert_eq!(moved, [mail(user, 1), mail(user, 3)]);
+}
+
+#[tokio::test]
+async fn move_to_moves_the_rest_when_another_client_expunged_one() {
+    check_move_after_expunge(&unique_user("imapc-expunged"), |_| {}).await;
+}
+
+#[tokio::test]
+async fn copy_fallback_moves_the_rest_when_another_client_expunged_one() {
+    check_move_after_expunge(&unique_user("imapc-expunged-copy"), |c| {
+        c.disable_move_for_tests(false)
+    })
+    .await;
 }

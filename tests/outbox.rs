@@ -16,7 +16,7 @@ use tokio::sync::Notify;
 use casegate::config::{Secret, SmtpSettings, TlsMode};
 use casegate::domain::CaseNumber;
 use casegate::mail::Address;
-use casegate::mail::compose::{Outgoing, compose, message_id_for, reply_subject};
+use casegate::mail::compose::{Outgoing, compose, reply_subject};
 use casegate::mail::parse::{ParseLimits, parse};
 use casegate::outbox::{DrainReport, RetryPolicy, drain_once, run};
 use casegate::runtime::shutdown_channel;
@@ -45,6 +45,7 @@ fn plain_smtp(port: u16) -> SmtpSettings {
         ca_file: None,
         username: None,
         password: None,
+        oauth2: None,
         timeout: Duration::from_secs(10),
     }
 }
@@ -115,7 +116,7 @@ fn acknowledgement(case: i64, n: i64, to: &str, subject: &str, body: &str) -> Ne
         reply_to: None,
         subject: reply_subject(&format!("[Case #{case:08}]"), subject),
         body: body.into(),
-        message_id: message_id_for(case, n, "vendor.example"),
+        message_id: format!("case-{case:08}.m-{n}@vendor.example"),
         in_reply_to: Some("original-1@acme.example".into()),
         references: vec![
             "root-0@acme.example".into(),

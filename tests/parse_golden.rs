@@ -16,6 +16,7 @@ use casegate::mail::parse::{
 
 const LIMITS: ParseLimits = ParseLimits {
     max_attachment_bytes: 1024 * 1024,
+    max_header_bytes: casegate::mail::parse::DEFAULT_MAX_HEADER_BYTES,
 };
 
 fn fixture_dir() -> PathBuf {
@@ -160,6 +161,7 @@ fn attachment_content_is_the_decoded_bytes_as_sent() {
 
     let small = ParseLimits {
         max_attachment_bytes: 10,
+        max_header_bytes: casegate::mail::parse::DEFAULT_MAX_HEADER_BYTES,
     };
     let mail = parse(&read("attachment_rfc2231.eml"), &small).expect("parses");
     assert!(

@@ -13,7 +13,7 @@ use serde_json::Value;
 use support::cli::{cases, ok, run_once, show};
 use support::mail::iso2022jp_mail;
 use support::routing::{HEADER, import, mail, mail_to, routed, scenario_contracts};
-use support::{SinkMessage, TestCtx, append, smtp_received};
+use support::{SinkMessage, TestCtx, append, is_our_message_id, smtp_received};
 
 // ---------------------------------------------------------------------------
 // helpers
@@ -460,15 +460,30 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
         "{}",
         m.text
     );
-    let fwd = forwarded("sales@example.com", &renewal);
+    let (fwd, original) = forwarded_with_original("sales@example.com", &renewal);
     assert_eq!(
         fwd.subject,
         format!("Fwd: {} Subscription renewal 2027", case_tag(&c))
     );
+    // A short covering note: case number, customer, account, why.
+    for fact in [
+        c["number"].as_str().unwrap(),
+        "Petra Procurement",
+        renewal.as_str(),
+        "Rheinwerk Automation GmbH",
+        "renewal, pricing or a quote",
+    ] {
+        assert!(fwd.text.contains(fact), "{fact:?} missing:\n{}", fwd.text);
+    }
+    // The customer's mail itself, attached as it came: its own Message-ID intact.
+    assert_eq!(
+        original.message_id.as_deref(),
+        Some(format!("renew-{u}@rheinwerk.de").as_str())
+    );
     assert!(
-        fwd.text.contains("renew our subscription for 2027"),
+        original.text.contains("renew our subscription for 2027"),
         "{}",
-        fwd.text
+        original.text
     );
     assert_eq!(
         fwd.reply_to.first().map(|a| a.email.as_str()),
@@ -491,15 +506,16 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
         "{}",
         m.text
     );
-    let fwd = forwarded("consulting@example.com", &playbook);
+    let (fwd, original) = forwarded_with_original("consulting@example.com", &playbook);
     assert_eq!(
         fwd.subject,
         format!("Fwd: {} Playbook for our patching", case_tag(&c))
     );
+    assert!(fwd.text.contains("write or test code"), "{}", fwd.text);
     assert!(
-        fwd.text.contains("write this playbook for us"),
+        original.text.contains("write this playbook for us"),
         "{}",
-        fwd.text
+        original.text
     );
 
     // --- a Japanese quote request: Sales, with the Japanese redirect.
@@ -515,7 +531,14 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
         "{}",
         m.text
     );
-    forwarded("sales@example.com", &ja_quote);
+    let (fwd, _) = forwarded_with_original("sales@example.com", &ja_quote);
+    assert!(
+        fwd.text
+            .contains("ご契約そのもの（更新・価格・お見積もり）")
+            && fwd.text.contains("鈴木 一郎 様"),
+        "{}",
+        fwd.text
+    );
 
     // --- a product the contract does not cover.
     let c = case_of(&ctx, &not_covered);
@@ -583,21 +606,18 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
         .filter(|m| m["direction"] == "out")
         .map(|m| m["message_id"].as_str().unwrap())
         .collect();
-    assert_eq!(
-        ids,
-        vec![
-            format!("case-{n}.m-1@example.com"),
-            format!("case-{n}.m-2@example.com")
-        ],
+    assert_eq!(ids.len(), 2, "{c:#}");
+    assert!(
+        is_our_message_id(ids[0], n, 1) && is_our_message_id(ids[1], n, 2),
         "{c:#}"
     );
+    assert_eq!(the_mail_to(&renewal).message_id.as_deref(), Some(ids[0]));
     assert_eq!(
-        the_mail_to(&renewal).message_id,
-        Some(format!("case-{n}.m-1@example.com"))
-    );
-    assert_eq!(
-        forwarded("sales@example.com", &renewal).message_id,
-        Some(format!("case-{n}.m-2@example.com"))
+        forwarded("sales@example.com", &renewal)
+            .1
+            .message_id
+            .as_deref(),
+        Some(ids[1])
     );
 }
 
@@ -662,12 +682,28 @@ async fn a_contract_is_judged_on_the_receipt_date_and_its_last_day_is_covered() 
 }
 
 /// The one forward of `customer`'s mail that reached the desk address `desk` (shared by
-/// every test: pick ours by the customer's unique address).
-fn forwarded(desk: &str, customer: &str) -> Inbound {
-    let ours: Vec<Inbound> = inbox_of(desk)
+/// every test: pick ours by the customer's unique address), and the original it
+/// attaches as `message/rfc822` (issue 12: it used to be inline text only).
+fn forwarded_with_original(desk: &str, customer: &str) -> (Inbound, Inbound) {
+    let (raw, fwd) = forwarded(desk, customer);
+    let attached: Vec<_> = fwd
+        .attachments
+        .iter()
+        .filter(|a| a.content_type == "message/rfc822")
+        .collect();
+    assert_eq!(attached.len(), 1, "{:#?}", fwd.attachments);
+    let bytes = casegate::mail::parse::attachment_content(&raw, attached[0].span)
+        .expect("the attached original");
+    let original = parse(&bytes, &ParseLimits::default()).expect("the original parses");
+    assert_eq!(original.from.email, customer);
+    (fwd, original)
+}
+
+fn forwarded(desk: &str, customer: &str) -> (Vec<u8>, Inbound) {
+    let ours: Vec<(Vec<u8>, Inbound)> = inbox_of(desk)
         .into_iter()
-        .map(|(_, m)| m)
-        .filter(|m| m.text.contains(customer))
+        .map(|(raw, m)| (raw.raw, m))
+        .filter(|(_, m)| m.text.contains(customer))
         .collect();
     assert_eq!(
         ours.len(),
@@ -675,13 +711,13 @@ fn forwarded(desk: &str, customer: &str) -> Inbound {
         "expected one forward of {customer}'s mail to {desk}, got {}",
         ours.len()
     );
-    let m = ours.into_iter().next().unwrap();
+    let (raw, m) = ours.into_iter().next().unwrap();
     assert_eq!(m.from.email, "support@example.com");
     assert_eq!(
         m.headers.auto_submitted, None,
         "a forward is not an automatic reply"
     );
-    m
+    (raw, m)
 }
 
 #[tokio::test]

@@ -141,3 +141,75 @@ async fn a_warning_and_a_breach_arrive_exactly_once_across_a_restart() {
     assert_eq!(report["attainment"][0]["missed"], 1);
     assert_eq!(report["breached"].as_array().unwrap().len(), 1);
 }
+
+/// Issue 12: the Japanese SLA mails printed `お客様　： 様 <...>` (the timer gave them
+/// no display name and the templates no account), and engineer notifications showed only
+/// the region's zone for a customer in another one (and `UTC (UTC)`, issue 20).
+#[tokio::test]
+async fn japanese_sla_alerts_show_the_account_and_notifications_both_zones() {
+    use casegate::mail::parse::{ParseLimits, parse};
+    let user = support::unique_user("sla-ja");
+    let engineer = format!("{user}-eng@vendor.example");
+    let leads = format!("{user}-leads@vendor.example");
+    let extra = format!(
+        "[sla]\nwarn_percent = 50\n\
+         [sla.policies.premium]\nsev1 = {{ initial = \"1m\", clock = \"24x7\" }}\nsev2 = {{ initial = \"1m\", clock = \"24x7\" }}\n\
+         sev3 = {{ initial = \"1m\", clock = \"24x7\" }}\nsev4 = {{ initial = \"1m\", clock = \"24x7\" }}\n\
+         [staff]\ndefault_escalation = \"{leads}\"\n\
+         [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Sato\"\nregion = \"APAC\"\nqueues = [\"ansible-ja\"]\n"
+    );
+    let ctx = TestCtx::with_config("sla-ja", &extra);
+    let csv = ctx.dir.path().join("contracts.csv");
+    std::fs::write(&csv, "account,contract_id,tier,products,domains,contacts,country,start,end\n株式会社アクメ,C-1,premium,ansible,acme.co.jp,,JP,2025-01-01,2030-12-31\n").unwrap();
+    ok(ctx
+        .casegate(&["contracts", "import", csv.to_str().unwrap()])
+        .output()
+        .unwrap());
+    let customer = format!("yamada-{user}@acme.co.jp");
+    let mail = format!(
+        "From: =?UTF-8?B?5bGx55SwIOWkqumDjg==?= <{customer}>\r\nTo: support@example.com\r\nSubject: =?UTF-8?B?44K444On44OW44GM5YGc5q2i44GX44G+44GZ?=\r\n\
+         Message-ID: <{user}@acme.co.jp>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
+         重大度：2\r\nジョブが停止しています。ご確認をお願いいたします。\r\n"
+    );
+    let ten_minutes_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
+    append(&ctx.user, "INBOX", mail.as_bytes(), Some(ten_minutes_ago)).await;
+    ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+
+    let text_of = |rcpt: &str, needle: &str| -> String {
+        smtp_received(rcpt)
+            .iter()
+            .map(|m| parse(&m.raw, &ParseLimits::default()).expect("parses"))
+            .find(|m| m.subject.contains(needle))
+            .unwrap_or_else(|| panic!("no mail with {needle:?} to {rcpt}"))
+            .text
+    };
+    let breach = text_of(&leads, "SLA超過");
+    assert!(
+        breach.contains(&format!(
+            "お客様　：株式会社アクメ 山田 太郎 様 <{customer}>"
+        )),
+        "{breach}"
+    );
+    let notification = text_of(&engineer, "ジョブが停止します");
+    assert!(
+        notification.contains(&format!(
+            "お客様　　：株式会社アクメ 山田 太郎 様 <{customer}>"
+        )),
+        "{notification}"
+    );
+    let due_line = notification
+        .lines()
+        .skip_while(|l| !l.contains("回答期限"))
+        .take(2)
+        .collect::<Vec<_>>()
+        .join("\n");
+    // The test config gives APAC no zone of its own: UTC, printed once (issue 20 saw
+    // `UTC (UTC)`); the customer's Tokyo time beside it.
+    assert!(
+        due_line.lines().next().is_some_and(|l| l.ends_with(" UTC"))
+            && due_line.contains("お客様の現地時間")
+            && due_line.contains("JST (Asia/Tokyo)"),
+        "{due_line}"
+    );
+}

@@ -10,16 +10,33 @@ pub struct CheckConfig {
     /// Treat warnings as problems (exit 1).
     #[arg(long)]
     strict: bool,
+    /// Also sign in: get an OAuth2 access token, log in to IMAP, connect to SMTP.
+    #[arg(long)]
+    online: bool,
 }
 
 impl CheckConfig {
-    pub fn execute(self, path: &Path) -> anyhow::Result<i32> {
+    pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
         match crate::config::load(path) {
-            Ok(config) if config.warnings.is_empty() => {
-                println!("{}: OK", path.display());
-                Ok(0)
-            }
             Ok(config) => {
+                let problems = super::oauth2::offline_problems(&config);
+                for p in &problems {
+                    println!("{p}");
+                }
+                let mut failed = !problems.is_empty();
+                if self.online && !failed {
+                    for (line, ok) in super::oauth2::online_checks(&config).await {
+                        println!("{line}");
+                        failed |= !ok;
+                    }
+                }
+                if failed {
+                    return Ok(1);
+                }
+                if config.warnings.is_empty() {
+                    println!("{}: OK", path.display());
+                    return Ok(0);
+                }
                 let label = if self.strict { "error" } else { "warning" };
                 for w in &config.warnings {
                     println!("{label}: {w}");

@@ -4,6 +4,9 @@ mod cases;
 mod check_config;
 mod contracts;
 mod ingest;
+mod log_fields;
+mod oauth2;
+mod outbox;
 mod quarantine;
 mod report;
 mod run;
@@ -47,7 +50,12 @@ pub enum Command {
     Contracts(contracts::Contracts),
     #[command(subcommand)]
     Sla(sla::Sla),
+    #[command(subcommand)]
+    Outbox(outbox::Outbox),
     Report(report::Report),
+    /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
+    #[command(subcommand, name = "oauth2")]
+    OAuth2(oauth2::OAuth2),
 }
 
 impl Command {
@@ -61,14 +69,16 @@ impl Cli {
     /// Run the chosen subcommand; returns the process exit code.
     pub async fn execute(self) -> anyhow::Result<i32> {
         match self.command {
-            Command::CheckConfig(c) => c.execute(&self.config),
+            Command::CheckConfig(c) => c.execute(&self.config).await,
             Command::Run(c) => c.execute(&self.config).await,
             Command::Ingest(c) => c.execute(&self.config).await,
             Command::Cases(c) => c.execute(&self.config).await,
             Command::Quarantine(c) => c.execute(&self.config).await,
             Command::Contracts(c) => c.execute(&self.config).await,
             Command::Sla(c) => c.execute(&self.config).await,
+            Command::Outbox(c) => c.execute(&self.config).await,
             Command::Report(c) => c.execute(&self.config).await,
+            Command::OAuth2(c) => c.execute(&self.config).await,
         }
     }
 }
@@ -130,7 +140,8 @@ pub(crate) fn init_tracing(config: &Config) {
         .with_ansi(ansi);
     let _ = match config.log.format {
         LogFormat::Json => builder.json().try_init(),
-        LogFormat::Text => builder.try_init(),
+        // Field values are the senders' text: escaped, so that none can forge a line.
+        LogFormat::Text => builder.fmt_fields(log_fields::EscapedFields).try_init(),
     };
 }
 

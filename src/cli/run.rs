@@ -12,6 +12,7 @@ use crate::config::Config;
 use crate::outbox::{self, RetryPolicy};
 use crate::pipeline::Pipeline;
 use crate::runtime::shutdown_channel;
+use crate::store::OutboxStatus;
 use crate::{intake, sla_timer};
 
 /// Run the gateway: read the support mailbox, file every mail into a case, send the
@@ -32,14 +33,24 @@ impl Run {
         let config = super::load_config(path)?;
         super::init_tracing(&config);
         let pipeline = super::pipeline(&config).await?;
+        // Held until the process ends: on SQLite no second casegate runs meanwhile.
+        pipeline.store().lock_sole_user()?;
+        // A database that is busy now is retried by the sender's first round.
+        let recovered = match pipeline.store().release_abandoned(Utc::now()).await {
+            Ok(n) => n,
+            Err(e) => {
+                warn!(error = %e, "outbox: crash recovery postponed to the first round");
+                0
+            }
+        };
         pipeline.store().spawn_checkpointer().await;
-        startup_summary(&config, self.once);
+        startup_summary(&config, self.once, recovered);
         for w in &config.warnings {
             warn!(warning = %w, "configuration");
         }
         import_contracts_file(&config, &pipeline).await?;
         let code = if self.once {
-            once(&config, &pipeline).await?
+            once(&config, &pipeline, recovered).await?
         } else {
             daemon(path, &config, pipeline.clone()).await?
         };
@@ -102,7 +113,7 @@ fn retry_policy(config: &Config) -> RetryPolicy {
 /// `run --once`: the mailbox, then the SLA timers, then the outbox (so the mail the first
 /// two queued goes out in the same run). A part that fails does not stop the others
 /// (the outbox still goes out when IMAP is down); then the run fails naming each.
-async fn once(config: &Arc<Config>, pipeline: &Pipeline) -> anyhow::Result<i32> {
+async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyhow::Result<i32> {
     let (_trigger, shutdown) = shutdown_channel();
     let mut failed: Vec<String> = Vec::new();
     if let Some(imap) = &config.imap {
@@ -123,12 +134,30 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline) -> anyhow::Result<i32> 
         Err(e) => failed.push(format!("SLA timers: {e}")),
     }
     if let Some(smtp) = &config.smtp {
-        match outbox::drain_once(pipeline.store(), smtp, &retry_policy(config)).await {
+        let alerts = Some(outbox::FailureAlerts {
+            config: config.clone(),
+        });
+        match outbox::drain_once_alerting(pipeline.store(), smtp, &retry_policy(config), alerts)
+            .await
+        {
             Ok(r) => println!(
-                "outbox: {} sent, {} to retry, {} failed",
-                r.sent, r.retried, r.failed
+                "outbox: {} sent, {} to retry, {} failed, {} recovered from an interrupted run",
+                r.sent,
+                r.retried,
+                r.failed,
+                recovered + r.released
             ),
             Err(e) => failed.push(format!("outbox: {e}")),
+        }
+        // PostgreSQL only: rows another instance is sending now (or died sending; its
+        // lease then runs out and the next round sends them). Not waited for.
+        let leased = pipeline
+            .store()
+            .outbox_list(Some(OutboxStatus::Sending))
+            .await?
+            .len();
+        if leased > 0 {
+            println!("outbox: {leased} being sent by another instance (not waited for)");
         }
     }
     if failed.is_empty() {
@@ -157,7 +186,12 @@ async fn daemon(path: &Path, config: &Arc<Config>, pipeline: Pipeline) -> anyhow
             shutdown.clone(),
             pipeline.outbox_wake(),
         );
-        tasks.spawn(async move { Ok(outbox::run(store, smtp, policy, sd, wake).await?) });
+        let alerts = Some(outbox::FailureAlerts {
+            config: config.clone(),
+        });
+        tasks.spawn(async move {
+            Ok(outbox::run_alerting(store, smtp, policy, sd, wake, alerts).await?)
+        });
     }
     let (rx, sd) = (pipeline_rx.clone(), shutdown.clone());
     tasks.spawn(async move { Ok(sla_timer::run(rx, sd).await?) });
@@ -260,7 +294,7 @@ fn reload(path: &Path, running: &Config, tx: &watch::Sender<Pipeline>) -> Option
     }
 }
 
-fn startup_summary(config: &Config, once: bool) {
+fn startup_summary(config: &Config, once: bool, outbox_recovered: u64) {
     let imap = config.imap.as_ref();
     info!(
         version = env!("CARGO_PKG_VERSION"),
@@ -273,6 +307,7 @@ fn startup_summary(config: &Config, once: bool) {
         smtp = %config.smtp.as_ref().map(|s| format!("{}:{} ({})", s.host, s.port, s.tls)).unwrap_or_else(|| "off".into()),
         queues = config.routing.queues.len(),
         support_address = %config.gateway.support_address,
+        outbox_recovered,
         "casegate starting"
     );
 }

@@ -156,14 +156,28 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
             0,
             u64::MAX,
         ),
+        max_header_bytes: r.uint(
+            "gateway.max_header_bytes",
+            64 * 1024,
+            1024,
+            16 * 1024 * 1024,
+        ),
         free_mail_domains: r.string_list("gateway.free_mail_domains", DEFAULT_FREE_MAIL),
         auto_reply_limit_per_hour: r.uint("gateway.auto_reply_limit_per_hour", 5, 0, 10_000) as u32,
         refusal_interval: Duration::from_secs(
             r.uint("gateway.refusal_interval_hours", 24, 0, 8760) * 3600,
         ),
     };
-    let imap = r.has_section("imap").then(|| imap(r));
-    let smtp = r.has_section("smtp").then(|| smtp(r));
+    let oauth2 = super::oauth2::read(r);
+    let imap = r.has_section("imap").then(|| imap(r, oauth2.as_ref()));
+    let smtp = r.has_section("smtp").then(|| smtp(r, oauth2.as_ref()));
+    if let Some((settings, _)) = &oauth2 {
+        let imap_uses = imap
+            .as_ref()
+            .is_some_and(|i| matches!(i.auth, ImapAuth::OAuth2 { .. }));
+        let smtp_uses = smtp.as_ref().is_some_and(|s| s.oauth2.is_some());
+        super::oauth2::check_scopes(r, settings, imap_uses, smtp_uses);
+    }
     let database = database(r);
     let log = LogSettings {
         level: r.string("log.level", Some("info")),
@@ -256,6 +270,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         outbox,
         product_info,
         staff,
+        oauth2: oauth2.map(|(settings, _)| settings),
         contracts: contracts.map(std::sync::Arc::new),
         watched,
         routing: std::sync::Arc::new(routing.unwrap_or_default()),
@@ -327,8 +342,24 @@ const DEFAULT_FREE_MAIL: &[&str] = &[
     "biglobe.ne.jp",
 ];
 
-fn imap(r: &mut Reader<'_>) -> ImapSettings {
-    let host = r.string("imap.host", None);
+type OAuth2<'a> = Option<&'a (
+    std::sync::Arc<super::oauth2::OAuth2Settings>,
+    std::sync::Arc<crate::oauth2::TokenSource>,
+)>;
+
+fn imap(r: &mut Reader<'_>, oauth2: OAuth2<'_>) -> ImapSettings {
+    let preset = oauth2.and_then(|(s, _)| s.provider).map(|p| p.imap_host());
+    let host = r.string("imap.host", preset);
+    let method = super::oauth2::auth_method(r, "imap.auth", oauth2.is_some());
+    let mechanism = super::oauth2::sasl_choice(r);
+    let auth = match (method, oauth2) {
+        (super::oauth2::AuthMethod::OAuth2, Some((_, source))) => ImapAuth::OAuth2 {
+            source: source.clone(),
+            mechanism,
+        },
+        _ => ImapAuth::Password,
+    };
+    let needs_password = method == super::oauth2::AuthMethod::Password;
     let tls = r.tls("imap.tls", &host);
     let default_port = if tls == TlsMode::Tls { 993 } else { 143 };
     ImapSettings {
@@ -336,7 +367,10 @@ fn imap(r: &mut Reader<'_>) -> ImapSettings {
         tls,
         ca_file: r.path("imap.ca_file"),
         username: r.string("imap.username", None),
-        password: r.secret("imap", true).unwrap_or_else(|| Secret::new("")),
+        password: r
+            .secret("imap", needs_password)
+            .unwrap_or_else(|| Secret::new("")),
+        auth,
         mailbox: r.string("imap.mailbox", Some("INBOX")),
         processed_mailbox: r.string("imap.processed_mailbox", Some("Processed")),
         quarantine_mailbox: r.string("imap.quarantine_mailbox", Some("Quarantine")),
@@ -353,8 +387,14 @@ fn imap(r: &mut Reader<'_>) -> ImapSettings {
     }
 }
 
-fn smtp(r: &mut Reader<'_>) -> SmtpSettings {
-    let host = r.string("smtp.host", None);
+fn smtp(r: &mut Reader<'_>, oauth2: OAuth2<'_>) -> SmtpSettings {
+    let preset = oauth2.and_then(|(s, _)| s.provider).map(|p| p.smtp_host());
+    let host = r.string("smtp.host", preset);
+    let method = super::oauth2::auth_method(r, "smtp.auth", oauth2.is_some());
+    let oauth2 = match (method, oauth2) {
+        (super::oauth2::AuthMethod::OAuth2, Some((_, source))) => Some(source.clone()),
+        _ => None,
+    };
     let tls = r.tls("smtp.tls", &host);
     let default_port = match tls {
         TlsMode::Tls => 465,
@@ -362,13 +402,24 @@ fn smtp(r: &mut Reader<'_>) -> SmtpSettings {
         TlsMode::None => 25,
     };
     let username = r.opt_string("smtp.username");
-    let password = r.secret("smtp", username.is_some());
+    if oauth2.is_some() && username.is_none() {
+        r.problem(
+            None,
+            "smtp.username",
+            "missing: smtp.auth = \"oauth2\" signs in as this mailbox",
+        );
+    }
+    let password = match oauth2 {
+        Some(_) => None,
+        None => r.secret("smtp", username.is_some()),
+    };
     SmtpSettings {
         port: r.uint("smtp.port", default_port, 1, 65535) as u16,
         tls,
         ca_file: r.path("smtp.ca_file"),
         username,
         password,
+        oauth2,
         timeout: Duration::from_secs(r.uint("smtp.timeout_secs", 30, 1, 3600)),
         host,
     }

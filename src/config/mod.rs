@@ -2,6 +2,7 @@
 
 pub mod contracts_csv;
 mod load;
+mod oauth2;
 mod products;
 pub mod routing;
 mod settings;
@@ -11,6 +12,10 @@ mod staff;
 #[cfg(test)]
 pub(crate) use load::test_env;
 pub use load::{ENV_PREFIX, Problem, Problems, load, load_database, load_with_env};
+pub use oauth2::{
+    AuthMethod, GOOGLE_MAIL_SCOPE, Grant, MICROSOFT_APP_SCOPE, MICROSOFT_IMAP_SCOPE,
+    MICROSOFT_SMTP_SCOPE, OAuth2Settings, Provider, SaslChoice,
+};
 pub use settings::*;
 pub use sla::{RegionHours, SlaSettings};
 pub use staff::{Engineer, StaffSettings};

@@ -58,7 +58,10 @@ pub struct ImapSettings {
     /// Extra PEM CA bundle trusted in addition to the system roots.
     pub ca_file: Option<PathBuf>,
     pub username: String,
+    /// Empty with `auth` = OAuth2.
     pub password: Secret,
+    /// How to sign in: the password, or an OAuth2 access token.
+    pub auth: ImapAuth,
     pub mailbox: String,
     pub processed_mailbox: String,
     pub quarantine_mailbox: String,
@@ -87,7 +90,21 @@ pub struct SmtpSettings {
     pub ca_file: Option<PathBuf>,
     pub username: Option<String>,
     pub password: Option<Secret>,
+    /// `Some` with `smtp.auth = "oauth2"`: AUTH XOAUTH2 with this source's tokens.
+    pub oauth2: Option<std::sync::Arc<crate::oauth2::TokenSource>>,
     pub timeout: Duration,
+}
+
+/// How the IMAP client signs in.
+#[derive(Debug, Clone)]
+pub enum ImapAuth {
+    /// LOGIN with `imap.password`.
+    Password,
+    /// AUTHENTICATE XOAUTH2 or OAUTHBEARER with access tokens from `source`.
+    OAuth2 {
+        source: std::sync::Arc<crate::oauth2::TokenSource>,
+        mechanism: super::oauth2::SaslChoice,
+    },
 }
 
 #[derive(Debug, Clone)]
@@ -110,6 +127,9 @@ pub struct GatewaySettings {
     pub max_message_bytes: u64,
     /// Attachments larger than this keep name, type and size but not their content.
     pub max_attachment_bytes: u64,
+    /// One header field longer than this is cut here (marked `[truncated]`) before it is
+    /// decoded: bounds what a giant header may cost.
+    pub max_header_bytes: u64,
     /// Free-mail domains (lower-case): never matched or trusted as a company domain.
     pub free_mail_domains: Vec<String>,
     /// Automatic mails (acknowledgements, refusals, redirects) to one sender per hour
@@ -174,6 +194,8 @@ pub struct Config {
     pub outbox: OutboxSettings,
     pub product_info: ProductInfo,
     pub staff: super::staff::StaffSettings,
+    /// `[oauth2]`, when configured.
+    pub oauth2: Option<std::sync::Arc<super::oauth2::OAuth2Settings>>,
     /// The files (and template folder) the configuration was read from: a change to any
     /// of them reloads a running daemon.
     pub watched: Vec<PathBuf>,

@@ -29,6 +29,9 @@ pub struct StaffSettings {
     pub reply_key: Option<Secret>,
     /// authserv-ids of our own MTA, whose Authentication-Results are trusted.
     pub trusted_authserv_ids: Vec<String>,
+    /// Only the topmost N Authentication-Results fields are read: our MTA adds its own
+    /// on top (RFC 8601 §5); anything below came from the sender or an earlier hop.
+    pub trusted_authres_topmost: usize,
 }
 
 impl StaffSettings {
@@ -61,6 +64,7 @@ pub(super) fn read(r: &mut Reader<'_>, known_queues: &[String]) -> StaffSettings
             .opt_string("staff.default_escalation")
             .map(|s| s.to_lowercase()),
         trusted_authserv_ids: r.string_list("staff.trusted_authserv_ids", &[]),
+        trusted_authres_topmost: r.uint("staff.trusted_authres_topmost", 1, 1, 50) as usize,
         ..StaffSettings::default()
     };
     for queue in r.table_keys("staff.escalation") {

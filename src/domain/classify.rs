@@ -143,6 +143,81 @@ fn automatic_reason(mail: &Inbound, raw: &[u8], own_addresses: &[String]) -> Opt
         .map(|a| format!("robot sender {a}"))
 }
 
+/// Typical out-of-office subjects (lower-case prefixes), for mail at an engineer's reply
+/// address: Outlook, Exchange, Gmail, Notes and Japanese clients.
+const AUTOMATIC_SUBJECTS: &[&str] = &[
+    "out of office",
+    "out of the office",
+    "automatic reply",
+    "auto reply",
+    "auto-reply",
+    "autoreply",
+    "auto:",
+    "abwesenheitsnotiz",
+    "réponse automatique",
+    "不在",
+    "自動応答",
+    "自動返信",
+    "自動送信",
+];
+
+/// Why a staff mail to a case's reply address is automatic (an out-of-office, a
+/// vacation notice, a client's read receipt), or `None` when the engineer wrote it:
+/// the RFC 3834 signs every mail is checked for, and besides them `X-Auto-Response-
+/// Suppress` (Exchange puts it on its own automatic replies) and the usual
+/// out-of-office subjects. Such mail is never relayed to the customer.
+pub fn engineer_automatic_reason(mail: &Inbound, raw: &[u8]) -> Option<String> {
+    if let Some(reason) = automatic_reason(mail, raw, &[]) {
+        return Some(reason);
+    }
+    if has_header(raw, "X-Auto-Response-Suppress") {
+        return Some("X-Auto-Response-Suppress header".into());
+    }
+    let subject = mail.subject.trim_start().to_lowercase();
+    AUTOMATIC_SUBJECTS
+        .iter()
+        .find(|p| subject.starts_with(*p))
+        .map(|p| format!("out-of-office subject ({p})"))
+}
+
+/// The addresses a mail was delivered to, as far as its header tells: To, Cc and the
+/// delivery fields receiving MTAs add (`Delivered-To`, `X-Original-To`, `Envelope-To`).
+/// A bounce proves itself by one of them being a signed return path of ours.
+pub fn delivery_addresses(mail: &Inbound, raw: &[u8]) -> Vec<String> {
+    let mut out: Vec<String> = mail
+        .to
+        .iter()
+        .chain(&mail.cc)
+        .map(|a| a.email.clone())
+        .collect();
+    for name in ["Delivered-To", "X-Original-To", "Envelope-To"] {
+        out.extend(header_values(raw, name));
+    }
+    out
+}
+
+/// The values of the top-level fields called `name` (first line only, trimmed).
+fn header_values(raw: &[u8], name: &str) -> Vec<String> {
+    let end = header_end(raw);
+    raw[..end]
+        .split(|&b| b == b'\n')
+        .filter(|line| {
+            line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
+        })
+        .filter_map(|line| {
+            let rest = line[name.len()..].trim_ascii_start().strip_prefix(b":")?;
+            Some(String::from_utf8_lossy(rest).trim().to_string())
+        })
+        .collect()
+}
+
+/// Where the top-level header block ends (the first blank line), in one pass.
+fn header_end(raw: &[u8]) -> usize {
+    (0..raw.len())
+        .find(|&i| raw[i..].starts_with(b"\r\n\r\n") || raw[i..].starts_with(b"\n\n"))
+        .unwrap_or(raw.len())
+}
+
 /// `from` (lower-case) is `own` or a plus address of it (`support+ansible@` for
 /// `support@`): we receive on those too, so mail from them is ours coming back.
 fn is_own(own: &str, from: &str) -> bool {
@@ -192,9 +267,7 @@ fn is_robot_address(address: &str) -> bool {
 fn has_header(raw: &[u8], name: &str) -> bool {
     // The first blank line, in one pass that stops there (CRLF mail has no "\n\n", so
     // searching for each form separately would read the whole mail, attachments included).
-    let end = (0..raw.len())
-        .find(|&i| raw[i..].starts_with(b"\r\n\r\n") || raw[i..].starts_with(b"\n\n"))
-        .unwrap_or(raw.len());
+    let end = header_end(raw);
     raw[..end].split(|&b| b == b'\n').any(|line| {
         line.len() > name.len()
             && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
@@ -294,6 +367,7 @@ mod tests {
         let (m, raw) = fixture("bounce_dsn.eml");
         let limits = ParseLimits {
             max_attachment_bytes: 10,
+            max_header_bytes: crate::mail::parse::DEFAULT_MAX_HEADER_BYTES,
         };
         let small = parse(&raw, &limits).unwrap();
         assert!(small.attachments.iter().all(|a| a.content.is_none()));

@@ -104,6 +104,8 @@ pub struct NewCase {
 }
 
 /// Where the mail goes.
+// One per mail and short-lived: boxing the details would only add an allocation.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Target {
     New(NewCase),
@@ -298,8 +300,15 @@ pub fn inbound(
                     "linked_from_new_case",
                     json!({ "reason": why.as_str() }),
                 ));
-                if why == Link::ForeignTag {
-                    let detail = json!({ "reason": "subject tag used by a sender outside the case", "from": sender });
+                let foreign = match why {
+                    Link::ForeignTag => Some("subject tag used by a sender outside the case"),
+                    Link::ForeignReference => {
+                        Some("In-Reply-To/References used by a sender outside the case")
+                    }
+                    Link::FollowUpOfClosed => None,
+                };
+                if let Some(reason) = foreign {
+                    let detail = json!({ "reason": reason, "from": sender });
                     plan.events
                         .push(event(EventOn::Case(old), "security", detail));
                 }
@@ -339,7 +348,13 @@ pub fn inbound(
                 .find(|c| c.number == number);
             let current = case.map(|c| c.status);
             let details = case.map(|c| c.details.clone()).unwrap_or_default();
+            // Ratings count only from the customer's side (threading already requires
+            // it; checked again so that no other route to a closed case can rate it).
+            let customer_side = case.is_some_and(|c| {
+                thread::is_party(c, mail.from.domain(), |d| rules.is_free_mail(d))
+            });
             if current == Some(Status::Closed)
+                && customer_side
                 && let Some(rating) = feedback::rating(&quote::strip_reply(&mail.text))
             {
                 // A rating in answer to the closure mail: recorded, the case stays closed.

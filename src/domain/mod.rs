@@ -12,6 +12,7 @@ pub mod feedback;
 pub mod language;
 pub mod routing;
 pub mod scope;
+pub mod signed;
 pub mod sla;
 pub mod thread;
 pub mod token;

@@ -2,10 +2,11 @@
 //!
 //! Rules (RFC 5322 §3.6.4 headers first, the subject tag second):
 //! 1. In-Reply-To / References naming any known message (inbound or sent by us) join
-//!    that message's case.
+//!    that message's case, under the participant rule of 2: a Message-ID can be copied
+//!    or guessed, so naming one proves nothing about the sender.
 //! 2. Else a subject tag `[Case #00001234]` joins that case, but only when the sender
 //!    already takes part in the case or writes from the customer's own (non free-mail)
-//!    domain. Anyone else gets a new case, linked to the tagged one in the event log.
+//!    domain. Anyone else gets a new case, linked to the named one in the event log.
 //! 3. Subject prefixes (Re:, AW:, 返信: ...) never thread by themselves.
 //! 4. A mail for a closed case reopens it within the reopen window; later, it opens a
 //!    new case that references the old one.
@@ -66,6 +67,9 @@ pub struct ThreadFacts {
 pub enum Link {
     /// The mail carried another case's tag but the sender has no part in that case.
     ForeignTag,
+    /// The mail's In-Reply-To/References named a message of a case the sender has no
+    /// part in.
+    ForeignReference,
     /// A follow-up to a case closed longer ago than the reopen window.
     FollowUpOfClosed,
 }
@@ -74,6 +78,7 @@ impl Link {
     pub fn as_str(self) -> &'static str {
         match self {
             Link::ForeignTag => "foreign_tag",
+            Link::ForeignReference => "foreign_reference",
             Link::FollowUpOfClosed => "follow_up_of_closed",
         }
     }
@@ -117,13 +122,15 @@ pub fn resolve(
     reopen_window: Duration,
 ) -> Thread {
     if let Some(case) = &facts.by_reference {
-        return join(case, JoinedBy::Reference, now, reopen_window);
+        if is_party(case, sender_domain, &free_mail) {
+            return join(case, JoinedBy::Reference, now, reopen_window);
+        }
+        return Thread::New {
+            link: Some((case.number, Link::ForeignReference)),
+        };
     }
     if let Some(case) = &facts.by_tag {
-        let same_company = !sender_domain.is_empty()
-            && sender_domain == case.customer_domain
-            && !free_mail(sender_domain);
-        if case.sender_participates || same_company {
+        if is_party(case, sender_domain, &free_mail) {
             return join(case, JoinedBy::Tag, now, reopen_window);
         }
         return Thread::New {
@@ -131,6 +138,16 @@ pub fn resolve(
         };
     }
     Thread::New { link: None }
+}
+
+/// The participant rule: the sender already takes part in the case, or writes from the
+/// customer's own domain (never a free-mail domain). Threading and ratings both obey it.
+pub fn is_party(case: &CaseFacts, sender_domain: &str, free_mail: impl Fn(&str) -> bool) -> bool {
+    let sender_domain = sender_domain.to_ascii_lowercase();
+    let same_company = !sender_domain.is_empty()
+        && sender_domain == case.customer_domain
+        && !free_mail(&sender_domain);
+    case.sender_participates || same_company
 }
 
 fn join(case: &CaseFacts, by: JoinedBy, now: DateTime<Utc>, window: Duration) -> Thread {
@@ -285,7 +302,7 @@ mod tests {
     #[test]
     fn reference_wins_over_everything() {
         let facts = ThreadFacts {
-            by_reference: Some(case(Status::Open, false)),
+            by_reference: Some(case(Status::Open, true)),
             by_tag: None,
         };
         assert_eq!(
@@ -296,6 +313,24 @@ mod tests {
                 by: JoinedBy::Reference
             }
         );
+    }
+
+    #[test]
+    fn a_stranger_naming_a_known_message_id_gets_a_new_linked_case() {
+        let facts = ThreadFacts {
+            by_reference: Some(case(Status::Closed, false)),
+            by_tag: None,
+        };
+        assert_eq!(
+            resolve(&facts, "stranger.org", free, now(), WEEK),
+            Thread::New {
+                link: Some((CaseNumber(42), Link::ForeignReference))
+            }
+        );
+        assert!(matches!(
+            resolve(&facts, "ACME.co.jp", free, now(), WEEK),
+            Thread::Existing { reopen: true, .. }
+        ));
     }
 
     #[test]

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use async_imap::imap_proto::{Capability, MailboxDatum, Response, ResponseCode, Status};
-use tracing::debug;
+use tracing::{debug, warn};
 
 use super::command::{self, ignore};
 use super::connect::{Session, open_session};
@@ -215,10 +215,21 @@ impl ImapClient {
         let set = uid_set(uids);
         let target = quote_mailbox(folder)?;
         if self.caps.mv {
-            return self.run(&format!("UID MOVE {set} {target}"), ignore).await;
+            let command = format!("UID MOVE {set} {target}");
+            return match self.run(&command, ignore).await {
+                Err(e) if e.is_expunge_issued() => self.move_around_expunged(uids, &target).await,
+                other => other,
+            };
         }
-        self.run(&format!("UID COPY {set} {target}"), ignore)
-            .await?;
+        let copy = format!("UID COPY {set} {target}");
+        if let Err(e) = self.run(&copy, ignore).await {
+            if !e.is_expunge_issued() {
+                return Err(e);
+            }
+            // As for MOVE: catch up with the other session's expunges, copy the rest.
+            self.run("NOOP", ignore).await?;
+            self.run(&copy, ignore).await?;
+        }
         self.run(
             &format!("UID STORE {set} +FLAGS.SILENT (\\Deleted)"),
             ignore,
@@ -229,6 +240,37 @@ impl ImapClient {
             false => "EXPUNGE".to_owned(),
         };
         self.run(&expunge, ignore).await
+    }
+
+    /// After a `NO [EXPUNGEISSUED]`: someone else expunged some of `uids` since we
+    /// fetched them, and the server moved none of them. A mail already gone needs no
+    /// moving (its case is committed); the others still must leave the inbox. A NOOP
+    /// brings the session up to date (the server then forgets the expunged UIDs and a
+    /// UID set skips them), then the MOVE is repeated; if others keep expunging, each
+    /// mail is moved on its own and the ones that vanished are skipped.
+    async fn move_around_expunged(&mut self, uids: &[u32], target: &str) -> Result<(), ImapError> {
+        warn!(
+            count = uids.len(),
+            "some fetched mail was expunged by another client before it was moved; moving the rest"
+        );
+        self.run("NOOP", ignore).await?;
+        match self
+            .run(&format!("UID MOVE {} {target}", uid_set(uids)), ignore)
+            .await
+        {
+            Err(e) if e.is_expunge_issued() => {}
+            other => return other,
+        }
+        for uid in uids {
+            self.run("NOOP", ignore).await?;
+            match self.run(&format!("UID MOVE {uid} {target}"), ignore).await {
+                Err(e) if e.is_expunge_issued() => {
+                    debug!(uid, "already expunged by another client; nothing to move")
+                }
+                other => other?,
+            }
+        }
+        Ok(())
     }
 
     /// Says goodbye politely; errors do not matter any more at this point.

@@ -1,4 +1,5 @@
-//! Opening an authenticated session: TCP, TLS (implicit or STARTTLS), greeting, LOGIN.
+//! Opening an authenticated session: TCP, TLS (implicit or STARTTLS), greeting, then
+//! LOGIN or (OAuth2) AUTHENTICATE XOAUTH2 / OAUTHBEARER.
 
 use std::fmt;
 
@@ -13,7 +14,8 @@ use tracing::debug;
 use super::command::timed;
 use super::error::ImapError;
 use super::protocol::outcome_detail;
-use crate::config::{ImapSettings, TlsMode, is_loopback_host};
+use crate::config::{ImapAuth, ImapSettings, SaslChoice, Secret, TlsMode, is_loopback_host};
+use crate::oauth2::TokenSource;
 use crate::tls;
 
 /// The byte stream under a session, so plain TCP (loopback only) and TLS share one type.
@@ -33,7 +35,12 @@ pub(crate) async fn open_session(settings: &ImapSettings) -> Result<Session, Ima
         (_, Some(tls)) => greeted(handshake(tcp, tls, settings).await?, settings).await?,
         (_, None) => greeted(Box::new(tcp), settings).await?,
     };
-    login(client, settings).await
+    match &settings.auth {
+        ImapAuth::Password => login(client, settings).await,
+        ImapAuth::OAuth2 { source, mechanism } => {
+            oauth2_login(client, settings, source, *mechanism).await
+        }
+    }
 }
 
 type Tls = (TlsConnector, rustls_pki_types::ServerName<'static>);
@@ -180,5 +187,185 @@ fn login_error(user: &str, err: async_imap::error::Error) -> ImapError {
             temporary: false,
         },
         other => other,
+    }
+}
+
+/// The SASL mechanisms for bearer tokens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BearerMech {
+    XOAuth2,
+    OAuthBearer,
+}
+
+impl BearerMech {
+    fn name(self) -> &'static str {
+        match self {
+            BearerMech::XOAuth2 => "XOAUTH2",
+            BearerMech::OAuthBearer => "OAUTHBEARER",
+        }
+    }
+}
+
+/// Answers the server: the initial response first; any later challenge (the JSON error
+/// a server sends before refusing a token) with the empty response SASL asks for.
+struct BearerAuth {
+    first: Option<Secret>,
+}
+
+impl async_imap::Authenticator for BearerAuth {
+    type Response = Vec<u8>;
+    fn process(&mut self, _challenge: &[u8]) -> Vec<u8> {
+        self.first
+            .take()
+            .map(|s| s.expose().as_bytes().to_vec())
+            .unwrap_or_default()
+    }
+}
+
+/// AUTHENTICATE with an access token; when the server refuses it, once more with a
+/// freshly fetched one (it may have expired early, or been revoked and re-granted).
+async fn oauth2_login(
+    mut client: Client<Stream>,
+    settings: &ImapSettings,
+    source: &TokenSource,
+    choice: SaslChoice,
+) -> Result<Session, ImapError> {
+    let offered = auth_capabilities(&mut client, settings).await?;
+    let has = |m: &str| offered.iter().any(|o| o.eq_ignore_ascii_case(m));
+    let mech = match choice {
+        SaslChoice::XOAuth2 => BearerMech::XOAuth2,
+        SaslChoice::OAuthBearer => BearerMech::OAuthBearer,
+        SaslChoice::Auto if has("OAUTHBEARER") => BearerMech::OAuthBearer,
+        SaslChoice::Auto => BearerMech::XOAuth2,
+    };
+    if !has(mech.name()) {
+        return Err(ImapError::Login {
+            user: settings.username.clone(),
+            detail: format!(
+                "the server does not offer AUTH={} (it offers: {})",
+                mech.name(),
+                if offered.is_empty() {
+                    "none".to_string()
+                } else {
+                    offered.join(" ")
+                }
+            ),
+            temporary: false,
+        });
+    }
+    let mut token = source.access_token().await?;
+    let mut retried = false;
+    loop {
+        let response = match mech {
+            BearerMech::XOAuth2 => crate::oauth2::xoauth2_response(&settings.username, &token),
+            BearerMech::OAuthBearer => crate::oauth2::oauthbearer_response(
+                &settings.username,
+                &settings.host,
+                settings.port,
+                &token,
+            ),
+        };
+        debug!(user = %settings.username, mechanism = mech.name(), "imap > AUTHENTICATE (token withheld)");
+        let attempt = client.authenticate(
+            mech.name(),
+            BearerAuth {
+                first: Some(response),
+            },
+        );
+        match timed(settings.timeout, "AUTHENTICATE", attempt).await? {
+            Ok(session) => return Ok(session),
+            Err((err, back)) => {
+                let err = login_error(&settings.username, err);
+                let refused = matches!(
+                    err,
+                    ImapError::Login {
+                        temporary: false,
+                        ..
+                    }
+                );
+                if !refused || retried {
+                    return Err(match err {
+                        ImapError::Login {
+                            user,
+                            detail,
+                            temporary,
+                        } => ImapError::Login {
+                            user,
+                            detail: format!(
+                                "{detail} ({} with a fresh access token: check that the token's user is {:?} and that the app may use IMAP)",
+                                mech.name(),
+                                settings.username
+                            ),
+                            temporary,
+                        },
+                        other => other,
+                    });
+                }
+                retried = true;
+                client = back;
+                token = source.renew_after_refusal(&token).await?;
+            }
+        }
+    }
+}
+
+/// The `AUTH=` mechanisms of a CAPABILITY answer, before signing in.
+async fn auth_capabilities(
+    client: &mut Client<Stream>,
+    settings: &ImapSettings,
+) -> Result<Vec<String>, ImapError> {
+    use async_imap::imap_proto::Capability;
+    use tokio::io::AsyncWriteExt;
+    let step = "CAPABILITY";
+    // async-imap runs tagged commands of its own only; nothing is buffered before the
+    // first command, so this one goes straight to the stream under our own tag.
+    const TAG: &str = "cgcap";
+    let io = |cause| ImapError::Io {
+        command: step.into(),
+        cause,
+    };
+    let stream = client.get_mut();
+    timed(
+        settings.timeout,
+        step,
+        stream.write_all(format!("{TAG} {step}\r\n").as_bytes()),
+    )
+    .await?
+    .map_err(io)?;
+    timed(settings.timeout, step, stream.flush())
+        .await?
+        .map_err(io)?;
+    let mut mechanisms = Vec::new();
+    loop {
+        let response = timed(settings.timeout, step, client.read_response())
+            .await?
+            .map_err(io)?
+            .ok_or_else(|| ImapError::ConnectionLost {
+                command: step.into(),
+            })?;
+        match response.parsed() {
+            Response::Capabilities(caps) => {
+                for cap in caps {
+                    if let Capability::Auth(m) = cap {
+                        mechanisms.push(m.to_string());
+                    }
+                }
+            }
+            Response::Done {
+                tag: done,
+                status,
+                outcome,
+                ..
+            } if done.0 == TAG => {
+                if *status != Status::Ok {
+                    return Err(ImapError::Protocol {
+                        command: step.into(),
+                        detail: outcome_detail(outcome),
+                    });
+                }
+                return Ok(mechanisms);
+            }
+            _ => {}
+        }
     }
 }

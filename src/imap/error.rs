@@ -58,6 +58,16 @@ pub enum ImapError {
     /// An earlier timeout or connection error left the session unusable: reconnect.
     #[error("the IMAP connection was closed after an earlier error")]
     Closed,
+    /// No OAuth2 access token to sign in with.
+    /// (Not a `#[source]`: the message holds it already.)
+    #[error("OAuth2 sign-in: {0}")]
+    OAuth2(crate::oauth2::TokenError),
+}
+
+impl From<crate::oauth2::TokenError> for ImapError {
+    fn from(e: crate::oauth2::TokenError) -> Self {
+        ImapError::OAuth2(e)
+    }
 }
 
 impl ImapError {
@@ -72,6 +82,10 @@ impl ImapError {
             | ImapError::ConnectionLost { .. }
             | ImapError::NoSuchMessage { .. }
             | ImapError::Closed => true,
+            // Even a revoked refresh token is retried (with backoff, saying why each
+            // time): the daemon keeps sending and timing while an admin signs in again,
+            // instead of exiting into a restart loop.
+            ImapError::OAuth2(_) => true,
             ImapError::Handshake { cause, .. } => !is_rustls_error(cause),
             ImapError::Login { temporary, .. } | ImapError::Command { temporary, .. } => *temporary,
             ImapError::PlaintextNotAllowed { .. }
@@ -92,6 +106,12 @@ impl ImapError {
                 ..
             }
         )
+    }
+
+    /// A NO [EXPUNGEISSUED] (RFC 5530): some of the messages named were expunged by
+    /// another session (another client, another casegate) since this one last looked.
+    pub(crate) fn is_expunge_issued(&self) -> bool {
+        matches!(self, ImapError::Command { detail, .. } if detail.contains("[EXPUNGEISSUED]"))
     }
 
     /// True when the session can no longer be trusted to be in step with the server.

@@ -24,6 +24,99 @@ pub fn decode(bytes: &[u8], label: Option<&str>) -> String {
     }
 }
 
+/// Decodes a run of adjacent encoded words in one charset (RFC 2047 §6.2; the
+/// whitespace between them is already gone) to the text their writer meant.
+///
+/// Stateless charsets (UTF-8, Shift_JIS, EUC-JP ...) are joined byte-wise first, so a
+/// character that a client split across two words (seen for UTF-8 and Shift_JIS) comes
+/// out whole. Stateful ones cannot be joined blindly. Each ISO-2022-JP word is written
+/// to stand alone (it switches to JIS X 0208 and back to ASCII inside itself), so the
+/// joined bytes hold `ESC ( B ESC $ B` at every seam, which the WHATWG decoder reads as
+/// an error (U+FFFD): there the escape sequence that the next one overrides at once is
+/// dropped, while a word that does not end in ASCII (an encoder that cut its byte
+/// stream anywhere) still runs on into the next. UTF-7 words each start afresh and are
+/// decoded one by one.
+pub fn decode_words(words: &[&[u8]], label: &str) -> String {
+    let text = if is_utf7(label) {
+        words.iter().map(|word| utf7(word)).collect()
+    } else {
+        let mut joined: Vec<u8> = Vec::with_capacity(words.iter().map(|w| w.len()).sum());
+        for word in words {
+            if word.first() == Some(&0x1b) && joined.is_ascii() {
+                let overridden = trailing_escape_len(&joined);
+                joined.truncate(joined.len() - overridden);
+            }
+            joined.extend_from_slice(word);
+        }
+        decode(&joined, Some(label))
+    };
+    // UTF-16 words may each open with a byte order mark.
+    text.replace('\u{feff}', "")
+}
+
+/// The length of the ISO-2022-JP escape sequence that ends `bytes`, or 0.
+fn trailing_escape_len(bytes: &[u8]) -> usize {
+    const ESCAPES: [&[u8]; 5] = [b"\x1b(B", b"\x1b(J", b"\x1b(I", b"\x1b$@", b"\x1b$B"];
+    ESCAPES
+        .iter()
+        .find(|esc| bytes.ends_with(esc))
+        .map_or(0, |esc| esc.len())
+}
+
+fn is_utf7(label: &str) -> bool {
+    let compact: String = label
+        .chars()
+        .filter(char::is_ascii_alphanumeric)
+        .collect::<String>()
+        .to_ascii_lowercase();
+    compact == "utf7" || compact == "csutf7" || compact == "unicode11utf7"
+}
+
+/// UTF-7 (RFC 2152), which encoding_rs does not implement: ASCII, and UTF-16 in
+/// modified base64 between `+` and `-` (or the first other character, or the end).
+fn utf7(bytes: &[u8]) -> String {
+    fn sextet(b: u8) -> Option<u32> {
+        Some(match b {
+            b'A'..=b'Z' => b - b'A',
+            b'a'..=b'z' => b - b'a' + 26,
+            b'0'..=b'9' => b - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            _ => return None,
+        } as u32)
+    }
+    let mut out = String::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        i += 1;
+        if b != b'+' {
+            out.push(char::from(b));
+            continue;
+        }
+        if bytes.get(i) == Some(&b'-') {
+            out.push('+');
+            i += 1;
+            continue;
+        }
+        let (mut bits, mut nbits, mut units) = (0u32, 0u32, Vec::new());
+        while let Some(v) = bytes.get(i).copied().and_then(sextet) {
+            bits = (bits << 6 | v) & 0xff_ffff;
+            nbits += 6;
+            if nbits >= 16 {
+                nbits -= 16;
+                units.push((bits >> nbits) as u16);
+            }
+            i += 1;
+        }
+        if bytes.get(i) == Some(&b'-') {
+            i += 1;
+        }
+        out.extend(char::decode_utf16(units).map(|c| c.unwrap_or('\u{fffd}')));
+    }
+    out
+}
+
 fn decode_ascii_compatible(bytes: &[u8], declared: Option<&'static Encoding>) -> String {
     if bytes.is_ascii() {
         return if has_jis_escape(bytes) {
@@ -374,6 +467,37 @@ mod tests {
         assert!(japanese_score("\u{ff71}\u{ff72}\u{ff73}").is_none());
         assert!(japanese_score("abc\u{fffd}あ").is_none());
         assert!(japanese_score("ascii only").is_none());
+    }
+
+    /// Thunderbird, Outlook and Becky! write each ISO-2022-JP word to stand alone:
+    /// joined byte-wise, the seams held `ESC ( B ESC $ B` and decoded to U+FFFD.
+    #[test]
+    fn iso_2022_jp_words_join_without_replacement_at_seams() {
+        let words: [&[u8]; 2] = [b"\x1b$B%?%$%`\x1b(B", b"\x1b$B%\"%&%H\x1b(B"];
+        assert_eq!(decode_words(&words, "ISO-2022-JP"), "タイムアウト");
+        // ASCII at a seam, and a word cut in JIS mode by a naive encoder, still decode.
+        let words: [&[u8]; 3] = [b"\x1b$B%?%$\x1b(B", b"ab\x1b$B%`", b"%\"\x1b(B"];
+        assert_eq!(decode_words(&words, "iso-2022-jp"), "タイabムア");
+    }
+
+    #[test]
+    fn shift_jis_and_utf8_words_split_inside_a_character() {
+        let bytes = sjis("障害報告");
+        let (a, b) = bytes.split_at(3);
+        assert_eq!(decode_words(&[a, b], "Shift_JIS"), "障害報告");
+        let bytes = "障害".as_bytes();
+        let (a, b) = bytes.split_at(4);
+        assert_eq!(decode_words(&[a, b], "utf-8"), "障害");
+    }
+
+    #[test]
+    fn utf7_words_decode_one_by_one() {
+        // Joined, the first word's implicit end would run into the second's `+`.
+        assert_eq!(
+            decode_words(&[b"+ZeVnLA", b"+ZeVnLA-"], "UTF-7"),
+            "日本日本"
+        );
+        assert_eq!(utf7(b"a+-b +ZeVnLA-."), "a+b 日本.");
     }
 
     #[test]

@@ -3,8 +3,11 @@
 //! - Body: UTF-8 `text/plain`, transfer-encoded by lettre (7bit, quoted-printable or
 //!   base64, whichever fits), so the bytes are 7-bit clean and need no 8BITMIME.
 //! - Non-ASCII subjects and display names become RFC 2047 encoded words.
-//! - Threading (RFC 5322 §3.6.4): a stable `Message-ID` per outbound message
-//!   ([`message_id_for`]), `In-Reply-To` the message answered, `References` its
+//! - Every header line stays within RFC 5322 §2.1.1 whatever the input: a subject with
+//!   a word too long to fold is written as RFC 2047 encoded words of at most 75
+//!   characters, one per folded line ([`subject_header`]).
+//! - Threading (RFC 5322 §3.6.4): a stable, unguessable `Message-ID` per outbound
+//!   message (`crate::domain::signed::message_id`), `In-Reply-To` the message answered, `References` its
 //!   References plus its Message-ID ([`thread_references`]), so that the customer's
 //!   client keeps the conversation together.
 //! - Automatic mail carries `Auto-Submitted: auto-replied` (RFC 3834 §5) so that
@@ -15,8 +18,9 @@ use std::time::SystemTime;
 
 use chrono::{DateTime, Utc};
 use lettre::address::Envelope;
+use lettre::message::header::ContentTransferEncoding;
 use lettre::message::header::{self, HeaderName, HeaderValue, InReplyTo, MessageId, References};
-use lettre::message::{Mailbox, Mailboxes, SinglePart};
+use lettre::message::{Body, Mailbox, Mailboxes, MultiPart, SinglePart};
 
 use super::Address;
 use crate::domain::thread;
@@ -32,7 +36,7 @@ pub struct Outgoing {
     pub reply_to: Option<Address>,
     pub subject: String,
     pub body: String,
-    /// Without angle brackets: `case-00001234.m-3@support.example.com`.
+    /// Without angle brackets: `case-00001234.m-3.<tag>@support.example.com`.
     pub message_id: String,
     /// The Message-ID answered, without angle brackets.
     pub in_reply_to: Option<String>,
@@ -65,6 +69,97 @@ impl From<lettre::error::Error> for ComposeError {
 
 /// The RFC 5322 bytes of `mail` (CRLF line ends).
 pub fn compose(mail: &Outgoing) -> Result<Vec<u8>, ComposeError> {
+    compose_with(mail, &[])
+}
+
+/// [`compose`] with `extra` header fields (ASCII names and short ASCII values), e.g.
+/// `Auto-Submitted: auto-generated` on mail to staff.
+pub fn compose_with(
+    mail: &Outgoing,
+    extra: &[(&'static str, &str)],
+) -> Result<Vec<u8>, ComposeError> {
+    let message = headers(mail, extra)?.singlepart(SinglePart::plain(crlf(&mail.body)))?;
+    Ok(message.formatted())
+}
+
+/// `mail` with `original` attached as it came (`message/rfc822`, RFC 2046 §5.2.1: 7bit,
+/// or 8bit when it holds raw 8-bit text; its headers, Message-ID included, untouched):
+/// how an out-of-scope mail is forwarded to the desk that handles it. `mail.body` is the
+/// covering note, the first part of a `multipart/mixed`.
+pub fn compose_with_original(
+    mail: &Outgoing,
+    extra: &[(&'static str, &str)],
+    original: &[u8],
+) -> Result<Vec<u8>, ComposeError> {
+    let original = crlf_bytes(strip_mbox_line(original));
+    let attachment = |content_type: &str, body: Body| {
+        SinglePart::builder()
+            .header(
+                header::ContentType::parse(content_type).unwrap_or(header::ContentType::TEXT_PLAIN),
+            )
+            .header(header::ContentDisposition::attachment("original.eml"))
+            .body(body)
+    };
+    // RFC 5322 lines (at most 998 octets) travel as they are; lettre's own check wants
+    // 76, which real mail breaks all the time.
+    let travels = original
+        .split(|&b| b == b'\n')
+        .all(|line| line.len() <= 999)
+        && !original.contains(&0);
+    let part = if travels {
+        let encoding = if original.is_ascii() {
+            ContentTransferEncoding::SevenBit
+        } else {
+            ContentTransferEncoding::EightBit
+        };
+        attachment(
+            "message/rfc822",
+            Body::dangerous_pre_encoded(original, encoding),
+        )
+    } else {
+        // Longer lines cannot travel as message/rfc822: the bytes go as a file.
+        attachment(
+            "application/octet-stream",
+            Body::new_with_encoding(original, ContentTransferEncoding::Base64)
+                .unwrap_or_else(Body::new),
+        )
+    };
+    let message = headers(mail, extra)?.multipart(
+        MultiPart::mixed()
+            .singlepart(SinglePart::plain(crlf(&mail.body)))
+            .singlepart(part),
+    )?;
+    Ok(message.formatted())
+}
+
+/// A leading mbox `From ` line (MTA pipe delivery) is not part of the message.
+fn strip_mbox_line(raw: &[u8]) -> &[u8] {
+    match raw.strip_prefix(b"From ") {
+        Some(_) => raw
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(&raw[raw.len()..], |nl| &raw[nl + 1..]),
+        None => raw,
+    }
+}
+
+/// Bare LF (mail piped in by an MTA) as CRLF, as on the wire.
+fn crlf_bytes(raw: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(raw.len() + raw.len() / 50);
+    for (i, &b) in raw.iter().enumerate() {
+        if b == b'\n' && (i == 0 || raw[i - 1] != b'\r') {
+            out.push(b'\r');
+        }
+        out.push(b);
+    }
+    out
+}
+
+/// Every header of `mail`: addresses, subject, date, threading, etiquette, and `extra`.
+fn headers(
+    mail: &Outgoing,
+    extra: &[(&'static str, &str)],
+) -> Result<lettre::message::MessageBuilder, ComposeError> {
     if mail.to.is_empty() && mail.cc.is_empty() {
         return Err(ComposeError::NoRecipient);
     }
@@ -79,9 +174,12 @@ pub fn compose(mail: &Outgoing) -> Result<Vec<u8>, ComposeError> {
         .map(|m| m.email.clone())
         .collect();
     let envelope = Envelope::new(Some(from.email.clone()), recipients)?;
-    let mut builder = lettre::Message::builder()
-        .from(from)
-        .subject(mail.subject.clone())
+    let mut builder = lettre::Message::builder().from(from);
+    builder = match subject_header(&mail.subject) {
+        Some(folded) => builder.raw_header(folded),
+        None => builder.subject(mail.subject.clone()),
+    };
+    let mut builder = builder
         .date(SystemTime::from(mail.date))
         .header(MessageId::from(bracketed(&mail.message_id)?))
         .envelope(envelope);
@@ -107,8 +205,66 @@ pub fn compose(mail: &Outgoing) -> Result<Vec<u8>, ComposeError> {
             .raw_header(raw("Auto-Submitted", "auto-replied"))
             .raw_header(raw("X-Auto-Response-Suppress", "All"));
     }
-    let message = builder.singlepart(SinglePart::plain(crlf(&mail.body)))?;
-    Ok(message.formatted())
+    for (name, value) in extra {
+        builder = builder.raw_header(raw(name, value));
+    }
+    Ok(builder)
+}
+
+/// Longest word (bytes) lettre may write as it is: it folds only at spaces, so a longer
+/// word would stand on one line of its own, and beyond 998 octets relays refuse the mail
+/// (`500 Line too long`). 62 keeps even the first line within the 78 RFC 5322 asks for.
+const MAX_PLAIN_WORD: usize = 62;
+
+/// UTF-8 bytes per encoded word: 36 bytes are 48 base64 characters, 60 with
+/// `=?utf-8?b?` and `?=` (RFC 2047 §2 allows 75), so `Subject: ` and one word fit a line.
+const ENCODED_WORD_BYTES: usize = 36;
+
+/// The `Subject` field written by us when lettre could not fold it (a word longer than
+/// [`MAX_PLAIN_WORD`]): the whole subject as base64 encoded words, one per folded line.
+/// `None` when lettre's own encoding stays within the limits.
+pub fn subject_header(subject: &str) -> Option<HeaderValue> {
+    if !subject.split([' ', '\t']).any(|w| w.len() > MAX_PLAIN_WORD) {
+        return None;
+    }
+    let mut words = Vec::new();
+    let mut rest = subject;
+    while !rest.is_empty() {
+        let mut cut = rest.len().min(ENCODED_WORD_BYTES);
+        while !rest.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        let (chunk, tail) = rest.split_at(cut);
+        words.push(format!("=?utf-8?b?{}?=", base64(chunk.as_bytes())));
+        rest = tail;
+    }
+    Some(HeaderValue::dangerous_new_pre_encoded(
+        HeaderName::new_from_ascii_str("Subject"),
+        subject.to_string(),
+        words.join("\r\n "),
+    ))
+}
+
+/// Standard base64 with padding (RFC 4648 §4).
+fn base64(bytes: &[u8]) -> String {
+    const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut out = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for chunk in bytes.chunks(3) {
+        let b = [
+            chunk[0],
+            *chunk.get(1).unwrap_or(&0),
+            *chunk.get(2).unwrap_or(&0),
+        ];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= chunk.len() {
+                out.push(ALPHABET[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                out.push('=');
+            }
+        }
+    }
+    out
 }
 
 fn raw(name: &'static str, value: &str) -> HeaderValue {
@@ -120,11 +276,17 @@ fn mailbox(a: &Address) -> Result<Mailbox, ComposeError> {
         address: a.email.clone(),
         reason,
     })?;
+    // lettre folds names only at spaces (it encodes non-ASCII words itself): a name with
+    // an ASCII word too long for a line is left out rather than breaking the mail.
     let name = a
         .name
         .as_deref()
         .map(str::trim)
         .filter(|n| !n.is_empty())
+        .filter(|n| {
+            !n.split([' ', '\t'])
+                .any(|w| w.is_ascii() && w.len() > MAX_PLAIN_WORD)
+        })
         .map(str::to_string);
     Ok(Mailbox::new(name, email))
 }
@@ -162,9 +324,14 @@ fn bracketed(id: &str) -> Result<String, ComposeError> {
     }
 }
 
+/// The longest msg-id we write (RFC 5322 has no limit, but a header line has one).
+const MAX_MSG_ID_LEN: usize = 900;
+
 /// Whether [`compose`] accepts `id` (without brackets) as a msg-id.
 fn is_msg_id(id: &str) -> bool {
-    id.split('@').count() == 2
+    // Longer ids could not be folded within a line of 998 octets (RFC 5322 §2.1.1).
+    id.len() <= MAX_MSG_ID_LEN
+        && id.split('@').count() == 2
         && !id.starts_with('@')
         && !id.ends_with('@')
         && id
@@ -177,16 +344,6 @@ fn crlf(text: &str) -> String {
     text.replace("\r\n", "\n")
         .replace('\r', "\n")
         .replace('\n', "\r\n")
-}
-
-/// The Message-ID of the `n`th outbound message of a case, without brackets:
-/// `case-00001234.m-3@support.example.com`. Stable, so that a retried enqueue of the same
-/// message is recognised (the outbox keys on it) and replies can be threaded back.
-pub fn message_id_for(case_number: i64, n: i64, domain: &str) -> String {
-    format!(
-        "case-{case_number:08}.m-{n}@{}",
-        domain.trim().to_ascii_lowercase()
-    )
 }
 
 /// The subject of our reply in a customer's thread: their own subject, reply prefixes
@@ -266,7 +423,7 @@ mod tests {
             reply_to: None,
             subject: "Re: [Case #00001234] エージェントが起動しません（緊急）".into(),
             body: "山田様\n\nいつもお世話になっております。\n".into(),
-            message_id: message_id_for(1234, 1, "Example.com"),
+            message_id: "case-00001234.m-1@example.com".into(),
             in_reply_to: Some("abc@acme.example".into()),
             references: vec!["root@acme.example".into(), "abc@acme.example".into()],
             auto_submitted: true,
@@ -373,11 +530,32 @@ mod tests {
     }
 
     #[test]
-    fn message_ids_are_stable() {
-        assert_eq!(
-            message_id_for(1234, 7, "support.example.com"),
-            "case-00001234.m-7@support.example.com"
-        );
+    fn a_subject_with_a_1200_character_word_is_folded_within_the_limits() {
+        let word = "x".repeat(1200);
+        for subject in [
+            format!("Re: [Case #00001234] {word}"),
+            format!("障害 {}", "あ".repeat(700)),
+        ] {
+            let mut m = outgoing();
+            m.subject = subject.clone();
+            let raw = compose(&m).unwrap();
+            let text = String::from_utf8(raw.clone()).unwrap();
+            for line in text.split("\r\n") {
+                assert!(line.len() <= 78, "line of {}: {line}", line.len());
+            }
+            let mail = parse(&raw, &ParseLimits::default()).unwrap();
+            assert_eq!(mail.subject, subject);
+        }
+        assert!(subject_header("Re: [Case #00001234] Agent down").is_none());
+        // A customer's display name (the Reply-To of a forward) cannot break it either.
+        let mut m = outgoing();
+        m.reply_to = Some(Address {
+            name: Some(word.clone()),
+            email: "taro@acme.example".into(),
+        });
+        let text = String::from_utf8(compose(&m).unwrap()).unwrap();
+        assert!(text.split("\r\n").all(|l| l.len() <= 78), "{text}");
+        assert!(text.contains("Reply-To: taro@acme.example\r\n"), "{text}");
     }
 
     #[test]

@@ -17,8 +17,8 @@ pub fn decode_text(raw: &[u8]) -> String {
     for group in groups(&pieces(&text)) {
         match group {
             Group::Text(text) => out.push_str(text),
-            Group::Words { charset, bytes } => {
-                out.push_str(&charset::decode(&bytes, Some(charset)))
+            Group::Words { charset, words } => {
+                out.push_str(&charset::decode_words(&words, charset))
             }
         }
     }
@@ -40,8 +40,8 @@ pub fn to_utf8_structured(raw: &[u8]) -> Vec<u8> {
     for group in groups(&pieces(&text)) {
         match group {
             Group::Text(text) => out.push_str(text),
-            Group::Words { charset, bytes } => {
-                q_word(&mut out, &charset::decode(&bytes, Some(charset)));
+            Group::Words { charset, words } => {
+                q_word(&mut out, &charset::decode_words(&words, charset));
             }
         }
     }
@@ -235,12 +235,15 @@ fn q_decode(data: &str) -> Vec<u8> {
     out
 }
 
-/// Pieces regrouped for output: whitespace between two encoded words is dropped
-/// (RFC 2047 6.2) and adjacent words in one charset are joined byte-wise before
-/// decoding, so a character split across words survives.
+/// Pieces regrouped for output: linear whitespace between two encoded words is dropped
+/// (RFC 2047 6.2) and adjacent words in one charset are decoded together
+/// ([`charset::decode_words`]), so a character split across words survives.
 enum Group<'a> {
     Text(&'a str),
-    Words { charset: &'a str, bytes: Vec<u8> },
+    Words {
+        charset: &'a str,
+        words: Vec<&'a [u8]>,
+    },
 }
 
 fn groups<'a>(pieces: &'a [Piece<'a>]) -> Vec<Group<'a>> {
@@ -248,7 +251,9 @@ fn groups<'a>(pieces: &'a [Piece<'a>]) -> Vec<Group<'a>> {
     for (i, piece) in pieces.iter().enumerate() {
         match piece {
             Piece::Text(text) => {
-                let between_words = text.trim().is_empty()
+                // Only SP and HTAB are linear whitespace (folding is already undone): an
+                // ideographic space between two words is text.
+                let between_words = text.trim_matches([' ', '\t']).is_empty()
                     && i > 0
                     && matches!(pieces.get(i + 1), Some(Piece::Word { .. }))
                     && matches!(pieces.get(i - 1), Some(Piece::Word { .. }));
@@ -259,13 +264,11 @@ fn groups<'a>(pieces: &'a [Piece<'a>]) -> Vec<Group<'a>> {
             Piece::Word { charset, bytes } => match groups.last_mut() {
                 Some(Group::Words {
                     charset: last,
-                    bytes: joined,
-                }) if last.eq_ignore_ascii_case(charset) => {
-                    joined.extend_from_slice(bytes);
-                }
+                    words,
+                }) if last.eq_ignore_ascii_case(charset) => words.push(bytes),
                 _ => groups.push(Group::Words {
                     charset,
-                    bytes: bytes.clone(),
+                    words: vec![bytes],
                 }),
             },
         }

@@ -1,10 +1,12 @@
 //! Mail in and out: raw RFC 5322 bytes -> [`Inbound`], and (later) outbound composition.
 
+pub mod addr_spec;
 pub mod compose;
 pub mod parse;
 pub mod quote;
 
 mod body;
+mod bounded;
 mod charset;
 mod header;
 mod html;

@@ -15,7 +15,7 @@ use chrono::{DateTime, Utc};
 use mail_parser::{Addr, HeaderValue, Message, MessageParser, MimeHeaders, parsers::MessageStream};
 use sha2::{Digest, Sha256};
 
-use super::{Address, Inbound, MailHeaders, body, header};
+use super::{Address, Inbound, MailHeaders, addr_spec, body, bounded, header};
 
 #[derive(Debug, thiserror::Error)]
 pub enum ParseError {
@@ -25,6 +25,10 @@ pub enum ParseError {
     /// Neither From, Sender nor Return-Path holds an address: nobody to answer.
     #[error("no From address")]
     NoSender,
+    /// The From (or, without one, the Sender or Return-Path) holds something that is
+    /// not an address one could write to (`<\xff\xfe@>`): nobody to answer either.
+    #[error("no usable sender address")]
+    UnusableSender,
     /// mail-parser panicked on this input (0.11.9 has `debug_assert!`s that damaged
     /// MIME trips in debug builds); caught so that one mail cannot stop the daemon.
     #[error("the MIME parser failed on this input")]
@@ -36,15 +40,22 @@ pub enum ParseError {
 pub struct ParseLimits {
     /// Attachments larger than this keep name, type and size but not their content.
     pub max_attachment_bytes: u64,
+    /// A top-level header field longer than this is cut and marked `[truncated]`
+    /// before anything decodes it (see `bounded`).
+    pub max_header_bytes: usize,
 }
 
 impl Default for ParseLimits {
     fn default() -> Self {
         ParseLimits {
             max_attachment_bytes: 25 * 1024 * 1024,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
     }
 }
+
+/// `gateway.max_header_bytes`' default: 64 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// Parses one raw mail. Never panics, whatever the bytes.
 ///
@@ -53,12 +64,18 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Inbound, ParseError> {
     if !header::starts_with_field(raw) {
         return Err(ParseError::NotAMessage);
     }
+    // A giant header field is cut before mail-parser and the decoders see it: they
+    // hold several copies of every value (a 20 MiB Subject cost 30 times its size).
+    let bounded = bounded::cut_long_fields(raw, limits.max_header_bytes);
+    let raw_len = raw.len();
+    let raw = bounded.as_deref().unwrap_or(raw);
     let mime = header::skip_mbox_line(raw);
     let message = mime_tree(mime)?;
-    let from = sender(&message).ok_or(ParseError::NoSender)?;
+    let from = sender(&message)?;
     let mut body = body::extract(&message, limits.max_attachment_bytes);
-    // Offsets count from the MIME text; spans count from the raw mail as stored.
-    let skipped = raw.len() - mime.len();
+    // Offsets count from the MIME text; spans count from the raw mail as stored (the
+    // cut fields lie before every part, so they shift all spans alike).
+    let skipped = raw_len - mime.len();
     for a in &mut body.attachments {
         a.span = (a.span.0 + skipped, a.span.1 + skipped);
     }
@@ -166,42 +183,69 @@ fn first_text(message: &Message<'_>, name: &str) -> Option<String> {
     first_value(message, name).map(header::raw_text)
 }
 
-/// From, else Sender, else Return-Path: the first that holds an address.
-fn sender(message: &Message<'_>) -> Option<Address> {
-    ["From", "Sender", "Return-Path"]
+/// From, else Sender, else Return-Path: the first of them that holds an address gives
+/// the sender, and its first usable one ([`addr_spec::is_usable`]) is the sender. When
+/// that header holds none, the mail has no usable sender: a From that is there but
+/// broken is not replaced by an envelope address (the MTA adds Return-Path to every
+/// mail, and a reply to it would go where the author never asked).
+fn sender(message: &Message<'_>) -> Result<Address, ParseError> {
+    let found = ["From", "Sender", "Return-Path"]
         .into_iter()
-        .find_map(|name| {
-            first_value(message, name).and_then(|v| header_addresses(v).into_iter().next())
+        .map(|name| {
+            first_value(message, name)
+                .map(header_addresses)
+                .unwrap_or_default()
         })
+        .find(|list| !list.is_empty())
+        .ok_or(ParseError::NoSender)?;
+    found
+        .into_iter()
+        .find(|a| addr_spec::is_usable(&a.email))
+        .ok_or(ParseError::UnusableSender)
 }
 
-/// Every address of every header called `name`, groups flattened.
+/// Every usable address of every header called `name`, groups flattened; what is not
+/// an address (see [`addr_spec`]) is left out, so that nothing is ever sent to it.
 fn addresses(message: &Message<'_>, name: &str) -> Vec<Address> {
-    values(message, name).flat_map(header_addresses).collect()
+    values(message, name)
+        .flat_map(header_addresses)
+        .filter(|a| addr_spec::is_usable(&a.email))
+        .collect()
 }
 
 fn header_addresses(value: &[u8]) -> Vec<Address> {
     let utf8 = header::to_utf8_structured(value);
     match MessageStream::new(&utf8).parse_address() {
-        HeaderValue::Address(list) => list.iter().filter_map(address).collect(),
+        HeaderValue::Address(list) => list.iter().filter_map(|a| address(a, &utf8)).collect(),
         _ => Vec::new(),
     }
 }
 
 /// Trimmed, domain lower-cased (local parts can be case-sensitive); a display name that
-/// only repeats the address is dropped.
-fn address(addr: &Addr<'_>) -> Option<Address> {
-    let email = addr.address.as_deref()?.trim();
+/// only repeats the address is dropped. `text` is the header value that was parsed.
+fn address(addr: &Addr<'_>, text: &[u8]) -> Option<Address> {
+    let mut name = addr.name.as_deref();
+    let mut email = addr.address.as_deref()?.trim().to_owned();
+    // mail-parser reads a bare quoted local part (`"john doe"@example.com`, without
+    // angle brackets) as a display name followed by `@example.com`: put it back.
+    if let Some(local) = name
+        && email.starts_with('@')
+    {
+        let quoted = format!("\"{}\"", local.replace('\\', "\\\\").replace('"', "\\\""));
+        let written = format!("{quoted}{email}");
+        if text.windows(written.len()).any(|w| w == written.as_bytes()) {
+            email = written;
+            name = None;
+        }
+    }
     let email = match email.rsplit_once('@') {
         Some((local, domain)) => format!("{local}@{}", domain.to_lowercase()),
-        None => email.to_owned(),
+        None => email,
     };
     if email.is_empty() {
         return None;
     }
-    let name = addr
-        .name
-        .as_deref()
+    let name = name
         .map(str::trim)
         .filter(|name| !name.is_empty() && !name.eq_ignore_ascii_case(&email))
         .map(str::to_owned);
@@ -286,7 +330,63 @@ mod tests {
             Some("c@z.example".into())
         );
         let raw = b"From: nobody\r\nReturn-Path: <>\r\n\r\nx";
-        assert!(matches!(parse(raw, &limits()), Err(ParseError::NoSender)));
+        assert!(matches!(
+            parse(raw, &limits()),
+            Err(ParseError::NoSender) | Err(ParseError::UnusableSender)
+        ));
+    }
+
+    /// `From: <\xff\xfe@>` was accepted as the sender `ÿþ@`: a case was opened and its
+    /// refusal failed to compose.
+    #[test]
+    fn from_that_is_not_an_address_has_no_usable_sender() {
+        for raw in [
+            &b"From: <\xff\xfe@>\r\nSubject: x\r\n\r\nx"[..],
+            b"From: <\xff\xfe@>\r\nReturn-Path: <ok@example.com>\r\n\r\nx",
+            b"From: Someone <@example.com>\r\n\r\nx",
+            b"From: <user@>\r\n\r\nx",
+            b"Sender: <a b@example.com>\r\n\r\nx",
+        ] {
+            let err = parse(raw, &limits()).err();
+            assert!(
+                matches!(err, Some(ParseError::UnusableSender)),
+                "{raw:?}: {err:?}"
+            );
+            assert_eq!(
+                err.map(|e| e.to_string()).as_deref(),
+                Some("no usable sender address")
+            );
+        }
+    }
+
+    #[test]
+    fn lenient_senders_are_usable() {
+        for (raw, email) in [
+            (
+                &b"From: \"john doe\"@Example.com\r\n\r\nx"[..],
+                "\"john doe\"@example.com",
+            ),
+            (
+                b"From: <taro..yamada.@docomo.ne.jp>\r\n\r\nx",
+                "taro..yamada.@docomo.ne.jp",
+            ),
+            (
+                "From: =?utf-8?b?5bGx55Sw?= <info@例え.JP>\r\n\r\nx".as_bytes(),
+                "info@例え.jp",
+            ),
+        ] {
+            let got = parse(raw, &limits()).map(|m| m.from.email);
+            assert_eq!(got.ok().as_deref(), Some(email), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn unusable_reply_to_and_cc_addresses_are_dropped() {
+        let raw = b"From: a@b.example\r\nReply-To: <\xff\xfe@>, ok@b.example\r\nCc: <@x>\r\n\r\nx";
+        let mail = parse(raw, &limits()).expect("parses");
+        let reply_to: Vec<_> = mail.reply_to.iter().map(|a| a.email.as_str()).collect();
+        assert_eq!(reply_to, ["ok@b.example"]);
+        assert!(mail.cc.is_empty());
     }
 
     #[test]
@@ -358,6 +458,7 @@ mod tests {
             raw,
             &ParseLimits {
                 max_attachment_bytes: 4,
+                max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
             },
         )
         .ok();

@@ -6,8 +6,13 @@
 //! committed, notifies the worker's `wake` (`notify_one`). The daemon runs [`run`];
 //! `casegate run --once` calls [`drain_once`].
 
+pub mod alert;
 pub mod smtp;
 pub mod worker;
 
+pub use alert::FailureAlerts;
 pub use smtp::{SmtpClient, SmtpError};
-pub use worker::{DrainReport, IDLE_POLL, OutboxError, RetryPolicy, drain_once, run};
+pub use worker::{
+    DrainReport, IDLE_POLL, OutboxError, RetryPolicy, drain_once, drain_once_alerting, run,
+    run_alerting,
+};

@@ -71,6 +71,19 @@ pub enum SmtpError {
     Transaction(LettreError),
     #[error("invalid envelope address {0:?}")]
     Address(String),
+    /// AUTH XOAUTH2 refused the access token (also after fetching a new one).
+    #[error("SMTP sign-in with an OAuth2 access token was refused: {0}")]
+    Auth(LettreError),
+    /// No access token to sign in with.
+    /// (Not a `#[source]`: the message holds it already.)
+    #[error("SMTP OAuth2 sign-in: {0}")]
+    OAuth2(crate::oauth2::TokenError),
+}
+
+impl From<crate::oauth2::TokenError> for SmtpError {
+    fn from(e: crate::oauth2::TokenError) -> Self {
+        SmtpError::OAuth2(e)
+    }
 }
 
 // The variants above print their cause in their own message, so they do not also
@@ -86,6 +99,7 @@ impl SmtpError {
     pub fn is_transient(&self) -> bool {
         match self {
             SmtpError::Connect { .. } | SmtpError::Timeout { .. } => true,
+            SmtpError::OAuth2(e) => e.is_transient(),
             SmtpError::Handshake { cause, .. } => cause.kind() != io::ErrorKind::InvalidData,
             SmtpError::Session(e) => lettre_transient(e) && !e.is_permanent(),
             SmtpError::Transaction(e) => lettre_transient(e),
@@ -244,6 +258,13 @@ impl SmtpClient {
         result
     }
 
+    /// Connect, secure and sign in, then QUIT (`check-config --online`).
+    pub async fn check(&mut self) -> Result<(), SmtpError> {
+        self.ready_connection().await?;
+        self.close().await;
+        Ok(())
+    }
+
     /// QUIT and close the connection, if one is open.
     pub async fn close(&mut self) {
         if let Some(mut conn) = self.conn.take() {
@@ -290,6 +311,27 @@ impl SmtpClient {
     }
 
     async fn connect(&self) -> Result<AsyncSmtpConnection, SmtpError> {
+        let Some(source) = &self.settings.oauth2 else {
+            return self.connect_with(None).await;
+        };
+        let token = source.access_token().await?;
+        match self.connect_with(Some(&token)).await {
+            // Refused: once more with a freshly fetched token, on a new connection
+            // (lettre gives up on the server's error challenge mid-AUTH).
+            Err(SmtpError::Auth(_)) => {
+                let token = source.renew_after_refusal(&token).await?;
+                self.connect_with(Some(&token)).await
+            }
+            other => other,
+        }
+    }
+
+    /// Greeting, EHLO, STARTTLS, then AUTH: PLAIN/LOGIN with the password, or XOAUTH2
+    /// with `token`.
+    async fn connect_with(
+        &self,
+        token: Option<&crate::config::Secret>,
+    ) -> Result<AsyncSmtpConnection, SmtpError> {
         let limit = self.settings.timeout;
         let stream = self.open_stream().await?;
         let mut conn = timeout(
@@ -312,23 +354,36 @@ impl SmtpClient {
                 .map_err(SmtpError::Session)?;
         }
         if let Some(user) = &self.settings.username {
-            let password = self
-                .settings
-                .password
-                .as_ref()
-                .map(|p| p.expose().to_string())
-                .unwrap_or_default();
-            let credentials = Credentials::new(user.clone(), password);
-            timeout(
-                limit,
-                conn.auth(&[Mechanism::Plain, Mechanism::Login], &credentials),
-            )
-            .await
-            .map_err(|_| SmtpError::Timeout {
-                limit,
-                during: "AUTH",
-            })?
-            .map_err(SmtpError::Session)?;
+            let (secret, mechanisms, wrap): (_, &[Mechanism], fn(LettreError) -> SmtpError) =
+                match token {
+                    Some(t) => (
+                        t.expose().to_string(),
+                        &[Mechanism::Xoauth2],
+                        SmtpError::Auth,
+                    ),
+                    None => (
+                        self.settings
+                            .password
+                            .as_ref()
+                            .map(|p| p.expose().to_string())
+                            .unwrap_or_default(),
+                        &[Mechanism::Plain, Mechanism::Login],
+                        SmtpError::Session,
+                    ),
+                };
+            let credentials = Credentials::new(user.clone(), secret);
+            let result = timeout(limit, conn.auth(mechanisms, &credentials))
+                .await
+                .map_err(|_| SmtpError::Timeout {
+                    limit,
+                    during: "AUTH",
+                })?;
+            if let Err(e) = result {
+                // A failed XOAUTH2 can leave the server waiting for our answer to its
+                // challenge: this connection is done.
+                let _ = timeout(Duration::from_secs(2), conn.abort()).await;
+                return Err(wrap(e));
+            }
         }
         tracing::debug!(host = %self.settings.host, port = self.settings.port, tls = ?self.settings.tls, "SMTP connected");
         Ok(conn)
@@ -421,6 +476,7 @@ mod tests {
             ca_file: None,
             username: None,
             password: None,
+            oauth2: None,
             timeout: Duration::from_secs(5),
         }
     }

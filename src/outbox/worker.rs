@@ -1,12 +1,16 @@
 //! The sender worker: takes due rows from the outbox and delivers them over SMTP.
 //!
 //! Delivery is at most once in normal operation: a row is leased (`sending`) before the
-//! SMTP transaction and marked `sent` right after the server's 250 to the end of DATA.
-//! One window remains: a crash (or a lost database) between that 250 and `mark_sent`
-//! leaves the row `sending`; when its lease runs out it goes back to `pending` and the
-//! mail is sent a second time. SMTP itself has the same window (RFC 1047: a lost 250
-//! makes the client resend), so it cannot be closed from here; it is a few
-//! milliseconds wide. The failpoint `outbox_after_accept` aborts exactly there.
+//! SMTP transaction and marked `sent` in a transaction of its own right after the
+//! server's 250 to the end of DATA, one row at a time (never after a batch). One window
+//! remains: a crash (or a lost database) between that 250 and the commit of `mark_sent`
+//! leaves the row `sending`, and the mail is sent a second time, with the same
+//! Message-ID (at the next start on SQLite, where the database lock proves the row's
+//! sender dead; when its lease runs out on PostgreSQL). SMTP itself has the same window
+//! (RFC 1047: a lost 250 makes the client resend), so it cannot be closed from here.
+//! Its width is logged (debug level) with each sent mail (`commit_us`, microseconds from the 250 to
+//! the commit; see the README for measured values). The failpoint
+//! `outbox_after_accept` aborts exactly there.
 //!
 //! Temporary failures retry with capped exponential backoff until the row is older than
 //! `max_age` (RFC 5321 §4.5.4.1: retry, then give up with a failure notice, here a
@@ -20,6 +24,7 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use tokio::sync::Notify;
 
+use super::alert::FailureAlerts;
 use super::smtp::{SmtpClient, SmtpError};
 use crate::config::SmtpSettings;
 use crate::runtime::Shutdown;
@@ -70,7 +75,9 @@ pub struct DrainReport {
     pub retried: u64,
     /// Permanent failures and give-ups (each with a `delivery_failed` event).
     pub failed: u64,
-    /// Rows found `sending` past their lease (crash recovery) and put back.
+    /// Rows a dead process left `sending` (crash recovery), put back: all of them on
+    /// SQLite, where the database lock proves their sender dead; on PostgreSQL those
+    /// past their lease.
     pub released: u64,
     /// The round stopped early because the server (or our SMTP setup) failed.
     pub server_unavailable: bool,
@@ -97,10 +104,15 @@ struct Delivery {
     client: SmtpClient,
     policy: RetryPolicy,
     lease: Duration,
+    /// Tells the escalation address when an engineer notification fails for good.
+    alerts: Option<FailureAlerts>,
+    /// Alerts queued in the current round (sent in the next one).
+    queued_alerts: u64,
 }
 
 enum Outcome {
-    Sent,
+    /// Accepted by the server at this instant (the 250 to the end of DATA).
+    Sent(std::time::Instant),
     Retry(SmtpError),
     Failed(SmtpError),
     GaveUp(SmtpError),
@@ -114,6 +126,8 @@ impl Delivery {
             client,
             policy,
             lease: lease_for(smtp),
+            alerts: None,
+            queued_alerts: 0,
         })
     }
 
@@ -122,7 +136,7 @@ impl Delivery {
     async fn round(&mut self, shutdown: Option<&Shutdown>) -> Result<DrainReport, StoreError> {
         let start = Utc::now();
         let mut report = DrainReport {
-            released: self.store.release_expired_leases(start).await?,
+            released: self.store.release_abandoned(start).await?,
             ..Default::default()
         };
         while !shutdown.is_some_and(Shutdown::is_shutdown) {
@@ -154,8 +168,9 @@ impl Delivery {
             .await
         {
             Ok(()) => {
+                let accepted = std::time::Instant::now();
                 crate::failpoint::hit("outbox_after_accept");
-                (Outcome::Sent, false)
+                (Outcome::Sent(accepted), false)
             }
             Err(e) if e.is_permanent() => (Outcome::Failed(e), false),
             Err(e) => {
@@ -172,7 +187,7 @@ impl Delivery {
     }
 
     async fn settle(
-        &self,
+        &mut self,
         row: &OutboxRow,
         outcome: Outcome,
         start: DateTime<Utc>,
@@ -180,8 +195,11 @@ impl Delivery {
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         match outcome {
-            Outcome::Sent => {
+            Outcome::Sent(accepted) => {
                 mark_sent(&self.store, row.id, now).await?;
+                // The double-send window of this mail: from the 250 to the commit.
+                let commit_us = u64::try_from(accepted.elapsed().as_micros()).unwrap_or(u64::MAX);
+                tracing::debug!(id = row.id, commit_us, "sent mail recorded");
                 tracing::info!(id = row.id, message_id = %row.message_id, kind = %row.kind, case = %row.case.map_or_else(|| "-".to_string(), |c| c.to_string()), "mail sent");
                 report.sent += 1;
             }
@@ -200,6 +218,7 @@ impl Delivery {
                     .mark_failed(row.id, e.status(), &e.to_string(), now)
                     .await?;
                 report.failed += 1;
+                self.alert(row, &e.to_string(), now).await?;
             }
             Outcome::GaveUp(e) => {
                 log_failure(row, &e, "giving up");
@@ -208,7 +227,22 @@ impl Delivery {
                     .mark_failed(row.id, e.status(), &why, now)
                     .await?;
                 report.failed += 1;
+                self.alert(row, &why, now).await?;
             }
+        }
+        Ok(())
+    }
+
+    async fn alert(
+        &mut self,
+        row: &OutboxRow,
+        why: &str,
+        now: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        if let Some(alerts) = &self.alerts
+            && alerts.on_failed(&self.store, row, why, now).await?
+        {
+            self.queued_alerts += 1;
         }
         Ok(())
     }
@@ -251,8 +285,29 @@ pub async fn drain_once(
     smtp: &SmtpSettings,
     policy: &RetryPolicy,
 ) -> Result<DrainReport, OutboxError> {
+    drain_once_alerting(store, smtp, policy, None).await
+}
+
+/// [`drain_once`], telling the escalation address about engineer notifications that
+/// fail for good ([`FailureAlerts`]); those alerts go out in a second round.
+pub async fn drain_once_alerting(
+    store: &Store,
+    smtp: &SmtpSettings,
+    policy: &RetryPolicy,
+    alerts: Option<FailureAlerts>,
+) -> Result<DrainReport, OutboxError> {
     let mut delivery = Delivery::new(store.clone(), smtp, *policy)?;
-    Ok(delivery.round(None).await?)
+    delivery.alerts = alerts;
+    let mut report = delivery.round(None).await?;
+    if delivery.queued_alerts > 0 && !report.server_unavailable {
+        let more = delivery.round(None).await?;
+        report.sent += more.sent;
+        report.retried += more.retried;
+        report.failed += more.failed;
+        report.released += more.released;
+        report.server_unavailable = more.server_unavailable;
+    }
+    Ok(report)
 }
 
 /// Longest sleep without a wake-up: picks up mail queued by another process (`casegate
@@ -267,10 +322,23 @@ pub async fn run(
     store: Store,
     smtp: SmtpSettings,
     policy: RetryPolicy,
-    mut shutdown: Shutdown,
+    shutdown: Shutdown,
     wake: Arc<Notify>,
 ) -> Result<(), OutboxError> {
+    run_alerting(store, smtp, policy, shutdown, wake, None).await
+}
+
+/// [`run`] with [`FailureAlerts`] for engineer notifications that fail for good.
+pub async fn run_alerting(
+    store: Store,
+    smtp: SmtpSettings,
+    policy: RetryPolicy,
+    mut shutdown: Shutdown,
+    wake: Arc<Notify>,
+    alerts: Option<FailureAlerts>,
+) -> Result<(), OutboxError> {
     let mut delivery = Delivery::new(store.clone(), &smtp, policy)?;
+    delivery.alerts = alerts;
     let mut failures: i64 = 0;
     while !shutdown.is_shutdown() {
         let wait = match delivery.round(Some(&shutdown)).await {

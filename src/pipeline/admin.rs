@@ -77,8 +77,10 @@ impl Pipeline {
             headers: MailHeaders::default(),
         };
         let config = &self.config;
-        let render =
-            |case, first_n| notices::compose_all(config, &plan, &none, &parent, case, first_n, now);
+        let key = self.store.site_key().to_vec();
+        let render = |case, first_n| {
+            notices::compose_all(config, &key, &plan, &none, &[], &parent, case, first_n, now)
+        };
         work.commit_without_message(&plan, now, render).await?;
         let queued_mail = work.finish().await?;
         info!(case = %number, actor = %actor.address, command = ?command, "admin command");

@@ -11,10 +11,12 @@ mod checkpoint;
 mod contracts;
 mod mailbox;
 mod outbox;
+mod outbox_admin;
 mod quarantine;
 mod raw_files;
 mod reports;
 mod sla;
+mod sole_user;
 mod views;
 mod work;
 
@@ -28,9 +30,11 @@ pub use cases::{Committed, Composed, NewAttachment, NewMessage, Outbound};
 pub use contracts::{ImportStats, SenderFacts};
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
+pub use outbox_admin::Retried;
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
 pub use reports::{Attainment, ClockState, EngineerStats, QueueStats, SlaReport, TeamReport};
 pub use sla::{ClockAction, DueClock};
+pub use sole_user::SoleUser;
 pub use views::{
     AttachmentSource, AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView,
 };
@@ -52,6 +56,8 @@ pub enum StoreError {
     /// A raw mail kept as a file beside the SQLite database (see `raw_files`).
     #[error("raw mail file {path}: {cause}")]
     RawFile { path: String, cause: std::io::Error },
+    #[error("cannot read random bytes for the site key: {0}")]
+    Random(std::io::Error),
     #[error("database holds an invalid value in {column}: {value}")]
     Corrupt { column: &'static str, value: String },
     /// [`OpenMode::Existing`] on a SQLite file that is not there (a typo, or a command
@@ -68,6 +74,13 @@ pub enum StoreError {
     /// more likely a typo than a wish.
     #[error("the folder {0} of the database does not exist (create it, or check database.url)")]
     NoFolder(String),
+    /// Another casegate process holds the SQLite database (see `sole_user`).
+    #[error(
+        "the database {database} is in use by another casegate process; only one may run on a SQLite database"
+    )]
+    InUse { database: String },
+    #[error("cannot take the lock file {path}: {cause}")]
+    LockFile { path: String, cause: std::io::Error },
 }
 
 // The variants above print their cause in their own message, so they do not also
@@ -109,6 +122,10 @@ pub struct Store {
     url: Option<String>,
     /// Where large raw mails go (a SQLite database in a file only).
     raw_files: Option<Arc<RawFiles>>,
+    /// Set once this process holds the SQLite database alone (see `sole_user`).
+    sole_user: Arc<std::sync::OnceLock<SoleUser>>,
+    /// The key of our Message-IDs and signed return paths ([`Store::site_key`]).
+    site_key: Arc<[u8]>,
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -182,6 +199,7 @@ impl Store {
             Backend::Postgres => &POSTGRES_MIGRATIONS,
         };
         migrator.run(&pool).await?;
+        let site_key = load_site_key(&pool).await?;
         let raw_files = match backend {
             Backend::Sqlite => raw_files::sqlite_file(&url).map(|f| Arc::new(RawFiles::beside(&f))),
             Backend::Postgres => None,
@@ -191,7 +209,16 @@ impl Store {
             backend,
             url: (backend == Backend::Sqlite).then_some(url),
             raw_files,
+            sole_user: Arc::default(),
+            site_key,
         })
+    }
+
+    /// The database's own secret key (32 random bytes, made at first start and shared by
+    /// every instance on the database): the HMAC key of our Message-IDs and of the
+    /// signed return paths bounces come back to. Zero configuration, never logged.
+    pub fn site_key(&self) -> &[u8] {
+        &self.site_key
     }
 
     pub fn backend(&self) -> Backend {
@@ -241,6 +268,46 @@ fn pg_server(url: &str) -> String {
     } else {
         format!("{hostport}:5432")
     }
+}
+
+/// The `message_id` site key: made once (the first instance to start wins the insert),
+/// then read by everyone.
+async fn load_site_key(pool: &AnyPool) -> Result<Arc<[u8]>, StoreError> {
+    const READ: &str = "SELECT value FROM site_keys WHERE name = 'message_id'";
+    // Read first: opening the store must not need a write (a busy database still lets
+    // the daemon start and keep its mail in the inbox until it can commit).
+    let value: String = match sqlx::query_scalar(READ).fetch_optional(pool).await? {
+        Some(v) => v,
+        None => {
+            let fresh = hex::encode(random_bytes()?);
+            sqlx::query("INSERT INTO site_keys (name, value) VALUES ('message_id', $1) ON CONFLICT (name) DO NOTHING")
+                .bind(fresh)
+                .execute(pool)
+                .await?;
+            sqlx::query_scalar(READ).fetch_one(pool).await?
+        }
+    };
+    let key = hex::decode(value.trim()).map_err(|_| StoreError::Corrupt {
+        column: "site_keys.value",
+        value: "(not hex)".into(),
+    })?;
+    if key.len() < 16 {
+        return Err(StoreError::Corrupt {
+            column: "site_keys.value",
+            value: format!("a key of {} bytes", key.len()),
+        });
+    }
+    Ok(key.into())
+}
+
+/// 32 bytes from the operating system's random source.
+fn random_bytes() -> Result<[u8; 32], StoreError> {
+    use std::io::Read;
+    let mut buf = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut buf))
+        .map_err(StoreError::Random)?;
+    Ok(buf)
 }
 
 /// The URL sqlx opens: `mode=rwc` creates a missing file, `mode=rw` does not. A missing

@@ -6,8 +6,9 @@
 //!                         |--4xx/outage--> `pending` (later `next_attempt_at`)
 //!                         |--5xx / too old--> `failed` (+ a `delivery_failed` event)
 //! While a row is `sending`, `next_attempt_at` holds its lease expiry: a worker that
-//! dies mid-send leaves the row `sending`, and [`Store::release_expired_leases`] puts it
-//! back to `pending` once the lease has run out (crash recovery). On PostgreSQL several
+//! dies mid-send leaves the row `sending`. [`Store::release_abandoned`] puts it back to
+//! `pending` (crash recovery): at once on SQLite, where the database lock proves that
+//! its worker is dead, once the lease has run out on PostgreSQL. On PostgreSQL several
 //! instances claim concurrently with `FOR UPDATE SKIP LOCKED`, so a row is only ever
 //! claimed by one of them; SQLite serialises writers, so the plain UPDATE is enough.
 
@@ -35,6 +36,14 @@ pub enum OutboxStatus {
     Failed,
 }
 
+impl std::str::FromStr for OutboxStatus {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        OutboxStatus::parse(s)
+            .map_err(|_| format!("expected pending, sending, sent or failed, found {s:?}"))
+    }
+}
+
 impl OutboxStatus {
     pub fn as_str(self) -> &'static str {
         match self {
@@ -45,7 +54,7 @@ impl OutboxStatus {
         }
     }
 
-    fn parse(s: &str) -> Result<OutboxStatus, StoreError> {
+    pub(super) fn parse(s: &str) -> Result<OutboxStatus, StoreError> {
         Ok(match s {
             "pending" => OutboxStatus::Pending,
             "sending" => OutboxStatus::Sending,
@@ -99,7 +108,7 @@ pub struct OutboxRow {
     pub last_error: Option<String>,
 }
 
-const COLUMNS: &str = "id, case_id, kind, message_id, sender, recipients, raw, status, attempts, \
+pub(super) const COLUMNS: &str = "id, case_id, kind, message_id, sender, recipients, raw, status, attempts, \
                        next_attempt_at, created_at, sent_at, last_error";
 
 /// Queue a mail inside the caller's transaction (the case commit), so that the mail
@@ -132,7 +141,7 @@ fn recipients_json(recipients: &[String]) -> String {
     serde_json::to_string(recipients).unwrap_or_else(|_| "[]".into())
 }
 
-fn row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
+pub(super) fn row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
     let recipients: String = r.get(5);
     let status: String = r.get(7);
     Ok(OutboxRow {
@@ -145,7 +154,8 @@ fn row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
             column: "outbox.recipients",
             value: recipients.clone(),
         })?,
-        raw: r.get(6),
+        // NULL in listings, which leave the mail itself out.
+        raw: r.get::<Option<Vec<u8>>, _>(6).unwrap_or_default(),
         status: OutboxStatus::parse(&status)?,
         attempts: r.get(8),
         next_attempt_at: from_ms(r.get(9)),
@@ -351,6 +361,25 @@ pub(super) async fn record_bounce(
 }
 
 impl Store {
+    /// Crash recovery, at start-up and at the start of every sender round (a process has
+    /// one sender, which at that moment sends nothing). With the database to ourselves
+    /// (SQLite, [`Store::lock_sole_user`]) every `sending` row was left by a process that
+    /// died mid-send, and goes back to `pending` at once. Shared (PostgreSQL), a
+    /// `sending` row may be another live instance's delivery in progress: only expired
+    /// leases are released. Returns how many rows were put back.
+    pub async fn release_abandoned(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {
+        if !self.is_sole_user() {
+            return self.release_expired_leases(now).await;
+        }
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = $1 WHERE status = 'sending'",
+        )
+        .bind(to_ms(now))
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected())
+    }
+
     /// Crash recovery: rows left `sending` past their lease go back to `pending`, due at
     /// once. Returns how many.
     pub async fn release_expired_leases(&self, now: DateTime<Utc>) -> Result<u64, StoreError> {

@@ -30,6 +30,8 @@ pub struct CaseSummary {
     pub severity: Option<i64>,
     pub owner: Option<String>,
     pub customer: String,
+    /// The customer's display name from their first mail, when it carried one.
+    pub customer_name: Option<String>,
     pub account: Option<String>,
     pub entitlement: Option<String>,
     pub related_case: Option<CaseNumber>,
@@ -98,7 +100,7 @@ pub struct CaseView {
 const SUMMARY_COLUMNS: &str = "c.id, c.subject, c.status, c.queue, c.product, c.language, c.region, c.severity, \
     c.owner, c.customer, c.account, c.entitlement, c.related_case, c.created_at, c.updated_at, c.closed_at, \
     c.first_response_due, c.first_response_at, c.next_response_due, c.breached, \
-    (SELECT COUNT(*) FROM messages m WHERE m.case_id = c.id)";
+    (SELECT COUNT(*) FROM messages m WHERE m.case_id = c.id), c.customer_name";
 
 impl Store {
     /// Cases, newest first; `status` filters when given.
@@ -278,6 +280,7 @@ fn summary(r: &AnyRow) -> Result<CaseSummary, StoreError> {
         severity: r.get(7),
         owner: r.get(8),
         customer: r.get(9),
+        customer_name: r.get(21),
         account: r.get(10),
         entitlement: r.get(11),
         related_case: r.get::<Option<i64>, _>(12).map(CaseNumber),

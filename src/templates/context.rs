@@ -7,7 +7,8 @@
 //! - Every field is always present. "Unknown" is an empty string, never a missing field
 //!   (templates test it with `{% if customer_name %}`).
 //! - Times are already formatted for the reader, in their time zone with the zone's name,
-//!   e.g. `2026-11-30 10:00 JST (Asia/Tokyo)`: templates never compute with times.
+//!   e.g. `2026-11-30 10:00 JST (Asia/Tokyo)`, the name once where it is its own
+//!   abbreviation (`2026-11-30 01:00 UTC`): templates never compute with times.
 //! - Texts given per language (`product_info_needed`, `reason`) are in the mail's language.
 
 use serde::{Deserialize, Serialize};
@@ -145,10 +146,14 @@ pub struct EngineerNotification {
     pub owner: String,
     /// `entitled`, `no_contract`, `expired`, `not_covered` or `out_of_scope`.
     pub entitlement: String,
-    /// When the next response is due, in the engineer's time zone.
+    /// When the next response is due, in the engineer's time zone (the queue's region).
     pub response_due: String,
+    /// The same moment in the customer's time zone, "" when it is the same zone.
+    pub customer_response_due: String,
     /// The new message's text (possibly shortened by the caller).
     pub message_text: String,
+    /// Who wrote that message, `Name <address>`: not always the case's customer.
+    pub message_from: String,
     /// The contract tier (`premium`, `standard`, ...), "" when unknown.
     pub tier: String,
     /// The customer's language: `en` or `ja`.
@@ -166,6 +171,19 @@ pub struct EngineerCommandError {
     /// The command line as written.
     pub command: String,
     /// Why it was refused.
+    pub error: String,
+}
+
+/// `notification_failed`: a notification to an engineer could not be delivered (the
+/// relay refused it, or it stayed undeliverable); to the queue's escalation address.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotificationFailed {
+    #[serde(flatten)]
+    pub common: Common,
+    pub queue: String,
+    /// The engineer address(es) the notification was for.
+    pub engineer: String,
+    /// What the mail server said.
     pub error: String,
 }
 
@@ -200,6 +218,19 @@ pub struct SlaBreach {
     pub sla: SlaClock,
     /// How late, formatted, e.g. `15 minutes` / `15分`.
     pub overdue: String,
+}
+
+/// `forward_out_of_scope`: the covering note of an out-of-scope mail forwarded to the
+/// Sales or Professional Services desk; the customer's mail itself is attached as it came.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ForwardOutOfScope {
+    #[serde(flatten)]
+    pub common: Common,
+    /// Why it was redirected: `sales` (renewal, pricing, quote) or
+    /// `professional_services` (write or test code, do the work).
+    pub scope: String,
+    /// The desk's address (where this note goes).
+    pub desk: String,
 }
 
 /// A typed context: ties a struct to its template, so a context cannot be rendered with
@@ -384,10 +415,20 @@ impl TemplateContext for EngineerNotification {
             owner: String::new(),
             entitlement: "entitled".into(),
             response_due: first_response_due(lang),
+            customer_response_due: pick(
+                lang,
+                "2026-11-30 18:00 JST (Asia/Tokyo)",
+                "2026-11-30 10:00 CET (Europe/Berlin)",
+            ),
             message_text: pick(
                 lang,
                 "After upgrading to 5.2 the agent exits at start-up.\nLog attached.",
                 "5.2 へのアップグレード後、エージェントが起動直後に終了します。\nログを添付します。",
+            ),
+            message_from: pick(
+                lang,
+                "Jane Smith <jane.smith@example.com>",
+                "山田 太郎 <yamada@example.co.jp>",
             ),
             tier: "premium".into(),
             language: pick(lang, "en", "ja"),
@@ -446,6 +487,29 @@ impl TemplateContext for SlaBreach {
     }
 }
 
+impl TemplateContext for ForwardOutOfScope {
+    const KIND: TemplateKind = TemplateKind::ForwardOutOfScope;
+    fn sample(lang: &str) -> Self {
+        ForwardOutOfScope {
+            common: sample_common(lang),
+            scope: "sales".into(),
+            desk: SALES.into(),
+        }
+    }
+}
+
+impl TemplateContext for NotificationFailed {
+    const KIND: TemplateKind = TemplateKind::NotificationFailed;
+    fn sample(lang: &str) -> Self {
+        NotificationFailed {
+            common: sample_common(lang),
+            queue: pick(lang, "platform-emea-en", "platform-ja"),
+            engineer: pick(lang, "alex.chen@example.com", "sato@example.com"),
+            error: "554 5.7.1 Message rejected".into(),
+        }
+    }
+}
+
 /// The sample context of `kind` in `lang`, as JSON.
 pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
     fn value<C: TemplateContext>(lang: &str) -> serde_json::Value {
@@ -464,5 +528,7 @@ pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
         TemplateKind::EngineerCommandError => value::<EngineerCommandError>(lang),
         TemplateKind::SlaWarning => value::<SlaWarning>(lang),
         TemplateKind::SlaBreach => value::<SlaBreach>(lang),
+        TemplateKind::ForwardOutOfScope => value::<ForwardOutOfScope>(lang),
+        TemplateKind::NotificationFailed => value::<NotificationFailed>(lang),
     }
 }

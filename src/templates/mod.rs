@@ -40,10 +40,13 @@ pub enum TemplateKind {
     EngineerCommandError,
     SlaWarning,
     SlaBreach,
+    ForwardOutOfScope,
+    /// Staff: a notification to an engineer failed for good (to the escalation address).
+    NotificationFailed,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 12] = [
+    pub const ALL: [TemplateKind; 14] = [
         TemplateKind::Acknowledgement,
         TemplateKind::RefusalNoContract,
         TemplateKind::RefusalExpired,
@@ -56,6 +59,8 @@ impl TemplateKind {
         TemplateKind::EngineerCommandError,
         TemplateKind::SlaWarning,
         TemplateKind::SlaBreach,
+        TemplateKind::ForwardOutOfScope,
+        TemplateKind::NotificationFailed,
     ];
 
     /// The file stem, snake_case (`refusal_no_contract`); also the outbox row's `kind`.
@@ -73,6 +78,8 @@ impl TemplateKind {
             TemplateKind::EngineerCommandError => "engineer_command_error",
             TemplateKind::SlaWarning => "sla_warning",
             TemplateKind::SlaBreach => "sla_breach",
+            TemplateKind::ForwardOutOfScope => "forward_out_of_scope",
+            TemplateKind::NotificationFailed => "notification_failed",
         }
     }
 
@@ -80,7 +87,8 @@ impl TemplateKind {
         TemplateKind::ALL.into_iter().find(|k| k.name() == name)
     }
 
-    /// True for mail to the customer, false for mail to engineers.
+    /// True for mail to the customer, false for mail to engineers (and to the Sales or
+    /// Professional Services desk).
     pub fn to_customer(self) -> bool {
         !matches!(
             self,
@@ -88,6 +96,8 @@ impl TemplateKind {
                 | TemplateKind::EngineerCommandError
                 | TemplateKind::SlaWarning
                 | TemplateKind::SlaBreach
+                | TemplateKind::ForwardOutOfScope
+                | TemplateKind::NotificationFailed
         )
     }
 

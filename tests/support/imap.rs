@@ -204,6 +204,27 @@ fn doveadm(args: &[&str]) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
+/// `doveadm kick USER`: Dovecot drops every IMAP session of `user`, so the client must
+/// sign in again (with OAuth2: with a token that may have expired meanwhile). True when
+/// a session was kicked.
+pub fn kick(user: &str) -> bool {
+    let env = TestEnv::get();
+    let out = Command::new("doveadm")
+        .arg("-c")
+        .arg(&env.dovecot_conf)
+        .args(["kick", user])
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run doveadm: {e}"));
+    String::from_utf8_lossy(&out.stdout).contains(user)
+}
+
+/// Sign-ins of `user` with `method` (e.g. "XOAUTH2") in Dovecot's log so far.
+pub fn dovecot_logins(user: &str, method: &str) -> usize {
+    let log = std::fs::read_to_string(TestEnv::get().dir.join("dovecot.log")).unwrap_or_default();
+    let needle = format!("Login: user=<{user}>, method={method},");
+    log.matches(&needle).count()
+}
+
 /// Makes Dovecot give `mailbox` a new UIDVALIDITY and every message in it a new UID
 /// (all above the old UIDNEXT), as after a server-side rebuild. The messages stay.
 /// Sessions that have the mailbox selected are disconnected by Dovecot.

@@ -43,3 +43,25 @@ pub fn iso2022jp_mail(
     raw.extend(b"\r\n");
     raw
 }
+
+/// A delivery status notification (RFC 3464) from the MTA `host`, sent to `to`, that
+/// reports `original` (carried as `report_part`, e.g. `message/rfc822`) as undeliverable.
+pub fn dsn(host: &str, tag: &str, to: &str, original: &[u8], report_part: &str) -> Vec<u8> {
+    let boundary = format!("dsn-{tag}");
+    let mut raw = format!(
+        "Return-Path: <>\r\nFrom: MAILER-DAEMON@{host} (Mail Delivery System)\r\nTo: {to}\r\n\
+         Subject: Undelivered Mail Returned to Sender\r\nDate: Fri, 27 Nov 2026 09:05:00 +0000\r\n\
+         Message-ID: <bounce-{tag}@{host}>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
+         Content-Type: multipart/report; report-type=delivery-status; boundary=\"{boundary}\"\r\n\r\n\
+         --{boundary}\r\nContent-Type: text/plain; charset=us-ascii\r\n\r\n\
+         Your message could not be delivered to one or more recipients.\r\n\r\n\
+         --{boundary}\r\nContent-Type: message/delivery-status\r\n\r\n\
+         Reporting-MTA: dns; {host}\r\n\r\nFinal-Recipient: rfc822; gone@{host}\r\nAction: failed\r\n\
+         Status: 5.1.1\r\nDiagnostic-Code: smtp; 550 5.1.1 User unknown\r\n\r\n\
+         --{boundary}\r\nContent-Type: {report_part}\r\n\r\n"
+    )
+    .into_bytes();
+    raw.extend_from_slice(original);
+    raw.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
+    raw
+}

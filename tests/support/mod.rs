@@ -11,9 +11,11 @@ pub mod cli;
 pub mod daemon;
 pub mod imap;
 pub mod mail;
+pub mod oauth;
 pub mod pg;
 pub mod routing;
 pub mod smtp;
+pub mod staff;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -54,6 +56,9 @@ pub struct TestEnv {
     pub dovecot_conf: PathBuf,
     /// The password of every IMAP user.
     pub password: String,
+    /// The OAuth2 token server (`scripts/token_server.py`, see [`oauth`]): Dovecot's
+    /// XOAUTH2/OAUTHBEARER and the SMTP sink's XOAUTH2 accept its access tokens.
+    pub oauth_port: u16,
 }
 
 static ENV: OnceLock<TestEnv> = OnceLock::new();
@@ -143,6 +148,7 @@ impl TestEnv {
             mail_dir: s("CASEGATE_TEST_MAIL_DIR")?.into(),
             dovecot_conf: s("CASEGATE_TEST_DOVECOT_CONF")?.into(),
             password: s("CASEGATE_TEST_PASSWORD")?,
+            oauth_port: port("CASEGATE_TEST_OAUTH_PORT")?,
         })
     }
 
@@ -153,6 +159,7 @@ impl TestEnv {
             self.lmtp_port,
             self.smtp_port,
             self.smtps_port,
+            self.oauth_port,
         ]
         .iter()
         .all(|&p| port_open(p))

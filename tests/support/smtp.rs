@@ -399,3 +399,20 @@ pub async fn smtp_send(
     let _ = w.write_all(b"QUIT\r\n").await;
     Ok(())
 }
+
+/// True when `id` is the Message-ID casegate gives the `n`th mail of case `case` (8
+/// digits) at example.com: `case-00000001.m-1.<16 hex digits of HMAC>@example.com`.
+pub fn is_our_message_id(id: &str, case: &str, n: u32) -> bool {
+    id.strip_prefix(&format!("case-{case}.m-{n}."))
+        .and_then(|r| r.strip_suffix("@example.com"))
+        .is_some_and(|tag| tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
+}
+
+/// True when `address` is the signed return path casegate sends the `n`th mail of case
+/// `case` from (`support+b00000001.1.<16 hex>@example.com`): bounces come back to it.
+pub fn is_our_return_path(address: &str, case: &str, n: u32) -> bool {
+    address
+        .strip_prefix(&format!("support+b{case}.{n}."))
+        .and_then(|r| r.strip_suffix("@example.com"))
+        .is_some_and(|tag| tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()))
+}

@@ -1,0 +1,106 @@
+//! What admins see of the outbox and may do to it (`casegate outbox list|retry`).
+
+use chrono::{DateTime, Utc};
+use serde_json::json;
+use sqlx::{AssertSqlSafe, Row};
+
+use super::cases::insert_event;
+use super::outbox::{COLUMNS, row};
+use super::{OutboxRow, OutboxStatus, Store, StoreError, to_ms};
+
+/// The listing's columns: every column but the mail itself.
+fn list_columns() -> String {
+    COLUMNS.replace(" raw,", " NULL,")
+}
+
+/// What `retry` did to one row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Retried {
+    /// Due again at once (it was `failed`, or `pending` and waiting for its next try).
+    Queued,
+    NotFound,
+    /// Sent already: sending it again would double it.
+    AlreadySent,
+    /// A worker is sending it right now.
+    InFlight,
+}
+
+impl Store {
+    /// Outbox rows without their mail, oldest first; `status` filters.
+    pub async fn outbox_list(
+        &self,
+        status: Option<OutboxStatus>,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = match status {
+            Some(s) => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {} FROM outbox WHERE status = $1 ORDER BY id",
+                    list_columns()
+                )))
+                .bind(s.as_str())
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(AssertSqlSafe(format!(
+                    "SELECT {} FROM outbox ORDER BY id",
+                    list_columns()
+                )))
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(row).collect()
+    }
+
+    /// Make row `id` due now (an admin's retry after fixing the cause), with a
+    /// `delivery_retried` event on its case. Sent and in-flight rows are left alone.
+    pub async fn retry_outbox(&self, id: i64, now: DateTime<Utc>) -> Result<Retried, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let found = sqlx::query("SELECT status, case_id, message_id FROM outbox WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *tx)
+            .await?;
+        let Some(r) = found else {
+            return Ok(Retried::NotFound);
+        };
+        let (case, message_id): (Option<i64>, String) = (r.get(1), r.get(2));
+        let status = OutboxStatus::parse(&r.get::<String, _>(0))?;
+        match status {
+            OutboxStatus::Sent => return Ok(Retried::AlreadySent),
+            OutboxStatus::Sending => return Ok(Retried::InFlight),
+            OutboxStatus::Pending | OutboxStatus::Failed => {}
+        }
+        sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = $2 WHERE id = $1 \
+             AND status IN ('pending', 'failed')",
+        )
+        .bind(id)
+        .bind(to_ms(now))
+        .execute(&mut *tx)
+        .await?;
+        let detail = json!({ "outbox_id": id, "message_id": message_id, "was": status.as_str() });
+        let case = case.map(crate::domain::CaseNumber);
+        insert_event(&mut tx, case, now, "admin", "delivery_retried", &detail).await?;
+        tx.commit().await?;
+        Ok(Retried::Queued)
+    }
+
+    /// Every `failed` row due again now; returns their ids.
+    pub async fn retry_failed_outbox(&self, now: DateTime<Utc>) -> Result<Vec<i64>, StoreError> {
+        let ids: Vec<i64> =
+            sqlx::query("SELECT id FROM outbox WHERE status = 'failed' ORDER BY id")
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.get(0))
+                .collect();
+        let mut queued = Vec::new();
+        for id in ids {
+            if self.retry_outbox(id, now).await? == Retried::Queued {
+                queued.push(id);
+            }
+        }
+        Ok(queued)
+    }
+}

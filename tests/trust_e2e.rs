@@ -1,0 +1,592 @@
+//! Issue 22, end to end through the real Dovecot and SMTP sink: nobody outside a case
+//! can write into it. Each test is named after what broke: predictable Message-IDs and
+//! References joins, forged bounces, engineers' out-of-office replies relayed, a long
+//! subject killing the acknowledgement, log injection, forged Authentication-Results,
+//! giant headers, and a mailbox changed under casegate's feet.
+
+mod support;
+
+use std::process::Stdio;
+use std::time::Duration;
+
+use casegate::mail::parse::sniff_message_id;
+use futures::StreamExt;
+use serde_json::Value;
+use sqlx::Connection;
+use support::cli::{ok, run_once, show};
+use support::mail::{b64, dsn};
+use support::pg::PgDatabase;
+use support::staff::{
+    ENGINEER, ctx, ctx_with, customer_mail, decoded_text, engineer_mail, header, open_case,
+    wait_for,
+};
+use support::{SinkMessage, TestCtx, append, smtp_received};
+
+fn events<'a>(case: &'a Value, kind: &str) -> Vec<&'a Value> {
+    case["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["kind"] == kind)
+        .collect()
+}
+
+/// `case-00000001.m-1.<16 hex>@example.com`: ours, and not to be guessed.
+fn assert_unguessable(id: &str, case: u32, n: u32) {
+    let prefix = format!("case-{case:08}.m-{n}.");
+    let tag = id
+        .strip_prefix(&prefix)
+        .and_then(|r| r.strip_suffix("@example.com"))
+        .unwrap_or_else(|| panic!("not one of our Message-IDs: {id}"));
+    assert!(
+        tag.len() == 16 && tag.bytes().all(|b| b.is_ascii_hexdigit()),
+        "{id}"
+    );
+}
+
+fn mail_with(from: &str, mid: &str, subject: &str, extra: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\n{extra}\
+         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// The single mail the sink holds for `rcpt` (waits a little for the outbox).
+async fn only_mail(rcpt: &str) -> SinkMessage {
+    let got = support::wait_for_smtp(rcpt, 1, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 1, "mails to {rcpt}");
+    smtp_received(rcpt).remove(0)
+}
+
+// 1 -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_stranger_naming_our_message_id_in_references_gets_a_new_linked_case() {
+    let ctx = ctx("trust-refs");
+    let (customer, reply_addr) = open_case(&ctx, "refs").await;
+    let ack = only_mail(&customer).await;
+    let ack_id = sniff_message_id(&ack.raw).unwrap();
+    assert_unguessable(&ack_id, 1, 1);
+    // A colleague from the customer's own domain joins by References; the engineer's
+    // notification names who wrote, not only the case's customer.
+    let colleague = format!("boss-{}@acme.example", ctx.user);
+    let refs = format!("In-Reply-To: <{ack_id}>\r\nReferences: <{ack_id}>\r\n");
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail_with(
+            &format!("Boss <{colleague}>"),
+            &format!("boss1-{}@acme.example", ctx.user),
+            "Re: [Case #00000001] Playbook fails",
+            &refs,
+            "Any news?",
+        ),
+        None,
+    )
+    .await;
+    run_once(&ctx);
+    let note = wait_for(ENGINEER, |m| {
+        decoded_text(m).contains(&format!("Boss <{colleague}>"))
+    })
+    .await;
+    assert!(decoded_text(&note).contains(&customer));
+    // The engineer closes the case; the customer is asked for a rating.
+    append(
+        &ctx.user,
+        "INBOX",
+        &engineer_mail(
+            &reply_addr,
+            &format!("close-{}@vendor.example", ctx.user),
+            "Re: [Case #00000001] Playbook fails",
+            "#close\n\nFixed in 2.16.3.",
+        ),
+        None,
+    )
+    .await;
+    run_once(&ctx);
+    assert_eq!(show(&ctx, "1")["status"], "closed");
+
+    // A stranger who learned our ids answers the closure mail with a rating of 1 and
+    // the acknowledgement's id, once with a guessed id of the old predictable form.
+    let stranger = format!("mallory-{}@evil.example", ctx.user);
+    append(
+        &ctx.user,
+        "INBOX",
+        &mail_with(
+            &stranger,
+            &format!("m1-{}@evil.example", ctx.user),
+            "Re: your case",
+            &refs,
+            "1",
+        ),
+        None,
+    )
+    .await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 new case(s)"), "{summary}");
+    let old = show(&ctx, "1");
+    assert_eq!(old["status"], "closed", "a stranger never reopens a case");
+    assert!(events(&old, "feedback").is_empty(), "{old:#}");
+    assert!(events(&old, "case_reopened").is_empty(), "{old:#}");
+    let security = events(&old, "security");
+    assert!(
+        security
+            .iter()
+            .any(|e| e["detail"]["from"] == stranger.as_str()),
+        "{old:#}"
+    );
+    let new = show(&ctx, "2");
+    assert_eq!(new["customer"], stranger.as_str());
+    assert_eq!(new["related_case"], "00000001", "{new:#}");
+    let linked = events(&new, "linked");
+    assert_eq!(
+        linked[0]["detail"]["reason"], "foreign_reference",
+        "{new:#}"
+    );
+}
+
+// 2 -------------------------------------------------------------------------
+
+const MX: &str = "mx.acme.example";
+const RFC822: &str = "message/rfc822";
+
+#[tokio::test]
+async fn a_forged_bounce_quoting_our_message_id_is_not_attached_to_the_case() {
+    let ctx = ctx("trust-bounce");
+    let customer = format!("{}-b@acme.example", ctx.user);
+    append(
+        &ctx.user,
+        "INBOX",
+        &customer_mail(
+            &customer,
+            &format!("b1-{}@acme.example", ctx.user),
+            "Agent down",
+            "x",
+        ),
+        None,
+    )
+    .await;
+    run_once(&ctx);
+    let ack = only_mail(&customer).await;
+    // Every mail goes out from its own signed return path.
+    assert!(
+        ack.mail_from.starts_with("support+b00000001.1.")
+            && ack.mail_from.ends_with("@example.com"),
+        "{}",
+        ack.mail_from
+    );
+
+    // Anyone can quote our mail in a report sent to the plain support address.
+    append(
+        &ctx.user,
+        "INBOX",
+        &dsn(
+            MX,
+            &format!("f-{}", ctx.user),
+            "support@example.com",
+            &ack.raw,
+            RFC822,
+        ),
+        None,
+    )
+    .await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 quarantined"), "{summary}");
+    let case = show(&ctx, "1");
+    assert!(events(&case, "delivery_failed").is_empty(), "{case:#}");
+    assert!(
+        case["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|m| m["role"] != "system" || m["direction"] == "out"),
+        "{case:#}"
+    );
+
+    // The real bounce comes back to the return path of that mail, and counts.
+    append(
+        &ctx.user,
+        "INBOX",
+        &dsn(
+            MX,
+            &format!("r-{}", ctx.user),
+            &ack.mail_from,
+            &ack.raw,
+            RFC822,
+        ),
+        None,
+    )
+    .await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 added to existing cases"), "{summary}");
+    let case = show(&ctx, "1");
+    let failed = events(&case, "delivery_failed");
+    assert_eq!(failed.len(), 1, "{case:#}");
+    assert_eq!(failed[0]["detail"]["message_id"], ack_id_of(&ack));
+}
+
+fn ack_id_of(m: &SinkMessage) -> String {
+    sniff_message_id(&m.raw).unwrap()
+}
+
+// 3 -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn an_engineers_out_of_office_is_noted_never_relayed_and_meets_no_clock() {
+    let ctx = ctx("trust-ooo");
+    let (customer, reply_addr) = open_case(&ctx, "ooo").await;
+    let note = wait_for(ENGINEER, |m| decoded_text(m).contains(&customer)).await;
+    assert_eq!(
+        header(&note, "Auto-Submitted").as_deref(),
+        Some("auto-generated")
+    );
+    assert_eq!(
+        header(&note, "X-Auto-Response-Suppress").as_deref(),
+        Some("All")
+    );
+
+    // Exchange's automatic reply (no Auto-Submitted), and an RFC 3834 one.
+    let exchange = format!(
+        "From: Sato Hanako <{ENGINEER}>\r\nTo: {reply_addr}\r\nSubject: Automatic reply: [Case #00000001] Playbook fails\r\n\
+         Message-ID: <ooo1-{}@vendor.example>\r\nX-Auto-Response-Suppress: All\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\nI am out of the office until Monday.\r\n",
+        ctx.user
+    );
+    let rfc3834 = format!(
+        "From: Sato Hanako <{ENGINEER}>\r\nTo: {reply_addr}\r\nSubject: Re: [Case #00000001] Playbook fails\r\n\
+         Message-ID: <ooo2-{}@vendor.example>\r\nAuto-Submitted: auto-replied\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n不在にしております。\r\n",
+        ctx.user
+    );
+    append(&ctx.user, "INBOX", exchange.as_bytes(), None).await;
+    append(&ctx.user, "INBOX", rfc3834.as_bytes(), None).await;
+    run_once(&ctx);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        smtp_received(&customer).len(),
+        1,
+        "only the acknowledgement"
+    );
+    let case = show(&ctx, "1");
+    assert_eq!(case["status"], "new", "{case:#}");
+    assert!(case["sla"]["first_response_at"].is_null(), "{case:#}");
+    assert_eq!(events(&case, "automatic_reply_noted").len(), 2, "{case:#}");
+}
+
+// 4 -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_subject_with_a_1200_character_word_still_gets_its_acknowledgement() {
+    let ctx = ctx("trust-long");
+    let customer = format!("{}-long@acme.example", ctx.user);
+    let word = "E".repeat(1200);
+    append(
+        &ctx.user,
+        "INBOX",
+        &customer_mail(
+            &customer,
+            &format!("l1-{}@acme.example", ctx.user),
+            &format!("Error {word}"),
+            "x",
+        ),
+        None,
+    )
+    .await;
+    run_once(&ctx);
+    let ack = only_mail(&customer).await;
+    let note = wait_for(ENGINEER, |m| decoded_text(m).contains(&customer)).await;
+    for raw in [&ack.raw, &note] {
+        let text = String::from_utf8_lossy(raw);
+        let head = text.split("\r\n\r\n").next().unwrap();
+        assert!(head.split("\r\n").all(|l| l.len() <= 78), "{head}");
+        assert!(decoded_text(raw).contains(&word));
+    }
+}
+
+#[tokio::test]
+async fn a_notification_refused_for_good_alerts_the_queues_escalation_address() {
+    let tag = support::unique_user("alert");
+    let (engineer, leads) = (
+        format!("{tag}-gone@vendor.example"),
+        format!("{tag}-leads@vendor.example"),
+    );
+    let ctx = ctx_with(
+        "trust-alert",
+        &format!(
+            "[staff]\nreply_key = \"test-reply-key-0123456789\"\ndefault_escalation = \"{leads}\"\n\n\
+             [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Gone\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n"
+        ),
+    );
+    support::smtp_rule(&engineer, "554");
+    let customer = format!("{}-alert@acme.example", ctx.user);
+    append(
+        &ctx.user,
+        "INBOX",
+        &customer_mail(
+            &customer,
+            &format!("a1-{}@acme.example", ctx.user),
+            "Agent down",
+            "x",
+        ),
+        None,
+    )
+    .await;
+    let summary = run_once(&ctx);
+    support::smtp_clear_rule(&engineer);
+    assert!(
+        summary.contains("outbox: 2 sent, 0 to retry, 1 failed"),
+        "{summary}"
+    );
+    let alert = only_mail(&leads).await;
+    let text = decoded_text(&alert.raw);
+    assert!(
+        text.contains("[Case #00000001]") && text.contains(&engineer),
+        "{text}"
+    );
+    assert!(text.contains("554"), "{text}");
+    // Exactly once: another run finds nothing new to tell.
+    run_once(&ctx);
+    assert_eq!(smtp_received(&leads).len(), 1);
+}
+
+// 5 -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_subject_with_crlf_cannot_forge_a_log_line() {
+    let forged =
+        "2026-12-01T00:00:00.000000Z  WARN casegate::pipeline: staff address without proof";
+    let ctx = ctx("trust-log");
+    let customer = format!("{}-log@acme.example", ctx.user);
+    let subject = format!(
+        "=?utf-8?b?{}?=",
+        b64(format!("Agent down\r\n{forged}").as_bytes())
+    );
+    let name = format!("=?utf-8?b?{}?=", b64(format!("Taro\n{forged}").as_bytes()));
+    append(
+        &ctx.user,
+        "INBOX",
+        &customer_mail(
+            &format!("{name} <{customer}>"),
+            &format!("g1-{}@acme.example", ctx.user),
+            &subject,
+            "x",
+        ),
+        None,
+    )
+    .await;
+    let out = ctx.casegate(&["run", "--once"]).output().unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert!(log.contains("Agent down\\r\\n2026-12-01"), "{log}");
+    assert!(!log.lines().any(|l| l.starts_with(forged)), "{log}");
+
+    // JSON logs stay one valid object per line.
+    append(
+        &ctx.user,
+        "INBOX",
+        &customer_mail(
+            &customer,
+            &format!("g2-{}@acme.example", ctx.user),
+            &subject,
+            "y",
+        ),
+        None,
+    )
+    .await;
+    let out = ctx
+        .casegate(&["run", "--once"])
+        .env("CASEGATE__LOG__FORMAT", "json")
+        .output()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(log.contains("Agent down"), "{log}");
+    for line in log.lines() {
+        serde_json::from_str::<Value>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+    }
+}
+
+// 6 -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_forged_authentication_result_below_our_mtas_does_not_prove_an_engineer() {
+    let ctx = ctx_with(
+        "trust-authres",
+        &format!(
+            "{}\n",
+            support::staff::staff_config().replace(
+                "[staff]\n",
+                "[staff]\ntrusted_authserv_ids = [\"mx.vendor.example\"]\n"
+            )
+        ),
+    );
+    let (customer, _) = open_case(&ctx, "ar").await;
+    // Our MTA's own result on top says the signature failed; the sender's forged one,
+    // under our authserv-id, stands lower in the header block.
+    let forged = format!(
+        "Authentication-Results: mx.vendor.example; dkim=fail header.d=vendor.example\r\n\
+         Received: from evil.example by mx.vendor.example; Tue, 1 Dec 2026 09:00:00 +0000\r\n\
+         Authentication-Results: mx.vendor.example; dkim=pass header.d=vendor.example\r\n\
+         From: Sato Hanako <{ENGINEER}>\r\nTo: support@example.com\r\n\
+         Subject: Re: [Case #00000001] Playbook fails\r\nMessage-ID: <ar-{}@evil.example>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n#close\n\nPlease send us your password.\r\n",
+        ctx.user
+    );
+    append(&ctx.user, "INBOX", forged.as_bytes(), None).await;
+    run_once(&ctx);
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let case = show(&ctx, "1");
+    assert_ne!(case["status"], "closed", "{case:#}");
+    assert!(!events(&case, "security").is_empty(), "{case:#}");
+    assert_eq!(
+        smtp_received(&customer).len(),
+        1,
+        "nothing relayed to the customer"
+    );
+}
+
+// 7 -------------------------------------------------------------------------
+
+/// Runs `casegate run --once` and returns its peak RSS in KiB (wait4's rusage of that
+/// one child: other tests' processes do not count).
+fn run_once_peak_rss_kib(ctx: &TestCtx) -> i64 {
+    let child = ctx
+        .casegate(&["run", "--once"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
+    // SAFETY: a zeroed rusage is a valid out-parameter; the pid is our own child,
+    // reaped here (the Child handle is never waited on).
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let got = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    assert_eq!(got, pid);
+    assert!(
+        libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        "status {status}"
+    );
+    std::mem::forget(child);
+    usage.ru_maxrss
+}
+
+#[tokio::test]
+async fn a_20_mib_subject_is_cut_at_64_kib_and_costs_no_more_than_its_size() {
+    let ctx = ctx("trust-giant");
+    let customer = format!("{}-giant@acme.example", ctx.user);
+    let subject = "x".repeat(20 * 1024 * 1024);
+    append(
+        &ctx.user,
+        "INBOX",
+        &customer_mail(
+            &customer,
+            &format!("h1-{}@acme.example", ctx.user),
+            &subject,
+            "x",
+        ),
+        None,
+    )
+    .await;
+    let rss = run_once_peak_rss_kib(&ctx);
+    eprintln!("peak RSS of run --once with a 20 MiB Subject: {rss} KiB");
+    let case = show(&ctx, "1");
+    let stored = case["subject"].as_str().unwrap();
+    assert!(
+        stored.ends_with("[truncated]"),
+        "{}",
+        &stored[stored.len() - 40..]
+    );
+    assert!(stored.len() <= 64 * 1024 + 16, "{}", stored.len());
+    // The raw mail (20 MiB) is held once or twice on its way to the store; before the
+    // cut, the parse alone cost about 30 times the subject.
+    assert!(rss < 160 * 1024, "peak RSS {rss} KiB");
+}
+
+// 8 -------------------------------------------------------------------------
+
+#[tokio::test]
+async fn a_mail_expunged_by_another_client_before_the_move_does_not_stop_casegate() {
+    let pg = PgDatabase::create().await;
+    let ctx = TestCtx::with_config(
+        "trust-expunge",
+        &format!(
+            "{}\n[database]\nurl = \"{}\"\n",
+            support::staff::staff_config(),
+            pg.url
+        ),
+    );
+    ok(ctx.casegate(&["cases", "list"]).output().unwrap()); // creates the tables
+    for i in 0..3 {
+        append(
+            &ctx.user,
+            "INBOX",
+            &customer_mail(
+                &format!("{}-{i}@acme.example", ctx.user),
+                &format!("e{i}-{}@acme.example", ctx.user),
+                "Agent down",
+                "x",
+            ),
+            None,
+        )
+        .await;
+    }
+    // Hold casegate's commit until the batch is fetched, then expunge one of its mails
+    // from another session: the mail vanishes between fetch and MOVE.
+    let mut lock = sqlx::PgConnection::connect(&pg.url).await.unwrap();
+    sqlx::query("BEGIN").execute(&mut lock).await.unwrap();
+    sqlx::query("LOCK TABLE cases IN EXCLUSIVE MODE")
+        .execute(&mut lock)
+        .await
+        .unwrap();
+    let child = ctx
+        .casegate(&["run", "--once"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let waiting: i64 = sqlx::query_scalar(
+            "SELECT COUNT(*) FROM pg_locks l JOIN pg_database d ON d.oid = l.database \
+             WHERE NOT l.granted AND d.datname = current_database()",
+        )
+        .fetch_one(&mut lock)
+        .await
+        .unwrap();
+        if waiting > 0 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "casegate never reached its commit"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut other = support::imap::connect(&ctx.user).await;
+    other.select("INBOX").await.unwrap();
+    let uids = support::uids(&ctx.user, "INBOX").await;
+    {
+        let s = other
+            .uid_store(format!("{}", uids[1]), "+FLAGS.SILENT (\\Deleted)")
+            .await
+            .unwrap();
+        let _: Vec<_> = s.collect().await;
+    }
+    let _: Vec<_> = other.expunge().await.unwrap().collect().await;
+    sqlx::query("COMMIT").execute(&mut lock).await.unwrap();
+    let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+        .await
+        .unwrap()
+        .unwrap();
+    let log = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{log}");
+    assert_eq!(support::count(&ctx.user, "INBOX").await, 0, "{log}");
+    assert_eq!(support::count(&ctx.user, "Processed").await, 2, "{log}");
+    // The vanished mail's case is committed all the same.
+    for n in ["1", "2", "3"] {
+        assert_eq!(show(&ctx, n)["number"], format!("0000000{n}"));
+    }
+    drop(lock);
+    pg.drop().await;
+}
