@@ -234,6 +234,50 @@ async fn kill_9_during_delivery_then_run_once_sends_everything_once_within_the_w
     db.close().await;
 }
 
+/// The server accepted a mail but recording it failed (`mark_sent` failed all its tries,
+/// as on a busy SQLite database): the daemon lives on, records it in its next round and
+/// never sends it again (it used to put the row back to `pending` and resend it).
+#[tokio::test]
+async fn a_failed_mark_sent_without_a_crash_does_not_send_the_mail_twice() {
+    let ctx = customer_ctx_with("outbox-unrecorded", "[outbox]\nretry_initial_secs = 1\n");
+    let to = customer(&ctx, 0);
+    let raw = mail(
+        &format!("unrec-{}@rheinwerk.de", ctx.user),
+        None,
+        &to,
+        "Agent down",
+        "",
+        "x\n",
+    );
+    append(&ctx.user, "INBOX", &raw, None).await;
+    // The first round's four tries fail; the next round's first succeeds.
+    let mut daemon = Daemon::start_with_env(
+        &ctx,
+        "daemon.log",
+        &[("CASEGATE_FAILPOINT", "outbox_mark_sent:4")],
+    );
+    let sink = TestEnv::get().sink();
+    assert_eq!(
+        sink.wait_for_blocking(&to, 1, Duration::from_secs(15))
+            .len(),
+        1
+    );
+    // The first round's tries take 2.6 s, its back-off 1 s: room for a resend (the defect).
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    daemon.assert_running();
+    let log = daemon.log();
+    assert!(daemon.stop().await.success());
+    assert_eq!(smtp_received(&to).len(), 1, "{log}");
+    assert!(log.contains("sent mail recorded late"), "{log}");
+    let db = store(&ctx).await;
+    let rows = db.outbox_rows(None).await.expect("outbox rows");
+    assert!(
+        rows.iter().all(|r| r.status == OutboxStatus::Sent),
+        "{rows:#?}"
+    );
+    db.close().await;
+}
+
 #[tokio::test]
 async fn a_second_casegate_on_the_same_sqlite_database_is_refused() {
     let ctx = customer_ctx("outbox-lock");

@@ -361,8 +361,8 @@ pub(super) async fn record_bounce(
 }
 
 impl Store {
-    /// Crash recovery, at start-up and at the start of every sender round (a process has
-    /// one sender, which at that moment sends nothing). With the database to ourselves
+    /// Crash recovery, at start-up and at the sender's first round (a process has one
+    /// sender, which has sent nothing yet). With the database to ourselves
     /// (SQLite, [`Store::lock_sole_user`]) every `sending` row was left by a process that
     /// died mid-send, and goes back to `pending` at once. Shared (PostgreSQL), a
     /// `sending` row may be another live instance's delivery in progress: only expired
