@@ -12,7 +12,7 @@ use std::collections::BTreeMap;
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-use casegate::store::{NewOutbox, OutboxStatus, Store};
+use casegate::store::{NewOutbox, OutboxStatus, Store, StoreError};
 use serde_json::Value;
 use support::cli::{cases, ok, run_once};
 use support::daemon::Daemon;
@@ -299,6 +299,35 @@ async fn a_second_casegate_on_the_same_sqlite_database_is_refused() {
     assert!(daemon.stop().await.success());
     // Once the first has stopped, the database is free again.
     run_once(&ctx);
+}
+
+/// A symlink to the database names the same database: it takes the same lock (it took
+/// `<link>.lock`, a second lock, so two senders ran on one outbox). And the outbox is
+/// claimed only with the lock: the premise of the start-up recovery is enforced.
+#[tokio::test]
+async fn a_symlink_to_the_sqlite_database_takes_the_same_lock_and_claims_need_the_lock() {
+    let ctx = customer_ctx("outbox-symlink");
+    let link = ctx.dir.path().join("link.db");
+    std::os::unix::fs::symlink(&ctx.db_path, &link).expect("symlink");
+    let mut daemon = Daemon::start(&ctx, "daemon.log");
+    daemon.wait_log("casegate starting", 1).await;
+    let by_link = Store::open(&format!("sqlite://{}", link.display()), 1)
+        .await
+        .expect("open through the symlink");
+    match by_link.lock_sole_user() {
+        Err(StoreError::InUse { .. }) => {}
+        other => panic!("a second lock through a symlink: {other:?}"),
+    }
+    match by_link
+        .claim_due(chrono::Utc::now(), 1, Duration::from_secs(60))
+        .await
+    {
+        Err(StoreError::Unlocked { database }) => assert!(database.ends_with("link.db")),
+        other => panic!("claimed without the lock: {other:?}"),
+    }
+    by_link.close().await;
+    daemon.assert_running();
+    assert!(daemon.stop().await.success());
 }
 
 #[tokio::test]

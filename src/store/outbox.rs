@@ -243,12 +243,14 @@ impl Store {
 
     /// Lease up to `limit` rows due at `now` for `lease`: they become `sending` and no
     /// other worker claims them until [`Store::release_expired_leases`] after the lease.
+    /// On a SQLite file only after [`Store::lock_sole_user`] ([`StoreError::Unlocked`]).
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.check_may_claim()?;
         let sql = match self.backend {
             Backend::Sqlite => CLAIM_SQLITE.as_str(),
             Backend::Postgres => CLAIM_POSTGRES.as_str(),
