@@ -206,7 +206,7 @@ impl Delivery {
             Err(e) if e.is_permanent() => (Outcome::Failed(e), false),
             Err(e) => {
                 let server_down = e.affects_server();
-                let age = (Utc::now() - row.created_at).to_std().unwrap_or_default();
+                let age = (Utc::now() - row.queued_at()).to_std().unwrap_or_default();
                 let next = self.policy.delay(row.attempts);
                 if age + next > self.policy.max_age {
                     (Outcome::GaveUp(e), server_down)

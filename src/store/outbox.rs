@@ -106,10 +106,19 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// When an admin last queued it again (`casegate outbox retry`).
+    pub retried_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxRow {
+    /// Where its give-up age counts from: the last admin retry, else its creation.
+    pub fn queued_at(&self) -> DateTime<Utc> {
+        self.retried_at.unwrap_or(self.created_at)
+    }
 }
 
 pub(super) const COLUMNS: &str = "id, case_id, kind, message_id, sender, recipients, raw, status, attempts, \
-                       next_attempt_at, created_at, sent_at, last_error";
+                       next_attempt_at, created_at, sent_at, last_error, retried_at";
 
 /// Queue a mail inside the caller's transaction (the case commit), so that the mail
 /// exists exactly when the case change does. `Ok(None)`: this Message-ID is queued
@@ -162,6 +171,7 @@ pub(super) fn row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
         created_at: from_ms(r.get(10)),
         sent_at: r.get::<Option<i64>, _>(11).map(from_ms),
         last_error: r.get(12),
+        retried_at: r.get::<Option<i64>, _>(13).map(from_ms),
     })
 }
 
