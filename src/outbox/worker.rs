@@ -10,8 +10,9 @@
 //! (RFC 1047: a lost 250 makes the client resend), so it cannot be closed from here.
 //! A database that fails there without a crash resends nothing: the worker keeps the
 //! accepted row in memory and records it before anything else in its next round.
-//! Its width is logged (debug level) with each sent mail (`commit_us`, microseconds from the 250 to
-//! the commit; see the README for measured values). The failpoint
+//! Its width from here is logged (debug level) with each sent mail (`commit_us`,
+//! microseconds from the 250 to the commit); the whole window also holds the 250's trip
+//! back from the server (the README has both, measured from the sink's acceptance). The failpoint
 //! `outbox_after_accept` aborts exactly there.
 //!
 //! Temporary failures retry with capped exponential backoff until the row is older than
