@@ -15,7 +15,8 @@ Storage
 
     next to a sidecar with the same stem, `.json`:
         {"mail_from": ..., "rcpt_to": ..., "rcpt_tos": [...], "mail_options": [...],
-         "rcpt_options": [...], "peer": ..., "tls": bool, "auth_user": ... or null}
+         "rcpt_options": [...], "peer": ..., "tls": bool, "auth_user": ... or null,
+         "accepted_at_ns": wall-clock ns when the DATA was complete, before the 250}
     The sidecar is renamed into place BEFORE the .eml, so whoever sees an .eml
     can read its .json. Sorting the .eml names sorts by arrival (CLOCK_MONOTONIC
     is system-wide, so the order holds across restarts of the sink).
@@ -177,6 +178,7 @@ class Sink:
         return "250 2.1.5 OK"
 
     async def handle_DATA(self, server, session, envelope):
+        accepted_at_ns = time.time_ns()
         data = envelope.original_content
         if data is None:
             data = envelope.content
@@ -196,6 +198,7 @@ class Sink:
             "peer": list(session.peer) if session.peer else None,
             "tls": session.ssl is not None or server.transport.get_extra_info("sslcontext") is not None,
             "auth_user": auth_user,
+            "accepted_at_ns": accepted_at_ns,
         }
         for rcpt in envelope.rcpt_tos:
             d = os.path.join(self.root, safe_name(rcpt))

@@ -2,16 +2,35 @@
 //!
 //! `CASEGATE_FAILPOINT=after_commit` aborts the process right after the first mail is
 //! committed and before it is moved out of the inbox: the exact window a power cut or
-//! `kill -9` can hit. Unset (always, in production) it costs one environment lookup.
+//! `kill -9` can hit. `CASEGATE_FAILPOINT=NAME:N` makes the fallible step `NAME` fail its
+//! first `N` times instead ([`fails`]). Unset (always, in production) it costs one
+//! environment lookup.
 
 use std::sync::OnceLock;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+fn armed() -> Option<&'static str> {
+    static ARMED: OnceLock<Option<String>> = OnceLock::new();
+    ARMED
+        .get_or_init(|| std::env::var("CASEGATE_FAILPOINT").ok())
+        .as_deref()
+}
 
 /// Abort the process if the failpoint `name` is armed.
 pub fn hit(name: &str) {
-    static ARMED: OnceLock<Option<String>> = OnceLock::new();
-    let armed = ARMED.get_or_init(|| std::env::var("CASEGATE_FAILPOINT").ok());
-    if armed.as_deref() == Some(name) {
+    if armed() == Some(name) {
         eprintln!("casegate: failpoint {name} hit, aborting");
         std::process::abort();
     }
+}
+
+/// True for the first `N` calls when `NAME:N` is armed (the caller then fails as if its
+/// I/O had failed); false otherwise.
+pub fn fails(name: &str) -> bool {
+    static CALLS: AtomicU64 = AtomicU64::new(0);
+    let Some((armed, times)) = armed().and_then(|a| a.split_once(':')) else {
+        return false;
+    };
+    let times: u64 = times.parse().unwrap_or(0);
+    armed == name && CALLS.fetch_add(1, Ordering::Relaxed) < times
 }

@@ -20,7 +20,7 @@ use casegate::mail::compose::{Outgoing, compose, reply_subject};
 use casegate::mail::parse::{ParseLimits, parse};
 use casegate::outbox::{DrainReport, RetryPolicy, drain_once, run};
 use casegate::runtime::shutdown_channel;
-use casegate::store::{NewOutbox, OutboxStatus, Store};
+use casegate::store::{NewOutbox, OutboxStatus, Retried, Store};
 use support::pg::PgDatabase;
 use support::{
     SmtpSink, TestEnv, smtp_clear_rule, smtp_messages, smtp_received, smtp_rule, unique_user,
@@ -58,7 +58,9 @@ fn shared_smtp() -> SmtpSettings {
 async fn sqlite_store() -> (Store, String, tempfile::TempDir) {
     let dir = support::tempdir();
     let url = format!("sqlite://{}", dir.path().join("casegate.db").display());
-    (Store::open(&url, 4).await.unwrap(), url, dir)
+    let store = Store::open(&url, 4).await.unwrap();
+    store.lock_sole_user().unwrap();
+    (store, url, dir)
 }
 
 /// A case row, written directly so that these tests do not depend on the commit API.
@@ -297,6 +299,52 @@ async fn temporary_failures_retry_until_delivered_once() {
     assert_eq!(stored.attempts, 3, "two 451s, then 250");
 }
 
+/// A row that gave up on its age, queued again by an admin (`outbox retry`), starts
+/// afresh: a 4xx after the retry is retried (it failed again at once, the age and the
+/// attempts still counting from the first queueing).
+#[tokio::test]
+async fn an_admin_retry_resets_the_give_up_age_and_the_attempts() {
+    let (store, _url, _dir) = sqlite_store().await;
+    let to = recipient("retryage");
+    smtp_rule(&to, "451");
+    let row = simple(&to, 1);
+    // Older than fast_policy's max_age.
+    let long_ago = Utc::now() - chrono::Duration::hours(2);
+    store.enqueue_outbox(&row, long_ago).await.unwrap();
+    let report = drain_once(&store, &shared_smtp(), &fast_policy())
+        .await
+        .unwrap();
+    assert_eq!((report.retried, report.failed), (0, 1), "{report:?}");
+    let gave_up = store
+        .outbox_by_message_id(&row.message_id)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(gave_up.status, OutboxStatus::Failed);
+
+    let now = Utc::now();
+    assert_eq!(
+        store.retry_outbox(gave_up.id, now).await.unwrap(),
+        Retried::Queued
+    );
+    let queued = store.outbox_row(gave_up.id).await.unwrap().unwrap();
+    assert_eq!(queued.attempts, 0, "{queued:?}");
+    assert_eq!(
+        queued.queued_at().timestamp_millis(),
+        now.timestamp_millis()
+    );
+    let report = drain_once(&store, &shared_smtp(), &fast_policy())
+        .await
+        .unwrap();
+    smtp_clear_rule(&to);
+    assert_eq!((report.retried, report.failed), (1, 0), "{report:?}");
+    let retried = store.outbox_row(gave_up.id).await.unwrap().unwrap();
+    assert_eq!(
+        (retried.status, retried.attempts),
+        (OutboxStatus::Pending, 1)
+    );
+}
+
 #[tokio::test]
 async fn permanent_failure_fails_the_row_with_an_event_on_the_case() {
     let (store, url, _dir) = sqlite_store().await;
@@ -406,7 +454,9 @@ async fn rows_stuck_in_sending_after_a_crash_are_delivered_once() {
         .unwrap();
     assert_eq!(claimed.len(), 1);
     assert_eq!(claimed[0].status, OutboxStatus::Sending);
-    // Another row is leased right now by a live worker (another instance): left alone.
+    // Another row leased just now, its lease far from over: on SQLite the lock proves
+    // its worker dead too (a live one on PostgreSQL: on_postgresql_run_once_... in
+    // tests/outbox_recovery.rs).
     store
         .enqueue_outbox(&simple(&held, 2), long_ago)
         .await
@@ -423,9 +473,9 @@ async fn rows_stuck_in_sending_after_a_crash_are_delivered_once() {
     let report = drain_once(&store, &shared_smtp(), &fast_policy())
         .await
         .unwrap();
-    assert_eq!((report.released, report.sent), (1, 1), "{report:?}");
+    assert_eq!((report.released, report.sent), (2, 2), "{report:?}");
     assert_eq!(smtp_messages(&crashed).len(), 1);
-    assert!(smtp_messages(&held).is_empty());
+    assert_eq!(smtp_messages(&held).len(), 1);
     assert_eq!(
         drain_once(&store, &shared_smtp(), &fast_policy())
             .await
@@ -434,6 +484,7 @@ async fn rows_stuck_in_sending_after_a_crash_are_delivered_once() {
         0
     );
     assert_eq!(smtp_messages(&crashed).len(), 1, "delivered exactly once");
+    assert_eq!(smtp_messages(&held).len(), 1, "delivered exactly once");
 }
 
 #[tokio::test]
@@ -646,6 +697,41 @@ async fn postgres_outbox_contract() {
     let db = PgDatabase::create().await;
     let store = Store::open(&db.url, 4).await.unwrap();
     store_contract(store.clone(), &db.url).await;
+    store.close().await;
+    db.drop().await;
+}
+
+/// `outbox retry` racing a worker's claim: the row turned `sending` between the retry's
+/// read and its update, which changed nothing; it used to say "queued again" (and record
+/// a `delivery_retried` event) all the same.
+#[tokio::test]
+async fn postgres_retry_racing_a_claim_says_in_flight_not_queued() {
+    use sqlx::Connection;
+    let db = PgDatabase::create().await;
+    let store = Store::open(&db.url, 4).await.unwrap();
+    let id = store
+        .enqueue_outbox(&simple(&recipient("race"), 1), Utc::now())
+        .await
+        .unwrap()
+        .unwrap();
+    // A worker's claim, not yet committed, holds the row.
+    let mut worker = sqlx::PgConnection::connect(&db.url).await.unwrap();
+    let mut claim = worker.begin().await.unwrap();
+    sqlx::query("UPDATE outbox SET status = 'sending' WHERE id = $1")
+        .bind(id)
+        .execute(&mut *claim)
+        .await
+        .unwrap();
+    // The retry reads `pending` (the claim is not committed), then waits for the row.
+    let retry = tokio::spawn({
+        let store = store.clone();
+        async move { store.retry_outbox(id, Utc::now()).await }
+    });
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    claim.commit().await.unwrap();
+    assert_eq!(retry.await.unwrap().unwrap(), Retried::InFlight);
+    let row = store.outbox_row(id).await.unwrap().unwrap();
+    assert_eq!(row.status, OutboxStatus::Sending);
     store.close().await;
     db.drop().await;
 }

@@ -531,7 +531,18 @@ async fn every_sender_lands_in_the_right_queue_and_gets_the_right_mail() {
         "{}",
         m.text
     );
-    let (fwd, _) = forwarded_with_original("sales@example.com", &ja_quote);
+    // Its original is 8-bit (UTF-8 body, 8bit): attached as base64 original.eml, the
+    // Japanese text intact.
+    let (fwd, original) = forwarded_with_original("sales@example.com", &ja_quote);
+    assert!(
+        fwd.attachments
+            .iter()
+            .any(|a| a.filename.as_deref() == Some("original.eml")
+                && a.content_type == "application/octet-stream"),
+        "{:#?}",
+        fwd.attachments
+    );
+    assert!(original.text.contains('見'), "{}", original.text);
     assert!(
         fwd.text
             .contains("ご契約そのもの（更新・価格・お見積もり）")
@@ -683,13 +694,23 @@ async fn a_contract_is_judged_on_the_receipt_date_and_its_last_day_is_covered() 
 
 /// The one forward of `customer`'s mail that reached the desk address `desk` (shared by
 /// every test: pick ours by the customer's unique address), and the original it
-/// attaches as `message/rfc822` (issue 12: it used to be inline text only).
+/// attaches as `message/rfc822` (issue 12: it used to be inline text only), or, when
+/// the original is 8-bit, as base64 `original.eml`. Either way the forward is 7-bit
+/// clean: it needs no 8BITMIME at the relay (an 8-bit original went as 8bit).
 fn forwarded_with_original(desk: &str, customer: &str) -> (Inbound, Inbound) {
     let (raw, fwd) = forwarded(desk, customer);
+    assert!(
+        raw.is_ascii(),
+        "the forward of {customer}'s mail is not 7-bit clean"
+    );
     let attached: Vec<_> = fwd
         .attachments
         .iter()
-        .filter(|a| a.content_type == "message/rfc822")
+        .filter(|a| {
+            a.content_type == "message/rfc822"
+                || (a.content_type == "application/octet-stream"
+                    && a.filename.as_deref() == Some("original.eml"))
+        })
         .collect();
     assert_eq!(attached.len(), 1, "{:#?}", fwd.attachments);
     let bytes = casegate::mail::parse::attachment_content(&raw, attached[0].span)

@@ -2,6 +2,11 @@
 //!
 //! - Body: UTF-8 `text/plain`, transfer-encoded by lettre (7bit, quoted-printable or
 //!   base64, whichever fits), so the bytes are 7-bit clean and need no 8BITMIME.
+//! - A forwarded original ([`compose_with_original`]) is 7-bit clean too: attached as
+//!   `message/rfc822` when it is 7-bit with lines within RFC 5322's limit, else (8-bit
+//!   bytes, NUL, longer lines) as `application/octet-stream` base64 `original.eml`.
+//!   RFC 2046 §5.2.1 allows only 7bit, 8bit and binary for `message/rfc822`, and 8bit
+//!   needs 8BITMIME at the relay, which is not known when the mail is composed.
 //! - Non-ASCII subjects and display names become RFC 2047 encoded words.
 //! - Every header line stays within RFC 5322 §2.1.1 whatever the input: a subject with
 //!   a word too long to fold is written as RFC 2047 encoded words of at most 75
@@ -82,8 +87,9 @@ pub fn compose_with(
     Ok(message.formatted())
 }
 
-/// `mail` with `original` attached as it came (`message/rfc822`, RFC 2046 §5.2.1: 7bit,
-/// or 8bit when it holds raw 8-bit text; its headers, Message-ID included, untouched):
+/// `mail` with `original` attached as it came (its headers, Message-ID included,
+/// untouched): `message/rfc822` 7bit, or base64 `application/octet-stream` `original.eml`
+/// when it holds 8-bit bytes or overlong lines (see the module doc):
 /// how an out-of-scope mail is forwarded to the desk that handles it. `mail.body` is the
 /// covering note, the first part of a `multipart/mixed`.
 pub fn compose_with_original(
@@ -101,23 +107,21 @@ pub fn compose_with_original(
             .body(body)
     };
     // RFC 5322 lines (at most 998 octets) travel as they are; lettre's own check wants
-    // 76, which real mail breaks all the time.
+    // 76, which real mail breaks all the time. Only 7-bit: an 8bit part would need
+    // 8BITMIME at the relay (see the module doc).
     let travels = original
         .split(|&b| b == b'\n')
         .all(|line| line.len() <= 999)
+        && original.is_ascii()
         && !original.contains(&0);
     let part = if travels {
-        let encoding = if original.is_ascii() {
-            ContentTransferEncoding::SevenBit
-        } else {
-            ContentTransferEncoding::EightBit
-        };
         attachment(
             "message/rfc822",
-            Body::dangerous_pre_encoded(original, encoding),
+            Body::dangerous_pre_encoded(original, ContentTransferEncoding::SevenBit),
         )
     } else {
-        // Longer lines cannot travel as message/rfc822: the bytes go as a file.
+        // 8-bit bytes or longer lines cannot travel as 7bit message/rfc822: the bytes
+        // go as a file.
         attachment(
             "application/octet-stream",
             Body::new_with_encoding(original, ContentTransferEncoding::Base64)

@@ -3,13 +3,16 @@
 //! Delivery is at most once in normal operation: a row is leased (`sending`) before the
 //! SMTP transaction and marked `sent` in a transaction of its own right after the
 //! server's 250 to the end of DATA, one row at a time (never after a batch). One window
-//! remains: a crash (or a lost database) between that 250 and the commit of `mark_sent`
-//! leaves the row `sending`, and the mail is sent a second time, with the same
+//! remains: a crash between that 250 and the commit of `mark_sent` leaves the row
+//! `sending`, and the mail is sent a second time, with the same
 //! Message-ID (at the next start on SQLite, where the database lock proves the row's
 //! sender dead; when its lease runs out on PostgreSQL). SMTP itself has the same window
 //! (RFC 1047: a lost 250 makes the client resend), so it cannot be closed from here.
-//! Its width is logged (debug level) with each sent mail (`commit_us`, microseconds from the 250 to
-//! the commit; see the README for measured values). The failpoint
+//! A database that fails there without a crash resends nothing: the worker keeps the
+//! accepted row in memory and records it before anything else in its next round.
+//! Its width from here is logged (debug level) with each sent mail (`commit_us`,
+//! microseconds from the 250 to the commit); the whole window also holds the 250's trip
+//! back from the server (the README has both, measured from the sink's acceptance). The failpoint
 //! `outbox_after_accept` aborts exactly there.
 //!
 //! Temporary failures retry with capped exponential backoff until the row is older than
@@ -108,6 +111,12 @@ struct Delivery {
     alerts: Option<FailureAlerts>,
     /// Alerts queued in the current round (sent in the next one).
     queued_alerts: u64,
+    /// Rows the server accepted whose `mark_sent` failed (database busy or gone), with
+    /// the time of their acceptance: recorded before anything else in the next round,
+    /// never sent again.
+    unrecorded: Vec<(i64, DateTime<Utc>)>,
+    /// The first round ran (and released what a dead process left `sending`).
+    started: bool,
 }
 
 enum Outcome {
@@ -128,6 +137,8 @@ impl Delivery {
             lease: lease_for(smtp),
             alerts: None,
             queued_alerts: 0,
+            unrecorded: Vec::new(),
+            started: false,
         })
     }
 
@@ -136,9 +147,18 @@ impl Delivery {
     async fn round(&mut self, shutdown: Option<&Shutdown>) -> Result<DrainReport, StoreError> {
         let start = Utc::now();
         let mut report = DrainReport {
-            released: self.store.release_abandoned(start).await?,
+            sent: self.record_unrecorded().await?,
             ..Default::default()
         };
+        // Every `sending` row is a dead process's only before this process's first
+        // send (the database lock on SQLite): later rounds release expired leases only,
+        // and never before the accepted-but-unrecorded rows above are recorded.
+        report.released = if self.started {
+            self.store.release_expired_leases(start).await?
+        } else {
+            self.store.release_abandoned(start).await?
+        };
+        self.started = true;
         while !shutdown.is_some_and(Shutdown::is_shutdown) {
             let elapsed = (Utc::now() - start).to_std().unwrap_or_default();
             let Some(row) = self
@@ -161,6 +181,18 @@ impl Delivery {
         Ok(report)
     }
 
+    /// Record the rows accepted in an earlier round whose `mark_sent` failed; how many.
+    async fn record_unrecorded(&mut self) -> Result<u64, StoreError> {
+        let mut recorded = 0;
+        while let Some(&(id, accepted_at)) = self.unrecorded.first() {
+            mark_sent(&self.store, id, accepted_at).await?;
+            tracing::info!(id, "sent mail recorded late");
+            self.unrecorded.remove(0);
+            recorded += 1;
+        }
+        Ok(recorded)
+    }
+
     async fn deliver(&mut self, row: &OutboxRow) -> (Outcome, bool) {
         match self
             .client
@@ -175,7 +207,7 @@ impl Delivery {
             Err(e) if e.is_permanent() => (Outcome::Failed(e), false),
             Err(e) => {
                 let server_down = e.affects_server();
-                let age = (Utc::now() - row.created_at).to_std().unwrap_or_default();
+                let age = (Utc::now() - row.queued_at()).to_std().unwrap_or_default();
                 let next = self.policy.delay(row.attempts);
                 if age + next > self.policy.max_age {
                     (Outcome::GaveUp(e), server_down)
@@ -196,7 +228,10 @@ impl Delivery {
         let now = Utc::now();
         match outcome {
             Outcome::Sent(accepted) => {
-                mark_sent(&self.store, row.id, now).await?;
+                if let Err(e) = mark_sent(&self.store, row.id, now).await {
+                    self.unrecorded.push((row.id, now));
+                    return Err(e);
+                }
                 // The double-send window of this mail: from the 250 to the commit.
                 let commit_us = u64::try_from(accepted.elapsed().as_micros()).unwrap_or(u64::MAX);
                 tracing::debug!(id = row.id, commit_us, "sent mail recorded");
@@ -257,15 +292,21 @@ fn log_failure(row: &OutboxRow, e: &SmtpError, what: &str) {
     }
 }
 
-/// `mark_sent` right after the 250, retried briefly: if it cannot be recorded the row
-/// stays leased and will be sent again after the lease (the documented window).
+/// `mark_sent` right after the 250, retried briefly: if it cannot be recorded the
+/// worker keeps the row in memory and records it first in its next round; only a
+/// process that dies meanwhile leaves it `sending` (the documented window).
 async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
     let mut last = None;
     for pause in [0u64, 100, 500, 2000] {
         if pause > 0 {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }
-        match store.mark_sent(id, now).await {
+        let recorded = if crate::failpoint::fails("outbox_mark_sent") {
+            Err(StoreError::Db(sqlx::Error::PoolTimedOut))
+        } else {
+            store.mark_sent(id, now).await
+        };
+        match recorded {
             Ok(()) => return Ok(()),
             Err(e) => {
                 tracing::error!(id, error = %e, "cannot record a sent mail; retrying");

@@ -81,6 +81,11 @@ pub enum StoreError {
     InUse { database: String },
     #[error("cannot take the lock file {path}: {cause}")]
     LockFile { path: String, cause: std::io::Error },
+    /// Outbox rows claimed on a SQLite database without its lock (see `sole_user`).
+    #[error(
+        "the outbox of the SQLite database {database} is sent only by the process holding its lock (casegate run)"
+    )]
+    Unlocked { database: String },
 }
 
 // The variants above print their cause in their own message, so they do not also

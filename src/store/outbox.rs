@@ -106,10 +106,19 @@ pub struct OutboxRow {
     pub created_at: DateTime<Utc>,
     pub sent_at: Option<DateTime<Utc>>,
     pub last_error: Option<String>,
+    /// When an admin last queued it again (`casegate outbox retry`).
+    pub retried_at: Option<DateTime<Utc>>,
+}
+
+impl OutboxRow {
+    /// Where its give-up age counts from: the last admin retry, else its creation.
+    pub fn queued_at(&self) -> DateTime<Utc> {
+        self.retried_at.unwrap_or(self.created_at)
+    }
 }
 
 pub(super) const COLUMNS: &str = "id, case_id, kind, message_id, sender, recipients, raw, status, attempts, \
-                       next_attempt_at, created_at, sent_at, last_error";
+                       next_attempt_at, created_at, sent_at, last_error, retried_at";
 
 /// Queue a mail inside the caller's transaction (the case commit), so that the mail
 /// exists exactly when the case change does. `Ok(None)`: this Message-ID is queued
@@ -162,6 +171,7 @@ pub(super) fn row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
         created_at: from_ms(r.get(10)),
         sent_at: r.get::<Option<i64>, _>(11).map(from_ms),
         last_error: r.get(12),
+        retried_at: r.get::<Option<i64>, _>(13).map(from_ms),
     })
 }
 
@@ -243,12 +253,14 @@ impl Store {
 
     /// Lease up to `limit` rows due at `now` for `lease`: they become `sending` and no
     /// other worker claims them until [`Store::release_expired_leases`] after the lease.
+    /// On a SQLite file only after [`Store::lock_sole_user`] ([`StoreError::Unlocked`]).
     pub async fn claim_due(
         &self,
         now: DateTime<Utc>,
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<OutboxRow>, StoreError> {
+        self.check_may_claim()?;
         let sql = match self.backend {
             Backend::Sqlite => CLAIM_SQLITE.as_str(),
             Backend::Postgres => CLAIM_POSTGRES.as_str(),
@@ -361,8 +373,8 @@ pub(super) async fn record_bounce(
 }
 
 impl Store {
-    /// Crash recovery, at start-up and at the start of every sender round (a process has
-    /// one sender, which at that moment sends nothing). With the database to ourselves
+    /// Crash recovery, at start-up and at the sender's first round (a process has one
+    /// sender, which has sent nothing yet). With the database to ourselves
     /// (SQLite, [`Store::lock_sole_user`]) every `sending` row was left by a process that
     /// died mid-send, and goes back to `pending` at once. Shared (PostgreSQL), a
     /// `sending` row may be another live instance's delivery in progress: only expired

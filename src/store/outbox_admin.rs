@@ -21,7 +21,7 @@ pub enum Retried {
     NotFound,
     /// Sent already: sending it again would double it.
     AlreadySent,
-    /// A worker is sending it right now.
+    /// A worker is sending it right now (or claimed it while the retry ran).
     InFlight,
 }
 
@@ -54,7 +54,9 @@ impl Store {
     }
 
     /// Make row `id` due now (an admin's retry after fixing the cause), with a
-    /// `delivery_retried` event on its case. Sent and in-flight rows are left alone.
+    /// `delivery_retried` event on its case: attempts start again from 0 and the give-up
+    /// age from now (`retried_at`). Sent and in-flight rows (also one claimed while this
+    /// runs) are left alone.
     pub async fn retry_outbox(&self, id: i64, now: DateTime<Utc>) -> Result<Retried, StoreError> {
         let mut tx = self.pool.begin().await?;
         let found = sqlx::query("SELECT status, case_id, message_id FROM outbox WHERE id = $1")
@@ -71,14 +73,19 @@ impl Store {
             OutboxStatus::Sending => return Ok(Retried::InFlight),
             OutboxStatus::Pending | OutboxStatus::Failed => {}
         }
-        sqlx::query(
-            "UPDATE outbox SET status = 'pending', next_attempt_at = $2 WHERE id = $1 \
-             AND status IN ('pending', 'failed')",
+        // A fresh start: attempts and the give-up age count from now.
+        let queued = sqlx::query(
+            "UPDATE outbox SET status = 'pending', next_attempt_at = $2, retried_at = $2, \
+             attempts = 0 WHERE id = $1 AND status IN ('pending', 'failed')",
         )
         .bind(id)
         .bind(to_ms(now))
         .execute(&mut *tx)
         .await?;
+        if queued.rows_affected() == 0 {
+            // A worker claimed it since the read above (pending -> sending).
+            return Ok(Retried::InFlight);
+        }
         let detail = json!({ "outbox_id": id, "message_id": message_id, "was": status.as_str() });
         let case = case.map(crate::domain::CaseNumber);
         insert_event(&mut tx, case, now, "admin", "delivery_retried", &detail).await?;

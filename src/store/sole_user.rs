@@ -2,8 +2,10 @@
 //! `<database file>.lock`, held for the life of the process. The kernel releases it when
 //! the process ends, however it ends (`kill -9` included), so a lock that can be taken
 //! proves that no other casegate is running on the database, and every outbox row still
-//! `sending` when this process's sender starts a round belongs to a dead process
-//! ([`Store::release_abandoned`]).
+//! `sending` when this process's sender starts belongs to a dead process
+//! ([`Store::release_abandoned`]). The lock is taken on the database's canonical path
+//! (a symlink to it takes the same lock), and claiming outbox rows without it is refused
+//! ([`StoreError::Unlocked`]).
 //!
 //! PostgreSQL is shared by design (several instances claim with `SKIP LOCKED`); it takes
 //! no lock here and keeps the lease semantics.
@@ -46,6 +48,21 @@ impl Store {
     pub(super) fn is_sole_user(&self) -> bool {
         self.sole_user.get().is_some()
     }
+
+    /// Whether this process may claim outbox rows: on a SQLite database file only with
+    /// its lock, so that every `sending` row found at start-up is a dead process's.
+    /// PostgreSQL (leases) and in-memory SQLite (no other process can open it) may.
+    pub(super) fn check_may_claim(&self) -> Result<(), StoreError> {
+        let file = self.url.as_deref().and_then(super::raw_files::sqlite_file);
+        match file {
+            Some(db) if self.backend == Backend::Sqlite && !self.is_sole_user() => {
+                Err(StoreError::Unlocked {
+                    database: db.display().to_string(),
+                })
+            }
+            _ => Ok(()),
+        }
+    }
 }
 
 /// The lock file of database file `db`: `<db>.lock`, beside it.
@@ -55,8 +72,15 @@ fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The lock of database file `db` (which exists): on its canonical path, so that every
+/// name of one database (a symlink, a relative path) takes the same lock.
 fn lock_file(db: &Path) -> Result<SoleUser, StoreError> {
-    let path = lock_path(db);
+    let path = std::fs::canonicalize(db)
+        .map(|real| lock_path(&real))
+        .map_err(|cause| StoreError::LockFile {
+            path: lock_path(db).display().to_string(),
+            cause,
+        })?;
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -93,6 +117,7 @@ mod tests {
         let dir = std::env::temp_dir().join(format!("casegate-lock-{}", std::process::id()));
         std::fs::create_dir_all(&dir).unwrap();
         let db = dir.join("x.db");
+        std::fs::write(&db, b"").unwrap();
         let first = lock_file(&db).expect("first lock");
         assert_eq!(first.path, dir.join("x.db.lock"));
         // flock locks belong to the open file description: a second open is a second holder.

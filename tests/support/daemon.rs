@@ -14,10 +14,16 @@ pub struct Daemon {
 impl Daemon {
     /// Starts `casegate run` with stderr (the log) in `<test dir>/<log_name>`.
     pub fn start(ctx: &TestCtx, log_name: &str) -> Daemon {
+        Daemon::start_with_env(ctx, log_name, &[])
+    }
+
+    /// [`Daemon::start`] with extra environment variables (e.g. `CASEGATE_FAILPOINT`).
+    pub fn start_with_env(ctx: &TestCtx, log_name: &str, env: &[(&str, &str)]) -> Daemon {
         let log = ctx.dir.path().join(log_name);
         let err = std::fs::File::create(&log).unwrap();
         let child = ctx
             .casegate(&["run"])
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::from(err))
             .spawn()

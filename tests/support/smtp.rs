@@ -38,6 +38,9 @@ pub struct SinkMessage {
     pub auth_user: Option<String>,
     /// The .eml file.
     pub path: PathBuf,
+    /// The sink's wall clock (ns since the epoch) when the DATA was complete, before
+    /// its 250 went out.
+    pub accepted_at_ns: Option<i64>,
 }
 
 /// A sink's mail folder.
@@ -180,6 +183,7 @@ fn read_message(eml: &Path) -> SinkMessage {
         tls: meta.get("tls").and_then(|v| v.as_bool()).unwrap_or(false),
         auth_user: s("auth_user"),
         path: eml.to_path_buf(),
+        accepted_at_ns: meta.get("accepted_at_ns").and_then(|v| v.as_i64()),
     }
 }
 
