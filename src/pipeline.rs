@@ -62,6 +62,9 @@ pub struct Received {
     /// The server's receipt time (IMAP INTERNALDATE), not the sender's Date header.
     pub received_at: DateTime<Utc>,
     pub origin: Origin,
+    /// The envelope recipient the MTA passed along (`casegate ingest --recipient`);
+    /// when `None`, the topmost `Delivered-To`/`X-Original-To` field of the mail.
+    pub recipient: Option<String>,
 }
 
 impl Received {
@@ -71,7 +74,15 @@ impl Received {
             bytes: raw,
             received_at,
             origin,
+            recipient: None,
         }
+    }
+
+    /// The envelope recipient: the one the MTA passed, or the one it wrote on top.
+    fn envelope_recipient(&self) -> Option<String> {
+        self.recipient
+            .clone()
+            .or_else(|| classify::envelope_recipient(&self.bytes))
     }
 
     fn is_whole(&self) -> bool {
@@ -220,7 +231,7 @@ impl Pipeline {
                     match classify::classify(&mail, raw, &own) {
                         MailKind::Bounce {
                             original_message_id,
-                        } => match self.bounce_proof(&mail, raw) {
+                        } => match self.bounce_proof(received, original_message_id.as_deref()) {
                             Some(original) => Stage::Bounce {
                                 mail,
                                 original: Some(original),
@@ -435,17 +446,22 @@ impl Pipeline {
         }
     }
 
-    /// The original Message-ID a bounce proves it is about: it was delivered to the
-    /// signed return path of that very mail (`signed::bounce_address`).
-    fn bounce_proof(&self, mail: &Inbound, raw: &[u8]) -> Option<String> {
+    /// The original Message-ID a bounce proves it is about: its envelope recipient
+    /// (not To or Cc, which the sender writes) is the signed return path of that very
+    /// mail (`signed::bounce_address`), and the Message-ID it quotes, if any, is that
+    /// mail's.
+    fn bounce_proof(&self, received: &Received, quoted: Option<&str>) -> Option<String> {
         let key = self.store.site_key();
-        let support = &self.rules.support_address;
-        classify::delivery_addresses(mail, raw)
-            .iter()
-            .find_map(|a| signed::verify_bounce(key, a, support))
-            .map(|(case, n)| {
-                signed::message_id(key, case, n, notices::support_domain(&self.config.gateway))
-            })
+        let (case, n) = signed::verify_bounce(
+            key,
+            &received.envelope_recipient()?,
+            &self.rules.support_address,
+        )?;
+        let id = signed::message_id(key, case, n, notices::support_domain(&self.config.gateway));
+        match quoted {
+            Some(q) if !q.trim().trim_matches(['<', '>']).eq_ignore_ascii_case(&id) => None,
+            _ => Some(id),
+        }
     }
 
     /// Automatic mail from an engineer about a case: filed on the case with a note,

@@ -226,6 +226,79 @@ async fn a_forged_bounce_quoting_our_message_id_is_not_attached_to_the_case() {
     assert_eq!(failed[0]["detail"]["message_id"], ack_id_of(&ack));
 }
 
+/// Case 1, opened by a customer mail; returns the customer and our acknowledgement.
+async fn acknowledged_case(ctx: &TestCtx) -> (String, SinkMessage) {
+    let customer = format!("{}-b@acme.example", ctx.user);
+    let mid = format!("b1-{}@acme.example", ctx.user);
+    let mail = customer_mail(&customer, &mid, "Agent down", "x");
+    append(&ctx.user, "INBOX", &mail, None).await;
+    run_once(ctx);
+    let ack = only_mail(&customer).await;
+    (customer, ack)
+}
+
+#[tokio::test]
+async fn a_bounce_whose_sender_wrote_our_return_path_as_recipient_is_not_attached() {
+    let ctx = ctx("trust-bounce-rcpt");
+    let (customer, ack) = acknowledged_case(&ctx).await;
+    // A customer knows the return path of the mail we sent them, and writes it as To
+    // and as a Delivered-To of their own; our MTA's Delivered-To on top says the
+    // report came to the plain support address.
+    let mut forged = b"Delivered-To: support@example.com\r\n".to_vec();
+    forged.extend(dsn(
+        MX,
+        &format!("g-{}", ctx.user),
+        &ack.mail_from,
+        &ack.raw,
+        RFC822,
+    ));
+    append(&ctx.user, "INBOX", &forged, None).await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 quarantined"), "{summary}");
+    // Piped by the MTA with the envelope recipient: that wins over the header.
+    let mut cmd = ctx.casegate(&["ingest", "--recipient", "support@example.com"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        &dsn(
+            MX,
+            &format!("p-{}", ctx.user),
+            &ack.mail_from,
+            &ack.raw,
+            RFC822,
+        ),
+    )
+    .unwrap();
+    let out = ok(child.wait_with_output().unwrap());
+    assert!(out.starts_with("quarantined:"), "{out}");
+    // A report to the right return path that quotes another Message-ID is not about
+    // that mail.
+    let other = format!(
+        "From: support@example.com\r\nTo: {customer}\r\nSubject: x\r\n\
+         Message-ID: <case-00000001.m-2.0123456789abcdef@example.com>\r\n\r\nx\r\n"
+    );
+    append(
+        &ctx.user,
+        "INBOX",
+        &dsn(
+            MX,
+            &format!("q-{}", ctx.user),
+            &ack.mail_from,
+            other.as_bytes(),
+            RFC822,
+        ),
+        None,
+    )
+    .await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 quarantined"), "{summary}");
+    let case = show(&ctx, "1");
+    assert!(events(&case, "delivery_failed").is_empty(), "{case:#}");
+}
+
 fn ack_id_of(m: &SinkMessage) -> String {
     sniff_message_id(&m.raw).unwrap()
 }
