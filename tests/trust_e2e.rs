@@ -380,47 +380,77 @@ async fn a_subject_with_a_1200_character_word_still_gets_its_acknowledgement() {
 #[tokio::test]
 async fn a_notification_refused_for_good_alerts_the_queues_escalation_address() {
     let tag = support::unique_user("alert");
-    let (engineer, leads) = (
+    let (engineer, engineer_ja, leads) = (
         format!("{tag}-gone@vendor.example"),
+        format!("{tag}-gone-ja@vendor.example"),
         format!("{tag}-leads@vendor.example"),
     );
     let ctx = ctx_with(
         "trust-alert",
         &format!(
             "[staff]\nreply_key = \"test-reply-key-0123456789\"\ndefault_escalation = \"{leads}\"\n\n\
-             [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Gone\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n"
+             [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Gone\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n\n\
+             [[staff.engineers]]\naddress = \"{engineer_ja}\"\nname = \"Gone JA\"\nregion = \"APAC\"\nqueues = [\"ansible-ja\"]\n"
         ),
     );
     support::smtp_rule(&engineer, "554");
+    support::smtp_rule(&engineer_ja, "554");
     let customer = format!("{}-alert@acme.example", ctx.user);
-    append(
-        &ctx.user,
-        "INBOX",
-        &customer_mail(
-            &customer,
-            &format!("a1-{}@acme.example", ctx.user),
+    let customer_ja = format!("{}-alert@acme.co.jp", ctx.user);
+    let yamada = format!("=?utf-8?b?{}?=", b64("山田 太郎".as_bytes()));
+    for (from, mid, subject, body) in [
+        (
+            format!("Jane Doe <{customer}>"),
+            format!("a1-{}@acme.example", ctx.user),
             "Agent down",
             "x",
         ),
-        None,
-    )
-    .await;
+        (
+            format!("{yamada} <{customer_ja}>"),
+            format!("a2-{}@acme.co.jp", ctx.user),
+            "ジョブが失敗します",
+            "お世話になっております。ジョブテンプレートの実行が失敗します。",
+        ),
+    ] {
+        append(
+            &ctx.user,
+            "INBOX",
+            &customer_mail(&from, &mid, subject, body),
+            None,
+        )
+        .await;
+    }
     let summary = run_once(&ctx);
     support::smtp_clear_rule(&engineer);
+    support::smtp_clear_rule(&engineer_ja);
     assert!(
-        summary.contains("outbox: 2 sent, 0 to retry, 1 failed"),
+        summary.contains("outbox: 4 sent, 0 to retry, 2 failed"),
         "{summary}"
     );
-    let alert = only_mail(&leads).await;
-    let text = decoded_text(&alert.raw);
+    let got = support::wait_for_smtp(&leads, 2, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 2, "alerts to {leads}");
+    let texts: Vec<String> = smtp_received(&leads)
+        .iter()
+        .map(|m| decoded_text(&m.raw))
+        .collect();
+    let en = texts.iter().find(|t| t.contains(&engineer)).unwrap();
+    assert!(en.contains("[Case #00000001]"), "{en}");
+    assert!(en.contains("554"), "{en}");
+    // Who the customer is, with the account, as the SLA alerts say it.
     assert!(
-        text.contains("[Case #00000001]") && text.contains(&engineer),
-        "{text}"
+        en.contains(&format!("Customer: Jane Doe <{customer}> (Acme)")),
+        "{en}"
     );
-    assert!(text.contains("554"), "{text}");
+    let ja = texts.iter().find(|t| t.contains(&engineer_ja)).unwrap();
+    assert!(
+        ja.contains(&format!(
+            "お客様　：アクメ株式会社 山田 太郎 様 <{customer_ja}>"
+        )),
+        "{ja}"
+    );
     // Exactly once: another run finds nothing new to tell.
     run_once(&ctx);
-    assert_eq!(smtp_received(&leads).len(), 1);
+    assert_eq!(smtp_received(&leads).len(), 2);
 }
 
 // 5 -------------------------------------------------------------------------

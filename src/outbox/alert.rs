@@ -60,14 +60,7 @@ impl FailureAlerts {
             .map(|q| q.language)
             .unwrap_or(Language::En);
         let ctx = NotificationFailed {
-            common: notices::common(
-                g,
-                number,
-                case.subject.clone(),
-                case.customer.clone(),
-                String::new(),
-                case.account.clone().unwrap_or_default(),
-            ),
+            common: notices::case_common(g, &case),
             queue,
             engineer: row.recipients.join(", "),
             error: error.to_string(),
