@@ -453,6 +453,43 @@ async fn a_notification_refused_for_good_alerts_the_queues_escalation_address() 
     assert_eq!(smtp_received(&leads).len(), 2);
 }
 
+#[tokio::test]
+async fn a_reloaded_escalation_address_gets_the_alert_not_the_one_of_the_start() {
+    let tag = support::unique_user("alert-reload");
+    let (engineer, old_leads, new_leads) = (
+        format!("{tag}-gone@vendor.example"),
+        format!("{tag}-old@vendor.example"),
+        format!("{tag}-new@vendor.example"),
+    );
+    let staff = |leads: &str| {
+        format!(
+            "[staff]\nreply_key = \"test-reply-key-0123456789\"\ndefault_escalation = \"{leads}\"\n\n\
+             [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Gone\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n"
+        )
+    };
+    let ctx = ctx_with("trust-alert-reload", &staff(&old_leads));
+    let mut daemon = support::daemon::Daemon::start(&ctx, "daemon.log");
+    daemon.wait_log("casegate starting", 1).await;
+    support::write_config_with(ctx.dir.path(), &ctx.user, &ctx.db_path, &staff(&new_leads));
+    daemon.signal("HUP");
+    daemon.wait_log("reload:", 1).await;
+    support::smtp_rule(&engineer, "554");
+    let customer = format!("{}-reload@acme.example", ctx.user);
+    let mid = format!("ar1-{}@acme.example", ctx.user);
+    append(
+        &ctx.user,
+        "INBOX",
+        &customer_mail(&customer, &mid, "Agent down", "x"),
+        None,
+    )
+    .await;
+    let alert = only_mail(&new_leads).await;
+    support::smtp_clear_rule(&engineer);
+    assert!(decoded_text(&alert.raw).contains(&engineer));
+    assert!(smtp_received(&old_leads).is_empty());
+    daemon.stop().await;
+}
+
 // 5 -------------------------------------------------------------------------
 
 #[tokio::test]
