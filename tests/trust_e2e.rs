@@ -299,6 +299,46 @@ async fn a_bounce_whose_sender_wrote_our_return_path_as_recipient_is_not_attache
     assert!(events(&case, "delivery_failed").is_empty(), "{case:#}");
 }
 
+#[tokio::test]
+async fn an_out_of_office_sent_to_our_return_path_is_noted_not_a_new_case() {
+    let ctx = ctx("trust-ooo-rp");
+    let (customer, ack) = acknowledged_case(&ctx).await;
+    // RFC 3834 §4 and Sieve vacation answer the envelope sender: our return path.
+    // The MTA delivers it there and says so on top.
+    let vacation = format!(
+        "Delivered-To: {rp}\r\nFrom: Jane <{customer}>\r\nTo: {rp}\r\n\
+         Subject: Out of office: [Case #00000001] Agent down\r\nMessage-ID: <v1-{u}@acme.example>\r\n\
+         Auto-Submitted: auto-replied\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         I am away until Monday.\r\n",
+        rp = ack.mail_from,
+        u = ctx.user
+    );
+    // And a responder that marks nothing.
+    let plain = format!(
+        "Delivered-To: {rp}\r\nFrom: {customer}\r\nTo: {rp}\r\nSubject: Thank you for your mail\r\n\
+         Message-ID: <v2-{u}@acme.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         We will answer within two days.\r\n",
+        rp = ack.mail_from,
+        u = ctx.user
+    );
+    append(&ctx.user, "INBOX", vacation.as_bytes(), None).await;
+    append(&ctx.user, "INBOX", plain.as_bytes(), None).await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("0 new case(s), 2 added"), "{summary}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        smtp_received(&customer).len(),
+        1,
+        "only the acknowledgement"
+    );
+    assert_eq!(support::cli::cases(&ctx).len(), 1);
+    let case = show(&ctx, "1");
+    assert_eq!(case["status"], "new", "{case:#}");
+    assert!(case["sla"]["first_response_at"].is_null(), "{case:#}");
+    assert_eq!(events(&case, "automatic_reply_noted").len(), 2, "{case:#}");
+    assert!(events(&case, "security").is_empty(), "{case:#}");
+}
+
 fn ack_id_of(m: &SinkMessage) -> String {
     sniff_message_id(&m.raw).unwrap()
 }
