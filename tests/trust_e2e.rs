@@ -108,7 +108,7 @@ async fn a_stranger_naming_our_message_id_in_references_gets_a_new_linked_case()
     assert_eq!(show(&ctx, "1")["status"], "closed");
 
     // A stranger who learned our ids answers the closure mail with a rating of 1 and
-    // the acknowledgement's id, once with a guessed id of the old predictable form.
+    // the acknowledgement's id (the old predictable form: the test after this one).
     let stranger = format!("mallory-{}@evil.example", ctx.user);
     append(
         &ctx.user,
@@ -143,6 +143,51 @@ async fn a_stranger_naming_our_message_id_in_references_gets_a_new_linked_case()
     assert_eq!(
         linked[0]["detail"]["reason"], "foreign_reference",
         "{new:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_stranger_naming_an_old_predictable_message_id_gets_a_new_linked_case() {
+    let ctx = ctx("trust-old-id");
+    let (customer, _) = open_case(&ctx, "old").await;
+    // A database from before the site key: our acknowledgement has the old id.
+    let old_id = "case-00000001.m-1@example.com";
+    let url = format!("sqlite://{}", ctx.db_path.display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let changed = sqlx::query(
+        "UPDATE messages SET message_id = $1 WHERE direction = 'out' AND message_id LIKE 'case-00000001.m-1.%'",
+    )
+    .bind(old_id)
+    .execute(&mut db)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 1);
+    db.close().await.unwrap();
+    let refs = format!("In-Reply-To: <{old_id}>\r\nReferences: <{old_id}>\r\n");
+    let stranger = format!("mallory-{}@evil.example", ctx.user);
+    let colleague = format!("boss-{}@acme.example", ctx.user);
+    for (from, mid) in [
+        (&stranger, format!("o1-{}@evil.example", ctx.user)),
+        (&colleague, format!("o2-{}@acme.example", ctx.user)),
+    ] {
+        let mail = mail_with(from, &mid, "Re: your case", &refs, "More.");
+        append(&ctx.user, "INBOX", &mail, None).await;
+    }
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 new case(s), 1 added"), "{summary}");
+    let new = show(&ctx, "2");
+    assert_eq!(new["customer"], stranger.as_str(), "{new:#}");
+    assert_eq!(new["related_case"], "00000001", "{new:#}");
+    let old = show(&ctx, "1");
+    assert_eq!(old["customer"], customer.as_str());
+    assert!(
+        old["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["from"] == colleague.as_str()),
+        "{old:#}"
     );
 }
 
