@@ -459,6 +459,7 @@ async fn commit_batch(
                 size,
                 received_at: meta.internal_date,
                 origin: Origin::Imap,
+                recipient: None,
             };
             pipeline.quarantine(&mut work, &mail, reason, now).await
         } else if let Some(mail) = prepared.remove(&meta.uid) {

@@ -62,6 +62,9 @@ pub struct Received {
     /// The server's receipt time (IMAP INTERNALDATE), not the sender's Date header.
     pub received_at: DateTime<Utc>,
     pub origin: Origin,
+    /// The envelope recipient the MTA passed along (`casegate ingest --recipient`);
+    /// when `None`, the topmost `Delivered-To`/`X-Original-To` field of the mail.
+    pub recipient: Option<String>,
 }
 
 impl Received {
@@ -71,7 +74,15 @@ impl Received {
             bytes: raw,
             received_at,
             origin,
+            recipient: None,
         }
+    }
+
+    /// The envelope recipient: the one the MTA passed, or the one it wrote on top.
+    fn envelope_recipient(&self) -> Option<String> {
+        self.recipient
+            .clone()
+            .or_else(|| classify::envelope_recipient(&self.bytes))
     }
 
     fn is_whole(&self) -> bool {
@@ -109,6 +120,14 @@ enum Stage {
         engineer: Engineer,
         case: CaseNumber,
         reason: String,
+    },
+    /// Mail (not a DSN) delivered to the signed return path of our message `n` on
+    /// `case`: an automatic reply (RFC 3834 §4 answers the envelope sender), noted on
+    /// the case like an engineer's, never a case, never relayed, no clock.
+    ReturnPathReply {
+        mail: Box<Inbound>,
+        case: CaseNumber,
+        n: i64,
     },
     /// Customer mail, or staff mail naming no case (`proven_staff` when authenticated).
     Customer {
@@ -220,13 +239,20 @@ impl Pipeline {
                     match classify::classify(&mail, raw, &own) {
                         MailKind::Bounce {
                             original_message_id,
-                        } => match self.bounce_proof(&mail, raw) {
+                        } => match self.bounce_proof(received, original_message_id.as_deref()) {
                             Some(original) => Stage::Bounce {
                                 mail,
                                 original: Some(original),
                             },
                             None => Stage::Quarantine(unproven_bounce(original_message_id)),
                         },
+                        _ if let Some((case, n)) = self.return_path_of(received) => {
+                            Stage::ReturnPathReply {
+                                mail,
+                                case: CaseNumber(case),
+                                n,
+                            }
+                        }
                         kind => match self.staff_proof(&mail) {
                             Some((engineer, Some(case))) => {
                                 match classify::engineer_automatic_reason(&mail, raw) {
@@ -342,7 +368,16 @@ impl Pipeline {
                 reason,
             } => {
                 match self
-                    .engineer_automatic(work, &mail, &engineer, case, &received, key, reason, now)
+                    .automatic_noted(
+                        work,
+                        &mail,
+                        &engineer.address,
+                        case,
+                        &received,
+                        key,
+                        reason,
+                        now,
+                    )
                     .await?
                 {
                     Some(o) => (o, mail),
@@ -352,6 +387,29 @@ impl Pipeline {
                                 work,
                                 &received,
                                 format!("automatic mail from an engineer for unknown case {case}"),
+                                now,
+                            )
+                            .await;
+                    }
+                }
+            }
+            Stage::ReturnPathReply { mail, case, n } => {
+                let reason = match classify::engineer_automatic_reason(&mail, &received.bytes) {
+                    Some(why) => format!("sent to the return path of message {n} ({why})"),
+                    None => format!("sent to the return path of message {n}"),
+                };
+                let actor = mail.from.email.clone();
+                match self
+                    .automatic_noted(work, &mail, &actor, case, &received, key, reason, now)
+                    .await?
+                {
+                    Some(o) => (o, mail),
+                    None => {
+                        return self
+                            .quarantine(
+                                work,
+                                &received,
+                                format!("automatic reply to a return path of unknown case {case}"),
                                 now,
                             )
                             .await;
@@ -435,34 +493,47 @@ impl Pipeline {
         }
     }
 
-    /// The original Message-ID a bounce proves it is about: it was delivered to the
-    /// signed return path of that very mail (`signed::bounce_address`).
-    fn bounce_proof(&self, mail: &Inbound, raw: &[u8]) -> Option<String> {
+    /// The original Message-ID a bounce proves it is about: its envelope recipient
+    /// (not To or Cc, which the sender writes) is the signed return path of that very
+    /// mail (`signed::bounce_address`), and the Message-ID it quotes, if any, is that
+    /// mail's.
+    fn bounce_proof(&self, received: &Received, quoted: Option<&str>) -> Option<String> {
         let key = self.store.site_key();
-        let support = &self.rules.support_address;
-        classify::delivery_addresses(mail, raw)
-            .iter()
-            .find_map(|a| signed::verify_bounce(key, a, support))
-            .map(|(case, n)| {
-                signed::message_id(key, case, n, notices::support_domain(&self.config.gateway))
-            })
+        let (case, n) = signed::verify_bounce(
+            key,
+            &received.envelope_recipient()?,
+            &self.rules.support_address,
+        )?;
+        let id = signed::message_id(key, case, n, notices::support_domain(&self.config.gateway));
+        match quoted {
+            Some(q) if !q.trim().trim_matches(['<', '>']).eq_ignore_ascii_case(&id) => None,
+            _ => Some(id),
+        }
     }
 
-    /// Automatic mail from an engineer about a case: filed on the case with a note,
+    /// `(case, n)` when the mail was delivered to the signed return path of our `n`th
+    /// message on `case` (its envelope recipient, as for bounces).
+    fn return_path_of(&self, received: &Received) -> Option<(i64, i64)> {
+        let rcpt = received.envelope_recipient()?;
+        signed::verify_bounce(self.store.site_key(), &rcpt, &self.rules.support_address)
+    }
+
+    /// Automatic mail about a case (an engineer's out-of-office, or a reply to one of our
+    /// return paths): filed on the case with a note,
     /// nothing relayed, no clock touched, no status change.
     #[allow(clippy::too_many_arguments)]
-    async fn engineer_automatic(
+    async fn automatic_noted(
         &self,
         work: &mut Work,
         mail: &Inbound,
-        engineer: &Engineer,
+        actor: &str,
         number: CaseNumber,
         received: &Received,
         key: String,
         reason: String,
         now: DateTime<Utc>,
     ) -> Result<Option<Outcome>, StoreError> {
-        let Some(case) = work.case_facts(number, &engineer.address).await? else {
+        let Some(case) = work.case_facts(number, actor).await? else {
             return Ok(None);
         };
         let plan = Plan {
@@ -476,7 +547,7 @@ impl Pipeline {
             participants: Vec::new(),
             events: vec![PlannedEvent {
                 on: EventOn::Target,
-                actor: engineer.address.clone(),
+                actor: actor.to_string(),
                 kind: "automatic_reply_noted",
                 detail: serde_json::json!({ "reason": reason, "relayed": false }),
             }],
@@ -488,7 +559,7 @@ impl Pipeline {
         let outcome = self
             .write(work, &plan, mail, &Parent::of(mail), message, now)
             .await?;
-        info!(case = %number, engineer = %engineer.address, reason = %reason, "automatic mail from an engineer: noted on the case, not relayed");
+        info!(case = %number, from = %actor, reason = %reason, "automatic mail: noted on the case, not relayed");
         Ok(Some(outcome))
     }
 

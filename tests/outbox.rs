@@ -680,6 +680,33 @@ async fn store_contract(store: Store, url: &str) {
     assert_eq!(failed.len(), 1, "{evs:?}");
     assert_eq!(failed[0].1["smtp_status"], 554);
     assert_eq!(store.outbox_rows(Some(case)).await.unwrap().len(), 2);
+
+    // A failure and the alert that tells of it are one transaction: both or neither,
+    // and each alert once (its Message-ID), however often the failure is recorded.
+    let mut third = simple(to, 4);
+    third.case = Some(case);
+    let third_id = store.enqueue_outbox(&third, t0).await.unwrap().unwrap();
+    let mut alert = simple("leads@vendor.example", 5);
+    alert.case = Some(case);
+    alert.kind = "notification_failed".into();
+    let queued = store
+        .mark_failed_alerting(third_id, Some(554), "554 gone", Utc::now(), Some(&alert))
+        .await
+        .unwrap();
+    let rows = store.outbox_rows(Some(case)).await.unwrap();
+    assert_eq!(rows.len(), 4, "{rows:?}");
+    let alert_row = rows
+        .iter()
+        .find(|r| r.kind == "notification_failed")
+        .unwrap();
+    assert_eq!(queued, Some(alert_row.id));
+    assert_eq!(alert_row.status, OutboxStatus::Pending);
+    let again = store
+        .mark_failed_alerting(third_id, Some(554), "554 gone", Utc::now(), Some(&alert))
+        .await
+        .unwrap();
+    assert_eq!(again, None);
+    assert_eq!(store.outbox_rows(Some(case)).await.unwrap().len(), 4);
 }
 
 fn ms(t: DateTime<Utc>) -> i64 {

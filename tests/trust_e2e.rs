@@ -108,7 +108,7 @@ async fn a_stranger_naming_our_message_id_in_references_gets_a_new_linked_case()
     assert_eq!(show(&ctx, "1")["status"], "closed");
 
     // A stranger who learned our ids answers the closure mail with a rating of 1 and
-    // the acknowledgement's id, once with a guessed id of the old predictable form.
+    // the acknowledgement's id (the old predictable form: the test after this one).
     let stranger = format!("mallory-{}@evil.example", ctx.user);
     append(
         &ctx.user,
@@ -143,6 +143,51 @@ async fn a_stranger_naming_our_message_id_in_references_gets_a_new_linked_case()
     assert_eq!(
         linked[0]["detail"]["reason"], "foreign_reference",
         "{new:#}"
+    );
+}
+
+#[tokio::test]
+async fn a_stranger_naming_an_old_predictable_message_id_gets_a_new_linked_case() {
+    let ctx = ctx("trust-old-id");
+    let (customer, _) = open_case(&ctx, "old").await;
+    // A database from before the site key: our acknowledgement has the old id.
+    let old_id = "case-00000001.m-1@example.com";
+    let url = format!("sqlite://{}", ctx.db_path.display());
+    let mut db = sqlx::SqliteConnection::connect(&url).await.unwrap();
+    let changed = sqlx::query(
+        "UPDATE messages SET message_id = $1 WHERE direction = 'out' AND message_id LIKE 'case-00000001.m-1.%'",
+    )
+    .bind(old_id)
+    .execute(&mut db)
+    .await
+    .unwrap()
+    .rows_affected();
+    assert_eq!(changed, 1);
+    db.close().await.unwrap();
+    let refs = format!("In-Reply-To: <{old_id}>\r\nReferences: <{old_id}>\r\n");
+    let stranger = format!("mallory-{}@evil.example", ctx.user);
+    let colleague = format!("boss-{}@acme.example", ctx.user);
+    for (from, mid) in [
+        (&stranger, format!("o1-{}@evil.example", ctx.user)),
+        (&colleague, format!("o2-{}@acme.example", ctx.user)),
+    ] {
+        let mail = mail_with(from, &mid, "Re: your case", &refs, "More.");
+        append(&ctx.user, "INBOX", &mail, None).await;
+    }
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 new case(s), 1 added"), "{summary}");
+    let new = show(&ctx, "2");
+    assert_eq!(new["customer"], stranger.as_str(), "{new:#}");
+    assert_eq!(new["related_case"], "00000001", "{new:#}");
+    let old = show(&ctx, "1");
+    assert_eq!(old["customer"], customer.as_str());
+    assert!(
+        old["messages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["from"] == colleague.as_str()),
+        "{old:#}"
     );
 }
 
@@ -226,6 +271,119 @@ async fn a_forged_bounce_quoting_our_message_id_is_not_attached_to_the_case() {
     assert_eq!(failed[0]["detail"]["message_id"], ack_id_of(&ack));
 }
 
+/// Case 1, opened by a customer mail; returns the customer and our acknowledgement.
+async fn acknowledged_case(ctx: &TestCtx) -> (String, SinkMessage) {
+    let customer = format!("{}-b@acme.example", ctx.user);
+    let mid = format!("b1-{}@acme.example", ctx.user);
+    let mail = customer_mail(&customer, &mid, "Agent down", "x");
+    append(&ctx.user, "INBOX", &mail, None).await;
+    run_once(ctx);
+    let ack = only_mail(&customer).await;
+    (customer, ack)
+}
+
+#[tokio::test]
+async fn a_bounce_whose_sender_wrote_our_return_path_as_recipient_is_not_attached() {
+    let ctx = ctx("trust-bounce-rcpt");
+    let (customer, ack) = acknowledged_case(&ctx).await;
+    // A customer knows the return path of the mail we sent them, and writes it as To
+    // and as a Delivered-To of their own; our MTA's Delivered-To on top says the
+    // report came to the plain support address.
+    let mut forged = b"Delivered-To: support@example.com\r\n".to_vec();
+    forged.extend(dsn(
+        MX,
+        &format!("g-{}", ctx.user),
+        &ack.mail_from,
+        &ack.raw,
+        RFC822,
+    ));
+    append(&ctx.user, "INBOX", &forged, None).await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 quarantined"), "{summary}");
+    // Piped by the MTA with the envelope recipient: that wins over the header.
+    let mut cmd = ctx.casegate(&["ingest", "--recipient", "support@example.com"]);
+    cmd.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    std::io::Write::write_all(
+        &mut child.stdin.take().unwrap(),
+        &dsn(
+            MX,
+            &format!("p-{}", ctx.user),
+            &ack.mail_from,
+            &ack.raw,
+            RFC822,
+        ),
+    )
+    .unwrap();
+    let out = ok(child.wait_with_output().unwrap());
+    assert!(out.starts_with("quarantined:"), "{out}");
+    // A report to the right return path that quotes another Message-ID is not about
+    // that mail.
+    let other = format!(
+        "From: support@example.com\r\nTo: {customer}\r\nSubject: x\r\n\
+         Message-ID: <case-00000001.m-2.0123456789abcdef@example.com>\r\n\r\nx\r\n"
+    );
+    append(
+        &ctx.user,
+        "INBOX",
+        &dsn(
+            MX,
+            &format!("q-{}", ctx.user),
+            &ack.mail_from,
+            other.as_bytes(),
+            RFC822,
+        ),
+        None,
+    )
+    .await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 quarantined"), "{summary}");
+    let case = show(&ctx, "1");
+    assert!(events(&case, "delivery_failed").is_empty(), "{case:#}");
+}
+
+#[tokio::test]
+async fn an_out_of_office_sent_to_our_return_path_is_noted_not_a_new_case() {
+    let ctx = ctx("trust-ooo-rp");
+    let (customer, ack) = acknowledged_case(&ctx).await;
+    // RFC 3834 §4 and Sieve vacation answer the envelope sender: our return path.
+    // The MTA delivers it there and says so on top.
+    let vacation = format!(
+        "Delivered-To: {rp}\r\nFrom: Jane <{customer}>\r\nTo: {rp}\r\n\
+         Subject: Out of office: [Case #00000001] Agent down\r\nMessage-ID: <v1-{u}@acme.example>\r\n\
+         Auto-Submitted: auto-replied\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         I am away until Monday.\r\n",
+        rp = ack.mail_from,
+        u = ctx.user
+    );
+    // And a responder that marks nothing.
+    let plain = format!(
+        "Delivered-To: {rp}\r\nFrom: {customer}\r\nTo: {rp}\r\nSubject: Thank you for your mail\r\n\
+         Message-ID: <v2-{u}@acme.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
+         We will answer within two days.\r\n",
+        rp = ack.mail_from,
+        u = ctx.user
+    );
+    append(&ctx.user, "INBOX", vacation.as_bytes(), None).await;
+    append(&ctx.user, "INBOX", plain.as_bytes(), None).await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("0 new case(s), 2 added"), "{summary}");
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    assert_eq!(
+        smtp_received(&customer).len(),
+        1,
+        "only the acknowledgement"
+    );
+    assert_eq!(support::cli::cases(&ctx).len(), 1);
+    let case = show(&ctx, "1");
+    assert_eq!(case["status"], "new", "{case:#}");
+    assert!(case["sla"]["first_response_at"].is_null(), "{case:#}");
+    assert_eq!(events(&case, "automatic_reply_noted").len(), 2, "{case:#}");
+    assert!(events(&case, "security").is_empty(), "{case:#}");
+}
+
 fn ack_id_of(m: &SinkMessage) -> String {
     sniff_message_id(&m.raw).unwrap()
 }
@@ -307,47 +465,114 @@ async fn a_subject_with_a_1200_character_word_still_gets_its_acknowledgement() {
 #[tokio::test]
 async fn a_notification_refused_for_good_alerts_the_queues_escalation_address() {
     let tag = support::unique_user("alert");
-    let (engineer, leads) = (
+    let (engineer, engineer_ja, leads) = (
         format!("{tag}-gone@vendor.example"),
+        format!("{tag}-gone-ja@vendor.example"),
         format!("{tag}-leads@vendor.example"),
     );
     let ctx = ctx_with(
         "trust-alert",
         &format!(
             "[staff]\nreply_key = \"test-reply-key-0123456789\"\ndefault_escalation = \"{leads}\"\n\n\
-             [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Gone\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n"
+             [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Gone\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n\n\
+             [[staff.engineers]]\naddress = \"{engineer_ja}\"\nname = \"Gone JA\"\nregion = \"APAC\"\nqueues = [\"ansible-ja\"]\n"
         ),
     );
     support::smtp_rule(&engineer, "554");
+    support::smtp_rule(&engineer_ja, "554");
     let customer = format!("{}-alert@acme.example", ctx.user);
-    append(
-        &ctx.user,
-        "INBOX",
-        &customer_mail(
-            &customer,
-            &format!("a1-{}@acme.example", ctx.user),
+    let customer_ja = format!("{}-alert@acme.co.jp", ctx.user);
+    let yamada = format!("=?utf-8?b?{}?=", b64("山田 太郎".as_bytes()));
+    for (from, mid, subject, body) in [
+        (
+            format!("Jane Doe <{customer}>"),
+            format!("a1-{}@acme.example", ctx.user),
             "Agent down",
             "x",
         ),
+        (
+            format!("{yamada} <{customer_ja}>"),
+            format!("a2-{}@acme.co.jp", ctx.user),
+            "ジョブが失敗します",
+            "お世話になっております。ジョブテンプレートの実行が失敗します。",
+        ),
+    ] {
+        append(
+            &ctx.user,
+            "INBOX",
+            &customer_mail(&from, &mid, subject, body),
+            None,
+        )
+        .await;
+    }
+    let summary = run_once(&ctx);
+    support::smtp_clear_rule(&engineer);
+    support::smtp_clear_rule(&engineer_ja);
+    assert!(
+        summary.contains("outbox: 4 sent, 0 to retry, 2 failed"),
+        "{summary}"
+    );
+    let got = support::wait_for_smtp(&leads, 2, Duration::from_secs(15)).await;
+    assert_eq!(got.len(), 2, "alerts to {leads}");
+    let texts: Vec<String> = smtp_received(&leads)
+        .iter()
+        .map(|m| decoded_text(&m.raw))
+        .collect();
+    let en = texts.iter().find(|t| t.contains(&engineer)).unwrap();
+    assert!(en.contains("[Case #00000001]"), "{en}");
+    assert!(en.contains("554"), "{en}");
+    // Who the customer is, with the account, as the SLA alerts say it.
+    assert!(
+        en.contains(&format!("Customer: Jane Doe <{customer}> (Acme)")),
+        "{en}"
+    );
+    let ja = texts.iter().find(|t| t.contains(&engineer_ja)).unwrap();
+    assert!(
+        ja.contains(&format!(
+            "お客様　：アクメ株式会社 山田 太郎 様 <{customer_ja}>"
+        )),
+        "{ja}"
+    );
+    // Exactly once: another run finds nothing new to tell.
+    run_once(&ctx);
+    assert_eq!(smtp_received(&leads).len(), 2);
+}
+
+#[tokio::test]
+async fn a_reloaded_escalation_address_gets_the_alert_not_the_one_of_the_start() {
+    let tag = support::unique_user("alert-reload");
+    let (engineer, old_leads, new_leads) = (
+        format!("{tag}-gone@vendor.example"),
+        format!("{tag}-old@vendor.example"),
+        format!("{tag}-new@vendor.example"),
+    );
+    let staff = |leads: &str| {
+        format!(
+            "[staff]\nreply_key = \"test-reply-key-0123456789\"\ndefault_escalation = \"{leads}\"\n\n\
+             [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Gone\"\nregion = \"NA\"\nqueues = [\"ansible-na\"]\n"
+        )
+    };
+    let ctx = ctx_with("trust-alert-reload", &staff(&old_leads));
+    let mut daemon = support::daemon::Daemon::start(&ctx, "daemon.log");
+    daemon.wait_log("casegate starting", 1).await;
+    support::write_config_with(ctx.dir.path(), &ctx.user, &ctx.db_path, &staff(&new_leads));
+    daemon.signal("HUP");
+    daemon.wait_log("reload:", 1).await;
+    support::smtp_rule(&engineer, "554");
+    let customer = format!("{}-reload@acme.example", ctx.user);
+    let mid = format!("ar1-{}@acme.example", ctx.user);
+    append(
+        &ctx.user,
+        "INBOX",
+        &customer_mail(&customer, &mid, "Agent down", "x"),
         None,
     )
     .await;
-    let summary = run_once(&ctx);
+    let alert = only_mail(&new_leads).await;
     support::smtp_clear_rule(&engineer);
-    assert!(
-        summary.contains("outbox: 2 sent, 0 to retry, 1 failed"),
-        "{summary}"
-    );
-    let alert = only_mail(&leads).await;
-    let text = decoded_text(&alert.raw);
-    assert!(
-        text.contains("[Case #00000001]") && text.contains(&engineer),
-        "{text}"
-    );
-    assert!(text.contains("554"), "{text}");
-    // Exactly once: another run finds nothing new to tell.
-    run_once(&ctx);
-    assert_eq!(smtp_received(&leads).len(), 1);
+    assert!(decoded_text(&alert.raw).contains(&engineer));
+    assert!(smtp_received(&old_leads).is_empty());
+    daemon.stop().await;
 }
 
 // 5 -------------------------------------------------------------------------

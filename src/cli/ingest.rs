@@ -13,7 +13,13 @@ use crate::pipeline::{Origin, Outcome, Received};
 /// accounted for either way); 75 (EX_TEMPFAIL) when the database failed, so the MTA
 /// keeps the mail and retries.
 #[derive(Debug, Args)]
-pub struct Ingest {}
+pub struct Ingest {
+    /// The envelope recipient (what the MTA passes as `${recipient}`); it proves a
+    /// bounce or an automatic reply came to one of our signed return paths, instead of
+    /// the topmost `Delivered-To`/`X-Original-To` field.
+    #[arg(long, value_name = "ADDRESS")]
+    recipient: Option<String>,
+}
 
 impl Ingest {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
@@ -31,10 +37,9 @@ impl Ingest {
             }
         };
         let now = Utc::now();
-        match pipeline
-            .process(Received::whole(raw, now, Origin::Stdin), now)
-            .await
-        {
+        let mut received = Received::whole(raw, now, Origin::Stdin);
+        received.recipient = self.recipient;
+        match pipeline.process(received, now).await {
             Ok(Outcome::Stored { case, opened }) => {
                 println!("{} case {case}", if opened { "opened" } else { "added to" });
                 Ok(0)

@@ -134,9 +134,7 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
         Err(e) => failed.push(format!("SLA timers: {e}")),
     }
     if let Some(smtp) = &config.smtp {
-        let alerts = Some(outbox::FailureAlerts {
-            config: config.clone(),
-        });
+        let alerts = Some(outbox::FailureAlerts::new(config.clone()));
         match outbox::drain_once_alerting(pipeline.store(), smtp, &retry_policy(config), alerts)
             .await
         {
@@ -186,9 +184,7 @@ async fn daemon(path: &Path, config: &Arc<Config>, pipeline: Pipeline) -> anyhow
             shutdown.clone(),
             pipeline.outbox_wake(),
         );
-        let alerts = Some(outbox::FailureAlerts {
-            config: config.clone(),
-        });
+        let alerts = Some(outbox::FailureAlerts::following(pipeline_rx.clone()));
         tasks.spawn(async move {
             Ok(outbox::run_alerting(store, smtp, policy, sd, wake, alerts).await?)
         });

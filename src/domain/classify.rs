@@ -180,35 +180,22 @@ pub fn engineer_automatic_reason(mail: &Inbound, raw: &[u8]) -> Option<String> {
         .map(|p| format!("out-of-office subject ({p})"))
 }
 
-/// The addresses a mail was delivered to, as far as its header tells: To, Cc and the
-/// delivery fields receiving MTAs add (`Delivered-To`, `X-Original-To`, `Envelope-To`).
-/// A bounce proves itself by one of them being a signed return path of ours.
-pub fn delivery_addresses(mail: &Inbound, raw: &[u8]) -> Vec<String> {
-    let mut out: Vec<String> = mail
-        .to
-        .iter()
-        .chain(&mail.cc)
-        .map(|a| a.email.clone())
-        .collect();
-    for name in ["Delivered-To", "X-Original-To", "Envelope-To"] {
-        out.extend(header_values(raw, name));
-    }
-    out
-}
-
-/// The values of the top-level fields called `name` (first line only, trimmed).
-fn header_values(raw: &[u8], name: &str) -> Vec<String> {
+/// The envelope recipient our delivering MTA wrote into the mail: the topmost
+/// `Delivered-To` or `X-Original-To` field (Dovecot LMTP and Postfix prepend it on
+/// delivery). Every field below it, and To and Cc, the sender wrote, so they prove
+/// nothing. A bounce proves itself by this being a signed return path of ours.
+pub fn envelope_recipient(raw: &[u8]) -> Option<String> {
     let end = header_end(raw);
-    raw[..end]
-        .split(|&b| b == b'\n')
-        .filter(|line| {
-            line.len() > name.len() && line[..name.len()].eq_ignore_ascii_case(name.as_bytes())
-        })
-        .filter_map(|line| {
+    raw[..end].split(|&b| b == b'\n').find_map(|line| {
+        ["Delivered-To", "X-Original-To"].iter().find_map(|name| {
+            let head = line.get(..name.len())?;
+            if !head.eq_ignore_ascii_case(name.as_bytes()) {
+                return None;
+            }
             let rest = line[name.len()..].trim_ascii_start().strip_prefix(b":")?;
             Some(String::from_utf8_lossy(rest).trim().to_string())
         })
-        .collect()
+    })
 }
 
 /// Where the top-level header block ends (the first blank line), in one pass.

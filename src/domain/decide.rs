@@ -33,10 +33,13 @@ pub struct Rules {
 }
 
 impl Rules {
+    /// `domain` is a listed free-mail provider or one of its subdomains (ISPs give
+    /// users their own: `user.plala.or.jp` under a listed `plala.or.jp`).
     pub fn is_free_mail(&self, domain: &str) -> bool {
+        let domain = domain.trim_end_matches('.');
         self.free_mail_domains
             .iter()
-            .any(|d| d.eq_ignore_ascii_case(domain))
+            .any(|d| super::entitlement::is_within(domain, d))
     }
 }
 
@@ -619,6 +622,15 @@ fn participants(mail: &Inbound, rules: &Rules) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::domain::thread::CaseFacts;
+
+    #[test]
+    fn a_subdomain_of_a_free_mail_provider_is_free_mail_too() {
+        let rules = Env::new().rules;
+        assert!(rules.is_free_mail("gmail.com"));
+        assert!(rules.is_free_mail("Taro.GMail.com"));
+        assert!(!rules.is_free_mail("notgmail.com"));
+        assert!(!rules.is_free_mail("acme.example"));
+    }
     use crate::mail::{Address, MailHeaders};
     use chrono::{NaiveDate, TimeZone};
 

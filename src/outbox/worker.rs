@@ -249,34 +249,39 @@ impl Delivery {
             }
             Outcome::Failed(e) => {
                 log_failure(row, &e, "permanent failure");
-                self.store
-                    .mark_failed(row.id, e.status(), &e.to_string(), now)
-                    .await?;
+                self.fail(row, e.status(), &e.to_string(), now).await?;
                 report.failed += 1;
-                self.alert(row, &e.to_string(), now).await?;
             }
             Outcome::GaveUp(e) => {
                 log_failure(row, &e, "giving up");
                 let why = format!("gave up after {} attempts: {e}", row.attempts);
-                self.store
-                    .mark_failed(row.id, e.status(), &why, now)
-                    .await?;
+                self.fail(row, e.status(), &why, now).await?;
                 report.failed += 1;
-                self.alert(row, &why, now).await?;
             }
         }
         Ok(())
     }
 
-    async fn alert(
+    /// Mark `row` failed for good, and queue its alert (if it needs one) in the same
+    /// transaction.
+    async fn fail(
         &mut self,
         row: &OutboxRow,
+        status: Option<u16>,
         why: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
-        if let Some(alerts) = &self.alerts
-            && alerts.on_failed(&self.store, row, why, now).await?
-        {
+        let alert = match &self.alerts {
+            Some(alerts) => alerts.alert_for(&self.store, row, why, now).await?,
+            None => None,
+        };
+        let queued = self
+            .store
+            .mark_failed_alerting(row.id, status, why, now, alert.as_ref())
+            .await?;
+        if let (Some(_), Some(alert)) = (queued, &alert) {
+            let case = row.case.map_or_else(|| "-".to_string(), |c| c.to_string());
+            tracing::warn!(case = %case, to = %alert.recipients.join(", "), "an engineer notification failed; the escalation address is told");
             self.queued_alerts += 1;
         }
         Ok(())

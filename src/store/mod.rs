@@ -130,7 +130,18 @@ pub struct Store {
     /// Set once this process holds the SQLite database alone (see `sole_user`).
     sole_user: Arc<std::sync::OnceLock<SoleUser>>,
     /// The key of our Message-IDs and signed return paths ([`Store::site_key`]).
-    site_key: Arc<[u8]>,
+    site_key: SiteKey,
+}
+
+/// The site key's bytes. Never printed: `Debug` shows `<redacted>`, so a `{store:?}`
+/// in a log or an error cannot leak what signs our Message-IDs and return paths.
+#[derive(Clone)]
+struct SiteKey(Arc<[u8]>);
+
+impl std::fmt::Debug for SiteKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("<redacted>")
+    }
 }
 
 static SQLITE_MIGRATIONS: sqlx::migrate::Migrator = sqlx::migrate!("migrations/sqlite");
@@ -215,7 +226,7 @@ impl Store {
             url: (backend == Backend::Sqlite).then_some(url),
             raw_files,
             sole_user: Arc::default(),
-            site_key,
+            site_key: SiteKey(site_key),
         })
     }
 
@@ -223,7 +234,7 @@ impl Store {
     /// every instance on the database): the HMAC key of our Message-IDs and of the
     /// signed return paths bounces come back to. Zero configuration, never logged.
     pub fn site_key(&self) -> &[u8] {
-        &self.site_key
+        &self.site_key.0
     }
 
     pub fn backend(&self) -> Backend {
@@ -389,6 +400,21 @@ mod tests {
             Err(StoreError::NoFolder(_))
         ));
         assert!(!d.path().join("nonexistent-dir").exists());
+    }
+
+    #[tokio::test]
+    async fn the_site_key_does_not_leak_through_debug() {
+        let d = tempfile::tempdir().unwrap();
+        let url = format!("sqlite://{}", d.path().join("k.db").display());
+        let store = Store::open(&url, 1).await.unwrap();
+        let key = hex::encode(store.site_key());
+        assert_eq!(key.len(), 64);
+        let shown = format!("{store:?}");
+        assert!(!shown.contains(&key), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+        // Nor the key's bytes as a list of numbers, as a derived Debug of a slice shows.
+        let bytes = format!("{:?}", store.site_key());
+        assert!(!shown.contains(&bytes[1..bytes.len() - 1]), "{shown}");
     }
 
     #[test]

@@ -319,7 +319,25 @@ impl Store {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<(), StoreError> {
+        self.mark_failed_alerting(id, smtp_status, error, now, None)
+            .await
+            .map(|_| ())
+    }
+
+    /// [`Store::mark_failed`], and in the same transaction queue `alert` (the mail that
+    /// tells someone of the failure): a crash leaves both or neither. Returns the
+    /// alert's row id when it was queued (not when the row was already sent, nor when
+    /// an alert with its Message-ID is queued already).
+    pub async fn mark_failed_alerting(
+        &self,
+        id: i64,
+        smtp_status: Option<u16>,
+        error: &str,
+        now: DateTime<Utc>,
+        alert: Option<&NewOutbox>,
+    ) -> Result<Option<i64>, StoreError> {
         let mut tx = self.pool.begin().await?;
+        let mut queued = None;
         let found = sqlx::query(AssertSqlSafe(format!(
             "UPDATE outbox SET status = 'failed', last_error = $2 WHERE id = $1 AND status <> 'sent' \
              RETURNING {COLUMNS}"
@@ -334,9 +352,12 @@ impl Store {
                 "smtp_status": smtp_status, "error": error, "attempts": r.attempts, "source": "smtp",
             });
             insert_event(&mut tx, r.case, now, "casegate", "delivery_failed", &detail).await?;
+            if let Some(alert) = alert {
+                queued = insert_outbox(&mut tx, alert, now).await?;
+            }
         }
         tx.commit().await?;
-        Ok(())
+        Ok(queued)
     }
 }
 

@@ -46,10 +46,11 @@ pub fn iso2022jp_mail(
 
 /// A delivery status notification (RFC 3464) from the MTA `host`, sent to `to`, that
 /// reports `original` (carried as `report_part`, e.g. `message/rfc822`) as undeliverable.
+/// It starts with `Delivered-To: {to}`, as Dovecot LMTP prepends it on delivery.
 pub fn dsn(host: &str, tag: &str, to: &str, original: &[u8], report_part: &str) -> Vec<u8> {
     let boundary = format!("dsn-{tag}");
     let mut raw = format!(
-        "Return-Path: <>\r\nFrom: MAILER-DAEMON@{host} (Mail Delivery System)\r\nTo: {to}\r\n\
+        "Delivered-To: {to}\r\nReturn-Path: <>\r\nFrom: MAILER-DAEMON@{host} (Mail Delivery System)\r\nTo: {to}\r\n\
          Subject: Undelivered Mail Returned to Sender\r\nDate: Fri, 27 Nov 2026 09:05:00 +0000\r\n\
          Message-ID: <bounce-{tag}@{host}>\r\nAuto-Submitted: auto-replied\r\nMIME-Version: 1.0\r\n\
          Content-Type: multipart/report; report-type=delivery-status; boundary=\"{boundary}\"\r\n\r\n\
