@@ -462,7 +462,7 @@ async fn commit_batch(
             };
             pipeline.quarantine(&mut work, &mail, reason, now).await
         } else if let Some(mail) = prepared.remove(&meta.uid) {
-            pipeline.commit(&mut work, mail, now).await
+            pipeline.write_plan(&mut work, mail, now).await
         } else {
             // Expunged by someone else between listing and fetching: nothing to do.
             batch.settled_up_to = Some(meta.uid);
@@ -512,7 +512,7 @@ async fn commit_batch(
         None => Ok(()),
     };
     let committed = match recorded {
-        Ok(()) => pipeline.finish(work).await,
+        Ok(()) => pipeline.commit(work).await,
         Err(e) => Err(e),
     };
     if let Err(e) = committed {

@@ -15,6 +15,7 @@
 
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod domain;
 pub mod failpoint;
 pub mod imap;
