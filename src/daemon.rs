@@ -16,6 +16,7 @@ use tracing::{error, info, warn};
 
 use crate::config::Config;
 use crate::intake::{self, IntakeError};
+use crate::metrics::metrics;
 use crate::outbox::{self, OutboxError, RetryPolicy};
 use crate::pipeline::Pipeline;
 use crate::runtime::shutdown_channel;
@@ -32,6 +33,8 @@ pub enum DaemonError {
     Outbox(#[from] OutboxError),
     #[error(transparent)]
     SlaTimer(#[from] StoreError),
+    #[error(transparent)]
+    Admin(#[from] crate::admin::AdminError),
     #[error(transparent)]
     Panicked(#[from] tokio::task::JoinError),
 }
@@ -75,6 +78,11 @@ pub async fn run(
         outbox_wake: pipeline.outbox_wake(),
     });
     let mut tasks: JoinSet<Result<(), DaemonError>> = JoinSet::new();
+    if let Some(addr) = config.admin.listen {
+        let listener = crate::admin::bind(addr).await?;
+        let (store, sd) = (pipeline.store().clone(), stop.clone());
+        tasks.spawn(async move { Ok(crate::admin::serve(listener, store, sd).await?) });
+    }
     if let Some(imap) = config.imap.clone() {
         let (rx, sd) = (pipeline_rx.clone(), stop.clone());
         tasks.spawn(async move { Ok(intake::run(imap, rx, sd).await?) });
@@ -129,18 +137,24 @@ pub async fn run(
                 break;
             }
         };
-        if requested && let Some(new) = reload(path, &current) {
-            // Not in one statement: the borrow's read lock would be held by send_replace.
-            let reconfigured = pipeline_tx.borrow().reconfigured(new.clone());
-            pipeline_tx.send_replace(reconfigured);
-            timer_tx.send_modify(|t| t.config = new.clone());
-            info!(config = %path.display(), "reload: configuration, routing and templates applied");
-            if let Err(e) = import_contracts_file(&new, &pipeline).await {
-                warn!(error = %e, "contracts file not imported");
-            }
-            seen = fingerprint(&new);
-            current = new;
+        if !requested {
+            continue;
         }
+        let Some(new) = reload(path, &current) else {
+            metrics().reload_failures.inc();
+            continue;
+        };
+        metrics().reloads.inc();
+        // Not in one statement: the borrow's read lock would be held by send_replace.
+        let reconfigured = pipeline_tx.borrow().reconfigured(new.clone());
+        pipeline_tx.send_replace(reconfigured);
+        timer_tx.send_modify(|t| t.config = new.clone());
+        info!(config = %path.display(), "reload: configuration, routing and templates applied");
+        if let Err(e) = import_contracts_file(&new, &pipeline).await {
+            warn!(error = %e, "contracts file not imported");
+        }
+        seen = fingerprint(&new);
+        current = new;
     }
     trigger.trigger();
     while let Some(done) = tasks.join_next().await {

@@ -103,8 +103,14 @@ async fn settle(
     let queued_mail = work.commit().await?;
     for (clock, action) in settled {
         match action {
-            ClockAction::Warn => report.warned += 1,
-            ClockAction::Breach => report.breached += 1,
+            ClockAction::Warn => {
+                report.warned += 1;
+                crate::metrics::metrics().sla_warnings.inc();
+            }
+            ClockAction::Breach => {
+                report.breached += 1;
+                crate::metrics::metrics().sla_breaches.inc();
+            }
         }
         info!(case = %clock.case, clock = %clock.kind, action = ?action, "SLA alert");
     }

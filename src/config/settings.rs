@@ -148,6 +148,13 @@ pub struct OutboxSettings {
     pub max_age: Duration,
 }
 
+/// The admin HTTP listener of `casegate run` (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// `admin.listen`; `None` (an empty value) turns it off.
+    pub listen: Option<std::net::SocketAddr>,
+}
+
 /// What each product's team needs from a customer to pin a problem down, per language,
 /// asked for in the acknowledgement.
 #[derive(Debug, Clone, Default)]
@@ -192,6 +199,7 @@ pub struct Config {
     pub log: LogSettings,
     pub sla: super::sla::SlaSettings,
     pub outbox: OutboxSettings,
+    pub admin: AdminSettings,
     pub product_info: ProductInfo,
     pub staff: super::staff::StaffSettings,
     /// `[oauth2]`, when configured.

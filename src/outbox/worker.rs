@@ -162,6 +162,7 @@ impl Delivery {
     }
 
     async fn deliver(&mut self, row: &OutboxRow) -> (Outcome, bool) {
+        let started = std::time::Instant::now();
         match self
             .client
             .send(&row.sender, &row.recipients, &row.raw)
@@ -169,6 +170,9 @@ impl Delivery {
         {
             Ok(()) => {
                 let accepted = std::time::Instant::now();
+                crate::metrics::metrics()
+                    .outbox_send_seconds
+                    .observe((accepted - started).as_secs_f64());
                 crate::failpoint::hit("outbox_after_accept");
                 (Outcome::Sent(accepted), false)
             }
@@ -202,6 +206,7 @@ impl Delivery {
                 tracing::debug!(id = row.id, commit_us, "sent mail recorded");
                 tracing::info!(id = row.id, message_id = %row.message_id, kind = %row.kind, case = %row.case.map_or_else(|| "-".to_string(), |c| c.to_string()), "mail sent");
                 report.sent += 1;
+                crate::metrics::metrics().outbox_sent.inc();
             }
             Outcome::Retry(e) => {
                 let delay = chrono::Duration::from_std(self.policy.delay(row.attempts))
@@ -218,6 +223,7 @@ impl Delivery {
                     .mark_failed(row.id, e.status(), &e.to_string(), now)
                     .await?;
                 report.failed += 1;
+                crate::metrics::metrics().outbox_failed.inc();
                 self.alert(row, &e.to_string(), now).await?;
             }
             Outcome::GaveUp(e) => {
@@ -227,6 +233,7 @@ impl Delivery {
                     .mark_failed(row.id, e.status(), &why, now)
                     .await?;
                 report.failed += 1;
+                crate::metrics::metrics().outbox_failed.inc();
                 self.alert(row, &why, now).await?;
             }
         }
