@@ -112,8 +112,27 @@ pub async fn run(
     let mut seen = fingerprint(&current);
     let mut watch_files = tokio::time::interval(std::time::Duration::from_secs(2));
     let mut failure = None;
+    // systemd (Type=notify): READY once the mailbox is connected (at once without one),
+    // WATCHDOG pings at half the watchdog interval. Without NOTIFY_SOCKET both do nothing.
+    let mailbox = current.imap.as_ref().map(|i| i.mailbox.clone());
+    let mut ready = false;
+    let mut ready_check = tokio::time::interval(std::time::Duration::from_millis(100));
+    let watchdog = sd_notify::watchdog_enabled();
+    let mut watchdog_tick =
+        tokio::time::interval(watchdog.map_or(std::time::Duration::from_secs(3600), |w| w / 2));
     loop {
         let requested = tokio::select! {
+            _ = ready_check.tick(), if !ready => {
+                if mailbox.as_deref().is_none_or(|m| metrics().connected(m)) {
+                    ready = true;
+                    notify(sd_notify::NotifyState::Ready);
+                }
+                false
+            }
+            _ = watchdog_tick.tick(), if watchdog.is_some() => {
+                notify(sd_notify::NotifyState::Watchdog);
+                false
+            }
             _ = watch_files.tick() => {
                 let now_seen = fingerprint(&current);
                 let changed = now_seen != seen;
@@ -156,6 +175,7 @@ pub async fn run(
         seen = fingerprint(&new);
         current = new;
     }
+    notify(sd_notify::NotifyState::Stopping);
     trigger.trigger();
     while let Some(done) = tasks.join_next().await {
         if let Ok(Err(e)) = done {
@@ -231,4 +251,11 @@ fn fingerprint(config: &Config) -> Fingerprint {
         walk(p, &mut out, 2);
     }
     out
+}
+
+/// Tell systemd (when it started us with a notify socket).
+fn notify(state: sd_notify::NotifyState<'_>) {
+    if let Err(e) = sd_notify::notify(&[state]) {
+        warn!(error = %e, "cannot notify systemd");
+    }
 }

@@ -194,6 +194,14 @@ impl Metrics {
         }
     }
 
+    /// True once the mailbox's connection is up (and while it stays up).
+    pub fn connected(&self, mailbox: &str) -> bool {
+        self.mailboxes
+            .lock()
+            .map(|m| matches!(m.get(mailbox), Some(None)))
+            .unwrap_or(false)
+    }
+
     /// Mailboxes whose connection is down, with the reason.
     pub fn mailboxes_down(&self) -> Vec<(String, String)> {
         self.mailboxes
