@@ -13,6 +13,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::ImapSettings;
 use crate::imap::{Backoff, FetchedMail, IdleEnd, ImapClient, ImapError, MailMeta};
+use crate::metrics::metrics;
 use crate::pipeline::{Origin, Outcome, Pipeline, Prepared, Received, too_large};
 use crate::runtime::Shutdown;
 use crate::store::{Checkpoint, StoreError};
@@ -106,6 +107,11 @@ pub async fn run(
             Err(e) => {
                 let wait = backoff.next_delay();
                 warn!(error = %e, retry_in_secs = wait.as_secs_f32(), "intake interrupted; will retry");
+                let m = metrics();
+                m.set_connection(&settings.mailbox, Some(e.to_string()));
+                m.imap_reconnects
+                    .get_or_create(&m.mailbox(&settings.mailbox))
+                    .inc();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.recv() => {}
@@ -125,6 +131,7 @@ async fn session(
 ) -> Result<(), IntakeError> {
     let mut client = open(settings).await?;
     info!(host = %settings.host, mailbox = %settings.mailbox, idle = client.has_idle() && settings.idle, "IMAP connected");
+    metrics().set_connection(&settings.mailbox, None);
     loop {
         let current = pipeline.borrow().clone();
         drain(&mut client, settings, &current, shutdown).await?;
@@ -445,12 +452,20 @@ async fn commit_batch(
     };
     let mut batch = Batch::default();
     let mut end = BatchEnd::Complete;
+    let started = std::time::Instant::now();
+    let m = metrics();
+    let label = m.mailbox(mark.mailbox);
+    // Counted once committed: (outcome, arrival).
+    let mut outcomes = Vec::new();
     for meta in chunk {
         if shutdown.is_shutdown() {
             end = BatchEnd::Shutdown;
             break;
         }
         let now = Utc::now();
+        if headers.contains_key(&meta.uid) || prepared.contains_key(&meta.uid) {
+            m.mails_fetched.get_or_create(&label).inc();
+        }
         let result = if let Some(header) = headers.remove(&meta.uid) {
             let size = u64::from(meta.size);
             let reason = too_large(size, pipeline.max_message_bytes());
@@ -463,7 +478,7 @@ async fn commit_batch(
             };
             pipeline.quarantine(&mut work, &mail, reason, now).await
         } else if let Some(mail) = prepared.remove(&meta.uid) {
-            pipeline.commit(&mut work, mail, now).await
+            pipeline.write_plan(&mut work, mail, now).await
         } else {
             // Expunged by someone else between listing and fetching: nothing to do.
             batch.settled_up_to = Some(meta.uid);
@@ -472,6 +487,7 @@ async fn commit_batch(
         match result {
             Ok(outcome) => {
                 batch.stats.count(&outcome);
+                outcomes.push((outcome.clone(), meta.internal_date));
                 match outcome {
                     Outcome::Quarantined { .. } => batch.quarantined.push(meta.uid),
                     _ => batch.processed.push(meta.uid),
@@ -513,13 +529,23 @@ async fn commit_batch(
         None => Ok(()),
     };
     let committed = match recorded {
-        Ok(()) => pipeline.finish(work).await,
+        Ok(()) => pipeline.commit(work).await,
         Err(e) => Err(e),
     };
     if let Err(e) = committed {
         let rolled_back = batch.processed.len() + batch.quarantined.len();
         error!(rolled_back, error = %e, "batch rolled back; its mail stays in the inbox and is retried");
         return (Batch::default(), BatchEnd::Failed(e.into()), None);
+    }
+    m.batch_commit_seconds
+        .get_or_create(&label)
+        .observe(started.elapsed().as_secs_f64());
+    let committed_at = Utc::now();
+    for (outcome, arrived) in &outcomes {
+        m.count_outcome(mark.mailbox, outcome);
+        m.arrival_to_commit_seconds
+            .get_or_create(&label)
+            .observe((committed_at - *arrived).as_seconds_f64().max(0.0));
     }
     crate::failpoint::hit("after_commit");
     (batch, end, marked)

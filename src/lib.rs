@@ -13,13 +13,16 @@
 //!
 //! `pipeline` runs one mail through these stages; `cli/` holds one file per subcommand.
 
+pub mod admin;
 pub mod cli;
 pub mod config;
+pub mod daemon;
 pub mod domain;
 pub mod failpoint;
 pub mod imap;
 pub mod intake;
 pub mod mail;
+pub mod metrics;
 pub mod notices;
 pub mod oauth2;
 pub mod outbox;

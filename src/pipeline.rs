@@ -1,6 +1,6 @@
 //! One mail through the stages: parse -> classify -> thread -> decide -> commit.
 //! [`Pipeline::prepare`] runs the stages that need no I/O (parse, classify, the staff
-//! proof) and may run on another thread; [`Pipeline::commit`] gathers the facts,
+//! proof) and may run on another thread; [`Pipeline::write_plan`] gathers the facts,
 //! decides and writes inside a unit of work ([`Work`]) that may hold several mails.
 //! Settling (moving the mail on the IMAP server) is the source's job, after the unit of
 //! work is finished.
@@ -90,7 +90,7 @@ impl Received {
     }
 }
 
-/// A mail after the stages that need no I/O, ready for [`Pipeline::commit`].
+/// A mail after the stages that need no I/O, ready for [`Pipeline::write_plan`].
 #[derive(Debug)]
 pub struct Prepared {
     received: Received,
@@ -205,8 +205,8 @@ impl Pipeline {
     ) -> Result<Outcome, StoreError> {
         let prepared = self.prepare(received);
         let mut work = self.store.begin_work().await?;
-        let outcome = self.commit(&mut work, prepared, now).await?;
-        self.finish(work).await?;
+        let outcome = self.write_plan(&mut work, prepared, now).await?;
+        self.commit(work).await?;
         Ok(outcome)
     }
 
@@ -292,8 +292,8 @@ impl Pipeline {
     }
 
     /// The stages with I/O, inside `work`: dedup, facts, decide, write. Visible to
-    /// others only once [`Pipeline::finish`] commits the unit of work.
-    pub async fn commit(
+    /// others only once [`Pipeline::commit`] commits the unit of work.
+    pub async fn write_plan(
         &self,
         work: &mut Work,
         prepared: Prepared,
@@ -449,8 +449,8 @@ impl Pipeline {
     }
 
     /// Commit the unit of work and wake the outbox sender if it queued mail.
-    pub async fn finish(&self, work: Work) -> Result<(), StoreError> {
-        if work.finish().await? {
+    pub async fn commit(&self, work: Work) -> Result<(), StoreError> {
+        if work.commit().await? {
             self.outbox_wake.notify_one();
         }
         Ok(())
@@ -752,7 +752,7 @@ impl Pipeline {
         let render = |case, first_n| {
             notices::compose_all(config, &key, plan, mail, raw, parent, case, first_n, now)
         };
-        Ok(match work.commit(plan, &message, now, render).await? {
+        Ok(match work.write_plan(plan, &message, now, render).await? {
             Committed::Stored { case, opened } => Outcome::Stored { case, opened },
             Committed::Duplicate { case } => Outcome::Duplicate { case },
         })

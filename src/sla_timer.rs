@@ -3,10 +3,11 @@
 //! queue's escalation address. Each exactly once per clock, also across restarts and
 //! instances: the store records it and queues the mail in one guarded transaction.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tracing::{info, warn};
 
 use crate::config::Config;
@@ -15,9 +16,8 @@ use crate::domain::signed;
 use crate::mail::Address;
 use crate::mail::compose::{self, Outgoing};
 use crate::notices::{self, format_due};
-use crate::pipeline::Pipeline;
 use crate::runtime::Shutdown;
-use crate::store::{CaseSummary, ClockAction, DueClock, Outbound, StoreError};
+use crate::store::{CaseSummary, ClockAction, DueClock, Outbound, Store, StoreError};
 use crate::templates::context::{SlaBreach, SlaClock, SlaWarning};
 use crate::templates::{Rendered, TemplateContext};
 
@@ -34,9 +34,18 @@ pub struct TickReport {
 /// Due clocks read at a time.
 const READ: i64 = 200;
 
+/// What the timer works with: the store, the configuration (templates, staff, SLA) and
+/// the outbox sender's wake-up for the alerts it queues.
+#[derive(Debug, Clone)]
+pub struct SlaTimer {
+    pub store: Store,
+    pub config: Arc<Config>,
+    pub outbox_wake: Arc<Notify>,
+}
+
 /// Handle every clock due at `now`, in units of work of the store's size.
-pub async fn tick(pipeline: &Pipeline, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
-    let store = pipeline.store();
+pub async fn tick(timer: &SlaTimer, now: DateTime<Utc>) -> Result<TickReport, StoreError> {
+    let store = &timer.store;
     let mut report = TickReport::default();
     loop {
         let due = store.due_clocks(now, READ).await?;
@@ -45,7 +54,7 @@ pub async fn tick(pipeline: &Pipeline, now: DateTime<Utc>) -> Result<TickReport,
         }
         let before = report;
         for unit in due.chunks(store.clocks_per_unit()) {
-            settle(pipeline, unit, now, &mut report).await?;
+            settle(timer, unit, now, &mut report).await?;
         }
         // A full read that settled nothing can only hold clocks of missing cases: they
         // would come back at once; the next tick looks again.
@@ -57,14 +66,14 @@ pub async fn tick(pipeline: &Pipeline, now: DateTime<Utc>) -> Result<TickReport,
 
 /// Settle `clocks` in one unit of work.
 async fn settle(
-    pipeline: &Pipeline,
+    timer: &SlaTimer,
     clocks: &[DueClock],
     now: DateTime<Utc>,
     report: &mut TickReport,
 ) -> Result<(), StoreError> {
-    let config = pipeline.config();
-    let site_key = pipeline.store().site_key().to_vec();
-    let mut work = pipeline.store().begin_work().await?;
+    let config = &timer.config;
+    let site_key = timer.store.site_key().to_vec();
+    let mut work = timer.store.begin_work().await?;
     let mut settled = Vec::new();
     for clock in clocks {
         let action = if now >= clock.due_at {
@@ -91,31 +100,38 @@ async fn settle(
             settled.push((clock, action));
         }
     }
-    let queued_mail = work.finish().await?;
+    let queued_mail = work.commit().await?;
     for (clock, action) in settled {
         match action {
-            ClockAction::Warn => report.warned += 1,
-            ClockAction::Breach => report.breached += 1,
+            ClockAction::Warn => {
+                report.warned += 1;
+                crate::metrics::metrics().sla_warnings.inc();
+            }
+            ClockAction::Breach => {
+                report.breached += 1;
+                crate::metrics::metrics().sla_breaches.inc();
+            }
         }
         info!(case = %clock.case, clock = %clock.kind, action = ?action, "SLA alert");
     }
     if queued_mail {
-        pipeline.outbox_wake().notify_one();
+        timer.outbox_wake.notify_one();
     }
     Ok(())
 }
 
-/// The timer task.
+/// The timer task; each tick uses the configuration `timer` holds then (a reload sends
+/// a new one).
 pub async fn run(
-    pipeline: watch::Receiver<Pipeline>,
+    timer: watch::Receiver<SlaTimer>,
     mut shutdown: Shutdown,
 ) -> Result<(), StoreError> {
     while !shutdown.is_shutdown() {
-        let p = pipeline.borrow().clone();
-        if let Err(e) = tick(&p, Utc::now()).await {
+        let t = timer.borrow().clone();
+        if let Err(e) = tick(&t, Utc::now()).await {
             warn!(error = %e, "SLA timer: database error; retrying");
         }
-        let next = p.store().next_clock_check().await.ok().flatten();
+        let next = t.store.next_clock_check().await.ok().flatten();
         let wait = next
             .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
             .unwrap_or(MAX_SLEEP)

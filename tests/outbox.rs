@@ -680,6 +680,12 @@ async fn store_contract(store: Store, url: &str) {
     assert_eq!(failed.len(), 1, "{evs:?}");
     assert_eq!(failed[0].1["smtp_status"], 554);
     assert_eq!(store.outbox_rows(Some(case)).await.unwrap().len(), 2);
+    // What /metrics and /readyz read: the engineer reply is still claimed (sending).
+    let counts = store.outbox_counts().await.unwrap();
+    assert_eq!(
+        (counts.pending, counts.sending, counts.sent, counts.failed),
+        (0, 1, 1, 1)
+    );
 
     // A failure and the alert that tells of it are one transaction: both or neither,
     // and each alert once (its Message-ID), however often the failure is recorded.

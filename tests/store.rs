@@ -117,7 +117,7 @@ fn message(m: &Inbound, at: DateTime<Utc>) -> NewMessage {
 async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
     let mut work = store.begin_work().await.unwrap();
     let committed = file_in(&mut work, m, at).await;
-    work.finish().await.unwrap();
+    work.commit().await.unwrap();
     committed
 }
 
@@ -193,7 +193,7 @@ async fn file_message(
             .collect(),
         failures: Vec::new(),
     };
-    work.commit(&plan, msg, at, render).await.unwrap()
+    work.write_plan(&plan, msg, at, render).await.unwrap()
 }
 
 /// What the store knows of a mail (by dedup key) and its sender.
@@ -279,7 +279,7 @@ async fn contract(store: Store) {
                 .settle_clock(&clock, action, at, detail, |_| vec![])
                 .await
                 .unwrap();
-            work.finish().await.unwrap();
+            work.commit().await.unwrap();
             settled
         }
     };
@@ -468,7 +468,7 @@ async fn contract(store: Store) {
             opened: false
         }
     );
-    work.finish().await.unwrap();
+    work.commit().await.unwrap();
     let view = store.show_case(case).await.unwrap().unwrap();
     let attachment = view
         .messages
@@ -531,7 +531,7 @@ async fn contract(store: Store) {
     )
     .await
     .unwrap();
-    work.finish().await.unwrap();
+    work.commit().await.unwrap();
     let held = store.quarantine_list(true).await.unwrap();
     assert_eq!(held.len(), 1);
     assert_eq!(held[0].reason, "again");
@@ -592,7 +592,7 @@ async fn sqlite_raw_mail_file_that_cannot_be_written_commits_nothing() {
         file_message(&mut work, &m, &message_with_raw(&m, &large_raw()), t0()).await,
         Committed::Stored { .. }
     ));
-    let err = work.finish().await.unwrap_err();
+    let err = work.commit().await.unwrap_err();
     assert!(err.to_string().contains("casegate.db-mail"), "{err}");
     assert_eq!(store.case_count().await.unwrap(), 0);
     // A small raw mail stays in the database and commits.
@@ -688,7 +688,7 @@ async fn admin_contract(store: Store) {
     };
     let mut work = store.begin_work().await.unwrap();
     work.quarantine(&entry, t0()).await.unwrap();
-    work.finish().await.unwrap();
+    work.commit().await.unwrap();
     let id = store.quarantine_list(false).await.unwrap()[0].id;
     let shown = store.quarantine_entry(id).await.unwrap().unwrap();
     assert_eq!(shown.raw.as_deref(), Some(&b"bad"[..]));

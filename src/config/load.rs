@@ -192,6 +192,25 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         retry_cap: Duration::from_secs(r.uint("outbox.retry_max_secs", 3600, 1, 86_400)),
         max_age: Duration::from_secs(r.uint("outbox.max_age_hours", 48, 1, 8760) * 3600),
     };
+    let admin = AdminSettings {
+        listen: {
+            let listen = r.string("admin.listen", Some("127.0.0.1:9464"));
+            match listen.trim() {
+                "" => None,
+                l => match l.parse::<std::net::SocketAddr>() {
+                    Ok(a) => Some(a),
+                    Err(_) => {
+                        r.problem(
+                            None,
+                            "admin.listen",
+                            format!("{l:?} is not an address:port such as 127.0.0.1:9464 (empty turns the listener off)"),
+                        );
+                        None
+                    }
+                },
+            }
+        },
+    };
     let product_info = super::products::read(r);
     let mut watched = vec![path.to_path_buf()];
     let routing = linked_file(
@@ -268,6 +287,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         log,
         sla,
         outbox,
+        admin,
         product_info,
         staff,
         oauth2: oauth2.map(|(settings, _)| settings),

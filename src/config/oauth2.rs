@@ -69,7 +69,7 @@ impl Provider {
 }
 
 /// Everything the token client needs. The client secret is a [`Secret`] (never printed).
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct OAuth2Settings {
     pub provider: Option<Provider>,
     pub token_url: String,

@@ -50,7 +50,7 @@ impl fmt::Display for TlsMode {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct ImapSettings {
     pub host: String,
     pub port: u16,
@@ -82,7 +82,7 @@ pub struct ImapSettings {
     pub timeout: Duration,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct SmtpSettings {
     pub host: String,
     pub port: u16,
@@ -96,7 +96,7 @@ pub struct SmtpSettings {
 }
 
 /// How the IMAP client signs in.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum ImapAuth {
     /// LOGIN with `imap.password`.
     Password,
@@ -107,7 +107,7 @@ pub enum ImapAuth {
     },
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct DatabaseSettings {
     /// `sqlite://...` or `postgres://...`; may hold a password, so never logged whole.
     pub url: String,
@@ -140,12 +140,19 @@ pub struct GatewaySettings {
 }
 
 /// Retry policy of the SMTP outbox.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct OutboxSettings {
     pub retry_initial: Duration,
     pub retry_cap: Duration,
     /// A mail still undelivered this long after it was queued fails.
     pub max_age: Duration,
+}
+
+/// The admin HTTP listener of `casegate run` (`/metrics`, `/healthz`, `/readyz`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AdminSettings {
+    /// `admin.listen`; `None` (an empty value) turns it off.
+    pub listen: Option<std::net::SocketAddr>,
 }
 
 /// What each product's team needs from a customer to pin a problem down, per language,
@@ -192,6 +199,7 @@ pub struct Config {
     pub log: LogSettings,
     pub sla: super::sla::SlaSettings,
     pub outbox: OutboxSettings,
+    pub admin: AdminSettings,
     pub product_info: ProductInfo,
     pub staff: super::staff::StaffSettings,
     /// `[oauth2]`, when configured.

@@ -120,6 +120,14 @@ impl std::fmt::Debug for TokenSource {
     }
 }
 
+/// Two sources are the same when their settings are (a reload compares them; the
+/// tokens in hand are state, not configuration).
+impl PartialEq for TokenSource {
+    fn eq(&self, other: &Self) -> bool {
+        self.settings == other.settings
+    }
+}
+
 impl TokenSource {
     pub fn new(settings: Arc<OAuth2Settings>) -> TokenSource {
         TokenSource {

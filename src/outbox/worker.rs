@@ -194,6 +194,7 @@ impl Delivery {
     }
 
     async fn deliver(&mut self, row: &OutboxRow) -> (Outcome, bool) {
+        let started = std::time::Instant::now();
         match self
             .client
             .send(&row.sender, &row.recipients, &row.raw)
@@ -201,6 +202,9 @@ impl Delivery {
         {
             Ok(()) => {
                 let accepted = std::time::Instant::now();
+                crate::metrics::metrics()
+                    .outbox_send_seconds
+                    .observe((accepted - started).as_secs_f64());
                 crate::failpoint::hit("outbox_after_accept");
                 (Outcome::Sent(accepted), false)
             }
@@ -237,6 +241,7 @@ impl Delivery {
                 tracing::debug!(id = row.id, commit_us, "sent mail recorded");
                 tracing::info!(id = row.id, message_id = %row.message_id, kind = %row.kind, case = %row.case.map_or_else(|| "-".to_string(), |c| c.to_string()), "mail sent");
                 report.sent += 1;
+                crate::metrics::metrics().outbox_sent.inc();
             }
             Outcome::Retry(e) => {
                 let delay = chrono::Duration::from_std(self.policy.delay(row.attempts))
@@ -251,12 +256,14 @@ impl Delivery {
                 log_failure(row, &e, "permanent failure");
                 self.fail(row, e.status(), &e.to_string(), now).await?;
                 report.failed += 1;
+                crate::metrics::metrics().outbox_failed.inc();
             }
             Outcome::GaveUp(e) => {
                 log_failure(row, &e, "giving up");
                 let why = format!("gave up after {} attempts: {e}", row.attempts);
                 self.fail(row, e.status(), &why, now).await?;
                 report.failed += 1;
+                crate::metrics::metrics().outbox_failed.inc();
             }
         }
         Ok(())

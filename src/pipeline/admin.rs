@@ -81,8 +81,8 @@ impl Pipeline {
         let render = |case, first_n| {
             notices::compose_all(config, &key, &plan, &none, &[], &parent, case, first_n, now)
         };
-        work.commit_without_message(&plan, now, render).await?;
-        let queued_mail = work.finish().await?;
+        work.write_plan_without_message(&plan, now, render).await?;
+        let queued_mail = work.commit().await?;
         info!(case = %number, actor = %actor.address, command = ?command, "admin command");
         Ok(AdminOutcome::Done { queued_mail })
     }

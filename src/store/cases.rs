@@ -213,7 +213,7 @@ impl Work {
     /// costs two round trips and a journal of every page it touches).
     /// `render` composes the plan's mails once the case number is known; its second
     /// argument numbers the case's outbound mails (for stable Message-IDs).
-    pub async fn commit<F>(
+    pub async fn write_plan<F>(
         &mut self,
         plan: &Plan,
         msg: &NewMessage,
@@ -289,7 +289,7 @@ impl Work {
 impl Work {
     /// Write a plan that no mail brought (an admin's command on an existing case): the
     /// case changes, events and outbound mail, no message.
-    pub async fn commit_without_message<F>(
+    pub async fn write_plan_without_message<F>(
         &mut self,
         plan: &Plan,
         now: DateTime<Utc>,

@@ -194,7 +194,7 @@ pub struct SenderFacts {
 
 impl Work {
     /// The facts about a customer mail that do not depend on its thread. The mail's
-    /// dedup key counts as looked up (see [`Work::commit`]).
+    /// dedup key counts as looked up (see [`Work::write_plan`]).
     pub async fn sender_facts(
         &mut self,
         dedup_key: &str,

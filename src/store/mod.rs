@@ -30,7 +30,7 @@ pub use cases::{Committed, Composed, NewAttachment, NewMessage, Outbound};
 pub use contracts::{ImportStats, SenderFacts};
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
-pub use outbox_admin::Retried;
+pub use outbox_admin::{OutboxCounts, Retried};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
 pub use reports::{Attainment, ClockState, EngineerStats, QueueStats, SlaReport, TeamReport};
 pub use sla::{ClockAction, DueClock};

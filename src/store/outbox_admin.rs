@@ -25,7 +25,34 @@ pub enum Retried {
     InFlight,
 }
 
+/// Rows per status (the admin listener's `/metrics` and `/readyz`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxCounts {
+    pub pending: i64,
+    pub sending: i64,
+    pub sent: i64,
+    pub failed: i64,
+}
+
 impl Store {
+    /// How many rows are in each status.
+    pub async fn outbox_counts(&self) -> Result<OutboxCounts, StoreError> {
+        let rows = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+            .fetch_all(&self.pool)
+            .await?;
+        let mut counts = OutboxCounts::default();
+        for r in &rows {
+            let n: i64 = r.get(1);
+            match OutboxStatus::parse(&r.get::<String, _>(0))? {
+                OutboxStatus::Pending => counts.pending = n,
+                OutboxStatus::Sending => counts.sending = n,
+                OutboxStatus::Sent => counts.sent = n,
+                OutboxStatus::Failed => counts.failed = n,
+            }
+        }
+        Ok(counts)
+    }
+
     /// Outbox rows without their mail, oldest first; `status` filters.
     pub async fn outbox_list(
         &self,

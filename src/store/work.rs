@@ -5,7 +5,7 @@
 //! of once per mail, and the reads that feed the decision step run on the same
 //! connection. Later mails in a batch see what earlier ones wrote (a reply threads onto
 //! the case its question opened a moment before). Nothing is visible to anyone else,
-//! and nothing may leave the inbox, until [`Work::finish`] returns.
+//! and nothing may leave the inbox, until [`Work::commit`] returns.
 
 use std::sync::Arc;
 
@@ -13,15 +13,15 @@ use super::raw_files::{RawFiles, Writing};
 use super::{Backend, Store, StoreError};
 use sqlx::{Any, Transaction};
 
-/// An open unit of work. Dropping it without [`Work::finish`] rolls everything back.
+/// An open unit of work. Dropping it without [`Work::commit`] rolls everything back.
 pub struct Work {
     pub(super) tx: Transaction<'static, Any>,
     pub(super) backend: Backend,
-    /// Some commit queued outbound mail (the outbox worker is woken after `finish`).
+    /// Some plan queued outbound mail (the outbox worker is woken after `commit`).
     pub(super) queued_mail: bool,
     /// Mails committed so far.
     pub(super) mails: usize,
-    /// The dedup key last looked up and not found (see [`Work::commit`]).
+    /// The dedup key last looked up and not found (see [`Work::write_plan`]).
     pub(super) absent: Option<String>,
     pub(super) raw_files: Option<Arc<RawFiles>>,
     /// Raw mail files being written; all must be complete before the commit.
@@ -60,7 +60,7 @@ impl Store {
 
 impl Work {
     /// Commit everything; returns true when outbound mail was queued.
-    pub async fn finish(self) -> Result<bool, StoreError> {
+    pub async fn commit(self) -> Result<bool, StoreError> {
         // A row must never name a file that is not complete: a failed write rolls
         // everything back (dropping the transaction).
         for writing in self.writing {

@@ -371,3 +371,16 @@ pub fn dot_stuff(raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+/// Stops the shared Dovecot (`scripts/testenv imap-stop`): every test of the binary
+/// loses IMAP, so only a test binary that runs nothing else meanwhile may use it.
+pub fn imap_stop() {
+    super::TestEnv::get();
+    super::run_testenv(&["imap-stop"]);
+}
+
+/// Starts the shared Dovecot again on the same ports (`scripts/testenv imap-start`).
+pub fn imap_start() {
+    super::TestEnv::get();
+    super::run_testenv(&["imap-start"]);
+}

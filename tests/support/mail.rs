@@ -66,3 +66,11 @@ pub fn dsn(host: &str, tag: &str, to: &str, original: &[u8], report_part: &str) 
     raw.extend(format!("\r\n--{boundary}--\r\n").into_bytes());
     raw
 }
+
+/// A plain customer mail: `From`, `Subject` and `Message-ID` as given, one line of body.
+pub fn plain_mail(from: &str, subject: &str, message_id: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <{message_id}>\r\nDate: Tue, 01 Dec 2026 09:00:00 +0000\r\n\r\nThe playbook fails on every host.\r\n"
+    )
+    .into_bytes()
+}

@@ -248,6 +248,9 @@ url = "sqlite://{db}"
 [log]
 level = "info"
 format = "text"
+
+[admin]
+listen = ""
 "#,
         imap_port = env.imap_port,
         smtp_port = env.smtp_port,
