@@ -10,7 +10,7 @@ use crate::domain::CaseNumber;
 use crate::domain::decide::{Notice, Plan, PlannedMail, Target};
 use crate::domain::entitlement::Entitlement;
 use crate::domain::scope::Scope;
-use crate::domain::thread::subject_tag;
+use crate::domain::thread::{self, subject_tag};
 use crate::domain::triage::ClockKind;
 use crate::domain::{commands, signed, token};
 use crate::mail::compose::{self, Outgoing};
@@ -225,7 +225,7 @@ pub fn common(
     let tag = subject_tag(&g.case_tag_word, case);
     Common {
         case_number: case.to_string(),
-        reply_subject: compose::reply_subject(&tag, &subject),
+        reply_subject: thread::reply_subject(&tag, &subject),
         case_tag: tag,
         customer_name,
         customer_company: company,

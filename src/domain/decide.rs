@@ -15,9 +15,10 @@ use super::language::Language;
 use super::routing::Routing;
 use super::scope::Scope;
 use super::sla;
+use super::sla::SlaSettings;
+use super::staff::StaffSettings;
 use super::thread::{self, CaseDetails, Link, Thread, ThreadFacts};
 use super::triage::{self, ClockKind, ClockStart, Reading, Triage};
-use crate::config::{SlaSettings, StaffSettings};
 use crate::mail::{Inbound, quote};
 
 /// The rules' inputs that come from configuration.

@@ -13,9 +13,9 @@ use super::decide::{
 };
 use super::language::Language;
 use super::sla;
+use super::staff::Engineer;
 use super::thread::CaseFacts;
 use super::triage::ClockKind;
-use crate::config::Engineer;
 use crate::mail::{Inbound, quote};
 
 /// Decide what an engineer's reply to case `case` does.

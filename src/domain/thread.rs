@@ -212,6 +212,24 @@ fn parse_tag_tail(s: &str) -> Option<CaseNumber> {
         .map(CaseNumber)
 }
 
+/// The subject of our reply in a customer's thread: their own subject, reply prefixes
+/// (`Re:`, `AW:`, `返信:` ...) and any copy of our tag removed, then `Re: <tag> <subject>`.
+/// So `Re: Re: [Case #00001234] Agent down` stays `Re: [Case #00001234] Agent down`.
+pub fn reply_subject(case_tag: &str, customer_subject: &str) -> String {
+    let clean = clean_subject(customer_subject, tag_word(case_tag));
+    if clean.is_empty() {
+        format!("Re: {case_tag}")
+    } else {
+        format!("Re: {case_tag} {clean}")
+    }
+}
+
+/// `Case` from `[Case #00001234]`.
+fn tag_word(case_tag: &str) -> &str {
+    let inner = case_tag.trim().trim_start_matches('[');
+    inner.split(['#', '＃']).next().unwrap_or("").trim()
+}
+
 /// The subject without reply/forward prefixes (Re:, RE:, AW:, Fwd:, FW:, WG:, SV:,
 /// Re[2]:, 返信:, 転送:, full-width colons) and without our case tag: what a case is
 /// titled by. Prefixes never thread by themselves; this is for display and titles.
@@ -468,5 +486,27 @@ mod tests {
     #[test]
     fn tags_are_written_with_eight_digits() {
         assert_eq!(subject_tag("Case", CaseNumber(1234)), "[Case #00001234]");
+    }
+
+    #[test]
+    fn reply_subject_adds_the_tag_once() {
+        let tag = "[Case #00001234]";
+        assert_eq!(
+            reply_subject(tag, "Agent down"),
+            "Re: [Case #00001234] Agent down"
+        );
+        assert_eq!(
+            reply_subject(tag, "Re: RE: [Case #00001234] Agent down"),
+            "Re: [Case #00001234] Agent down"
+        );
+        assert_eq!(
+            reply_subject(tag, "AW: Agent down [case #1234]"),
+            "Re: [Case #00001234] Agent down"
+        );
+        assert_eq!(
+            reply_subject(tag, "返信: エージェント停止"),
+            "Re: [Case #00001234] エージェント停止"
+        );
+        assert_eq!(reply_subject(tag, ""), "Re: [Case #00001234]");
     }
 }
