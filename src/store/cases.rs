@@ -6,7 +6,7 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::outbox::NewOutbox;
 use super::raw_files::{FILE_BYTES, RawFiles};
-use super::{Backend, Store, StoreError, Work, from_ms, to_ms};
+use super::{Backend, StoreError, Work, from_ms, to_ms};
 use crate::domain::decide::{CaseUpdate, EventOn, NewCase, Plan, RunningClock, Target};
 use crate::domain::thread::{CaseDetails, CaseFacts, ThreadFacts};
 use crate::domain::triage::{ClockKind, ClockStart};
@@ -376,23 +376,6 @@ where
         }
     }
     Ok(Some((case, opened, queued)))
-}
-
-impl Store {
-    /// An audit event outside any plan (quarantine, security notices).
-    pub async fn record_event(
-        &self,
-        case: Option<CaseNumber>,
-        now: DateTime<Utc>,
-        actor: &str,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        insert_event(&mut tx, case, now, actor, kind, detail).await?;
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
 async fn touch_case(
