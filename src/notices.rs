@@ -458,9 +458,15 @@ impl CaseText {
                 .or(d.status)
                 .map(|s| s.as_str().to_string())
                 .unwrap_or_default(),
-            entitlement: d.entitlement.clone().unwrap_or_default(),
+            entitlement: d
+                .entitlement
+                .map(|e| e.as_str().to_string())
+                .unwrap_or_default(),
             tier: d.tier.clone().unwrap_or_default(),
-            language: d.language.clone().unwrap_or_default(),
+            language: d
+                .language
+                .map(|l| l.as_str().to_string())
+                .unwrap_or_default(),
         }
     }
 }

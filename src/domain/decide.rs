@@ -545,17 +545,11 @@ fn new_case_mails(t: &Triage, sender: &str, routing: &Routing) -> Vec<PlannedMai
 
 /// A refused sender writing again: refused again, subject to the refusal interval.
 fn repeat_refusal(details: &CaseDetails, sender: &str) -> Option<PlannedMail> {
-    let entitlement = match details.entitlement.as_deref()? {
-        "no_contract" => Entitlement::NoContract,
-        "expired" => Entitlement::Expired,
-        "not_covered" => Entitlement::NotCovered,
-        _ => return None,
+    let entitlement = match details.entitlement? {
+        e @ (Entitlement::NoContract | Entitlement::Expired | Entitlement::NotCovered) => e,
+        Entitlement::Entitled | Entitlement::OutOfScope => return None,
     };
-    let language = details
-        .language
-        .as_deref()
-        .and_then(Language::parse)
-        .unwrap_or(Language::En);
+    let language = details.language.unwrap_or(Language::En);
     Some(PlannedMail {
         notice: Notice::Refusal(entitlement),
         to: sender.to_string(),
@@ -569,7 +563,7 @@ fn next_response_clock(
     sla_cfg: &SlaSettings,
     received_at: DateTime<Utc>,
 ) -> Option<ClockStart> {
-    if details.entitlement.as_deref() != Some(Entitlement::Entitled.as_str()) {
+    if details.entitlement != Some(Entitlement::Entitled) {
         return None;
     }
     let severity = details.severity?;
@@ -782,12 +776,12 @@ mod tests {
                 customer_domain: "acme.example".into(),
                 sender_participates: true,
                 details: CaseDetails {
-                    entitlement: Some(entitlement.into()),
+                    entitlement: Entitlement::parse(entitlement),
                     tier: Some("standard".into()),
                     severity: Some(3),
                     region: Some("NA".into()),
                     country: Some("US".into()),
-                    language: Some("en".into()),
+                    language: Some(Language::En),
                     ..CaseDetails::default()
                 },
             }),

@@ -29,11 +29,7 @@ pub fn reply(
     let text = quote::strip_reply(&mail.text);
     let parsed = commands::parse(&text);
     let details = &case.details;
-    let customer_lang = details
-        .language
-        .as_deref()
-        .and_then(Language::parse)
-        .unwrap_or(Language::En);
+    let customer_lang = details.language.unwrap_or(Language::En);
     let mut plan = Plan {
         target: Target::Existing {
             number: case.number,
@@ -152,11 +148,7 @@ pub fn admin(
     cfg: Settings<'_>,
 ) -> Result<Plan, String> {
     let details = &case.details;
-    let customer_lang = details
-        .language
-        .as_deref()
-        .and_then(Language::parse)
-        .unwrap_or(Language::En);
+    let customer_lang = details.language.unwrap_or(Language::En);
     let mut plan = Plan {
         target: Target::Existing {
             number: case.number,
@@ -462,12 +454,12 @@ mod tests {
             sender_participates: false,
             details: CaseDetails {
                 customer: "taro@acme.example".into(),
-                entitlement: Some("entitled".into()),
+                entitlement: Some(crate::domain::entitlement::Entitlement::Entitled),
                 tier: Some("premium".into()),
                 severity: Some(2),
                 region: Some("NA".into()),
                 country: Some("US".into()),
-                language: Some("ja".into()),
+                language: Some(Language::Ja),
                 ..CaseDetails::default()
             },
         }

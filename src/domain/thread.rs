@@ -16,6 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::case::{CaseNumber, Status};
+use super::entitlement::Entitlement;
+use super::language::Language;
 
 /// What the store knows about a candidate case; gathered by the I/O shell.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,8 +40,8 @@ pub struct CaseDetails {
     pub customer: String,
     pub customer_name: Option<String>,
     pub account: Option<String>,
-    pub language: Option<String>,
-    pub entitlement: Option<String>,
+    pub language: Option<Language>,
+    pub entitlement: Option<Entitlement>,
     pub tier: Option<String>,
     pub severity: Option<u8>,
     pub region: Option<String>,
