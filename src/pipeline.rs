@@ -678,8 +678,10 @@ impl Pipeline {
         let raw = &received.bytes;
         let key = parse::dedup_key(raw);
         let head = parse::sniff_headers(raw);
-        // Kept for replay of piped mail; oversized mail stays only in the IMAP folder.
-        let keep_raw = received.is_whole() && received.size <= self.max_message_bytes();
+        // A whole mail is kept for the replay of piped mail, unless it is oversized. Of an
+        // oversized IMAP mail only its header block was read: kept for `quarantine
+        // show` (never replayed from here: the mail itself stays in the IMAP folder).
+        let keep_raw = !received.is_whole() || received.size <= self.max_message_bytes();
         let entry = QuarantineEntry {
             id: 0,
             dedup_key: key.clone(),

@@ -4,11 +4,10 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
-use support::cli::{ok, run_once, show};
+use support::cli::{import_contracts as import, ingest, json, ok, run_once, show, text};
 use support::{TestCtx, smtp_received};
 
 const STAFF: &str = "[staff]\n\
@@ -18,34 +17,6 @@ const STAFF: &str = "[staff]\n\
     queues = [\"ansible-emea\"]\n";
 
 const HEADER: &str = "account,contract_id,tier,products,domains,contacts,country,start,end\n";
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ingest(ctx: &TestCtx, raw: &[u8]) -> Output {
-    let mut child = ctx
-        .casegate(&["ingest"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(raw).unwrap();
-    child.wait_with_output().unwrap()
-}
-
-fn import(ctx: &TestCtx, name: &str, csv: &str, flags: &[&str]) -> Output {
-    let path = ctx.dir.path().join(name);
-    std::fs::write(&path, csv).unwrap();
-    let mut args = vec!["contracts", "import", path.to_str().unwrap()];
-    args.extend_from_slice(flags);
-    ctx.casegate(&args).output().unwrap()
-}
 
 fn events(case: &Value) -> Vec<(String, String)> {
     case["events"]
@@ -185,7 +156,8 @@ fn case_commands_follow_the_mail_command_rules_with_the_same_audit_trail() {
         .unwrap());
     let case = show(&ctx, "1");
     assert_eq!(case["status"], "open");
-    assert!(events(&case).contains(&("reopened".to_string(), lead.to_string())));
+    // The same audit event as a reopening by mail.
+    assert!(events(&case).contains(&("case_reopened".to_string(), lead.to_string())));
 
     // The customer mails of the commands go out like those of the mail commands: the
     // severity notice (signed by the engineer) and the closure mail.
@@ -203,6 +175,16 @@ fn case_commands_follow_the_mail_command_rules_with_the_same_audit_trail() {
         got.iter()
             .any(|m| m.contains("Case #00000001") && m.contains("closed")),
         "{got:#?}"
+    );
+    // As with `#queue`, the new queue's engineers are told of the transfer.
+    let told: Vec<String> = smtp_received("idle@vendor.example")
+        .iter()
+        .map(|m| String::from_utf8_lossy(&m.raw).to_string())
+        .collect();
+    assert!(
+        told.iter()
+            .any(|m| m.contains(&customer) && m.contains("transferred")),
+        "{told:#?}"
     );
 }
 
@@ -240,11 +222,7 @@ fn contracts_import_replace_shows_the_changes_and_ends_what_the_file_drops() {
         "{dry}"
     );
     assert!(dry.contains("dry run: nothing changed"), "{dry}");
-    let list: Value = serde_json::from_str(&ok(ctx
-        .casegate(&["contracts", "list", "--json"])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let list: Value = json(&ctx, &["contracts", "list", "--json"]);
     assert_eq!(list.as_array().unwrap().len(), 3, "dry run changed nothing");
 
     let done = ok(import(&ctx, "second.csv", &second, &["--replace"]));
@@ -276,6 +254,17 @@ fn contracts_import_replace_shows_the_changes_and_ends_what_the_file_drops() {
     assert_eq!(status("C-1"), "active", "{table}");
     assert_eq!(status("C-3"), "expired", "{table}");
     assert_eq!(status("C-4"), "expired", "{table}");
+    let listed = json(&ctx, &["contracts", "list", "--json"]);
+    let status_of = |id: &str| {
+        listed
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["contract_id"] == id)
+            .map(|c| c["status"].clone())
+    };
+    assert_eq!(status_of("C-1"), Some("active".into()), "{listed:#}");
+    assert_eq!(status_of("C-3"), Some("expired".into()), "{listed:#}");
     // The long name does not push the columns out of line (ASCII rows).
     for line in lines.iter().filter(|l| l.is_ascii()).skip(1) {
         let at = ["active", "expired", "future"]
@@ -295,11 +284,7 @@ fn quarantined_mail_can_be_shown_and_discarded() {
         b"Subject: no sender at all\r\nX-Trace: quarantine-show\r\n\r\nbody\r\n",
     );
     assert!(out.status.success(), "{}", text(&out));
-    let list: Value = serde_json::from_str(&ok(ctx
-        .casegate(&["quarantine", "list", "--json"])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let list: Value = json(&ctx, &["quarantine", "list", "--json"]);
     let id = list[0]["id"].as_i64().unwrap().to_string();
     let shown = ok(ctx.casegate(&["quarantine", "show", &id]).output().unwrap());
     assert!(shown.contains("Reason: "), "{shown}");
@@ -358,13 +343,14 @@ async fn a_discarded_imap_mail_stays_in_the_quarantine_folder_and_is_not_replaye
     let summary = run_once(&ctx);
     assert!(summary.contains("1 quarantined"), "{summary}");
     assert_eq!(support::count(&ctx.user, "Quarantine").await, 1);
-    let list: Value = serde_json::from_str(&ok(ctx
-        .casegate(&["quarantine", "list", "--json"])
-        .output()
-        .unwrap()))
-    .unwrap();
+    let list: Value = json(&ctx, &["quarantine", "list", "--json"]);
     assert_eq!(list[0]["source"], "imap");
     let id = list[0]["id"].as_i64().unwrap().to_string();
+    let shown = ok(ctx.casegate(&["quarantine", "show", &id]).output().unwrap());
+    assert!(
+        shown.contains("X-Trace: imap-discard"),
+        "the headers of mail that came by IMAP: {shown}"
+    );
     ok(ctx
         .casegate(&["quarantine", "discard", &id])
         .output()
@@ -374,6 +360,30 @@ async fn a_discarded_imap_mail_stays_in_the_quarantine_folder_and_is_not_replaye
     // Nothing is lost: the mail is still in the folder, for anyone who looks.
     assert_eq!(support::count(&ctx.user, "Quarantine").await, 1);
     assert_eq!(support::count(&ctx.user, "Processed").await, 0);
+}
+
+#[tokio::test]
+async fn an_oversized_imap_mail_shows_its_headers() {
+    let ctx = TestCtx::with_config(
+        "admin-quarantine-big",
+        "[gateway]\nmax_message_bytes = 2048\n",
+    );
+    let big = format!(
+        "From: big@acme.example\r\nTo: support@example.com\r\nSubject: Huge logs\r\n\
+         X-Trace: imap-oversized\r\n\r\n{}",
+        "log line 0123456789 abcdefghij\r\n".repeat(200)
+    );
+    support::append(&ctx.user, "INBOX", big.as_bytes(), None).await;
+    let summary = run_once(&ctx);
+    assert!(summary.contains("1 quarantined"), "{summary}");
+    let list: Value = json(&ctx, &["quarantine", "list", "--json"]);
+    let id = list[0]["id"].as_i64().unwrap().to_string();
+    let shown = ok(ctx.casegate(&["quarantine", "show", &id]).output().unwrap());
+    assert!(shown.contains("X-Trace: imap-oversized"), "{shown}");
+    assert!(!shown.contains("log line"), "headers only: {shown}");
+    // The replay still takes the mail from the folder, not the kept header.
+    let replay = ok(ctx.casegate(&["quarantine", "replay"]).output().unwrap());
+    assert!(replay.contains("1 still held"), "{replay}");
 }
 
 #[test]
@@ -387,9 +397,8 @@ fn the_report_lists_every_configured_engineer_also_without_activity() {
     let report = ok(ctx.casegate(&["report"]).output().unwrap());
     assert!(report.contains("sato@vendor.example"), "{report}");
     assert!(report.contains("idle@vendor.example"), "{report}");
-    let json: Value =
-        serde_json::from_str(&ok(ctx.casegate(&["report", "--json"]).output().unwrap())).unwrap();
-    let names: Vec<&str> = json["engineers"]
+    let team = json(&ctx, &["report", "--json"]);
+    let names: Vec<&str> = team["engineers"]
         .as_array()
         .unwrap()
         .iter()

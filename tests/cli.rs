@@ -3,34 +3,11 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
+use std::process::Stdio;
 
 use serde_json::Value;
+use support::cli::{ingest, ingest_with_env, text};
 use support::{TestCtx, casegate, tempdir};
-
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
-fn ingest(ctx: &TestCtx, raw: &[u8]) -> Output {
-    ingest_with_env(ctx, raw, &[])
-}
-
-fn ingest_with_env(ctx: &TestCtx, raw: &[u8], env: &[(&str, &str)]) -> Output {
-    let mut cmd = ctx.casegate(&["ingest"]);
-    cmd.envs(env.iter().copied())
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped());
-    let mut child = cmd.spawn().unwrap();
-    child.stdin.take().unwrap().write_all(raw).unwrap();
-    child.wait_with_output().unwrap()
-}
 
 #[test]
 fn check_config_accepts_a_good_file() {

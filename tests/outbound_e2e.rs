@@ -6,15 +6,13 @@
 
 mod support;
 
-use std::io::Write;
-use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use casegate::mail::Inbound;
 use casegate::mail::parse::{ParseLimits, parse};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
-use support::cli::{cases, ok, run_once, show};
+use support::cli::{cases, ingest_with_env as ingest, ok, run_once, show};
 use support::daemon::Daemon;
 use support::mail::{dsn, iso2022jp_mail};
 use support::smtp::{is_our_message_id, is_our_return_path};
@@ -539,21 +537,6 @@ async fn a_mail_undeliverable_for_longer_than_the_max_age_fails_with_an_event() 
         "a failed mail stays failed"
     );
     assert!(sink.sink.messages(&customer).is_empty());
-}
-
-fn ingest(ctx: &TestCtx, raw: &[u8], env: &[(&str, &str)]) -> Output {
-    let mut cmd = ctx.casegate(&["ingest"]);
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child.stdin.take().unwrap().write_all(raw).unwrap();
-    child.wait_with_output().unwrap()
 }
 
 #[tokio::test]

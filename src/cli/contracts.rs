@@ -1,4 +1,3 @@
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
@@ -6,8 +5,8 @@ use chrono::{Days, NaiveDate, Utc};
 use clap::{Args, Subcommand};
 
 use crate::config::contracts_csv::{self, Known};
-use crate::domain::entitlement::Contract;
-use crate::store::OpenMode;
+use crate::domain::entitlement::{Contract, ImportChanges, Standing, import_changes};
+use crate::store::{OpenMode, StoreError};
 
 /// Support contracts: who is entitled to support, for which products, until when.
 #[derive(Debug, Subcommand)]
@@ -59,10 +58,18 @@ impl Contracts {
             Contracts::List(l) => {
                 let store = super::open_store_only(path).await?;
                 let contracts = store.list_contracts().await?;
+                let today = Utc::now().date_naive();
                 if l.json {
-                    println!("{}", serde_json::to_string_pretty(&contracts)?);
+                    let listed: Vec<Listed<'_>> = contracts
+                        .iter()
+                        .map(|c| Listed {
+                            contract: c,
+                            status: c.standing(today),
+                        })
+                        .collect();
+                    println!("{}", serde_json::to_string_pretty(&listed)?);
                 } else {
-                    print_table(&contracts, Utc::now().date_naive());
+                    print_table(&contracts, today);
                 }
                 Ok(0)
             }
@@ -74,7 +81,7 @@ impl Contracts {
                         eprintln!("casegate: no contract {}", e.id);
                         Ok(1)
                     }
-                    Some(c) if c.end <= last_day => {
+                    Some(c) if !c.runs_after(last_day) => {
                         println!(
                             "contract {} ({}) already ends on {}: unchanged",
                             c.contract_id, c.account, c.end
@@ -92,6 +99,15 @@ impl Contracts {
             }
         }
     }
+}
+
+/// A contract in `contracts list --json`: its fields and `status` (active, expired or
+/// future, today in UTC).
+#[derive(serde::Serialize)]
+struct Listed<'a> {
+    #[serde(flatten)]
+    contract: &'a Contract,
+    status: Standing,
 }
 
 fn yesterday() -> NaiveDate {
@@ -117,17 +133,30 @@ async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
             return Ok(1);
         }
     };
+    let last_day = yesterday();
+    if i.dry_run {
+        // A dry run changes nothing, so it creates no database: a missing one has no
+        // contracts yet.
+        let current = match super::open_store_only(path).await {
+            Ok(store) => store.list_contracts().await?,
+            Err(e) if matches!(e.downcast_ref(), Some(StoreError::NoDatabase(_))) => Vec::new(),
+            Err(e) => return Err(e),
+        };
+        print_changes(
+            &import_changes(&current, &contracts, i.replace.then_some(last_day)),
+            last_day,
+        );
+        println!("dry run: nothing changed");
+        return Ok(0);
+    }
     // Importing is how an admin sets up a new database, so it may create one.
     let store = super::open_store_only_with(path, OpenMode::Create).await?;
-    let last_day = yesterday();
-    if i.replace || i.dry_run {
+    if i.replace {
         let current = store.list_contracts().await?;
-        let changes = Changes::between(&current, &contracts, i.replace, last_day);
-        changes.print();
-        if i.dry_run {
-            println!("dry run: nothing changed");
-            return Ok(0);
-        }
+        print_changes(
+            &import_changes(&current, &contracts, Some(last_day)),
+            last_day,
+        );
     }
     if i.replace {
         let (s, ended) = store
@@ -156,74 +185,32 @@ async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// What an import changes, contract by contract.
-#[derive(Debug, Default)]
-struct Changes {
-    new: Vec<String>,
-    updated: Vec<String>,
-    unchanged: usize,
-    ended: Vec<String>,
-}
-
-impl Changes {
-    fn between(
-        current: &[Contract],
-        file: &[Contract],
-        replace: bool,
-        last_day: NaiveDate,
-    ) -> Changes {
-        let by_id: BTreeMap<&str, &Contract> = current
-            .iter()
-            .map(|c| (c.contract_id.as_str(), c))
-            .collect();
-        let mut out = Changes::default();
-        for c in file {
-            match by_id.get(c.contract_id.as_str()) {
-                None => out.new.push(format!("{} ({})", c.contract_id, c.account)),
-                Some(old) if *old == c => out.unchanged += 1,
-                Some(old) => out.updated.push(format!(
-                    "{} ({}): {}",
-                    c.contract_id,
-                    c.account,
-                    differences(old, c).join(", ")
-                )),
-            }
-        }
-        if replace {
-            let in_file: std::collections::BTreeSet<&str> =
-                file.iter().map(|c| c.contract_id.as_str()).collect();
-            out.ended = current
-                .iter()
-                .filter(|c| !in_file.contains(c.contract_id.as_str()) && c.end > last_day)
-                .map(|c| {
-                    format!(
-                        "{} ({}): last covered day {} (was {})",
-                        c.contract_id, c.account, last_day, c.end
-                    )
-                })
-                .collect();
-        }
-        out
+/// Print what an import changes (decided by [`import_changes`]).
+fn print_changes(changes: &ImportChanges<'_>, last_day: NaiveDate) {
+    for c in &changes.new {
+        println!("+ new: {} ({})", c.contract_id, c.account);
     }
-
-    fn print(&self) {
-        for (sign, what, list) in [
-            ("+", "new", &self.new),
-            ("~", "updated", &self.updated),
-            ("-", "ends", &self.ended),
-        ] {
-            for line in list {
-                println!("{sign} {what}: {line}");
-            }
-        }
+    for (old, c) in &changes.updated {
         println!(
-            "{} new, {} updated, {} unchanged, {} to end",
-            self.new.len(),
-            self.updated.len(),
-            self.unchanged,
-            self.ended.len()
+            "~ updated: {} ({}): {}",
+            c.contract_id,
+            c.account,
+            differences(old, c).join(", ")
         );
     }
+    for c in &changes.ended {
+        println!(
+            "- ends: {} ({}): last covered day {} (was {})",
+            c.contract_id, c.account, last_day, c.end
+        );
+    }
+    println!(
+        "{} new, {} updated, {} unchanged, {} to end",
+        changes.new.len(),
+        changes.updated.len(),
+        changes.unchanged,
+        changes.ended.len()
+    );
 }
 
 /// The fields that differ, as `tier premium -> standard`.
@@ -258,13 +245,6 @@ fn print_table(contracts: &[Contract], today: NaiveDate) {
     let rows: Vec<[String; 7]> = contracts
         .iter()
         .map(|c| {
-            let status = if c.end < today {
-                "expired"
-            } else if c.start > today {
-                "future"
-            } else {
-                "active"
-            };
             [
                 c.contract_id.clone(),
                 c.account.clone(),
@@ -272,7 +252,7 @@ fn print_table(contracts: &[Contract], today: NaiveDate) {
                 c.country.clone(),
                 c.start.to_string(),
                 c.end.to_string(),
-                status.to_string(),
+                c.standing(today).as_str().to_string(),
             ]
         })
         .collect();

@@ -53,42 +53,11 @@ pub struct Replay {}
 
 impl Quarantine {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
-        match &self {
-            Quarantine::Show(s) => return show(path, s.id).await,
-            Quarantine::Discard(d) => {
-                let store = super::open_store_only(path).await?;
-                return match store.quarantine_discard(d.id, &d.actor, Utc::now()).await? {
-                    None => {
-                        eprintln!("casegate: no quarantined mail {}", d.id);
-                        Ok(1)
-                    }
-                    Some(e) if e.status != QuarantineStatus::Held => {
-                        eprintln!(
-                            "casegate: quarantined mail {} is {}, not held: unchanged",
-                            d.id,
-                            e.status.as_str()
-                        );
-                        Ok(1)
-                    }
-                    Some(e) => {
-                        println!(
-                            "discarded quarantined mail {} from {} ({})",
-                            e.id,
-                            e.from.as_deref().unwrap_or("an unknown sender"),
-                            e.reason
-                        );
-                        Ok(0)
-                    }
-                };
-            }
-            _ => {}
-        }
-        let config = super::load_config(path)?;
-        super::init_tracing(&config);
-        let pipeline = super::pipeline_with(&config, OpenMode::Existing).await?;
         match self {
-            Quarantine::Show(_) | Quarantine::Discard(_) => Ok(0),
+            Quarantine::Show(s) => show(path, s.id).await,
+            Quarantine::Discard(d) => discard(path, d).await,
             Quarantine::List(l) => {
+                let (_, pipeline) = open(path).await?;
                 let entries: Vec<_> = pipeline
                     .store()
                     .quarantine_list(false)
@@ -104,6 +73,7 @@ impl Quarantine {
                 Ok(0)
             }
             Quarantine::Replay(_) => {
+                let (config, pipeline) = open(path).await?;
                 let mut tally = Tally::default();
                 if let Some(imap) = &config.imap {
                     replay_imap(imap, &pipeline, &mut tally).await?;
@@ -117,6 +87,41 @@ impl Quarantine {
                 );
                 Ok(0)
             }
+        }
+    }
+}
+
+/// The whole configuration and the pipeline over the existing database.
+async fn open(path: &Path) -> anyhow::Result<(std::sync::Arc<crate::config::Config>, Pipeline)> {
+    let config = super::load_config(path)?;
+    super::init_tracing(&config);
+    let pipeline = super::pipeline_with(&config, OpenMode::Existing).await?;
+    Ok((config, pipeline))
+}
+
+async fn discard(path: &Path, d: Discard) -> anyhow::Result<i32> {
+    let store = super::open_store_only(path).await?;
+    match store.quarantine_discard(d.id, &d.actor, Utc::now()).await? {
+        None => {
+            eprintln!("casegate: no quarantined mail {}", d.id);
+            Ok(1)
+        }
+        Some(e) if e.status != QuarantineStatus::Held => {
+            eprintln!(
+                "casegate: quarantined mail {} is {}, not held: unchanged",
+                d.id,
+                e.status.as_str()
+            );
+            Ok(1)
+        }
+        Some(e) => {
+            println!(
+                "discarded quarantined mail {} from {} ({})",
+                e.id,
+                e.from.as_deref().unwrap_or("an unknown sender"),
+                e.reason
+            );
+            Ok(0)
         }
     }
 }
@@ -153,14 +158,10 @@ async fn show(path: &Path, id: i64) -> anyhow::Result<i32> {
             println!("\nHeaders:");
             println!("{}", header_block(raw));
         }
-        None => println!(
-            "\nHeaders: not kept here (the mail is in the IMAP quarantine folder{})",
-            if e.status == QuarantineStatus::Held {
-                ""
-            } else {
-                ", and its copy here is dropped once released or discarded"
-            }
-        ),
+        None if e.status != QuarantineStatus::Held => {
+            println!("\nHeaders: no longer kept (dropped once released or discarded)")
+        }
+        None => println!("\nHeaders: not kept (an oversized piped mail is not stored)"),
     }
     Ok(0)
 }

@@ -126,18 +126,12 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
                 s.duplicates,
                 s.quarantined
             ),
-            Err(e) => {
-                error!(error = %e, "mailbox not processed");
-                failed.push(format!("mailbox: {e}"));
-            }
+            Err(e) => failed.push(format!("mailbox: {e}")),
         }
     }
     match sla_timer::tick(pipeline, Utc::now()).await {
         Ok(t) => println!("SLA: {} warning(s), {} breach(es)", t.warned, t.breached),
-        Err(e) => {
-            error!(error = %e, "SLA timers not processed");
-            failed.push(format!("SLA timers: {e}"));
-        }
+        Err(e) => failed.push(format!("SLA timers: {e}")),
     }
     if let Some(smtp) = &config.smtp {
         let alerts = Some(outbox::FailureAlerts {
@@ -153,10 +147,7 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
                 r.failed,
                 recovered + r.released
             ),
-            Err(e) => {
-                error!(error = %e, "outbox not processed");
-                failed.push(format!("outbox: {e}"));
-            }
+            Err(e) => failed.push(format!("outbox: {e}")),
         }
         // PostgreSQL only: rows another instance is sending now (or died sending; its
         // lease then runs out and the next round sends them). Not waited for.
@@ -172,6 +163,7 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
     if failed.is_empty() {
         return Ok(0);
     }
+    // Each failure once, here (not also as a log line while the other parts ran).
     for f in &failed {
         eprintln!("casegate: run --once: {f}");
     }

@@ -106,7 +106,7 @@ impl Known {
             let free = self
                 .free_mail
                 .iter()
-                .any(|f| d == f || d.ends_with(&format!(".{f}")));
+                .any(|f| crate::domain::entitlement::is_within(d, f));
             if free {
                 out.push(format!(
                     "domain \"{d}\" is a free-mail provider, never a company's domain (list the people as contacts instead)"

@@ -403,6 +403,11 @@ pub(super) struct Reader<'a> {
 impl Reader<'_> {
     pub(super) fn lookup(&mut self, key: &str) -> Option<Value> {
         self.used.insert(key.to_string());
+        self.value_at(key).cloned()
+    }
+
+    /// The value at a dotted `key`, without counting the key as read.
+    fn value_at(&self, key: &str) -> Option<&Value> {
         let mut parts = key.split('.');
         let mut cur = self.root.get(parts.next()?)?;
         for part in parts {
@@ -411,7 +416,7 @@ impl Reader<'_> {
                 _ => return None,
             }
         }
-        Some(cur.clone())
+        Some(cur)
     }
 
     pub(super) fn has_section(&self, name: &str) -> bool {
@@ -455,15 +460,7 @@ impl Reader<'_> {
     /// Where the value at `key` came from, without counting the key as read.
     fn origin_of(&self, key: &str) -> Option<String> {
         let key = key.split('[').next().unwrap_or(key);
-        let mut parts = key.split('.');
-        let mut cur = self.root.get(parts.next()?)?;
-        for part in parts {
-            match &cur.kind {
-                ValueKind::Table(t) => cur = t.get(part)?,
-                _ => return None,
-            }
-        }
-        cur.origin().map(str::to_string)
+        self.value_at(key)?.origin().map(str::to_string)
     }
 
     pub(super) fn string(&mut self, key: &str, default: Option<&str>) -> String {

@@ -13,7 +13,7 @@ use super::decide::{
 };
 use super::language::Language;
 use super::sla;
-use super::staff::Engineer;
+use super::staff::{Engineer, StaffSettings};
 use super::thread::CaseFacts;
 use super::triage::ClockKind;
 use crate::mail::{Inbound, quote};
@@ -29,21 +29,7 @@ pub fn reply(
     let text = quote::strip_reply(&mail.text);
     let parsed = commands::parse(&text);
     let details = &case.details;
-    let customer_lang = details.language.unwrap_or(Language::En);
-    let mut plan = Plan {
-        target: Target::Existing {
-            number: case.number,
-            status: None,
-            details: details.clone(),
-        },
-        update: CaseUpdate::default(),
-        role: Role::Engineer,
-        participants: Vec::new(),
-        events: Vec::new(),
-        clocks: Vec::new(),
-        mails: Vec::new(),
-        notification_text: super::decide::shorten(&parsed.body, 4000),
-    };
+    let (mut plan, customer_lang) = engineer_plan(case, super::decide::shorten(&parsed.body, 4000));
     let mut errors: Vec<String> = parsed
         .errors
         .iter()
@@ -137,6 +123,18 @@ pub enum AdminCommand {
     Severity { level: u8, reason: String },
 }
 
+/// Who an admin's command acts as: the engineer with address `actor`, else someone
+/// named only for the audit trail, whose customer mail is signed `signature` (the
+/// support name).
+pub fn acting_as(staff: &StaffSettings, actor: &str, signature: &str) -> Engineer {
+    staff.engineer(actor).cloned().unwrap_or_else(|| Engineer {
+        address: actor.to_string(),
+        name: signature.to_string(),
+        region: String::new(),
+        queues: Vec::new(),
+    })
+}
+
 /// Decide what an admin's command does to `case`, acting as `actor` (an engineer, or
 /// someone named for the audit trail). `Err` says why the command does not apply;
 /// nothing is changed then.
@@ -148,21 +146,7 @@ pub fn admin(
     cfg: Settings<'_>,
 ) -> Result<Plan, String> {
     let details = &case.details;
-    let customer_lang = details.language.unwrap_or(Language::En);
-    let mut plan = Plan {
-        target: Target::Existing {
-            number: case.number,
-            status: None,
-            details: details.clone(),
-        },
-        update: CaseUpdate::default(),
-        role: Role::Engineer,
-        participants: Vec::new(),
-        events: Vec::new(),
-        clocks: Vec::new(),
-        mails: Vec::new(),
-        notification_text: String::new(),
-    };
+    let (mut plan, customer_lang) = engineer_plan(case, String::new());
     let closed = case.status == Status::Closed;
     if case.status == Status::Refused {
         return Err(format!(
@@ -182,9 +166,10 @@ pub fn admin(
             ));
         }
         AdminCommand::Reopen => {
+            // The audit event of a reopening by mail (decide::inbound).
             plan.events.push(event(
                 &actor.address,
-                "reopened",
+                "case_reopened",
                 json!({ "from": case.status.as_str() }),
             ));
             plan.mails.extend(notify_staff(
@@ -229,6 +214,27 @@ pub fn admin(
         Effect::None | Effect::Internal => {}
     }
     Ok(plan)
+}
+
+/// An empty plan of staff work on an existing case, and the customer's language.
+fn engineer_plan(case: &CaseFacts, notification_text: String) -> (Plan, Language) {
+    let details = &case.details;
+    let customer_lang = details.language.unwrap_or(Language::En);
+    let plan = Plan {
+        target: Target::Existing {
+            number: case.number,
+            status: None,
+            details: details.clone(),
+        },
+        update: CaseUpdate::default(),
+        role: Role::Engineer,
+        participants: Vec::new(),
+        events: Vec::new(),
+        clocks: Vec::new(),
+        mails: Vec::new(),
+        notification_text,
+    };
+    (plan, customer_lang)
 }
 
 enum Effect {

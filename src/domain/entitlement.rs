@@ -48,6 +48,87 @@ impl Contract {
             .iter()
             .any(|p| p.eq_ignore_ascii_case(product))
     }
+
+    /// Whether it still covers a day after `day`: ending it on `day` changes it.
+    pub fn runs_after(&self, day: NaiveDate) -> bool {
+        self.end > day
+    }
+
+    /// Where the contract stands on day `on` (the end date is the last covered day).
+    pub fn standing(&self, on: NaiveDate) -> Standing {
+        if on < self.start {
+            Standing::Future
+        } else if on > self.end {
+            Standing::Expired
+        } else {
+            Standing::Active
+        }
+    }
+}
+
+/// A contract's standing on a given day, as `contracts list` shows it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Standing {
+    /// Its first covered day is still ahead.
+    Future,
+    Active,
+    /// Its last covered day is past.
+    Expired,
+}
+
+impl Standing {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Standing::Future => "future",
+            Standing::Active => "active",
+            Standing::Expired => "expired",
+        }
+    }
+}
+
+/// What importing `file` over the `current` contracts changes, contract by contract.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct ImportChanges<'a> {
+    /// In the file, not yet known.
+    pub new: Vec<&'a Contract>,
+    /// Known, and the file changes them: (as they are, as the file has them).
+    pub updated: Vec<(&'a Contract, &'a Contract)>,
+    pub unchanged: usize,
+    /// With `replace`: known, missing from the file, and still covering a day after
+    /// `last_day`, so they end on it.
+    pub ended: Vec<&'a Contract>,
+}
+
+/// Compare an import with the contracts there are. With `replace` (a last covered day)
+/// the file is the whole list: a contract missing from it ends on that day (one that
+/// ends by then already is left alone).
+pub fn import_changes<'a>(
+    current: &'a [Contract],
+    file: &'a [Contract],
+    replace: Option<NaiveDate>,
+) -> ImportChanges<'a> {
+    let by_id: std::collections::HashMap<&str, &Contract> = current
+        .iter()
+        .map(|c| (c.contract_id.as_str(), c))
+        .collect();
+    let mut out = ImportChanges::default();
+    for c in file {
+        match by_id.get(c.contract_id.as_str()) {
+            None => out.new.push(c),
+            Some(old) if *old == c => out.unchanged += 1,
+            Some(old) => out.updated.push((old, c)),
+        }
+    }
+    if let Some(last_day) = replace {
+        let in_file: std::collections::HashSet<&str> =
+            file.iter().map(|c| c.contract_id.as_str()).collect();
+        out.ended = current
+            .iter()
+            .filter(|c| !in_file.contains(c.contract_id.as_str()) && c.runs_after(last_day))
+            .collect();
+    }
+    out
 }
 
 /// The outcome recorded on a case (`entitlement` in `cases show --json`).
@@ -194,14 +275,11 @@ impl State {
 }
 
 fn state(c: &Contract, product: &str, on: NaiveDate) -> State {
-    if on < c.start {
-        State::NotStarted
-    } else if on > c.end {
-        State::Expired
-    } else if c.covers(product) {
-        State::Entitled
-    } else {
-        State::NotCovered
+    match c.standing(on) {
+        Standing::Future => State::NotStarted,
+        Standing::Expired => State::Expired,
+        Standing::Active if c.covers(product) => State::Entitled,
+        Standing::Active => State::NotCovered,
     }
 }
 
@@ -257,6 +335,65 @@ mod tests {
             start: d(start),
             end: d(end),
         }
+    }
+
+    #[test]
+    fn an_import_names_what_is_new_updated_unchanged_and_ended() {
+        let kept = contract(
+            "C-1",
+            &["a.example"],
+            &[],
+            &["ansible"],
+            "2025-01-01",
+            "2030-12-31",
+        );
+        let changed = contract(
+            "C-2",
+            &["b.example"],
+            &[],
+            &["ansible"],
+            "2025-01-01",
+            "2030-12-31",
+        );
+        let gone = contract(
+            "C-3",
+            &["c.example"],
+            &[],
+            &["ansible"],
+            "2025-01-01",
+            "2030-12-31",
+        );
+        let over = contract(
+            "C-4",
+            &["d.example"],
+            &[],
+            &["ansible"],
+            "2025-01-01",
+            "2026-01-31",
+        );
+        let current = [kept.clone(), changed.clone(), gone.clone(), over.clone()];
+        let mut changed_now = changed.clone();
+        changed_now.tier = "standard".into();
+        let fresh = contract(
+            "C-5",
+            &["e.example"],
+            &[],
+            &["ansible"],
+            "2025-01-01",
+            "2030-12-31",
+        );
+        let file = [kept, changed_now.clone(), fresh.clone()];
+        let last_day = d("2026-06-30");
+        let c = import_changes(&current, &file, Some(last_day));
+        assert_eq!(c.new, [&fresh]);
+        assert_eq!(c.updated, [(&changed, &changed_now)]);
+        assert_eq!(c.unchanged, 1);
+        // C-4 ends before the last day already: nothing to end.
+        assert_eq!(c.ended, [&gone]);
+        assert!(import_changes(&current, &file, None).ended.is_empty());
+        assert_eq!(over.standing(last_day), Standing::Expired);
+        assert_eq!(over.standing(d("2026-01-31")), Standing::Active);
+        assert_eq!(over.standing(d("2024-12-31")), Standing::Future);
     }
 
     fn acme() -> Contract {

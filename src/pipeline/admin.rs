@@ -6,7 +6,6 @@ use chrono::{DateTime, Utc};
 use tracing::info;
 
 use super::Pipeline;
-use crate::config::Engineer;
 use crate::domain::CaseNumber;
 use crate::domain::decide::Facts;
 use crate::domain::engineer::{self, AdminCommand};
@@ -35,17 +34,8 @@ impl Pipeline {
         actor: &str,
         now: DateTime<Utc>,
     ) -> Result<AdminOutcome, StoreError> {
-        let actor = self
-            .config
-            .staff
-            .engineer(actor)
-            .cloned()
-            .unwrap_or_else(|| Engineer {
-                address: actor.to_string(),
-                name: self.config.gateway.support_name.clone(),
-                region: String::new(),
-                queues: Vec::new(),
-            });
+        let actor =
+            engineer::acting_as(&self.config.staff, actor, &self.config.gateway.support_name);
         let mut work = self.store.begin_work().await?;
         let Some(case) = work.case_facts(number, &actor.address).await? else {
             work.abandon().await?;

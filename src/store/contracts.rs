@@ -7,7 +7,7 @@ use sqlx::any::AnyRow;
 use super::outbox::{SENT_COUNTS, SentCounts, recipient_key};
 use super::{Store, StoreError, Work, to_ms};
 use crate::domain::CaseNumber;
-use crate::domain::entitlement::Contract;
+use crate::domain::entitlement::{Contract, import_changes};
 
 /// What an import changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -28,9 +28,7 @@ impl Store {
         contracts: &[Contract],
         now: DateTime<Utc>,
     ) -> Result<ImportStats, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let stats = upsert(&mut tx, contracts, now).await?;
-        tx.commit().await?;
+        let (stats, _) = self.apply_import(contracts, None, now).await?;
         Ok(stats)
     }
 
@@ -43,25 +41,48 @@ impl Store {
         last_day: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<(ImportStats, Vec<String>), StoreError> {
+        self.apply_import(contracts, Some(last_day), now).await
+    }
+
+    /// Write what [`import_changes`] (the domain, as `--dry-run` shows it) decides, in
+    /// one transaction.
+    async fn apply_import(
+        &self,
+        contracts: &[Contract],
+        replace: Option<NaiveDate>,
+        now: DateTime<Utc>,
+    ) -> Result<(ImportStats, Vec<String>), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let stats = upsert(&mut tx, contracts, now).await?;
-        let keep: std::collections::BTreeSet<&str> =
-            contracts.iter().map(|c| c.contract_id.as_str()).collect();
-        let running: Vec<String> = sqlx::query(
-            "SELECT contract_id FROM contracts WHERE end_date > $1 ORDER BY contract_id",
-        )
-        .bind(last_day.to_string())
+        let current = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {COLUMNS} FROM contracts ORDER BY contract_id"
+        )))
         .fetch_all(&mut *tx)
         .await?
         .iter()
-        .map(|r| r.get::<String, _>(0))
-        .filter(|id| !keep.contains(id.as_str()))
-        .collect();
-        for id in &running {
-            end(&mut tx, id, last_day, now).await?;
+        .map(|r| contract(r, 0))
+        .collect::<Result<Vec<_>, _>>()?;
+        let changes = import_changes(&current, contracts, replace);
+        for c in changes
+            .new
+            .iter()
+            .chain(changes.updated.iter().map(|(_, c)| c))
+        {
+            upsert(&mut tx, c, now).await?;
+        }
+        let mut ended = Vec::new();
+        if let Some(last_day) = replace {
+            for c in &changes.ended {
+                end(&mut tx, &c.contract_id, last_day, now).await?;
+                ended.push(c.contract_id.clone());
+            }
         }
         tx.commit().await?;
-        Ok((stats, running))
+        let stats = ImportStats {
+            inserted: changes.new.len() as u64,
+            updated: changes.updated.len() as u64,
+            unchanged: changes.unchanged as u64,
+        };
+        Ok((stats, ended))
     }
 
     /// End one contract: `last_day` becomes its last covered day (unless it already ends
@@ -118,31 +139,9 @@ async fn end(
     Ok(())
 }
 
-/// Upsert every contract (see [`Store::import_contracts`]).
-async fn upsert(
-    tx: &mut Tx,
-    contracts: &[Contract],
-    now: DateTime<Utc>,
-) -> Result<ImportStats, StoreError> {
-    let mut stats = ImportStats::default();
-    for c in contracts {
-        let existing = sqlx::query(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM contracts WHERE contract_id = $1"
-        )))
-        .bind(c.contract_id.clone())
-        .fetch_optional(&mut **tx)
-        .await?
-        .map(|r| contract(&r, 0))
-        .transpose()?;
-        match existing {
-            Some(old) if old == *c => {
-                stats.unchanged += 1;
-                continue;
-            }
-            Some(_) => stats.updated += 1,
-            None => stats.inserted += 1,
-        }
-        sqlx::query(
+/// Insert or update one contract and its lookup keys.
+async fn upsert(tx: &mut Tx, c: &Contract, now: DateTime<Utc>) -> Result<(), StoreError> {
+    sqlx::query(
                 "INSERT INTO contracts (contract_id, account, tier, products, domains, contacts, country, start_date, end_date, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT (contract_id) DO UPDATE SET \
                  account = excluded.account, tier = excluded.tier, products = excluded.products, domains = excluded.domains, \
@@ -161,24 +160,25 @@ async fn upsert(
             .bind(to_ms(now))
             .execute(&mut **tx)
             .await?;
-        sqlx::query("DELETE FROM contract_keys WHERE contract_id = $1")
-            .bind(c.contract_id.clone())
-            .execute(&mut **tx)
-            .await?;
-        let keys = c
-            .contacts
-            .iter()
-            .map(|a| format!("c:{}", a.to_lowercase()))
-            .chain(c.domains.iter().map(|d| format!("d:{}", d.to_lowercase())));
-        for key in keys {
-            sqlx::query("INSERT INTO contract_keys (key, contract_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
-                    .bind(key)
-                    .bind(c.contract_id.clone())
-                    .execute(&mut **tx)
-                    .await?;
-        }
+    sqlx::query("DELETE FROM contract_keys WHERE contract_id = $1")
+        .bind(c.contract_id.clone())
+        .execute(&mut **tx)
+        .await?;
+    let keys = c
+        .contacts
+        .iter()
+        .map(|a| format!("c:{}", a.to_lowercase()))
+        .chain(c.domains.iter().map(|d| format!("d:{}", d.to_lowercase())));
+    for key in keys {
+        sqlx::query(
+            "INSERT INTO contract_keys (key, contract_id) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(key)
+        .bind(c.contract_id.clone())
+        .execute(&mut **tx)
+        .await?;
     }
-    Ok(stats)
+    Ok(())
 }
 
 /// What the store says about a customer mail and its sender, read in one round trip.
