@@ -3,12 +3,16 @@
 //! `CASEGATE_FAILPOINT=after_commit` aborts the process right after the first mail is
 //! committed and before it is moved out of the inbox: the exact window a power cut or
 //! `kill -9` can hit. `CASEGATE_FAILPOINT=NAME:N` makes the fallible step `NAME` fail its
-//! first `N` times instead ([`fails`]). Unset (always, in production) it costs one
-//! environment lookup.
+//! first `N` times instead ([`fails`]). Compiled in only with the cargo feature
+//! `failpoints`, which the tests enable (the package's dev-dependency on itself); a
+//! release build has none.
 
+#[cfg(feature = "failpoints")]
 use std::sync::OnceLock;
+#[cfg(feature = "failpoints")]
 use std::sync::atomic::{AtomicU64, Ordering};
 
+#[cfg(feature = "failpoints")]
 fn armed() -> Option<&'static str> {
     static ARMED: OnceLock<Option<String>> = OnceLock::new();
     ARMED
@@ -17,6 +21,7 @@ fn armed() -> Option<&'static str> {
 }
 
 /// Abort the process if the failpoint `name` is armed.
+#[cfg(feature = "failpoints")]
 pub fn hit(name: &str) {
     if armed() == Some(name) {
         eprintln!("casegate: failpoint {name} hit, aborting");
@@ -26,6 +31,7 @@ pub fn hit(name: &str) {
 
 /// True for the first `N` calls when `NAME:N` is armed (the caller then fails as if its
 /// I/O had failed); false otherwise.
+#[cfg(feature = "failpoints")]
 pub fn fails(name: &str) -> bool {
     static CALLS: AtomicU64 = AtomicU64::new(0);
     let Some((armed, times)) = armed().and_then(|a| a.split_once(':')) else {
@@ -33,4 +39,16 @@ pub fn fails(name: &str) -> bool {
     };
     let times: u64 = times.parse().unwrap_or(0);
     armed == name && CALLS.fetch_add(1, Ordering::Relaxed) < times
+}
+
+/// Without the `failpoints` feature no failpoint exists.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn hit(_name: &str) {}
+
+/// Without the `failpoints` feature no step fails on purpose.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn fails(_name: &str) -> bool {
+    false
 }

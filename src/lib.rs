@@ -27,6 +27,7 @@ pub mod notices;
 pub mod oauth2;
 pub mod outbox;
 pub mod pipeline;
+pub mod problem;
 pub mod runtime;
 pub mod sla_timer;
 pub mod store;

@@ -6,12 +6,12 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Config, GatewaySettings};
-use crate::domain::CaseNumber;
-use crate::domain::decide::{Notice, Plan, PlannedMail, Target};
+use crate::domain::decide::{NewCase, Notice, Plan, PlannedMail, Target};
 use crate::domain::entitlement::Entitlement;
 use crate::domain::scope::Scope;
-use crate::domain::thread::subject_tag;
+use crate::domain::thread::{self, CaseDetails, subject_tag};
 use crate::domain::triage::ClockKind;
+use crate::domain::{CaseNumber, Status};
 use crate::domain::{commands, signed, token};
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::{Address, Inbound};
@@ -148,7 +148,6 @@ fn compose_one(
             (kind.name().to_string(), "system", rendered)
         }
     };
-    let message_id = signed::message_id(site_key, case.0, n, support_domain(g));
     let staff = planned.is_staff();
     let (in_reply_to, references) = if staff {
         (None, Vec::new())
@@ -169,26 +168,6 @@ fn compose_one(
         }
         _ => None,
     };
-    let automatic = planned.is_automatic();
-    let outgoing = Outgoing {
-        from: Address {
-            name: Some(g.support_name.clone()),
-            email: g.support_address.clone(),
-        },
-        to: vec![Address {
-            name: None,
-            email: planned.to.clone(),
-        }],
-        cc: Vec::new(),
-        reply_to,
-        subject: rendered.subject.clone(),
-        body: rendered.body.clone(),
-        message_id: message_id.clone(),
-        in_reply_to,
-        references,
-        auto_submitted: automatic,
-        date: now,
-    };
     // Mail to engineers is machine-made (RFC 3834 §5): their out-of-office and other
     // responders (Exchange with the second field) should not answer it at all.
     let extra: &[(&'static str, &str)] = match &planned.notice {
@@ -198,19 +177,132 @@ fn compose_one(
         ],
         _ => &[],
     };
-    Ok(Outbound {
-        kind,
-        role,
-        message_id,
-        sender: signed::bounce_address(site_key, &g.support_address, case.0, n),
-        recipients: vec![planned.to.clone()],
-        subject: rendered.subject,
-        text: rendered.body,
-        raw: match &planned.notice {
-            Notice::Forward(_) => compose::compose_with_original(&outgoing, extra, raw)?,
-            _ => compose::compose_with(&outgoing, extra)?,
+    let letter = Letter {
+        reply_to,
+        in_reply_to,
+        references,
+        automatic: planned.is_automatic(),
+        extra,
+        original: match &planned.notice {
+            Notice::Forward(_) => Some(raw),
+            _ => None,
         },
-    })
+        ..Letter::new(site_key, g, case, n, now, vec![planned.to.clone()])
+    };
+    Ok(letter.outbound(kind, role, rendered)?)
+}
+
+/// One mail from the support address about a case, before it is composed: the one way
+/// a notice ([`compose_all`]) and an SLA alert ([`sla_alert`]) become an [`Outbound`].
+struct Letter<'a> {
+    site_key: &'a [u8],
+    g: &'a GatewaySettings,
+    case: CaseNumber,
+    /// The mail's number within the case: names its Message-ID and return path.
+    n: i64,
+    now: DateTime<Utc>,
+    recipients: Vec<String>,
+    reply_to: Option<Address>,
+    in_reply_to: Option<String>,
+    references: Vec<String>,
+    /// Auto-Submitted: auto-replied (RFC 3834).
+    automatic: bool,
+    extra: &'a [(&'static str, &'a str)],
+    /// The customer's original, attached whole (a forward).
+    original: Option<&'a [u8]>,
+}
+
+impl<'a> Letter<'a> {
+    fn new(
+        site_key: &'a [u8],
+        g: &'a GatewaySettings,
+        case: CaseNumber,
+        n: i64,
+        now: DateTime<Utc>,
+        recipients: Vec<String>,
+    ) -> Letter<'a> {
+        Letter {
+            site_key,
+            g,
+            case,
+            n,
+            now,
+            recipients,
+            reply_to: None,
+            in_reply_to: None,
+            references: Vec::new(),
+            automatic: false,
+            extra: &[],
+            original: None,
+        }
+    }
+
+    fn outbound(
+        self,
+        kind: String,
+        role: &'static str,
+        rendered: Rendered,
+    ) -> Result<Outbound, compose::ComposeError> {
+        let g = self.g;
+        let message_id = signed::message_id(self.site_key, self.case.0, self.n, support_domain(g));
+        let outgoing = Outgoing {
+            from: Address {
+                name: Some(g.support_name.clone()),
+                email: g.support_address.clone(),
+            },
+            to: self
+                .recipients
+                .iter()
+                .map(|a| Address {
+                    name: None,
+                    email: a.clone(),
+                })
+                .collect(),
+            cc: Vec::new(),
+            reply_to: self.reply_to,
+            subject: rendered.subject.clone(),
+            body: rendered.body.clone(),
+            message_id: message_id.clone(),
+            in_reply_to: self.in_reply_to,
+            references: self.references,
+            auto_submitted: self.automatic,
+            date: self.now,
+        };
+        let raw = match self.original {
+            Some(original) => compose::compose_with_original(&outgoing, self.extra, original)?,
+            None => compose::compose_with(&outgoing, self.extra)?,
+        };
+        Ok(Outbound {
+            kind,
+            role,
+            message_id,
+            sender: signed::bounce_address(self.site_key, &g.support_address, self.case.0, self.n),
+            recipients: self.recipients,
+            subject: rendered.subject,
+            text: rendered.body,
+            raw,
+        })
+    }
+}
+
+/// An SLA warning or breach about `case` to `recipients`, composed: automatic, outside
+/// any thread.
+#[allow(clippy::too_many_arguments)]
+pub fn sla_alert(
+    site_key: &[u8],
+    g: &GatewaySettings,
+    case: CaseNumber,
+    n: i64,
+    now: DateTime<Utc>,
+    recipients: Vec<String>,
+    kind: &str,
+    rendered: Rendered,
+) -> Result<Outbound, compose::ComposeError> {
+    let letter = Letter {
+        automatic: true,
+        ..Letter::new(site_key, g, case, n, now, recipients)
+    };
+    letter.outbound(kind.into(), "system", rendered)
 }
 
 /// The variables every template has, for case `case`.
@@ -225,7 +317,7 @@ pub fn common(
     let tag = subject_tag(&g.case_tag_word, case);
     Common {
         case_number: case.to_string(),
-        reply_subject: compose::reply_subject(&tag, &subject),
+        reply_subject: thread::reply_subject(&tag, &subject),
         case_tag: tag,
         customer_name,
         customer_company: company,
@@ -288,91 +380,93 @@ struct CaseText {
 
 impl CaseText {
     fn of(config: &Config, plan: &Plan, case: CaseNumber) -> CaseText {
-        let g = &config.gateway;
-        let new = match &plan.target {
-            Target::New(c) => Some(c),
-            Target::Existing { .. } => None,
-        };
-        let (subject, customer, customer_name, company, product, severity, tz, contract_end) =
-            match &plan.target {
-                Target::New(c) => {
-                    let t = &c.triage;
-                    let contract = t.contract.as_ref();
-                    (
-                        c.subject.clone(),
-                        c.customer.clone(),
-                        c.customer_name.clone().unwrap_or_default(),
-                        contract.map(|k| k.account.clone()).unwrap_or_default(),
-                        t.product.clone(),
-                        t.severity,
-                        t.time_zone,
-                        contract.map(|k| k.end.to_string()).unwrap_or_default(),
-                    )
-                }
-                Target::Existing { details, .. } => (
-                    details.subject.clone(),
-                    details.customer.clone(),
-                    details.customer_name.clone().unwrap_or_default(),
-                    details.account.clone().unwrap_or_default(),
-                    details.product.clone().unwrap_or_default(),
-                    plan.update
-                        .severity
-                        .or(details.severity)
-                        .unwrap_or(config.sla.default_severity),
-                    config.sla.time_zone(
-                        details.region.as_deref().unwrap_or_default(),
-                        details.country.as_deref(),
-                    ),
-                    String::new(),
-                ),
-            };
-        let (queue, owner, status, entitlement, tier, language) = match (&plan.target, new) {
-            (_, Some(c)) => (
-                c.triage.queue.clone().unwrap_or_default(),
-                String::new(),
-                c.status.as_str().to_string(),
-                c.triage.entitlement.as_str().to_string(),
-                c.triage.tier().unwrap_or_default().to_string(),
-                c.triage.language.as_str().to_string(),
-            ),
-            (
-                Target::Existing {
-                    details: d, status, ..
-                },
-                None,
-            ) => (
-                plan.update
-                    .queue
-                    .clone()
-                    .or(d.queue.clone())
-                    .unwrap_or_default(),
-                plan.update
-                    .owner
-                    .clone()
-                    .or(d.owner.clone())
-                    .unwrap_or_default(),
-                status
-                    .or(d.status)
-                    .map(|s| s.as_str().to_string())
-                    .unwrap_or_default(),
-                d.entitlement.clone().unwrap_or_default(),
-                d.tier.clone().unwrap_or_default(),
-                d.language.clone().unwrap_or_default(),
-            ),
-            (Target::New(_), None) => Default::default(),
-        };
+        match &plan.target {
+            Target::New(c) => CaseText::of_new(config, c, case),
+            Target::Existing {
+                details, status, ..
+            } => CaseText::of_existing(config, plan, details, *status, case),
+        }
+    }
+
+    /// A case this mail opens: everything comes from its triage.
+    fn of_new(config: &Config, c: &NewCase, case: CaseNumber) -> CaseText {
+        let t = &c.triage;
+        let contract = t.contract.as_ref();
         CaseText {
-            common: common(g, case, subject, customer, customer_name, company),
-            product,
-            severity,
-            time_zone: tz,
-            contract_end,
-            queue,
-            owner,
-            status,
-            entitlement,
-            tier,
-            language,
+            common: common(
+                &config.gateway,
+                case,
+                c.subject.clone(),
+                c.customer.clone(),
+                c.customer_name.clone().unwrap_or_default(),
+                contract.map(|k| k.account.clone()).unwrap_or_default(),
+            ),
+            product: t.product.clone(),
+            severity: t.severity,
+            time_zone: t.time_zone,
+            contract_end: contract.map(|k| k.end.to_string()).unwrap_or_default(),
+            queue: t.queue.clone().unwrap_or_default(),
+            owner: String::new(),
+            status: c.status.as_str().to_string(),
+            entitlement: t.entitlement.as_str().to_string(),
+            tier: t.tier().unwrap_or_default().to_string(),
+            language: t.language.as_str().to_string(),
+        }
+    }
+
+    /// A case the mail joins: what is stored, with this plan's changes over it.
+    fn of_existing(
+        config: &Config,
+        plan: &Plan,
+        d: &CaseDetails,
+        status: Option<Status>,
+        case: CaseNumber,
+    ) -> CaseText {
+        CaseText {
+            common: common(
+                &config.gateway,
+                case,
+                d.subject.clone(),
+                d.customer.clone(),
+                d.customer_name.clone().unwrap_or_default(),
+                d.account.clone().unwrap_or_default(),
+            ),
+            product: d.product.clone().unwrap_or_default(),
+            severity: plan
+                .update
+                .severity
+                .or(d.severity)
+                .unwrap_or(config.sla.default_severity),
+            time_zone: config.sla.time_zone(
+                d.region.as_deref().unwrap_or_default(),
+                d.country.as_deref(),
+            ),
+            contract_end: String::new(),
+            queue: plan
+                .update
+                .queue
+                .clone()
+                .or(d.queue.clone())
+                .unwrap_or_default(),
+            owner: plan
+                .update
+                .owner
+                .clone()
+                .or(d.owner.clone())
+                .unwrap_or_default(),
+            status: status
+                .or(d.status)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_default(),
+            entitlement: d
+                .entitlement
+                .map(|e| e.as_str().to_string())
+                .unwrap_or_default(),
+            tier: d.tier.clone().unwrap_or_default(),
+            language: d
+                .language
+                .map(|l| l.as_str().to_string())
+                .unwrap_or_default(),
         }
     }
 }

@@ -646,9 +646,10 @@ impl Pipeline {
             contracts: known.contracts,
             auto_replies_last_hour: known.sent.auto_replies,
             recent_refusals: known.sent.refusals,
+            staff_proven: proven_staff,
             ..Facts::default()
         };
-        let mut plan = decide::inbound(
+        let plan = decide::inbound(
             mail,
             kind,
             reading,
@@ -657,16 +658,8 @@ impl Pipeline {
             received_at,
             now,
         );
-        if !proven_staff && self.config.staff.engineer(&sender).is_some() {
-            // A staff From address without a signed reply address or a trusted MTA's
-            // authentication: possibly forged. No command runs; it is filed as any mail.
+        if plan.flags_unproven_staff() {
             warn!(from = %sender, "staff address without proof: handled as customer mail");
-            plan.events.push(PlannedEvent {
-                on: EventOn::Target,
-                actor: sender.clone(),
-                kind: "security",
-                detail: serde_json::json!({ "reason": "staff From address without a valid reply token or trusted authentication" }),
-            });
         }
         self.write(
             work,
@@ -700,27 +693,13 @@ impl Pipeline {
         let Some(case) = facts.by_reference else {
             return Ok(None);
         };
-        let mut detail = classify::delivery_report(&received.bytes);
-        if let Some(d) = detail.as_object_mut() {
-            d.insert("bounce_from".into(), mail.from.email.clone().into());
-        }
-        let plan = Plan {
-            target: Target::Existing {
-                number: case.number,
-                status: None,
-                details: case.details,
-            },
-            update: CaseUpdate {
-                bounced: Some((original.clone(), detail)),
-                ..CaseUpdate::default()
-            },
-            role: Role::System,
-            participants: Vec::new(),
-            events: Vec::new(),
-            clocks: Vec::new(),
-            mails: Vec::new(),
-            notification_text: String::new(),
-        };
+        let number = case.number;
+        let plan = decide::bounce(
+            case,
+            original.clone(),
+            classify::delivery_report(&received.bytes),
+            &mail.from.email,
+        );
         let outcome = self
             .write(
                 work,
@@ -732,7 +711,7 @@ impl Pipeline {
             )
             .await?;
         if matches!(outcome, Outcome::Stored { .. }) {
-            warn!(case = %case.number, message_id = %original, "delivery failed: bounce attached to the case");
+            warn!(case = %number, message_id = %original, "delivery failed: bounce attached to the case");
         }
         Ok(Some(outcome))
     }

@@ -12,9 +12,6 @@ use tracing::{info, warn};
 
 use crate::config::Config;
 use crate::domain::language::Language;
-use crate::domain::signed;
-use crate::mail::Address;
-use crate::mail::compose::{self, Outgoing};
 use crate::notices::{self, format_due};
 use crate::runtime::Shutdown;
 use crate::store::{CaseSummary, ClockAction, DueClock, Outbound, Store, StoreError};
@@ -228,46 +225,22 @@ fn compose_alert(
             return None;
         }
     };
-    let message_id = signed::message_id(site_key, case.number.0, n, notices::support_domain(g));
-    let outgoing = Outgoing {
-        from: Address {
-            name: Some(g.support_name.clone()),
-            email: g.support_address.clone(),
-        },
-        to: recipients
-            .iter()
-            .map(|a| Address {
-                name: None,
-                email: a.clone(),
-            })
-            .collect(),
-        cc: Vec::new(),
-        reply_to: None,
-        subject: rendered.subject.clone(),
-        body: rendered.body.clone(),
-        message_id: message_id.clone(),
-        in_reply_to: None,
-        references: Vec::new(),
-        auto_submitted: true,
-        date: now,
-    };
-    let raw = compose::compose(&outgoing)
-        .map_err(|e| warn!(case = %case.number, error = %e, "cannot compose the SLA alert"))
-        .ok()?;
     let kind = match action {
         ClockAction::Warn => "sla_warning",
         ClockAction::Breach => "sla_breach",
     };
-    Some(Outbound {
-        kind: kind.into(),
-        role: "system",
-        message_id,
-        sender: signed::bounce_address(site_key, &g.support_address, case.number.0, n),
-        recipients: recipients.to_vec(),
-        subject: rendered.subject,
-        text: rendered.body,
-        raw,
-    })
+    notices::sla_alert(
+        site_key,
+        g,
+        case.number,
+        n,
+        now,
+        recipients.to_vec(),
+        kind,
+        rendered,
+    )
+    .map_err(|e| warn!(case = %case.number, error = %e, "cannot compose the SLA alert"))
+    .ok()
 }
 
 fn render<C: TemplateContext>(

@@ -11,6 +11,17 @@ use rustls::{ClientConfig, RootCertStore};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, ServerName};
 
+/// True for `localhost` and loopback IP literals: the only hosts plaintext is allowed to.
+pub fn is_loopback_host(host: &str) -> bool {
+    let h = host.trim_start_matches('[').trim_end_matches(']');
+    if h.eq_ignore_ascii_case("localhost") {
+        return true;
+    }
+    h.parse::<std::net::IpAddr>()
+        .map(|ip| ip.is_loopback())
+        .unwrap_or(false)
+}
+
 /// Why a TLS client configuration could not be built. Always a setup problem, never transient.
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {

@@ -15,8 +15,9 @@ use tokio::sync::Notify;
 
 use casegate::config::{Secret, SmtpSettings, TlsMode};
 use casegate::domain::CaseNumber;
+use casegate::domain::thread::reply_subject;
 use casegate::mail::Address;
-use casegate::mail::compose::{Outgoing, compose, reply_subject};
+use casegate::mail::compose::{Outgoing, compose};
 use casegate::mail::parse::{ParseLimits, parse};
 use casegate::outbox::{DrainReport, RetryPolicy, drain_once, run};
 use casegate::runtime::shutdown_channel;

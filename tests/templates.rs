@@ -348,3 +348,39 @@ fn print_all() {
         }
     }
 }
+
+/// Every shipped template rendered with its sample, as `Subject: ...`, a blank line and
+/// the body, is `tests/fixtures/templates/<lang>/<kind>.txt`, so a change to a template
+/// or to the rendering shows in review as the mail a person reads. With
+/// `CASEGATE_BLESS=1` the files are (re)written instead; read them before committing.
+#[test]
+fn every_template_matches_its_golden_file() {
+    let t = shipped();
+    let bless = std::env::var("CASEGATE_BLESS").is_ok_and(|v| v == "1");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/templates");
+    let mut failures = Vec::new();
+    for kind in TemplateKind::ALL {
+        for lang in LANGUAGES {
+            let r = render(&t, kind, lang);
+            let actual = format!("Subject: {}\n\n{}", r.subject, r.body);
+            let path = dir.join(lang).join(format!("{}.txt", kind.name()));
+            if bless {
+                std::fs::create_dir_all(dir.join(lang)).expect("create the golden folder");
+                std::fs::write(&path, &actual).expect("write the golden file");
+                continue;
+            }
+            match std::fs::read_to_string(&path) {
+                Ok(expected) if expected == actual => {}
+                Ok(expected) => failures.push(format!(
+                    "{}: differs\n--- expected\n{expected}\n--- rendered\n{actual}",
+                    path.display()
+                )),
+                Err(_) => failures.push(format!(
+                    "{}: missing (run with CASEGATE_BLESS=1)",
+                    path.display()
+                )),
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

@@ -3,7 +3,6 @@
 //! collecting every problem by file and key path instead of stopping at the first.
 
 use std::collections::BTreeSet;
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -11,42 +10,7 @@ use config::{Environment, File, FileFormat, Map, Value, ValueKind};
 
 use super::settings::*;
 
-/// One thing wrong with the configuration, e.g.
-/// `config/casegate.toml: imap.port: expected an integer from 1 to 65535, found "abc"`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Problem {
-    /// The file (or "the environment") the value came from.
-    pub file: String,
-    /// Dotted key path, e.g. `imap.port`.
-    pub key: String,
-    pub message: String,
-}
-
-impl fmt::Display for Problem {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.key.is_empty() {
-            write!(f, "{}: {}", self.file, self.message)
-        } else {
-            write!(f, "{}: {}: {}", self.file, self.key, self.message)
-        }
-    }
-}
-
-/// Every problem found; `Display` prints one per line.
-#[derive(Debug, Clone, thiserror::Error)]
-pub struct Problems(pub Vec<Problem>);
-
-impl fmt::Display for Problems {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, p) in self.0.iter().enumerate() {
-            if i > 0 {
-                writeln!(f)?;
-            }
-            write!(f, "{p}")?;
-        }
-        Ok(())
-    }
-}
+pub use crate::problem::{Problem, Problems};
 
 /// The environment prefix: `CASEGATE__IMAP__PASSWORD` overrides `imap.password`.
 pub const ENV_PREFIX: &str = "CASEGATE";
@@ -363,7 +327,7 @@ const DEFAULT_FREE_MAIL: &[&str] = &[
 ];
 
 type OAuth2<'a> = Option<&'a (
-    std::sync::Arc<super::oauth2::OAuth2Settings>,
+    std::sync::Arc<crate::oauth2::settings::OAuth2Settings>,
     std::sync::Arc<crate::oauth2::TokenSource>,
 )>;
 
@@ -373,13 +337,13 @@ fn imap(r: &mut Reader<'_>, oauth2: OAuth2<'_>) -> ImapSettings {
     let method = super::oauth2::auth_method(r, "imap.auth", oauth2.is_some());
     let mechanism = super::oauth2::sasl_choice(r);
     let auth = match (method, oauth2) {
-        (super::oauth2::AuthMethod::OAuth2, Some((_, source))) => ImapAuth::OAuth2 {
+        (crate::oauth2::settings::AuthMethod::OAuth2, Some((_, source))) => ImapAuth::OAuth2 {
             source: source.clone(),
             mechanism,
         },
         _ => ImapAuth::Password,
     };
-    let needs_password = method == super::oauth2::AuthMethod::Password;
+    let needs_password = method == crate::oauth2::settings::AuthMethod::Password;
     let tls = r.tls("imap.tls", &host);
     let default_port = if tls == TlsMode::Tls { 993 } else { 143 };
     ImapSettings {
@@ -412,7 +376,7 @@ fn smtp(r: &mut Reader<'_>, oauth2: OAuth2<'_>) -> SmtpSettings {
     let host = r.string("smtp.host", preset);
     let method = super::oauth2::auth_method(r, "smtp.auth", oauth2.is_some());
     let oauth2 = match (method, oauth2) {
-        (super::oauth2::AuthMethod::OAuth2, Some((_, source))) => Some(source.clone()),
+        (crate::oauth2::settings::AuthMethod::OAuth2, Some((_, source))) => Some(source.clone()),
         _ => None,
     };
     let tls = r.tls("smtp.tls", &host);

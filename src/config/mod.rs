@@ -9,13 +9,13 @@ mod settings;
 mod sla;
 mod staff;
 
-#[cfg(test)]
-pub(crate) use load::test_env;
-pub use load::{ENV_PREFIX, Problem, Problems, load, load_database, load_with_env};
-pub use oauth2::{
+pub use crate::domain::sla::{RegionHours, SlaSettings};
+pub use crate::domain::staff::{Engineer, StaffSettings};
+pub use crate::oauth2::settings::{
     AuthMethod, GOOGLE_MAIL_SCOPE, Grant, MICROSOFT_APP_SCOPE, MICROSOFT_IMAP_SCOPE,
     MICROSOFT_SMTP_SCOPE, OAuth2Settings, Provider, SaslChoice,
 };
+#[cfg(test)]
+pub(crate) use load::test_env;
+pub use load::{ENV_PREFIX, Problem, Problems, load, load_database, load_with_env};
 pub use settings::*;
-pub use sla::{RegionHours, SlaSettings};
-pub use staff::{Engineer, StaffSettings};

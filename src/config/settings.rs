@@ -4,30 +4,8 @@ use std::fmt;
 use std::path::PathBuf;
 use std::time::Duration;
 
-/// A secret (password). Never printed: `Debug` and `Display` show `<redacted>`.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(s: impl Into<String>) -> Self {
-        Secret(s.into())
-    }
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("<redacted>")
-    }
-}
+pub use crate::domain::secret::Secret;
+pub use crate::tls::is_loopback_host;
 
 /// How a connection is secured. `None` (plaintext) is only accepted for a loopback host.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -103,7 +81,7 @@ pub enum ImapAuth {
     /// AUTHENTICATE XOAUTH2 or OAUTHBEARER with access tokens from `source`.
     OAuth2 {
         source: std::sync::Arc<crate::oauth2::TokenSource>,
-        mechanism: super::oauth2::SaslChoice,
+        mechanism: crate::oauth2::settings::SaslChoice,
     },
 }
 
@@ -197,13 +175,13 @@ pub struct Config {
     pub smtp: Option<SmtpSettings>,
     pub database: DatabaseSettings,
     pub log: LogSettings,
-    pub sla: super::sla::SlaSettings,
+    pub sla: crate::domain::sla::SlaSettings,
     pub outbox: OutboxSettings,
     pub admin: AdminSettings,
     pub product_info: ProductInfo,
-    pub staff: super::staff::StaffSettings,
+    pub staff: crate::domain::staff::StaffSettings,
     /// `[oauth2]`, when configured.
-    pub oauth2: Option<std::sync::Arc<super::oauth2::OAuth2Settings>>,
+    pub oauth2: Option<std::sync::Arc<crate::oauth2::settings::OAuth2Settings>>,
     /// The files (and template folder) the configuration was read from: a change to any
     /// of them reloads a running daemon.
     pub watched: Vec<PathBuf>,
@@ -216,15 +194,4 @@ pub struct Config {
     /// Settings that are valid but likely to give worse service (a queue nobody is told
     /// about); `check-config` prints them, `check-config --strict` refuses them.
     pub warnings: Vec<super::Problem>,
-}
-
-/// True for `localhost` and loopback IP literals: the only hosts plaintext is allowed to.
-pub fn is_loopback_host(host: &str) -> bool {
-    let h = host.trim_start_matches('[').trim_end_matches(']');
-    if h.eq_ignore_ascii_case("localhost") {
-        return true;
-    }
-    h.parse::<std::net::IpAddr>()
-        .map(|ip| ip.is_loopback())
-        .unwrap_or(false)
 }

@@ -15,9 +15,10 @@ use super::language::Language;
 use super::routing::Routing;
 use super::scope::Scope;
 use super::sla;
+use super::sla::SlaSettings;
+use super::staff::StaffSettings;
 use super::thread::{self, CaseDetails, Link, Thread, ThreadFacts};
 use super::triage::{self, ClockKind, ClockStart, Reading, Triage};
-use crate::config::{SlaSettings, StaffSettings};
 use crate::mail::{Inbound, quote};
 
 /// The rules' inputs that come from configuration.
@@ -67,7 +68,14 @@ pub struct Facts {
     /// The target case's latest customer message: (Message-ID, row id), for threading
     /// relayed replies and for `#split`.
     pub last_customer_message: Option<(Option<String>, i64)>,
+    /// The sender proved to be staff (a signed reply address or a trusted MTA's
+    /// authentication). A staff address without proof is recorded as a security event.
+    pub staff_proven: bool,
 }
+
+/// Why a mail from a staff address without proof is filed as any mail.
+pub const STAFF_WITHOUT_PROOF: &str =
+    "staff From address without a valid reply token or trusted authentication";
 
 /// A running SLA clock.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -177,6 +185,15 @@ pub struct PlannedMail {
     pub notice: Notice,
     pub to: String,
     pub language: Language,
+}
+
+impl Plan {
+    /// True when the plan records a staff From address without proof (possibly forged).
+    pub fn flags_unproven_staff(&self) -> bool {
+        self.events
+            .iter()
+            .any(|e| e.kind == "security" && e.detail["reason"] == STAFF_WITHOUT_PROOF)
+    }
 }
 
 impl PlannedMail {
@@ -413,7 +430,48 @@ pub fn inbound(
         }
     }
     limit_automatic_mail(&mut plan, kind, facts, rules, &sender);
+    if !facts.staff_proven && cfg.staff.engineer(&sender).is_some() {
+        // A staff From address without a signed reply address or a trusted MTA's
+        // authentication: possibly forged. No command runs; it is filed as any mail.
+        plan.events.push(PlannedEvent {
+            on: EventOn::Target,
+            actor: sender.clone(),
+            kind: "security",
+            detail: json!({ "reason": STAFF_WITHOUT_PROOF }),
+        });
+    }
     plan
+}
+
+/// The plan for a bounce that proved it is about `original`, a mail of `case`: the
+/// delivery failure (the report, with who sent the bounce) is recorded on the case;
+/// nothing is answered, no clock changes.
+pub fn bounce(
+    case: thread::CaseFacts,
+    original: String,
+    mut report: serde_json::Value,
+    bounce_from: &str,
+) -> Plan {
+    if let Some(d) = report.as_object_mut() {
+        d.insert("bounce_from".into(), bounce_from.into());
+    }
+    Plan {
+        target: Target::Existing {
+            number: case.number,
+            status: None,
+            details: case.details,
+        },
+        update: CaseUpdate {
+            bounced: Some((original, report)),
+            ..CaseUpdate::default()
+        },
+        role: Role::System,
+        participants: Vec::new(),
+        events: Vec::new(),
+        clocks: Vec::new(),
+        mails: Vec::new(),
+        notification_text: String::new(),
+    }
 }
 
 /// Tell the owner, else the queue's members, else the queue's own escalation address
@@ -490,17 +548,11 @@ fn new_case_mails(t: &Triage, sender: &str, routing: &Routing) -> Vec<PlannedMai
 
 /// A refused sender writing again: refused again, subject to the refusal interval.
 fn repeat_refusal(details: &CaseDetails, sender: &str) -> Option<PlannedMail> {
-    let entitlement = match details.entitlement.as_deref()? {
-        "no_contract" => Entitlement::NoContract,
-        "expired" => Entitlement::Expired,
-        "not_covered" => Entitlement::NotCovered,
-        _ => return None,
+    let entitlement = match details.entitlement? {
+        e @ (Entitlement::NoContract | Entitlement::Expired | Entitlement::NotCovered) => e,
+        Entitlement::Entitled | Entitlement::OutOfScope => return None,
     };
-    let language = details
-        .language
-        .as_deref()
-        .and_then(Language::parse)
-        .unwrap_or(Language::En);
+    let language = details.language.unwrap_or(Language::En);
     Some(PlannedMail {
         notice: Notice::Refusal(entitlement),
         to: sender.to_string(),
@@ -514,7 +566,7 @@ fn next_response_clock(
     sla_cfg: &SlaSettings,
     received_at: DateTime<Utc>,
 ) -> Option<ClockStart> {
-    if details.entitlement.as_deref() != Some(Entitlement::Entitled.as_str()) {
+    if details.entitlement != Some(Entitlement::Entitled) {
         return None;
     }
     let severity = details.severity?;
@@ -736,12 +788,12 @@ mod tests {
                 customer_domain: "acme.example".into(),
                 sender_participates: true,
                 details: CaseDetails {
-                    entitlement: Some(entitlement.into()),
+                    entitlement: Entitlement::parse(entitlement),
                     tier: Some("standard".into()),
                     severity: Some(3),
                     region: Some("NA".into()),
                     country: Some("US".into()),
-                    language: Some("en".into()),
+                    language: Some(Language::En),
                     ..CaseDetails::default()
                 },
             }),
@@ -929,5 +981,65 @@ mod tests {
                 .iter()
                 .any(|e| e.on == EventOn::Case(CaseNumber(7)) && e.kind == "security")
         );
+    }
+
+    #[test]
+    fn a_staff_address_without_proof_is_a_security_event_and_with_proof_is_not() {
+        let mut env = Env::new();
+        env.staff.engineers.push(crate::domain::staff::Engineer {
+            address: "hanako@vendor.example".into(),
+            name: "Hanako".into(),
+            region: "APAC".into(),
+            queues: vec![],
+        });
+        let m = mail("Hanako@vendor.example", "Server down");
+        let unproven = decide(&env, &m, &MailKind::Normal, &Facts::default());
+        assert!(unproven.flags_unproven_staff(), "{unproven:?}");
+        let event = unproven.events.last().unwrap();
+        assert_eq!(
+            (event.kind, event.actor.as_str(), event.on),
+            ("security", "hanako@vendor.example", EventOn::Target)
+        );
+        let proven = Facts {
+            staff_proven: true,
+            ..Facts::default()
+        };
+        let plan = decide(&env, &m, &MailKind::Normal, &proven);
+        assert!(!plan.flags_unproven_staff(), "{plan:?}");
+        let customer = decide(
+            &env,
+            &mail("taro@acme.example", "Server down"),
+            &MailKind::Normal,
+            &Facts::default(),
+        );
+        assert!(!customer.flags_unproven_staff());
+    }
+
+    #[test]
+    fn a_proven_bounce_records_the_report_with_its_sender_and_sends_nothing() {
+        let case = existing(Status::Open, "entitled").by_reference.unwrap();
+        let plan = bounce(
+            case,
+            "orig@vendor.example".into(),
+            json!({ "status": "5.1.1" }),
+            "mailer-daemon@acme.example",
+        );
+        assert!(matches!(
+            plan.target,
+            Target::Existing {
+                number: CaseNumber(7),
+                status: None,
+                ..
+            }
+        ));
+        assert_eq!(
+            plan.update.bounced,
+            Some((
+                "orig@vendor.example".to_string(),
+                json!({ "status": "5.1.1", "bounce_from": "mailer-daemon@acme.example" })
+            ))
+        );
+        assert_eq!(plan.role, Role::System);
+        assert!(plan.mails.is_empty() && plan.events.is_empty() && plan.clocks.is_empty());
     }
 }

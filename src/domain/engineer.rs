@@ -13,9 +13,9 @@ use super::decide::{
 };
 use super::language::Language;
 use super::sla;
+use super::staff::{Engineer, StaffSettings};
 use super::thread::CaseFacts;
 use super::triage::ClockKind;
-use crate::config::{Engineer, StaffSettings};
 use crate::mail::{Inbound, quote};
 
 /// Decide what an engineer's reply to case `case` does.
@@ -219,11 +219,7 @@ pub fn admin(
 /// An empty plan of staff work on an existing case, and the customer's language.
 fn engineer_plan(case: &CaseFacts, notification_text: String) -> (Plan, Language) {
     let details = &case.details;
-    let customer_lang = details
-        .language
-        .as_deref()
-        .and_then(Language::parse)
-        .unwrap_or(Language::En);
+    let customer_lang = details.language.unwrap_or(Language::En);
     let plan = Plan {
         target: Target::Existing {
             number: case.number,
@@ -464,12 +460,12 @@ mod tests {
             sender_participates: false,
             details: CaseDetails {
                 customer: "taro@acme.example".into(),
-                entitlement: Some("entitled".into()),
+                entitlement: Some(crate::domain::entitlement::Entitlement::Entitled),
                 tier: Some("premium".into()),
                 severity: Some(2),
                 region: Some("NA".into()),
                 country: Some("US".into()),
-                language: Some("ja".into()),
+                language: Some(Language::Ja),
                 ..CaseDetails::default()
             },
         }

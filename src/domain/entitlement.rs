@@ -153,6 +153,19 @@ impl Entitlement {
             Entitlement::OutOfScope => "out_of_scope",
         }
     }
+
+    /// The entitlement [`Entitlement::as_str`] names, if any.
+    pub fn parse(s: &str) -> Option<Entitlement> {
+        [
+            Entitlement::Entitled,
+            Entitlement::NoContract,
+            Entitlement::Expired,
+            Entitlement::NotCovered,
+            Entitlement::OutOfScope,
+        ]
+        .into_iter()
+        .find(|e| e.as_str() == s)
+    }
 }
 
 /// How the deciding contract was found.

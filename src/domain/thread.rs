@@ -16,6 +16,8 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 
 use super::case::{CaseNumber, Status};
+use super::entitlement::Entitlement;
+use super::language::Language;
 
 /// What the store knows about a candidate case; gathered by the I/O shell.
 #[derive(Debug, Clone, PartialEq)]
@@ -38,8 +40,8 @@ pub struct CaseDetails {
     pub customer: String,
     pub customer_name: Option<String>,
     pub account: Option<String>,
-    pub language: Option<String>,
-    pub entitlement: Option<String>,
+    pub language: Option<Language>,
+    pub entitlement: Option<Entitlement>,
     pub tier: Option<String>,
     pub severity: Option<u8>,
     pub region: Option<String>,
@@ -210,6 +212,24 @@ fn parse_tag_tail(s: &str) -> Option<CaseNumber> {
         .ok()
         .filter(|n| *n > 0)
         .map(CaseNumber)
+}
+
+/// The subject of our reply in a customer's thread: their own subject, reply prefixes
+/// (`Re:`, `AW:`, `返信:` ...) and any copy of our tag removed, then `Re: <tag> <subject>`.
+/// So `Re: Re: [Case #00001234] Agent down` stays `Re: [Case #00001234] Agent down`.
+pub fn reply_subject(case_tag: &str, customer_subject: &str) -> String {
+    let clean = clean_subject(customer_subject, tag_word(case_tag));
+    if clean.is_empty() {
+        format!("Re: {case_tag}")
+    } else {
+        format!("Re: {case_tag} {clean}")
+    }
+}
+
+/// `Case` from `[Case #00001234]`.
+fn tag_word(case_tag: &str) -> &str {
+    let inner = case_tag.trim().trim_start_matches('[');
+    inner.split(['#', '＃']).next().unwrap_or("").trim()
 }
 
 /// The subject without reply/forward prefixes (Re:, RE:, AW:, Fwd:, FW:, WG:, SV:,
@@ -468,5 +488,27 @@ mod tests {
     #[test]
     fn tags_are_written_with_eight_digits() {
         assert_eq!(subject_tag("Case", CaseNumber(1234)), "[Case #00001234]");
+    }
+
+    #[test]
+    fn reply_subject_adds_the_tag_once() {
+        let tag = "[Case #00001234]";
+        assert_eq!(
+            reply_subject(tag, "Agent down"),
+            "Re: [Case #00001234] Agent down"
+        );
+        assert_eq!(
+            reply_subject(tag, "Re: RE: [Case #00001234] Agent down"),
+            "Re: [Case #00001234] Agent down"
+        );
+        assert_eq!(
+            reply_subject(tag, "AW: Agent down [case #1234]"),
+            "Re: [Case #00001234] Agent down"
+        );
+        assert_eq!(
+            reply_subject(tag, "返信: エージェント停止"),
+            "Re: [Case #00001234] エージェント停止"
+        );
+        assert_eq!(reply_subject(tag, ""), "Re: [Case #00001234]");
     }
 }

@@ -10,8 +10,8 @@ use super::entitlement::{self, Contract, Entitlement, Verdict};
 use super::language::{self, Detection, Language};
 use super::routing::{self, Routing};
 use super::scope::{self, Scope};
+use super::sla::SlaSettings;
 use super::sla::{self, SeverityFound};
-use crate::config::SlaSettings;
 use crate::mail::Inbound;
 
 /// What triage found for a new case.

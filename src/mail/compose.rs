@@ -28,7 +28,6 @@ use lettre::message::header::{self, HeaderName, HeaderValue, InReplyTo, MessageI
 use lettre::message::{Body, Mailbox, Mailboxes, MultiPart, SinglePart};
 
 use super::Address;
-use crate::domain::thread;
 
 /// One mail to send.
 #[derive(Debug, Clone, PartialEq)]
@@ -350,24 +349,6 @@ fn crlf(text: &str) -> String {
         .replace('\n', "\r\n")
 }
 
-/// The subject of our reply in a customer's thread: their own subject, reply prefixes
-/// (`Re:`, `AW:`, `返信:` ...) and any copy of our tag removed, then `Re: <tag> <subject>`.
-/// So `Re: Re: [Case #00001234] Agent down` stays `Re: [Case #00001234] Agent down`.
-pub fn reply_subject(case_tag: &str, customer_subject: &str) -> String {
-    let clean = thread::clean_subject(customer_subject, tag_word(case_tag));
-    if clean.is_empty() {
-        format!("Re: {case_tag}")
-    } else {
-        format!("Re: {case_tag} {clean}")
-    }
-}
-
-/// `Case` from `[Case #00001234]`.
-fn tag_word(case_tag: &str) -> &str {
-    let inner = case_tag.trim().trim_start_matches('[');
-    inner.split(['#', '＃']).next().unwrap_or("").trim()
-}
-
 /// Most references kept: the first (the thread's root) and the newest ones. Long threads
 /// otherwise grow the header without bound (RFC 5322 §3.6.4 allows trimming).
 const MAX_REFERENCES: usize = 20;
@@ -560,28 +541,6 @@ mod tests {
         let text = String::from_utf8(compose(&m).unwrap()).unwrap();
         assert!(text.split("\r\n").all(|l| l.len() <= 78), "{text}");
         assert!(text.contains("Reply-To: taro@acme.example\r\n"), "{text}");
-    }
-
-    #[test]
-    fn reply_subject_adds_the_tag_once() {
-        let tag = "[Case #00001234]";
-        assert_eq!(
-            reply_subject(tag, "Agent down"),
-            "Re: [Case #00001234] Agent down"
-        );
-        assert_eq!(
-            reply_subject(tag, "Re: RE: [Case #00001234] Agent down"),
-            "Re: [Case #00001234] Agent down"
-        );
-        assert_eq!(
-            reply_subject(tag, "AW: Agent down [case #1234]"),
-            "Re: [Case #00001234] Agent down"
-        );
-        assert_eq!(
-            reply_subject(tag, "返信: エージェント停止"),
-            "Re: [Case #00001234] エージェント停止"
-        );
-        assert_eq!(reply_subject(tag, ""), "Re: [Case #00001234]");
     }
 
     #[test]

@@ -12,8 +12,8 @@ use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 
-use crate::config::is_loopback_host;
 use crate::tls;
+use crate::tls::is_loopback_host;
 
 /// Token endpoints answer a few KiB; anything far larger is not a token response.
 const MAX_RESPONSE: usize = 1024 * 1024;

@@ -12,7 +12,8 @@ use rustls_pki_types::pem::PemObject;
 use serde::Deserialize;
 
 use super::TokenError;
-use crate::config::{OAuth2Settings, Secret};
+use super::settings::OAuth2Settings;
+use crate::domain::secret::Secret;
 
 pub const GRANT_TYPE: &str = "urn:ietf:params:oauth:grant-type:jwt-bearer";
 

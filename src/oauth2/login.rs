@@ -12,8 +12,9 @@ use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpListener;
 
+use super::settings::{OAuth2Settings, Provider};
 use super::token::{TokenError, form, post_as_client, save_refresh_token, token_request};
-use crate::config::{OAuth2Settings, Provider, Secret};
+use crate::domain::secret::Secret;
 
 /// What the admin must do now.
 #[derive(Debug, Clone)]

@@ -5,12 +5,13 @@
 pub mod http;
 mod jwt;
 pub mod login;
+pub mod settings;
 mod token;
 
 pub use jwt::check_service_account_key;
 pub use token::{TokenError, TokenSource, read_refresh_token, save_refresh_token};
 
-use crate::config::Secret;
+use crate::domain::secret::Secret;
 
 /// The XOAUTH2 initial response (Google's and Microsoft's format):
 /// `user=USER ^A auth=Bearer TOKEN ^A ^A`.

@@ -19,7 +19,8 @@ use tokio::sync::Mutex;
 use tracing::{debug, info};
 
 use super::http::{self, HttpError};
-use crate::config::{Grant, OAuth2Settings, Secret};
+use super::settings::{Grant, OAuth2Settings};
+use crate::domain::secret::Secret;
 
 /// Why no access token could be had. [`TokenError::is_transient`]: trying later may work
 /// without anyone changing anything.

@@ -6,8 +6,10 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
 use super::outbox::NewOutbox;
 use super::raw_files::{FILE_BYTES, RawFiles};
-use super::{Backend, Store, StoreError, Work, from_ms, to_ms};
+use super::{Backend, StoreError, Work, from_ms, to_ms};
 use crate::domain::decide::{CaseUpdate, EventOn, NewCase, Plan, RunningClock, Target};
+use crate::domain::entitlement::Entitlement;
+use crate::domain::language::Language;
 use crate::domain::thread::{CaseDetails, CaseFacts, ThreadFacts};
 use crate::domain::triage::{ClockKind, ClockStart};
 use crate::domain::{CaseNumber, Status};
@@ -188,8 +190,8 @@ impl Work {
                 customer,
                 customer_name: r.get(5),
                 account: r.get(6),
-                language: r.get(7),
-                entitlement: r.get(8),
+                language: parse_column("cases.language", r.get(7), Language::parse)?,
+                entitlement: parse_column("cases.entitlement", r.get(8), Entitlement::parse)?,
                 tier: r.get(9),
                 severity: r
                     .get::<Option<i64>, _>(10)
@@ -376,23 +378,6 @@ where
         }
     }
     Ok(Some((case, opened, queued)))
-}
-
-impl Store {
-    /// An audit event outside any plan (quarantine, security notices).
-    pub async fn record_event(
-        &self,
-        case: Option<CaseNumber>,
-        now: DateTime<Utc>,
-        actor: &str,
-        kind: &str,
-        detail: &serde_json::Value,
-    ) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        insert_event(&mut tx, case, now, actor, kind, detail).await?;
-        tx.commit().await?;
-        Ok(())
-    }
 }
 
 async fn touch_case(
@@ -858,4 +843,42 @@ pub(super) fn parse_status(s: &str) -> Result<Status, StoreError> {
         column: "cases.status",
         value: s.to_string(),
     })
+}
+
+/// A stored name of a fixed set (`language`, `entitlement`), parsed once here: a value
+/// the code does not know is corrupt, not a default.
+fn parse_column<T>(
+    column: &'static str,
+    value: Option<String>,
+    parse: impl Fn(&str) -> Option<T>,
+) -> Result<Option<T>, StoreError> {
+    match value {
+        None => Ok(None),
+        Some(v) => parse(&v)
+            .map(Some)
+            .ok_or(StoreError::Corrupt { column, value: v }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_stored_language_or_entitlement_the_code_does_not_know_is_corrupt() {
+        assert_eq!(
+            parse_column("cases.language", Some("ja".into()), Language::parse).unwrap(),
+            Some(Language::Ja)
+        );
+        assert_eq!(
+            parse_column("cases.entitlement", None, Entitlement::parse).unwrap(),
+            None
+        );
+        let err =
+            parse_column("cases.entitlement", Some("gold".into()), Entitlement::parse).unwrap_err();
+        assert!(
+            matches!(&err, StoreError::Corrupt { column: "cases.entitlement", value } if value == "gold"),
+            "{err}"
+        );
+    }
 }

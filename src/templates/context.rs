@@ -31,7 +31,7 @@ pub struct Common {
     /// The customer's subject without reply prefixes or case tag (the case title).
     pub subject: String,
     /// The subject of a reply in the customer's thread:
-    /// [`crate::mail::compose::reply_subject`]`(case_tag, subject)`.
+    /// [`crate::domain::thread::reply_subject`]`(case_tag, subject)`.
     pub reply_subject: String,
     /// Display name of the support organisation, e.g. `Example Support`.
     pub support_name: String,

@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 use minijinja::syntax::SyntaxConfig;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
-use crate::config::Problem;
+use crate::problem::Problem;
 pub use context::{TemplateContext, sample_context};
 
 /// The languages support is given in: English, and Japanese for mail from Japan.

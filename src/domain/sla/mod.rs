@@ -20,6 +20,7 @@
 pub mod calendar;
 pub mod clock;
 pub mod policy;
+pub mod settings;
 pub mod severity;
 
 #[cfg(test)]
@@ -28,4 +29,5 @@ mod scenarios;
 pub use calendar::{Calendar, CalendarError, WorkWeek};
 pub use clock::{DEFAULT_WARN_SHARE, WeekendCrew, due, wakes_weekend_crew, warn_at};
 pub use policy::{ClockMode, ClockSpec, MAX_CLOCK_MINUTES, Policies, Policy, PolicyError};
+pub use settings::{RegionHours, SlaSettings};
 pub use severity::{SeverityFound, from_mail};
