@@ -13,6 +13,7 @@ pub mod imap;
 pub mod mail;
 pub mod oauth;
 pub mod pg;
+pub mod private_pg;
 pub mod routing;
 pub mod smtp;
 pub mod staff;
