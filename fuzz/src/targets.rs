@@ -9,8 +9,11 @@ use casegate::config;
 use casegate::domain::{classify, commands, language, thread};
 use casegate::mail::{parse, quote};
 
-/// Every target, by the name of its corpus folder and fuzzer binary.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+/// A fuzz target: takes any bytes.
+pub type Target = fn(&[u8]);
+
+/// Every target, by the name of its corpus folder (and the fuzzer's argument).
+pub const TARGETS: &[(&str, Target)] = &[
     ("mail", mail),
     ("header", header_field),
     ("charset", charset_text),
@@ -41,7 +44,15 @@ pub fn mail(data: &[u8]) {
 /// into every field the parser decodes.
 pub fn header_field(data: &[u8]) {
     let mut raw = Vec::with_capacity(data.len() * 6 + 64);
-    for name in ["Subject", "From", "To", "Cc", "Reply-To", "References", "In-Reply-To"] {
+    for name in [
+        "Subject",
+        "From",
+        "To",
+        "Cc",
+        "Reply-To",
+        "References",
+        "In-Reply-To",
+    ] {
         raw.extend_from_slice(name.as_bytes());
         raw.extend_from_slice(b": ");
         raw.extend_from_slice(data);
