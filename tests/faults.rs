@@ -4,7 +4,8 @@
 //! - the PostgreSQL server crashing in the middle of a drain (a private server, so the
 //!   shared one keeps serving other tests), and coming back;
 //! - the SQLite database's disk full (a small tmpfs), then room made;
-//! - an IMAP server and an SMTP server that accept the connection and then say nothing.
+//! - an IMAP server and an SMTP server that accept the connection and then say nothing;
+//! - a storm of 4xx answers (451, and 421 closing the connection) from the SMTP server.
 //!
 //! "Nothing lost or doubled": every mail delivered is on exactly one case, the inbox ends
 //! empty, and every customer gets exactly one reply. The tests of this file stop shared
@@ -351,4 +352,47 @@ async fn a_silent_smtp_server_keeps_the_reply_queued_then_it_goes_out_once() {
     }
     ok(ctx.casegate(&["run", "--once"]).output().unwrap());
     assert_nothing_lost_or_doubled(&ctx, 3).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_4xx_replies_delays_mail_but_sends_each_once() {
+    let _serial = SERIAL.lock().await;
+    let n = 40;
+    let ctx = TestCtx::with_config(
+        "fault-4xx",
+        "[outbox]\nretry_initial_secs = 1\nretry_max_secs = 2\n",
+    );
+    let sink = TestEnv::get().sink();
+    // Every customer's server answers 451 three times, some 421 (closing the
+    // connection), before it takes the mail.
+    for i in 0..n {
+        sink.rule(
+            &customer(&ctx, i),
+            if i % 4 == 0 { "421 3" } else { "451 3" },
+        );
+    }
+    fill_inbox(&ctx, n).await;
+    let mut daemon = Daemon::start(&ctx, "daemon.log");
+    wait_until(
+        "every reply through the storm",
+        Duration::from_secs(120),
+        async || (0..n).all(|i| !sink.messages(&customer(&ctx, i)).is_empty()),
+    )
+    .await;
+    daemon.assert_running();
+    for i in 0..n {
+        sink.clear_rule(&customer(&ctx, i));
+    }
+    assert_nothing_lost_or_doubled(&ctx, n).await;
+    let rows: Value = serde_json::from_str(&ok(ctx
+        .casegate(&["outbox", "list", "--json"])
+        .output()
+        .unwrap()))
+    .unwrap();
+    for r in rows.as_array().unwrap() {
+        assert_eq!(r["status"], "sent", "{r:#}");
+        assert_eq!(r["attempts"], 4, "three 4xx, then 250: {r:#}");
+    }
+    let log = daemon.log();
+    assert!(daemon.stop().await.success(), "{log}");
 }
