@@ -10,6 +10,7 @@ use serde_json::json;
 use super::case::{CaseNumber, Status};
 use super::classify::MailKind;
 use super::entitlement::{Contract, Entitlement};
+use super::event::EventKind;
 use super::feedback;
 use super::language::Language;
 use super::routing::Routing;
@@ -139,7 +140,7 @@ pub enum EventOn {
 pub struct PlannedEvent {
     pub on: EventOn,
     pub actor: String,
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub detail: serde_json::Value,
 }
 
@@ -192,7 +193,7 @@ impl Plan {
     pub fn flags_unproven_staff(&self) -> bool {
         self.events
             .iter()
-            .any(|e| e.kind == "security" && e.detail["reason"] == STAFF_WITHOUT_PROOF)
+            .any(|e| e.kind == EventKind::Security && e.detail["reason"] == STAFF_WITHOUT_PROOF)
     }
 }
 
@@ -306,18 +307,18 @@ pub fn inbound(
             );
             plan.events.push(event(
                 EventOn::Target,
-                "case_opened",
+                EventKind::CaseOpened,
                 json!({ "from": sender }),
             ));
             if let Some((old, why)) = link {
                 plan.events.push(event(
                     EventOn::Target,
-                    "linked",
+                    EventKind::Linked,
                     json!({ "case": old.to_string(), "reason": why.as_str() }),
                 ));
                 plan.events.push(event(
                     EventOn::Case(old),
-                    "linked_from_new_case",
+                    EventKind::LinkedFromNewCase,
                     json!({ "reason": why.as_str() }),
                 ));
                 let foreign = match why {
@@ -330,13 +331,13 @@ pub fn inbound(
                 if let Some(reason) = foreign {
                     let detail = json!({ "reason": reason, "from": sender });
                     plan.events
-                        .push(event(EventOn::Case(old), "security", detail));
+                        .push(event(EventOn::Case(old), EventKind::Security, detail));
                 }
             }
             plan.events.extend(
                 t.events
                     .iter()
-                    .map(|(k, d)| event(EventOn::Target, k, d.clone())),
+                    .map(|(k, d)| event(EventOn::Target, *k, d.clone())),
             );
             plan.clocks.extend(t.first_response);
             plan.mails = new_case_mails(&t, &sender, cfg.routing);
@@ -381,7 +382,7 @@ pub fn inbound(
                 plan.update.feedback = Some(rating);
                 plan.events.push(event(
                     EventOn::Target,
-                    "feedback",
+                    EventKind::Feedback,
                     json!({ "rating": rating }),
                 ));
                 plan.target = Target::Existing {
@@ -396,12 +397,12 @@ pub fn inbound(
                 .filter(|s| Some(*s) != current);
             plan.events.push(event(
                 EventOn::Target,
-                "customer_update",
+                EventKind::CustomerUpdate,
                 json!({ "joined_by": by.as_str() }),
             ));
             if reopen {
                 plan.events
-                    .push(event(EventOn::Target, "case_reopened", json!({})));
+                    .push(event(EventOn::Target, EventKind::CaseReopened, json!({})));
             }
             if next == Some(Status::Open) {
                 plan.clocks
@@ -436,7 +437,7 @@ pub fn inbound(
         plan.events.push(PlannedEvent {
             on: EventOn::Target,
             actor: sender.clone(),
-            kind: "security",
+            kind: EventKind::Security,
             detail: json!({ "reason": STAFF_WITHOUT_PROOF }),
         });
     }
@@ -636,7 +637,7 @@ fn limit_automatic_mail(
         plan.events.push(PlannedEvent {
             on: EventOn::Target,
             actor: sender.to_string(),
-            kind: "auto_reply_suppressed",
+            kind: EventKind::AutoReplySuppressed,
             detail: json!({ "reason": reason }),
         });
     }
@@ -997,7 +998,7 @@ mod tests {
         assert!(unproven.flags_unproven_staff(), "{unproven:?}");
         let event = unproven.events.last().unwrap();
         assert_eq!(
-            (event.kind, event.actor.as_str(), event.on),
+            (event.kind.as_str(), event.actor.as_str(), event.on),
             ("security", "hanako@vendor.example", EventOn::Target)
         );
         let proven = Facts {

@@ -11,6 +11,7 @@ use super::decide::{
     CaseUpdate, EventOn, Facts, Notice, Plan, PlannedEvent, PlannedMail, Role, Settings, Target,
     notify_staff,
 };
+use super::event::EventKind;
 use super::language::Language;
 use super::sla;
 use super::staff::{Engineer, StaffSettings};
@@ -66,7 +67,7 @@ pub fn reply(
             events: vec![PlannedEvent {
                 on: EventOn::Target,
                 actor,
-                kind: "commands_refused",
+                kind: EventKind::CommandsRefused,
                 detail: json!({ "errors": errors }),
             }],
             mails: vec![PlannedMail {
@@ -79,8 +80,11 @@ pub fn reply(
     }
     let body = parsed.body.trim().to_string();
     if internal {
-        plan.events
-            .push(event(&actor, "internal_note", json!({ "text": body })));
+        plan.events.push(event(
+            &actor,
+            EventKind::InternalNote,
+            json!({ "text": body }),
+        ));
     } else if !body.is_empty() {
         // A reply that also changes the severity is one mail carrying both.
         let severity_notice = plan.mails.iter_mut().find_map(|m| match &mut m.notice {
@@ -101,7 +105,7 @@ pub fn reply(
         plan.update.responded = true;
         plan.events.push(event(
             &actor,
-            "engineer_reply",
+            EventKind::EngineerReply,
             json!({ "first_response": facts_first_response_pending(facts) }),
         ));
         status = status.or(Some(Status::Waiting));
@@ -169,7 +173,7 @@ pub fn admin(
             // The audit event of a reopening by mail (decide::inbound).
             plan.events.push(event(
                 &actor.address,
-                "case_reopened",
+                EventKind::CaseReopened,
                 json!({ "from": case.status.as_str() }),
             ));
             plan.mails.extend(notify_staff(
@@ -257,8 +261,11 @@ fn apply(
     match command {
         Command::Take => {
             plan.update.owner = Some(actor.clone());
-            plan.events
-                .push(event(actor, "owner_changed", json!({ "owner": actor })));
+            plan.events.push(event(
+                actor,
+                EventKind::OwnerChanged,
+                json!({ "owner": actor }),
+            ));
         }
         Command::Assign(to) => {
             let Some(e) = cfg.staff.engineer(to) else {
@@ -267,8 +274,11 @@ fn apply(
                 ));
             };
             plan.update.owner = Some(e.address.clone());
-            plan.events
-                .push(event(actor, "owner_changed", json!({ "owner": e.address })));
+            plan.events.push(event(
+                actor,
+                EventKind::OwnerChanged,
+                json!({ "owner": e.address }),
+            ));
         }
         Command::Severity { level, reason } => {
             let old = details.severity.unwrap_or(cfg.sla.default_severity);
@@ -278,7 +288,7 @@ fn apply(
                 let next_due = plan.update.reclocked.iter().map(|(_, due, _)| *due).min();
                 plan.events.push(event(
                     actor,
-                    "severity_changed",
+                    EventKind::SeverityChanged,
                     json!({ "old": old, "new": level, "reason": reason }),
                 ));
                 plan.mails.push(PlannedMail {
@@ -304,7 +314,7 @@ fn apply(
             plan.update.queue = Some(name.clone());
             plan.events.push(event(
                 actor,
-                "transferred",
+                EventKind::Transferred,
                 json!({ "from": details.queue, "to": name }),
             ));
             plan.mails
@@ -313,7 +323,8 @@ fn apply(
         Command::Status(StatusArg::Waiting) => return Ok(Effect::Status(Status::Waiting)),
         Command::Status(StatusArg::Open) => return Ok(Effect::Status(Status::Open)),
         Command::Close => {
-            plan.events.push(event(actor, "case_closed", json!({})));
+            plan.events
+                .push(event(actor, EventKind::CaseClosed, json!({})));
             plan.mails.push(PlannedMail {
                 notice: Notice::CaseClosed {
                     engineer: engineer.name.clone(),
@@ -342,7 +353,7 @@ fn link(plan: &mut Plan, actor: &str, kind: &str, target: &str) {
         .push((kind.to_string(), target.to_string()));
     plan.events.push(event(
         actor,
-        "linked_reference",
+        EventKind::LinkedReference,
         json!({ "kind": kind, "target": target }),
     ));
 }
@@ -406,7 +417,7 @@ fn engineer_language(cfg: Settings<'_>, queue: Option<&str>) -> Language {
         .unwrap_or(Language::En)
 }
 
-fn event(actor: &str, kind: &'static str, detail: serde_json::Value) -> PlannedEvent {
+fn event(actor: &str, kind: EventKind, detail: serde_json::Value) -> PlannedEvent {
     PlannedEvent {
         on: EventOn::Target,
         actor: actor.to_string(),

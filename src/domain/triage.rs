@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use super::entitlement::{self, Contract, Entitlement, Verdict};
+use super::event::EventKind;
 use super::language::{self, Detection, Language};
 use super::routing::{self, Routing};
 use super::scope::{self, Scope};
@@ -33,7 +34,7 @@ pub struct Triage {
     /// True when the case arrived on the weekend crew's watch and it takes the severity.
     pub wakes_weekend_crew: bool,
     /// Audit events: (kind, detail).
-    pub events: Vec<(&'static str, serde_json::Value)>,
+    pub events: Vec<(EventKind, serde_json::Value)>,
 }
 
 impl Triage {
@@ -142,7 +143,7 @@ pub fn triage(
     let region = routing::region_for(country.as_deref(), cfg.routing);
     let queue = routing::queue_for(&product, detection.language, &region, cfg.routing);
     let mut events = vec![(
-        "triaged",
+        EventKind::Triaged,
         json!({
             "product": product, "language": detection.language.as_str(), "language_confidence": detection.confidence,
             "entitlement": verdict.entitlement.as_str(), "matched_by": verdict.matched_by.map(|m| m.as_str()),
@@ -150,7 +151,7 @@ pub fn triage(
         }),
     )];
     if queue.is_none() {
-        events.push(("routing_dead_end", json!({ "product": product, "language": detection.language.as_str(), "region": region })));
+        events.push((EventKind::RoutingDeadEnd, json!({ "product": product, "language": detection.language.as_str(), "region": region })));
     }
     let (severity, severity_event) = severity(&reading.severity, cfg.sla.default_severity);
     events.extend(severity_event);
@@ -160,7 +161,7 @@ pub fn triage(
         verdict.entitlement
     };
     if let Some(s) = scope {
-        events.push(("out_of_scope", json!({ "scope": s.as_str() })));
+        events.push((EventKind::OutOfScope, json!({ "scope": s.as_str() })));
     }
     let calendar = cfg.sla.calendar(&region, country.as_deref());
     let Verdict { contract, .. } = verdict;
@@ -204,11 +205,11 @@ pub fn triage(
                     sla::wakes_weekend_crew(received_at, severity, &calendar, crew);
                 if t.wakes_weekend_crew {
                     t.events
-                        .push(("weekend_crew", json!({ "severity": severity })));
+                        .push((EventKind::WeekendCrew, json!({ "severity": severity })));
                 }
             }
             None => t.events.push((
-                "no_sla_policy",
+                EventKind::NoSlaPolicy,
                 json!({ "tier": tier, "severity": severity }),
             )),
         }
@@ -217,14 +218,14 @@ pub fn triage(
 }
 
 /// The stated severity, else the default; an invalid statement falls back with an event.
-fn severity(found: &SeverityFound, default: u8) -> (u8, Option<(&'static str, serde_json::Value)>) {
+fn severity(found: &SeverityFound, default: u8) -> (u8, Option<(EventKind, serde_json::Value)>) {
     match found {
         SeverityFound::Stated(n) => (*n, None),
         SeverityFound::Missing => (default, None),
         SeverityFound::Invalid(raw) => (
             default,
             Some((
-                "severity_invalid",
+                EventKind::SeverityInvalid,
                 json!({ "stated": raw, "used": default }),
             )),
         ),

@@ -7,9 +7,11 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::outbox::NewOutbox;
 use super::raw_files::{FILE_BYTES, RawFiles};
 use super::{Backend, StoreError, Work, from_ms, to_ms};
-use crate::domain::decide::{CaseUpdate, EventOn, NewCase, Plan, RunningClock, Target};
+use crate::domain::decide::{CaseUpdate, EventOn, NewCase, Plan, Role, RunningClock, Target};
 use crate::domain::entitlement::Entitlement;
+use crate::domain::event::EventKind;
 use crate::domain::language::Language;
+use crate::domain::outbound::OutboundKind;
 use crate::domain::thread::{CaseDetails, CaseFacts, ThreadFacts};
 use crate::domain::triage::{ClockKind, ClockStart};
 use crate::domain::{CaseNumber, Status};
@@ -48,9 +50,10 @@ pub struct NewAttachment {
 /// A composed outbound mail to queue with a plan.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    /// Template name for automatic mail (counted by the rate limit), else e.g. `forward`.
-    pub kind: String,
-    pub role: &'static str,
+    /// A template for automatic mail (counted by the rate limit), else a forward or an
+    /// engineer's reply.
+    pub kind: OutboundKind,
+    pub role: Role,
     pub message_id: String,
     /// Envelope sender and the From address.
     pub sender: String,
@@ -374,7 +377,15 @@ where
             queued = true;
         }
         for failure in &composed.failures {
-            insert_event(tx, Some(case), now, "casegate", "notice_failed", failure).await?;
+            insert_event(
+                tx,
+                Some(case),
+                now,
+                "casegate",
+                EventKind::NoticeFailed,
+                failure,
+            )
+            .await?;
         }
     }
     Ok(Some((case, opened, queued)))
@@ -606,7 +617,7 @@ async fn split(
         Some(new),
         now,
         "casegate",
-        "split_from",
+        EventKind::SplitFrom,
         &serde_json::json!({ "case": case.to_string() }),
     )
     .await?;
@@ -615,7 +626,7 @@ async fn split(
         Some(case),
         now,
         "casegate",
-        "split_into",
+        EventKind::SplitInto,
         &serde_json::json!({ "case": new.to_string() }),
     )
     .await?;
@@ -647,7 +658,7 @@ pub(super) async fn queue_outbound(
 ) -> Result<(), StoreError> {
     let row = NewOutbox {
         case: Some(case),
-        kind: out.kind.clone(),
+        kind: out.kind,
         message_id: out.message_id.clone(),
         sender: out.sender.clone(),
         recipients: out.recipients.clone(),
@@ -672,7 +683,7 @@ pub(super) async fn queue_outbound(
         raw: None,
         attachments: Vec::new(),
     };
-    insert_message(tx, case, &msg, out.role, None).await?;
+    insert_message(tx, case, &msg, out.role.as_str(), None).await?;
     Ok(())
 }
 
@@ -798,7 +809,7 @@ async fn insert_participants(
 async fn insert_events(
     tx: &mut Transaction<'_, Any>,
     now: DateTime<Utc>,
-    events: &[(CaseNumber, &str, &str, &serde_json::Value)],
+    events: &[(CaseNumber, &str, EventKind, &serde_json::Value)],
 ) -> Result<(), StoreError> {
     insert_rows(
         tx,
@@ -810,7 +821,7 @@ async fn insert_events(
             q.bind(case.0)
                 .bind(to_ms(now))
                 .bind(actor.to_string())
-                .bind(kind.to_string())
+                .bind(kind.as_str())
                 .bind(detail.to_string())
         },
     )
@@ -822,7 +833,7 @@ pub(super) async fn insert_event(
     case: Option<CaseNumber>,
     now: DateTime<Utc>,
     actor: &str,
-    kind: &str,
+    kind: EventKind,
     detail: &serde_json::Value,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -831,7 +842,7 @@ pub(super) async fn insert_event(
     .bind(case.map(|n| n.0))
     .bind(to_ms(now))
     .bind(actor.to_string())
-    .bind(kind.to_string())
+    .bind(kind.as_str())
     .bind(detail.to_string())
     .execute(&mut **tx)
     .await?;
