@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Config, GatewaySettings};
-use crate::domain::decide::{NewCase, Notice, Plan, PlannedMail, Role, Target};
+use crate::domain::decide::{self, NewCase, Notice, Plan, PlannedMail, Role, Target};
 use crate::domain::entitlement::Entitlement;
 use crate::domain::outbound::OutboundKind;
 use crate::domain::scope::Scope;
@@ -101,7 +101,8 @@ pub fn compose_all(
             }
             Err(e) => {
                 tracing::error!(case = %case, error = %e, "cannot compose a notice; the mail is filed without it");
-                out.failures.push(serde_json::json!({ "to": planned.to, "notice": format!("{:?}", planned.notice), "error": e.to_string() }));
+                out.failures
+                    .push(decide::notice_failed(planned, &e.to_string()));
             }
         }
     }

@@ -444,6 +444,36 @@ pub fn inbound(
     plan
 }
 
+/// The audit trail of a `#split` once the commit has opened the new case `into` from
+/// case `from`: each case names the other. The number of the new case exists only in
+/// the commit's transaction, so the store asks for these events there.
+pub fn split_events(from: CaseNumber, into: CaseNumber) -> [PlannedEvent; 2] {
+    let event = |on, kind, other: CaseNumber| PlannedEvent {
+        on: EventOn::Case(on),
+        actor: SYSTEM_ACTOR.to_string(),
+        kind,
+        detail: json!({ "case": other.to_string() }),
+    };
+    [
+        event(into, EventKind::SplitFrom, from),
+        event(from, EventKind::SplitInto, into),
+    ]
+}
+
+/// The event recording that a planned mail could not be composed (a template that
+/// fails to render): the mail is still filed, and the case shows why no answer went.
+pub fn notice_failed(mail: &PlannedMail, error: &str) -> PlannedEvent {
+    PlannedEvent {
+        on: EventOn::Target,
+        actor: SYSTEM_ACTOR.to_string(),
+        kind: EventKind::NoticeFailed,
+        detail: json!({ "to": mail.to, "notice": format!("{:?}", mail.notice), "error": error }),
+    }
+}
+
+/// The actor of events casegate records by itself.
+pub const SYSTEM_ACTOR: &str = "casegate";
+
 /// The plan for a bounce that proved it is about `original`, a mail of `case`: the
 /// delivery failure (the report, with who sent the bounce) is recorded on the case;
 /// nothing is answered, no clock changes.

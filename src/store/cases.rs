@@ -7,7 +7,9 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::outbox::NewOutbox;
 use super::raw_files::{FILE_BYTES, RawFiles};
 use super::{Backend, StoreError, Work, from_ms, to_ms};
-use crate::domain::decide::{CaseUpdate, EventOn, NewCase, Plan, Role, RunningClock, Target};
+use crate::domain::decide::{
+    self, CaseUpdate, EventOn, NewCase, Plan, PlannedEvent, Role, RunningClock, Target,
+};
 use crate::domain::entitlement::Entitlement;
 use crate::domain::event::EventKind;
 use crate::domain::language::Language;
@@ -63,12 +65,12 @@ pub struct Outbound {
     pub raw: Vec<u8>,
 }
 
-/// The plan's mails, composed; a mail that could not be composed is a failure that the
-/// commit records as a `notice_failed` event on the case (the mail is still filed).
+/// The plan's mails, composed; a mail that could not be composed is a failure, with the
+/// event ([`crate::domain::decide::notice_failed`]) that the commit records.
 #[derive(Debug, Clone, Default)]
 pub struct Composed {
     pub mails: Vec<Outbound>,
-    pub failures: Vec<serde_json::Value>,
+    pub failures: Vec<PlannedEvent>,
 }
 
 /// The result of committing one mail.
@@ -354,13 +356,7 @@ where
     let events: Vec<_> = plan
         .events
         .iter()
-        .map(|e| {
-            let on = match e.on {
-                EventOn::Target => case,
-                EventOn::Case(n) => n,
-            };
-            (on, e.actor.as_str(), e.kind, &e.detail)
-        })
+        .map(|e| (event_case(e.on, case), e.actor.as_str(), e.kind, &e.detail))
         .collect();
     insert_events(tx, now, &events).await?;
     let mut queued = false;
@@ -376,19 +372,22 @@ where
             queue_outbound(tx, case, out, now).await?;
             queued = true;
         }
-        for failure in &composed.failures {
-            insert_event(
-                tx,
-                Some(case),
-                now,
-                "casegate",
-                EventKind::NoticeFailed,
-                failure,
-            )
-            .await?;
-        }
+        let failures: Vec<_> = composed
+            .failures
+            .iter()
+            .map(|e| (event_case(e.on, case), e.actor.as_str(), e.kind, &e.detail))
+            .collect();
+        insert_events(tx, now, &failures).await?;
     }
     Ok(Some((case, opened, queued)))
+}
+
+/// The case an event of a plan for `target` goes to.
+fn event_case(on: EventOn, target: CaseNumber) -> CaseNumber {
+    match on {
+        EventOn::Target => target,
+        EventOn::Case(n) => n,
+    }
 }
 
 async fn touch_case(
@@ -612,24 +611,12 @@ async fn split(
         .execute(&mut **tx)
         .await?;
     let new = CaseNumber(new);
-    insert_event(
-        tx,
-        Some(new),
-        now,
-        "casegate",
-        EventKind::SplitFrom,
-        &serde_json::json!({ "case": case.to_string() }),
-    )
-    .await?;
-    insert_event(
-        tx,
-        Some(case),
-        now,
-        "casegate",
-        EventKind::SplitInto,
-        &serde_json::json!({ "case": new.to_string() }),
-    )
-    .await?;
+    let events = decide::split_events(case, new);
+    let events: Vec<_> = events
+        .iter()
+        .map(|e| (event_case(e.on, case), e.actor.as_str(), e.kind, &e.detail))
+        .collect();
+    insert_events(tx, now, &events).await?;
     Ok(new)
 }
 
