@@ -17,7 +17,7 @@ pub mod admin;
 pub mod cli;
 pub mod config;
 pub mod daemon;
-pub mod domain;
+pub use casegate_core::domain;
 pub mod failpoint;
 pub mod imap;
 pub mod intake;
