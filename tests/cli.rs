@@ -7,6 +7,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 use support::cli::{ingest, ingest_with_env, text};
+use support::mail::customer_mail;
 use support::{TestCtx, casegate, tempdir};
 
 #[test]
@@ -116,7 +117,8 @@ fn a_missing_config_file_is_one_clear_line() {
 #[test]
 fn ingest_files_one_mail_from_stdin_once() {
     let ctx = TestCtx::new("ingest");
-    let raw = b"From: Taro <taro@acme.example>\r\nTo: support@example.com\r\nSubject: Piped\r\nMessage-ID: <pipe@acme.example>\r\n\r\nfrom the MTA\r\n";
+    let raw = &customer_mail("Taro <taro@acme.example>", "Piped", "pipe@acme.example")
+        .body("from the MTA\n");
     let first = ingest(&ctx, raw);
     assert!(first.status.success(), "{}", text(&first));
     assert_eq!(

@@ -74,3 +74,56 @@ pub fn plain_mail(from: &str, subject: &str, message_id: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A test mail built header by header, in the order given, then its body: the one way
+/// the tests write a mail that no particular client shape matters for.
+/// `customer_mail(from, subject, id).body("text")` is the common case.
+#[derive(Debug, Clone, Default)]
+pub struct MailBuilder {
+    head: String,
+}
+
+impl MailBuilder {
+    pub fn new() -> MailBuilder {
+        MailBuilder::default()
+    }
+
+    /// One header line `name: value`.
+    pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> MailBuilder {
+        self.head.push_str(&format!("{name}: {value}\r\n"));
+        self
+    }
+
+    /// `Message-ID: <id>` (the brackets added).
+    pub fn message_id(self, id: impl std::fmt::Display) -> MailBuilder {
+        self.header("Message-ID", format!("<{id}>"))
+    }
+
+    /// `MIME-Version: 1.0` and `Content-Type: text/plain; charset=utf-8`.
+    pub fn utf8_text(self) -> MailBuilder {
+        self.header("MIME-Version", "1.0")
+            .header("Content-Type", "text/plain; charset=utf-8")
+    }
+
+    /// The raw mail: the headers, a blank line, then `text` with CRLF line ends.
+    pub fn body(self, text: &str) -> Vec<u8> {
+        let mut raw = self.head.into_bytes();
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(text.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes());
+        raw
+    }
+}
+
+/// `From: from`, `To: support@example.com`, `Subject`, `Message-ID: <id>`; more headers
+/// may follow.
+pub fn customer_mail(
+    from: impl std::fmt::Display,
+    subject: impl std::fmt::Display,
+    message_id: impl std::fmt::Display,
+) -> MailBuilder {
+    MailBuilder::new()
+        .header("From", from)
+        .header("To", "support@example.com")
+        .header("Subject", subject)
+        .message_id(message_id)
+}
