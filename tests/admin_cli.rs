@@ -8,7 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 use support::cli::{import_contracts as import, ingest, json, ok, run_once, show, text};
-use support::mail::customer_mail;
+use support::mail::mail_to_support;
 use support::{TestCtx, smtp_received};
 
 const STAFF: &str = "[staff]\n\
@@ -54,7 +54,7 @@ fn case_commands_follow_the_mail_command_rules_with_the_same_audit_trail() {
     let customer = format!("{}@acme.example", ctx.user);
     let out = ingest(
         &ctx,
-        &customer_mail(
+        &mail_to_support(
             &customer,
             "Playbook fails",
             format!("c1-{}@acme.example", ctx.user),

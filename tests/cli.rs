@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 use support::cli::{ingest, ingest_with_env, text};
-use support::mail::customer_mail;
+use support::mail::mail_to_support;
 use support::{TestCtx, casegate, tempdir};
 
 #[test]
@@ -117,7 +117,7 @@ fn a_missing_config_file_is_one_clear_line() {
 #[test]
 fn ingest_files_one_mail_from_stdin_once() {
     let ctx = TestCtx::new("ingest");
-    let raw = &customer_mail("Taro <taro@acme.example>", "Piped", "pipe@acme.example")
+    let raw = &mail_to_support("Taro <taro@acme.example>", "Piped", "pipe@acme.example")
         .body("from the MTA\n");
     let first = ingest(&ctx, raw);
     assert!(first.status.success(), "{}", text(&first));

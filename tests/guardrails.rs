@@ -5,12 +5,12 @@
 mod support;
 
 use support::cli::{import_contracts, ingest, ok, text};
-use support::mail::customer_mail;
+use support::mail::mail_to_support;
 use support::{TestCtx, casegate, repo_dir, smtp_received};
 
 /// `ingest` one new customer mail from `from`, which must succeed.
 fn ingest_customer_mail(ctx: &TestCtx, from: &str) {
-    let mail = customer_mail(
+    let mail = mail_to_support(
         from,
         "Playbook fails",
         format!("m-{}@acme.example", ctx.user),

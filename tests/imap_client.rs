@@ -10,7 +10,7 @@ use casegate::imap::{IdleEnd, ImapClient, ImapError};
 use casegate::runtime::shutdown_channel;
 use chrono::{TimeZone, Utc};
 use futures::TryStreamExt;
-use support::mail::customer_mail;
+use support::mail::mail_to_support;
 use support::*;
 
 fn settings(user: &str, host: &str, port: u16, tls: TlsMode) -> ImapSettings {
@@ -47,7 +47,7 @@ async fn connect(user: &str) -> ImapClient {
 }
 
 fn mail(user: &str, n: u32) -> Vec<u8> {
-    customer_mail(
+    mail_to_support(
         "Customer <customer@example.net>",
         format!("imap client test {n}"),
         format!("{user}-{n}@example.net"),

@@ -8,16 +8,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::{cases, ok, run_once, show};
+use support::mail::MailBuilder;
 use support::{TestCtx, append, count, fetch_all};
 
 fn mail(mid: Option<&str>, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
-    let mid = mid
-        .map(|m| format!("Message-ID: <{m}>\r\n"))
-        .unwrap_or_default();
-    format!(
-        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\n{mid}{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
-    )
-    .into_bytes()
+    let mail = MailBuilder::new()
+        .header("From", from)
+        .header("To", "support@example.com")
+        .header("Subject", subject)
+        .header("Date", "Mon, 23 Nov 2026 09:00:00 +0000");
+    let mail = match mid {
+        Some(m) => mail.message_id(m),
+        None => mail,
+    };
+    mail.headers(extra_headers)
+        .utf8_text()
+        .body_verbatim(format!("{body}\r\n"))
 }
 
 /// A test context whose customers at acme.example hold a premium contract.

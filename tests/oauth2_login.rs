@@ -9,7 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use support::cli::ok;
-use support::mail::customer_mail;
+use support::mail::mail_to_support;
 use support::oauth;
 use support::{TestCtx, TestEnv, append, count, unique_user};
 
@@ -218,7 +218,7 @@ async fn browser_login_with_pkce_on_a_loopback_redirect_gives_a_working_refresh_
     append(
         &ctx.user,
         "INBOX",
-        &customer_mail("a@example.net", "after login", "after-login@example.net").body("hello\n"),
+        &mail_to_support("a@example.net", "after login", "after-login@example.net").body("hello\n"),
         None,
     )
     .await;

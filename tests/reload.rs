@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::ok;
-use support::mail::customer_mail;
+use support::mail::mail_to_support;
 use support::{TestCtx, append};
 
 struct Daemon(Child);
@@ -48,7 +48,7 @@ async fn queue_of(ctx: &TestCtx, n: &str) -> Value {
 }
 
 fn mail(user: &str, n: u32) -> Vec<u8> {
-    customer_mail(
+    mail_to_support(
         format!("ops{n}@globex.example"),
         format!("Playbook fails {n}"),
         format!("{user}-{n}@globex.example"),

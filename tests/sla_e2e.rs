@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::ok;
-use support::mail::customer_mail;
+use support::mail::mail_to_support;
 use support::{TestCtx, append, smtp_received};
 
 struct Daemon(Child);
@@ -88,7 +88,7 @@ async fn a_warning_and_a_breach_arrive_exactly_once_across_a_restart() {
         .casegate(&["contracts", "import", csv.to_str().unwrap()])
         .output()
         .unwrap());
-    let mail = customer_mail(
+    let mail = mail_to_support(
         format!("{user}@acme.example"),
         "Controller down",
         format!("{user}@acme.example"),
@@ -170,7 +170,7 @@ async fn japanese_sla_alerts_show_the_account_and_notifications_both_zones() {
         .output()
         .unwrap());
     let customer = format!("yamada-{user}@acme.co.jp");
-    let mail = customer_mail(
+    let mail = mail_to_support(
         format!("=?UTF-8?B?5bGx55SwIOWkqumDjg==?= <{customer}>"),
         "=?UTF-8?B?44K444On44OW44GM5YGc5q2i44GX44G+44GZ?=",
         format!("{user}@acme.co.jp"),

@@ -77,7 +77,7 @@ pub fn plain_mail(from: &str, subject: &str, message_id: &str) -> Vec<u8> {
 
 /// A test mail built header by header, in the order given, then its body: the one way
 /// the tests write a mail that no particular client shape matters for.
-/// `customer_mail(from, subject, id).body("text")` is the common case.
+/// `mail_to_support(from, subject, id).body("text")` is the common case.
 #[derive(Debug, Clone, Default)]
 pub struct MailBuilder {
     head: String,
@@ -105,6 +105,21 @@ impl MailBuilder {
             .header("Content-Type", "text/plain; charset=utf-8")
     }
 
+    /// Header lines already written out, each ending in CRLF (e.g. a test's extra ones).
+    pub fn headers(mut self, block: &str) -> MailBuilder {
+        self.head.push_str(block);
+        self
+    }
+
+    /// The raw mail: the headers, a blank line, then `body` exactly as given (a test of
+    /// line endings or of bytes in a legacy charset).
+    pub fn body_verbatim(self, body: impl AsRef<[u8]>) -> Vec<u8> {
+        let mut raw = self.head.into_bytes();
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(body.as_ref());
+        raw
+    }
+
     /// The raw mail: the headers, a blank line, then `text` with CRLF line ends.
     pub fn body(self, text: &str) -> Vec<u8> {
         let mut raw = self.head.into_bytes();
@@ -116,7 +131,7 @@ impl MailBuilder {
 
 /// `From: from`, `To: support@example.com`, `Subject`, `Message-ID: <id>`; more headers
 /// may follow.
-pub fn customer_mail(
+pub fn mail_to_support(
     from: impl std::fmt::Display,
     subject: impl std::fmt::Display,
     message_id: impl std::fmt::Display,
