@@ -7,7 +7,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 use support::cli::{ingest, ingest_with_env, text};
-use support::mail::mail_to_support;
+use support::mail::{MailBuilder, mail_to_support};
 use support::{TestCtx, casegate, tempdir};
 
 #[test]
@@ -196,12 +196,13 @@ fn ingest_quarantines_a_mail_whose_sender_is_not_an_address() {
     .iter()
     .enumerate()
     {
-        let mut raw = format!("Return-Path: <bounce-{i}@bulk.example>\r\nFrom: ").into_bytes();
-        raw.extend_from_slice(from);
-        raw.extend_from_slice(
-            format!("\r\nTo: support@example.com\r\nSubject: hi\r\nMessage-ID: <bad-from-{i}@bulk.example>\r\n\r\nx\r\n")
-                .as_bytes(),
-        );
+        let raw = MailBuilder::new()
+            .header("Return-Path", format!("<bounce-{i}@bulk.example>"))
+            .header_bytes("From", from)
+            .header("To", "support@example.com")
+            .header("Subject", "hi")
+            .message_id(format!("bad-from-{i}@bulk.example"))
+            .body("x\n");
         let out = ingest(&ctx, &raw);
         assert!(out.status.success(), "{}", text(&out));
         assert_eq!(

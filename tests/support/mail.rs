@@ -80,7 +80,7 @@ pub fn plain_mail(from: &str, subject: &str, message_id: &str) -> Vec<u8> {
 /// `mail_to_support(from, subject, id).body("text")` is the common case.
 #[derive(Debug, Clone, Default)]
 pub struct MailBuilder {
-    head: String,
+    head: Vec<u8>,
 }
 
 impl MailBuilder {
@@ -89,8 +89,16 @@ impl MailBuilder {
     }
 
     /// One header line `name: value`.
-    pub fn header(mut self, name: &str, value: impl std::fmt::Display) -> MailBuilder {
-        self.head.push_str(&format!("{name}: {value}\r\n"));
+    pub fn header(self, name: &str, value: impl std::fmt::Display) -> MailBuilder {
+        self.header_bytes(name, value.to_string().as_bytes())
+    }
+
+    /// One header line whose value is raw bytes (not UTF-8, or not an address at all).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> MailBuilder {
+        self.head.extend_from_slice(name.as_bytes());
+        self.head.extend_from_slice(b": ");
+        self.head.extend_from_slice(value);
+        self.head.extend_from_slice(b"\r\n");
         self
     }
 
@@ -107,14 +115,14 @@ impl MailBuilder {
 
     /// Header lines already written out, each ending in CRLF (e.g. a test's extra ones).
     pub fn headers(mut self, block: &str) -> MailBuilder {
-        self.head.push_str(block);
+        self.head.extend_from_slice(block.as_bytes());
         self
     }
 
     /// The raw mail: the headers, a blank line, then `body` exactly as given (a test of
     /// line endings or of bytes in a legacy charset).
     pub fn body_verbatim(self, body: impl AsRef<[u8]>) -> Vec<u8> {
-        let mut raw = self.head.into_bytes();
+        let mut raw = self.head;
         raw.extend_from_slice(b"\r\n");
         raw.extend_from_slice(body.as_ref());
         raw
@@ -122,7 +130,7 @@ impl MailBuilder {
 
     /// The raw mail: the headers, a blank line, then `text` with CRLF line ends.
     pub fn body(self, text: &str) -> Vec<u8> {
-        let mut raw = self.head.into_bytes();
+        let mut raw = self.head;
         raw.extend_from_slice(b"\r\n");
         raw.extend_from_slice(text.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes());
         raw
