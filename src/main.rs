@@ -3,7 +3,7 @@
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
-    let cli = casegate::cli::Cli::parse();
+    let cli = casegate::Cli::parse();
     if cli.command.is_report() {
         end_quietly_on_closed_pipe();
     }

@@ -6,8 +6,9 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 
 use crate::config::{Config, GatewaySettings};
-use crate::domain::decide::{NewCase, Notice, Plan, PlannedMail, Target};
+use crate::domain::decide::{self, NewCase, Notice, Plan, PlannedMail, Role, Target};
 use crate::domain::entitlement::Entitlement;
+use crate::domain::outbound::OutboundKind;
 use crate::domain::scope::Scope;
 use crate::domain::thread::{self, CaseDetails, subject_tag};
 use crate::domain::triage::ClockKind;
@@ -100,7 +101,8 @@ pub fn compose_all(
             }
             Err(e) => {
                 tracing::error!(case = %case, error = %e, "cannot compose a notice; the mail is filed without it");
-                out.failures.push(serde_json::json!({ "to": planned.to, "notice": format!("{:?}", planned.notice), "error": e.to_string() }));
+                out.failures
+                    .push(decide::notice_failed(planned, &e.to_string()));
             }
         }
     }
@@ -130,22 +132,22 @@ fn compose_one(
                 desk: planned.to.clone(),
             };
             let (_, rendered) = typed(&config.templates, lang, &ctx)?;
-            ("forward".to_string(), "system", rendered)
+            (OutboundKind::Forward, Role::System, rendered)
         }
         Notice::EngineerReply { text, engineer } => (
-            "engineer_reply".to_string(),
-            "engineer",
+            OutboundKind::EngineerReply,
+            Role::Engineer,
             relay(&facts, text, engineer),
         ),
         // A person's answer with the severity notice: the engineer's mail, not an
         // automatic one (no rate limit).
         notice @ Notice::SeverityChanged { reply: Some(_), .. } => {
             let (_, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
-            ("engineer_reply".to_string(), "engineer", rendered)
+            (OutboundKind::EngineerReply, Role::Engineer, rendered)
         }
         notice => {
             let (kind, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
-            (kind.name().to_string(), "system", rendered)
+            (kind.into(), Role::System, rendered)
         }
     };
     let staff = planned.is_staff();
@@ -239,8 +241,8 @@ impl<'a> Letter<'a> {
 
     fn outbound(
         self,
-        kind: String,
-        role: &'static str,
+        kind: OutboundKind,
+        role: Role,
         rendered: Rendered,
     ) -> Result<Outbound, compose::ComposeError> {
         let g = self.g;
@@ -295,14 +297,14 @@ pub fn sla_alert(
     n: i64,
     now: DateTime<Utc>,
     recipients: Vec<String>,
-    kind: &str,
+    kind: TemplateKind,
     rendered: Rendered,
 ) -> Result<Outbound, compose::ComposeError> {
     let letter = Letter {
         automatic: true,
         ..Letter::new(site_key, g, case, n, now, recipients)
     };
-    letter.outbound(kind.into(), "system", rendered)
+    letter.outbound(kind.into(), Role::System, rendered)
 }
 
 /// The variables every template has, for case `case`.

@@ -18,6 +18,8 @@ use crate::domain::classify::{self, MailKind};
 use crate::domain::decide::{
     self, CaseUpdate, EventOn, Facts, Plan, PlannedEvent, Role, Rules, Settings, Target,
 };
+use crate::domain::event::EventKind;
+use crate::domain::outbound::SentCounting;
 use crate::domain::triage::Reading;
 use crate::domain::{CaseNumber, authres, engineer, signed, token};
 use crate::mail::Inbound;
@@ -548,7 +550,7 @@ impl Pipeline {
             events: vec![PlannedEvent {
                 on: EventOn::Target,
                 actor: actor.to_string(),
-                kind: "automatic_reply_noted",
+                kind: EventKind::AutomaticReplyNoted,
                 detail: serde_json::json!({ "reason": reason, "relayed": false }),
             }],
             clocks: Vec::new(),
@@ -634,8 +636,10 @@ impl Pipeline {
             .sender_facts(
                 &key,
                 &sender,
-                now - chrono::Duration::hours(1),
-                now - self.config.gateway.refusal_interval,
+                &SentCounting::since(
+                    now - chrono::Duration::hours(1),
+                    now - self.config.gateway.refusal_interval,
+                ),
             )
             .await?;
         if let Some(case) = known.duplicate {

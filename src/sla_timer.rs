@@ -16,7 +16,7 @@ use crate::notices::{self, format_due};
 use crate::runtime::Shutdown;
 use crate::store::{CaseSummary, ClockAction, DueClock, Outbound, Store, StoreError};
 use crate::templates::context::{SlaBreach, SlaClock, SlaWarning};
-use crate::templates::{Rendered, TemplateContext};
+use crate::templates::{Rendered, TemplateContext, TemplateKind};
 
 /// The longest sleep: new clocks started by other processes are seen within it.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
@@ -226,8 +226,8 @@ fn compose_alert(
         }
     };
     let kind = match action {
-        ClockAction::Warn => "sla_warning",
-        ClockAction::Breach => "sla_breach",
+        ClockAction::Warn => TemplateKind::SlaWarning,
+        ClockAction::Breach => TemplateKind::SlaBreach,
     };
     notices::sla_alert(
         site_key,

@@ -8,6 +8,7 @@ use std::process::Output;
 
 use serde_json::Value;
 use support::cli::{import_contracts as import, ingest, json, ok, run_once, show, text};
+use support::mail::mail_to_support;
 use support::{TestCtx, smtp_received};
 
 const STAFF: &str = "[staff]\n\
@@ -53,12 +54,12 @@ fn case_commands_follow_the_mail_command_rules_with_the_same_audit_trail() {
     let customer = format!("{}@acme.example", ctx.user);
     let out = ingest(
         &ctx,
-        format!(
-            "From: {customer}\r\nTo: support@example.com\r\nSubject: Playbook fails\r\n\
-             Message-ID: <c1-{}@acme.example>\r\n\r\nThe playbook fails on web01.\r\nSeverity: 3\r\n",
-            ctx.user
+        &mail_to_support(
+            &customer,
+            "Playbook fails",
+            format!("c1-{}@acme.example", ctx.user),
         )
-        .as_bytes(),
+        .body("The playbook fails on web01.\nSeverity: 3\n"),
     );
     assert!(out.status.success(), "{}", text(&out));
     let lead = "lead@vendor.example";

@@ -7,6 +7,7 @@ use std::process::Stdio;
 
 use serde_json::Value;
 use support::cli::{ingest, ingest_with_env, text};
+use support::mail::{MailBuilder, mail_to_support};
 use support::{TestCtx, casegate, tempdir};
 
 #[test]
@@ -116,7 +117,8 @@ fn a_missing_config_file_is_one_clear_line() {
 #[test]
 fn ingest_files_one_mail_from_stdin_once() {
     let ctx = TestCtx::new("ingest");
-    let raw = b"From: Taro <taro@acme.example>\r\nTo: support@example.com\r\nSubject: Piped\r\nMessage-ID: <pipe@acme.example>\r\n\r\nfrom the MTA\r\n";
+    let raw = &mail_to_support("Taro <taro@acme.example>", "Piped", "pipe@acme.example")
+        .body("from the MTA\n");
     let first = ingest(&ctx, raw);
     assert!(first.status.success(), "{}", text(&first));
     assert_eq!(
@@ -194,12 +196,13 @@ fn ingest_quarantines_a_mail_whose_sender_is_not_an_address() {
     .iter()
     .enumerate()
     {
-        let mut raw = format!("Return-Path: <bounce-{i}@bulk.example>\r\nFrom: ").into_bytes();
-        raw.extend_from_slice(from);
-        raw.extend_from_slice(
-            format!("\r\nTo: support@example.com\r\nSubject: hi\r\nMessage-ID: <bad-from-{i}@bulk.example>\r\n\r\nx\r\n")
-                .as_bytes(),
-        );
+        let raw = MailBuilder::new()
+            .header("Return-Path", format!("<bounce-{i}@bulk.example>"))
+            .header_bytes("From", from)
+            .header("To", "support@example.com")
+            .header("Subject", "hi")
+            .message_id(format!("bad-from-{i}@bulk.example"))
+            .body("x\n");
         let out = ingest(&ctx, &raw);
         assert!(out.status.success(), "{}", text(&out));
         assert_eq!(

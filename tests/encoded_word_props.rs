@@ -8,9 +8,12 @@
 //! and older Japanese mailers do that). Words are B or Q encoded and folded with CRLF
 //! plus a space or a tab, the linear whitespace RFC 2047 §6.2 says to drop between words.
 
+mod support;
+
 use casegate::mail::parse::{ParseLimits, parse};
 use encoding_rs::{EUC_JP, Encoding, ISO_2022_JP, SHIFT_JIS, UTF_8};
 use proptest::prelude::*;
+use support::mail::MailBuilder;
 
 /// Characters every one of the four charsets can encode: kana, common kanji, Japanese
 /// punctuation, full-width forms and ASCII.
@@ -118,11 +121,12 @@ fn words(which: u8, text: &str, fractions: &[u16], q_mask: u32) -> Vec<String> {
 }
 
 fn subject_of(line: &str) -> Option<String> {
-    let raw =
-        format!("From: yamada@sample.co.jp\r\nSubject: {line}\r\nMessage-ID: <p@x>\r\n\r\nx\r\n");
-    parse(raw.as_bytes(), &ParseLimits::default())
-        .ok()
-        .map(|m| m.subject)
+    let raw = MailBuilder::new()
+        .header("From", "yamada@sample.co.jp")
+        .header("Subject", line)
+        .message_id("p@x")
+        .body("x\n");
+    parse(&raw, &ParseLimits::default()).ok().map(|m| m.subject)
 }
 
 proptest! {

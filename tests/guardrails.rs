@@ -5,16 +5,19 @@
 mod support;
 
 use support::cli::{import_contracts, ingest, ok, text};
+use support::mail::mail_to_support;
 use support::{TestCtx, casegate, repo_dir, smtp_received};
 
 /// `ingest` one new customer mail from `from`, which must succeed.
 fn ingest_customer_mail(ctx: &TestCtx, from: &str) {
-    let mail = format!(
-        "From: {from}\r\nTo: support@example.com\r\nSubject: Playbook fails\r\nMessage-ID: <m-{}@acme.example>\r\n\
-         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nThe playbook fails.\r\nSeverity: 2\r\n",
-        ctx.user
-    );
-    let out = ingest(ctx, mail.as_bytes());
+    let mail = mail_to_support(
+        from,
+        "Playbook fails",
+        format!("m-{}@acme.example", ctx.user),
+    )
+    .utf8_text()
+    .body("The playbook fails.\nSeverity: 2\n");
+    let out = ingest(ctx, &mail);
     assert!(out.status.success(), "{}", text(&out));
 }
 

@@ -9,23 +9,19 @@ use chrono::{TimeZone, Utc};
 use lettre::message::Mailbox;
 use lettre::transport::smtp::client::{Certificate, Tls, TlsParameters};
 use lettre::{AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
+use support::mail::MailBuilder;
 use support::*;
 
 fn mail(n: usize, user: &str) -> Vec<u8> {
-    format!(
-        "From: Customer <customer@example.net>\r\n\
-         To: {user}@example.com\r\n\
-         Subject: harness test {n}\r\n\
-         Message-ID: <{user}-{n}@example.net>\r\n\
-         Date: Sat, 28 Nov 2026 10:00:00 +0000\r\n\
-         MIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\
-         Content-Transfer-Encoding: 8bit\r\n\
-         \r\n\
-         Hello {n}, ü日本語\r\n\
-         .line starting with a dot\r\n"
-    )
-    .into_bytes()
+    MailBuilder::new()
+        .header("From", "Customer <customer@example.net>")
+        .header("To", format!("{user}@example.com"))
+        .header("Subject", format!("harness test {n}"))
+        .message_id(format!("{user}-{n}@example.net"))
+        .header("Date", "Sat, 28 Nov 2026 10:00:00 +0000")
+        .utf8_text()
+        .header("Content-Transfer-Encoding", "8bit")
+        .body(&format!("Hello {n}, ü日本語\n.line starting with a dot\n"))
 }
 
 fn lettre_message(to: &str, subject: &str) -> Message {

@@ -10,6 +10,7 @@ use casegate::imap::{IdleEnd, ImapClient, ImapError};
 use casegate::runtime::shutdown_channel;
 use chrono::{TimeZone, Utc};
 use futures::TryStreamExt;
+use support::mail::mail_to_support;
 use support::*;
 
 fn settings(user: &str, host: &str, port: u16, tls: TlsMode) -> ImapSettings {
@@ -46,15 +47,12 @@ async fn connect(user: &str) -> ImapClient {
 }
 
 fn mail(user: &str, n: u32) -> Vec<u8> {
-    format!(
-        "From: Customer <customer@example.net>\r\n\
-         To: support@example.com\r\n\
-         Subject: imap client test {n}\r\n\
-         Message-ID: <{user}-{n}@example.net>\r\n\
-         \r\n\
-         Body {n}, ü日本語\r\n"
+    mail_to_support(
+        "Customer <customer@example.net>",
+        format!("imap client test {n}"),
+        format!("{user}-{n}@example.net"),
     )
-    .into_bytes()
+    .body(&format!("Body {n}, ü日本語\n"))
 }
 
 /// The flags of every message in `mailbox`, by UID, read without changing them.

@@ -8,16 +8,22 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::{cases, ok, run_once, show};
+use support::mail::{MailBuilder, mail_to_support};
 use support::{TestCtx, append, count, fetch_all};
 
 fn mail(mid: Option<&str>, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
-    let mid = mid
-        .map(|m| format!("Message-ID: <{m}>\r\n"))
-        .unwrap_or_default();
-    format!(
-        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\n{mid}{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
-    )
-    .into_bytes()
+    let mail = MailBuilder::new()
+        .header("From", from)
+        .header("To", "support@example.com")
+        .header("Subject", subject)
+        .header("Date", "Mon, 23 Nov 2026 09:00:00 +0000");
+    let mail = match mid {
+        Some(m) => mail.message_id(m),
+        None => mail,
+    };
+    mail.headers(extra_headers)
+        .utf8_text()
+        .body_verbatim(format!("{body}\r\n"))
 }
 
 /// A test context whose customers at acme.example hold a premium contract.
@@ -215,13 +221,15 @@ async fn a_drain_in_several_batches_threads_within_and_across_batches() {
     let log: Vec<u8> = (0..6000u32)
         .flat_map(|i| format!("line {i}: ok\n").into_bytes())
         .collect();
-    let with_log = format!(
-        "From: hanako@acme.example\r\nTo: support@example.com\r\nSubject: Login page\r\nMessage-ID: <b3@acme.example>\r\n\
-         MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=\"b\"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n\
-         second case\r\n--b\r\nContent-Type: text/plain; name=\"app.log\"\r\nContent-Disposition: attachment; filename=\"app.log\"\r\n\
-         Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
-        base64_lines(&log)
-    );
+    let with_log = mail_to_support("hanako@acme.example", "Login page", "b3@acme.example")
+        .header("MIME-Version", "1.0")
+        .header("Content-Type", "multipart/mixed; boundary=\"b\"")
+        .body_verbatim(format!(
+            "--b\r\nContent-Type: text/plain\r\n\r\n\
+             second case\r\n--b\r\nContent-Type: text/plain; name=\"app.log\"\r\nContent-Disposition: attachment; filename=\"app.log\"\r\n\
+             Content-Transfer-Encoding: base64\r\n\r\n{}\r\n--b--\r\n",
+            base64_lines(&log)
+        ));
     let mails = [
         mail(
             Some("b1@acme.example"),
@@ -237,7 +245,7 @@ async fn a_drain_in_several_batches_threads_within_and_across_batches() {
             &reply_to("b1@acme.example"),
             "same batch",
         ),
-        with_log.into_bytes(),
+        with_log,
         mail(
             Some("b4@acme.example"),
             "taro@acme.example",
@@ -357,11 +365,24 @@ async fn japanese_charsets_and_html_are_decoded() {
     let ctx = customer_ctx("charsets");
     let iso = include_bytes!("../scripts/demo-mail/02-ja-new.eml");
     let sjis_unlabelled = include_bytes!("../scripts/demo-mail/05-ja-shift-jis-no-charset.eml");
-    let mut sjis = b"From: ito@acme.co.jp\r\nTo: support@example.com\r\nMessage-ID: <sjis@acme.co.jp>\r\nSubject: =?Shift_JIS?B?".to_vec();
-    sjis.extend(b"g0ODk4NYg2eBW4OL?=\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=Shift_JIS\r\nContent-Transfer-Encoding: 8bit\r\n\r\n");
-    sjis.extend(&[0x87, 0x40, 0x81, 0x60, 0x82, 0xa0]); // ① ～ あ in CP932
-    sjis.extend(b"\r\n");
-    let html = b"From: ops@globex.example\r\nTo: support@example.com\r\nMessage-ID: <html@globex.example>\r\nSubject: =?UTF-8?Q?Caf=C3=A9_outage?=\r\nMIME-Version: 1.0\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><head><style>p{color:red}</style></head><body><p>First&nbsp;line &amp; more</p><ul><li>one</li><li>two</li></ul></body></html>\r\n";
+    let sjis = MailBuilder::new()
+        .header("From", "ito@acme.co.jp")
+        .header("To", "support@example.com")
+        .message_id("sjis@acme.co.jp")
+        .header("Subject", "=?Shift_JIS?B?g0ODk4NYg2eBW4OL?=")
+        .header("MIME-Version", "1.0")
+        .header("Content-Type", "text/plain; charset=Shift_JIS")
+        .header("Content-Transfer-Encoding", "8bit")
+        // ① ～ あ in CP932
+        .body_verbatim([0x87, 0x40, 0x81, 0x60, 0x82, 0xa0, b'\r', b'\n']);
+    let html = MailBuilder::new()
+        .header("From", "ops@globex.example")
+        .header("To", "support@example.com")
+        .message_id("html@globex.example")
+        .header("Subject", "=?UTF-8?Q?Caf=C3=A9_outage?=")
+        .header("MIME-Version", "1.0")
+        .header("Content-Type", "text/html; charset=utf-8")
+        .body_verbatim("<html><head><style>p{color:red}</style></head><body><p>First&nbsp;line &amp; more</p><ul><li>one</li><li>two</li></ul></body></html>\r\n");
     for raw in [&iso[..], &sjis_unlabelled[..], &sjis[..], &html[..]] {
         append(&ctx.user, "INBOX", raw, None).await;
     }

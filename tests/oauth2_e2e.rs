@@ -8,17 +8,19 @@ use std::time::{Duration, Instant};
 
 use support::cli::{cases, ok};
 use support::daemon::Daemon;
+use support::mail::MailBuilder;
 use support::oauth;
 use support::{TestCtx, TestEnv, append, count, dovecot_logins, kick, unique_user};
 
 fn mail(n: usize, user: &str) -> Vec<u8> {
-    format!(
-        "From: Customer {n} <customer{n}@example.net>\r\nTo: support@example.com\r\n\
-         Subject: oauth2 question {n}\r\nDate: Mon, 23 Nov 2026 09:00:00 +0000\r\n\
-         Message-ID: <{user}-{n}@example.net>\r\nMIME-Version: 1.0\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\nQuestion number {n}.\r\n"
-    )
-    .into_bytes()
+    MailBuilder::new()
+        .header("From", format!("Customer {n} <customer{n}@example.net>"))
+        .header("To", "support@example.com")
+        .header("Subject", format!("oauth2 question {n}"))
+        .header("Date", "Mon, 23 Nov 2026 09:00:00 +0000")
+        .message_id(format!("{user}-{n}@example.net"))
+        .utf8_text()
+        .body(&format!("Question number {n}.\n"))
 }
 
 /// A registered client, a first refresh token in `<test dir>/refresh-token`, and the

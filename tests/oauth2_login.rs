@@ -9,6 +9,7 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use support::cli::ok;
+use support::mail::mail_to_support;
 use support::oauth;
 use support::{TestCtx, TestEnv, append, count, unique_user};
 
@@ -217,8 +218,7 @@ async fn browser_login_with_pkce_on_a_loopback_redirect_gives_a_working_refresh_
     append(
         &ctx.user,
         "INBOX",
-        b"From: a@example.net\r\nTo: support@example.com\r\nSubject: after login\r\n\
-          Message-ID: <after-login@example.net>\r\n\r\nhello\r\n",
+        &mail_to_support("a@example.net", "after login", "after-login@example.net").body("hello\n"),
         None,
     )
     .await;

@@ -14,7 +14,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 use support::cli::{cases, ingest_with_env as ingest, ok, run_once, show};
 use support::daemon::Daemon;
-use support::mail::{dsn, iso2022jp_mail};
+use support::mail::{MailBuilder, dsn, iso2022jp_mail};
 use support::smtp::{is_our_message_id, is_our_return_path};
 use support::{SinkMessage, SmtpSink, TestCtx, append, smtp_clear_rule, smtp_received, smtp_rule};
 
@@ -41,13 +41,16 @@ fn messages_of<'a>(case: &'a Value, direction: &str) -> Vec<&'a Value> {
 
 /// A plain UTF-8 customer mail; `extra_headers` end in CRLF.
 fn mail(mid: &str, from: &str, subject: &str, extra_headers: &str, body: &str) -> Vec<u8> {
-    format!(
-        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nDate: Fri, 27 Nov 2026 09:00:00 +0000\r\n\
-         Message-ID: <{mid}>\r\n{extra_headers}MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\
-         Content-Transfer-Encoding: 8bit\r\n\r\n{}\r\n",
-        body.replace('\n', "\r\n")
-    )
-    .into_bytes()
+    MailBuilder::new()
+        .header("From", from)
+        .header("To", "support@example.com")
+        .header("Subject", subject)
+        .header("Date", "Fri, 27 Nov 2026 09:00:00 +0000")
+        .message_id(mid)
+        .headers(extra_headers)
+        .utf8_text()
+        .header("Content-Transfer-Encoding", "8bit")
+        .body_verbatim(format!("{}\r\n", body.replace('\n', "\r\n")))
 }
 
 fn parsed(m: &SinkMessage) -> Inbound {
@@ -948,7 +951,12 @@ async fn a_bounce_is_attached_to_its_case_and_never_opens_one() {
     )
     .await;
     // A DSN about a mail we never sent is held, and opens no case either.
-    let stranger = b"From: Someone <someone@else.example>\r\nTo: x@else.example\r\nSubject: hi\r\nMessage-ID: <never-ours@else.example>\r\n\r\nhello\r\n";
+    let stranger = &MailBuilder::new()
+        .header("From", "Someone <someone@else.example>")
+        .header("To", "x@else.example")
+        .header("Subject", "hi")
+        .message_id("never-ours@else.example")
+        .body("hello\n");
     append(
         &ctx.user,
         "INBOX",

@@ -15,6 +15,7 @@ use tokio::sync::Notify;
 
 use casegate::config::{Secret, SmtpSettings, TlsMode};
 use casegate::domain::CaseNumber;
+use casegate::domain::outbound::{OutboundKind, SentCounting, TemplateKind};
 use casegate::domain::thread::reply_subject;
 use casegate::mail::Address;
 use casegate::mail::compose::{Outgoing, compose};
@@ -130,7 +131,7 @@ fn acknowledgement(case: i64, n: i64, to: &str, subject: &str, body: &str) -> Ne
     };
     NewOutbox {
         case: None,
-        kind: "acknowledgement".into(),
+        kind: TemplateKind::Acknowledgement.into(),
         message_id: mail.message_id.clone(),
         sender: SUPPORT.into(),
         recipients: vec![to.into()],
@@ -662,7 +663,7 @@ async fn store_contract(store: Store, url: &str) {
         0
     );
     let mut human = simple(to, 2);
-    human.kind = "engineer_reply".into();
+    human.kind = OutboundKind::EngineerReply;
     store.enqueue_outbox(&human, t0).await.unwrap();
     assert_eq!(auto_replies(&store, "TARO@acme.example", t0).await, 1);
 
@@ -695,7 +696,7 @@ async fn store_contract(store: Store, url: &str) {
     let third_id = store.enqueue_outbox(&third, t0).await.unwrap().unwrap();
     let mut alert = simple("leads@vendor.example", 5);
     alert.case = Some(case);
-    alert.kind = "notification_failed".into();
+    alert.kind = TemplateKind::NotificationFailed.into();
     let queued = store
         .mark_failed_alerting(third_id, Some(554), "554 gone", Utc::now(), Some(&alert))
         .await
@@ -810,7 +811,7 @@ async fn postgres_concurrent_claims_never_overlap() {
 async fn auto_replies(store: &Store, to: &str, since: DateTime<Utc>) -> i64 {
     let mut work = store.begin_work().await.unwrap();
     let n = work
-        .sender_facts("", to, since, since)
+        .sender_facts("", to, &SentCounting::since(since, since))
         .await
         .unwrap()
         .sent

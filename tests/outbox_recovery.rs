@@ -12,6 +12,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use casegate::domain::outbound::OutboundKind;
 use casegate::store::{NewOutbox, OutboxRow, OutboxStatus, Store, StoreError};
 use serde_json::Value;
 use support::cli::{cases, ok, run_once};
@@ -502,7 +503,7 @@ async fn on_postgresql_run_once_finishes_without_waiting_for_another_instances_l
     );
     let row = NewOutbox {
         case: None,
-        kind: "engineer_reply".into(),
+        kind: OutboundKind::EngineerReply,
         message_id: id.clone(),
         sender: "support@example.com".into(),
         recipients: vec![to.clone()],

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::ok;
+use support::mail::mail_to_support;
 use support::{TestCtx, append};
 
 struct Daemon(Child);
@@ -47,7 +48,12 @@ async fn queue_of(ctx: &TestCtx, n: &str) -> Value {
 }
 
 fn mail(user: &str, n: u32) -> Vec<u8> {
-    format!("From: ops{n}@globex.example\r\nTo: support@example.com\r\nSubject: Playbook fails {n}\r\nMessage-ID: <{user}-{n}@globex.example>\r\n\r\nThe playbook fails.\r\n").into_bytes()
+    mail_to_support(
+        format!("ops{n}@globex.example"),
+        format!("Playbook fails {n}"),
+        format!("{user}-{n}@globex.example"),
+    )
+    .body("The playbook fails.\n")
 }
 
 #[tokio::test]

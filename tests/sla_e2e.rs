@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::cli::ok;
+use support::mail::mail_to_support;
 use support::{TestCtx, append, smtp_received};
 
 struct Daemon(Child);
@@ -87,10 +88,13 @@ async fn a_warning_and_a_breach_arrive_exactly_once_across_a_restart() {
         .casegate(&["contracts", "import", csv.to_str().unwrap()])
         .output()
         .unwrap());
-    let mail = format!(
-        "From: {user}@acme.example\r\nTo: support@example.com\r\nSubject: Controller down\r\nMessage-ID: <{user}@acme.example>\r\n\r\nSeverity: 1\r\nThe controller is down.\r\n"
-    );
-    append(&ctx.user, "INBOX", mail.as_bytes(), None).await;
+    let mail = mail_to_support(
+        format!("{user}@acme.example"),
+        "Controller down",
+        format!("{user}@acme.example"),
+    )
+    .body("Severity: 1\nThe controller is down.\n");
+    append(&ctx.user, "INBOX", &mail, None).await;
 
     let daemon = Daemon::start(&ctx);
     wait_until("the warning", Duration::from_secs(60), || {
@@ -166,13 +170,16 @@ async fn japanese_sla_alerts_show_the_account_and_notifications_both_zones() {
         .output()
         .unwrap());
     let customer = format!("yamada-{user}@acme.co.jp");
-    let mail = format!(
-        "From: =?UTF-8?B?5bGx55SwIOWkqumDjg==?= <{customer}>\r\nTo: support@example.com\r\nSubject: =?UTF-8?B?44K444On44OW44GM5YGc5q2i44GX44G+44GZ?=\r\n\
-         Message-ID: <{user}@acme.co.jp>\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n\
-         重大度：2\r\nジョブが停止しています。ご確認をお願いいたします。\r\n"
-    );
+    let mail = mail_to_support(
+        format!("=?UTF-8?B?5bGx55SwIOWkqumDjg==?= <{customer}>"),
+        "=?UTF-8?B?44K444On44OW44GM5YGc5q2i44GX44G+44GZ?=",
+        format!("{user}@acme.co.jp"),
+    )
+    .utf8_text()
+    .header("Content-Transfer-Encoding", "8bit")
+    .body("重大度：2\nジョブが停止しています。ご確認をお願いいたします。\n");
     let ten_minutes_ago = chrono::Utc::now() - chrono::Duration::minutes(10);
-    append(&ctx.user, "INBOX", mail.as_bytes(), Some(ten_minutes_ago)).await;
+    append(&ctx.user, "INBOX", &mail, Some(ten_minutes_ago)).await;
     ok(ctx.casegate(&["run", "--once"]).output().unwrap());
     ok(ctx.casegate(&["run", "--once"]).output().unwrap());
 

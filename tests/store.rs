@@ -7,8 +7,9 @@ use std::time::Duration;
 
 use casegate::config::Config;
 use casegate::domain::classify::MailKind;
-use casegate::domain::decide::{self, Facts, Rules, Settings};
+use casegate::domain::decide::{self, Facts, Role, Rules, Settings};
 use casegate::domain::entitlement::Contract;
+use casegate::domain::outbound::{SentCounting, TemplateKind};
 use casegate::domain::triage::Reading;
 use casegate::domain::{CaseNumber, Status};
 use casegate::mail::{Address, Inbound, MailHeaders};
@@ -160,7 +161,7 @@ async fn file_message(
             .await
             .unwrap(),
         contracts: work
-            .sender_facts("", &m.from.email, at, at)
+            .sender_facts("", &m.from.email, &SentCounting::since(at, at))
             .await
             .unwrap()
             .contracts,
@@ -181,8 +182,8 @@ async fn file_message(
             .iter()
             .enumerate()
             .map(|(i, p)| Outbound {
-                kind: "acknowledgement".into(),
-                role: "system",
+                kind: TemplateKind::Acknowledgement.into(),
+                role: Role::System,
                 message_id: format!("case-{case}.m-{}@vendor.example", n + i as i64),
                 sender: "support@vendor.example".into(),
                 recipients: vec![p.to.clone()],
@@ -199,7 +200,10 @@ async fn file_message(
 /// What the store knows of a mail (by dedup key) and its sender.
 async fn sender_facts(store: &Store, key: &str, sender: &str) -> SenderFacts {
     let mut work = store.begin_work().await.unwrap();
-    let facts = work.sender_facts(key, sender, t0(), t0()).await.unwrap();
+    let facts = work
+        .sender_facts(key, sender, &SentCounting::since(t0(), t0()))
+        .await
+        .unwrap();
     work.abandon().await.unwrap();
     facts
 }

@@ -14,7 +14,7 @@ use futures::StreamExt;
 use serde_json::Value;
 use sqlx::Connection;
 use support::cli::{ok, run_once, show};
-use support::mail::{b64, dsn};
+use support::mail::{MailBuilder, b64, dsn, mail_to_support};
 use support::pg::PgDatabase;
 use support::staff::{
     ENGINEER, ctx, ctx_with, customer_mail, decoded_text, engineer_mail, header, open_case,
@@ -45,11 +45,10 @@ fn assert_unguessable(id: &str, case: u32, n: u32) {
 }
 
 fn mail_with(from: &str, mid: &str, subject: &str, extra: &str, body: &str) -> Vec<u8> {
-    format!(
-        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <{mid}>\r\n{extra}\
-         MIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n"
-    )
-    .into_bytes()
+    mail_to_support(from, subject, mid)
+        .headers(extra)
+        .utf8_text()
+        .body_verbatim(format!("{body}\r\n"))
 }
 
 /// The single mail the sink holds for `rcpt` (waits a little for the outbox).
@@ -321,10 +320,12 @@ async fn a_bounce_whose_sender_wrote_our_return_path_as_recipient_is_not_attache
     assert!(out.starts_with("quarantined:"), "{out}");
     // A report to the right return path that quotes another Message-ID is not about
     // that mail.
-    let other = format!(
-        "From: support@example.com\r\nTo: {customer}\r\nSubject: x\r\n\
-         Message-ID: <case-00000001.m-2.0123456789abcdef@example.com>\r\n\r\nx\r\n"
-    );
+    let other = MailBuilder::new()
+        .header("From", "support@example.com")
+        .header("To", &customer)
+        .header("Subject", "x")
+        .message_id("case-00000001.m-2.0123456789abcdef@example.com")
+        .body("x\n");
     append(
         &ctx.user,
         "INBOX",
@@ -332,7 +333,7 @@ async fn a_bounce_whose_sender_wrote_our_return_path_as_recipient_is_not_attache
             MX,
             &format!("q-{}", ctx.user),
             &ack.mail_from,
-            other.as_bytes(),
+            &other,
             RFC822,
         ),
         None,
@@ -350,24 +351,26 @@ async fn an_out_of_office_sent_to_our_return_path_is_noted_not_a_new_case() {
     let (customer, ack) = acknowledged_case(&ctx).await;
     // RFC 3834 §4 and Sieve vacation answer the envelope sender: our return path.
     // The MTA delivers it there and says so on top.
-    let vacation = format!(
-        "Delivered-To: {rp}\r\nFrom: Jane <{customer}>\r\nTo: {rp}\r\n\
-         Subject: Out of office: [Case #00000001] Agent down\r\nMessage-ID: <v1-{u}@acme.example>\r\n\
-         Auto-Submitted: auto-replied\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-         I am away until Monday.\r\n",
-        rp = ack.mail_from,
-        u = ctx.user
-    );
+    let vacation = MailBuilder::new()
+        .header("Delivered-To", &ack.mail_from)
+        .header("From", format!("Jane <{customer}>"))
+        .header("To", &ack.mail_from)
+        .header("Subject", "Out of office: [Case #00000001] Agent down")
+        .message_id(format!("v1-{}@acme.example", ctx.user))
+        .header("Auto-Submitted", "auto-replied")
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body("I am away until Monday.\n");
     // And a responder that marks nothing.
-    let plain = format!(
-        "Delivered-To: {rp}\r\nFrom: {customer}\r\nTo: {rp}\r\nSubject: Thank you for your mail\r\n\
-         Message-ID: <v2-{u}@acme.example>\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n\
-         We will answer within two days.\r\n",
-        rp = ack.mail_from,
-        u = ctx.user
-    );
-    append(&ctx.user, "INBOX", vacation.as_bytes(), None).await;
-    append(&ctx.user, "INBOX", plain.as_bytes(), None).await;
+    let plain = MailBuilder::new()
+        .header("Delivered-To", &ack.mail_from)
+        .header("From", &customer)
+        .header("To", &ack.mail_from)
+        .header("Subject", "Thank you for your mail")
+        .message_id(format!("v2-{}@acme.example", ctx.user))
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body("We will answer within two days.\n");
+    append(&ctx.user, "INBOX", &vacation, None).await;
+    append(&ctx.user, "INBOX", &plain, None).await;
     let summary = run_once(&ctx);
     assert!(summary.contains("0 new case(s), 2 added"), "{summary}");
     tokio::time::sleep(Duration::from_millis(500)).await;
@@ -405,20 +408,27 @@ async fn an_engineers_out_of_office_is_noted_never_relayed_and_meets_no_clock() 
     );
 
     // Exchange's automatic reply (no Auto-Submitted), and an RFC 3834 one.
-    let exchange = format!(
-        "From: Sato Hanako <{ENGINEER}>\r\nTo: {reply_addr}\r\nSubject: Automatic reply: [Case #00000001] Playbook fails\r\n\
-         Message-ID: <ooo1-{}@vendor.example>\r\nX-Auto-Response-Suppress: All\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\nI am out of the office until Monday.\r\n",
-        ctx.user
-    );
-    let rfc3834 = format!(
-        "From: Sato Hanako <{ENGINEER}>\r\nTo: {reply_addr}\r\nSubject: Re: [Case #00000001] Playbook fails\r\n\
-         Message-ID: <ooo2-{}@vendor.example>\r\nAuto-Submitted: auto-replied\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n不在にしております。\r\n",
-        ctx.user
-    );
-    append(&ctx.user, "INBOX", exchange.as_bytes(), None).await;
-    append(&ctx.user, "INBOX", rfc3834.as_bytes(), None).await;
+    let exchange = MailBuilder::new()
+        .header("From", format!("Sato Hanako <{ENGINEER}>"))
+        .header("To", &reply_addr)
+        .header(
+            "Subject",
+            "Automatic reply: [Case #00000001] Playbook fails",
+        )
+        .message_id(format!("ooo1-{}@vendor.example", ctx.user))
+        .header("X-Auto-Response-Suppress", "All")
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body("I am out of the office until Monday.\n");
+    let rfc3834 = MailBuilder::new()
+        .header("From", format!("Sato Hanako <{ENGINEER}>"))
+        .header("To", &reply_addr)
+        .header("Subject", "Re: [Case #00000001] Playbook fails")
+        .message_id(format!("ooo2-{}@vendor.example", ctx.user))
+        .header("Auto-Submitted", "auto-replied")
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body("不在にしております。\n");
+    append(&ctx.user, "INBOX", &exchange, None).await;
+    append(&ctx.user, "INBOX", &rfc3834, None).await;
     run_once(&ctx);
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!(
@@ -648,16 +658,26 @@ async fn a_forged_authentication_result_below_our_mtas_does_not_prove_an_enginee
     let (customer, _) = open_case(&ctx, "ar").await;
     // Our MTA's own result on top says the signature failed; the sender's forged one,
     // under our authserv-id, stands lower in the header block.
-    let forged = format!(
-        "Authentication-Results: mx.vendor.example; dkim=fail header.d=vendor.example\r\n\
-         Received: from evil.example by mx.vendor.example; Tue, 1 Dec 2026 09:00:00 +0000\r\n\
-         Authentication-Results: mx.vendor.example; dkim=pass header.d=vendor.example\r\n\
-         From: Sato Hanako <{ENGINEER}>\r\nTo: support@example.com\r\n\
-         Subject: Re: [Case #00000001] Playbook fails\r\nMessage-ID: <ar-{}@evil.example>\r\n\
-         Content-Type: text/plain; charset=utf-8\r\n\r\n#close\n\nPlease send us your password.\r\n",
-        ctx.user
-    );
-    append(&ctx.user, "INBOX", forged.as_bytes(), None).await;
+    let forged = MailBuilder::new()
+        .header(
+            "Authentication-Results",
+            "mx.vendor.example; dkim=fail header.d=vendor.example",
+        )
+        .header(
+            "Received",
+            "from evil.example by mx.vendor.example; Tue, 1 Dec 2026 09:00:00 +0000",
+        )
+        .header(
+            "Authentication-Results",
+            "mx.vendor.example; dkim=pass header.d=vendor.example",
+        )
+        .header("From", format!("Sato Hanako <{ENGINEER}>"))
+        .header("To", "support@example.com")
+        .header("Subject", "Re: [Case #00000001] Playbook fails")
+        .message_id(format!("ar-{}@evil.example", ctx.user))
+        .header("Content-Type", "text/plain; charset=utf-8")
+        .body_verbatim("#close\n\nPlease send us your password.\r\n");
+    append(&ctx.user, "INBOX", &forged, None).await;
     run_once(&ctx);
     tokio::time::sleep(Duration::from_millis(500)).await;
     let case = show(&ctx, "1");

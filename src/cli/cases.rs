@@ -198,7 +198,7 @@ impl Cases {
     }
 }
 
-/// A change to a case: decided by the engineers' command rules (src/domain), written with
+/// A change to a case: decided by the engineers' command rules (`domain`, in the core crate), written with
 /// its audit events and customer mail (sent by the daemon's outbox, or `run --once`).
 async fn act_on(path: &Path, act: Act, command: AdminCommand) -> anyhow::Result<i32> {
     let config = super::load_config(path)?;

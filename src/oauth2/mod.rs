@@ -9,7 +9,7 @@ pub mod settings;
 mod token;
 
 pub use jwt::check_service_account_key;
-pub use token::{TokenError, TokenSource, read_refresh_token, save_refresh_token};
+pub use token::{TokenError, TokenSource, read_refresh_token};
 
 use crate::domain::secret::Secret;
 

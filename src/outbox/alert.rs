@@ -14,6 +14,7 @@ use tracing::warn;
 
 use crate::config::Config;
 use crate::domain::language::Language;
+use crate::domain::outbound::OutboundKind;
 use crate::mail::Address;
 use crate::mail::compose::{self, Outgoing};
 use crate::notices;
@@ -68,7 +69,7 @@ impl FailureAlerts {
         error: &str,
         now: DateTime<Utc>,
     ) -> Result<Option<NewOutbox>, StoreError> {
-        if row.kind != TemplateKind::EngineerNotification.name() {
+        if row.kind != OutboundKind::Template(TemplateKind::EngineerNotification) {
             return Ok(None);
         }
         let Some(number) = row.case else {
@@ -134,7 +135,7 @@ impl FailureAlerts {
         };
         Ok(Some(NewOutbox {
             case: Some(number),
-            kind: TemplateKind::NotificationFailed.name().into(),
+            kind: TemplateKind::NotificationFailed.into(),
             message_id,
             sender: g.support_address.clone(),
             recipients: vec![to],

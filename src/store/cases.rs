@@ -7,9 +7,13 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::outbox::NewOutbox;
 use super::raw_files::{FILE_BYTES, RawFiles};
 use super::{Backend, StoreError, Work, from_ms, to_ms};
-use crate::domain::decide::{CaseUpdate, EventOn, NewCase, Plan, RunningClock, Target};
+use crate::domain::decide::{
+    self, CaseUpdate, EventOn, NewCase, Plan, PlannedEvent, Role, RunningClock, Target,
+};
 use crate::domain::entitlement::Entitlement;
+use crate::domain::event::EventKind;
 use crate::domain::language::Language;
+use crate::domain::outbound::OutboundKind;
 use crate::domain::thread::{CaseDetails, CaseFacts, ThreadFacts};
 use crate::domain::triage::{ClockKind, ClockStart};
 use crate::domain::{CaseNumber, Status};
@@ -48,9 +52,10 @@ pub struct NewAttachment {
 /// A composed outbound mail to queue with a plan.
 #[derive(Debug, Clone)]
 pub struct Outbound {
-    /// Template name for automatic mail (counted by the rate limit), else e.g. `forward`.
-    pub kind: String,
-    pub role: &'static str,
+    /// A template for automatic mail (counted by the rate limit), else a forward or an
+    /// engineer's reply.
+    pub kind: OutboundKind,
+    pub role: Role,
     pub message_id: String,
     /// Envelope sender and the From address.
     pub sender: String,
@@ -60,12 +65,12 @@ pub struct Outbound {
     pub raw: Vec<u8>,
 }
 
-/// The plan's mails, composed; a mail that could not be composed is a failure that the
-/// commit records as a `notice_failed` event on the case (the mail is still filed).
+/// The plan's mails, composed; a mail that could not be composed is a failure, with the
+/// event ([`crate::domain::decide::notice_failed`]) that the commit records.
 #[derive(Debug, Clone, Default)]
 pub struct Composed {
     pub mails: Vec<Outbound>,
-    pub failures: Vec<serde_json::Value>,
+    pub failures: Vec<PlannedEvent>,
 }
 
 /// The result of committing one mail.
@@ -351,13 +356,7 @@ where
     let events: Vec<_> = plan
         .events
         .iter()
-        .map(|e| {
-            let on = match e.on {
-                EventOn::Target => case,
-                EventOn::Case(n) => n,
-            };
-            (on, e.actor.as_str(), e.kind, &e.detail)
-        })
+        .map(|e| (event_case(e.on, case), e.actor.as_str(), e.kind, &e.detail))
         .collect();
     insert_events(tx, now, &events).await?;
     let mut queued = false;
@@ -373,11 +372,22 @@ where
             queue_outbound(tx, case, out, now).await?;
             queued = true;
         }
-        for failure in &composed.failures {
-            insert_event(tx, Some(case), now, "casegate", "notice_failed", failure).await?;
-        }
+        let failures: Vec<_> = composed
+            .failures
+            .iter()
+            .map(|e| (event_case(e.on, case), e.actor.as_str(), e.kind, &e.detail))
+            .collect();
+        insert_events(tx, now, &failures).await?;
     }
     Ok(Some((case, opened, queued)))
+}
+
+/// The case an event of a plan for `target` goes to.
+fn event_case(on: EventOn, target: CaseNumber) -> CaseNumber {
+    match on {
+        EventOn::Target => target,
+        EventOn::Case(n) => n,
+    }
 }
 
 async fn touch_case(
@@ -601,24 +611,12 @@ async fn split(
         .execute(&mut **tx)
         .await?;
     let new = CaseNumber(new);
-    insert_event(
-        tx,
-        Some(new),
-        now,
-        "casegate",
-        "split_from",
-        &serde_json::json!({ "case": case.to_string() }),
-    )
-    .await?;
-    insert_event(
-        tx,
-        Some(case),
-        now,
-        "casegate",
-        "split_into",
-        &serde_json::json!({ "case": new.to_string() }),
-    )
-    .await?;
+    let events = decide::split_events(case, new);
+    let events: Vec<_> = events
+        .iter()
+        .map(|e| (event_case(e.on, case), e.actor.as_str(), e.kind, &e.detail))
+        .collect();
+    insert_events(tx, now, &events).await?;
     Ok(new)
 }
 
@@ -647,7 +645,7 @@ pub(super) async fn queue_outbound(
 ) -> Result<(), StoreError> {
     let row = NewOutbox {
         case: Some(case),
-        kind: out.kind.clone(),
+        kind: out.kind,
         message_id: out.message_id.clone(),
         sender: out.sender.clone(),
         recipients: out.recipients.clone(),
@@ -672,7 +670,7 @@ pub(super) async fn queue_outbound(
         raw: None,
         attachments: Vec::new(),
     };
-    insert_message(tx, case, &msg, out.role, None).await?;
+    insert_message(tx, case, &msg, out.role.as_str(), None).await?;
     Ok(())
 }
 
@@ -798,7 +796,7 @@ async fn insert_participants(
 async fn insert_events(
     tx: &mut Transaction<'_, Any>,
     now: DateTime<Utc>,
-    events: &[(CaseNumber, &str, &str, &serde_json::Value)],
+    events: &[(CaseNumber, &str, EventKind, &serde_json::Value)],
 ) -> Result<(), StoreError> {
     insert_rows(
         tx,
@@ -810,7 +808,7 @@ async fn insert_events(
             q.bind(case.0)
                 .bind(to_ms(now))
                 .bind(actor.to_string())
-                .bind(kind.to_string())
+                .bind(kind.as_str())
                 .bind(detail.to_string())
         },
     )
@@ -822,7 +820,7 @@ pub(super) async fn insert_event(
     case: Option<CaseNumber>,
     now: DateTime<Utc>,
     actor: &str,
-    kind: &str,
+    kind: EventKind,
     detail: &serde_json::Value,
 ) -> Result<(), StoreError> {
     sqlx::query(
@@ -831,7 +829,7 @@ pub(super) async fn insert_event(
     .bind(case.map(|n| n.0))
     .bind(to_ms(now))
     .bind(actor.to_string())
-    .bind(kind.to_string())
+    .bind(kind.as_str())
     .bind(detail.to_string())
     .execute(&mut **tx)
     .await?;

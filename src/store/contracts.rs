@@ -4,10 +4,11 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::Row;
 use sqlx::any::AnyRow;
 
-use super::outbox::{SENT_COUNTS, SentCounts, recipient_key};
+use super::outbox::{SentCounts, bind_sent_counts, recipient_key, sent_counts_sql};
 use super::{Store, StoreError, Work, to_ms};
 use crate::domain::CaseNumber;
 use crate::domain::entitlement::{Contract, import_changes};
+use crate::domain::outbound::SentCounting;
 
 /// What an import changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -199,8 +200,7 @@ impl Work {
         &mut self,
         dedup_key: &str,
         sender: &str,
-        auto_since: DateTime<Utc>,
-        refusals_since: DateTime<Utc>,
+        counting: &SentCounting,
     ) -> Result<SenderFacts, StoreError> {
         let email = sender.to_lowercase();
         let mut keys = vec![format!("c:{email}")];
@@ -210,26 +210,25 @@ impl Work {
                 (0..labels.len().saturating_sub(1)).map(|i| format!("d:{}", labels[i..].join("."))),
             );
         }
-        let placeholders: Vec<String> = (5..5 + keys.len()).map(|i| format!("${i}")).collect();
+        let placeholders: Vec<String> = (3..3 + keys.len()).map(|i| format!("${i}")).collect();
         let columns: Vec<String> = COLUMNS.split(", ").map(|c| format!("c.{c}")).collect();
         // One row without contracts, else one per contract.
         let sql = format!(
             "SELECT (SELECT case_id FROM messages WHERE dedup_key = $1), {}, {} FROM (SELECT 1 AS one) d \
              LEFT JOIN contracts c ON c.contract_id IN (SELECT contract_id FROM contract_keys WHERE key IN ({})) \
              ORDER BY c.contract_id",
-            *SENT_COUNTS,
+            sent_counts_sql(counting, 3 + keys.len()),
             columns.join(", "),
             placeholders.join(", ")
         );
         // Safe: only the number of `$N` placeholders varies; every value is bound.
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(dedup_key.to_string())
-            .bind(recipient_key(sender))
-            .bind(to_ms(auto_since))
-            .bind(to_ms(refusals_since));
+            .bind(recipient_key(sender));
         for k in keys {
             q = q.bind(k);
         }
+        q = bind_sent_counts(q, counting);
         let rows = q.fetch_all(&mut *self.tx).await?;
         let mut facts = SenderFacts::default();
         if let Some(r) = rows.first() {

@@ -24,7 +24,8 @@ use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 use super::cases::insert_event;
 use super::{Backend, Store, StoreError, from_ms, to_ms};
 use crate::domain::CaseNumber;
-use crate::templates::TemplateKind;
+use crate::domain::event::EventKind;
+use crate::domain::outbound::{OutboundKind, SentCounting};
 
 /// Where an outbox row stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -74,9 +75,9 @@ impl OutboxStatus {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewOutbox {
     pub case: Option<CaseNumber>,
-    /// [`TemplateKind::name`] for templated (automatic) mail; any other word (e.g.
-    /// `engineer_reply`) for mail a person wrote, which rate limiting does not count.
-    pub kind: String,
+    /// A template for automatic mail; forwards and engineer replies are mail a person
+    /// wrote, which rate limiting does not count.
+    pub kind: OutboundKind,
     /// The mail's Message-ID without brackets; unique: queuing it again does nothing.
     pub message_id: String,
     /// Envelope sender (MAIL FROM); "" for the null sender.
@@ -92,7 +93,7 @@ pub struct NewOutbox {
 pub struct OutboxRow {
     pub id: i64,
     pub case: Option<CaseNumber>,
-    pub kind: String,
+    pub kind: OutboundKind,
     pub message_id: String,
     pub sender: String,
     pub recipients: Vec<String>,
@@ -134,7 +135,7 @@ pub(crate) async fn insert_outbox(
          ON CONFLICT (message_id) DO NOTHING RETURNING id",
     )
     .bind(row.case.map(|n| n.0))
-    .bind(row.kind.clone())
+    .bind(row.kind.as_str())
     .bind(row.message_id.clone())
     .bind(row.sender.clone())
     .bind(recipients_json(&row.recipients))
@@ -153,10 +154,14 @@ fn recipients_json(recipients: &[String]) -> String {
 pub(super) fn row(r: &AnyRow) -> Result<OutboxRow, StoreError> {
     let recipients: String = r.get(5);
     let status: String = r.get(7);
+    let kind: String = r.get(2);
     Ok(OutboxRow {
         id: r.get(0),
         case: r.get::<Option<i64>, _>(1).map(CaseNumber),
-        kind: r.get(2),
+        kind: OutboundKind::parse(&kind).ok_or(StoreError::Corrupt {
+            column: "outbox.kind",
+            value: kind.clone(),
+        })?,
         message_id: r.get(3),
         sender: r.get(4),
         recipients: serde_json::from_str(&recipients).map_err(|_| StoreError::Corrupt {
@@ -188,42 +193,49 @@ fn claim_sql(lock: &str) -> String {
     )
 }
 
-/// Automatic mail counted by the rate limit: every template that goes to a customer.
-/// The recipient is `$2`, the time `$3` (see [`SENT_COUNTS`]).
-static AUTO_REPLY_COUNT: LazyLock<String> = LazyLock::new(|| {
-    let kinds: Vec<String> = TemplateKind::ALL
-        .iter()
-        .filter(|k| k.to_customer())
-        .map(|k| format!("'{}'", k.name()))
-        .collect();
+/// The rate limits' two counts as two columns of a select list, for mail to the
+/// recipient bound at `$2` (see [`recipient_key`]): the kinds and times to count come
+/// from `counting` and are bound from placeholder `$first` on ([`bind_sent_counts`]).
+pub(super) fn sent_counts_sql(counting: &SentCounting, first: usize) -> String {
+    let automatic = placeholders(first + 1, counting.automatic.len());
+    let refusals_at = first + 1 + counting.automatic.len();
+    let refusals = placeholders(refusals_at + 1, counting.refusals.len());
     format!(
-        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($2) AND created_at >= $3 \
-         AND kind IN ({})",
-        kinds.join(", ")
+        "(SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($2) AND created_at >= ${first} \
+         AND kind IN ({automatic})), \
+         (SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($2) AND created_at >= ${refusals_at} \
+         AND kind IN ({refusals}))"
     )
-});
+}
 
-/// Refusals, for "refuse a refused sender at most once per interval": recipient `$2`,
-/// since `$4`.
-static REFUSAL_COUNT: LazyLock<String> = LazyLock::new(|| {
-    let kinds = [
-        TemplateKind::RefusalNoContract,
-        TemplateKind::RefusalExpired,
-        TemplateKind::RefusalNotCovered,
-    ];
-    let kinds: Vec<String> = kinds.iter().map(|k| format!("'{}'", k.name())).collect();
-    format!(
-        "SELECT COUNT(*) FROM outbox WHERE LOWER(recipients) = LOWER($2) AND created_at >= $4 AND kind IN ({})",
-        kinds.join(", ")
-    )
-});
+/// `$from, $from+1, ...`: `n` placeholders (`NULL` for none, which matches nothing).
+fn placeholders(from: usize, n: usize) -> String {
+    if n == 0 {
+        return "NULL".into();
+    }
+    (from..from + n)
+        .map(|i| format!("${i}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
-/// Both counts as two columns of a select list; binds: `$2` the recipient (see
-/// [`recipient_key`]), `$3` and `$4` the times since which automatic mail and refusals count.
-pub(super) static SENT_COUNTS: LazyLock<String> =
-    LazyLock::new(|| format!("({}), ({})", *AUTO_REPLY_COUNT, *REFUSAL_COUNT));
+/// Binds what [`sent_counts_sql`] refers to, in its order.
+pub(super) fn bind_sent_counts<'q>(
+    mut q: sqlx::query::Query<'q, Any, <Any as sqlx::Database>::Arguments>,
+    counting: &SentCounting,
+) -> sqlx::query::Query<'q, Any, <Any as sqlx::Database>::Arguments> {
+    q = q.bind(to_ms(counting.automatic_since));
+    for k in &counting.automatic {
+        q = q.bind(k.as_str());
+    }
+    q = q.bind(to_ms(counting.refusals_since));
+    for k in &counting.refusals {
+        q = q.bind(k.as_str());
+    }
+    q
+}
 
-/// How the outbox stores a single recipient (what [`SENT_COUNTS`] compares with).
+/// How the outbox stores a single recipient (what [`sent_counts_sql`] compares with).
 pub(super) fn recipient_key(recipient: &str) -> String {
     recipients_json(&[recipient.trim().to_string()])
 }
@@ -351,7 +363,15 @@ impl Store {
                 "message_id": r.message_id, "kind": r.kind, "recipients": r.recipients,
                 "smtp_status": smtp_status, "error": error, "attempts": r.attempts, "source": "smtp",
             });
-            insert_event(&mut tx, r.case, now, "casegate", "delivery_failed", &detail).await?;
+            insert_event(
+                &mut tx,
+                r.case,
+                now,
+                "casegate",
+                EventKind::DeliveryFailed,
+                &detail,
+            )
+            .await?;
             if let Some(alert) = alert {
                 queued = insert_outbox(&mut tx, alert, now).await?;
             }
@@ -388,7 +408,15 @@ pub(super) async fn record_bounce(
         if let (Some(e), Some(d)) = (event.as_object_mut(), detail.as_object()) {
             e.extend(d.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
-        insert_event(tx, r.case, now, "casegate", "delivery_failed", &event).await?;
+        insert_event(
+            tx,
+            r.case,
+            now,
+            "casegate",
+            EventKind::DeliveryFailed,
+            &event,
+        )
+        .await?;
         Ok(r.case)
     }
 }
@@ -500,9 +528,20 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_counts_customer_templates_only() {
-        assert!(AUTO_REPLY_COUNT.contains("'acknowledgement'"));
-        assert!(AUTO_REPLY_COUNT.contains("'case_closed'"));
-        assert!(!AUTO_REPLY_COUNT.contains("'engineer_notification'"));
+    fn sent_counts_number_their_placeholders_after_the_callers() {
+        let t = DateTime::<Utc>::UNIX_EPOCH;
+        let counting = SentCounting::since(t, t);
+        let n = counting.automatic.len();
+        let sql = sent_counts_sql(&counting, 5);
+        assert!(sql.contains("created_at >= $5 AND kind IN ($6, "), "{sql}");
+        let refusals = format!(
+            "created_at >= ${} AND kind IN (${}, ${}, ${}))",
+            6 + n,
+            7 + n,
+            8 + n,
+            9 + n
+        );
+        assert!(sql.contains(&refusals), "{sql}");
+        assert!(!sql.contains('\''), "kinds are bound, not spliced: {sql}");
     }
 }

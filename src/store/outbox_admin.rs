@@ -7,6 +7,7 @@ use sqlx::{AssertSqlSafe, Row};
 use super::cases::insert_event;
 use super::outbox::{COLUMNS, row};
 use super::{OutboxRow, OutboxStatus, Store, StoreError, to_ms};
+use crate::domain::event::EventKind;
 
 /// The listing's columns: every column but the mail itself.
 fn list_columns() -> String {
@@ -115,7 +116,15 @@ impl Store {
         }
         let detail = json!({ "outbox_id": id, "message_id": message_id, "was": status.as_str() });
         let case = case.map(crate::domain::CaseNumber);
-        insert_event(&mut tx, case, now, "admin", "delivery_retried", &detail).await?;
+        insert_event(
+            &mut tx,
+            case,
+            now,
+            "admin",
+            EventKind::DeliveryRetried,
+            &detail,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Retried::Queued)
     }

@@ -8,6 +8,7 @@ use sqlx::Row;
 
 use super::{Store, StoreError, Work, from_ms, to_ms};
 use crate::domain::CaseNumber;
+use crate::domain::event::EventKind;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
@@ -79,8 +80,15 @@ impl Work {
         let detail = serde_json::json!({
             "reason": e.reason, "message_id": e.message_id, "from": e.from, "size": e.size, "source": e.source,
         });
-        super::cases::insert_event(&mut self.tx, None, now, "casegate", "quarantined", &detail)
-            .await?;
+        super::cases::insert_event(
+            &mut self.tx,
+            None,
+            now,
+            "casegate",
+            EventKind::Quarantined,
+            &detail,
+        )
+        .await?;
         self.mails += 1;
         Ok(())
     }
@@ -141,8 +149,15 @@ impl Store {
             "quarantine_id": id, "dedup_key": e.dedup_key, "message_id": e.message_id,
             "from": e.from, "reason": e.reason,
         });
-        super::cases::insert_event(&mut tx, None, now, actor, "quarantine_discarded", &detail)
-            .await?;
+        super::cases::insert_event(
+            &mut tx,
+            None,
+            now,
+            actor,
+            EventKind::QuarantineDiscarded,
+            &detail,
+        )
+        .await?;
         tx.commit().await?;
         Ok(Some(e))
     }
@@ -165,7 +180,7 @@ impl Store {
             Some(case),
             now,
             "casegate",
-            "released_from_quarantine",
+            EventKind::ReleasedFromQuarantine,
             &detail,
         )
         .await?;

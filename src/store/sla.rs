@@ -7,6 +7,7 @@ use sqlx::{Any, Row, Transaction};
 
 use super::{Backend, CaseSummary, Store, StoreError, Work, from_ms, to_ms};
 use crate::domain::CaseNumber;
+use crate::domain::event::EventKind;
 use crate::domain::triage::{ClockKind, ClockStart};
 
 /// A running clock whose warning or due time has come.
@@ -172,8 +173,8 @@ impl Work {
                 .await?;
         }
         let kind = match action {
-            ClockAction::Warn => "sla_warning",
-            ClockAction::Breach => "sla_breached",
+            ClockAction::Warn => EventKind::SlaWarning,
+            ClockAction::Breach => EventKind::SlaBreached,
         };
         super::cases::insert_event(tx, Some(clock.case), now, "casegate", kind, detail).await?;
         let sent = super::cases::sent_count(tx, clock.case).await?;

@@ -7,6 +7,7 @@ use sqlx::any::AnyRow;
 
 use super::cases::parse_status;
 use super::{Store, StoreError, from_ms};
+use crate::domain::event::EventKind;
 use crate::domain::{CaseNumber, Status};
 
 #[derive(Debug, Clone, Serialize)]
@@ -84,7 +85,7 @@ pub struct MessageView {
 pub struct EventView {
     pub at: DateTime<Utc>,
     pub actor: String,
-    pub kind: String,
+    pub kind: EventKind,
     pub detail: serde_json::Value,
 }
 
@@ -193,13 +194,20 @@ impl Store {
         .fetch_all(&self.pool)
         .await?
         .iter()
-        .map(|r| EventView {
-            at: from_ms(r.get(0)),
-            actor: r.get(1),
-            kind: r.get(2),
-            detail: serde_json::from_str(&r.get::<String, _>(3)).unwrap_or(serde_json::Value::Null),
+        .map(|r| {
+            let kind: String = r.get(2);
+            Ok(EventView {
+                at: from_ms(r.get(0)),
+                actor: r.get(1),
+                kind: EventKind::parse(&kind).ok_or(StoreError::Corrupt {
+                    column: "events.kind",
+                    value: kind,
+                })?,
+                detail: serde_json::from_str(&r.get::<String, _>(3))
+                    .unwrap_or(serde_json::Value::Null),
+            })
         })
-        .collect();
+        .collect::<Result<_, StoreError>>()?;
         Ok(Some(CaseView {
             summary,
             messages,

@@ -25,91 +25,11 @@ pub use context::{TemplateContext, sample_context};
 /// The languages support is given in: English, and Japanese for mail from Japan.
 pub const LANGUAGES: [&str; 2] = ["en", "ja"];
 
-/// Every mail casegate writes from a template.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum TemplateKind {
-    Acknowledgement,
-    RefusalNoContract,
-    RefusalExpired,
-    RefusalNotCovered,
-    RedirectSales,
-    RedirectProfessionalServices,
-    SeverityChanged,
-    CaseClosed,
-    EngineerNotification,
-    EngineerCommandError,
-    SlaWarning,
-    SlaBreach,
-    ForwardOutOfScope,
-    /// Staff: a notification to an engineer failed for good (to the escalation address).
-    NotificationFailed,
-}
+pub use crate::domain::outbound::TemplateKind;
 
-impl TemplateKind {
-    pub const ALL: [TemplateKind; 14] = [
-        TemplateKind::Acknowledgement,
-        TemplateKind::RefusalNoContract,
-        TemplateKind::RefusalExpired,
-        TemplateKind::RefusalNotCovered,
-        TemplateKind::RedirectSales,
-        TemplateKind::RedirectProfessionalServices,
-        TemplateKind::SeverityChanged,
-        TemplateKind::CaseClosed,
-        TemplateKind::EngineerNotification,
-        TemplateKind::EngineerCommandError,
-        TemplateKind::SlaWarning,
-        TemplateKind::SlaBreach,
-        TemplateKind::ForwardOutOfScope,
-        TemplateKind::NotificationFailed,
-    ];
-
-    /// The file stem, snake_case (`refusal_no_contract`); also the outbox row's `kind`.
-    pub fn name(self) -> &'static str {
-        match self {
-            TemplateKind::Acknowledgement => "acknowledgement",
-            TemplateKind::RefusalNoContract => "refusal_no_contract",
-            TemplateKind::RefusalExpired => "refusal_expired",
-            TemplateKind::RefusalNotCovered => "refusal_not_covered",
-            TemplateKind::RedirectSales => "redirect_sales",
-            TemplateKind::RedirectProfessionalServices => "redirect_professional_services",
-            TemplateKind::SeverityChanged => "severity_changed",
-            TemplateKind::CaseClosed => "case_closed",
-            TemplateKind::EngineerNotification => "engineer_notification",
-            TemplateKind::EngineerCommandError => "engineer_command_error",
-            TemplateKind::SlaWarning => "sla_warning",
-            TemplateKind::SlaBreach => "sla_breach",
-            TemplateKind::ForwardOutOfScope => "forward_out_of_scope",
-            TemplateKind::NotificationFailed => "notification_failed",
-        }
-    }
-
-    pub fn from_name(name: &str) -> Option<TemplateKind> {
-        TemplateKind::ALL.into_iter().find(|k| k.name() == name)
-    }
-
-    /// True for mail to the customer, false for mail to engineers (and to the Sales or
-    /// Professional Services desk).
-    pub fn to_customer(self) -> bool {
-        !matches!(
-            self,
-            TemplateKind::EngineerNotification
-                | TemplateKind::EngineerCommandError
-                | TemplateKind::SlaWarning
-                | TemplateKind::SlaBreach
-                | TemplateKind::ForwardOutOfScope
-                | TemplateKind::NotificationFailed
-        )
-    }
-
-    fn file_name(self) -> String {
-        format!("{}.txt", self.name())
-    }
-}
-
-impl fmt::Display for TemplateKind {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
-    }
+/// The file a kind's template is read from, per language folder.
+fn file_name(kind: TemplateKind) -> String {
+    format!("{}.txt", kind.name())
 }
 
 /// A rendered mail: one-line subject, body ending in one newline.
@@ -169,7 +89,7 @@ fn template_name(lang: &str, kind: TemplateKind, part: Part) -> String {
         Part::Subject => "subject",
         Part::Body => "body",
     };
-    format!("{lang}/{}#{part}", kind.file_name())
+    format!("{lang}/{}#{part}", file_name(kind))
 }
 
 impl Templates {
@@ -257,7 +177,7 @@ pub fn load(dir: &Path) -> Result<Templates, Vec<Problem>> {
     let mut problems = Vec::new();
     for lang in LANGUAGES {
         for kind in TemplateKind::ALL {
-            let path = dir.join(lang).join(kind.file_name());
+            let path = dir.join(lang).join(file_name(kind));
             if let Err(mut found) = load_one(&mut env, lang, kind, &path) {
                 problems.append(&mut found);
             }

@@ -74,3 +74,79 @@ pub fn plain_mail(from: &str, subject: &str, message_id: &str) -> Vec<u8> {
     )
     .into_bytes()
 }
+
+/// A test mail built header by header, in the order given, then its body: the one way
+/// the tests write a mail that no particular client shape matters for.
+/// `mail_to_support(from, subject, id).body("text")` is the common case.
+#[derive(Debug, Clone, Default)]
+pub struct MailBuilder {
+    head: Vec<u8>,
+}
+
+impl MailBuilder {
+    pub fn new() -> MailBuilder {
+        MailBuilder::default()
+    }
+
+    /// One header line `name: value`.
+    pub fn header(self, name: &str, value: impl std::fmt::Display) -> MailBuilder {
+        self.header_bytes(name, value.to_string().as_bytes())
+    }
+
+    /// One header line whose value is raw bytes (not UTF-8, or not an address at all).
+    pub fn header_bytes(mut self, name: &str, value: &[u8]) -> MailBuilder {
+        self.head.extend_from_slice(name.as_bytes());
+        self.head.extend_from_slice(b": ");
+        self.head.extend_from_slice(value);
+        self.head.extend_from_slice(b"\r\n");
+        self
+    }
+
+    /// `Message-ID: <id>` (the brackets added).
+    pub fn message_id(self, id: impl std::fmt::Display) -> MailBuilder {
+        self.header("Message-ID", format!("<{id}>"))
+    }
+
+    /// `MIME-Version: 1.0` and `Content-Type: text/plain; charset=utf-8`.
+    pub fn utf8_text(self) -> MailBuilder {
+        self.header("MIME-Version", "1.0")
+            .header("Content-Type", "text/plain; charset=utf-8")
+    }
+
+    /// Header lines already written out, each ending in CRLF (e.g. a test's extra ones).
+    pub fn headers(mut self, block: &str) -> MailBuilder {
+        self.head.extend_from_slice(block.as_bytes());
+        self
+    }
+
+    /// The raw mail: the headers, a blank line, then `body` exactly as given (a test of
+    /// line endings or of bytes in a legacy charset).
+    pub fn body_verbatim(self, body: impl AsRef<[u8]>) -> Vec<u8> {
+        let mut raw = self.head;
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(body.as_ref());
+        raw
+    }
+
+    /// The raw mail: the headers, a blank line, then `text` with CRLF line ends.
+    pub fn body(self, text: &str) -> Vec<u8> {
+        let mut raw = self.head;
+        raw.extend_from_slice(b"\r\n");
+        raw.extend_from_slice(text.replace("\r\n", "\n").replace('\n', "\r\n").as_bytes());
+        raw
+    }
+}
+
+/// `From: from`, `To: support@example.com`, `Subject`, `Message-ID: <id>`; more headers
+/// may follow.
+pub fn mail_to_support(
+    from: impl std::fmt::Display,
+    subject: impl std::fmt::Display,
+    message_id: impl std::fmt::Display,
+) -> MailBuilder {
+    MailBuilder::new()
+        .header("From", from)
+        .header("To", "support@example.com")
+        .header("Subject", subject)
+        .message_id(message_id)
+}

@@ -10,6 +10,7 @@ use serde_json::json;
 use super::case::{CaseNumber, Status};
 use super::classify::MailKind;
 use super::entitlement::{Contract, Entitlement};
+use super::event::EventKind;
 use super::feedback;
 use super::language::Language;
 use super::routing::Routing;
@@ -139,7 +140,7 @@ pub enum EventOn {
 pub struct PlannedEvent {
     pub on: EventOn,
     pub actor: String,
-    pub kind: &'static str,
+    pub kind: EventKind,
     pub detail: serde_json::Value,
 }
 
@@ -192,7 +193,7 @@ impl Plan {
     pub fn flags_unproven_staff(&self) -> bool {
         self.events
             .iter()
-            .any(|e| e.kind == "security" && e.detail["reason"] == STAFF_WITHOUT_PROOF)
+            .any(|e| e.kind == EventKind::Security && e.detail["reason"] == STAFF_WITHOUT_PROOF)
     }
 }
 
@@ -306,18 +307,18 @@ pub fn inbound(
             );
             plan.events.push(event(
                 EventOn::Target,
-                "case_opened",
+                EventKind::CaseOpened,
                 json!({ "from": sender }),
             ));
             if let Some((old, why)) = link {
                 plan.events.push(event(
                     EventOn::Target,
-                    "linked",
+                    EventKind::Linked,
                     json!({ "case": old.to_string(), "reason": why.as_str() }),
                 ));
                 plan.events.push(event(
                     EventOn::Case(old),
-                    "linked_from_new_case",
+                    EventKind::LinkedFromNewCase,
                     json!({ "reason": why.as_str() }),
                 ));
                 let foreign = match why {
@@ -330,13 +331,13 @@ pub fn inbound(
                 if let Some(reason) = foreign {
                     let detail = json!({ "reason": reason, "from": sender });
                     plan.events
-                        .push(event(EventOn::Case(old), "security", detail));
+                        .push(event(EventOn::Case(old), EventKind::Security, detail));
                 }
             }
             plan.events.extend(
                 t.events
                     .iter()
-                    .map(|(k, d)| event(EventOn::Target, k, d.clone())),
+                    .map(|(k, d)| event(EventOn::Target, *k, d.clone())),
             );
             plan.clocks.extend(t.first_response);
             plan.mails = new_case_mails(&t, &sender, cfg.routing);
@@ -381,7 +382,7 @@ pub fn inbound(
                 plan.update.feedback = Some(rating);
                 plan.events.push(event(
                     EventOn::Target,
-                    "feedback",
+                    EventKind::Feedback,
                     json!({ "rating": rating }),
                 ));
                 plan.target = Target::Existing {
@@ -396,12 +397,12 @@ pub fn inbound(
                 .filter(|s| Some(*s) != current);
             plan.events.push(event(
                 EventOn::Target,
-                "customer_update",
+                EventKind::CustomerUpdate,
                 json!({ "joined_by": by.as_str() }),
             ));
             if reopen {
                 plan.events
-                    .push(event(EventOn::Target, "case_reopened", json!({})));
+                    .push(event(EventOn::Target, EventKind::CaseReopened, json!({})));
             }
             if next == Some(Status::Open) {
                 plan.clocks
@@ -436,12 +437,42 @@ pub fn inbound(
         plan.events.push(PlannedEvent {
             on: EventOn::Target,
             actor: sender.clone(),
-            kind: "security",
+            kind: EventKind::Security,
             detail: json!({ "reason": STAFF_WITHOUT_PROOF }),
         });
     }
     plan
 }
+
+/// The audit trail of a `#split` once the commit has opened the new case `into` from
+/// case `from`: each case names the other. The number of the new case exists only in
+/// the commit's transaction, so the store asks for these events there.
+pub fn split_events(from: CaseNumber, into: CaseNumber) -> [PlannedEvent; 2] {
+    let event = |on, kind, other: CaseNumber| PlannedEvent {
+        on: EventOn::Case(on),
+        actor: SYSTEM_ACTOR.to_string(),
+        kind,
+        detail: json!({ "case": other.to_string() }),
+    };
+    [
+        event(into, EventKind::SplitFrom, from),
+        event(from, EventKind::SplitInto, into),
+    ]
+}
+
+/// The event recording that a planned mail could not be composed (a template that
+/// fails to render): the mail is still filed, and the case shows why no answer went.
+pub fn notice_failed(mail: &PlannedMail, error: &str) -> PlannedEvent {
+    PlannedEvent {
+        on: EventOn::Target,
+        actor: SYSTEM_ACTOR.to_string(),
+        kind: EventKind::NoticeFailed,
+        detail: json!({ "to": mail.to, "notice": format!("{:?}", mail.notice), "error": error }),
+    }
+}
+
+/// The actor of events casegate records by itself.
+pub const SYSTEM_ACTOR: &str = "casegate";
 
 /// The plan for a bounce that proved it is about `original`, a mail of `case`: the
 /// delivery failure (the report, with who sent the bounce) is recorded on the case;
@@ -636,7 +667,7 @@ fn limit_automatic_mail(
         plan.events.push(PlannedEvent {
             on: EventOn::Target,
             actor: sender.to_string(),
-            kind: "auto_reply_suppressed",
+            kind: EventKind::AutoReplySuppressed,
             detail: json!({ "reason": reason }),
         });
     }
@@ -668,378 +699,4 @@ fn participants(mail: &Inbound, rules: &Rules) -> Vec<String> {
     out.sort();
     out.dedup();
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::thread::CaseFacts;
-
-    #[test]
-    fn a_subdomain_of_a_free_mail_provider_is_free_mail_too() {
-        let rules = Env::new().rules;
-        assert!(rules.is_free_mail("gmail.com"));
-        assert!(rules.is_free_mail("Taro.GMail.com"));
-        assert!(!rules.is_free_mail("notgmail.com"));
-        assert!(!rules.is_free_mail("acme.example"));
-    }
-    use crate::mail::{Address, MailHeaders};
-    use chrono::{NaiveDate, TimeZone};
-
-    struct Env {
-        rules: Rules,
-        routing: Routing,
-        sla: SlaSettings,
-        staff: StaffSettings,
-    }
-
-    impl Env {
-        fn new() -> Env {
-            let d = tempfile::tempdir().unwrap();
-            let p = d.path().join("c.toml");
-            std::fs::write(&p, "").unwrap();
-            let c = crate::config::load_with_env(&p, Some(crate::config::test_env())).unwrap();
-            Env {
-                rules: Rules {
-                    support_address: "support@vendor.example".into(),
-                    case_tag_word: "Case".into(),
-                    reopen_window: Duration::from_secs(14 * 86_400),
-                    free_mail_domains: vec!["gmail.com".into()],
-                    auto_reply_limit_per_hour: 5,
-                },
-                routing: (*c.routing).clone(),
-                sla: c.sla,
-                staff: StaffSettings::default(),
-            }
-        }
-
-        fn settings(&self) -> Settings<'_> {
-            Settings {
-                rules: &self.rules,
-                routing: &self.routing,
-                sla: &self.sla,
-                staff: &self.staff,
-            }
-        }
-    }
-
-    fn mail(from: &str, subject: &str) -> Inbound {
-        Inbound {
-            message_id: Some("m1@x".into()),
-            in_reply_to: vec![],
-            references: vec![],
-            subject: subject.into(),
-            from: Address {
-                name: Some("Taro".into()),
-                email: from.into(),
-            },
-            reply_to: vec![],
-            to: vec![Address {
-                name: None,
-                email: "support@vendor.example".into(),
-            }],
-            cc: vec![
-                Address {
-                    name: None,
-                    email: "Boss@Acme.example".into(),
-                },
-                Address {
-                    name: None,
-                    email: "support@vendor.example".into(),
-                },
-            ],
-            date: None,
-            text: "hello, the playbook fails".into(),
-            html_only: false,
-            attachments: vec![],
-            headers: MailHeaders::default(),
-        }
-    }
-
-    fn now() -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
-    }
-
-    fn contract() -> Contract {
-        Contract {
-            account: "Acme".into(),
-            contract_id: "C-1".into(),
-            tier: "standard".into(),
-            products: vec!["ansible".into()],
-            domains: vec!["acme.example".into()],
-            contacts: vec![],
-            country: "US".into(),
-            start: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-            end: NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
-        }
-    }
-
-    fn decide(env: &Env, m: &Inbound, kind: &MailKind, facts: &Facts) -> Plan {
-        let reading = Reading::of(m, &["support@vendor.example".into()], &env.routing);
-        inbound(m, kind, &reading, facts, env.settings(), now(), now())
-    }
-
-    fn existing(status: Status, entitlement: &str) -> ThreadFacts {
-        ThreadFacts {
-            by_reference: Some(CaseFacts {
-                number: CaseNumber(7),
-                status,
-                closed_at: None,
-                customer_domain: "acme.example".into(),
-                sender_participates: true,
-                details: CaseDetails {
-                    entitlement: Entitlement::parse(entitlement),
-                    tier: Some("standard".into()),
-                    severity: Some(3),
-                    region: Some("NA".into()),
-                    country: Some("US".into()),
-                    language: Some(Language::En),
-                    ..CaseDetails::default()
-                },
-            }),
-            by_tag: None,
-        }
-    }
-
-    #[test]
-    fn entitled_new_mail_opens_a_case_with_a_clock_and_an_acknowledgement() {
-        let env = Env::new();
-        let facts = Facts {
-            contracts: vec![contract()],
-            ..Facts::default()
-        };
-        let p = decide(
-            &env,
-            &mail("taro@acme.example", "Re: Server down"),
-            &MailKind::Normal,
-            &facts,
-        );
-        let Target::New(c) = &p.target else {
-            panic!("{p:?}")
-        };
-        assert_eq!(c.subject, "Server down");
-        assert_eq!(c.status, Status::New);
-        assert_eq!(
-            p.participants,
-            vec!["boss@acme.example", "taro@acme.example"]
-        );
-        assert_eq!(p.clocks.len(), 1);
-        assert_eq!(
-            p.mails,
-            vec![PlannedMail {
-                notice: Notice::Acknowledgement,
-                to: "taro@acme.example".into(),
-                language: Language::En
-            }]
-        );
-    }
-
-    #[test]
-    fn a_stranger_is_refused_once_per_interval() {
-        let env = Env::new();
-        let p = decide(
-            &env,
-            &mail("x@stranger.example", "help"),
-            &MailKind::Normal,
-            &Facts::default(),
-        );
-        let Target::New(c) = &p.target else { panic!() };
-        assert_eq!(c.status, Status::Refused);
-        assert!(p.clocks.is_empty());
-        assert_eq!(p.mails[0].notice, Notice::Refusal(Entitlement::NoContract));
-        let again = Facts {
-            recent_refusals: 1,
-            ..Facts::default()
-        };
-        let p = decide(
-            &env,
-            &mail("x@stranger.example", "help!!"),
-            &MailKind::Normal,
-            &again,
-        );
-        assert!(p.mails.is_empty());
-        assert!(p.events.iter().any(|e| e.kind == "auto_reply_suppressed"));
-    }
-
-    #[test]
-    fn automatic_mail_is_filed_but_never_answered_and_replies_are_rate_limited() {
-        let env = Env::new();
-        let facts = Facts {
-            contracts: vec![contract()],
-            ..Facts::default()
-        };
-        let auto = MailKind::Automatic {
-            reason: "Auto-Submitted: auto-replied".into(),
-        };
-        let p = decide(
-            &env,
-            &mail("taro@acme.example", "Out of office"),
-            &auto,
-            &facts,
-        );
-        assert!(matches!(p.target, Target::New(_)));
-        assert!(p.mails.is_empty());
-        let busy = Facts {
-            contracts: vec![contract()],
-            auto_replies_last_hour: 5,
-            ..Facts::default()
-        };
-        assert!(
-            decide(
-                &env,
-                &mail("taro@acme.example", "x"),
-                &MailKind::Normal,
-                &busy
-            )
-            .mails
-            .is_empty()
-        );
-    }
-
-    #[test]
-    fn out_of_scope_mail_is_redirected_and_forwarded() {
-        let env = Env::new();
-        let facts = Facts {
-            contracts: vec![contract()],
-            ..Facts::default()
-        };
-        let mut m = mail("taro@acme.example", "Quote");
-        m.text = "Could you please send us a quote for 50 more nodes?".into();
-        let p = decide(&env, &m, &MailKind::Normal, &facts);
-        let notices: Vec<Notice> = p.mails.iter().map(|m| m.notice.clone()).collect();
-        assert_eq!(
-            notices,
-            vec![
-                Notice::Redirect(Scope::Sales),
-                Notice::Forward(Scope::Sales)
-            ]
-        );
-        assert_eq!(p.mails[1].to, env.routing.sales_address);
-    }
-
-    #[test]
-    fn a_customer_reply_on_a_waiting_case_reopens_it_and_starts_the_next_clock() {
-        let env = Env::new();
-        let facts = Facts {
-            thread: existing(Status::Waiting, "entitled"),
-            ..Facts::default()
-        };
-        let p = decide(
-            &env,
-            &mail("taro@acme.example", "Re: [Case #00000007] x"),
-            &MailKind::Normal,
-            &facts,
-        );
-        let Target::Existing { number, status, .. } = &p.target else {
-            panic!()
-        };
-        assert_eq!((*number, *status), (CaseNumber(7), Some(Status::Open)));
-        assert_eq!(p.clocks[0].kind, ClockKind::NextResponse);
-        assert!(p.mails.is_empty());
-    }
-
-    #[test]
-    fn a_refused_sender_writing_again_is_refused_again_unless_recently() {
-        let env = Env::new();
-        let facts = Facts {
-            thread: existing(Status::Refused, "expired"),
-            ..Facts::default()
-        };
-        let p = decide(
-            &env,
-            &mail("taro@acme.example", "Re: x"),
-            &MailKind::Normal,
-            &facts,
-        );
-        assert_eq!(p.mails[0].notice, Notice::Refusal(Entitlement::Expired));
-        assert!(p.clocks.is_empty());
-    }
-
-    #[test]
-    fn foreign_tag_is_logged_on_both_cases() {
-        let env = Env::new();
-        let mut tagged = existing(Status::Open, "entitled");
-        tagged.by_tag = tagged.by_reference.take();
-        if let Some(c) = tagged.by_tag.as_mut() {
-            c.sender_participates = false;
-        }
-        let facts = Facts {
-            thread: tagged,
-            ..Facts::default()
-        };
-        let p = decide(
-            &env,
-            &mail("x@other.example", "[Case #00000007] hi"),
-            &MailKind::Normal,
-            &facts,
-        );
-        let Target::New(c) = &p.target else { panic!() };
-        assert_eq!(c.related, Some(CaseNumber(7)));
-        assert_eq!(c.subject, "hi");
-        assert!(
-            p.events
-                .iter()
-                .any(|e| e.on == EventOn::Case(CaseNumber(7)) && e.kind == "security")
-        );
-    }
-
-    #[test]
-    fn a_staff_address_without_proof_is_a_security_event_and_with_proof_is_not() {
-        let mut env = Env::new();
-        env.staff.engineers.push(crate::domain::staff::Engineer {
-            address: "hanako@vendor.example".into(),
-            name: "Hanako".into(),
-            region: "APAC".into(),
-            queues: vec![],
-        });
-        let m = mail("Hanako@vendor.example", "Server down");
-        let unproven = decide(&env, &m, &MailKind::Normal, &Facts::default());
-        assert!(unproven.flags_unproven_staff(), "{unproven:?}");
-        let event = unproven.events.last().unwrap();
-        assert_eq!(
-            (event.kind, event.actor.as_str(), event.on),
-            ("security", "hanako@vendor.example", EventOn::Target)
-        );
-        let proven = Facts {
-            staff_proven: true,
-            ..Facts::default()
-        };
-        let plan = decide(&env, &m, &MailKind::Normal, &proven);
-        assert!(!plan.flags_unproven_staff(), "{plan:?}");
-        let customer = decide(
-            &env,
-            &mail("taro@acme.example", "Server down"),
-            &MailKind::Normal,
-            &Facts::default(),
-        );
-        assert!(!customer.flags_unproven_staff());
-    }
-
-    #[test]
-    fn a_proven_bounce_records_the_report_with_its_sender_and_sends_nothing() {
-        let case = existing(Status::Open, "entitled").by_reference.unwrap();
-        let plan = bounce(
-            case,
-            "orig@vendor.example".into(),
-            json!({ "status": "5.1.1" }),
-            "mailer-daemon@acme.example",
-        );
-        assert!(matches!(
-            plan.target,
-            Target::Existing {
-                number: CaseNumber(7),
-                status: None,
-                ..
-            }
-        ));
-        assert_eq!(
-            plan.update.bounced,
-            Some((
-                "orig@vendor.example".to_string(),
-                json!({ "status": "5.1.1", "bounce_from": "mailer-daemon@acme.example" })
-            ))
-        );
-        assert_eq!(plan.role, Role::System);
-        assert!(plan.mails.is_empty() && plan.events.is_empty() && plan.clocks.is_empty());
-    }
 }

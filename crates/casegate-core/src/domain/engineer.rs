@@ -11,6 +11,7 @@ use super::decide::{
     CaseUpdate, EventOn, Facts, Notice, Plan, PlannedEvent, PlannedMail, Role, Settings, Target,
     notify_staff,
 };
+use super::event::EventKind;
 use super::language::Language;
 use super::sla;
 use super::staff::{Engineer, StaffSettings};
@@ -66,7 +67,7 @@ pub fn reply(
             events: vec![PlannedEvent {
                 on: EventOn::Target,
                 actor,
-                kind: "commands_refused",
+                kind: EventKind::CommandsRefused,
                 detail: json!({ "errors": errors }),
             }],
             mails: vec![PlannedMail {
@@ -79,8 +80,11 @@ pub fn reply(
     }
     let body = parsed.body.trim().to_string();
     if internal {
-        plan.events
-            .push(event(&actor, "internal_note", json!({ "text": body })));
+        plan.events.push(event(
+            &actor,
+            EventKind::InternalNote,
+            json!({ "text": body }),
+        ));
     } else if !body.is_empty() {
         // A reply that also changes the severity is one mail carrying both.
         let severity_notice = plan.mails.iter_mut().find_map(|m| match &mut m.notice {
@@ -101,7 +105,7 @@ pub fn reply(
         plan.update.responded = true;
         plan.events.push(event(
             &actor,
-            "engineer_reply",
+            EventKind::EngineerReply,
             json!({ "first_response": facts_first_response_pending(facts) }),
         ));
         status = status.or(Some(Status::Waiting));
@@ -169,7 +173,7 @@ pub fn admin(
             // The audit event of a reopening by mail (decide::inbound).
             plan.events.push(event(
                 &actor.address,
-                "case_reopened",
+                EventKind::CaseReopened,
                 json!({ "from": case.status.as_str() }),
             ));
             plan.mails.extend(notify_staff(
@@ -257,8 +261,11 @@ fn apply(
     match command {
         Command::Take => {
             plan.update.owner = Some(actor.clone());
-            plan.events
-                .push(event(actor, "owner_changed", json!({ "owner": actor })));
+            plan.events.push(event(
+                actor,
+                EventKind::OwnerChanged,
+                json!({ "owner": actor }),
+            ));
         }
         Command::Assign(to) => {
             let Some(e) = cfg.staff.engineer(to) else {
@@ -267,8 +274,11 @@ fn apply(
                 ));
             };
             plan.update.owner = Some(e.address.clone());
-            plan.events
-                .push(event(actor, "owner_changed", json!({ "owner": e.address })));
+            plan.events.push(event(
+                actor,
+                EventKind::OwnerChanged,
+                json!({ "owner": e.address }),
+            ));
         }
         Command::Severity { level, reason } => {
             let old = details.severity.unwrap_or(cfg.sla.default_severity);
@@ -278,7 +288,7 @@ fn apply(
                 let next_due = plan.update.reclocked.iter().map(|(_, due, _)| *due).min();
                 plan.events.push(event(
                     actor,
-                    "severity_changed",
+                    EventKind::SeverityChanged,
                     json!({ "old": old, "new": level, "reason": reason }),
                 ));
                 plan.mails.push(PlannedMail {
@@ -304,7 +314,7 @@ fn apply(
             plan.update.queue = Some(name.clone());
             plan.events.push(event(
                 actor,
-                "transferred",
+                EventKind::Transferred,
                 json!({ "from": details.queue, "to": name }),
             ));
             plan.mails
@@ -313,7 +323,8 @@ fn apply(
         Command::Status(StatusArg::Waiting) => return Ok(Effect::Status(Status::Waiting)),
         Command::Status(StatusArg::Open) => return Ok(Effect::Status(Status::Open)),
         Command::Close => {
-            plan.events.push(event(actor, "case_closed", json!({})));
+            plan.events
+                .push(event(actor, EventKind::CaseClosed, json!({})));
             plan.mails.push(PlannedMail {
                 notice: Notice::CaseClosed {
                     engineer: engineer.name.clone(),
@@ -342,7 +353,7 @@ fn link(plan: &mut Plan, actor: &str, kind: &str, target: &str) {
         .push((kind.to_string(), target.to_string()));
     plan.events.push(event(
         actor,
-        "linked_reference",
+        EventKind::LinkedReference,
         json!({ "kind": kind, "target": target }),
     ));
 }
@@ -406,188 +417,11 @@ fn engineer_language(cfg: Settings<'_>, queue: Option<&str>) -> Language {
         .unwrap_or(Language::En)
 }
 
-fn event(actor: &str, kind: &'static str, detail: serde_json::Value) -> PlannedEvent {
+fn event(actor: &str, kind: EventKind, detail: serde_json::Value) -> PlannedEvent {
     PlannedEvent {
         on: EventOn::Target,
         actor: actor.to_string(),
         kind,
         detail,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::config::{Config, StaffSettings};
-    use crate::domain::CaseNumber;
-    use crate::domain::decide::{Rules, RunningClock};
-    use crate::domain::thread::CaseDetails;
-    use crate::mail::{Address, MailHeaders};
-    use chrono::TimeZone;
-
-    fn config() -> Config {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("c.toml");
-        std::fs::write(&p, "").unwrap();
-        crate::config::load_with_env(&p, Some(crate::config::test_env())).unwrap()
-    }
-
-    fn rules() -> Rules {
-        Rules {
-            support_address: "support@vendor.example".into(),
-            case_tag_word: "Case".into(),
-            reopen_window: std::time::Duration::from_secs(86_400),
-            free_mail_domains: vec![],
-            auto_reply_limit_per_hour: 5,
-        }
-    }
-
-    fn engineer() -> Engineer {
-        Engineer {
-            address: "sato@vendor.example".into(),
-            name: "Sato".into(),
-            region: "APAC".into(),
-            queues: vec![],
-        }
-    }
-
-    fn case() -> CaseFacts {
-        CaseFacts {
-            number: CaseNumber(9),
-            status: Status::Open,
-            closed_at: None,
-            customer_domain: "acme.example".into(),
-            sender_participates: false,
-            details: CaseDetails {
-                customer: "taro@acme.example".into(),
-                entitlement: Some(crate::domain::entitlement::Entitlement::Entitled),
-                tier: Some("premium".into()),
-                severity: Some(2),
-                region: Some("NA".into()),
-                country: Some("US".into()),
-                language: Some(Language::Ja),
-                ..CaseDetails::default()
-            },
-        }
-    }
-
-    fn mail(text: &str) -> Inbound {
-        Inbound {
-            message_id: None,
-            in_reply_to: vec![],
-            references: vec![],
-            subject: "Re: x".into(),
-            from: Address {
-                name: None,
-                email: "sato@vendor.example".into(),
-            },
-            reply_to: vec![],
-            to: vec![],
-            cc: vec![],
-            date: None,
-            text: text.into(),
-            html_only: false,
-            attachments: vec![],
-            headers: MailHeaders::default(),
-        }
-    }
-
-    #[test]
-    fn lowering_severity_from_2_to_4_moves_the_due_time_and_tells_the_customer() {
-        let c = config();
-        let staff = StaffSettings::default();
-        let rules = rules();
-        let cfg = Settings {
-            rules: &rules,
-            routing: &c.routing,
-            sla: &c.sla,
-            staff: &staff,
-        };
-        // Tuesday 2026-11-24 15:00 UTC = 10:00 New York.
-        let started = Utc.with_ymd_and_hms(2026, 11, 24, 15, 0, 0).unwrap();
-        let facts = Facts {
-            running_clocks: vec![RunningClock {
-                id: 1,
-                kind: ClockKind::FirstResponse,
-                started_at: started,
-            }],
-            ..Facts::default()
-        };
-        let plan = reply(
-            &mail("#severity 4 only a question after all\n#internal\nnote"),
-            &engineer(),
-            &case(),
-            &facts,
-            cfg,
-        );
-        assert_eq!(plan.update.severity, Some(4));
-        let (_, due, _) = plan.update.reclocked[0];
-        // Premium sev2 was 2 h around the clock (17:00 UTC); sev4 is 8 business hours,
-        // 10:00-18:00 in New York with the default 09:00-18:00 hours.
-        assert_eq!(due, Utc.with_ymd_and_hms(2026, 11, 24, 23, 0, 0).unwrap());
-        let told = plan
-            .mails
-            .iter()
-            .find(|m| matches!(m.notice, Notice::SeverityChanged { .. }))
-            .unwrap();
-        assert_eq!(told.to, "taro@acme.example");
-        assert_eq!(told.language, Language::Ja);
-        assert!(!plan.update.responded, "an internal note answers nobody");
-    }
-
-    #[test]
-    fn a_reply_is_relayed_and_moves_the_case_to_waiting() {
-        let c = config();
-        let staff = StaffSettings::default();
-        let rules = rules();
-        let cfg = Settings {
-            rules: &rules,
-            routing: &c.routing,
-            sla: &c.sla,
-            staff: &staff,
-        };
-        let plan = reply(
-            &mail("Please try 2.14.1.\n\n> quoted"),
-            &engineer(),
-            &case(),
-            &Facts::default(),
-            cfg,
-        );
-        assert!(plan.update.responded);
-        assert!(matches!(
-            &plan.target,
-            Target::Existing {
-                status: Some(Status::Waiting),
-                ..
-            }
-        ));
-        let Notice::EngineerReply { text, .. } = &plan.mails[0].notice else {
-            panic!()
-        };
-        assert_eq!(text, "Please try 2.14.1.");
-    }
-
-    #[test]
-    fn a_bad_command_changes_nothing_and_answers_the_engineer_only() {
-        let c = config();
-        let staff = StaffSettings::default();
-        let rules = rules();
-        let cfg = Settings {
-            rules: &rules,
-            routing: &c.routing,
-            sla: &c.sla,
-            staff: &staff,
-        };
-        let plan = reply(
-            &mail("#take\n#queue nowhere\nHello"),
-            &engineer(),
-            &case(),
-            &Facts::default(),
-            cfg,
-        );
-        assert_eq!(plan.update, CaseUpdate::default());
-        assert_eq!(plan.mails.len(), 1);
-        assert_eq!(plan.mails[0].to, "sato@vendor.example");
-        assert!(matches!(plan.mails[0].notice, Notice::CommandError { .. }));
     }
 }

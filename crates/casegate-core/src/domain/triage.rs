@@ -7,6 +7,7 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use super::entitlement::{self, Contract, Entitlement, Verdict};
+use super::event::EventKind;
 use super::language::{self, Detection, Language};
 use super::routing::{self, Routing};
 use super::scope::{self, Scope};
@@ -33,7 +34,7 @@ pub struct Triage {
     /// True when the case arrived on the weekend crew's watch and it takes the severity.
     pub wakes_weekend_crew: bool,
     /// Audit events: (kind, detail).
-    pub events: Vec<(&'static str, serde_json::Value)>,
+    pub events: Vec<(EventKind, serde_json::Value)>,
 }
 
 impl Triage {
@@ -142,7 +143,7 @@ pub fn triage(
     let region = routing::region_for(country.as_deref(), cfg.routing);
     let queue = routing::queue_for(&product, detection.language, &region, cfg.routing);
     let mut events = vec![(
-        "triaged",
+        EventKind::Triaged,
         json!({
             "product": product, "language": detection.language.as_str(), "language_confidence": detection.confidence,
             "entitlement": verdict.entitlement.as_str(), "matched_by": verdict.matched_by.map(|m| m.as_str()),
@@ -150,7 +151,7 @@ pub fn triage(
         }),
     )];
     if queue.is_none() {
-        events.push(("routing_dead_end", json!({ "product": product, "language": detection.language.as_str(), "region": region })));
+        events.push((EventKind::RoutingDeadEnd, json!({ "product": product, "language": detection.language.as_str(), "region": region })));
     }
     let (severity, severity_event) = severity(&reading.severity, cfg.sla.default_severity);
     events.extend(severity_event);
@@ -160,7 +161,7 @@ pub fn triage(
         verdict.entitlement
     };
     if let Some(s) = scope {
-        events.push(("out_of_scope", json!({ "scope": s.as_str() })));
+        events.push((EventKind::OutOfScope, json!({ "scope": s.as_str() })));
     }
     let calendar = cfg.sla.calendar(&region, country.as_deref());
     let Verdict { contract, .. } = verdict;
@@ -204,11 +205,11 @@ pub fn triage(
                     sla::wakes_weekend_crew(received_at, severity, &calendar, crew);
                 if t.wakes_weekend_crew {
                     t.events
-                        .push(("weekend_crew", json!({ "severity": severity })));
+                        .push((EventKind::WeekendCrew, json!({ "severity": severity })));
                 }
             }
             None => t.events.push((
-                "no_sla_policy",
+                EventKind::NoSlaPolicy,
                 json!({ "tier": tier, "severity": severity }),
             )),
         }
@@ -217,190 +218,16 @@ pub fn triage(
 }
 
 /// The stated severity, else the default; an invalid statement falls back with an event.
-fn severity(found: &SeverityFound, default: u8) -> (u8, Option<(&'static str, serde_json::Value)>) {
+fn severity(found: &SeverityFound, default: u8) -> (u8, Option<(EventKind, serde_json::Value)>) {
     match found {
         SeverityFound::Stated(n) => (*n, None),
         SeverityFound::Missing => (default, None),
         SeverityFound::Invalid(raw) => (
             default,
             Some((
-                "severity_invalid",
+                EventKind::SeverityInvalid,
                 json!({ "stated": raw, "used": default }),
             )),
         ),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::mail::{Address, MailHeaders};
-    use chrono::{NaiveDate, TimeZone};
-
-    fn routing() -> Routing {
-        crate::config::routing::parse_routing(
-            &std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/config/routing.toml"))
-                .unwrap(),
-            "routing.toml",
-        )
-        .unwrap()
-    }
-
-    fn sla() -> SlaSettings {
-        let d = tempfile::tempdir().unwrap();
-        let p = d.path().join("c.toml");
-        std::fs::write(&p, "").unwrap();
-        crate::config::load_with_env(&p, Some(crate::config::test_env()))
-            .unwrap()
-            .sla
-    }
-
-    fn contract(domain: &str, country: &str, tier: &str, end: NaiveDate) -> Contract {
-        Contract {
-            account: "Acme".into(),
-            contract_id: format!("C-{domain}"),
-            tier: tier.into(),
-            products: vec!["ansible".into()],
-            domains: vec![domain.into()],
-            contacts: vec![],
-            country: country.into(),
-            start: NaiveDate::from_ymd_opt(2025, 1, 1).unwrap(),
-            end,
-        }
-    }
-
-    fn mail(from: &str, subject: &str, text: &str) -> Inbound {
-        Inbound {
-            message_id: None,
-            in_reply_to: vec![],
-            references: vec![],
-            subject: subject.into(),
-            from: Address {
-                name: None,
-                email: from.into(),
-            },
-            reply_to: vec![],
-            to: vec![Address {
-                name: None,
-                email: "support+ansible@example.com".into(),
-            }],
-            cc: vec![],
-            date: None,
-            text: text.into(),
-            html_only: false,
-            attachments: vec![],
-            headers: MailHeaders::default(),
-        }
-    }
-
-    fn run(m: &Inbound, contracts: &[Contract], at: DateTime<Utc>) -> Triage {
-        let routing = routing();
-        let sla = sla();
-        let free = vec!["gmail.com".to_string()];
-        let cfg = Config {
-            routing: &routing,
-            sla: &sla,
-            free_mail_domains: &free,
-        };
-        triage(
-            m,
-            &Reading::of(m, &["support+ansible@example.com".to_string()], &routing),
-            contracts,
-            cfg,
-            at,
-        )
-    }
-
-    fn end() -> NaiveDate {
-        NaiveDate::from_ymd_opt(2027, 3, 31).unwrap()
-    }
-
-    #[test]
-    fn japanese_premium_customer_gets_the_japanese_queue_and_a_clock() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 24, 1, 0, 0).unwrap(); // Tuesday 10:00 JST
-        let m = mail(
-            "yamada@acme.co.jp",
-            "ジョブが失敗します",
-            "お世話になっております。ジョブが失敗します。\nSeverity: 2\n",
-        );
-        let t = run(&m, &[contract("acme.co.jp", "JP", "premium", end())], at);
-        assert_eq!(t.language, Language::Ja);
-        assert_eq!(t.entitlement, Entitlement::Entitled);
-        assert_eq!(t.severity, 2);
-        assert_eq!(t.time_zone, chrono_tz::Asia::Tokyo);
-        assert!(t.queue.as_deref().unwrap().contains("ja"), "{:?}", t.queue);
-        let clock = t.first_response.unwrap();
-        assert_eq!(clock.due_at, at + chrono::Duration::hours(2));
-    }
-
-    #[test]
-    fn expiry_is_judged_on_the_customers_calendar_day() {
-        let last_day = NaiveDate::from_ymd_opt(2026, 11, 30).unwrap();
-        let c = contract("acme.co.jp", "JP", "standard", last_day);
-        // 2026-11-30 16:00 UTC is already 2026-12-01 01:00 in Tokyo: the day after.
-        let at = Utc.with_ymd_and_hms(2026, 11, 30, 16, 0, 0).unwrap();
-        assert_eq!(
-            run(
-                &mail("a@acme.co.jp", "help", "it fails"),
-                std::slice::from_ref(&c),
-                at
-            )
-            .entitlement,
-            Entitlement::Expired
-        );
-        let earlier = Utc.with_ymd_and_hms(2026, 11, 30, 14, 0, 0).unwrap();
-        assert_eq!(
-            run(&mail("a@acme.co.jp", "help", "it fails"), &[c], earlier).entitlement,
-            Entitlement::Entitled
-        );
-    }
-
-    #[test]
-    fn strangers_and_expired_contracts_are_not_worked_and_run_no_clock() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 24, 1, 0, 0).unwrap();
-        let t = run(&mail("x@nowhere.example", "help", "it fails"), &[], at);
-        assert_eq!(t.entitlement, Entitlement::NoContract);
-        assert!(t.first_response.is_none());
-        let old = contract(
-            "acme.co.jp",
-            "JP",
-            "standard",
-            NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(),
-        );
-        let t = run(&mail("a@acme.co.jp", "help", "it fails"), &[old], at);
-        assert_eq!(t.entitlement, Entitlement::Expired);
-    }
-
-    #[test]
-    fn renewal_questions_are_out_of_scope_and_invalid_severity_falls_back() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 24, 1, 0, 0).unwrap();
-        let m = mail(
-            "a@acme.co.jp",
-            "Renewal",
-            "We would like to renew our subscription for next year.\nSeverity: 9",
-        );
-        let t = run(&m, &[contract("acme.co.jp", "JP", "standard", end())], at);
-        assert_eq!(t.entitlement, Entitlement::OutOfScope);
-        assert_eq!(t.scope, Some(Scope::Sales));
-        assert_eq!(t.severity, 3);
-        assert!(t.events.iter().any(|(k, _)| *k == "severity_invalid"));
-        assert!(t.first_response.is_none());
-    }
-
-    #[test]
-    fn premium_sev1_on_saturday_is_due_in_an_hour_and_wakes_the_crew() {
-        let at = Utc.with_ymd_and_hms(2026, 11, 28, 3, 0, 0).unwrap(); // Saturday 12:00 JST
-        let m = mail(
-            "yamada@acme.co.jp",
-            "[SEV 1] 本番停止",
-            "本番環境が停止しています。至急ご対応をお願いします。",
-        );
-        let t = run(&m, &[contract("acme.co.jp", "JP", "premium", end())], at);
-        assert_eq!(t.severity, 1);
-        assert_eq!(
-            t.first_response.unwrap().due_at,
-            at + chrono::Duration::hours(1)
-        );
-        assert!(t.wakes_weekend_crew);
     }
 }
