@@ -143,9 +143,9 @@ pub fn check_contracts(text: &str, known: &Known) -> Result<Vec<Contract>, Vec<R
     parse(text, Some(known))
 }
 
-/// Parse and validate a whole contracts file on its own (the unit tests of the format).
-#[cfg(test)]
-fn parse_contracts(text: &str) -> Result<Vec<Contract>, Vec<RowError>> {
+/// Parse and validate a whole contracts file on its own, without a configuration to
+/// check it against (the format's unit tests and its fuzz target).
+pub fn parse_contracts(text: &str) -> Result<Vec<Contract>, Vec<RowError>> {
     parse(text, None)
 }
 
