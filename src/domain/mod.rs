@@ -13,6 +13,7 @@ pub mod language;
 pub mod routing;
 pub mod scope;
 pub mod secret;
+pub mod share;
 pub mod signed;
 pub mod sla;
 pub mod staff;
