@@ -542,7 +542,10 @@ async fn commit_batch(
         None => Ok(()),
     };
     let fenced = match (recorded, mark.lease) {
-        (Ok(()), Some(lease)) => work.fence(lease, Utc::now()).await,
+        (Ok(()), Some(lease)) => {
+            crate::failpoint::pause("before_fence");
+            work.fence(lease, Utc::now()).await
+        }
         (r, _) => r,
     };
     let committed = match fenced {
