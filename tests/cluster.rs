@@ -413,15 +413,15 @@ async fn three_sla_timers_warn_and_breach_exactly_once() {
     let leads = format!("{user}-leads@vendor.example");
     let extra = format!(
         "[sla]\nwarn_percent = 50\n\
-         [sla.policies.premium]\nsev1 = {{ initial = \"1m\", clock = \"24x7\" }}\nsev2 = {{ initial = \"1m\", clock = \"24x7\" }}\n\
-         sev3 = {{ initial = \"1m\", clock = \"24x7\" }}\nsev4 = {{ initial = \"1m\", clock = \"24x7\" }}\n\
+         [sla.policies.premium]\nsev1 = {{ initial = \"2m\", clock = \"24x7\" }}\nsev2 = {{ initial = \"2m\", clock = \"24x7\" }}\n\
+         sev3 = {{ initial = \"2m\", clock = \"24x7\" }}\nsev4 = {{ initial = \"2m\", clock = \"24x7\" }}\n\
          [staff]\ndefault_escalation = \"{leads}\"\n\
          [[staff.engineers]]\naddress = \"{engineer}\"\nname = \"Test Engineer\"\nregion = \"EMEA\"\nqueues = [\"ansible-emea\"]\n"
     );
     let (ctx, _) = cluster_ctx("cluster-sla", &pg.url, false, &extra);
-    // Received 40 s ago: with a 1-minute clock the warning (at 30 s) is due at once and
-    // the breach 20 s from now.
-    let received = chrono::Utc::now() - chrono::Duration::seconds(40);
+    // Received 70 s ago: with a 2-minute clock the warning (at 60 s) is due at once and
+    // the breach 50 s from now (a timer sleeps at most 30 s before it sees a new clock).
+    let received = chrono::Utc::now() - chrono::Duration::seconds(70);
     let mut s = support::imap::connect(&ctx.user).await;
     for raw in mails(&ctx, "sla", "support@example.com", CASES) {
         s.append("INBOX", None, Some(&support::imap_date(received)), &raw)
@@ -445,6 +445,16 @@ async fn three_sla_timers_warn_and_breach_exactly_once() {
     .await;
     // More timer rounds on all three: nothing may be recorded or sent twice.
     tokio::time::sleep(Duration::from_secs(3)).await;
+    let alerts: Vec<String> = daemons
+        .iter()
+        .flat_map(|d| {
+            d.log()
+                .lines()
+                .filter(|l| l.contains("SLA alert"))
+                .map(str::to_string)
+                .collect::<Vec<_>>()
+        })
+        .collect();
     wait_for("every alert sent", Duration::from_secs(60), || async {
         scalar(&db, "SELECT COUNT(*) FROM outbox WHERE status <> 'sent'").await == 0
     })
@@ -455,7 +465,8 @@ async fn three_sla_timers_warn_and_breach_exactly_once() {
             "SELECT COUNT(*) FROM events WHERE kind = 'sla_warning'"
         )
         .await,
-        CASES as i64
+        CASES as i64,
+        "{alerts:#?}"
     );
     assert_eq!(
         scalar(

@@ -400,7 +400,8 @@ fn mailboxes(
             imap: i.clone(),
         });
     }
-    let count = match r.lookup("mailboxes") {
+    // Not `lookup`: that would count every key of every entry as read, typos included.
+    let count = match r.value_at("mailboxes").cloned() {
         None => 0,
         Some(v) => match &v.kind {
             ValueKind::Array(items) => items.len(),
@@ -860,7 +861,16 @@ impl Reader<'_> {
         let mut leaves = Vec::new();
         collect_leaves(self.root, "", &mut leaves);
         for (key, origin) in leaves {
+            // An entry of an array of tables is known when its array was read whole
+            // (`staff.engineers`); `[[mailboxes]]` is read key by key instead.
+            let entry_of_read_array = key.match_indices('.').any(|(i, _)| {
+                let index = key[i + 1..].split('.').next().unwrap_or("");
+                !index.is_empty()
+                    && index.bytes().all(|b| b.is_ascii_digit())
+                    && self.used.contains(&key[..i])
+            });
             let known = self.used.contains(&key)
+                || entry_of_read_array
                 || self.used.iter().any(|u| u.starts_with(&format!("{key}.")));
             if !known {
                 self.problem(origin.as_deref(), &key, "unknown key");
