@@ -180,7 +180,7 @@ async fn assert_once_each(db: &PgPool, n: i64) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_two_mailboxes_kill_9_mid_drain_nothing_lost_or_doubled() {
-    const PER_MAILBOX: usize = 1000;
+    const PER_MAILBOX: usize = 1500;
     let pg = PgDatabase::create().await;
     let (ctx, user2) = cluster_ctx("cluster", &pg.url, true, "");
     let total = (2 * PER_MAILBOX) as i64;
