@@ -140,6 +140,7 @@ async fn step(
             continue;
         };
         let result = h.task.await;
+        crate::metrics::metrics().forget_connection(&name);
         if !h.lost {
             store.release_lease(&h.lease).await?;
         }
