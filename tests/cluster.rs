@@ -3,7 +3,8 @@
 //! one case with one acknowledgement while an instance is killed (`kill -9`) mid-drain
 //! and its mailbox is taken over within the takeover time; a holder paused (SIGSTOP)
 //! past its lease has its late commit refused by the fencing check; three SLA timers
-//! warn and breach exactly once; and on SQLite a second daemon is refused.
+//! warn and breach exactly once; on SQLite a second daemon is refused; and threading and
+//! dedup work across mailboxes.
 
 mod support;
 
@@ -523,4 +524,78 @@ async fn a_second_daemon_on_one_sqlite_file_is_refused_naming_the_file() {
     );
     first.assert_running();
     assert!(first.stop().await.success());
+}
+
+/// A customer who writes to two of our addresses about one case stays on one case, and
+/// one mail delivered to two of our mailboxes is one case (SQLite: one instance reads
+/// both mailboxes, no leases).
+#[tokio::test]
+async fn threading_and_dedup_work_across_mailboxes() {
+    let env = TestEnv::get();
+    let user2 = unique_user("cross-jp");
+    let ctx = TestCtx::with_config(
+        "cross",
+        &format!(
+            "[[mailboxes]]\nname = \"jp\"\nsupport_address = \"support-jp@example.com\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user2}\"\npassword = \"{}\"\n",
+            env.imap_port, env.password
+        ),
+    );
+    ok(import(&ctx, "contracts.csv", CONTRACTS));
+    let from = format!("kai-{}@rheinwerk.de", ctx.user);
+    let first = mail_to(
+        "support@example.com",
+        &format!("q1-{}@rheinwerk.de", ctx.user),
+        None,
+        &from,
+        "Agent stops after the upgrade",
+        "",
+        "The agent stops every night.\nSeverity: 3\n",
+    );
+    append_all(&ctx.user, vec![first]).await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    assert!(
+        summary.contains("mailbox INBOX: processed 1 mail(s): 1 new case(s)"),
+        "{summary}"
+    );
+    // The follow-up goes to the other address, with the case tag; and one more mail is
+    // delivered to both mailboxes (one Message-ID).
+    let follow_up = mail_to(
+        "support-jp@example.com",
+        &format!("q2-{}@rheinwerk.de", ctx.user),
+        None,
+        &from,
+        "Re: [Case #00000001] Agent stops after the upgrade",
+        "",
+        "Here are the logs you asked for.\n",
+    );
+    let both = mail_to(
+        "support@example.com, support-jp@example.com",
+        &format!("q3-{}@rheinwerk.de", ctx.user),
+        None,
+        &format!("eva-{}@rheinwerk.de", ctx.user),
+        "Satellite sync fails",
+        "",
+        "The capsule sync fails.\nSeverity: 3\n",
+    );
+    append_all(&user2, vec![follow_up, both.clone()]).await;
+    append_all(&ctx.user, vec![both]).await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    let cases = support::cli::cases(&ctx);
+    assert_eq!(cases.len(), 2, "{summary}\n{cases:#?}");
+    let first_case = support::cli::show(&ctx, "00000001");
+    let inbound = first_case["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .count();
+    assert_eq!(
+        inbound, 2,
+        "the follow-up to the other address joins the case"
+    );
+    for user in [&ctx.user, &user2] {
+        assert_eq!(count(user, "INBOX").await, 0);
+    }
+    assert!(summary.contains("1 duplicate(s)"), "{summary}");
 }
