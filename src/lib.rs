@@ -31,6 +31,7 @@ pub use cli::Cli;
 
 mod admin;
 mod cli;
+mod cluster;
 mod failpoint;
 mod intake;
 mod metrics;

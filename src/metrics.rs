@@ -194,6 +194,17 @@ impl Metrics {
         }
     }
 
+    /// This instance no longer reads the mailbox (another instance holds its lease): it
+    /// is neither up nor down here.
+    pub fn forget_connection(&self, mailbox: &str) {
+        self.imap_connected
+            .get_or_create(&self.mailbox(mailbox))
+            .set(0);
+        if let Ok(mut m) = self.mailboxes.lock() {
+            m.remove(mailbox);
+        }
+    }
+
     /// True once the mailbox's connection is up (and while it stays up).
     pub fn connected(&self, mailbox: &str) -> bool {
         self.mailboxes

@@ -67,6 +67,9 @@ pub struct Received {
     /// The envelope recipient the MTA passed along (`casegate ingest --recipient`);
     /// when `None`, the topmost `Delivered-To`/`X-Original-To` field of the mail.
     pub recipient: Option<String>,
+    /// The support address of the mailbox it was read from (`[[mailboxes]]`): routing
+    /// counts it as a recipient after To and Cc.
+    pub mailbox_address: Option<String>,
 }
 
 impl Received {
@@ -77,6 +80,7 @@ impl Received {
             received_at,
             origin,
             recipient: None,
+            mailbox_address: None,
         }
     }
 
@@ -236,7 +240,11 @@ impl Pipeline {
             match parse::parse(raw, &self.limits) {
                 Err(e) => Stage::Quarantine(format!("unparseable: {e}")),
                 Ok(mail) => {
-                    let own = [self.rules.support_address.clone()];
+                    // Every mailbox's address is ours: never answered, never a loop.
+                    let own: Vec<String> = std::iter::once(&self.rules.support_address)
+                        .chain(self.config.mailboxes.iter().map(|m| &m.support_address))
+                        .cloned()
+                        .collect();
                     let mail = Box::new(mail);
                     match classify::classify(&mail, raw, &own) {
                         MailKind::Bounce {
@@ -277,6 +285,7 @@ impl Pipeline {
                                     .iter()
                                     .chain(&mail.cc)
                                     .map(|a| a.email.clone())
+                                    .chain(received.mailbox_address.clone())
                                     .collect();
                                 let reading = Reading::of(&mail, &recipients, &self.config.routing);
                                 Stage::Customer {

@@ -730,3 +730,94 @@ async fn postgres_admin_writes() {
     admin_contract(Store::open(&db.url, 2).await.unwrap()).await;
     db.drop().await;
 }
+
+/// Leases and fencing (issue 15): one holder per mailbox, takeover after expiry with a
+/// new token, and a former holder's commit refused.
+async fn lease_contract(store: Store) {
+    use casegate::store::StoreError;
+    let t = |s: i64| t0() + chrono::Duration::seconds(s);
+    let a = store
+        .acquire_lease("jp", "a", t(0), t(15))
+        .await
+        .unwrap()
+        .expect("a free mailbox is taken");
+    assert_eq!(a.token, 1);
+    assert_eq!(
+        store.acquire_lease("jp", "b", t(5), t(20)).await.unwrap(),
+        None
+    );
+    assert!(store.renew_lease(&a, t(25)).await.unwrap());
+    // Not before the renewed expiry…
+    assert_eq!(
+        store.acquire_lease("jp", "b", t(20), t(35)).await.unwrap(),
+        None
+    );
+    // …but after it, with a new fencing token.
+    let b = store
+        .acquire_lease("jp", "b", t(25), t(40))
+        .await
+        .unwrap()
+        .expect("an expired lease is taken over");
+    assert_eq!(b.token, 2);
+    assert!(!store.renew_lease(&a, t(45)).await.unwrap());
+    // The former holder's unit of work is refused whole; the new holder's commits.
+    let m = mail("late@acme.example", "taro@acme.example", "late");
+    let mut work = store.begin_work().await.unwrap();
+    file_in(&mut work, &m, t(26)).await;
+    match work.fence(&a, t(26)).await {
+        Err(StoreError::LeaseLost { mailbox, token }) => {
+            assert_eq!((mailbox.as_str(), token), ("jp", 1))
+        }
+        other => panic!("expected LeaseLost, got {other:?}"),
+    }
+    drop(work);
+    assert_eq!(store.case_count().await.unwrap(), 0);
+    let mut work = store.begin_work().await.unwrap();
+    file_in(&mut work, &m, t(27)).await;
+    work.fence(&b, t(27)).await.unwrap();
+    work.commit().await.unwrap();
+    assert_eq!(store.case_count().await.unwrap(), 1);
+    // Released: taken at once, before its expiry.
+    store.release_lease(&b).await.unwrap();
+    let c = store
+        .acquire_lease("jp", "c", t(28), t(43))
+        .await
+        .unwrap()
+        .expect("a released lease is free");
+    assert_eq!(c.token, 3);
+    // Instances: alive by heartbeat, gone when removed.
+    store.heartbeat_instance("a", "h1", 10, t(0)).await.unwrap();
+    store
+        .heartbeat_instance("c", "h2", 11, t(20))
+        .await
+        .unwrap();
+    assert_eq!(store.alive_instances(t(10)).await.unwrap(), 1);
+    store
+        .heartbeat_instance("a", "h1", 10, t(30))
+        .await
+        .unwrap();
+    assert_eq!(store.alive_instances(t(10)).await.unwrap(), 2);
+    let (instances, leases) = store.cluster_state().await.unwrap();
+    assert_eq!(instances.len(), 2);
+    assert_eq!(instances[0].started_at, t(0));
+    assert_eq!(instances[0].heartbeat_at, t(30));
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].holder.as_deref(), Some("c"));
+    assert_eq!(leases[0].last_commit_at, Some(t(27)));
+    store.remove_instance("a").await.unwrap();
+    assert_eq!(store.alive_instances(t(10)).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_leases_and_fencing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("casegate.db").display());
+    lease_contract(Store::open(&url, 2).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_leases_and_fencing() {
+    let db = PgDatabase::create().await;
+    lease_contract(Store::open(&db.url, 2).await.unwrap()).await;
+    db.drop().await;
+}

@@ -9,6 +9,7 @@
 mod cases;
 mod checkpoint;
 mod contracts;
+mod leases;
 mod mailbox;
 mod outbox;
 mod outbox_admin;
@@ -28,6 +29,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor};
 
 pub use cases::{Committed, Composed, NewAttachment, NewMessage, Outbound};
 pub use contracts::{ImportStats, SenderFacts};
+pub use leases::{InstanceRow, Lease, LeaseRow};
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
 pub use outbox_admin::{OutboxCounts, Retried};
@@ -86,6 +88,12 @@ pub enum StoreError {
         "the outbox of the SQLite database {database} is sent only by the process holding its lock (casegate run)"
     )]
     Unlocked { database: String },
+    /// The fencing check failed: another instance took the mailbox's lease since this
+    /// one took it (see `leases`); the unit of work is rolled back.
+    #[error(
+        "the lease of mailbox {mailbox} (token {token}) was taken over by another instance; nothing committed"
+    )]
+    LeaseLost { mailbox: String, token: i64 },
 }
 
 // The variants above print their cause in their own message, so they do not also
