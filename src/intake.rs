@@ -100,6 +100,7 @@ pub async fn run(
     mut shutdown: Shutdown,
 ) -> Result<(), IntakeError> {
     let mut backoff = Backoff::default();
+    metrics().declare_mailbox(&settings.mailbox);
     while !shutdown.is_shutdown() {
         match session(&settings, &pipeline, &mut shutdown, &mut backoff).await {
             Ok(()) => break,

@@ -32,7 +32,9 @@ pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
 pub use outbox_admin::{OutboxCounts, Retried};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
-pub use reports::{Attainment, ClockState, EngineerStats, QueueStats, SlaReport, TeamReport};
+pub use reports::{
+    Attainment, ClockState, ClocksAtRisk, EngineerStats, QueueStats, SlaReport, TeamReport,
+};
 pub use sla::{ClockAction, DueClock};
 pub use sole_user::SoleUser;
 pub use views::{
