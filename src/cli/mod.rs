@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand, each a clap struct with `execute`.
 
+mod backup;
 mod cases;
 mod check_config;
 mod contracts;
@@ -53,6 +54,8 @@ pub enum Command {
     #[command(subcommand)]
     Outbox(outbox::Outbox),
     Report(report::Report),
+    Backup(backup::Backup),
+    Restore(backup::Restore),
     /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
     #[command(subcommand, name = "oauth2")]
     OAuth2(oauth2::OAuth2),
@@ -78,6 +81,8 @@ impl Cli {
             Command::Sla(c) => c.execute(&self.config).await,
             Command::Outbox(c) => c.execute(&self.config).await,
             Command::Report(c) => c.execute(&self.config).await,
+            Command::Backup(c) => c.execute(&self.config).await,
+            Command::Restore(c) => c.execute(&self.config).await,
             Command::OAuth2(c) => c.execute(&self.config).await,
         }
     }

@@ -6,6 +6,7 @@
 //! PostgreSQL's `FOR NO KEY UPDATE` in the SLA timer). On SQLite, large raw mails are
 //! files beside the database (`raw_files`).
 
+pub mod backup;
 mod cases;
 mod checkpoint;
 mod contracts;
@@ -88,6 +89,13 @@ pub enum StoreError {
         "the outbox of the SQLite database {database} is sent only by the process holding its lock (casegate run)"
     )]
     Unlocked { database: String },
+    /// `casegate backup` / `restore`: the folder or file, and what is wrong with it.
+    #[error("backup: {path}: {problem}")]
+    Backup { path: String, problem: String },
+    #[error(
+        "casegate backs up SQLite databases only; back a PostgreSQL database up with pg_dump (e.g. pg_dump --format=custom --file=casegate.dump DATABASE_URL) and restore it with pg_restore"
+    )]
+    UsePgDump,
 }
 
 // The variants above print their cause in their own message, so they do not also
