@@ -4,6 +4,7 @@ mod backup;
 mod cases;
 mod check_config;
 mod contracts;
+mod generate;
 mod ingest;
 mod log_fields;
 mod oauth2;
@@ -59,6 +60,9 @@ pub enum Command {
     /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
     #[command(subcommand, name = "oauth2")]
     OAuth2(oauth2::OAuth2),
+    /// Manual pages and shell completions, for packaging.
+    #[command(subcommand, hide = true)]
+    Generate(generate::Generate),
 }
 
 impl Command {
@@ -84,6 +88,7 @@ impl Cli {
             Command::Backup(c) => c.execute(&self.config).await,
             Command::Restore(c) => c.execute(&self.config).await,
             Command::OAuth2(c) => c.execute(&self.config).await,
+            Command::Generate(c) => c.execute(),
         }
     }
 }
