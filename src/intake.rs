@@ -15,6 +15,7 @@ use crate::config::ImapSettings;
 use crate::imap::{Backoff, FetchedMail, IdleEnd, ImapClient, ImapError, MailMeta};
 use crate::metrics::metrics;
 use crate::pipeline::{Origin, Outcome, Pipeline, Prepared, Received, too_large};
+use crate::progress::Progress;
 use crate::runtime::Shutdown;
 use crate::store::{Checkpoint, StoreError};
 
@@ -85,7 +86,16 @@ pub async fn run_once(
     shutdown: &Shutdown,
 ) -> Result<PassStats, IntakeError> {
     let mut client = open(settings).await?;
-    let stats = drain(&mut client, settings, pipeline, shutdown).await;
+    let mut progress = Progress::new("run --once", 0);
+    let stats = drain(
+        &mut client,
+        settings,
+        pipeline,
+        shutdown,
+        Some(&mut progress),
+    )
+    .await;
+    progress.finish();
     client.logout().await;
     stats
 }
@@ -135,7 +145,7 @@ async fn session(
     metrics().set_connection(&settings.mailbox, None);
     loop {
         let current = pipeline.borrow().clone();
-        drain(&mut client, settings, &current, shutdown).await?;
+        drain(&mut client, settings, &current, shutdown, None).await?;
         backoff.reset();
         if shutdown.is_shutdown() {
             client.logout().await;
@@ -176,6 +186,8 @@ async fn drain(
     settings: &ImapSettings,
     pipeline: &Pipeline,
     shutdown: &Shutdown,
+    // `run --once`: how far through the backlog it is.
+    mut progress: Option<&mut Progress>,
 ) -> Result<PassStats, IntakeError> {
     let mut stats = PassStats::default();
     loop {
@@ -215,6 +227,9 @@ async fn drain(
             return Ok(stats);
         }
         debug!(count = metas.len(), after_uid = cp.last_uid, "new mail");
+        if let Some(p) = progress.as_mut() {
+            p.set_total(p.done() + metas.len() as u64);
+        }
         // A pipeline over the batches: while batch N commits, the IMAP connection moves
         // batch N-1 out of the inbox and fetches batch N+1, which blocking threads then
         // prepare. The checkpoint for N-1 is recorded in N's unit of work, once its
@@ -251,6 +266,9 @@ async fn drain(
                     }
                 });
             stats.add(batch.stats);
+            if let Some(p) = progress.as_mut() {
+                p.advance(batch.stats.total());
+            }
             if let BatchEnd::Failed(e) = done {
                 return Err(e);
             }
