@@ -32,7 +32,7 @@ pub struct OutcomeLabels {
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct KindLabels {
     pub mailbox: String,
-    /// [`MailKind::as_str`]: one of eight.
+    /// [`OutcomeKind::as_str`]: one of eight.
     pub kind: &'static str,
 }
 
@@ -46,7 +46,7 @@ pub struct NewCaseLabels {
 
 /// What a committed mail was, as the operators count it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum MailKind {
+pub enum OutcomeKind {
     /// A new case for an entitled customer.
     New,
     /// A mail on an existing case (customer or engineer).
@@ -61,47 +61,47 @@ pub enum MailKind {
     OutOfScope,
 }
 
-impl MailKind {
-    pub const ALL: [MailKind; 8] = [
-        MailKind::New,
-        MailKind::Reply,
-        MailKind::Duplicate,
-        MailKind::Bounce,
-        MailKind::Automatic,
-        MailKind::Quarantined,
-        MailKind::Refused,
-        MailKind::OutOfScope,
+impl OutcomeKind {
+    pub const ALL: [OutcomeKind; 8] = [
+        OutcomeKind::New,
+        OutcomeKind::Reply,
+        OutcomeKind::Duplicate,
+        OutcomeKind::Bounce,
+        OutcomeKind::Automatic,
+        OutcomeKind::Quarantined,
+        OutcomeKind::Refused,
+        OutcomeKind::OutOfScope,
     ];
 
-    pub fn of(outcome: &Outcome) -> MailKind {
+    pub fn of(outcome: &Outcome) -> OutcomeKind {
         match outcome {
             Outcome::Stored { filed, .. } => match filed {
                 Filed::Opened { entitlement, .. } => match entitlement {
-                    Entitlement::Entitled => MailKind::New,
-                    Entitlement::OutOfScope => MailKind::OutOfScope,
+                    Entitlement::Entitled => OutcomeKind::New,
+                    Entitlement::OutOfScope => OutcomeKind::OutOfScope,
                     Entitlement::NoContract | Entitlement::Expired | Entitlement::NotCovered => {
-                        MailKind::Refused
+                        OutcomeKind::Refused
                     }
                 },
-                Filed::Reply => MailKind::Reply,
-                Filed::Bounce => MailKind::Bounce,
-                Filed::Automatic => MailKind::Automatic,
+                Filed::Reply => OutcomeKind::Reply,
+                Filed::Bounce => OutcomeKind::Bounce,
+                Filed::Automatic => OutcomeKind::Automatic,
             },
-            Outcome::Duplicate { .. } => MailKind::Duplicate,
-            Outcome::Quarantined { .. } => MailKind::Quarantined,
+            Outcome::Duplicate { .. } => OutcomeKind::Duplicate,
+            Outcome::Quarantined { .. } => OutcomeKind::Quarantined,
         }
     }
 
     pub fn as_str(self) -> &'static str {
         match self {
-            MailKind::New => "new",
-            MailKind::Reply => "reply",
-            MailKind::Duplicate => "duplicate",
-            MailKind::Bounce => "bounce",
-            MailKind::Automatic => "automatic",
-            MailKind::Quarantined => "quarantined",
-            MailKind::Refused => "refused",
-            MailKind::OutOfScope => "out_of_scope",
+            OutcomeKind::New => "new",
+            OutcomeKind::Reply => "reply",
+            OutcomeKind::Duplicate => "duplicate",
+            OutcomeKind::Bounce => "bounce",
+            OutcomeKind::Automatic => "automatic",
+            OutcomeKind::Quarantined => "quarantined",
+            OutcomeKind::Refused => "refused",
+            OutcomeKind::OutOfScope => "out_of_scope",
         }
     }
 }
@@ -291,7 +291,7 @@ impl Metrics {
         self.kinds
             .get_or_create(&KindLabels {
                 mailbox: mailbox.to_string(),
-                kind: MailKind::of(outcome).as_str(),
+                kind: OutcomeKind::of(outcome).as_str(),
             })
             .inc();
         if let Outcome::Stored {
@@ -313,7 +313,7 @@ impl Metrics {
     /// Every kind of a mailbox at 0 from the start, so that `rate()` and alerts see a
     /// series before its first mail.
     pub fn declare_mailbox(&self, mailbox: &str) {
-        for kind in MailKind::ALL {
+        for kind in OutcomeKind::ALL {
             let _ = self.kinds.get_or_create(&KindLabels {
                 mailbox: mailbox.to_string(),
                 kind: kind.as_str(),
