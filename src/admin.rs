@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::metrics::{StatusLabel, metrics};
+use crate::metrics::{SlaClockLabel, StatusLabel, metrics};
 use crate::runtime::Shutdown;
 use crate::store::Store;
 
@@ -70,6 +70,14 @@ async fn scrape(State(store): State<Store>) -> Response {
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count the outbox"),
+    }
+    match store.clocks_at_risk(Utc::now()).await {
+        Ok(c) => {
+            for (state, n) in [("at_risk", c.at_risk), ("overdue", c.overdue)] {
+                m.sla_clocks.get_or_create(&SlaClockLabel { state }).set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count the SLA clocks"),
     }
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &m.registry) {

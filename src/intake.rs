@@ -15,6 +15,7 @@ use crate::config::{ImapSettings, MailboxSettings};
 use crate::imap::{Backoff, FetchedMail, IdleEnd, ImapClient, ImapError, MailMeta};
 use crate::metrics::metrics;
 use crate::pipeline::{Origin, Outcome, Pipeline, Prepared, Received, too_large};
+use crate::progress::Progress;
 use crate::runtime::Shutdown;
 use crate::store::{Checkpoint, Lease, StoreError};
 
@@ -95,7 +96,9 @@ pub async fn run_once(
 ) -> Result<PassStats, IntakeError> {
     let settings = &source.mailbox.imap;
     let mut client = open(settings).await?;
-    let stats = drain(&mut client, source, pipeline, shutdown).await;
+    let mut progress = Progress::new("run --once", 0);
+    let stats = drain(&mut client, source, pipeline, shutdown, Some(&mut progress)).await;
+    progress.finish();
     client.logout().await;
     stats
 }
@@ -111,6 +114,7 @@ pub async fn run(
 ) -> Result<(), IntakeError> {
     let mut backoff = Backoff::default();
     let name = &source.mailbox.name;
+    metrics().declare_mailbox(name);
     while !shutdown.is_shutdown() {
         match session(&source, &pipeline, &mut shutdown, &mut backoff).await {
             Ok(()) => break,
@@ -144,7 +148,7 @@ async fn session(
     metrics().set_connection(&source.mailbox.name, None);
     loop {
         let current = pipeline.borrow().clone();
-        drain(&mut client, source, &current, shutdown).await?;
+        drain(&mut client, source, &current, shutdown, None).await?;
         backoff.reset();
         if shutdown.is_shutdown() {
             client.logout().await;
@@ -185,6 +189,8 @@ async fn drain(
     source: &Source,
     pipeline: &Pipeline,
     shutdown: &Shutdown,
+    // `run --once`: how far through the backlog it is.
+    mut progress: Option<&mut Progress>,
 ) -> Result<PassStats, IntakeError> {
     let settings = &source.mailbox.imap;
     // Checkpoints are kept by mailbox name: two accounts may both read their INBOX.
@@ -225,6 +231,9 @@ async fn drain(
             return Ok(stats);
         }
         debug!(count = metas.len(), after_uid = cp.last_uid, "new mail");
+        if let Some(p) = progress.as_mut() {
+            p.set_total(p.done() + metas.len() as u64);
+        }
         // A pipeline over the batches: while batch N commits, the IMAP connection moves
         // batch N-1 out of the inbox and fetches batch N+1, which blocking threads then
         // prepare. The checkpoint for N-1 is recorded in N's unit of work, once its
@@ -262,6 +271,9 @@ async fn drain(
                     }
                 });
             stats.add(batch.stats);
+            if let Some(p) = progress.as_mut() {
+                p.advance(batch.stats.total());
+            }
             if let BatchEnd::Failed(e) = done {
                 return Err(e);
             }

@@ -39,5 +39,6 @@ mod notices;
 mod oauth2;
 mod pipeline;
 mod problem;
+mod progress;
 mod sla_timer;
 mod tls;

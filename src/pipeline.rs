@@ -18,7 +18,9 @@ use crate::domain::classify::{self, MailKind};
 use crate::domain::decide::{
     self, CaseUpdate, EventOn, Facts, Plan, PlannedEvent, Role, Rules, Settings, Target,
 };
+use crate::domain::entitlement::Entitlement;
 use crate::domain::event::EventKind;
+use crate::domain::language::Language;
 use crate::domain::outbound::SentCounting;
 use crate::domain::triage::Reading;
 use crate::domain::{CaseNumber, authres, engineer, signed, token};
@@ -50,9 +52,37 @@ impl Origin {
 /// leave the inbox; a [`StoreError`] instead means it must stay and be retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Stored { case: CaseNumber, opened: bool },
-    Duplicate { case: CaseNumber },
-    Quarantined { reason: String },
+    Stored {
+        case: CaseNumber,
+        opened: bool,
+        filed: Filed,
+    },
+    Duplicate {
+        case: CaseNumber,
+    },
+    Quarantined {
+        reason: String,
+    },
+}
+
+/// What a stored mail was (counted by the metrics): a case it opened, with the new
+/// case's entitlement, language and queue, or what it added to an existing case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filed {
+    /// A new case: entitled, refused (`no_contract`, `expired`, `not_covered`) or
+    /// redirected (`out_of_scope`).
+    Opened {
+        entitlement: Entitlement,
+        language: Language,
+        queue: Option<String>,
+    },
+    /// A customer's or engineer's mail on an existing case.
+    Reply,
+    /// A proven bounce of our mail, attached to its case.
+    Bounce,
+    /// Machine-written mail (an out-of-office, an auto-reply to a return path, a
+    /// customer's automatic mail): filed, never answered.
+    Automatic,
 }
 
 /// A mail as it arrived. For an oversized mail fetched by its header alone, `bytes` is
@@ -321,7 +351,17 @@ impl Pipeline {
         {
             return Ok(duplicate(case, &key));
         }
-        let (outcome, mail) = match stage {
+        // What the mail was, when it adds to a case rather than opening one.
+        let added_as = match &stage {
+            Stage::Bounce { .. } => Filed::Bounce,
+            Stage::EngineerAutomatic { .. } | Stage::ReturnPathReply { .. } => Filed::Automatic,
+            Stage::Customer {
+                kind: MailKind::Automatic { .. },
+                ..
+            } => Filed::Automatic,
+            _ => Filed::Reply,
+        };
+        let (mut outcome, mail) = match stage {
             Stage::Quarantine(reason) => {
                 return self.quarantine(work, &received, reason, now).await;
             }
@@ -453,7 +493,14 @@ impl Pipeline {
                 (o, mail)
             }
         };
-        if let Outcome::Stored { case, opened } = &outcome {
+        if let Outcome::Stored {
+            filed: filed @ Filed::Reply,
+            ..
+        } = &mut outcome
+        {
+            *filed = added_as;
+        }
+        if let Outcome::Stored { case, opened, .. } = &outcome {
             info!(case = %case, opened, from = %mail.from.email, subject = %mail.subject, "mail stored");
         }
         Ok(outcome)
@@ -744,8 +791,20 @@ impl Pipeline {
         let render = |case, first_n| {
             notices::compose_all(config, &key, plan, mail, raw, parent, case, first_n, now)
         };
+        let filed = match &plan.target {
+            Target::New(new) => Filed::Opened {
+                entitlement: new.triage.entitlement,
+                language: new.triage.language,
+                queue: new.triage.queue.clone(),
+            },
+            Target::Existing { .. } => Filed::Reply,
+        };
         Ok(match work.write_plan(plan, &message, now, render).await? {
-            Committed::Stored { case, opened } => Outcome::Stored { case, opened },
+            Committed::Stored { case, opened } => Outcome::Stored {
+                case,
+                opened,
+                filed,
+            },
             Committed::Duplicate { case } => Outcome::Duplicate { case },
         })
     }

@@ -5,6 +5,7 @@ use clap::{Args, Subcommand};
 
 use crate::imap::ImapClient;
 use crate::pipeline::{Origin, Outcome, Pipeline, Received};
+use crate::progress::Progress;
 use crate::store::{OpenMode, QuarantineEntry, QuarantineStatus};
 
 /// Mails that could not become cases, and why.
@@ -203,8 +204,10 @@ async fn replay_imap(
         .map(|e| e.dedup_key)
         .collect();
     let mut released = Vec::new();
+    let mut progress = Progress::new("quarantine replay (IMAP)", small.len() as u64);
     for chunk in small.chunks(settings.batch_size as usize) {
         for mail in client.fetch(chunk).await? {
+            progress.advance(1);
             if discarded.contains(&crate::mail::parse::dedup_key(&mail.raw)) {
                 continue;
             }
@@ -214,6 +217,7 @@ async fn replay_imap(
             }
         }
     }
+    progress.finish();
     if !released.is_empty() {
         client
             .move_to(&released, &settings.processed_mailbox)
@@ -226,10 +230,13 @@ async fn replay_imap(
 /// Piped mail has no folder: its bytes were kept in the register.
 async fn replay_piped(pipeline: &Pipeline, tally: &mut Tally) -> anyhow::Result<()> {
     let held = pipeline.store().quarantine_list(true).await?;
-    for e in held
+    let piped: Vec<_> = held
         .iter()
         .filter(|e| e.status == QuarantineStatus::Held && e.source == Origin::Stdin.as_str())
-    {
+        .collect();
+    let mut progress = Progress::new("quarantine replay (piped)", piped.len() as u64);
+    for e in piped {
+        progress.advance(1);
         if let Some(raw) = &e.raw {
             release(
                 pipeline,
@@ -239,6 +246,7 @@ async fn replay_piped(pipeline: &Pipeline, tally: &mut Tally) -> anyhow::Result<
             .await?;
         }
     }
+    progress.finish();
     Ok(())
 }
 

@@ -6,6 +6,7 @@
 //! PostgreSQL's `FOR NO KEY UPDATE` in the SLA timer). On SQLite, large raw mails are
 //! files beside the database (`raw_files`).
 
+pub mod backup;
 mod cases;
 mod checkpoint;
 mod contracts;
@@ -34,7 +35,9 @@ pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
 pub use outbox_admin::{OutboxCounts, Retried};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
-pub use reports::{Attainment, ClockState, EngineerStats, QueueStats, SlaReport, TeamReport};
+pub use reports::{
+    Attainment, ClockState, ClocksAtRisk, EngineerStats, QueueStats, SlaReport, TeamReport,
+};
 pub use sla::{ClockAction, DueClock};
 pub use sole_user::SoleUser;
 pub use views::{
@@ -94,6 +97,13 @@ pub enum StoreError {
         "the lease of mailbox {mailbox} (token {token}) was taken over by another instance; nothing committed"
     )]
     LeaseLost { mailbox: String, token: i64 },
+    /// `casegate backup` / `restore`: the folder or file, and what is wrong with it.
+    #[error("backup: {path}: {problem}")]
+    Backup { path: String, problem: String },
+    #[error(
+        "casegate backs up SQLite databases only; back a PostgreSQL database up with pg_dump (e.g. pg_dump --format=custom --file=casegate.dump DATABASE_URL) and restore it with pg_restore"
+    )]
+    UsePgDump,
 }
 
 // The variants above print their cause in their own message, so they do not also
