@@ -28,6 +28,7 @@ pub mod oauth2;
 pub mod outbox;
 pub mod pipeline;
 pub mod problem;
+pub mod replay;
 pub mod runtime;
 pub mod sla_timer;
 pub mod store;
