@@ -14,6 +14,7 @@
 //! `pipeline` runs one mail through these stages; `cli/` holds one file per subcommand.
 
 pub mod admin;
+pub mod charts;
 pub mod cli;
 pub mod config;
 pub mod daemon;
@@ -34,3 +35,4 @@ pub mod sla_timer;
 pub mod store;
 pub mod templates;
 pub mod tls;
+pub mod web;

@@ -37,6 +37,7 @@ pub struct OpenClock {
     pub subject: String,
     pub queue: String,
     pub region: String,
+    pub tier: String,
     pub severity: i64,
     pub clock: String,
     pub due: DateTime<Utc>,
@@ -162,7 +163,7 @@ impl Store {
     /// Running or breached clocks of open cases, soonest due first; `queue` filters.
     pub async fn open_clocks(&self, queue: Option<&str>) -> Result<Vec<OpenClock>, StoreError> {
         let sql = format!(
-            "SELECT c.id, c.subject, COALESCE(c.queue, ''), COALESCE(c.region, ''), COALESCE(c.severity, 0), \
+            "SELECT c.id, c.subject, COALESCE(c.queue, ''), COALESCE(c.region, ''), COALESCE(c.tier, ''), COALESCE(c.severity, 0), \
              k.kind, k.due_at, k.warn_at FROM sla_clocks k JOIN cases c ON c.id = k.case_id \
              WHERE k.state IN ('running', 'breached') AND c.status IN {OPEN} \
              AND ($1 = '' OR COALESCE(c.queue, '') = $1) ORDER BY k.due_at, c.id"
@@ -178,10 +179,11 @@ impl Store {
                 subject: r.get(1),
                 queue: r.get(2),
                 region: r.get(3),
-                severity: r.get(4),
-                clock: r.get(5),
-                due: from_ms(r.get(6)),
-                warn_at: from_ms(r.get(7)),
+                tier: r.get(4),
+                severity: r.get(5),
+                clock: r.get(6),
+                due: from_ms(r.get(7)),
+                warn_at: from_ms(r.get(8)),
             })
             .collect())
     }
