@@ -11,6 +11,7 @@ mod quarantine;
 mod report;
 mod run;
 mod sla;
+mod web_password;
 
 use std::path::PathBuf;
 
@@ -53,6 +54,7 @@ pub enum Command {
     #[command(subcommand)]
     Outbox(outbox::Outbox),
     Report(report::Report),
+    WebPassword(web_password::WebPassword),
     /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
     #[command(subcommand, name = "oauth2")]
     OAuth2(oauth2::OAuth2),
@@ -78,6 +80,7 @@ impl Cli {
             Command::Sla(c) => c.execute(&self.config).await,
             Command::Outbox(c) => c.execute(&self.config).await,
             Command::Report(c) => c.execute(&self.config).await,
+            Command::WebPassword(c) => c.execute(&self.config).await,
             Command::OAuth2(c) => c.execute(&self.config).await,
         }
     }

@@ -47,7 +47,8 @@ pub struct WebSettings {
     /// `web.hide_customer_text`: users without the `viewer` role see no subjects or
     /// message text.
     pub hide_customer_text: bool,
-    /// `web.templates_dir`: page templates and label files.
+    /// `web.templates_dir`: page templates and label files (default: the `web` folder
+    /// of `gateway.templates_dir`).
     pub templates_dir: PathBuf,
     pub users: BTreeMap<String, WebUser>,
     /// `web.trusted_proxies`: addresses whose `web.proxy_user_header` is believed.
@@ -61,7 +62,14 @@ pub struct WebSettings {
 
 pub(super) fn read(r: &mut Reader<'_>) -> WebSettings {
     let timezone = zone(r, "web.timezone").unwrap_or(Tz::UTC);
-    let dir = r.string("web.templates_dir", Some("../templates/web"));
+    // By default beside the mail templates: `<gateway.templates_dir>/web`.
+    let dir = match r.opt_string("web.templates_dir") {
+        Some(d) => r.resolve(&d),
+        None => {
+            let mail = r.string("gateway.templates_dir", Some("../templates"));
+            r.resolve(&mail).join("web")
+        }
+    };
     let mut users = BTreeMap::new();
     for name in r.table_keys("web.users") {
         let key = format!("web.users.{name}");
@@ -108,7 +116,7 @@ pub(super) fn read(r: &mut Reader<'_>) -> WebSettings {
     WebSettings {
         timezone,
         hide_customer_text: r.bool("web.hide_customer_text", false),
-        templates_dir: r.resolve(&dir),
+        templates_dir: dir,
         users,
         trusted_proxies,
         proxy_user_header,

@@ -318,10 +318,21 @@ pub async fn case(
     };
     let sees = req.viewer.sees_customer_text(&pipeline.config().web);
     let s = &view.summary;
+    // The people on the case: not casegate's own addresses (plus-tagged ones included).
+    let ours = pipeline.config().gateway.support_address.to_lowercase();
+    let is_ours = |a: &str| {
+        let a = a.to_lowercase();
+        match (a.split_once('@'), ours.split_once('@')) {
+            (Some((al, ad)), Some((ol, od))) => {
+                ad == od && (al == ol || al.starts_with(&format!("{ol}+")))
+            }
+            _ => a == ours,
+        }
+    };
     let mut parties: Vec<String> = vec![s.customer.clone()];
     for m in &view.messages {
         for a in std::iter::once(&m.from).chain(&m.to).chain(&m.cc) {
-            if !parties.iter().any(|p| p.eq_ignore_ascii_case(a)) {
+            if !is_ours(a) && !parties.iter().any(|p| p.eq_ignore_ascii_case(a)) {
                 parties.push(a.clone());
             }
         }
@@ -335,6 +346,7 @@ pub async fn case(
             json!({
                 "direction": req.label(&state, &format!("direction_{}", m.direction)),
                 "role": req.label(&state, &format!("role_{}", m.role)),
+                "role_key": m.role,
                 "from": m.from, "to": m.to.join(", "), "cc": m.cc.join(", "),
                 "subject": subject(&state, &req, &m.subject),
                 "when": local_time(m.received_at, tz),

@@ -16,6 +16,7 @@ pub mod pg;
 pub mod routing;
 pub mod smtp;
 pub mod staff;
+pub mod web;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
