@@ -370,7 +370,7 @@ pub async fn case(
         "case.html",
         StatusCode::OK,
         json!({
-            "title": title, "nav": "",
+            "title": title, "nav": "case",
             "case": {
                 "number": s.number.0, "subject": subject(&state, &req, &s.subject),
                 "status": req.label(&state, &format!("status_{}", s.status.as_str())),
