@@ -163,4 +163,32 @@ mod tests {
         assert_eq!(pages.label(super::Lang::Ja, "overview"), "概要");
         assert_eq!(pages.label(super::Lang::En, "overview"), "Overview");
     }
+
+    #[test]
+    fn a_broken_template_or_a_missing_label_is_named_by_file_and_key() {
+        let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("templates/web");
+        let dir = tempfile::tempdir().unwrap();
+        for sub in ["", "labels", "static"] {
+            std::fs::create_dir_all(dir.path().join(sub)).unwrap();
+            for f in std::fs::read_dir(shipped.join(sub)).unwrap() {
+                let f = f.unwrap().path();
+                if f.is_file() {
+                    std::fs::copy(&f, dir.path().join(sub).join(f.file_name().unwrap())).unwrap();
+                }
+            }
+        }
+        let ja = dir.path().join("labels/ja.toml");
+        let text = std::fs::read_to_string(&ja).unwrap();
+        std::fs::write(&ja, text.replace("overview = \"概要\"\n", "")).unwrap();
+        std::fs::write(dir.path().join("team.html"), "{% if %}").unwrap();
+        let problems = super::Pages::load(dir.path()).unwrap_err();
+        let lines: Vec<String> = problems.iter().map(ToString::to_string).collect();
+        assert!(
+            lines
+                .iter()
+                .any(|l| l.contains("ja.toml: overview: missing")),
+            "{lines:?}"
+        );
+        assert!(lines.iter().any(|l| l.contains("team.html")), "{lines:?}");
+    }
 }
