@@ -87,6 +87,9 @@ pub fn line_chart(series: &Series, width: u32, height: u32) -> Result<String, Ch
             .disable_x_mesh()
             .y_desc(series.y_label.as_str())
             .x_labels(n)
+            // Whole numbers: counts and percentages; about one tick per unit up to ten.
+            .y_labels((top as usize).clamp(1, 10) + 1)
+            .y_label_formatter(&|v| format!("{v:.0}"))
             .x_label_formatter(&|i| {
                 if i % every == 0 {
                     labels.get(*i).cloned().unwrap_or_default()
