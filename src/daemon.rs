@@ -35,6 +35,9 @@ pub enum DaemonError {
     SlaTimer(#[from] StoreError),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    /// The status pages' templates (`web.templates_dir`) do not load.
+    #[error("status pages (web.templates_dir):\n{0}")]
+    WebPages(crate::problem::Problems),
     #[error(transparent)]
     Panicked(#[from] tokio::task::JoinError),
 }
@@ -80,8 +83,11 @@ pub async fn run(
     let mut tasks: JoinSet<Result<(), DaemonError>> = JoinSet::new();
     if let Some(addr) = config.admin.listen {
         let listener = crate::admin::bind(addr).await?;
+        let pages = crate::web::render::Pages::load(&config.web.templates_dir)
+            .map_err(|p| DaemonError::WebPages(crate::problem::Problems(p)))?;
+        let web = crate::web::WebState::new(pipeline_rx.clone(), pages);
         let (store, sd) = (pipeline.store().clone(), stop.clone());
-        tasks.spawn(async move { Ok(crate::admin::serve(listener, store, sd).await?) });
+        tasks.spawn(async move { Ok(crate::admin::serve(listener, store, web, sd).await?) });
     }
     if pipeline.store().backend() == Backend::Postgres && !config.mailboxes.is_empty() {
         // Shared by design: each mailbox read by one instance at a time, through leases.

@@ -30,6 +30,7 @@ pub mod templates;
 pub use cli::Cli;
 
 mod admin;
+mod charts;
 mod cli;
 mod cluster;
 mod failpoint;
@@ -40,5 +41,7 @@ mod oauth2;
 mod pipeline;
 mod problem;
 mod progress;
+mod replay;
 mod sla_timer;
 mod tls;
+mod web;

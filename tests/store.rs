@@ -821,3 +821,124 @@ async fn postgres_leases_and_fencing() {
     lease_contract(Store::open(&db.url, 2).await.unwrap()).await;
     db.drop().await;
 }
+
+/// The status pages' read models (issue 17): open cases per queue, today's intake, the
+/// clocks by due time, weekly attainment, the daily backlog and the team's measures.
+async fn status_page_views(store: Store) {
+    store
+        .import_contracts(&[acme_contract()], t0())
+        .await
+        .unwrap();
+    let a = mail(
+        "v1@acme.example",
+        "taro@acme.example",
+        "サーバーが停止しました",
+    );
+    let b = mail(
+        "v2@acme.example",
+        "hanako@acme.example",
+        "ログの確認をお願いします",
+    );
+    let (Committed::Stored { case: ca, .. }, Committed::Stored { .. }) = (
+        file(&store, &a, t0()).await,
+        file(&store, &b, t0() + chrono::Duration::minutes(5)).await,
+    ) else {
+        panic!("both mails open a case")
+    };
+    let loads = store.queue_loads().await.unwrap();
+    assert_eq!(loads.iter().map(|l| l.open).sum::<i64>(), 2, "{loads:?}");
+    for l in &loads {
+        assert_eq!(l.by_status.values().sum::<i64>(), l.open);
+        assert_eq!(l.by_severity.values().sum::<i64>(), l.open);
+    }
+    let queue = store
+        .case_summary(ca)
+        .await
+        .unwrap()
+        .unwrap()
+        .queue
+        .unwrap();
+    let hour = chrono::Duration::hours(1);
+    let intake = store.intake(t0() - hour, t0() + hour).await.unwrap();
+    assert_eq!(intake.iter().map(|i| i.cases).sum::<i64>(), 2);
+    assert!(
+        intake
+            .iter()
+            .all(|i| i.language == "ja" && i.queue == queue),
+        "{intake:?}"
+    );
+    assert!(
+        store
+            .intake(t0() + hour, t0() + hour * 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let clocks = store.open_clocks(None).await.unwrap();
+    assert_eq!(
+        clocks.len(),
+        2,
+        "one first-response clock per case: {clocks:?}"
+    );
+    assert!(clocks.windows(2).all(|w| w[0].due <= w[1].due));
+    assert_eq!(clocks[0].case, ca);
+    assert!(
+        store
+            .open_clocks(Some("no-such-queue"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.case_clocks(ca).await.unwrap().len(), 1);
+    assert_eq!(store.queue_cases(&queue).await.unwrap().len(), 2);
+
+    // A month on, both clocks came due unmet: two missed, none met, in some week.
+    let later = t0() + chrono::Duration::days(30);
+    let weeks = store.weekly_attainment(later, 8).await.unwrap();
+    assert_eq!(weeks.len(), 8);
+    assert!(weeks.windows(2).all(|w| w[0].week_start < w[1].week_start));
+    assert_eq!(
+        weeks
+            .iter()
+            .map(|w| (w.met, w.missed))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+        (0, 2)
+    );
+    let days = store
+        .daily_backlog(t0() + chrono::Duration::days(2), 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        days.iter().map(|d| d.open).collect::<Vec<_>>(),
+        vec![0, 2, 2, 2]
+    );
+
+    let team = store
+        .team_measures(&["Idle@Vendor.example".into()], t0() - hour, t0() + hour)
+        .await
+        .unwrap();
+    let idle = team
+        .engineers
+        .iter()
+        .find(|e| e.engineer == "idle@vendor.example")
+        .unwrap();
+    assert_eq!((idle.comments, idle.owned, idle.kb_articles), (0, 0, 0));
+    let q = team.queues.iter().find(|q| q.queue == queue).unwrap();
+    assert_eq!(q.opened, 2);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_status_page_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("casegate.db").display());
+    status_page_views(Store::open(&url, 2).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_status_page_views() {
+    let db = PgDatabase::create().await;
+    status_page_views(Store::open(&db.url, 2).await.unwrap()).await;
+    db.drop().await;
+}

@@ -14,6 +14,7 @@ mod report;
 mod run;
 mod sla;
 mod status;
+mod web_password;
 
 use std::path::PathBuf;
 
@@ -59,6 +60,7 @@ pub enum Command {
     Status(status::Status),
     Backup(backup::Backup),
     Restore(backup::Restore),
+    WebPassword(web_password::WebPassword),
     /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
     #[command(subcommand, name = "oauth2")]
     OAuth2(oauth2::OAuth2),
@@ -90,6 +92,7 @@ impl Cli {
             Command::Status(c) => c.execute(&self.config).await,
             Command::Backup(c) => c.execute(&self.config).await,
             Command::Restore(c) => c.execute(&self.config).await,
+            Command::WebPassword(c) => c.execute(&self.config).await,
             Command::OAuth2(c) => c.execute(&self.config).await,
             Command::Generate(c) => c.execute(),
         }

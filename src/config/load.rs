@@ -181,6 +181,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
             }
         },
     };
+    let web = super::web::read(r);
     let product_info = super::products::read(r);
     let mut watched = vec![path.to_path_buf()];
     let routing = linked_file(
@@ -260,6 +261,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         sla,
         outbox,
         admin,
+        web,
         product_info,
         staff,
         oauth2: oauth2.map(|(settings, _)| settings),

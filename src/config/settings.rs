@@ -201,6 +201,8 @@ pub struct Config {
     pub sla: crate::domain::sla::SlaSettings,
     pub outbox: OutboxSettings,
     pub admin: AdminSettings,
+    /// `[web]`: the status pages on the admin listener.
+    pub web: super::WebSettings,
     pub product_info: ProductInfo,
     pub staff: crate::domain::staff::StaffSettings,
     /// `[oauth2]`, when configured.

@@ -20,6 +20,7 @@ mod reports;
 mod sla;
 mod sole_user;
 mod views;
+mod web_views;
 mod work;
 
 use std::sync::Arc;
@@ -42,6 +43,10 @@ pub use sla::{ClockAction, DueClock};
 pub use sole_user::SoleUser;
 pub use views::{
     AttachmentSource, AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView,
+};
+pub use web_views::{
+    ClockLine, DayBacklog, EngineerMeasures, Intake, OpenClock, QueueLoad, QueueMeasures,
+    TeamMeasures, WeekAttainment,
 };
 pub use work::Work;
 
