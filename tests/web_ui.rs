@@ -413,7 +413,7 @@ async fn the_outbox_shows_waiting_and_failed_mail_and_an_admin_retries() {
     let ctx = TestCtx::with_config(
         "weboutbox",
         &format!(
-            "[admin]\nlisten = \"127.0.0.1:{port}\"\n[web]\ntimezone = \"Asia/Tokyo\"\n\
+            "[gateway]\nmax_message_bytes = 8192\n[admin]\nlisten = \"127.0.0.1:{port}\"\n[web]\ntimezone = \"Asia/Tokyo\"\n\
              [web.users.lead]\npassword_hash = \"{hash}\"\nroles = [\"admin\", \"viewer\"]\n"
         ),
     );
@@ -440,6 +440,13 @@ async fn the_outbox_shows_waiting_and_failed_mail_and_an_admin_retries() {
         );
         assert!(out.status.success(), "{}", text(&out));
     }
+    // Over gateway.max_message_bytes: held in quarantine, for the discard button.
+    let huge = format!("{}-huge@globex.example", ctx.user);
+    let out = ingest(
+        &ctx,
+        &mail(&huge, "Huge log", "o3@globex.example", &"x".repeat(9000)),
+    );
+    assert!(out.status.success(), "{}", text(&out));
     support::create(&ctx.user, "INBOX").await;
     let mut d = Daemon::start(&ctx, "daemon.log");
     d.wait_log("admin listener", 1).await;
@@ -539,5 +546,40 @@ async fn the_outbox_shows_waiting_and_failed_mail_and_an_admin_retries() {
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
     support::TestEnv::get().sink().clear_rule(&later);
+
+    // The quarantine page: a discard button per held mail; without the token it is
+    // refused, with it the mail is discarded and leaves the page.
+    let page = request(&addr, "GET", "/quarantine", &[("Cookie", &cookie)], "").await;
+    let held = row(&page.body, "quarantine", &huge);
+    let qid = cells(held)[0].clone();
+    assert!(
+        held.contains(&format!("action=\"/quarantine/{qid}/discard\""))
+            && held.contains(&format!("name=\"csrf\" value=\"{csrf}\"")),
+        "{held}"
+    );
+    let path = format!("/quarantine/{qid}/discard");
+    let r = request(&addr, "POST", &path, &[("Cookie", &cookie)], "").await;
+    assert_eq!(r.status, 403, "a discard without the CSRF token");
+    let r = request(&addr, "GET", "/quarantine", &[], "").await;
+    assert!(
+        r.body.contains(&huge) && !r.body.contains("/discard\""),
+        "no button for loopback readers"
+    );
+    let r = request(
+        &addr,
+        "POST",
+        &path,
+        &[("Cookie", &cookie)],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let r = request(&addr, "GET", "/quarantine", &[("Cookie", &cookie)], "").await;
+    assert!(!r.body.contains(&huge), "still listed:\n{}", r.body);
+    let list = ok(ctx
+        .casegate(&["quarantine", "list", "--all", "--json"])
+        .output()
+        .unwrap());
+    assert!(list.contains("discarded"), "{list}");
     assert!(d.stop().await.success());
 }

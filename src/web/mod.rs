@@ -66,6 +66,7 @@ pub fn routes(state: WebState) -> Router {
         .route("/cases/{number}", get(pages::case))
         .route("/quarantine", get(pages::quarantine))
         .route("/quarantine/replay", post(pages::replay))
+        .route("/quarantine/{id}/discard", post(pages::discard))
         .route("/outbox", get(pages::outbox))
         .route("/outbox/{id}/retry", post(pages::retry))
         .route("/team", get(pages::team))

@@ -423,7 +423,8 @@ pub async fn quarantine(
         "quarantine.html",
         StatusCode::OK,
         json!({"title": req.label(&state, "quarantine"), "nav": "quarantine", "entries": rows,
-               "released": q.get("released"), "held": q.get("held"), "error": q.get("error")}),
+               "released": q.get("released"), "held": q.get("held"), "error": q.get("error"),
+               "discarded": q.get("discarded")}),
     )
 }
 
@@ -473,6 +474,35 @@ pub async fn replay(
             tracing::warn!(error = %e, "status pages: quarantine replay failed");
             see_other("/quarantine?error=1")
         }
+    }
+}
+
+/// Discard one held mail (what `casegate quarantine discard ID` does), recorded with
+/// the signed-in admin as the actor.
+pub async fn discard(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<i64>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match admin_action(&state, peer, &h, &body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let actor = req.viewer.name.clone().unwrap_or_default();
+    match state
+        .pipeline()
+        .store()
+        .quarantine_discard(id, &actor, Utc::now())
+        .await
+    {
+        Ok(Some(_)) => {
+            tracing::info!(user = %actor, quarantine_id = id, "status pages: quarantined mail discarded");
+            see_other(&format!("/quarantine?discarded={id}"))
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "no such quarantined mail\n").into_response(),
+        Err(e) => failed(e),
     }
 }
 
