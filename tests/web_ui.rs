@@ -557,6 +557,24 @@ async fn the_outbox_shows_waiting_and_failed_mail_and_an_admin_retries() {
             && held.contains(&format!("name=\"csrf\" value=\"{csrf}\"")),
         "{held}"
     );
+    assert!(
+        held.contains(&format!("action=\"/quarantine/{qid}/replay\"")),
+        "{held}"
+    );
+    // Replayed alone it is still too large: it stays held.
+    let replay = format!("/quarantine/{qid}/replay");
+    let r = request(&addr, "POST", &replay, &[("Cookie", &cookie)], "").await;
+    assert_eq!(r.status, 403, "a replay without the CSRF token");
+    let r = request(
+        &addr,
+        "POST",
+        &replay,
+        &[("Cookie", &cookie)],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/quarantine?released=0&held=1"));
     let path = format!("/quarantine/{qid}/discard");
     let r = request(&addr, "POST", &path, &[("Cookie", &cookie)], "").await;
     assert_eq!(r.status, 403, "a discard without the CSRF token");
@@ -581,5 +599,93 @@ async fn the_outbox_shows_waiting_and_failed_mail_and_an_admin_retries() {
         .output()
         .unwrap());
     assert!(list.contains("discarded"), "{list}");
+    assert!(d.stop().await.success());
+}
+
+/// Signs in as `user` with `password`: the CSRF token and the cookie header to send.
+async fn sign_in(addr: &str, user: &str, password: &str) -> (String, String) {
+    let form = request(addr, "GET", "/login", &[], "").await;
+    let csrf = form.cookie("casegate_csrf").expect("a CSRF cookie");
+    let r = request(
+        addr,
+        "POST",
+        "/login",
+        &[("Cookie", &format!("casegate_csrf={csrf}"))],
+        &format!("csrf={csrf}&user={user}&password={password}"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let session = r.cookie("casegate_session").expect("a session");
+    let cookie = format!("casegate_csrf={csrf}; casegate_session={session}");
+    (csrf, cookie)
+}
+
+/// Two mails held in the IMAP quarantine folder for their size; after the admin raises
+/// the limit, one row's replay button brings only that mail onto a case and moves it to
+/// the processed folder; the other stays held.
+#[tokio::test]
+async fn one_held_mail_is_replayed_by_its_own_button() {
+    let port = free_port();
+    let hash = support::web::password_hash("correct horse battery");
+    let web = format!(
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\n\
+         [web.users.lead]\npassword_hash = \"{hash}\"\nroles = [\"admin\", \"viewer\"]\n"
+    );
+    let ctx = TestCtx::with_config(
+        "webreplay",
+        &format!("[gateway]\nmax_message_bytes = 2048\n{web}"),
+    );
+    ok(import_contracts(
+        &ctx,
+        "contracts.csv",
+        "account,contract_id,tier,products,domains,contacts,country,start,end\n\
+         Globex,C-G,premium,ansible,globex.example,,US,2025-01-01,2030-12-31\n",
+        &[],
+    ));
+    let first = format!("{}-first@globex.example", ctx.user);
+    let second = format!("{}-second@globex.example", ctx.user);
+    for (who, id) in [(&first, "q1"), (&second, "q2")] {
+        let raw = mail(
+            who,
+            "Huge logs",
+            &format!("{id}-{}@globex.example", ctx.user),
+            &format!("Severity 3.\r\n{}", "log line\r\n".repeat(400)),
+        );
+        support::append(&ctx.user, "INBOX", &raw, None).await;
+    }
+    let summary = support::cli::run_once(&ctx);
+    assert!(summary.contains("2 quarantined"), "{summary}");
+    support::write_config_with(
+        ctx.dir.path(),
+        &ctx.user,
+        &ctx.db_path,
+        &format!("[gateway]\nmax_message_bytes = 1048576\n{web}"),
+    );
+    let mut d = Daemon::start(&ctx, "daemon.log");
+    d.wait_log("admin listener", 1).await;
+    let addr = format!("127.0.0.1:{port}");
+    let (csrf, cookie) = sign_in(&addr, "lead", "correct+horse+battery").await;
+    let page = request(&addr, "GET", "/quarantine", &[("Cookie", &cookie)], "").await;
+    let qid = cells(row(&page.body, "quarantine", &first))[0].clone();
+    let r = request(
+        &addr,
+        "POST",
+        &format!("/quarantine/{qid}/replay"),
+        &[("Cookie", &cookie)],
+        &format!("csrf={csrf}"),
+    )
+    .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.header("location"), Some("/quarantine?released=1&held=0"));
+    let page = request(&addr, "GET", "/quarantine", &[("Cookie", &cookie)], "").await;
+    assert!(
+        !page.body.contains(&first) && page.body.contains(&second),
+        "{}",
+        page.body
+    );
+    assert_eq!(support::count(&ctx.user, "Quarantine").await, 1);
+    assert_eq!(support::count(&ctx.user, "Processed").await, 1);
+    let list = support::cli::cases(&ctx);
+    assert_eq!(list.len(), 1, "{list:?}");
     assert!(d.stop().await.success());
 }

@@ -477,6 +477,36 @@ pub async fn replay(
     }
 }
 
+/// Replay one held mail (the per-row button; `replay` does them all).
+pub async fn replay_mail(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<i64>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match admin_action(&state, peer, &h, &body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let pipeline = state.pipeline();
+    match crate::replay::replay_one(&pipeline, id).await {
+        Ok(Some(t)) => {
+            tracing::info!(user = ?req.viewer.name, quarantine_id = id, released = t.released, held = t.held, "status pages: quarantined mail replayed");
+            pipeline.outbox_wake().notify_one();
+            see_other(&format!(
+                "/quarantine?released={}&held={}",
+                t.released, t.held
+            ))
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "no such quarantined mail\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, quarantine_id = id, "status pages: quarantine replay failed");
+            see_other("/quarantine?error=1")
+        }
+    }
+}
+
 /// Discard one held mail (what `casegate quarantine discard ID` does), recorded with
 /// the signed-in admin as the actor.
 pub async fn discard(
