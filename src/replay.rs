@@ -87,6 +87,80 @@ async fn replay_imap(
     Ok(())
 }
 
+/// Replay one held mail by its quarantine id (the status pages' per-mail button);
+/// `None` when there is no such entry. A mail no longer held is left alone.
+pub async fn replay_one(pipeline: &Pipeline, id: i64) -> Result<Option<Tally>, ReplayError> {
+    let Some(entry) = pipeline.store().quarantine_entry(id).await? else {
+        return Ok(None);
+    };
+    let mut tally = Tally::default();
+    if entry.status != QuarantineStatus::Held {
+        return Ok(Some(tally));
+    }
+    if entry.source == Origin::Stdin.as_str() {
+        match entry.raw {
+            Some(raw) => {
+                let received = Received::whole(raw, entry.received_at, Origin::Stdin);
+                release(pipeline, received, &mut tally).await?;
+            }
+            None => tally.held += 1,
+        }
+        return Ok(Some(tally));
+    }
+    match &pipeline.config().imap {
+        Some(imap) => replay_imap_one(imap, pipeline, &entry.dedup_key, &mut tally).await?,
+        None => tally.held += 1,
+    }
+    Ok(Some(tally))
+}
+
+/// The mail in the IMAP quarantine folder whose dedup key is `key`, replayed and, when
+/// now on a case, moved to the processed folder.
+async fn replay_imap_one(
+    settings: &crate::config::ImapSettings,
+    pipeline: &Pipeline,
+    key: &str,
+    tally: &mut Tally,
+) -> Result<(), ReplayError> {
+    let mut client = ImapClient::connect(settings).await?;
+    client.ensure_mailbox(&settings.processed_mailbox).await?;
+    client.ensure_mailbox(&settings.quarantine_mailbox).await?;
+    client.select(&settings.quarantine_mailbox).await?;
+    let limit = pipeline.max_message_bytes();
+    let small: Vec<u32> = client
+        .list_after(0)
+        .await?
+        .iter()
+        .filter(|m| u64::from(m.size) <= limit)
+        .map(|m| m.uid)
+        .collect();
+    let mut found = false;
+    for chunk in small.chunks(settings.batch_size.max(1) as usize) {
+        for mail in client.fetch(chunk).await? {
+            if found || crate::mail::parse::dedup_key(&mail.raw) != key {
+                continue;
+            }
+            found = true;
+            let uid = mail.uid;
+            let received = Received::whole(mail.raw, mail.internal_date, Origin::Imap);
+            if release(pipeline, received, tally).await? {
+                client.move_to(&[uid], &settings.processed_mailbox).await?;
+            }
+        }
+        if found {
+            break;
+        }
+    }
+    if !found {
+        tally.held += 1;
+        tally
+            .lines
+            .push("still held: too large to replay, or no longer in the folder".to_string());
+    }
+    client.logout().await;
+    Ok(())
+}
+
 /// Piped mail has no folder: its bytes were kept in the register.
 async fn replay_piped(pipeline: &Pipeline, tally: &mut Tally) -> Result<(), ReplayError> {
     let held = pipeline.store().quarantine_list(true).await?;

@@ -37,6 +37,8 @@ pub struct OpenClock {
     pub subject: String,
     pub queue: String,
     pub region: String,
+    /// The customer's country, whose time zone and work week the clock runs on.
+    pub country: Option<String>,
     pub tier: String,
     pub severity: i64,
     pub clock: String,
@@ -164,7 +166,7 @@ impl Store {
     pub async fn open_clocks(&self, queue: Option<&str>) -> Result<Vec<OpenClock>, StoreError> {
         let sql = format!(
             "SELECT c.id, c.subject, COALESCE(c.queue, ''), COALESCE(c.region, ''), COALESCE(c.tier, ''), COALESCE(c.severity, 0), \
-             k.kind, k.due_at, k.warn_at FROM sla_clocks k JOIN cases c ON c.id = k.case_id \
+             k.kind, k.due_at, k.warn_at, c.country FROM sla_clocks k JOIN cases c ON c.id = k.case_id \
              WHERE k.state IN ('running', 'breached') AND c.status IN {OPEN} \
              AND ($1 = '' OR COALESCE(c.queue, '') = $1) ORDER BY k.due_at, c.id"
         );
@@ -184,6 +186,7 @@ impl Store {
                 clock: r.get(6),
                 due: from_ms(r.get(7)),
                 warn_at: from_ms(r.get(8)),
+                country: r.get(9),
             })
             .collect())
     }

@@ -66,6 +66,8 @@ pub fn routes(state: WebState) -> Router {
         .route("/cases/{number}", get(pages::case))
         .route("/quarantine", get(pages::quarantine))
         .route("/quarantine/replay", post(pages::replay))
+        .route("/quarantine/{id}/discard", post(pages::discard))
+        .route("/quarantine/{id}/replay", post(pages::replay_mail))
         .route("/outbox", get(pages::outbox))
         .route("/outbox/{id}/retry", post(pages::retry))
         .route("/team", get(pages::team))

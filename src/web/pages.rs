@@ -16,7 +16,7 @@ use super::{Req, WebState, check_post, form, gate, query, see_other};
 use crate::charts::{Series, line_chart};
 use crate::config::Role;
 use crate::domain::CaseNumber;
-use crate::domain::sla::ClockMode;
+use crate::domain::sla::{self, ClockMode};
 use crate::store::{OpenClock, OutboxStatus, QuarantineStatus, Retried, StoreError};
 
 /// A time as the viewer reads it: `2026-12-01 18:30 JST`.
@@ -65,14 +65,16 @@ fn clock_label(state: &WebState, req: &Req, kind: &str) -> String {
     req.label(state, &format!("clock_{kind}"))
 }
 
-/// Time left on a clock in its queue's time: business time unless the clock runs
-/// around the clock (premium severity 1 and 2 by default).
+/// Time left on a clock in the hours the SLA counts it over: the customer's country's
+/// business time (its zone and work week, the weekend crew's days for the severities
+/// it takes) unless the clock runs around the clock (premium severity 1 and 2 by default).
 fn time_left(state: &WebState, c: &OpenClock, now: DateTime<Utc>) -> Duration {
     let config = state.pipeline().config().clone();
-    let sla = &config.sla;
-    let mode = u8::try_from(c.severity)
-        .ok()
-        .and_then(|sev| sla.policies.get(&c.tier, sev))
+    let settings = &config.sla;
+    let severity = u8::try_from(c.severity).unwrap_or(0);
+    let mode = settings
+        .policies
+        .get(&c.tier, severity)
         .map(|p| {
             if c.clock == "first_response" {
                 p.initial.mode
@@ -81,13 +83,15 @@ fn time_left(state: &WebState, c: &OpenClock, now: DateTime<Utc>) -> Duration {
             }
         })
         .unwrap_or(ClockMode::BusinessHours);
-    if c.due <= now {
-        return c.due - now;
-    }
-    match mode {
-        ClockMode::AroundTheClock => c.due - now,
-        ClockMode::BusinessHours => sla.calendar(&c.region, None).business_between(now, c.due),
-    }
+    let calendar = settings.calendar(&c.region, c.country.as_deref());
+    sla::time_left(
+        now,
+        c.due,
+        mode,
+        severity,
+        &calendar,
+        &settings.weekend_crew,
+    )
 }
 
 async fn overview_data(state: &WebState, req: &Req) -> Result<Value, StoreError> {
@@ -419,7 +423,8 @@ pub async fn quarantine(
         "quarantine.html",
         StatusCode::OK,
         json!({"title": req.label(&state, "quarantine"), "nav": "quarantine", "entries": rows,
-               "released": q.get("released"), "held": q.get("held"), "error": q.get("error")}),
+               "released": q.get("released"), "held": q.get("held"), "error": q.get("error"),
+               "discarded": q.get("discarded")}),
     )
 }
 
@@ -469,6 +474,65 @@ pub async fn replay(
             tracing::warn!(error = %e, "status pages: quarantine replay failed");
             see_other("/quarantine?error=1")
         }
+    }
+}
+
+/// Replay one held mail (the per-row button; `replay` does them all).
+pub async fn replay_mail(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<i64>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match admin_action(&state, peer, &h, &body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let pipeline = state.pipeline();
+    match crate::replay::replay_one(&pipeline, id).await {
+        Ok(Some(t)) => {
+            tracing::info!(user = ?req.viewer.name, quarantine_id = id, released = t.released, held = t.held, "status pages: quarantined mail replayed");
+            pipeline.outbox_wake().notify_one();
+            see_other(&format!(
+                "/quarantine?released={}&held={}",
+                t.released, t.held
+            ))
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "no such quarantined mail\n").into_response(),
+        Err(e) => {
+            tracing::warn!(error = %e, quarantine_id = id, "status pages: quarantine replay failed");
+            see_other("/quarantine?error=1")
+        }
+    }
+}
+
+/// Discard one held mail (what `casegate quarantine discard ID` does), recorded with
+/// the signed-in admin as the actor.
+pub async fn discard(
+    State(state): State<WebState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(id): Path<i64>,
+    h: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let req = match admin_action(&state, peer, &h, &body) {
+        Ok(r) => r,
+        Err(refusal) => return refusal,
+    };
+    let actor = req.viewer.name.clone().unwrap_or_default();
+    match state
+        .pipeline()
+        .store()
+        .quarantine_discard(id, &actor, Utc::now())
+        .await
+    {
+        Ok(Some(_)) => {
+            tracing::info!(user = %actor, quarantine_id = id, "status pages: quarantined mail discarded");
+            see_other(&format!("/quarantine?discarded={id}"))
+        }
+        Ok(None) => (StatusCode::NOT_FOUND, "no such quarantined mail\n").into_response(),
+        Err(e) => failed(e),
     }
 }
 
