@@ -22,6 +22,7 @@ use crate::domain::entitlement::Entitlement;
 use crate::domain::event::EventKind;
 use crate::domain::language::Language;
 use crate::domain::outbound::SentCounting;
+use crate::domain::routing::MailboxDefaults;
 use crate::domain::triage::Reading;
 use crate::domain::{CaseNumber, authres, engineer, signed, token};
 use crate::mail::Inbound;
@@ -100,6 +101,8 @@ pub struct Received {
     /// The support address of the mailbox it was read from (`[[mailboxes]]`): routing
     /// counts it as a recipient after To and Cc.
     pub mailbox_address: Option<String>,
+    /// That mailbox's routing defaults (product, queue, language).
+    pub mailbox_defaults: MailboxDefaults,
 }
 
 impl Received {
@@ -111,6 +114,7 @@ impl Received {
             origin,
             recipient: None,
             mailbox_address: None,
+            mailbox_defaults: MailboxDefaults::default(),
         }
     }
 
@@ -317,7 +321,12 @@ impl Pipeline {
                                     .map(|a| a.email.clone())
                                     .chain(received.mailbox_address.clone())
                                     .collect();
-                                let reading = Reading::of(&mail, &recipients, &self.config.routing);
+                                let reading = Reading::from_mailbox(
+                                    &mail,
+                                    &recipients,
+                                    &self.config.routing,
+                                    &received.mailbox_defaults,
+                                );
                                 Stage::Customer {
                                     mail,
                                     kind,

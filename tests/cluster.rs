@@ -599,3 +599,79 @@ async fn threading_and_dedup_work_across_mailboxes() {
     }
     assert!(summary.contains("1 duplicate(s)"), "{summary}");
 }
+
+/// Per-mailbox routing defaults: mail read from the "jp" mailbox (product satellite,
+/// queue satellite-ja, language ja) that names no product and has no prose of its own
+/// takes them; the same mail to the other mailbox takes the routing file's defaults; and
+/// a mail that names its product and is written in English keeps both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mailbox_default_product_queue_and_language_route_its_mail() {
+    let env = TestEnv::get();
+    let user2 = unique_user("defaults-jp");
+    let ctx = TestCtx::with_config(
+        "mbdefaults",
+        &format!(
+            "[[mailboxes]]\nname = \"jp\"\nsupport_address = \"support-jp@example.com\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user2}\"\npassword = \"{}\"\n\
+             product = \"satellite\"\nqueue = \"satellite-ja\"\nlanguage = \"ja\"\n",
+            env.imap_port, env.password
+        ),
+    );
+    ok(import(&ctx, "contracts.csv", CONTRACTS));
+    let log = "ERROR 0x80004005\n/var/log/messages:42\n";
+    let mail = |to: &str, n: u32, subject: &str, body: &str| {
+        mail_to(
+            to,
+            &format!("d{n}-{}@rheinwerk.de", ctx.user),
+            None,
+            &format!("ops{n}-{}@rheinwerk.de", ctx.user),
+            subject,
+            "",
+            body,
+        )
+    };
+    append_all(
+        &ctx.user,
+        vec![mail("support@example.com", 1, "0x80004005", log)],
+    )
+    .await;
+    ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    append_all(
+        &user2,
+        vec![mail("support-jp@example.com", 2, "0x80004005", log)],
+    )
+    .await;
+    ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    append_all(
+        &user2,
+        vec![mail(
+            "support-jp@example.com",
+            3,
+            "Playbook fails",
+            "Our playbook fails on every host since Monday.\n",
+        )],
+    )
+    .await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    let routed = |n: &str| {
+        let c = support::cli::show(&ctx, n);
+        let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        (s("product"), s("queue"), s("language"))
+    };
+    let owned = |p: &str, q: &str, l: &str| (p.to_string(), q.to_string(), l.to_string());
+    assert_eq!(
+        routed("00000001"),
+        owned("ansible", "ansible-emea", "en"),
+        "to support@: the routing file's defaults\n{summary}"
+    );
+    assert_eq!(
+        routed("00000002"),
+        owned("satellite", "satellite-ja", "ja"),
+        "to support-jp@: the mailbox's defaults"
+    );
+    assert_eq!(
+        routed("00000003"),
+        owned("ansible", "ansible-emea", "en"),
+        "a keyword and English prose are more specific than the mailbox's defaults"
+    );
+}
