@@ -484,7 +484,10 @@ impl Pipeline {
             } => {
                 // The raw mail moves into the store: no copy of what may be megabytes.
                 let Received {
-                    bytes, received_at, ..
+                    bytes,
+                    received_at,
+                    mailbox_address,
+                    ..
                 } = received;
                 let o = self
                     .customer_mail(
@@ -494,7 +497,7 @@ impl Pipeline {
                         &reading,
                         bytes,
                         key,
-                        received_at,
+                        (received_at, mailbox_address),
                         now,
                         proven_staff,
                     )
@@ -689,7 +692,7 @@ impl Pipeline {
         reading: &Reading,
         raw: Vec<u8>,
         key: String,
-        received_at: DateTime<Utc>,
+        (received_at, mailbox_address): (DateTime<Utc>, Option<String>),
         now: DateTime<Utc>,
         proven_staff: bool,
     ) -> Result<Outcome, StoreError> {
@@ -735,7 +738,10 @@ impl Pipeline {
             &plan,
             mail,
             &Parent::of(mail),
-            new_message(mail, raw, key, received_at),
+            NewMessage {
+                mailbox_address,
+                ..new_message(mail, raw, key, received_at)
+            },
             now,
         )
         .await
@@ -797,8 +803,11 @@ impl Pipeline {
         let config = &self.config;
         let raw = message.raw.as_deref().unwrap_or_default();
         let key = self.store.site_key().to_vec();
-        let render = |case, first_n| {
-            notices::compose_all(config, &key, plan, mail, raw, parent, case, first_n, now)
+        let render = |case, first_n, address: Option<String>| {
+            let from = address.as_deref();
+            notices::compose_all(
+                config, &key, plan, mail, raw, parent, case, first_n, from, now,
+            )
         };
         let filed = match &plan.target {
             Target::New(new) => Filed::Opened {
@@ -895,6 +904,7 @@ fn new_message(
         html_only: mail.html_only,
         size: raw.len() as u64,
         raw: Some(raw),
+        mailbox_address: None,
         attachments: mail
             .attachments
             .iter()

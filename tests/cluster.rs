@@ -675,3 +675,108 @@ async fn a_mailbox_default_product_queue_and_language_route_its_mail() {
         "a keyword and English prose are more specific than the mailbox's defaults"
     );
 }
+
+/// The value of header `name` in a raw mail (first occurrence, unfolded).
+fn header_of(raw: &[u8], name: &str) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .replace("\r\n ", " ");
+    let prefix = format!("{}:", name.to_lowercase());
+    head.lines()
+        .find(|l| l.to_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim().to_string())
+        .unwrap_or_else(|| panic!("no {name} header in:\n{head}"))
+}
+
+/// A case opened from the "jp" mailbox remembers its address: the acknowledgement goes
+/// out From `support-jp@`, and the customer's reply to it threads onto the case. A case
+/// opened from `[imap]` is still acknowledged from `gateway.support_address`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_opened_via_another_mailbox_is_answered_from_its_address() {
+    let env = TestEnv::get();
+    let user2 = unique_user("from-jp");
+    let ctx = TestCtx::with_config(
+        "mbfrom",
+        &format!(
+            "[[mailboxes]]\nname = \"jp\"\nsupport_address = \"support-jp@example.com\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user2}\"\npassword = \"{}\"\n",
+            env.imap_port, env.password
+        ),
+    );
+    ok(import(&ctx, "contracts.csv", CONTRACTS));
+    let jp_customer = format!("aiko-{}@rheinwerk.de", ctx.user);
+    let en_customer = format!("ben-{}@rheinwerk.de", ctx.user);
+    let question = |to: &str, from: &str, n: u32| {
+        mail_to(
+            to,
+            &format!("f{n}-{}@rheinwerk.de", ctx.user),
+            None,
+            from,
+            "Agent stops after the upgrade",
+            "",
+            "The agent stops every night since the upgrade.\nSeverity: 3\n",
+        )
+    };
+    append_all(
+        &user2,
+        vec![question("support-jp@example.com", &jp_customer, 1)],
+    )
+    .await;
+    append_all(
+        &ctx.user,
+        vec![question("support@example.com", &en_customer, 2)],
+    )
+    .await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    let sink = env.sink();
+    let jp_acks = sink.messages(&jp_customer);
+    let en_acks = sink.messages(&en_customer);
+    assert_eq!((jp_acks.len(), en_acks.len()), (1, 1), "{summary}");
+    assert!(
+        header_of(&jp_acks[0], "From").contains("<support-jp@example.com>"),
+        "{}",
+        header_of(&jp_acks[0], "From")
+    );
+    assert!(
+        header_of(&en_acks[0], "From").contains("<support@example.com>"),
+        "{}",
+        header_of(&en_acks[0], "From")
+    );
+    let jp_case = support::cli::cases(&ctx)
+        .into_iter()
+        .find(|c| c["customer"] == jp_customer.as_str())
+        .expect("the jp customer's case");
+    let number = jp_case["number"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| jp_case["number"].to_string());
+    // The customer answers the acknowledgement, to the address it came from.
+    let ack_id = header_of(&jp_acks[0], "Message-ID");
+    let reply = mail_to(
+        "support-jp@example.com",
+        &format!("f3-{}@rheinwerk.de", ctx.user),
+        None,
+        &jp_customer,
+        &format!("Re: {}", header_of(&jp_acks[0], "Subject")),
+        &format!("In-Reply-To: {ack_id}\r\nReferences: {ack_id}\r\n"),
+        "Here are the logs you asked for.\n",
+    );
+    append_all(&user2, vec![reply]).await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    assert!(
+        summary
+            .contains("mailbox jp: processed 1 mail(s): 0 new case(s), 1 added to existing cases"),
+        "{summary}"
+    );
+    assert_eq!(support::cli::cases(&ctx).len(), 2, "{summary}");
+    let inbound = support::cli::show(&ctx, &number)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .count();
+    assert_eq!(inbound, 2, "the reply joins case {number}");
+}

@@ -105,6 +105,7 @@ fn message(m: &Inbound, at: DateTime<Utc>) -> NewMessage {
         html_only: false,
         size: 10,
         raw: Some(b"raw bytes".to_vec()),
+        mailbox_address: None,
         attachments: vec![NewAttachment {
             filename: Some("ログ.txt".into()),
             content_type: "text/plain".into(),
@@ -176,7 +177,7 @@ async fn file_message(
     };
     let reading = Reading::of(m, &[], &cfg.routing);
     let plan = decide::inbound(m, &MailKind::Normal, &reading, &facts, settings, at, at);
-    let render = |case: CaseNumber, n: i64| casegate::store::Composed {
+    let render = |case: CaseNumber, n: i64, _from: Option<String>| casegate::store::Composed {
         mails: plan
             .mails
             .iter()
