@@ -823,6 +823,45 @@ async fn postgres_leases_and_fencing() {
     db.drop().await;
 }
 
+/// Two SLA timers on PostgreSQL (issue 15): a due clock claimed by one unit of work is
+/// skipped by another at once (`SKIP LOCKED`), not waited for; once the first commits,
+/// the clock can be claimed again.
+#[tokio::test]
+async fn postgres_sla_timers_skip_a_clock_another_holds() {
+    let db = PgDatabase::create().await;
+    let store = Store::open(&db.url, 4).await.unwrap();
+    store
+        .import_contracts(&[acme_contract()], t0())
+        .await
+        .unwrap();
+    let m = mail(
+        "c1@acme.example",
+        "taro@acme.example",
+        "サーバーが停止しました",
+    );
+    file(&store, &m, t0()).await;
+    let clocks = store
+        .due_clocks(t0() + chrono::Duration::days(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(clocks.len(), 1);
+    let mut first = store.begin_work().await.unwrap();
+    assert!(first.claim_clock(&clocks[0]).await.unwrap());
+    let mut second = store.begin_work().await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(!second.claim_clock(&clocks[0]).await.unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "skipped, not waited for"
+    );
+    drop(second);
+    first.commit().await.unwrap();
+    let mut third = store.begin_work().await.unwrap();
+    assert!(third.claim_clock(&clocks[0]).await.unwrap());
+    drop(third);
+    db.drop().await;
+}
+
 /// The status pages' read models (issue 17): open cases per queue, today's intake, the
 /// clocks by due time, weekly attainment, the daily backlog and the team's measures.
 async fn status_page_views(store: Store) {
