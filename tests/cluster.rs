@@ -780,3 +780,71 @@ async fn a_case_opened_via_another_mailbox_is_answered_from_its_address() {
         .count();
     assert_eq!(inbound, 2, "the reply joins case {number}");
 }
+
+/// `run --once` on PostgreSQL renews its lease while it drains: with a 600 ms takeover
+/// time and a drain of several seconds, a daemon started mid-drain never takes the
+/// mailbox over, and the run files every mail itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_once_renews_its_lease_through_a_drain_longer_than_the_takeover_time() {
+    const MAILS: usize = 1000;
+    let pg = PgDatabase::create().await;
+    let ctx = TestCtx::with_config(
+        "oncelease",
+        &format!(
+            "[database]\nurl = \"{}\"\nmax_connections = 4\n\
+             [cluster]\ntakeover_ms = 600\n[imap]\nbatch_size = 20\n[smtp]\ntimeout_secs = 1\n",
+            pg.url
+        ),
+    );
+    ok(import(&ctx, "contracts.csv", CONTRACTS));
+    append_all(&ctx.user, mails(&ctx, "once", "support@example.com", MAILS)).await;
+    let db = PgPool::connect(&pg.url).await.unwrap();
+    let once = ctx
+        .casegate(&["run", "--once"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let once_pid = once.id();
+    wait_for(
+        "run --once to take the lease",
+        Duration::from_secs(30),
+        || {
+            let db = db.clone();
+            async move {
+                holder(&db, "INBOX")
+                    .await
+                    .is_some_and(|(h, _)| h.ends_with(&format!("-{once_pid}")))
+            }
+        },
+    )
+    .await;
+    let leased_at = Instant::now();
+    let daemon = Daemon::start(&ctx, "daemon.log");
+    let out = tokio::task::spawn_blocking(move || once.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let drain = leased_at.elapsed();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    daemon.stop().await;
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("processed {MAILS} mail(s): {MAILS} new case(s)")),
+        "run --once kept the mailbox through its drain:\n{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("lease lost"), "{stderr}");
+    // Else the test proves nothing: the lease would not have expired anyway.
+    assert!(
+        drain > Duration::from_millis(3 * 600),
+        "the drain ({drain:?}) must outlast the takeover time several times over"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM cases").await,
+        MAILS as i64
+    );
+    db.close().await;
+    pg.drop().await;
+}
