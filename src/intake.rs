@@ -396,8 +396,7 @@ async fn fetch_batch<'a>(
     for meta in chunk.iter().filter(|m| u64::from(m.size) > limit) {
         headers.insert(meta.uid, client.fetch_header(meta.uid).await?);
     }
-    let address = source.mailbox.support_address.clone();
-    let prepared = prepare_all(pipeline, bodies, &address).await?;
+    let prepared = prepare_all(pipeline, bodies, &source.mailbox).await?;
     Ok(Fetched {
         chunk,
         prepared,
@@ -416,7 +415,7 @@ fn preparers() -> usize {
 async fn prepare_all(
     pipeline: &Pipeline,
     bodies: Vec<FetchedMail>,
-    mailbox_address: &str,
+    mailbox: &MailboxSettings,
 ) -> Result<HashMap<u32, Prepared>, IntakeError> {
     let mut shares: Vec<(usize, Vec<FetchedMail>)> =
         (0..preparers()).map(|_| (0, Vec::new())).collect();
@@ -431,7 +430,8 @@ async fn prepare_all(
         .filter(|(_, mails)| !mails.is_empty())
         .map(|(_, mails)| {
             let preparer = pipeline.clone();
-            let address = mailbox_address.to_string();
+            let address = mailbox.support_address.clone();
+            let defaults = mailbox.defaults.clone();
             tokio::task::spawn_blocking(move || {
                 mails
                     .into_iter()
@@ -439,6 +439,7 @@ async fn prepare_all(
                         let mut received =
                             Received::whole(mail.raw, mail.internal_date, Origin::Imap);
                         received.mailbox_address = Some(address.clone());
+                        received.mailbox_defaults = defaults.clone();
                         (mail.uid, preparer.prepare(received))
                     })
                     .collect::<Vec<_>>()
@@ -500,6 +501,7 @@ async fn commit_batch(
                 origin: Origin::Imap,
                 recipient: None,
                 mailbox_address: None,
+                mailbox_defaults: Default::default(),
             };
             pipeline.quarantine(&mut work, &mail, reason, now).await
         } else if let Some(mail) = prepared.remove(&meta.uid) {

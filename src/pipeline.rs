@@ -22,6 +22,7 @@ use crate::domain::entitlement::Entitlement;
 use crate::domain::event::EventKind;
 use crate::domain::language::Language;
 use crate::domain::outbound::SentCounting;
+use crate::domain::routing::MailboxDefaults;
 use crate::domain::triage::Reading;
 use crate::domain::{CaseNumber, authres, engineer, signed, token};
 use crate::mail::Inbound;
@@ -100,6 +101,8 @@ pub struct Received {
     /// The support address of the mailbox it was read from (`[[mailboxes]]`): routing
     /// counts it as a recipient after To and Cc.
     pub mailbox_address: Option<String>,
+    /// That mailbox's routing defaults (product, queue, language).
+    pub mailbox_defaults: MailboxDefaults,
 }
 
 impl Received {
@@ -111,6 +114,7 @@ impl Received {
             origin,
             recipient: None,
             mailbox_address: None,
+            mailbox_defaults: MailboxDefaults::default(),
         }
     }
 
@@ -317,7 +321,12 @@ impl Pipeline {
                                     .map(|a| a.email.clone())
                                     .chain(received.mailbox_address.clone())
                                     .collect();
-                                let reading = Reading::of(&mail, &recipients, &self.config.routing);
+                                let reading = Reading::from_mailbox(
+                                    &mail,
+                                    &recipients,
+                                    &self.config.routing,
+                                    &received.mailbox_defaults,
+                                );
                                 Stage::Customer {
                                     mail,
                                     kind,
@@ -475,7 +484,10 @@ impl Pipeline {
             } => {
                 // The raw mail moves into the store: no copy of what may be megabytes.
                 let Received {
-                    bytes, received_at, ..
+                    bytes,
+                    received_at,
+                    mailbox_address,
+                    ..
                 } = received;
                 let o = self
                     .customer_mail(
@@ -485,7 +497,7 @@ impl Pipeline {
                         &reading,
                         bytes,
                         key,
-                        received_at,
+                        (received_at, mailbox_address),
                         now,
                         proven_staff,
                     )
@@ -680,7 +692,7 @@ impl Pipeline {
         reading: &Reading,
         raw: Vec<u8>,
         key: String,
-        received_at: DateTime<Utc>,
+        (received_at, mailbox_address): (DateTime<Utc>, Option<String>),
         now: DateTime<Utc>,
         proven_staff: bool,
     ) -> Result<Outcome, StoreError> {
@@ -726,7 +738,10 @@ impl Pipeline {
             &plan,
             mail,
             &Parent::of(mail),
-            new_message(mail, raw, key, received_at),
+            NewMessage {
+                mailbox_address,
+                ..new_message(mail, raw, key, received_at)
+            },
             now,
         )
         .await
@@ -788,8 +803,11 @@ impl Pipeline {
         let config = &self.config;
         let raw = message.raw.as_deref().unwrap_or_default();
         let key = self.store.site_key().to_vec();
-        let render = |case, first_n| {
-            notices::compose_all(config, &key, plan, mail, raw, parent, case, first_n, now)
+        let render = |case, first_n, address: Option<String>| {
+            let from = address.as_deref();
+            notices::compose_all(
+                config, &key, plan, mail, raw, parent, case, first_n, from, now,
+            )
         };
         let filed = match &plan.target {
             Target::New(new) => Filed::Opened {
@@ -886,6 +904,7 @@ fn new_message(
         html_only: mail.html_only,
         size: raw.len() as u64,
         raw: Some(raw),
+        mailbox_address: None,
         attachments: mail
             .attachments
             .iter()

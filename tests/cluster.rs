@@ -599,3 +599,252 @@ async fn threading_and_dedup_work_across_mailboxes() {
     }
     assert!(summary.contains("1 duplicate(s)"), "{summary}");
 }
+
+/// Per-mailbox routing defaults: mail read from the "jp" mailbox (product satellite,
+/// queue satellite-ja, language ja) that names no product and has no prose of its own
+/// takes them; the same mail to the other mailbox takes the routing file's defaults; and
+/// a mail that names its product and is written in English keeps both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_mailbox_default_product_queue_and_language_route_its_mail() {
+    let env = TestEnv::get();
+    let user2 = unique_user("defaults-jp");
+    let ctx = TestCtx::with_config(
+        "mbdefaults",
+        &format!(
+            "[[mailboxes]]\nname = \"jp\"\nsupport_address = \"support-jp@example.com\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user2}\"\npassword = \"{}\"\n\
+             product = \"satellite\"\nqueue = \"satellite-ja\"\nlanguage = \"ja\"\n",
+            env.imap_port, env.password
+        ),
+    );
+    ok(import(&ctx, "contracts.csv", CONTRACTS));
+    let log = "ERROR 0x80004005\n/var/log/messages:42\n";
+    let mail = |to: &str, n: u32, subject: &str, body: &str| {
+        mail_to(
+            to,
+            &format!("d{n}-{}@rheinwerk.de", ctx.user),
+            None,
+            &format!("ops{n}-{}@rheinwerk.de", ctx.user),
+            subject,
+            "",
+            body,
+        )
+    };
+    append_all(
+        &ctx.user,
+        vec![mail("support@example.com", 1, "0x80004005", log)],
+    )
+    .await;
+    ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    append_all(
+        &user2,
+        vec![mail("support-jp@example.com", 2, "0x80004005", log)],
+    )
+    .await;
+    ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    append_all(
+        &user2,
+        vec![mail(
+            "support-jp@example.com",
+            3,
+            "Playbook fails",
+            "Our playbook fails on every host since Monday.\n",
+        )],
+    )
+    .await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    let routed = |n: &str| {
+        let c = support::cli::show(&ctx, n);
+        let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+        (s("product"), s("queue"), s("language"))
+    };
+    let owned = |p: &str, q: &str, l: &str| (p.to_string(), q.to_string(), l.to_string());
+    assert_eq!(
+        routed("00000001"),
+        owned("ansible", "ansible-emea", "en"),
+        "to support@: the routing file's defaults\n{summary}"
+    );
+    assert_eq!(
+        routed("00000002"),
+        owned("satellite", "satellite-ja", "ja"),
+        "to support-jp@: the mailbox's defaults"
+    );
+    assert_eq!(
+        routed("00000003"),
+        owned("ansible", "ansible-emea", "en"),
+        "a keyword and English prose are more specific than the mailbox's defaults"
+    );
+}
+
+/// The value of header `name` in a raw mail (first occurrence, unfolded).
+fn header_of(raw: &[u8], name: &str) -> String {
+    let text = String::from_utf8_lossy(raw);
+    let head = text
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or_default()
+        .replace("\r\n ", " ");
+    let prefix = format!("{}:", name.to_lowercase());
+    head.lines()
+        .find(|l| l.to_lowercase().starts_with(&prefix))
+        .map(|l| l[prefix.len()..].trim().to_string())
+        .unwrap_or_else(|| panic!("no {name} header in:\n{head}"))
+}
+
+/// A case opened from the "jp" mailbox remembers its address: the acknowledgement goes
+/// out From `support-jp@`, and the customer's reply to it threads onto the case. A case
+/// opened from `[imap]` is still acknowledged from `gateway.support_address`.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_case_opened_via_another_mailbox_is_answered_from_its_address() {
+    let env = TestEnv::get();
+    let user2 = unique_user("from-jp");
+    let ctx = TestCtx::with_config(
+        "mbfrom",
+        &format!(
+            "[[mailboxes]]\nname = \"jp\"\nsupport_address = \"support-jp@example.com\"\n\
+             host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user2}\"\npassword = \"{}\"\n",
+            env.imap_port, env.password
+        ),
+    );
+    ok(import(&ctx, "contracts.csv", CONTRACTS));
+    let jp_customer = format!("aiko-{}@rheinwerk.de", ctx.user);
+    let en_customer = format!("ben-{}@rheinwerk.de", ctx.user);
+    let question = |to: &str, from: &str, n: u32| {
+        mail_to(
+            to,
+            &format!("f{n}-{}@rheinwerk.de", ctx.user),
+            None,
+            from,
+            "Agent stops after the upgrade",
+            "",
+            "The agent stops every night since the upgrade.\nSeverity: 3\n",
+        )
+    };
+    append_all(
+        &user2,
+        vec![question("support-jp@example.com", &jp_customer, 1)],
+    )
+    .await;
+    append_all(
+        &ctx.user,
+        vec![question("support@example.com", &en_customer, 2)],
+    )
+    .await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    let sink = env.sink();
+    let jp_acks = sink.messages(&jp_customer);
+    let en_acks = sink.messages(&en_customer);
+    assert_eq!((jp_acks.len(), en_acks.len()), (1, 1), "{summary}");
+    assert!(
+        header_of(&jp_acks[0], "From").contains("<support-jp@example.com>"),
+        "{}",
+        header_of(&jp_acks[0], "From")
+    );
+    assert!(
+        header_of(&en_acks[0], "From").contains("<support@example.com>"),
+        "{}",
+        header_of(&en_acks[0], "From")
+    );
+    let jp_case = support::cli::cases(&ctx)
+        .into_iter()
+        .find(|c| c["customer"] == jp_customer.as_str())
+        .expect("the jp customer's case");
+    let number = jp_case["number"]
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| jp_case["number"].to_string());
+    // The customer answers the acknowledgement, to the address it came from.
+    let ack_id = header_of(&jp_acks[0], "Message-ID");
+    let reply = mail_to(
+        "support-jp@example.com",
+        &format!("f3-{}@rheinwerk.de", ctx.user),
+        None,
+        &jp_customer,
+        &format!("Re: {}", header_of(&jp_acks[0], "Subject")),
+        &format!("In-Reply-To: {ack_id}\r\nReferences: {ack_id}\r\n"),
+        "Here are the logs you asked for.\n",
+    );
+    append_all(&user2, vec![reply]).await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    assert!(
+        summary
+            .contains("mailbox jp: processed 1 mail(s): 0 new case(s), 1 added to existing cases"),
+        "{summary}"
+    );
+    assert_eq!(support::cli::cases(&ctx).len(), 2, "{summary}");
+    let inbound = support::cli::show(&ctx, &number)["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|m| m["direction"] == "in")
+        .count();
+    assert_eq!(inbound, 2, "the reply joins case {number}");
+}
+
+/// `run --once` on PostgreSQL renews its lease while it drains: with a 600 ms takeover
+/// time and a drain of several seconds, a daemon started mid-drain never takes the
+/// mailbox over, and the run files every mail itself.
+#[tokio::test(flavor = "multi_thread")]
+async fn run_once_renews_its_lease_through_a_drain_longer_than_the_takeover_time() {
+    const MAILS: usize = 1000;
+    let pg = PgDatabase::create().await;
+    let ctx = TestCtx::with_config(
+        "oncelease",
+        &format!(
+            "[database]\nurl = \"{}\"\nmax_connections = 4\n\
+             [cluster]\ntakeover_ms = 600\n[imap]\nbatch_size = 20\n[smtp]\ntimeout_secs = 1\n",
+            pg.url
+        ),
+    );
+    ok(import(&ctx, "contracts.csv", CONTRACTS));
+    append_all(&ctx.user, mails(&ctx, "once", "support@example.com", MAILS)).await;
+    let db = PgPool::connect(&pg.url).await.unwrap();
+    let once = ctx
+        .casegate(&["run", "--once"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let once_pid = once.id();
+    wait_for(
+        "run --once to take the lease",
+        Duration::from_secs(30),
+        || {
+            let db = db.clone();
+            async move {
+                holder(&db, "INBOX")
+                    .await
+                    .is_some_and(|(h, _)| h.ends_with(&format!("-{once_pid}")))
+            }
+        },
+    )
+    .await;
+    let leased_at = Instant::now();
+    let daemon = Daemon::start(&ctx, "daemon.log");
+    let out = tokio::task::spawn_blocking(move || once.wait_with_output().unwrap())
+        .await
+        .unwrap();
+    let drain = leased_at.elapsed();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    );
+    daemon.stop().await;
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(
+        stdout.contains(&format!("processed {MAILS} mail(s): {MAILS} new case(s)")),
+        "run --once kept the mailbox through its drain:\n{stdout}\n{stderr}"
+    );
+    assert!(!stderr.contains("lease lost"), "{stderr}");
+    // Else the test proves nothing: the lease would not have expired anyway.
+    assert!(
+        drain > Duration::from_millis(3 * 600),
+        "the drain ({drain:?}) must outlast the takeover time several times over"
+    );
+    assert_eq!(
+        scalar(&db, "SELECT COUNT(*) FROM cases").await,
+        MAILS as i64
+    );
+    db.close().await;
+    pg.drop().await;
+}

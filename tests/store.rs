@@ -105,6 +105,7 @@ fn message(m: &Inbound, at: DateTime<Utc>) -> NewMessage {
         html_only: false,
         size: 10,
         raw: Some(b"raw bytes".to_vec()),
+        mailbox_address: None,
         attachments: vec![NewAttachment {
             filename: Some("ログ.txt".into()),
             content_type: "text/plain".into(),
@@ -176,7 +177,7 @@ async fn file_message(
     };
     let reading = Reading::of(m, &[], &cfg.routing);
     let plan = decide::inbound(m, &MailKind::Normal, &reading, &facts, settings, at, at);
-    let render = |case: CaseNumber, n: i64| casegate::store::Composed {
+    let render = |case: CaseNumber, n: i64, _from: Option<String>| casegate::store::Composed {
         mails: plan
             .mails
             .iter()
@@ -819,6 +820,45 @@ async fn sqlite_leases_and_fencing() {
 async fn postgres_leases_and_fencing() {
     let db = PgDatabase::create().await;
     lease_contract(Store::open(&db.url, 2).await.unwrap()).await;
+    db.drop().await;
+}
+
+/// Two SLA timers on PostgreSQL (issue 15): a due clock claimed by one unit of work is
+/// skipped by another at once (`SKIP LOCKED`), not waited for; once the first commits,
+/// the clock can be claimed again.
+#[tokio::test]
+async fn postgres_sla_timers_skip_a_clock_another_holds() {
+    let db = PgDatabase::create().await;
+    let store = Store::open(&db.url, 4).await.unwrap();
+    store
+        .import_contracts(&[acme_contract()], t0())
+        .await
+        .unwrap();
+    let m = mail(
+        "c1@acme.example",
+        "taro@acme.example",
+        "サーバーが停止しました",
+    );
+    file(&store, &m, t0()).await;
+    let clocks = store
+        .due_clocks(t0() + chrono::Duration::days(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(clocks.len(), 1);
+    let mut first = store.begin_work().await.unwrap();
+    assert!(first.claim_clock(&clocks[0]).await.unwrap());
+    let mut second = store.begin_work().await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(!second.claim_clock(&clocks[0]).await.unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "skipped, not waited for"
+    );
+    drop(second);
+    first.commit().await.unwrap();
+    let mut third = store.begin_work().await.unwrap();
+    assert!(third.claim_clock(&clocks[0]).await.unwrap());
+    drop(third);
     db.drop().await;
 }
 

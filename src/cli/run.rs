@@ -88,7 +88,18 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
             mailbox: mailbox.clone(),
             lease: lease.clone(),
         };
-        match intake::run_once(&source, pipeline, &shutdown).await {
+        let drain = intake::run_once(&source, pipeline, &shutdown);
+        let drained = match &lease {
+            Some(lease) => {
+                tokio::pin!(drain);
+                tokio::select! {
+                    r = &mut drain => r,
+                    () = renew_while_draining(pipeline, lease, config.cluster.takeover) => drain.await,
+                }
+            }
+            None => drain.await,
+        };
+        match drained {
             Ok(s) => println!(
                 "{label}processed {} mail(s): {} new case(s), {} added to existing cases, {} duplicate(s), {} quarantined",
                 s.total(),
@@ -147,6 +158,26 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
         eprintln!("casegate: run --once: {f}");
     }
     Ok(1)
+}
+
+/// Renew `lease` every third of the takeover time while `run --once` drains, as the
+/// daemon does, so a drain longer than the takeover time is not taken over. Returns only
+/// when the lease is lost: the drain then goes on, and the fencing
+/// check refuses its next commit.
+async fn renew_while_draining(pipeline: &Pipeline, lease: &Lease, takeover: std::time::Duration) {
+    let term = chrono::Duration::from_std(takeover).unwrap_or(chrono::Duration::MAX);
+    loop {
+        tokio::time::sleep(takeover / 3).await;
+        match pipeline.store().renew_lease(lease, Utc::now() + term).await {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(mailbox = %lease.mailbox, token = lease.token, "lease lost: another instance took the mailbox over");
+                return;
+            }
+            // The next round tries again; a lease that expires meanwhile is lost.
+            Err(e) => warn!(mailbox = %lease.mailbox, error = %e, "lease not renewed; retrying"),
+        }
+    }
 }
 
 /// `run --once` on PostgreSQL reads a mailbox only with its lease (`Ok(None)`: another

@@ -9,6 +9,8 @@ use std::time::Duration;
 use config::{Environment, File, FileFormat, Map, Value, ValueKind};
 
 use super::settings::*;
+use crate::domain::language::Language;
+use crate::domain::routing::{MailboxDefaults, Routing};
 
 pub use crate::problem::{Problem, Problems};
 
@@ -246,6 +248,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         .collect();
     let staff = super::staff::read(r, &queue_names);
     if let Some(rt) = &routing {
+        check_mailbox_defaults(r, &mailboxes, rt);
         super::staff::check_watched(r, &staff, rt);
         super::sla::check_regions(r, &sla, rt);
     }
@@ -400,6 +403,7 @@ fn mailboxes(
             name: i.mailbox.clone(),
             support_address: gateway_address.to_string(),
             imap: i.clone(),
+            defaults: Default::default(),
         });
     }
     // Not `lookup`: that would count every key of every entry as read, typos included.
@@ -425,6 +429,7 @@ fn mailboxes(
         let name = r.string(&format!("{section}.name"), None);
         let support_address = r.email(&format!("{section}.support_address"), None);
         let imap = imap(r, &section, oauth2);
+        let defaults = mailbox_defaults(r, &section);
         if !name.is_empty() && out.iter().any(|m| m.name == name) {
             r.problem(
                 None,
@@ -452,9 +457,62 @@ fn mailboxes(
             name,
             support_address,
             imap,
+            defaults,
         });
     }
     out
+}
+
+/// A `[[mailboxes]]` entry's routing defaults, as written; the names are checked against
+/// the routing file by [`check_mailbox_defaults`].
+fn mailbox_defaults(r: &mut Reader<'_>, section: &str) -> MailboxDefaults {
+    let key = format!("{section}.language");
+    let language = r.opt_string(&key).and_then(|l| {
+        let parsed = Language::parse(&l);
+        if parsed.is_none() {
+            let known: Vec<_> = Language::ALL.iter().map(|l| l.as_str()).collect();
+            r.problem(
+                None,
+                &key,
+                format!("unknown language \"{l}\" (known: {})", known.join(", ")),
+            );
+        }
+        parsed
+    });
+    MailboxDefaults {
+        product: r.opt_string(&format!("{section}.product")),
+        queue: r.opt_string(&format!("{section}.queue")),
+        language,
+    }
+}
+
+/// Every mailbox default names a product and a queue of the routing file: a typo would
+/// otherwise send that mailbox's mail somewhere else without a word.
+fn check_mailbox_defaults(r: &mut Reader<'_>, mailboxes: &[MailboxSettings], routing: &Routing) {
+    // `[imap]`, when present, is the first mailbox and has no defaults of its own.
+    let first_entry = usize::from(r.has_section("imap"));
+    for (n, m) in mailboxes.iter().skip(first_entry).enumerate() {
+        if let Some(p) = &m.defaults.product {
+            let known: Vec<&str> = routing.products.iter().map(|p| p.name.as_str()).collect();
+            if !known.contains(&p.as_str()) && *p != routing.default_product {
+                r.problem(
+                    None,
+                    &format!("mailboxes.{n}.product"),
+                    format!("unknown product \"{p}\" (known: {})", known.join(", ")),
+                );
+            }
+        }
+        if let Some(q) = &m.defaults.queue
+            && routing.queue(q).is_none()
+        {
+            let known: Vec<&str> = routing.queues.iter().map(|q| q.name.as_str()).collect();
+            r.problem(
+                None,
+                &format!("mailboxes.{n}.queue"),
+                format!("unknown queue \"{q}\" (known: {})", known.join(", ")),
+            );
+        }
+    }
 }
 
 fn smtp(r: &mut Reader<'_>, oauth2: OAuth2<'_>) -> SmtpSettings {
@@ -971,6 +1029,9 @@ tls = "none"
 username = "support-jp"
 password = "pw2"
 processed_mailbox = "Done"
+product = "satellite"
+queue = "satellite-ja"
+language = "ja"
 [[mailboxes]]
 name = "ansible"
 support_address = "ansible-support@example.com"
@@ -992,6 +1053,45 @@ password_file = "ansible.pw"
         assert_eq!(c.mailboxes[2].imap.password.expose(), "pw3");
         assert_eq!(c.mailboxes[2].imap.mailbox, "INBOX");
         assert_eq!(c.cluster.takeover, Duration::from_secs(2));
+        let jp = &c.mailboxes[1].defaults;
+        assert_eq!(jp.product.as_deref(), Some("satellite"));
+        assert_eq!(jp.queue.as_deref(), Some("satellite-ja"));
+        assert_eq!(jp.language, Some(Language::Ja));
+        assert_eq!(c.mailboxes[2].defaults, MailboxDefaults::default());
+    }
+
+    #[test]
+    fn a_mailbox_default_naming_no_product_queue_or_language_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let body = format!(
+            "{GOOD}{}",
+            r#"
+[[mailboxes]]
+name = "jp"
+support_address = "jp@example.com"
+host = "127.0.0.1"
+tls = "none"
+username = "jp"
+password = "pw"
+product = "satelite"
+queue = "satellite-jp"
+language = "jp"
+"#
+        );
+        let path = write(d.path(), &body);
+        let err = load_with_env(&path, Some(test_env())).unwrap_err();
+        let text = err.to_string();
+        let f = path.display().to_string();
+        for expected in [
+            format!(
+                "{f}: mailboxes.0.product: unknown product \"satelite\" (known: ansible, satellite)"
+            ),
+            format!("{f}: mailboxes.0.queue: unknown queue \"satellite-jp\""),
+            format!("{f}: mailboxes.0.language: unknown language \"jp\" (known: en, ja)"),
+        ] {
+            assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+        }
+        assert_eq!(err.0.len(), 3, "{text}");
     }
 
     #[test]

@@ -70,6 +70,9 @@ pub struct MailboxSettings {
     /// protection), and routing treats it as a recipient (product rules by address).
     pub support_address: String,
     pub imap: ImapSettings,
+    /// `product`, `queue` and `language` for mail read here, where the mail itself names
+    /// nothing more specific (README "Several mailboxes").
+    pub defaults: crate::domain::routing::MailboxDefaults,
 }
 
 /// `[cluster]`: several instances sharing one PostgreSQL database.
