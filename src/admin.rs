@@ -1,7 +1,7 @@
 //! The admin HTTP listener of `casegate run` (`admin.listen`): `/metrics` in the
 //! Prometheus text format, `/healthz` (the process answers) and `/readyz` (the database
 //! answers, every mailbox is connected, the outbox is not stuck), with a JSON body
-//! that says what is wrong.
+//! that says what is wrong; and the status pages (`src/web/`) at `/`.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -15,7 +15,7 @@ use chrono::Utc;
 use serde_json::json;
 use tokio::net::TcpListener;
 
-use crate::metrics::{StatusLabel, metrics};
+use crate::metrics::{SlaClockLabel, StatusLabel, metrics};
 use crate::runtime::Shutdown;
 use crate::store::Store;
 
@@ -40,6 +40,7 @@ pub async fn bind(addr: SocketAddr) -> Result<TcpListener, AdminError> {
 pub async fn serve(
     listener: TcpListener,
     store: Store,
+    web: crate::web::WebState,
     mut shutdown: Shutdown,
 ) -> Result<(), AdminError> {
     let addr = listener
@@ -49,12 +50,16 @@ pub async fn serve(
         .route("/metrics", get(scrape))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(ready))
-        .with_state(store);
-    tracing::info!(listen = %addr, "admin listener: /metrics /healthz /readyz");
-    axum::serve(listener, app)
-        .with_graceful_shutdown(async move { shutdown.recv().await })
-        .await
-        .map_err(|cause| AdminError { addr, cause })
+        .with_state(store)
+        .merge(crate::web::routes(web));
+    tracing::info!(listen = %addr, "admin listener: /metrics /healthz /readyz, status pages at /");
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(async move { shutdown.recv().await })
+    .await
+    .map_err(|cause| AdminError { addr, cause })
 }
 
 async fn scrape(State(store): State<Store>) -> Response {
@@ -70,6 +75,14 @@ async fn scrape(State(store): State<Store>) -> Response {
             }
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot count the outbox"),
+    }
+    match store.clocks_at_risk(Utc::now()).await {
+        Ok(c) => {
+            for (state, n) in [("at_risk", c.at_risk), ("overdue", c.overdue)] {
+                m.sla_clocks.get_or_create(&SlaClockLabel { state }).set(n);
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "metrics: cannot count the SLA clocks"),
     }
     let mut body = String::new();
     if let Err(e) = prometheus_client::encoding::text::encode(&mut body, &m.registry) {

@@ -21,7 +21,7 @@ use crate::outbox::{self, OutboxError, RetryPolicy};
 use crate::pipeline::Pipeline;
 use crate::runtime::shutdown_channel;
 use crate::sla_timer::{self, SlaTimer};
-use crate::store::StoreError;
+use crate::store::{Backend, StoreError};
 
 /// Why the daemon stopped before it was asked to: a worker failed for good. Each
 /// variant is its worker's own error (printed as it is, once).
@@ -35,6 +35,9 @@ pub enum DaemonError {
     SlaTimer(#[from] StoreError),
     #[error(transparent)]
     Admin(#[from] crate::admin::AdminError),
+    /// The status pages' templates (`web.templates_dir`) do not load.
+    #[error("status pages (web.templates_dir):\n{0}")]
+    WebPages(crate::problem::Problems),
     #[error(transparent)]
     Panicked(#[from] tokio::task::JoinError),
 }
@@ -80,12 +83,29 @@ pub async fn run(
     let mut tasks: JoinSet<Result<(), DaemonError>> = JoinSet::new();
     if let Some(addr) = config.admin.listen {
         let listener = crate::admin::bind(addr).await?;
+        let pages = crate::web::render::Pages::load(&config.web.templates_dir)
+            .map_err(|p| DaemonError::WebPages(crate::problem::Problems(p)))?;
+        let web = crate::web::WebState::new(pipeline_rx.clone(), pages);
         let (store, sd) = (pipeline.store().clone(), stop.clone());
-        tasks.spawn(async move { Ok(crate::admin::serve(listener, store, sd).await?) });
+        tasks.spawn(async move { Ok(crate::admin::serve(listener, store, web, sd).await?) });
     }
-    if let Some(imap) = config.imap.clone() {
+    if pipeline.store().backend() == Backend::Postgres && !config.mailboxes.is_empty() {
+        // Shared by design: each mailbox read by one instance at a time, through leases.
+        let member = crate::cluster::Member::this_process(config.cluster.takeover);
+        let (store, mailboxes) = (pipeline.store().clone(), config.mailboxes.clone());
         let (rx, sd) = (pipeline_rx.clone(), stop.clone());
-        tasks.spawn(async move { Ok(intake::run(imap, rx, sd).await?) });
+        tasks
+            .spawn(async move { Ok(crate::cluster::run(member, store, mailboxes, rx, sd).await?) });
+    } else {
+        // SQLite: this process holds the database's lock, so it is the only reader.
+        for mailbox in config.mailboxes.clone() {
+            let (rx, sd) = (pipeline_rx.clone(), stop.clone());
+            let source = intake::Source {
+                mailbox,
+                lease: None,
+            };
+            tasks.spawn(async move { Ok(intake::run(source, rx, sd).await?) });
+        }
     }
     if let Some(smtp) = config.smtp.clone() {
         let (store, policy, sd, wake) = (
@@ -112,7 +132,11 @@ pub async fn run(
     let mut failure = None;
     // systemd (Type=notify): READY once the mailbox is connected (at once without one),
     // WATCHDOG pings at half the watchdog interval. Without NOTIFY_SOCKET both do nothing.
-    let mailbox = current.imap.as_ref().map(|i| i.mailbox.clone());
+    // On PostgreSQL an instance may hold no mailbox at all (others do): ready at once.
+    let mailboxes: Vec<String> = match pipeline.store().backend() {
+        Backend::Sqlite => current.mailboxes.iter().map(|m| m.name.clone()).collect(),
+        Backend::Postgres => Vec::new(),
+    };
     let mut ready = false;
     let mut ready_check = tokio::time::interval(std::time::Duration::from_millis(100));
     let watchdog = sd_notify::watchdog_enabled();
@@ -121,7 +145,7 @@ pub async fn run(
     loop {
         let requested = tokio::select! {
             _ = ready_check.tick(), if !ready => {
-                if mailbox.as_deref().is_none_or(|m| metrics().connected(m)) {
+                if mailboxes.iter().all(|m| metrics().connected(m)) {
                     ready = true;
                     notify(sd_notify::NotifyState::Ready);
                 }
@@ -195,7 +219,8 @@ fn reload(path: &Path, running: &Config) -> Option<Arc<Config>> {
         Ok(new) => {
             let connection = |c: &Config| {
                 (
-                    c.imap.clone(),
+                    c.mailboxes.clone(),
+                    c.cluster,
                     c.smtp.clone(),
                     c.database.url.clone(),
                     c.outbox,
@@ -203,7 +228,7 @@ fn reload(path: &Path, running: &Config) -> Option<Arc<Config>> {
             };
             if connection(&new) != connection(running) {
                 warn!(
-                    "reload: [imap], [smtp], [outbox] and [database] changes take effect after a restart"
+                    "reload: [imap], [[mailboxes]], [cluster], [smtp], [outbox] and [database] changes take effect after a restart"
                 );
             }
             for w in &new.warnings {

@@ -3,7 +3,8 @@
 //! `CASEGATE_FAILPOINT=after_commit` aborts the process right after the first mail is
 //! committed and before it is moved out of the inbox: the exact window a power cut or
 //! `kill -9` can hit. `CASEGATE_FAILPOINT=NAME:N` makes the fallible step `NAME` fail its
-//! first `N` times instead ([`fails`]). Compiled in only with the cargo feature
+//! first `N` times instead ([`fails`]); `CASEGATE_FAILPOINT=stop:NAME` stops the process
+//! (SIGSTOP) at `NAME` once ([`pause`]). Compiled in only with the cargo feature
 //! `failpoints`, which the tests enable (the package's dev-dependency on itself); a
 //! release build has none.
 
@@ -40,6 +41,26 @@ pub fn fails(name: &str) -> bool {
     let times: u64 = times.parse().unwrap_or(0);
     armed == name && CALLS.fetch_add(1, Ordering::Relaxed) < times
 }
+
+/// Stop the process (SIGSTOP, as `kill -STOP` would) the first time `name` is reached
+/// when `stop:NAME` is armed: a test pauses it exactly there and resumes it with SIGCONT.
+#[cfg(feature = "failpoints")]
+pub fn pause(name: &str) {
+    static DONE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    let armed_here = armed().and_then(|a| a.strip_prefix("stop:")) == Some(name);
+    if armed_here && !DONE.swap(true, Ordering::Relaxed) {
+        eprintln!("casegate: failpoint stop:{name} hit, stopping");
+        // SAFETY: raise() only sends a signal to this process.
+        unsafe {
+            libc::raise(libc::SIGSTOP);
+        }
+    }
+}
+
+/// Without the `failpoints` feature no failpoint exists.
+#[cfg(not(feature = "failpoints"))]
+#[inline(always)]
+pub fn pause(_name: &str) {}
 
 /// Without the `failpoints` feature no failpoint exists.
 #[cfg(not(feature = "failpoints"))]

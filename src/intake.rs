@@ -11,12 +11,13 @@ use chrono::Utc;
 use tokio::sync::{oneshot, watch};
 use tracing::{debug, error, info, warn};
 
-use crate::config::ImapSettings;
+use crate::config::{ImapSettings, MailboxSettings};
 use crate::imap::{Backoff, FetchedMail, IdleEnd, ImapClient, ImapError, MailMeta};
 use crate::metrics::metrics;
 use crate::pipeline::{Origin, Outcome, Pipeline, Prepared, Received, too_large};
+use crate::progress::Progress;
 use crate::runtime::Shutdown;
-use crate::store::{Checkpoint, StoreError};
+use crate::store::{Checkpoint, Lease, StoreError};
 
 /// Why the intake loop stopped.
 #[derive(Debug, thiserror::Error)]
@@ -78,14 +79,26 @@ impl PassStats {
     }
 }
 
+/// What one intake reads, and by what right.
+#[derive(Debug, Clone)]
+pub struct Source {
+    pub mailbox: MailboxSettings,
+    /// On PostgreSQL, the mailbox's lease: every commit proves it still holds it (the
+    /// fencing check). `None` on SQLite, whose lock makes this process the only reader.
+    pub lease: Option<Lease>,
+}
+
 /// Drain the mailbox once and return (`run --once`).
 pub async fn run_once(
-    settings: &ImapSettings,
+    source: &Source,
     pipeline: &Pipeline,
     shutdown: &Shutdown,
 ) -> Result<PassStats, IntakeError> {
+    let settings = &source.mailbox.imap;
     let mut client = open(settings).await?;
-    let stats = drain(&mut client, settings, pipeline, shutdown).await;
+    let mut progress = Progress::new("run --once", 0);
+    let stats = drain(&mut client, source, pipeline, shutdown, Some(&mut progress)).await;
+    progress.finish();
     client.logout().await;
     stats
 }
@@ -95,23 +108,23 @@ pub async fn run_once(
 /// The pipeline comes through a watch channel so that a reload (SIGHUP) takes effect at
 /// the next batch without a restart.
 pub async fn run(
-    settings: ImapSettings,
+    source: Source,
     pipeline: watch::Receiver<Pipeline>,
     mut shutdown: Shutdown,
 ) -> Result<(), IntakeError> {
     let mut backoff = Backoff::default();
+    let name = &source.mailbox.name;
+    metrics().declare_mailbox(name);
     while !shutdown.is_shutdown() {
-        match session(&settings, &pipeline, &mut shutdown, &mut backoff).await {
+        match session(&source, &pipeline, &mut shutdown, &mut backoff).await {
             Ok(()) => break,
             Err(IntakeError::Imap(e)) if !e.is_transient() => return Err(IntakeError::Imap(e)),
             Err(e) => {
                 let wait = backoff.next_delay();
-                warn!(error = %e, retry_in_secs = wait.as_secs_f32(), "intake interrupted; will retry");
+                warn!(mailbox = %name, error = %e, retry_in_secs = wait.as_secs_f32(), "intake interrupted; will retry");
                 let m = metrics();
-                m.set_connection(&settings.mailbox, Some(e.to_string()));
-                m.imap_reconnects
-                    .get_or_create(&m.mailbox(&settings.mailbox))
-                    .inc();
+                m.set_connection(name, Some(e.to_string()));
+                m.imap_reconnects.get_or_create(&m.mailbox(name)).inc();
                 tokio::select! {
                     _ = tokio::time::sleep(wait) => {}
                     _ = shutdown.recv() => {}
@@ -124,17 +137,18 @@ pub async fn run(
 
 /// One connection's life: returns Ok on shutdown, Err to reconnect.
 async fn session(
-    settings: &ImapSettings,
+    source: &Source,
     pipeline: &watch::Receiver<Pipeline>,
     shutdown: &mut Shutdown,
     backoff: &mut Backoff,
 ) -> Result<(), IntakeError> {
+    let settings = &source.mailbox.imap;
     let mut client = open(settings).await?;
-    info!(host = %settings.host, mailbox = %settings.mailbox, idle = client.has_idle() && settings.idle, "IMAP connected");
-    metrics().set_connection(&settings.mailbox, None);
+    info!(host = %settings.host, mailbox = %source.mailbox.name, folder = %settings.mailbox, idle = client.has_idle() && settings.idle, "IMAP connected");
+    metrics().set_connection(&source.mailbox.name, None);
     loop {
         let current = pipeline.borrow().clone();
-        drain(&mut client, settings, &current, shutdown).await?;
+        drain(&mut client, source, &current, shutdown, None).await?;
         backoff.reset();
         if shutdown.is_shutdown() {
             client.logout().await;
@@ -172,10 +186,15 @@ async fn open(settings: &ImapSettings) -> Result<ImapClient, IntakeError> {
 /// Process everything new in the inbox, batch by batch, until it is empty or shutdown.
 async fn drain(
     client: &mut ImapClient,
-    settings: &ImapSettings,
+    source: &Source,
     pipeline: &Pipeline,
     shutdown: &Shutdown,
+    // `run --once`: how far through the backlog it is.
+    mut progress: Option<&mut Progress>,
 ) -> Result<PassStats, IntakeError> {
+    let settings = &source.mailbox.imap;
+    // Checkpoints are kept by mailbox name: two accounts may both read their INBOX.
+    let name = source.mailbox.name.as_str();
     let mut stats = PassStats::default();
     loop {
         if shutdown.is_shutdown() {
@@ -183,7 +202,7 @@ async fn drain(
         }
         let selected = client.select(&settings.mailbox).await?;
         let store = pipeline.store();
-        let stored = store.checkpoint(&settings.mailbox).await?;
+        let stored = store.checkpoint(name).await?;
         let mut cp = match stored {
             Some(cp) if cp.uid_validity == selected.uid_validity => cp,
             Some(old) => {
@@ -207,20 +226,21 @@ async fn drain(
         let metas = client.list_after(cp.last_uid).await?;
         if metas.is_empty() {
             if stored != Some(cp) {
-                store
-                    .save_checkpoint(&settings.mailbox, cp, Utc::now())
-                    .await?;
+                store.save_checkpoint(name, cp, Utc::now()).await?;
             }
             return Ok(stats);
         }
         debug!(count = metas.len(), after_uid = cp.last_uid, "new mail");
+        if let Some(p) = progress.as_mut() {
+            p.set_total(p.done() + metas.len() as u64);
+        }
         // A pipeline over the batches: while batch N commits, the IMAP connection moves
         // batch N-1 out of the inbox and fetches batch N+1, which blocking threads then
         // prepare. The checkpoint for N-1 is recorded in N's unit of work, once its
         // MOVE succeeded.
         let mut chunks = batches(&metas, settings.batch_size as usize, settings.batch_bytes);
         let mut next = match chunks.next() {
-            Some(chunk) => Some(fetch_batch(client, pipeline, chunk).await?),
+            Some(chunk) => Some(fetch_batch(client, source, pipeline, chunk).await?),
             None => None,
         };
         let mut unsettled: Option<Batch> = None;
@@ -229,9 +249,10 @@ async fn drain(
             let moving = unsettled.take();
             let (moved_tx, moved_rx) = oneshot::channel();
             let mark = Mark {
-                mailbox: &settings.mailbox,
+                mailbox: name,
                 checkpoint: cp,
                 moved: moved_rx,
+                lease: source.lease.as_ref(),
             };
             let ((batch, done, marked), imap) =
                 tokio::join!(commit_batch(pipeline, fetched, mark, shutdown), async {
@@ -244,12 +265,15 @@ async fn drain(
                     }
                     match upcoming {
                         Some(chunk) if !shutdown.is_shutdown() => {
-                            fetch_batch(client, pipeline, chunk).await.map(Some)
+                            fetch_batch(client, source, pipeline, chunk).await.map(Some)
                         }
                         _ => Ok(None),
                     }
                 });
             stats.add(batch.stats);
+            if let Some(p) = progress.as_mut() {
+                p.advance(batch.stats.total());
+            }
             if let BatchEnd::Failed(e) = done {
                 return Err(e);
             }
@@ -262,21 +286,19 @@ async fn drain(
                 // Moved, but after the unit of work had finished: record it on its own.
                 (None, Some(uid)) => {
                     cp.last_uid = uid;
-                    store
-                        .save_checkpoint(&settings.mailbox, cp, Utc::now())
-                        .await?;
+                    store.save_checkpoint(name, cp, Utc::now()).await?;
                 }
                 (None, None) => {}
             }
             if matches!(done, BatchEnd::Shutdown) {
-                settle_and_mark(client, settings, store, &batch, &mut cp).await?;
+                settle_and_mark(client, source, store, &batch, &mut cp).await?;
                 return Ok(stats);
             }
             unsettled = Some(batch);
             next = fetched_next;
         }
         if let Some(batch) = unsettled {
-            settle_and_mark(client, settings, store, &batch, &mut cp).await?;
+            settle_and_mark(client, source, store, &batch, &mut cp).await?;
         }
     }
 }
@@ -284,16 +306,16 @@ async fn drain(
 /// Move a committed batch out of the inbox, then advance the checkpoint past it.
 async fn settle_and_mark(
     client: &mut ImapClient,
-    settings: &ImapSettings,
+    source: &Source,
     store: &crate::store::Store,
     batch: &Batch,
     cp: &mut Checkpoint,
 ) -> Result<(), IntakeError> {
-    settle(client, settings, batch).await?;
+    settle(client, &source.mailbox.imap, batch).await?;
     if let Some(uid) = batch.settled_up_to {
         cp.last_uid = uid;
         store
-            .save_checkpoint(&settings.mailbox, *cp, Utc::now())
+            .save_checkpoint(&source.mailbox.name, *cp, Utc::now())
             .await?;
     }
     Ok(())
@@ -305,6 +327,8 @@ struct Mark<'a> {
     mailbox: &'a str,
     checkpoint: Checkpoint,
     moved: oneshot::Receiver<Option<u32>>,
+    /// Proven inside the unit of work, just before it commits (see `store::leases`).
+    lease: Option<&'a Lease>,
 }
 
 /// Consecutive batches of at most `count` mails and `bytes` bytes (a mail larger than
@@ -356,6 +380,7 @@ struct Fetched<'a> {
 
 async fn fetch_batch<'a>(
     client: &mut ImapClient,
+    source: &Source,
     pipeline: &Pipeline,
     chunk: &'a [MailMeta],
 ) -> Result<Fetched<'a>, IntakeError> {
@@ -371,7 +396,7 @@ async fn fetch_batch<'a>(
     for meta in chunk.iter().filter(|m| u64::from(m.size) > limit) {
         headers.insert(meta.uid, client.fetch_header(meta.uid).await?);
     }
-    let prepared = prepare_all(pipeline, bodies).await?;
+    let prepared = prepare_all(pipeline, bodies, &source.mailbox).await?;
     Ok(Fetched {
         chunk,
         prepared,
@@ -390,6 +415,7 @@ fn preparers() -> usize {
 async fn prepare_all(
     pipeline: &Pipeline,
     bodies: Vec<FetchedMail>,
+    mailbox: &MailboxSettings,
 ) -> Result<HashMap<u32, Prepared>, IntakeError> {
     let mut shares: Vec<(usize, Vec<FetchedMail>)> =
         (0..preparers()).map(|_| (0, Vec::new())).collect();
@@ -404,18 +430,17 @@ async fn prepare_all(
         .filter(|(_, mails)| !mails.is_empty())
         .map(|(_, mails)| {
             let preparer = pipeline.clone();
+            let address = mailbox.support_address.clone();
+            let defaults = mailbox.defaults.clone();
             tokio::task::spawn_blocking(move || {
                 mails
                     .into_iter()
                     .map(|mail| {
-                        (
-                            mail.uid,
-                            preparer.prepare(Received::whole(
-                                mail.raw,
-                                mail.internal_date,
-                                Origin::Imap,
-                            )),
-                        )
+                        let mut received =
+                            Received::whole(mail.raw, mail.internal_date, Origin::Imap);
+                        received.mailbox_address = Some(address.clone());
+                        received.mailbox_defaults = defaults.clone();
+                        (mail.uid, preparer.prepare(received))
                     })
                     .collect::<Vec<_>>()
             })
@@ -475,6 +500,8 @@ async fn commit_batch(
                 received_at: meta.internal_date,
                 origin: Origin::Imap,
                 recipient: None,
+                mailbox_address: None,
+                mailbox_defaults: Default::default(),
             };
             pipeline.quarantine(&mut work, &mail, reason, now).await
         } else if let Some(mail) = prepared.remove(&meta.uid) {
@@ -528,7 +555,14 @@ async fn commit_batch(
         }
         None => Ok(()),
     };
-    let committed = match recorded {
+    let fenced = match (recorded, mark.lease) {
+        (Ok(()), Some(lease)) => {
+            crate::failpoint::pause("before_fence");
+            work.fence(lease, Utc::now()).await
+        }
+        (r, _) => r,
+    };
+    let committed = match fenced {
         Ok(()) => pipeline.commit(work).await,
         Err(e) => Err(e),
     };

@@ -30,7 +30,9 @@ pub mod templates;
 pub use cli::Cli;
 
 mod admin;
+mod charts;
 mod cli;
+mod cluster;
 mod failpoint;
 mod intake;
 mod metrics;
@@ -38,5 +40,8 @@ mod notices;
 mod oauth2;
 mod pipeline;
 mod problem;
+mod progress;
+mod replay;
 mod sla_timer;
 mod tls;
+mod web;

@@ -79,6 +79,7 @@ pub fn compose_all(
     parent: &Parent,
     case: CaseNumber,
     first_n: i64,
+    support_address: Option<&str>,
     now: DateTime<Utc>,
 ) -> Composed {
     let mut n = first_n;
@@ -91,7 +92,7 @@ pub fn compose_all(
             (mail, raw),
             parent,
             planned,
-            case,
+            (case, support_address),
             n,
             now,
         ) {
@@ -117,12 +118,19 @@ fn compose_one(
     (mail, raw): (&Inbound, &[u8]),
     parent: &Parent,
     planned: &PlannedMail,
-    case: CaseNumber,
+    (case, support_address): (CaseNumber, Option<&str>),
     n: i64,
     now: DateTime<Utc>,
 ) -> Result<Outbound, NoticeError> {
     let g = &config.gateway;
-    let facts = CaseText::of(config, plan, case);
+    let staff = planned.is_staff();
+    // Customer mail of a case opened from another of our mailboxes comes from that
+    // mailbox's address (the one the customer wrote to); staff mail from the gateway's.
+    let from = support_address.filter(|_| !staff);
+    let mut facts = CaseText::of(config, plan, case);
+    if let Some(address) = from {
+        facts.common.support_address = address.to_string();
+    }
     let lang = planned.language.as_str();
     let (kind, role, rendered) = match &planned.notice {
         Notice::Forward(scope) => {
@@ -150,7 +158,6 @@ fn compose_one(
             (kind.into(), Role::System, rendered)
         }
     };
-    let staff = planned.is_staff();
     let (in_reply_to, references) = if staff {
         (None, Vec::new())
     } else {
@@ -189,6 +196,7 @@ fn compose_one(
             Notice::Forward(_) => Some(raw),
             _ => None,
         },
+        from,
         ..Letter::new(site_key, g, case, n, now, vec![planned.to.clone()])
     };
     Ok(letter.outbound(kind, role, rendered)?)
@@ -212,6 +220,8 @@ struct Letter<'a> {
     extra: &'a [(&'static str, &'a str)],
     /// The customer's original, attached whole (a forward).
     original: Option<&'a [u8]>,
+    /// The From address when not `g.support_address` (a case from another mailbox).
+    from: Option<&'a str>,
 }
 
 impl<'a> Letter<'a> {
@@ -236,6 +246,7 @@ impl<'a> Letter<'a> {
             automatic: false,
             extra: &[],
             original: None,
+            from: None,
         }
     }
 
@@ -250,7 +261,7 @@ impl<'a> Letter<'a> {
         let outgoing = Outgoing {
             from: Address {
                 name: Some(g.support_name.clone()),
-                email: g.support_address.clone(),
+                email: self.from.unwrap_or(&g.support_address).to_string(),
             },
             to: self
                 .recipients

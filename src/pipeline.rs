@@ -18,8 +18,11 @@ use crate::domain::classify::{self, MailKind};
 use crate::domain::decide::{
     self, CaseUpdate, EventOn, Facts, Plan, PlannedEvent, Role, Rules, Settings, Target,
 };
+use crate::domain::entitlement::Entitlement;
 use crate::domain::event::EventKind;
+use crate::domain::language::Language;
 use crate::domain::outbound::SentCounting;
+use crate::domain::routing::MailboxDefaults;
 use crate::domain::triage::Reading;
 use crate::domain::{CaseNumber, authres, engineer, signed, token};
 use crate::mail::Inbound;
@@ -50,9 +53,37 @@ impl Origin {
 /// leave the inbox; a [`StoreError`] instead means it must stay and be retried.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
-    Stored { case: CaseNumber, opened: bool },
-    Duplicate { case: CaseNumber },
-    Quarantined { reason: String },
+    Stored {
+        case: CaseNumber,
+        opened: bool,
+        filed: Filed,
+    },
+    Duplicate {
+        case: CaseNumber,
+    },
+    Quarantined {
+        reason: String,
+    },
+}
+
+/// What a stored mail was (counted by the metrics): a case it opened, with the new
+/// case's entitlement, language and queue, or what it added to an existing case.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Filed {
+    /// A new case: entitled, refused (`no_contract`, `expired`, `not_covered`) or
+    /// redirected (`out_of_scope`).
+    Opened {
+        entitlement: Entitlement,
+        language: Language,
+        queue: Option<String>,
+    },
+    /// A customer's or engineer's mail on an existing case.
+    Reply,
+    /// A proven bounce of our mail, attached to its case.
+    Bounce,
+    /// Machine-written mail (an out-of-office, an auto-reply to a return path, a
+    /// customer's automatic mail): filed, never answered.
+    Automatic,
 }
 
 /// A mail as it arrived. For an oversized mail fetched by its header alone, `bytes` is
@@ -67,6 +98,11 @@ pub struct Received {
     /// The envelope recipient the MTA passed along (`casegate ingest --recipient`);
     /// when `None`, the topmost `Delivered-To`/`X-Original-To` field of the mail.
     pub recipient: Option<String>,
+    /// The support address of the mailbox it was read from (`[[mailboxes]]`): routing
+    /// counts it as a recipient after To and Cc.
+    pub mailbox_address: Option<String>,
+    /// That mailbox's routing defaults (product, queue, language).
+    pub mailbox_defaults: MailboxDefaults,
 }
 
 impl Received {
@@ -77,6 +113,8 @@ impl Received {
             received_at,
             origin,
             recipient: None,
+            mailbox_address: None,
+            mailbox_defaults: MailboxDefaults::default(),
         }
     }
 
@@ -236,7 +274,11 @@ impl Pipeline {
             match parse::parse(raw, &self.limits) {
                 Err(e) => Stage::Quarantine(format!("unparseable: {e}")),
                 Ok(mail) => {
-                    let own = [self.rules.support_address.clone()];
+                    // Every mailbox's address is ours: never answered, never a loop.
+                    let own: Vec<String> = std::iter::once(&self.rules.support_address)
+                        .chain(self.config.mailboxes.iter().map(|m| &m.support_address))
+                        .cloned()
+                        .collect();
                     let mail = Box::new(mail);
                     match classify::classify(&mail, raw, &own) {
                         MailKind::Bounce {
@@ -277,8 +319,14 @@ impl Pipeline {
                                     .iter()
                                     .chain(&mail.cc)
                                     .map(|a| a.email.clone())
+                                    .chain(received.mailbox_address.clone())
                                     .collect();
-                                let reading = Reading::of(&mail, &recipients, &self.config.routing);
+                                let reading = Reading::from_mailbox(
+                                    &mail,
+                                    &recipients,
+                                    &self.config.routing,
+                                    &received.mailbox_defaults,
+                                );
                                 Stage::Customer {
                                     mail,
                                     kind,
@@ -312,7 +360,17 @@ impl Pipeline {
         {
             return Ok(duplicate(case, &key));
         }
-        let (outcome, mail) = match stage {
+        // What the mail was, when it adds to a case rather than opening one.
+        let added_as = match &stage {
+            Stage::Bounce { .. } => Filed::Bounce,
+            Stage::EngineerAutomatic { .. } | Stage::ReturnPathReply { .. } => Filed::Automatic,
+            Stage::Customer {
+                kind: MailKind::Automatic { .. },
+                ..
+            } => Filed::Automatic,
+            _ => Filed::Reply,
+        };
+        let (mut outcome, mail) = match stage {
             Stage::Quarantine(reason) => {
                 return self.quarantine(work, &received, reason, now).await;
             }
@@ -426,7 +484,10 @@ impl Pipeline {
             } => {
                 // The raw mail moves into the store: no copy of what may be megabytes.
                 let Received {
-                    bytes, received_at, ..
+                    bytes,
+                    received_at,
+                    mailbox_address,
+                    ..
                 } = received;
                 let o = self
                     .customer_mail(
@@ -436,7 +497,7 @@ impl Pipeline {
                         &reading,
                         bytes,
                         key,
-                        received_at,
+                        (received_at, mailbox_address),
                         now,
                         proven_staff,
                     )
@@ -444,7 +505,14 @@ impl Pipeline {
                 (o, mail)
             }
         };
-        if let Outcome::Stored { case, opened } = &outcome {
+        if let Outcome::Stored {
+            filed: filed @ Filed::Reply,
+            ..
+        } = &mut outcome
+        {
+            *filed = added_as;
+        }
+        if let Outcome::Stored { case, opened, .. } = &outcome {
             info!(case = %case, opened, from = %mail.from.email, subject = %mail.subject, "mail stored");
         }
         Ok(outcome)
@@ -624,7 +692,7 @@ impl Pipeline {
         reading: &Reading,
         raw: Vec<u8>,
         key: String,
-        received_at: DateTime<Utc>,
+        (received_at, mailbox_address): (DateTime<Utc>, Option<String>),
         now: DateTime<Utc>,
         proven_staff: bool,
     ) -> Result<Outcome, StoreError> {
@@ -670,7 +738,10 @@ impl Pipeline {
             &plan,
             mail,
             &Parent::of(mail),
-            new_message(mail, raw, key, received_at),
+            NewMessage {
+                mailbox_address,
+                ..new_message(mail, raw, key, received_at)
+            },
             now,
         )
         .await
@@ -732,11 +803,26 @@ impl Pipeline {
         let config = &self.config;
         let raw = message.raw.as_deref().unwrap_or_default();
         let key = self.store.site_key().to_vec();
-        let render = |case, first_n| {
-            notices::compose_all(config, &key, plan, mail, raw, parent, case, first_n, now)
+        let render = |case, first_n, address: Option<String>| {
+            let from = address.as_deref();
+            notices::compose_all(
+                config, &key, plan, mail, raw, parent, case, first_n, from, now,
+            )
+        };
+        let filed = match &plan.target {
+            Target::New(new) => Filed::Opened {
+                entitlement: new.triage.entitlement,
+                language: new.triage.language,
+                queue: new.triage.queue.clone(),
+            },
+            Target::Existing { .. } => Filed::Reply,
         };
         Ok(match work.write_plan(plan, &message, now, render).await? {
-            Committed::Stored { case, opened } => Outcome::Stored { case, opened },
+            Committed::Stored { case, opened } => Outcome::Stored {
+                case,
+                opened,
+                filed,
+            },
             Committed::Duplicate { case } => Outcome::Duplicate { case },
         })
     }
@@ -818,6 +904,7 @@ fn new_message(
         html_only: mail.html_only,
         size: raw.len() as u64,
         raw: Some(raw),
+        mailbox_address: None,
         attachments: mail
             .attachments
             .iter()

@@ -21,11 +21,17 @@ use crate::templates::{Rendered, TemplateContext, TemplateKind};
 /// The longest sleep: new clocks started by other processes are seen within it.
 const MAX_SLEEP: Duration = Duration::from_secs(30);
 
+/// How soon the timer looks again at due clocks another instance held (it is settling
+/// them, or an intake batch is writing to their case).
+const BUSY_RETRY: Duration = Duration::from_millis(200);
+
 /// What one tick did.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct TickReport {
     pub warned: u64,
     pub breached: u64,
+    /// Due clocks left alone because another instance (or the intake) held them.
+    pub busy: u64,
 }
 
 /// Due clocks read at a time.
@@ -53,9 +59,11 @@ pub async fn tick(timer: &SlaTimer, now: DateTime<Utc>) -> Result<TickReport, St
         for unit in due.chunks(store.clocks_per_unit()) {
             settle(timer, unit, now, &mut report).await?;
         }
-        // A full read that settled nothing can only hold clocks of missing cases: they
-        // would come back at once; the next tick looks again.
-        if (due.len() as i64) < READ || report == before {
+        // A full read that settled nothing can only hold clocks of missing cases, or
+        // clocks another instance holds: they would come back at once; the next tick
+        // looks again.
+        let settled_any = (report.warned, report.breached) != (before.warned, before.breached);
+        if (due.len() as i64) < READ || !settled_any {
             return Ok(report);
         }
     }
@@ -73,6 +81,10 @@ async fn settle(
     let mut work = timer.store.begin_work().await?;
     let mut settled = Vec::new();
     for clock in clocks {
+        if !work.claim_clock(clock).await? {
+            report.busy += 1;
+            continue;
+        }
         let action = if now >= clock.due_at {
             ClockAction::Breach
         } else {
@@ -125,14 +137,20 @@ pub async fn run(
 ) -> Result<(), StoreError> {
     while !shutdown.is_shutdown() {
         let t = timer.borrow().clone();
-        if let Err(e) = tick(&t, Utc::now()).await {
-            warn!(error = %e, "SLA timer: database error; retrying");
-        }
+        let busy = match tick(&t, Utc::now()).await {
+            Ok(report) => report.busy > 0,
+            Err(e) => {
+                warn!(error = %e, "SLA timer: database error; retrying");
+                false
+            }
+        };
         let next = t.store.next_clock_check().await.ok().flatten();
         let wait = next
             .map(|t| (t - Utc::now()).to_std().unwrap_or(Duration::ZERO))
             .unwrap_or(MAX_SLEEP)
             .min(MAX_SLEEP);
+        // A clock another instance holds is still due: look again soon, not at once.
+        let wait = if busy { wait.max(BUSY_RETRY) } else { wait };
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = shutdown.recv() => {}

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use serde_json::Value;
 use support::cli::ok;
 use support::daemon::Daemon;
-use support::mail::plain_mail;
+use support::mail::{dsn, iso2022jp_mail, plain_mail};
 use support::{TestCtx, append};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -164,6 +164,187 @@ async fn metrics_scraped_during_a_drain_count_what_was_sent() {
     );
     assert!(scrapes >= 1);
     println!("{scrapes} scrape(s) during the drain");
+    assert!(daemon.stop().await.success());
+}
+
+/// A mail from `from` with extra header lines (each ending in CRLF) and a body.
+fn mail_with(from: &str, subject: &str, id: &str, headers: &str, body: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: support@example.com\r\nSubject: {subject}\r\nMessage-ID: <{id}>\r\nDate: Tue, 01 Dec 2026 09:00:00 +0000\r\n{headers}\r\n{body}\r\n"
+    )
+    .into_bytes()
+}
+
+/// Scrape until `done` holds for the scrape (60 s at most).
+async fn scrape_until(port: u16, what: &str, done: impl Fn(&str) -> bool) -> String {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let (status, body) = get(port, "/metrics").await.expect("the listener answers");
+        assert_eq!(status, 200, "{body}");
+        if done(&body) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "{what} never happened:\n{body}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn every_kind_of_mail_and_each_new_case_language_and_queue_are_counted() {
+    let _turn = SERIAL.lock().await;
+    let port = free_port();
+    let ctx = ctx_on("kinds", port);
+    let u = ctx.user.clone();
+    support::create(&u, "INBOX").await;
+    let customer = |n: usize| format!("{u}-c{n}@globex.example");
+    let id = |n: usize| format!("{u}-{n}@globex.example");
+    let mut sent: Vec<(&str, Vec<u8>)> = Vec::new();
+    // Two English cases and a Japanese one, all entitled.
+    sent.push(("new", plain_mail(&customer(0), "Playbook fails", &id(0))));
+    sent.push((
+        "new",
+        plain_mail(&customer(1), "Playbook fails too", &id(1)),
+    ));
+    sent.push((
+        "new",
+        iso2022jp_mail(
+            &id(2),
+            "山田 太郎",
+            &customer(2),
+            "プレイブックが失敗します",
+            "お世話になっております。\nプレイブックを実行するとエラーになります。\nよろしくお願いいたします。",
+        ),
+    ));
+    sent.push((
+        "duplicate",
+        plain_mail(&customer(0), "Playbook fails", &id(0)),
+    ));
+    // Customer 1 answers its own case; customer 0's out-of-office answers ours.
+    sent.push((
+        "reply",
+        mail_with(
+            &customer(1),
+            "Re: Playbook fails too",
+            &id(11),
+            &format!("In-Reply-To: <{}>\r\n", id(1)),
+            "Here is the log you asked for.",
+        ),
+    ));
+    sent.push((
+        "automatic",
+        mail_with(
+            &customer(0),
+            "Out of office",
+            &id(10),
+            &format!(
+                "In-Reply-To: <{}>\r\nAuto-Submitted: auto-replied\r\n",
+                id(0)
+            ),
+            "I am away until Monday.",
+        ),
+    ));
+    sent.push((
+        "refused",
+        plain_mail(
+            &format!("{u}@no-contract.example"),
+            "Playbook fails",
+            &id(20),
+        ),
+    ));
+    sent.push((
+        "out_of_scope",
+        mail_with(
+            &customer(3),
+            "Renewal",
+            &id(30),
+            "",
+            "Please send us a quote for the subscription renewal of our Ansible nodes.",
+        ),
+    ));
+    sent.push((
+        "quarantined",
+        b"Subject: no sender at all\r\nMessage-ID: <broken@x.example>\r\n\r\nhello\r\n".to_vec(),
+    ));
+    for (_, raw) in &sent {
+        append(&u, "INBOX", raw, None).await;
+    }
+    let daemon = started(&ctx).await;
+    let kind = |k: &str| format!(r#"casegate_mails_total{{mailbox="INBOX",kind="{k}"}}"#);
+    let total = sent.len() as f64;
+    let all_kinds = [
+        "new",
+        "reply",
+        "duplicate",
+        "bounce",
+        "automatic",
+        "quarantined",
+        "refused",
+        "out_of_scope",
+    ];
+    let scrape = scrape_until(port, "the drain", |b| {
+        all_kinds.iter().map(|k| sample(b, &kind(k))).sum::<f64>() >= total
+    })
+    .await;
+    for k in all_kinds {
+        let want = sent.iter().filter(|(s, _)| *s == k).count() as f64;
+        assert_eq!(sample(&scrape, &kind(k)), want, "kind {k}:\n{scrape}");
+        // Declared at 0 before the first mail of that kind.
+        assert!(scrape.contains(&kind(k)), "{k} is exported: {scrape}");
+    }
+
+    // New cases by language and queue: as the cases themselves say.
+    let mut by_label = std::collections::BTreeMap::<(String, String), f64>::new();
+    for c in support::cli::cases(&ctx) {
+        let queue = c["queue"].as_str().unwrap_or("none").to_string();
+        let language = c["language"].as_str().unwrap().to_string();
+        *by_label.entry((language, queue)).or_default() += 1.0;
+    }
+    assert_eq!(by_label.values().sum::<f64>(), 5.0, "{by_label:?}");
+    assert!(by_label.keys().any(|(l, _)| l == "ja"), "{by_label:?}");
+    for ((language, queue), n) in &by_label {
+        let name =
+            format!(r#"casegate_cases_opened_total{{language="{language}",queue="{queue}"}}"#);
+        assert_eq!(sample(&scrape, &name), *n, "{name}:\n{scrape}");
+    }
+    assert!(
+        scrape.contains("casegate_sla_clocks{state=\"at_risk\"} 0"),
+        "{scrape}"
+    );
+    assert!(scrape.contains("casegate_build_info{version="), "{scrape}");
+    assert!(scrape.contains("profile=\"debug\""), "{scrape}");
+
+    // The customer's server bounces our acknowledgement to customer 1.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ack = loop {
+        if let Some(m) = support::smtp_received(&customer(1)).into_iter().next() {
+            break m;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no acknowledgement for customer 1"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    append(
+        &u,
+        "INBOX",
+        &dsn(
+            "mx.globex.example",
+            &u,
+            &ack.mail_from,
+            &ack.raw,
+            "message/rfc822",
+        ),
+        None,
+    )
+    .await;
+    let scrape = scrape_until(port, "the bounce", |b| sample(b, &kind("bounce")) >= 1.0).await;
+    assert_eq!(sample(&scrape, &kind("bounce")), 1.0, "{scrape}");
+    assert_eq!(
+        sample(&scrape, r#"casegate_mails_fetched_total{mailbox="INBOX"}"#),
+        total + 1.0,
+        "{scrape}"
+    );
     assert!(daemon.stop().await.success());
 }
 

@@ -102,21 +102,30 @@ fn kill_dovecot() {
     assert!(status.success(), "kill -9 dovecot {pid}");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dovecot_killed_mid_drain_loses_and_doubles_nothing() {
-    let _serial = SERIAL.lock().await;
-    let n = 600;
-    let ctx = TestCtx::with_config("fault-dovecot", "[imap]\nbatch_size = 25\n");
-    fill_inbox(&ctx, n).await;
-    let mut daemon = Daemon::start(&ctx, "daemon.log");
+/// A daemon drains `n` mails while a server goes away after the first `first` are
+/// processed (`outage`), for `pause`, and comes back (`restore`): nothing lost or doubled.
+async fn drain_through_an_outage(
+    ctx: &TestCtx,
+    n: usize,
+    first: usize,
+    pause: Duration,
+    outage: impl FnOnce(),
+    restore: impl FnOnce(),
+) {
+    fill_inbox(ctx, n).await;
+    let mut daemon = Daemon::start(ctx, "daemon.log");
     wait_until("the first batches", Duration::from_secs(60), async || {
-        processed(&ctx).await >= 50
+        processed(ctx).await >= first
     })
     .await;
-    kill_dovecot();
-    tokio::time::sleep(Duration::from_secs(1)).await;
+    outage();
+    tokio::time::sleep(pause).await;
     daemon.assert_running();
-    imap_start();
+    restore();
+    assert!(
+        count(&ctx.user, "INBOX").await > 0,
+        "the outage came before the end of the drain"
+    );
     wait_until(
         "the rest of the drain",
         Duration::from_secs(120),
@@ -124,16 +133,30 @@ async fn dovecot_killed_mid_drain_loses_and_doubles_nothing() {
     )
     .await;
     daemon.assert_running();
-    assert_nothing_lost_or_doubled(&ctx, n).await;
+    assert_nothing_lost_or_doubled(ctx, n).await;
     let log = daemon.log();
     assert!(daemon.stop().await.success(), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dovecot_killed_mid_drain_loses_and_doubles_nothing() {
+    let _serial = SERIAL.lock().await;
+    let ctx = TestCtx::with_config("fault-dovecot", "[imap]\nbatch_size = 25\n");
+    drain_through_an_outage(
+        &ctx,
+        600,
+        50,
+        Duration::from_secs(1),
+        kill_dovecot,
+        imap_start,
+    )
+    .await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn postgresql_crashing_mid_drain_loses_and_doubles_nothing() {
     let _serial = SERIAL.lock().await;
     let pg = PrivatePg::start();
-    let n = 400;
     let ctx = TestCtx::with_config(
         "fault-pg",
         &format!(
@@ -141,28 +164,15 @@ async fn postgresql_crashing_mid_drain_loses_and_doubles_nothing() {
             pg.url()
         ),
     );
-    fill_inbox(&ctx, n).await;
-    let mut daemon = Daemon::start(&ctx, "daemon.log");
-    wait_until("the first batches", Duration::from_secs(60), async || {
-        processed(&ctx).await >= 40
-    })
-    .await;
-    pg.crash();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    daemon.assert_running();
-    let held = count(&ctx.user, "INBOX").await;
-    assert!(held > 0, "the outage came before the end of the drain");
-    pg.pg_ctl_start();
-    wait_until(
-        "the rest of the drain",
-        Duration::from_secs(120),
-        async || count(&ctx.user, "INBOX").await == 0,
+    drain_through_an_outage(
+        &ctx,
+        400,
+        40,
+        Duration::from_secs(2),
+        || pg.crash(),
+        || pg.pg_ctl_start(),
     )
     .await;
-    daemon.assert_running();
-    assert_nothing_lost_or_doubled(&ctx, n).await;
-    let log = daemon.log();
-    assert!(daemon.stop().await.success(), "{log}");
 }
 
 /// `mount -t tmpfs` needs root (CI runs as root); elsewhere the test says why it cannot run.
@@ -230,8 +240,15 @@ async fn sqlite_disk_full_keeps_the_mail_in_the_inbox_until_there_is_room() {
     assert!(stored > 0, "some batches fit before the disk filled");
     eprintln!("disk full after {stored} of {n} mails");
     assert_eq!(stored + held, n, "every mail is in the inbox or processed");
-    // Whatever left the inbox is on a case: nothing was moved without its commit.
-    assert_eq!(cases(&ctx).len(), stored, "{}", text(&full));
+    // Whatever left the inbox is on a case: nothing was moved without its commit (a
+    // batch may be committed and still in the inbox, when the disk filled after its
+    // commit and before its MOVE: the next run finds its mails already stored).
+    let filed = cases(&ctx).len();
+    assert!(
+        filed >= stored,
+        "{filed} cases, {stored} moved: {}",
+        text(&full)
+    );
 
     std::fs::remove_file(&filler).unwrap();
     ok(ctx.casegate(&["run", "--once"]).output().unwrap());

@@ -105,6 +105,7 @@ fn message(m: &Inbound, at: DateTime<Utc>) -> NewMessage {
         html_only: false,
         size: 10,
         raw: Some(b"raw bytes".to_vec()),
+        mailbox_address: None,
         attachments: vec![NewAttachment {
             filename: Some("ログ.txt".into()),
             content_type: "text/plain".into(),
@@ -176,7 +177,7 @@ async fn file_message(
     };
     let reading = Reading::of(m, &[], &cfg.routing);
     let plan = decide::inbound(m, &MailKind::Normal, &reading, &facts, settings, at, at);
-    let render = |case: CaseNumber, n: i64| casegate::store::Composed {
+    let render = |case: CaseNumber, n: i64, _from: Option<String>| casegate::store::Composed {
         mails: plan
             .mails
             .iter()
@@ -728,5 +729,256 @@ async fn sqlite_admin_writes() {
 async fn postgres_admin_writes() {
     let db = PgDatabase::create().await;
     admin_contract(Store::open(&db.url, 2).await.unwrap()).await;
+    db.drop().await;
+}
+
+/// Leases and fencing (issue 15): one holder per mailbox, takeover after expiry with a
+/// new token, and a former holder's commit refused.
+async fn lease_contract(store: Store) {
+    use casegate::store::StoreError;
+    let t = |s: i64| t0() + chrono::Duration::seconds(s);
+    let a = store
+        .acquire_lease("jp", "a", t(0), t(15))
+        .await
+        .unwrap()
+        .expect("a free mailbox is taken");
+    assert_eq!(a.token, 1);
+    assert_eq!(
+        store.acquire_lease("jp", "b", t(5), t(20)).await.unwrap(),
+        None
+    );
+    assert!(store.renew_lease(&a, t(25)).await.unwrap());
+    // Not before the renewed expiry…
+    assert_eq!(
+        store.acquire_lease("jp", "b", t(20), t(35)).await.unwrap(),
+        None
+    );
+    // …but after it, with a new fencing token.
+    let b = store
+        .acquire_lease("jp", "b", t(25), t(40))
+        .await
+        .unwrap()
+        .expect("an expired lease is taken over");
+    assert_eq!(b.token, 2);
+    assert!(!store.renew_lease(&a, t(45)).await.unwrap());
+    // The former holder's unit of work is refused whole; the new holder's commits.
+    let m = mail("late@acme.example", "taro@acme.example", "late");
+    let mut work = store.begin_work().await.unwrap();
+    file_in(&mut work, &m, t(26)).await;
+    match work.fence(&a, t(26)).await {
+        Err(StoreError::LeaseLost { mailbox, token }) => {
+            assert_eq!((mailbox.as_str(), token), ("jp", 1))
+        }
+        other => panic!("expected LeaseLost, got {other:?}"),
+    }
+    drop(work);
+    assert_eq!(store.case_count().await.unwrap(), 0);
+    let mut work = store.begin_work().await.unwrap();
+    file_in(&mut work, &m, t(27)).await;
+    work.fence(&b, t(27)).await.unwrap();
+    work.commit().await.unwrap();
+    assert_eq!(store.case_count().await.unwrap(), 1);
+    // Released: taken at once, before its expiry.
+    store.release_lease(&b).await.unwrap();
+    let c = store
+        .acquire_lease("jp", "c", t(28), t(43))
+        .await
+        .unwrap()
+        .expect("a released lease is free");
+    assert_eq!(c.token, 3);
+    // Instances: alive by heartbeat, gone when removed.
+    store.heartbeat_instance("a", "h1", 10, t(0)).await.unwrap();
+    store
+        .heartbeat_instance("c", "h2", 11, t(20))
+        .await
+        .unwrap();
+    assert_eq!(store.alive_instances(t(10)).await.unwrap(), 1);
+    store
+        .heartbeat_instance("a", "h1", 10, t(30))
+        .await
+        .unwrap();
+    assert_eq!(store.alive_instances(t(10)).await.unwrap(), 2);
+    let (instances, leases) = store.cluster_state().await.unwrap();
+    assert_eq!(instances.len(), 2);
+    assert_eq!(instances[0].started_at, t(0));
+    assert_eq!(instances[0].heartbeat_at, t(30));
+    assert_eq!(leases.len(), 1);
+    assert_eq!(leases[0].holder.as_deref(), Some("c"));
+    assert_eq!(leases[0].last_commit_at, Some(t(27)));
+    store.remove_instance("a").await.unwrap();
+    assert_eq!(store.alive_instances(t(10)).await.unwrap(), 1);
+}
+
+#[tokio::test]
+async fn sqlite_leases_and_fencing() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("casegate.db").display());
+    lease_contract(Store::open(&url, 2).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_leases_and_fencing() {
+    let db = PgDatabase::create().await;
+    lease_contract(Store::open(&db.url, 2).await.unwrap()).await;
+    db.drop().await;
+}
+
+/// Two SLA timers on PostgreSQL (issue 15): a due clock claimed by one unit of work is
+/// skipped by another at once (`SKIP LOCKED`), not waited for; once the first commits,
+/// the clock can be claimed again.
+#[tokio::test]
+async fn postgres_sla_timers_skip_a_clock_another_holds() {
+    let db = PgDatabase::create().await;
+    let store = Store::open(&db.url, 4).await.unwrap();
+    store
+        .import_contracts(&[acme_contract()], t0())
+        .await
+        .unwrap();
+    let m = mail(
+        "c1@acme.example",
+        "taro@acme.example",
+        "サーバーが停止しました",
+    );
+    file(&store, &m, t0()).await;
+    let clocks = store
+        .due_clocks(t0() + chrono::Duration::days(30), 10)
+        .await
+        .unwrap();
+    assert_eq!(clocks.len(), 1);
+    let mut first = store.begin_work().await.unwrap();
+    assert!(first.claim_clock(&clocks[0]).await.unwrap());
+    let mut second = store.begin_work().await.unwrap();
+    let started = std::time::Instant::now();
+    assert!(!second.claim_clock(&clocks[0]).await.unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "skipped, not waited for"
+    );
+    drop(second);
+    first.commit().await.unwrap();
+    let mut third = store.begin_work().await.unwrap();
+    assert!(third.claim_clock(&clocks[0]).await.unwrap());
+    drop(third);
+    db.drop().await;
+}
+
+/// The status pages' read models (issue 17): open cases per queue, today's intake, the
+/// clocks by due time, weekly attainment, the daily backlog and the team's measures.
+async fn status_page_views(store: Store) {
+    store
+        .import_contracts(&[acme_contract()], t0())
+        .await
+        .unwrap();
+    let a = mail(
+        "v1@acme.example",
+        "taro@acme.example",
+        "サーバーが停止しました",
+    );
+    let b = mail(
+        "v2@acme.example",
+        "hanako@acme.example",
+        "ログの確認をお願いします",
+    );
+    let (Committed::Stored { case: ca, .. }, Committed::Stored { .. }) = (
+        file(&store, &a, t0()).await,
+        file(&store, &b, t0() + chrono::Duration::minutes(5)).await,
+    ) else {
+        panic!("both mails open a case")
+    };
+    let loads = store.queue_loads().await.unwrap();
+    assert_eq!(loads.iter().map(|l| l.open).sum::<i64>(), 2, "{loads:?}");
+    for l in &loads {
+        assert_eq!(l.by_status.values().sum::<i64>(), l.open);
+        assert_eq!(l.by_severity.values().sum::<i64>(), l.open);
+    }
+    let queue = store
+        .case_summary(ca)
+        .await
+        .unwrap()
+        .unwrap()
+        .queue
+        .unwrap();
+    let hour = chrono::Duration::hours(1);
+    let intake = store.intake(t0() - hour, t0() + hour).await.unwrap();
+    assert_eq!(intake.iter().map(|i| i.cases).sum::<i64>(), 2);
+    assert!(
+        intake
+            .iter()
+            .all(|i| i.language == "ja" && i.queue == queue),
+        "{intake:?}"
+    );
+    assert!(
+        store
+            .intake(t0() + hour, t0() + hour * 2)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+
+    let clocks = store.open_clocks(None).await.unwrap();
+    assert_eq!(
+        clocks.len(),
+        2,
+        "one first-response clock per case: {clocks:?}"
+    );
+    assert!(clocks.windows(2).all(|w| w[0].due <= w[1].due));
+    assert_eq!(clocks[0].case, ca);
+    assert!(
+        store
+            .open_clocks(Some("no-such-queue"))
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(store.case_clocks(ca).await.unwrap().len(), 1);
+    assert_eq!(store.queue_cases(&queue).await.unwrap().len(), 2);
+
+    // A month on, both clocks came due unmet: two missed, none met, in some week.
+    let later = t0() + chrono::Duration::days(30);
+    let weeks = store.weekly_attainment(later, 8).await.unwrap();
+    assert_eq!(weeks.len(), 8);
+    assert!(weeks.windows(2).all(|w| w[0].week_start < w[1].week_start));
+    assert_eq!(
+        weeks
+            .iter()
+            .map(|w| (w.met, w.missed))
+            .fold((0, 0), |a, b| (a.0 + b.0, a.1 + b.1)),
+        (0, 2)
+    );
+    let days = store
+        .daily_backlog(t0() + chrono::Duration::days(2), 4)
+        .await
+        .unwrap();
+    assert_eq!(
+        days.iter().map(|d| d.open).collect::<Vec<_>>(),
+        vec![0, 2, 2, 2]
+    );
+
+    let team = store
+        .team_measures(&["Idle@Vendor.example".into()], t0() - hour, t0() + hour)
+        .await
+        .unwrap();
+    let idle = team
+        .engineers
+        .iter()
+        .find(|e| e.engineer == "idle@vendor.example")
+        .unwrap();
+    assert_eq!((idle.comments, idle.owned, idle.kb_articles), (0, 0, 0));
+    let q = team.queues.iter().find(|q| q.queue == queue).unwrap();
+    assert_eq!(q.opened, 2);
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_status_page_views() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("casegate.db").display());
+    status_page_views(Store::open(&url, 2).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_status_page_views() {
+    let db = PgDatabase::create().await;
+    status_page_views(Store::open(&db.url, 2).await.unwrap()).await;
     db.drop().await;
 }

@@ -8,6 +8,8 @@ Prints one JSON object per scenario on stdout (progress goes to stderr):
   latency  the daemon idling; mails appended one by one at a steady rate: APPEND to
            acknowledgement at the sink, p50/p99/max
   growth   drain throughput and SLA-timer work per tick with a small and a large store
+  cluster  1, 2 and 3 instances over 3 mailboxes on PostgreSQL: cases/s, acks/s,
+           takeover time after kill -9 (scripts/bench.d/cluster.py; not in the default run)
 Every scenario checks that each mail became exactly one case with exactly one
 acknowledgement (field `correct`).
 """
@@ -26,6 +28,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import benchlib as B  # noqa: E402
+import cluster as C  # noqa: E402
 import seed as S  # noqa: E402
 
 TARGETS = {
@@ -569,6 +572,8 @@ def main():
     ap.add_argument("--growth-large", type=int, default=200000)
     ap.add_argument("--sla-due", type=int, default=100, help="clocks made due for the SLA tick measurement")
     ap.add_argument("--sla-repeats", type=int, default=5, help="runs per SLA measurement (median)")
+    ap.add_argument("--cluster-mails", type=int, default=1000, help="cluster: mails per mailbox (3 mailboxes)")
+    ap.add_argument("--cluster-takeover-ms", type=int, default=5000, help="cluster: cluster.takeover_ms")
     ap.add_argument("--timeout", type=float, default=1200, help="seconds allowed for one casegate run")
     ap.add_argument("--keep", action="store_true", help="keep large files (seeded snapshots, raw SMTP copies)")
     ap.add_argument("--experiment-sql", default="",
@@ -584,7 +589,9 @@ def main():
     ctx = Ctx(a)
     os.makedirs(a.work, exist_ok=True)
     only = [s.strip() for s in a.only.split(",") if s.strip()]
-    scenarios = {"drain": scenario_drain, "limits": scenario_drain, "latency": scenario_latency, "growth": scenario_growth}
+    scenarios = {"drain": scenario_drain, "limits": scenario_drain, "latency": scenario_latency, "growth": scenario_growth,
+                 "cluster": lambda c: C.scenario_cluster(
+                     c, lambda o: emit({**o, "build": {**BUILD, "store": "postgres"}}))}
     done = set()
     for name in only:
         fn = scenarios[name]

@@ -67,15 +67,23 @@ def sink_mails(sink_dir, rcpt):
         return []
     out = []
     for n in names:
+        msg = parse_sink_mail(os.path.join(d, n))
         try:
-            with open(os.path.join(d, n), "rb") as f:
-                msg = email.message_from_binary_file(f, policy=email.policy.compat32)
             with open(os.path.join(d, n[:-4] + ".json")) as f:
                 meta = json.load(f)
         except (OSError, ValueError):
             continue
-        out.append((n, msg, meta))
+        if msg is not None:
+            out.append((n, msg, meta))
     return out
+
+
+def parse_sink_mail(path):
+    try:
+        with open(path, "rb") as f:
+            return email.message_from_binary_file(f, policy=email.policy.compat32)
+    except OSError:
+        return None
 
 
 def header(msg, name):
@@ -164,7 +172,9 @@ def main():
     new_at = {}  # index -> (monotonic s since start, wall ns)
     acked = []  # indices whose acknowledgement was seen
     unacked = set()
-    answered = set()  # notification files already answered
+    ack_of = {}  # index -> (file name, message, sidecar) of its acknowledgement
+    answered = set()  # notification files already read
+    notes = []  # notifications not answered yet: (engineer, message)
     bounced = set()
     samples = []
     start = time.monotonic()
@@ -196,7 +206,9 @@ def main():
         kind = rng.choice(kinds)
         # Acknowledgements seen so far (the sink's folder per customer).
         for i in sorted(unacked):
-            if os.path.isdir(os.path.join(sink, B.sender_of(run, i)[0].lower())) and sink_mails(sink, B.sender_of(run, i)[0]):
+            first = sink_mails(sink, B.sender_of(run, i)[0])[:1]
+            if first:
+                ack_of[i] = first[0]
                 acked.append(i)
                 unacked.discard(i)
         if kind == "new" or (kind in ("reply", "bounce") and not acked):
@@ -210,7 +222,7 @@ def main():
         elif kind == "reply":
             i = rng.choice(acked)
             sender, _ = B.sender_of(run, i)
-            _, ack, _ = sink_mails(sink, sender)[0]
+            _, ack, _ = ack_of[i]
             raw = (f"From: {sender}\r\nTo: {B.SUPPORT}\r\nSubject: Re: {header(ack, 'Subject')}\r\n"
                    f"Message-ID: <reply-{run}-{n_events}@soak.invalid>\r\nIn-Reply-To: {ack['Message-ID']}\r\n"
                    f"References: {ack['Message-ID']}\r\nDate: {email.utils.formatdate()}\r\n"
@@ -219,14 +231,20 @@ def main():
             append(raw)
             sent["reply"] += 1
         elif kind == "engineer":
-            todo = [(addr, n, m) for addr, *_ in ENGINEERS for n, m, _ in sink_mails(sink, addr)
-                    if (addr, n) not in answered and m.get("Reply-To")]
-            if not todo:
+            # New notifications only: the sink's folders grow all run long.
+            for addr, *_ in ENGINEERS:
+                d = os.path.join(sink, addr)
+                names = os.listdir(d) if os.path.isdir(d) else []
+                for n in sorted(x for x in names if x.endswith(".eml") and (addr, x) not in answered):
+                    answered.add((addr, n))
+                    note = parse_sink_mail(os.path.join(d, n))
+                    if note is not None and note.get("Reply-To"):
+                        notes.append((addr, note))
+            if not notes:
                 skipped["engineer"] += 1
                 continue
-            addr, n, note = todo[0]
-            answered.add((addr, n))
-            cmd = COMMANDS[len(answered) % len(COMMANDS)]
+            addr, note = notes.pop(0)
+            cmd = COMMANDS[sent["engineer"] % len(COMMANDS)]
             raw = (f"From: {addr}\r\nTo: {note['Reply-To']}\r\nSubject: Re: {header(note, 'Subject')}\r\n"
                    f"Message-ID: <eng-{run}-{n_events}@example.com>\r\nIn-Reply-To: {note['Message-ID']}\r\n"
                    f"References: {note['Message-ID']}\r\nDate: {email.utils.formatdate()}\r\n"
@@ -242,7 +260,7 @@ def main():
             i = rng.choice(candidates)
             bounced.add(i)
             sender, _ = B.sender_of(run, i)
-            _, ack, meta = sink_mails(sink, sender)[0]
+            _, ack, meta = ack_of[i]
             rp = meta["mail_from"]
             raw = (f"Delivered-To: {rp}\r\nFrom: MAILER-DAEMON@mx.soak.invalid\r\nTo: {rp}\r\n"
                    f"Subject: Undelivered Mail Returned to Sender\r\nMessage-ID: <dsn-{run}-{n_events}@mx.soak.invalid>\r\n"

@@ -19,7 +19,13 @@ impl CheckConfig {
     pub async fn execute(self, path: &Path) -> anyhow::Result<i32> {
         match crate::config::load(path) {
             Ok(config) => {
-                let problems = super::oauth2::offline_problems(&config);
+                let mut problems = super::oauth2::offline_problems(&config);
+                // The status pages are served only with the admin listener.
+                if config.admin.listen.is_some()
+                    && let Err(found) = crate::web::render::Pages::load(&config.web.templates_dir)
+                {
+                    problems.extend(found.iter().map(ToString::to_string));
+                }
                 for p in &problems {
                     println!("{p}");
                 }

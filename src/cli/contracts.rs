@@ -6,6 +6,7 @@ use clap::{Args, Subcommand};
 
 use crate::config::contracts_csv::{self, Known};
 use crate::domain::entitlement::{Contract, ImportChanges, Standing, import_changes};
+use crate::progress::Progress;
 use crate::store::{OpenMode, StoreError};
 
 /// Support contracts: who is entitled to support, for which products, until when.
@@ -118,6 +119,8 @@ fn yesterday() -> NaiveDate {
 async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
     // The contracts are checked against the whole configuration (SLA tiers, products).
     let config = super::load_config(path)?;
+    // Progress lines of a large import, when stderr is not a terminal.
+    super::init_tracing(&config);
     let text = std::fs::read_to_string(&i.file)
         .with_context(|| format!("cannot read {}", i.file.display()))?;
     let contracts = match contracts_csv::check_contracts(&text, &Known::of(&config)) {
@@ -158,10 +161,17 @@ async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
             last_day,
         );
     }
+    let mut progress = Progress::new("contracts import", 0);
+    let (s, ended) = store
+        .import_contracts_reporting(
+            &contracts,
+            i.replace.then_some(last_day),
+            Utc::now(),
+            &mut progress,
+        )
+        .await?;
+    progress.finish();
     if i.replace {
-        let (s, ended) = store
-            .replace_contracts(&contracts, last_day, Utc::now())
-            .await?;
         println!(
             "imported {} contract(s) from {}: {} new, {} updated, {} unchanged; {} ended (missing from the file)",
             contracts.len(),
@@ -172,7 +182,6 @@ async fn import(path: &Path, i: Import) -> anyhow::Result<i32> {
             ended.len()
         );
     } else {
-        let s = store.import_contracts(&contracts, Utc::now()).await?;
         println!(
             "imported {} contract(s) from {}: {} new, {} updated, {} unchanged",
             contracts.len(),

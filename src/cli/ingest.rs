@@ -40,7 +40,7 @@ impl Ingest {
         let mut received = Received::whole(raw, now, Origin::Stdin);
         received.recipient = self.recipient;
         match pipeline.process(received, now).await {
-            Ok(Outcome::Stored { case, opened }) => {
+            Ok(Outcome::Stored { case, opened, .. }) => {
                 println!("{} case {case}", if opened { "opened" } else { "added to" });
                 Ok(0)
             }

@@ -1,8 +1,10 @@
 //! The command line: one file per subcommand, each a clap struct with `execute`.
 
+mod backup;
 mod cases;
 mod check_config;
 mod contracts;
+mod generate;
 mod ingest;
 mod log_fields;
 mod oauth2;
@@ -11,6 +13,8 @@ mod quarantine;
 mod report;
 mod run;
 mod sla;
+mod status;
+mod web_password;
 
 use std::path::PathBuf;
 
@@ -53,9 +57,16 @@ pub enum Command {
     #[command(subcommand)]
     Outbox(outbox::Outbox),
     Report(report::Report),
+    Status(status::Status),
+    Backup(backup::Backup),
+    Restore(backup::Restore),
+    WebPassword(web_password::WebPassword),
     /// OAuth2 sign-in for Microsoft 365 and Gmail mailboxes.
     #[command(subcommand, name = "oauth2")]
     OAuth2(oauth2::OAuth2),
+    /// Manual pages and shell completions, for packaging.
+    #[command(subcommand, hide = true)]
+    Generate(generate::Generate),
 }
 
 impl Command {
@@ -78,7 +89,12 @@ impl Cli {
             Command::Sla(c) => c.execute(&self.config).await,
             Command::Outbox(c) => c.execute(&self.config).await,
             Command::Report(c) => c.execute(&self.config).await,
+            Command::Status(c) => c.execute(&self.config).await,
+            Command::Backup(c) => c.execute(&self.config).await,
+            Command::Restore(c) => c.execute(&self.config).await,
+            Command::WebPassword(c) => c.execute(&self.config).await,
             Command::OAuth2(c) => c.execute(&self.config).await,
+            Command::Generate(c) => c.execute(),
         }
     }
 }

@@ -3,8 +3,7 @@ use std::path::Path;
 use chrono::Utc;
 use clap::{Args, Subcommand};
 
-use crate::imap::ImapClient;
-use crate::pipeline::{Origin, Outcome, Pipeline, Received};
+use crate::pipeline::Pipeline;
 use crate::store::{OpenMode, QuarantineEntry, QuarantineStatus};
 
 /// Mails that could not become cases, and why.
@@ -73,12 +72,11 @@ impl Quarantine {
                 Ok(0)
             }
             Quarantine::Replay(_) => {
-                let (config, pipeline) = open(path).await?;
-                let mut tally = Tally::default();
-                if let Some(imap) = &config.imap {
-                    replay_imap(imap, &pipeline, &mut tally).await?;
+                let (_, pipeline) = open(path).await?;
+                let tally = crate::replay::replay_all(&pipeline).await?;
+                for line in &tally.lines {
+                    println!("{line}");
                 }
-                replay_piped(&pipeline, &mut tally).await?;
                 println!(
                     "replayed {} mail(s): {} released, {} still held",
                     tally.released + tally.held,
@@ -126,12 +124,6 @@ async fn discard(path: &Path, d: Discard) -> anyhow::Result<i32> {
     }
 }
 
-#[derive(Debug, Default)]
-struct Tally {
-    released: u64,
-    held: u64,
-}
-
 async fn show(path: &Path, id: i64) -> anyhow::Result<i32> {
     let store = super::open_store_only(path).await?;
     let Some(e) = store.quarantine_entry(id).await? else {
@@ -173,95 +165,6 @@ fn header_block(raw: &[u8]) -> String {
     match text.find("\n\n") {
         Some(end) => text[..end].to_string(),
         None => text.trim_end().to_string(),
-    }
-}
-
-/// The IMAP quarantine folder is the source of truth for mail that came by IMAP.
-async fn replay_imap(
-    settings: &crate::config::ImapSettings,
-    pipeline: &Pipeline,
-    tally: &mut Tally,
-) -> anyhow::Result<()> {
-    let mut client = ImapClient::connect(settings).await?;
-    client.ensure_mailbox(&settings.processed_mailbox).await?;
-    client.ensure_mailbox(&settings.quarantine_mailbox).await?;
-    client.select(&settings.quarantine_mailbox).await?;
-    let metas = client.list_after(0).await?;
-    let limit = pipeline.max_message_bytes();
-    let small: Vec<u32> = metas
-        .iter()
-        .filter(|m| u64::from(m.size) <= limit)
-        .map(|m| m.uid)
-        .collect();
-    tally.held += (metas.len() - small.len()) as u64;
-    let discarded: std::collections::BTreeSet<String> = pipeline
-        .store()
-        .quarantine_list(false)
-        .await?
-        .into_iter()
-        .filter(|e| e.status == QuarantineStatus::Discarded)
-        .map(|e| e.dedup_key)
-        .collect();
-    let mut released = Vec::new();
-    for chunk in small.chunks(settings.batch_size as usize) {
-        for mail in client.fetch(chunk).await? {
-            if discarded.contains(&crate::mail::parse::dedup_key(&mail.raw)) {
-                continue;
-            }
-            let received = Received::whole(mail.raw, mail.internal_date, Origin::Imap);
-            if release(pipeline, received, tally).await? {
-                released.push(mail.uid);
-            }
-        }
-    }
-    if !released.is_empty() {
-        client
-            .move_to(&released, &settings.processed_mailbox)
-            .await?;
-    }
-    client.logout().await;
-    Ok(())
-}
-
-/// Piped mail has no folder: its bytes were kept in the register.
-async fn replay_piped(pipeline: &Pipeline, tally: &mut Tally) -> anyhow::Result<()> {
-    let held = pipeline.store().quarantine_list(true).await?;
-    for e in held
-        .iter()
-        .filter(|e| e.status == QuarantineStatus::Held && e.source == Origin::Stdin.as_str())
-    {
-        if let Some(raw) = &e.raw {
-            release(
-                pipeline,
-                Received::whole(raw.clone(), e.received_at, Origin::Stdin),
-                tally,
-            )
-            .await?;
-        }
-    }
-    Ok(())
-}
-
-/// Process one mail again; true when it is now on a case.
-async fn release(
-    pipeline: &Pipeline,
-    received: Received,
-    tally: &mut Tally,
-) -> anyhow::Result<bool> {
-    let now = Utc::now();
-    let key = crate::mail::parse::dedup_key(&received.bytes);
-    match pipeline.process(received, now).await? {
-        Outcome::Stored { case, .. } | Outcome::Duplicate { case } => {
-            pipeline.store().quarantine_release(&key, case, now).await?;
-            println!("released to case {case}");
-            tally.released += 1;
-            Ok(true)
-        }
-        Outcome::Quarantined { reason } => {
-            println!("still held: {reason}");
-            tally.held += 1;
-            Ok(false)
-        }
     }
 }
 

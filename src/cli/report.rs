@@ -9,6 +9,10 @@ pub struct Report {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write the backlog per day (open cases at the end of each of the last 30
+    /// days) as an SVG chart to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
 }
 
 impl Report {
@@ -31,6 +35,12 @@ impl Report {
             }
         };
         let report = store.team_report_for(&engineers).await?;
+        if let Some(file) = &self.svg {
+            let days = store.daily_backlog(chrono::Utc::now(), 30).await?;
+            let series = crate::charts::backlog(&days, "Open cases per day", "open cases");
+            std::fs::write(file, crate::charts::line_chart(&series, 640, 300)?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        }
         if self.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(0);

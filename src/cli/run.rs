@@ -13,7 +13,7 @@ use crate::outbox;
 use crate::pipeline::Pipeline;
 use crate::runtime::shutdown_channel;
 use crate::sla_timer::{self, SlaTimer};
-use crate::store::OutboxStatus;
+use crate::store::{Backend, Lease, OutboxStatus};
 
 /// Run the gateway: read the support mailbox, file every mail into a case, send the
 /// outbox, keep the SLA clocks.
@@ -65,17 +65,55 @@ impl Run {
 async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyhow::Result<i32> {
     let (_trigger, shutdown) = shutdown_channel();
     let mut failed: Vec<String> = Vec::new();
-    if let Some(imap) = &config.imap {
-        match intake::run_once(imap, pipeline, &shutdown).await {
+    let several = config.mailboxes.len() > 1;
+    for mailbox in &config.mailboxes {
+        // One mailbox prints as it always did; several, each under its name.
+        let label = if several {
+            format!("mailbox {}: ", mailbox.name)
+        } else {
+            String::new()
+        };
+        let lease = match once_lease(pipeline, &mailbox.name).await {
+            Ok(Some(lease)) => lease,
+            Ok(None) => {
+                println!("{label}read by another instance now (skipped)");
+                continue;
+            }
+            Err(e) => {
+                failed.push(format!("{label}mailbox: {e}"));
+                continue;
+            }
+        };
+        let source = intake::Source {
+            mailbox: mailbox.clone(),
+            lease: lease.clone(),
+        };
+        let drain = intake::run_once(&source, pipeline, &shutdown);
+        let drained = match &lease {
+            Some(lease) => {
+                tokio::pin!(drain);
+                tokio::select! {
+                    r = &mut drain => r,
+                    () = renew_while_draining(pipeline, lease, config.cluster.takeover) => drain.await,
+                }
+            }
+            None => drain.await,
+        };
+        match drained {
             Ok(s) => println!(
-                "processed {} mail(s): {} new case(s), {} added to existing cases, {} duplicate(s), {} quarantined",
+                "{label}processed {} mail(s): {} new case(s), {} added to existing cases, {} duplicate(s), {} quarantined",
                 s.total(),
                 s.opened,
                 s.added,
                 s.duplicates,
                 s.quarantined
             ),
-            Err(e) => failed.push(format!("mailbox: {e}")),
+            Err(e) => failed.push(format!("{label}mailbox: {e}")),
+        }
+        if let Some(lease) = &lease
+            && let Err(e) = pipeline.store().release_lease(lease).await
+        {
+            warn!(mailbox = %mailbox.name, error = %e, "lease not released; it expires by itself");
         }
     }
     let timer = SlaTimer {
@@ -122,6 +160,46 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
     Ok(1)
 }
 
+/// Renew `lease` every third of the takeover time while `run --once` drains, as the
+/// daemon does, so a drain longer than the takeover time is not taken over. Returns only
+/// when the lease is lost: the drain then goes on, and the fencing
+/// check refuses its next commit.
+async fn renew_while_draining(pipeline: &Pipeline, lease: &Lease, takeover: std::time::Duration) {
+    let term = chrono::Duration::from_std(takeover).unwrap_or(chrono::Duration::MAX);
+    loop {
+        tokio::time::sleep(takeover / 3).await;
+        match pipeline.store().renew_lease(lease, Utc::now() + term).await {
+            Ok(true) => {}
+            Ok(false) => {
+                warn!(mailbox = %lease.mailbox, token = lease.token, "lease lost: another instance took the mailbox over");
+                return;
+            }
+            // The next round tries again; a lease that expires meanwhile is lost.
+            Err(e) => warn!(mailbox = %lease.mailbox, error = %e, "lease not renewed; retrying"),
+        }
+    }
+}
+
+/// `run --once` on PostgreSQL reads a mailbox only with its lease (`Ok(None)`: another
+/// instance holds it); SQLite needs none (`Ok(Some(None))`): the database lock is held.
+async fn once_lease(
+    pipeline: &Pipeline,
+    mailbox: &str,
+) -> Result<Option<Option<Lease>>, crate::store::StoreError> {
+    let store = pipeline.store();
+    if store.backend() != Backend::Postgres {
+        return Ok(Some(None));
+    }
+    let config = pipeline.config();
+    let member = crate::cluster::Member::this_process(config.cluster.takeover);
+    let now = Utc::now();
+    let until = now + chrono::Duration::from_std(member.takeover).unwrap_or(chrono::Duration::MAX);
+    Ok(store
+        .acquire_lease(mailbox, &member.name, now, until)
+        .await?
+        .map(Some))
+}
+
 /// The daemon: SIGTERM and SIGINT stop it, SIGHUP reloads (see [`daemon::run`]).
 async fn daemon(path: &Path, config: &Arc<Config>, pipeline: Pipeline) -> anyhow::Result<i32> {
     let mut term = signal(SignalKind::terminate())?;
@@ -150,6 +228,7 @@ fn startup_summary(config: &Config, once: bool, outbox_recovered: u64) {
         imap = %imap.map(|i| format!("{}@{}:{} ({})", i.username, i.host, i.port, i.tls)).unwrap_or_else(|| "off".into()),
         mailbox = %imap.map(|i| format!("{} -> {} / {}", i.mailbox, i.processed_mailbox, i.quarantine_mailbox)).unwrap_or_default(),
         idle = imap.is_some_and(|i| i.idle),
+        mailboxes = %config.mailboxes.iter().map(|m| format!("{} <{}>", m.name, m.support_address)).collect::<Vec<_>>().join(", "),
         smtp = %config.smtp.as_ref().map(|s| format!("{}:{} ({})", s.host, s.port, s.tls)).unwrap_or_else(|| "off".into()),
         queues = config.routing.queues.len(),
         support_address = %config.gateway.support_address,

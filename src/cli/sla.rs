@@ -20,6 +20,10 @@ pub struct Report {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also write the SLA attainment per week (the last 12 weeks up to the report time)
+    /// as an SVG chart to FILE.
+    #[arg(long, value_name = "FILE")]
+    svg: Option<std::path::PathBuf>,
 }
 
 impl Sla {
@@ -28,6 +32,13 @@ impl Sla {
         let store = super::open_store_only(path).await?;
         let at = r.at.as_ref().map_or_else(Utc::now, |a| a.time);
         let report = store.sla_report(at).await?;
+        if let Some(file) = &r.svg {
+            let weeks = store.weekly_attainment(at, 12).await?;
+            let series =
+                crate::charts::attainment(&weeks, "SLA attainment per week", "% of clocks met");
+            std::fs::write(file, crate::charts::line_chart(&series, 640, 300)?)
+                .map_err(|e| anyhow::anyhow!("{}: {e}", file.display()))?;
+        }
         if r.json {
             println!("{}", serde_json::to_string_pretty(&report)?);
             return Ok(0);

@@ -9,6 +9,8 @@ use std::time::Duration;
 use config::{Environment, File, FileFormat, Map, Value, ValueKind};
 
 use super::settings::*;
+use crate::domain::language::Language;
+use crate::domain::routing::{MailboxDefaults, Routing};
 
 pub use crate::problem::{Problem, Problems};
 
@@ -133,12 +135,18 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         ),
     };
     let oauth2 = super::oauth2::read(r);
-    let imap = r.has_section("imap").then(|| imap(r, oauth2.as_ref()));
+    let imap = r
+        .has_section("imap")
+        .then(|| imap(r, "imap", oauth2.as_ref()));
+    let mailboxes = mailboxes(r, imap.as_ref(), &gateway.support_address, oauth2.as_ref());
+    let cluster = ClusterSettings {
+        takeover: Duration::from_millis(r.uint("cluster.takeover_ms", 15_000, 300, 3_600_000)),
+    };
     let smtp = r.has_section("smtp").then(|| smtp(r, oauth2.as_ref()));
     if let Some((settings, _)) = &oauth2 {
-        let imap_uses = imap
-            .as_ref()
-            .is_some_and(|i| matches!(i.auth, ImapAuth::OAuth2 { .. }));
+        let imap_uses = mailboxes
+            .iter()
+            .any(|m| matches!(m.imap.auth, ImapAuth::OAuth2 { .. }));
         let smtp_uses = smtp.as_ref().is_some_and(|s| s.oauth2.is_some());
         super::oauth2::check_scopes(r, settings, imap_uses, smtp_uses);
     }
@@ -175,6 +183,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
             }
         },
     };
+    let web = super::web::read(r);
     let product_info = super::products::read(r);
     let mut watched = vec![path.to_path_buf()];
     let routing = linked_file(
@@ -239,6 +248,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         .collect();
     let staff = super::staff::read(r, &queue_names);
     if let Some(rt) = &routing {
+        check_mailbox_defaults(r, &mailboxes, rt);
         super::staff::check_watched(r, &staff, rt);
         super::sla::check_regions(r, &sla, rt);
     }
@@ -246,12 +256,15 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         source: path.to_path_buf(),
         gateway,
         imap,
+        mailboxes,
+        cluster,
         smtp,
         database,
         log,
         sla,
         outbox,
         admin,
+        web,
         product_info,
         staff,
         oauth2: oauth2.map(|(settings, _)| settings),
@@ -331,11 +344,14 @@ type OAuth2<'a> = Option<&'a (
     std::sync::Arc<crate::oauth2::TokenSource>,
 )>;
 
-fn imap(r: &mut Reader<'_>, oauth2: OAuth2<'_>) -> ImapSettings {
+/// An IMAP account: the `[imap]` section (`section` = "imap") or one `[[mailboxes]]`
+/// entry (`section` = "mailboxes.N"), with the same keys.
+fn imap(r: &mut Reader<'_>, section: &str, oauth2: OAuth2<'_>) -> ImapSettings {
+    let k = |key: &str| format!("{section}.{key}");
     let preset = oauth2.and_then(|(s, _)| s.provider).map(|p| p.imap_host());
-    let host = r.string("imap.host", preset);
-    let method = super::oauth2::auth_method(r, "imap.auth", oauth2.is_some());
-    let mechanism = super::oauth2::sasl_choice(r);
+    let host = r.string(&k("host"), preset);
+    let method = super::oauth2::auth_method(r, &k("auth"), oauth2.is_some());
+    let mechanism = super::oauth2::sasl_choice(r, &k("sasl_mechanism"));
     let auth = match (method, oauth2) {
         (crate::oauth2::settings::AuthMethod::OAuth2, Some((_, source))) => ImapAuth::OAuth2 {
             source: source.clone(),
@@ -344,30 +360,158 @@ fn imap(r: &mut Reader<'_>, oauth2: OAuth2<'_>) -> ImapSettings {
         _ => ImapAuth::Password,
     };
     let needs_password = method == crate::oauth2::settings::AuthMethod::Password;
-    let tls = r.tls("imap.tls", &host);
+    let tls = r.tls(&k("tls"), &host);
     let default_port = if tls == TlsMode::Tls { 993 } else { 143 };
     ImapSettings {
-        port: r.uint("imap.port", default_port, 1, 65535) as u16,
+        port: r.uint(&k("port"), default_port, 1, 65535) as u16,
         tls,
-        ca_file: r.path("imap.ca_file"),
-        username: r.string("imap.username", None),
+        ca_file: r.path(&k("ca_file")),
+        username: r.string(&k("username"), None),
         password: r
-            .secret("imap", needs_password)
+            .secret(section, needs_password)
             .unwrap_or_else(|| Secret::new("")),
         auth,
-        mailbox: r.string("imap.mailbox", Some("INBOX")),
-        processed_mailbox: r.string("imap.processed_mailbox", Some("Processed")),
-        quarantine_mailbox: r.string("imap.quarantine_mailbox", Some("Quarantine")),
-        poll_interval: Duration::from_secs(r.uint("imap.poll_interval_secs", 30, 1, 86_400)),
-        idle: r.bool("imap.idle", true),
-        idle_recheck: match r.uint("imap.idle_recheck_ms", 200, 0, 3_600_000) {
+        mailbox: r.string(&k("mailbox"), Some("INBOX")),
+        processed_mailbox: r.string(&k("processed_mailbox"), Some("Processed")),
+        quarantine_mailbox: r.string(&k("quarantine_mailbox"), Some("Quarantine")),
+        poll_interval: Duration::from_secs(r.uint(&k("poll_interval_secs"), 30, 1, 86_400)),
+        idle: r.bool(&k("idle"), true),
+        idle_recheck: match r.uint(&k("idle_recheck_ms"), 200, 0, 3_600_000) {
             0 => None,
             ms => Some(Duration::from_millis(ms)),
         },
-        batch_size: r.uint("imap.batch_size", 200, 1, 10_000) as u32,
-        batch_bytes: r.uint("imap.batch_bytes", 16 * 1024 * 1024, 1024, u64::MAX),
-        timeout: Duration::from_secs(r.uint("imap.timeout_secs", 30, 1, 3600)),
+        batch_size: r.uint(&k("batch_size"), 200, 1, 10_000) as u32,
+        batch_bytes: r.uint(&k("batch_bytes"), 16 * 1024 * 1024, 1024, u64::MAX),
+        timeout: Duration::from_secs(r.uint(&k("timeout_secs"), 30, 1, 3600)),
         host,
+    }
+}
+
+/// Every mailbox the intake reads: `[imap]` (named by its folder, as its checkpoint
+/// always was), then each `[[mailboxes]]` entry, which must have a `name` and a
+/// `support_address` of its own. Names and accounts (user, host, folder) are unique: two
+/// readers of one folder would race.
+fn mailboxes(
+    r: &mut Reader<'_>,
+    imap_section: Option<&ImapSettings>,
+    gateway_address: &str,
+    oauth2: OAuth2<'_>,
+) -> Vec<MailboxSettings> {
+    let mut out: Vec<MailboxSettings> = Vec::new();
+    if let Some(i) = imap_section {
+        out.push(MailboxSettings {
+            name: i.mailbox.clone(),
+            support_address: gateway_address.to_string(),
+            imap: i.clone(),
+            defaults: Default::default(),
+        });
+    }
+    // Not `lookup`: that would count every key of every entry as read, typos included.
+    let count = match r.value_at("mailboxes").cloned() {
+        None => 0,
+        Some(v) => match &v.kind {
+            ValueKind::Array(items) => items.len(),
+            other => {
+                r.problem(
+                    v.origin(),
+                    "mailboxes",
+                    format!(
+                        "expected [[mailboxes]] entries (an array of tables), found {}",
+                        describe(other)
+                    ),
+                );
+                0
+            }
+        },
+    };
+    for n in 0..count {
+        let section = format!("mailboxes.{n}");
+        let name = r.string(&format!("{section}.name"), None);
+        let support_address = r.email(&format!("{section}.support_address"), None);
+        let imap = imap(r, &section, oauth2);
+        let defaults = mailbox_defaults(r, &section);
+        if !name.is_empty() && out.iter().any(|m| m.name == name) {
+            r.problem(
+                None,
+                &format!("{section}.name"),
+                format!("\"{name}\" names two mailboxes: each needs its own name"),
+            );
+        }
+        let same_folder = |m: &MailboxSettings| {
+            m.imap.host == imap.host
+                && m.imap.port == imap.port
+                && m.imap.username == imap.username
+                && m.imap.mailbox == imap.mailbox
+        };
+        if let Some(other) = out.iter().find(|m| same_folder(m)) {
+            r.problem(
+                None,
+                &format!("{section}.mailbox"),
+                format!(
+                    "the folder {} of {}@{} is also read as mailbox \"{}\"",
+                    imap.mailbox, imap.username, imap.host, other.name
+                ),
+            );
+        }
+        out.push(MailboxSettings {
+            name,
+            support_address,
+            imap,
+            defaults,
+        });
+    }
+    out
+}
+
+/// A `[[mailboxes]]` entry's routing defaults, as written; the names are checked against
+/// the routing file by [`check_mailbox_defaults`].
+fn mailbox_defaults(r: &mut Reader<'_>, section: &str) -> MailboxDefaults {
+    let key = format!("{section}.language");
+    let language = r.opt_string(&key).and_then(|l| {
+        let parsed = Language::parse(&l);
+        if parsed.is_none() {
+            let known: Vec<_> = Language::ALL.iter().map(|l| l.as_str()).collect();
+            r.problem(
+                None,
+                &key,
+                format!("unknown language \"{l}\" (known: {})", known.join(", ")),
+            );
+        }
+        parsed
+    });
+    MailboxDefaults {
+        product: r.opt_string(&format!("{section}.product")),
+        queue: r.opt_string(&format!("{section}.queue")),
+        language,
+    }
+}
+
+/// Every mailbox default names a product and a queue of the routing file: a typo would
+/// otherwise send that mailbox's mail somewhere else without a word.
+fn check_mailbox_defaults(r: &mut Reader<'_>, mailboxes: &[MailboxSettings], routing: &Routing) {
+    // `[imap]`, when present, is the first mailbox and has no defaults of its own.
+    let first_entry = usize::from(r.has_section("imap"));
+    for (n, m) in mailboxes.iter().skip(first_entry).enumerate() {
+        if let Some(p) = &m.defaults.product {
+            let known: Vec<&str> = routing.products.iter().map(|p| p.name.as_str()).collect();
+            if !known.contains(&p.as_str()) && *p != routing.default_product {
+                r.problem(
+                    None,
+                    &format!("mailboxes.{n}.product"),
+                    format!("unknown product \"{p}\" (known: {})", known.join(", ")),
+                );
+            }
+        }
+        if let Some(q) = &m.defaults.queue
+            && routing.queue(q).is_none()
+        {
+            let known: Vec<&str> = routing.queues.iter().map(|q| q.name.as_str()).collect();
+            r.problem(
+                None,
+                &format!("mailboxes.{n}.queue"),
+                format!("unknown queue \"{q}\" (known: {})", known.join(", ")),
+            );
+        }
     }
 }
 
@@ -433,6 +577,8 @@ impl Reader<'_> {
         for part in parts {
             match &cur.kind {
                 ValueKind::Table(t) => cur = t.get(part)?,
+                // `mailboxes.1.host`: an entry of an array of tables, by index.
+                ValueKind::Array(a) => cur = a.get(part.parse::<usize>().ok()?)?,
                 _ => return None,
             }
         }
@@ -775,7 +921,16 @@ impl Reader<'_> {
         let mut leaves = Vec::new();
         collect_leaves(self.root, "", &mut leaves);
         for (key, origin) in leaves {
+            // An entry of an array of tables is known when its array was read whole
+            // (`staff.engineers`); `[[mailboxes]]` is read key by key instead.
+            let entry_of_read_array = key.match_indices('.').any(|(i, _)| {
+                let index = key[i + 1..].split('.').next().unwrap_or("");
+                !index.is_empty()
+                    && index.bytes().all(|b| b.is_ascii_digit())
+                    && self.used.contains(&key[..i])
+            });
             let known = self.used.contains(&key)
+                || entry_of_read_array
                 || self.used.iter().any(|u| u.starts_with(&format!("{key}.")));
             if !known {
                 self.problem(origin.as_deref(), &key, "unknown key");
@@ -793,6 +948,17 @@ fn collect_leaves(t: &Map<String, Value>, prefix: &str, out: &mut Vec<(String, O
         };
         match &v.kind {
             ValueKind::Table(inner) if !inner.is_empty() => collect_leaves(inner, &key, out),
+            // An array of tables (`[[mailboxes]]`): each entry's keys, as `key.N.name`.
+            ValueKind::Array(items)
+                if !items.is_empty()
+                    && items.iter().all(|i| matches!(i.kind, ValueKind::Table(_))) =>
+            {
+                for (n, item) in items.iter().enumerate() {
+                    if let ValueKind::Table(inner) = &item.kind {
+                        collect_leaves(inner, &format!("{key}.{n}"), out);
+                    }
+                }
+            }
             _ => out.push((key, v.origin().map(str::to_string))),
         }
     }
@@ -846,6 +1012,126 @@ password = "pw"
 [database]
 url = "sqlite://x.db"
 "#;
+
+    #[test]
+    fn imap_and_mailboxes_entries_are_each_one_mailbox() {
+        let d = tempfile::tempdir().unwrap();
+        let body = format!(
+            "{GOOD}{}",
+            r#"
+[cluster]
+takeover_ms = 2000
+[[mailboxes]]
+name = "jp"
+support_address = "Support-JP@example.com"
+host = "127.0.0.1"
+tls = "none"
+username = "support-jp"
+password = "pw2"
+processed_mailbox = "Done"
+product = "satellite"
+queue = "satellite-ja"
+language = "ja"
+[[mailboxes]]
+name = "ansible"
+support_address = "ansible-support@example.com"
+host = "127.0.0.1"
+tls = "none"
+username = "ansible"
+password_file = "ansible.pw"
+"#
+        );
+        std::fs::write(d.path().join("ansible.pw"), "pw3\n").unwrap();
+        let path = write(d.path(), &body);
+        let c = load_with_env(&path, Some(test_env())).unwrap();
+        let names: Vec<_> = c.mailboxes.iter().map(|m| m.name.as_str()).collect();
+        assert_eq!(names, ["INBOX", "jp", "ansible"]);
+        assert_eq!(c.mailboxes[0].support_address, "support@example.com");
+        assert_eq!(c.mailboxes[1].support_address, "support-jp@example.com");
+        assert_eq!(c.mailboxes[1].imap.processed_mailbox, "Done");
+        assert_eq!(c.mailboxes[1].imap.password.expose(), "pw2");
+        assert_eq!(c.mailboxes[2].imap.password.expose(), "pw3");
+        assert_eq!(c.mailboxes[2].imap.mailbox, "INBOX");
+        assert_eq!(c.cluster.takeover, Duration::from_secs(2));
+        let jp = &c.mailboxes[1].defaults;
+        assert_eq!(jp.product.as_deref(), Some("satellite"));
+        assert_eq!(jp.queue.as_deref(), Some("satellite-ja"));
+        assert_eq!(jp.language, Some(Language::Ja));
+        assert_eq!(c.mailboxes[2].defaults, MailboxDefaults::default());
+    }
+
+    #[test]
+    fn a_mailbox_default_naming_no_product_queue_or_language_is_an_error() {
+        let d = tempfile::tempdir().unwrap();
+        let body = format!(
+            "{GOOD}{}",
+            r#"
+[[mailboxes]]
+name = "jp"
+support_address = "jp@example.com"
+host = "127.0.0.1"
+tls = "none"
+username = "jp"
+password = "pw"
+product = "satelite"
+queue = "satellite-jp"
+language = "jp"
+"#
+        );
+        let path = write(d.path(), &body);
+        let err = load_with_env(&path, Some(test_env())).unwrap_err();
+        let text = err.to_string();
+        let f = path.display().to_string();
+        for expected in [
+            format!(
+                "{f}: mailboxes.0.product: unknown product \"satelite\" (known: ansible, satellite)"
+            ),
+            format!("{f}: mailboxes.0.queue: unknown queue \"satellite-jp\""),
+            format!("{f}: mailboxes.0.language: unknown language \"jp\" (known: en, ja)"),
+        ] {
+            assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+        }
+        assert_eq!(err.0.len(), 3, "{text}");
+    }
+
+    #[test]
+    fn a_mailboxes_entry_typo_or_duplicate_is_named_by_its_index_and_key() {
+        let d = tempfile::tempdir().unwrap();
+        let body = format!(
+            "{GOOD}{}",
+            r#"
+[[mailboxes]]
+name = "INBOX"
+support_address = "jp@example.com"
+host = "127.0.0.1"
+tls = "none"
+username = "support"
+password = "pw"
+[[mailboxes]]
+name = "b"
+support_address = "b@example.com"
+host = "127.0.0.1"
+tls = "none"
+username = "b"
+pasword = "pw"
+"#
+        );
+        let path = write(d.path(), &body);
+        let err = load_with_env(&path, Some(test_env())).unwrap_err();
+        let text = err.to_string();
+        let f = path.display().to_string();
+        for expected in [
+            format!("{f}: mailboxes.0.name: \"INBOX\" names two mailboxes"),
+            format!(
+                "{f}: mailboxes.0.mailbox: the folder INBOX of support@127.0.0.1 is also read as mailbox \"INBOX\""
+            ),
+            format!("{f}: mailboxes.1.pasword: unknown key"),
+            format!("{f}: mailboxes.1.password: missing"),
+        ] {
+            assert!(text.contains(&expected), "{expected}\nin:\n{text}");
+        }
+        assert_eq!(err.0.len(), 4, "{text}");
+    }
 
     #[test]
     fn good_config_loads_with_defaults() {

@@ -8,6 +8,7 @@ pub mod routing;
 mod settings;
 mod sla;
 mod staff;
+mod web;
 
 pub use crate::domain::sla::{RegionHours, SlaSettings};
 pub use crate::domain::staff::{Engineer, StaffSettings};
@@ -19,3 +20,4 @@ pub use crate::oauth2::settings::{
 pub(crate) use load::test_env;
 pub use load::{ENV_PREFIX, Problem, Problems, load, load_database, load_with_env};
 pub use settings::*;
+pub use web::{Role, WebSettings, WebUser};

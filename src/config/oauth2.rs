@@ -159,14 +159,10 @@ pub(super) fn auth_method(r: &mut Reader<'_>, key: &str, have_oauth2: bool) -> A
     }
 }
 
-/// `imap.sasl_mechanism`.
-pub(super) fn sasl_choice(r: &mut Reader<'_>) -> SaslChoice {
+/// `imap.sasl_mechanism` (or a `[[mailboxes]]` entry's `sasl_mechanism`: `key`).
+pub(super) fn sasl_choice(r: &mut Reader<'_>, key: &str) -> SaslChoice {
     match r
-        .choice(
-            "imap.sasl_mechanism",
-            "auto",
-            &["auto", "xoauth2", "oauthbearer"],
-        )
+        .choice(key, "auto", &["auto", "xoauth2", "oauthbearer"])
         .as_str()
     {
         "xoauth2" => SaslChoice::XOAuth2,

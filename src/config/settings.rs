@@ -60,6 +60,29 @@ pub struct ImapSettings {
     pub timeout: Duration,
 }
 
+/// One support mailbox the intake reads: the `[imap]` section, or a `[[mailboxes]]` entry.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MailboxSettings {
+    /// Names the mailbox in its checkpoint, its lease, logs and metrics (`[imap]`: its
+    /// folder, `imap.mailbox`).
+    pub name: String,
+    /// The address customers write to for this mailbox: casegate never answers it (loop
+    /// protection), and routing treats it as a recipient (product rules by address).
+    pub support_address: String,
+    pub imap: ImapSettings,
+    /// `product`, `queue` and `language` for mail read here, where the mail itself names
+    /// nothing more specific (README "Several mailboxes").
+    pub defaults: crate::domain::routing::MailboxDefaults,
+}
+
+/// `[cluster]`: several instances sharing one PostgreSQL database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// The lease time: a mailbox whose holder stopped renewing is taken over by another
+    /// instance after this long. Holders renew at a third of it.
+    pub takeover: Duration,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct SmtpSettings {
     pub host: String,
@@ -172,12 +195,17 @@ pub struct Config {
     pub gateway: GatewaySettings,
     /// `None` when no `[imap]` section is configured (pipe-only deployments).
     pub imap: Option<ImapSettings>,
+    /// Every mailbox to read: `[imap]` first (when present), then `[[mailboxes]]`.
+    pub mailboxes: Vec<MailboxSettings>,
+    pub cluster: ClusterSettings,
     pub smtp: Option<SmtpSettings>,
     pub database: DatabaseSettings,
     pub log: LogSettings,
     pub sla: crate::domain::sla::SlaSettings,
     pub outbox: OutboxSettings,
     pub admin: AdminSettings,
+    /// `[web]`: the status pages on the admin listener.
+    pub web: super::WebSettings,
     pub product_info: ProductInfo,
     pub staff: crate::domain::staff::StaffSettings,
     /// `[oauth2]`, when configured.

@@ -78,8 +78,20 @@ impl Pipeline {
         };
         let config = &self.config;
         let key = self.store.site_key().to_vec();
-        let render = |case, first_n| {
-            notices::compose_all(config, &key, &plan, &none, &[], &parent, case, first_n, now)
+        let render = |case, first_n, address: Option<String>| {
+            let from = address.as_deref();
+            notices::compose_all(
+                config,
+                &key,
+                &plan,
+                &none,
+                &[],
+                &parent,
+                case,
+                first_n,
+                from,
+                now,
+            )
         };
         work.write_plan_without_message(&plan, now, render).await?;
         let queued_mail = work.commit().await?;

@@ -36,6 +36,9 @@ pub struct NewMessage {
     /// The mail as received, kept for audit and replay.
     pub raw: Option<Vec<u8>>,
     pub attachments: Vec<NewAttachment>,
+    /// The support address of our mailbox it was read from: a case it opens remembers
+    /// it, and its customer mail goes out from it. `None`: `gateway.support_address`.
+    pub mailbox_address: Option<String>,
 }
 
 /// An attachment's row: its content stays in the message's raw mail (stored once).
@@ -228,7 +231,7 @@ impl Work {
         render: F,
     ) -> Result<Committed, StoreError>
     where
-        F: FnOnce(CaseNumber, i64) -> Composed,
+        F: FnOnce(CaseNumber, i64, Option<String>) -> Composed,
     {
         let written = match self.backend {
             Backend::Postgres => {
@@ -303,7 +306,7 @@ impl Work {
         render: F,
     ) -> Result<CaseNumber, StoreError>
     where
-        F: FnOnce(CaseNumber, i64) -> Composed,
+        F: FnOnce(CaseNumber, i64, Option<String>) -> Composed,
     {
         match write_plan(&mut self.tx, plan, None, None, now, render).await? {
             Some((case, _, queued)) => {
@@ -334,10 +337,13 @@ async fn write_plan<F>(
     render: F,
 ) -> Result<Option<(CaseNumber, bool, bool)>, StoreError>
 where
-    F: FnOnce(CaseNumber, i64) -> Composed,
+    F: FnOnce(CaseNumber, i64, Option<String>) -> Composed,
 {
     let (case, opened) = match &plan.target {
-        Target::New(c) => (insert_case(tx, c, &plan.clocks, now).await?, true),
+        Target::New(c) => {
+            let address = msg.and_then(|m| m.mailbox_address.as_deref());
+            (insert_case(tx, c, address, &plan.clocks, now).await?, true)
+        }
         Target::Existing { number, status, .. } => {
             touch_case(tx, *number, *status, now).await?;
             (*number, false)
@@ -367,7 +373,7 @@ where
         } else {
             sent_count(tx, case).await?
         };
-        let composed = render(case, sent + 1);
+        let composed = render(case, sent + 1, case_support_address(tx, case).await?);
         for out in &composed.mails {
             queue_outbound(tx, case, out, now).await?;
             queued = true;
@@ -427,10 +433,25 @@ async fn touch_case(
     Ok(())
 }
 
+/// The support address a case's customer mail goes out from, when not the gateway's.
+async fn case_support_address(
+    tx: &mut Transaction<'_, Any>,
+    case: CaseNumber,
+) -> Result<Option<String>, StoreError> {
+    Ok(
+        sqlx::query_scalar("SELECT support_address FROM cases WHERE id = $1")
+            .bind(case.0)
+            .fetch_optional(&mut **tx)
+            .await?
+            .flatten(),
+    )
+}
+
 /// A new case, showing the due times of the clocks its plan starts.
 async fn insert_case(
     tx: &mut Transaction<'_, Any>,
     c: &NewCase,
+    support_address: Option<&str>,
     clocks: &[ClockStart],
     now: DateTime<Utc>,
 ) -> Result<CaseNumber, StoreError> {
@@ -446,8 +467,8 @@ async fn insert_case(
     let id: i64 = sqlx::query(
         "INSERT INTO cases (subject, status, customer, customer_name, related_case, created_at, updated_at, \
          queue, product, language, language_confidence, region, severity, account, entitlement, tier, country, \
-         contract_id, time_zone, first_response_due, next_response_due) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) \
+         contract_id, time_zone, first_response_due, next_response_due, support_address) \
+         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21) \
          RETURNING id",
     )
     .bind(c.subject.clone())
@@ -470,6 +491,7 @@ async fn insert_case(
     .bind(t.time_zone.name())
     .bind(due(ClockKind::FirstResponse))
     .bind(due(ClockKind::NextResponse))
+    .bind(support_address.map(str::to_string))
     .fetch_one(&mut **tx)
     .await?
     .get(0);
@@ -669,6 +691,7 @@ pub(super) async fn queue_outbound(
         size: out.raw.len() as u64,
         raw: None,
         attachments: Vec::new(),
+        mailbox_address: None,
     };
     insert_message(tx, case, &msg, out.role.as_str(), None).await?;
     Ok(())

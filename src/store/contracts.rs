@@ -9,6 +9,7 @@ use super::{Store, StoreError, Work, to_ms};
 use crate::domain::CaseNumber;
 use crate::domain::entitlement::{Contract, import_changes};
 use crate::domain::outbound::SentCounting;
+use crate::progress::Progress;
 
 /// What an import changed.
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
@@ -29,7 +30,7 @@ impl Store {
         contracts: &[Contract],
         now: DateTime<Utc>,
     ) -> Result<ImportStats, StoreError> {
-        let (stats, _) = self.apply_import(contracts, None, now).await?;
+        let (stats, _) = self.apply_import(contracts, None, now, None).await?;
         Ok(stats)
     }
 
@@ -42,7 +43,21 @@ impl Store {
         last_day: NaiveDate,
         now: DateTime<Utc>,
     ) -> Result<(ImportStats, Vec<String>), StoreError> {
-        self.apply_import(contracts, Some(last_day), now).await
+        self.apply_import(contracts, Some(last_day), now, None)
+            .await
+    }
+
+    /// [`Store::import_contracts`] (`replace` None) or [`Store::replace_contracts`],
+    /// counting each contract written in `progress` (`contracts import` of a large file).
+    pub async fn import_contracts_reporting(
+        &self,
+        contracts: &[Contract],
+        replace: Option<NaiveDate>,
+        now: DateTime<Utc>,
+        progress: &mut Progress,
+    ) -> Result<(ImportStats, Vec<String>), StoreError> {
+        self.apply_import(contracts, replace, now, Some(progress))
+            .await
     }
 
     /// Write what [`import_changes`] (the domain, as `--dry-run` shows it) decides, in
@@ -52,6 +67,7 @@ impl Store {
         contracts: &[Contract],
         replace: Option<NaiveDate>,
         now: DateTime<Utc>,
+        mut progress: Option<&mut Progress>,
     ) -> Result<(ImportStats, Vec<String>), StoreError> {
         let mut tx = self.pool.begin().await?;
         let current = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -63,18 +79,32 @@ impl Store {
         .map(|r| contract(r, 0))
         .collect::<Result<Vec<_>, _>>()?;
         let changes = import_changes(&current, contracts, replace);
+        if let Some(p) = progress.as_mut() {
+            let ended = if replace.is_some() {
+                changes.ended.len()
+            } else {
+                0
+            };
+            p.set_total((changes.new.len() + changes.updated.len() + ended) as u64);
+        }
         for c in changes
             .new
             .iter()
             .chain(changes.updated.iter().map(|(_, c)| c))
         {
             upsert(&mut tx, c, now).await?;
+            if let Some(p) = progress.as_mut() {
+                p.advance(1);
+            }
         }
         let mut ended = Vec::new();
         if let Some(last_day) = replace {
             for c in &changes.ended {
                 end(&mut tx, &c.contract_id, last_day, now).await?;
                 ended.push(c.contract_id.clone());
+                if let Some(p) = progress.as_mut() {
+                    p.advance(1);
+                }
             }
         }
         tx.commit().await?;

@@ -6,9 +6,11 @@
 //! PostgreSQL's `FOR NO KEY UPDATE` in the SLA timer). On SQLite, large raw mails are
 //! files beside the database (`raw_files`).
 
+pub mod backup;
 mod cases;
 mod checkpoint;
 mod contracts;
+mod leases;
 mod mailbox;
 mod outbox;
 mod outbox_admin;
@@ -18,6 +20,7 @@ mod reports;
 mod sla;
 mod sole_user;
 mod views;
+mod web_views;
 mod work;
 
 use std::sync::Arc;
@@ -28,15 +31,22 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor};
 
 pub use cases::{Committed, Composed, NewAttachment, NewMessage, Outbound};
 pub use contracts::{ImportStats, SenderFacts};
+pub use leases::{InstanceRow, Lease, LeaseRow};
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
 pub use outbox_admin::{OutboxCounts, Retried};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
-pub use reports::{Attainment, ClockState, EngineerStats, QueueStats, SlaReport, TeamReport};
+pub use reports::{
+    Attainment, ClockState, ClocksAtRisk, EngineerStats, QueueStats, SlaReport, TeamReport,
+};
 pub use sla::{ClockAction, DueClock};
 pub use sole_user::SoleUser;
 pub use views::{
     AttachmentSource, AttachmentView, CaseSummary, CaseView, EventView, MessageView, SlaView,
+};
+pub use web_views::{
+    ClockLine, DayBacklog, EngineerMeasures, Intake, OpenClock, QueueLoad, QueueMeasures,
+    TeamMeasures, WeekAttainment,
 };
 pub use work::Work;
 
@@ -86,6 +96,19 @@ pub enum StoreError {
         "the outbox of the SQLite database {database} is sent only by the process holding its lock (casegate run)"
     )]
     Unlocked { database: String },
+    /// The fencing check failed: another instance took the mailbox's lease since this
+    /// one took it (see `leases`); the unit of work is rolled back.
+    #[error(
+        "the lease of mailbox {mailbox} (token {token}) was taken over by another instance; nothing committed"
+    )]
+    LeaseLost { mailbox: String, token: i64 },
+    /// `casegate backup` / `restore`: the folder or file, and what is wrong with it.
+    #[error("backup: {path}: {problem}")]
+    Backup { path: String, problem: String },
+    #[error(
+        "casegate backs up SQLite databases only; back a PostgreSQL database up with pg_dump (e.g. pg_dump --format=custom --file=casegate.dump DATABASE_URL) and restore it with pg_restore"
+    )]
+    UsePgDump,
 }
 
 // The variants above print their cause in their own message, so they do not also

@@ -42,6 +42,10 @@ impl RawFiles {
         }
     }
 
+    pub(super) fn dir(&self) -> &Path {
+        &self.dir
+    }
+
     /// The file name for the mail with this dedup key: `ab/ab12…ef.eml` (256 folders
     /// keep each one small).
     pub(super) fn name_for(dedup_key: &str) -> String {

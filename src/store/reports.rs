@@ -64,7 +64,32 @@ pub struct TeamReport {
     pub average_rating: Option<f64>,
 }
 
+/// Running clocks that need attention now (for the `casegate_sla_clocks` gauge).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ClocksAtRisk {
+    /// Past the warning time, not yet due.
+    pub at_risk: i64,
+    /// Past the due time and still running (or escalated and still unanswered).
+    pub overdue: i64,
+}
+
 impl Store {
+    /// How many running clocks are at risk or overdue at `at`.
+    pub async fn clocks_at_risk(&self, at: DateTime<Utc>) -> Result<ClocksAtRisk, StoreError> {
+        let r = sqlx::query(
+            "SELECT COALESCE(SUM(CASE WHEN state = 'running' AND warn_at <= $1 AND due_at > $1 THEN 1 ELSE 0 END), 0), \
+             COALESCE(SUM(CASE WHEN state = 'breached' OR (state = 'running' AND due_at <= $1) THEN 1 ELSE 0 END), 0) \
+             FROM sla_clocks",
+        )
+        .bind(to_ms(at))
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(ClocksAtRisk {
+            at_risk: r.get(0),
+            overdue: r.get(1),
+        })
+    }
+
     /// SLA attainment and the state of the clocks at `at`.
     pub async fn sla_report(&self, at: DateTime<Utc>) -> Result<SlaReport, StoreError> {
         let at_ms = to_ms(at);

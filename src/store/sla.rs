@@ -123,6 +123,33 @@ impl Work {
         super::views::case_summary(&mut *self.tx, n).await
     }
 
+    /// Claim a due clock for this unit of work: on PostgreSQL its case and clock rows
+    /// are locked with `SKIP LOCKED`, so several SLA timers never wait on each other (or
+    /// on an intake batch writing to the case); `false` means another holds them, and
+    /// the clock is left for a later tick. SQLite has one writer: always `true`.
+    pub async fn claim_clock(&mut self, clock: &DueClock) -> Result<bool, StoreError> {
+        if self.backend != Backend::Postgres {
+            return Ok(true);
+        }
+        let tx = &mut self.tx;
+        // The case first, then its clock: the order the intake and `settle_clock` take
+        // them in.
+        let case: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM cases WHERE id = $1 FOR NO KEY UPDATE SKIP LOCKED")
+                .bind(clock.case.0)
+                .fetch_optional(&mut **tx)
+                .await?;
+        if case.is_none() {
+            return Ok(false);
+        }
+        let claimed: Option<i64> =
+            sqlx::query_scalar("SELECT id FROM sla_clocks WHERE id = $1 FOR UPDATE SKIP LOCKED")
+                .bind(clock.id)
+                .fetch_optional(&mut **tx)
+                .await?;
+        Ok(claimed.is_some())
+    }
+
     /// Record a warning or breach for a clock exactly once, with its mail and event.
     /// Returns false when it was already recorded (by an earlier run or another
     /// instance), or when the clock is no longer due (a mail moved it meanwhile): then

@@ -72,6 +72,26 @@ fn lock_path(db: &Path) -> PathBuf {
     PathBuf::from(name)
 }
 
+/// The lock of database file `db` for `casegate restore`, which may create the file:
+/// on its canonical path when it exists (as the daemon takes it), else beside its name
+/// in its folder's canonical path. [`StoreError::InUse`] while a daemon runs on it.
+pub(super) fn lock_for_restore(db: &Path) -> Result<SoleUser, StoreError> {
+    if db.exists() {
+        return lock_file(db);
+    }
+    let folder = match db.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let real = std::fs::canonicalize(folder)
+        .map(|f| f.join(db.file_name().unwrap_or_default()))
+        .map_err(|cause| StoreError::LockFile {
+            path: lock_path(db).display().to_string(),
+            cause,
+        })?;
+    lock_at(db, lock_path(&real))
+}
+
 /// The lock of database file `db` (which exists): on its canonical path, so that every
 /// name of one database (a symlink, a relative path) takes the same lock.
 fn lock_file(db: &Path) -> Result<SoleUser, StoreError> {
@@ -81,6 +101,11 @@ fn lock_file(db: &Path) -> Result<SoleUser, StoreError> {
             path: lock_path(db).display().to_string(),
             cause,
         })?;
+    lock_at(db, path)
+}
+
+/// Take the lock file `path` of database `db`.
+fn lock_at(db: &Path, path: PathBuf) -> Result<SoleUser, StoreError> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

@@ -17,6 +17,7 @@ pub mod private_pg;
 pub mod routing;
 pub mod smtp;
 pub mod staff;
+pub mod web;
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};

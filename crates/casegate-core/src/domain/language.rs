@@ -62,6 +62,15 @@ pub struct Detection {
 
 /// Detect the language of a mail from its decoded subject and body text.
 pub fn detect(subject: &str, body: &str) -> Detection {
+    detect_or(subject, body, None)
+}
+
+/// The confidence recorded when a mailbox's default language stood in for the mail's.
+pub const DEFAULTED_CONFIDENCE: f64 = 0.5;
+
+/// [`detect`], with a mailbox's default language for a mail that has neither Japanese
+/// nor English prose of its own (a log paste, a one-word line, an empty body).
+pub fn detect_or(subject: &str, body: &str, fallback: Option<Language>) -> Detection {
     let lines = prose_lines(body);
     let own_english = english_prose_words(&lines) >= MIN_ENGLISH_WORDS;
     let subject_counts = subject_evidence(subject, own_english);
@@ -83,6 +92,12 @@ pub fn detect(subject: &str, body: &str) -> Detection {
         return Detection {
             language: Language::Ja,
             confidence: japanese_confidence(kana),
+        };
+    }
+    if let (false, Some(language)) = (own_english, fallback) {
+        return Detection {
+            language,
+            confidence: DEFAULTED_CONFIDENCE,
         };
     }
     Detection {
@@ -481,6 +496,22 @@ mod tests {
 
     fn lang(subject: &str, body: &str) -> Language {
         detect(subject, body).language
+    }
+
+    #[test]
+    fn a_mailbox_default_language_fills_in_only_for_mail_without_prose() {
+        let ja = Some(Language::Ja);
+        let log = "ERROR 0x80004005\n/var/log/foreman/production.log:42";
+        assert_eq!(detect_or("", log, ja).language, Language::Ja);
+        assert_eq!(detect_or("", log, ja).confidence, DEFAULTED_CONFIDENCE);
+        assert_eq!(detect_or("", log, None).language, Language::En);
+        let english = "Our capsule stopped syncing after the upgrade last night.";
+        assert_eq!(detect_or("Sync fails", english, ja).language, Language::En);
+        let japanese = "昨夜からサーバーが停止しております。ご確認をお願いいたします。";
+        assert_eq!(
+            detect_or("", japanese, Some(Language::En)).language,
+            Language::Ja
+        );
     }
 
     #[test]

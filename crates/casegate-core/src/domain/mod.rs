@@ -15,6 +15,7 @@ pub mod outbound;
 pub mod routing;
 pub mod scope;
 pub mod secret;
+pub mod share;
 pub mod signed;
 pub mod sla;
 pub mod staff;

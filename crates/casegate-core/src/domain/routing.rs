@@ -93,8 +93,32 @@ impl Routing {
 /// Cc, and the envelope recipient when known), in order: the first one that names a
 /// product decides.
 pub fn product_for(recipients: &[String], subject: &str, body: &str, routing: &Routing) -> String {
+    product_or(recipients, subject, body, None, routing)
+}
+
+/// Routing defaults of the mailbox a mail was read from (a `[[mailboxes]]` entry's
+/// `product`, `queue` and `language`). Each one fills in only where the mail itself
+/// names nothing more specific, so one address can serve a product or a country
+/// without a rule for every case.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailboxDefaults {
+    pub product: Option<String>,
+    pub queue: Option<String>,
+    pub language: Option<Language>,
+}
+
+/// [`product_for`] with a mailbox's default product: an address rule, then keyword
+/// rules, then `fallback`, then the routing file's default product.
+pub fn product_or(
+    recipients: &[String],
+    subject: &str,
+    body: &str,
+    fallback: Option<&str>,
+    routing: &Routing,
+) -> String {
     by_address(recipients, routing)
         .or_else(|| by_keywords(subject, body, routing))
+        .or_else(|| fallback.map(str::to_string))
         .unwrap_or_else(|| routing.default_product.clone())
 }
 
@@ -178,6 +202,25 @@ pub fn queue_for(
         Some(Winner::Japanese(q)) => Some(q.name.clone()),
         Some(Winner::Rule(i)) => Some(routing.rules[i].queue.clone()),
         None => None,
+    }
+}
+
+/// [`queue_for`] with a mailbox's default queue: the Japanese-queue override and a rule
+/// that names the product are specific and win; a rule that does not name the product
+/// is a catch-all, and `fallback` comes before it.
+pub fn queue_or(
+    product: &str,
+    language: Language,
+    region: &str,
+    fallback: Option<&str>,
+    routing: &Routing,
+) -> Option<String> {
+    match (winner(product, language, region, routing), fallback) {
+        (Some(Winner::Rule(i)), Some(q)) if routing.rules[i].product.is_none() => {
+            Some(q.to_string())
+        }
+        (None, Some(q)) => Some(q.to_string()),
+        _ => queue_for(product, language, region, routing),
     }
 }
 
@@ -521,6 +564,53 @@ pub(crate) mod tests {
         assert_eq!(p("Help", "It broke.\n> our satellite is fine"), "ansible");
         // "satellites" is not "satellite": whole words only.
         assert_eq!(p("Help", "We track satellites."), "ansible");
+    }
+
+    #[test]
+    fn a_mailbox_default_product_comes_after_address_and_keyword_rules() {
+        let r = sample();
+        let p = |to: &[&str], body: &str| product_or(&s(to), "Help", body, Some("satellite"), &r);
+        assert_eq!(
+            p(&["support@vendor.example"], "Something is broken."),
+            "satellite"
+        );
+        assert_eq!(
+            p(&["ansible@vendor.example"], "Something is broken."),
+            "ansible"
+        );
+        assert_eq!(
+            p(&["support@vendor.example"], "Our playbook fails."),
+            "ansible"
+        );
+        assert_eq!(
+            product_or(&s(&["support@vendor.example"]), "Help", "", None, &r),
+            "ansible"
+        );
+    }
+
+    #[test]
+    fn a_mailbox_default_queue_comes_before_catch_all_rules_only() {
+        let mut r = sample();
+        r.queues
+            .push(queue("triage", "ansible", Language::En, "NA"));
+        // A rule naming the product, and the Japanese override, are more specific.
+        let q = |p: &str, l: Language, r: &Routing| queue_or(p, l, "EMEA", Some("triage"), r);
+        assert_eq!(
+            q("ansible", Language::En, &r).as_deref(),
+            Some("ansible-emea")
+        );
+        assert_eq!(
+            q("satellite", Language::Ja, &r).as_deref(),
+            Some("satellite-ja")
+        );
+        // A catch-all rule is not.
+        r.rules.retain(|rule| rule.queue != "ansible-emea");
+        r.rules.push(rule(None, None, None, "ansible-na"));
+        assert_eq!(q("ansible", Language::En, &r).as_deref(), Some("triage"));
+        assert_eq!(
+            queue_or("ansible", Language::En, "EMEA", None, &r).as_deref(),
+            Some("ansible-na")
+        );
     }
 
     #[test]

@@ -253,12 +253,25 @@ pub fn clean_subject(subject: &str, tag_word: &str) -> String {
 }
 
 /// The exact text of the tag as written in `s` (it may differ in case and spacing).
+///
+/// Offsets are taken in `s` itself: lower-casing may change a text's length in bytes
+/// (`İ` is two bytes, its lower case three), so an offset found in a lower-cased copy
+/// does not point into the original (a subject found by fuzzing panicked here).
 fn subject_tag_pattern(s: &str, word: &str, n: CaseNumber) -> Option<String> {
-    let lower = s.to_lowercase();
-    let start = lower.find(&format!("[{}", word.to_lowercase()))?;
-    let end = start + s[start..].find(']')? + 1;
-    let found = &s[start..end];
-    found.contains(&n.0.to_string()).then(|| found.to_string())
+    let number = n.0.to_string();
+    s.match_indices('[').find_map(|(start, _)| {
+        let after = &s[start + 1..];
+        let named = after
+            .chars()
+            .zip(word.chars())
+            .filter(|(a, b)| a.to_lowercase().eq(b.to_lowercase()))
+            .count()
+            == word.chars().count()
+            && after.chars().count() >= word.chars().count();
+        let end = start + 1 + after.find(']')? + 1;
+        let found = &s[start..end];
+        (named && found.contains(&number)).then(|| found.to_string())
+    })
 }
 
 const PREFIXES: &[&str] = &[
@@ -266,12 +279,13 @@ const PREFIXES: &[&str] = &[
 ];
 
 fn strip_one_prefix(s: &str) -> &str {
-    let lower = s.to_lowercase();
     for p in PREFIXES {
-        if let Some(rest) = lower.strip_prefix(p) {
-            let consumed = s.len() - rest.len();
-            let tail = &s[consumed..];
-            let tail = skip_counter(tail);
+        // The prefixes are lower-case ASCII or CJK: compared in `s` itself, never in a
+        // lower-cased copy (whose byte offsets may differ, see `subject_tag_pattern`).
+        if let Some(head) = s.get(..p.len())
+            && head.eq_ignore_ascii_case(p)
+        {
+            let tail = skip_counter(&s[p.len()..]);
             if let Some(after) = tail.strip_prefix(':').or_else(|| tail.strip_prefix('：')) {
                 return after;
             }
@@ -296,6 +310,30 @@ fn skip_counter(s: &str) -> &str {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by the `thread` fuzz target: characters whose lower case is longer in UTF-8
+    /// than they are (`İ`, `Ⱥ`) before a prefix or a tag made the byte offsets of the
+    /// lower-cased copy point past the original.
+    #[test]
+    fn subjects_whose_lower_case_is_longer_clean_without_a_panic() {
+        assert_eq!(clean_subject("İİİ RE: x", "Case"), "İİİ RE: x");
+        assert_eq!(clean_subject("RE: ȺȺȺ", "Case"), "ȺȺȺ");
+        // The tag goes, the spaces around it stay (as for any subject).
+        assert_eq!(
+            clean_subject("ȺȺȺȺ [case #00000042] Agent down", "Case"),
+            "ȺȺȺȺ  Agent down"
+        );
+        assert_eq!(
+            reply_subject("[Case #00000042]", "Re: [CASE #42] İstanbul office down"),
+            "Re: [Case #00000042] İstanbul office down"
+        );
+        let fuzzed = std::fs::read(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../fuzz/findings/thread/crashes-11b97d3c3ce8e00e"
+        ))
+        .unwrap();
+        let _ = clean_subject(&String::from_utf8_lossy(&fuzzed), "Case");
+    }
     use chrono::TimeZone;
 
     fn case(status: Status, participates: bool) -> CaseFacts {

@@ -9,7 +9,7 @@ use serde_json::json;
 use super::entitlement::{self, Contract, Entitlement, Verdict};
 use super::event::EventKind;
 use super::language::{self, Detection, Language};
-use super::routing::{self, Routing};
+use super::routing::{self, MailboxDefaults, Routing};
 use super::scope::{self, Scope};
 use super::sla::SlaSettings;
 use super::sla::{self, SeverityFound};
@@ -92,17 +92,32 @@ pub struct Reading {
     pub detection: Detection,
     pub scope: Option<Scope>,
     pub severity: SeverityFound,
+    /// The default queue of the mailbox the mail was read from, if it has one.
+    pub queue_default: Option<String>,
 }
 
 impl Reading {
     /// `recipients` are To and Cc in order.
     pub fn of(mail: &Inbound, recipients: &[String], routing: &Routing) -> Reading {
+        Reading::from_mailbox(mail, recipients, routing, &MailboxDefaults::default())
+    }
+
+    /// A mail read from a mailbox with routing defaults: see [`routing::product_or`],
+    /// [`language::detect_or`] and [`routing::queue_or`] for where each applies.
+    pub fn from_mailbox(
+        mail: &Inbound,
+        recipients: &[String],
+        routing: &Routing,
+        defaults: &MailboxDefaults,
+    ) -> Reading {
         let text = &mail.text;
+        let product = defaults.product.as_deref();
         Reading {
-            product: routing::product_for(recipients, &mail.subject, text, routing),
-            detection: language::detect(&mail.subject, text),
+            product: routing::product_or(recipients, &mail.subject, text, product, routing),
+            detection: language::detect_or(&mail.subject, text, defaults.language),
             scope: scope::classify(&mail.subject, text, &routing.scope),
             severity: sla::from_mail(&mail.subject, text),
+            queue_default: defaults.queue.clone(),
         }
     }
 }
@@ -141,7 +156,13 @@ pub fn triage(
     let scope = reading.scope;
     let country = verdict.contract.as_ref().map(|c| c.country.clone());
     let region = routing::region_for(country.as_deref(), cfg.routing);
-    let queue = routing::queue_for(&product, detection.language, &region, cfg.routing);
+    let queue = routing::queue_or(
+        &product,
+        detection.language,
+        &region,
+        reading.queue_default.as_deref(),
+        cfg.routing,
+    );
     let mut events = vec![(
         EventKind::Triaged,
         json!({

@@ -159,6 +159,29 @@ pub fn due(
     }
 }
 
+/// The time left from `now` until a clock of `mode` runs out at `due`, in the clock's
+/// own time (the same hours [`due`] counted it over: business hours of `cal`, with the
+/// crew's days for the severities it takes); an overdue clock gives the negative wall
+/// time since it ran out.
+pub fn time_left(
+    now: DateTime<Utc>,
+    due: DateTime<Utc>,
+    mode: ClockMode,
+    severity: u8,
+    cal: &Calendar,
+    crew: &WeekendCrew,
+) -> Duration {
+    if due <= now {
+        return due - now;
+    }
+    match mode {
+        ClockMode::AroundTheClock => due - now,
+        ClockMode::BusinessHours => {
+            calendar::between_over(&ClockHours::new(cal, crew, severity), now, due)
+        }
+    }
+}
+
 /// The moment `share` of the clock from `start` to `due` has elapsed, measured in
 /// the clock's own time (business time for business-hours clocks, so a 75% warning
 /// of an 8-business-hour clock comes after 6 business hours, not after 75% of the
@@ -236,6 +259,44 @@ mod tests {
     }
 
     // 2026-03-06 is a Friday, 07/08 the weekend, 09 a Monday.
+
+    #[test]
+    fn time_left_counts_the_clock_hours_of_a_sunday_week() {
+        // Sunday to Thursday, 9:00-18:00 in Riyadh; 2026-03-05 is a Thursday.
+        let riyadh = chrono_tz::Asia::Riyadh;
+        let at = |d: u32, h: u32| {
+            riyadh
+                .with_ymd_and_hms(2026, 3, d, h, 0, 0)
+                .single()
+                .expect("valid test time")
+                .with_timezone(&Utc)
+        };
+        let cal = Calendar::sunday_to_thursday(riyadh, t(9, 0), t(18, 0)).expect("calendar");
+        let spec = ClockSpec::business_hours(4);
+        let none = WeekendCrew::none();
+        // Thursday 16:00 + 4 business hours: 2 on Thursday, 2 on Sunday (Friday and
+        // Saturday are the weekend).
+        let due_at = due(at(5, 16), &spec, 3, &cal, &none);
+        assert_eq!(due_at, at(8, 11));
+        let left = |now, sev, crew: &WeekendCrew| {
+            time_left(now, due_at, ClockMode::BusinessHours, sev, &cal, crew)
+        };
+        assert_eq!(left(at(5, 16), 3, &none), Duration::hours(4));
+        assert_eq!(
+            left(at(6, 12), 3, &none),
+            Duration::hours(2),
+            "Friday is off"
+        );
+        assert_eq!(left(at(8, 10), 3, &none), Duration::hours(1));
+        // The crew works Friday and Saturday for severity 1: those hours count too.
+        let crew = WeekendCrew::for_severities([1]);
+        assert_eq!(left(at(6, 12), 1, &crew), Duration::hours(6 + 9 + 2));
+        assert_eq!(left(at(6, 12), 3, &crew), Duration::hours(2), "not sev 3");
+        // Around the clock and overdue: wall time.
+        let wall = time_left(at(6, 12), due_at, ClockMode::AroundTheClock, 3, &cal, &none);
+        assert_eq!(wall, Duration::hours(47));
+        assert_eq!(left(at(8, 12), 3, &none), -Duration::hours(1));
+    }
 
     #[test]
     fn around_the_clock_ignores_the_calendar() {

@@ -27,7 +27,7 @@ pub mod severity;
 mod scenarios;
 
 pub use calendar::{Calendar, CalendarError, WorkWeek};
-pub use clock::{DEFAULT_WARN_SHARE, WeekendCrew, due, wakes_weekend_crew, warn_at};
+pub use clock::{DEFAULT_WARN_SHARE, WeekendCrew, due, time_left, wakes_weekend_crew, warn_at};
 pub use policy::{ClockMode, ClockSpec, MAX_CLOCK_MINUTES, Policies, Policy, PolicyError};
 pub use settings::{RegionHours, SlaSettings};
 pub use severity::{SeverityFound, from_mail};
