@@ -17,14 +17,19 @@ async fn daemon(tag: &str) -> (TestCtx, Daemon, u16) {
     let port = free_port();
     let hash = password_hash(PASSWORD);
     let outside = outside_address().expect("a non-loopback address (hostname -I)");
-    let ctx = TestCtx::with_config(
-        tag,
-        &format!(
-            "[admin]\nlisten = \"0.0.0.0:{port}\"\n[web]\ntrusted_proxies = [\"{outside}\"]\n\
+    let config = format!(
+        "[admin]\nlisten = \"0.0.0.0:{port}\"\n[web]\ntrusted_proxies = [\"{outside}\"]\n\
              proxy_user_header = \"X-Remote-User\"\n\
              [web.users.lead]\npassword_hash = \"{hash}\"\nroles = [\"admin\", \"viewer\"]\n"
-        ),
     );
+    let (ctx, d) = seeded_daemon(tag, &config, "a1@globex.example").await;
+    (ctx, d, port)
+}
+
+/// A daemon with `config` (its admin listener and `[web]` settings), one contracted
+/// customer and their case (`message_id`), once its admin listener is up.
+async fn seeded_daemon(tag: &str, config: &str, message_id: &str) -> (TestCtx, Daemon) {
+    let ctx = TestCtx::with_config(tag, config);
     ok(import_contracts(
         &ctx,
         "contracts.csv",
@@ -37,14 +42,14 @@ async fn daemon(tag: &str) -> (TestCtx, Daemon, u16) {
         &plain_mail(
             "ann@globex.example",
             "Secret project Falcon fails",
-            "a1@globex.example",
+            message_id,
         ),
     );
     assert!(out.status.success(), "{}", text(&out));
     support::create(&ctx.user, "INBOX").await;
     let mut d = Daemon::start(&ctx, "daemon.log");
     d.wait_log("admin listener", 1).await;
-    (ctx, d, port)
+    (ctx, d)
 }
 
 fn csp_is_strict(r: &support::web::Http) {
@@ -227,33 +232,13 @@ async fn outside_loopback_nothing_is_shown_without_sign_in() {
 #[tokio::test]
 async fn customer_text_is_hidden_from_users_without_the_viewer_role() {
     let port = free_port();
-    let ctx = TestCtx::with_config(
-        "webhide",
-        &format!(
-            "[admin]\nlisten = \"127.0.0.1:{port}\"\n[web]\nhide_customer_text = true\n\
+    let config = format!(
+        "[admin]\nlisten = \"127.0.0.1:{port}\"\n[web]\nhide_customer_text = true\n\
              trusted_proxies = [\"127.0.0.1\"]\nproxy_user_header = \"X-Remote-User\"\n\
              [web.users.reader]\nroles = []\n[web.users.lead]\nroles = [\"viewer\"]\n"
-        ),
     );
-    ok(import_contracts(
-        &ctx,
-        "contracts.csv",
-        "account,contract_id,tier,products,domains,contacts,country,start,end\n\
-         Globex,C-G,premium,ansible,globex.example,,US,2025-01-01,2030-12-31\n",
-        &[],
-    ));
-    let out = ingest(
-        &ctx,
-        &plain_mail(
-            "ann@globex.example",
-            "Secret project Falcon fails",
-            "h1@globex.example",
-        ),
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    support::create(&ctx.user, "INBOX").await;
-    let mut d = Daemon::start(&ctx, "daemon.log");
-    d.wait_log("admin listener", 1).await;
+    // The test folder (config, database) lives as long as the daemon.
+    let (_ctx, d) = seeded_daemon("webhide", &config, "h1@globex.example").await;
     let local = format!("127.0.0.1:{port}");
     for path in ["/", "/cases/1", "/queues/ansible-na"] {
         let r = request(&local, "GET", path, &[("X-Remote-User", "reader")], "").await;
