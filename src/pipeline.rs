@@ -118,6 +118,19 @@ impl Received {
         }
     }
 
+    /// A mail read from `mailbox` by IMAP: routing sees its support address and defaults.
+    pub fn from_mailbox(
+        raw: Vec<u8>,
+        received_at: DateTime<Utc>,
+        mailbox: &crate::config::MailboxSettings,
+    ) -> Self {
+        Received {
+            mailbox_address: Some(mailbox.support_address.clone()),
+            mailbox_defaults: mailbox.defaults.clone(),
+            ..Received::whole(raw, received_at, Origin::Imap)
+        }
+    }
+
     /// The envelope recipient: the one the MTA passed, or the one it wrote on top.
     fn envelope_recipient(&self) -> Option<String> {
         self.recipient
