@@ -3,10 +3,12 @@
 use std::fmt;
 
 use chrono::{DateTime, Utc};
+use serde::Serialize;
 
 /// Where an article stands. A draft is casegate's text; a published article is the
 /// engineer's (edited, or confirmed with `#kb publish`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum ArticleStatus {
     Draft,
     Published,

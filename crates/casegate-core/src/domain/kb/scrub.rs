@@ -550,6 +550,38 @@ mod tests {
     }
 
     #[test]
+    fn japanese_mobile_and_address_without_postcode() {
+        let s = Scrubber::new(Language::Ja);
+        assert_eq!(
+            s.prose("携帯 090-1234-5678 までご連絡ください"),
+            "携帯 [電話番号] までご連絡ください"
+        );
+        assert_eq!(
+            s.prose("大阪府大阪市北区梅田3-1-1 サンプルビル5F"),
+            "[住所]"
+        );
+        assert_eq!(
+            s.prose("mailto:taro@example.co.jp"),
+            "mailto:[メールアドレス]"
+        );
+        assert_eq!(
+            s.prose("Ansible 2.15.3 を使用しています"),
+            "Ansible 2.15.3 を使用しています"
+        );
+    }
+
+    #[test]
+    fn romaji_and_kanji_forms_of_one_customer() {
+        let mut s = Scrubber::new(Language::Ja);
+        s.add_name("Taro Tanaka");
+        s.add_name("田中");
+        assert_eq!(
+            s.prose("Tanaka-san と田中さん"),
+            "[お客様名]-san と[お客様名]"
+        );
+    }
+
+    #[test]
     fn code_keeps_numbers() {
         let s = en();
         let line = "\tat com.example.Pool.get(Pool.java:1234567890)";

@@ -251,6 +251,23 @@ mod tests {
     }
 
     #[test]
+    fn ansible_output_is_one_block() {
+        let text = "Playbook output:\nTASK [Gathering Facts] *****\nfatal: [web01]: FAILED! => {\"msg\": \"timeout\"}\nPLAY RECAP *****\nweb01 : ok=0 changed=0 failed=1\nWhat should we do?";
+        let blocks = code_blocks(text);
+        assert_eq!(blocks.len(), 1, "{blocks:?}");
+        assert_eq!(blocks[0].len(), 4, "{blocks:?}");
+    }
+
+    #[test]
+    fn a_root_prompt_and_its_output() {
+        let text = "[root@node1 ~]# systemctl status automation-controller\n● automation-controller.service - Automation Controller\n   Active: failed\n\nいかがでしょうか。";
+        let blocks = code_blocks(text);
+        assert_eq!(blocks.len(), 1, "{blocks:?}");
+        assert_eq!(blocks[0].len(), 3, "{blocks:?}");
+        assert_eq!(blocks[0][2], "   Active: failed");
+    }
+
+    #[test]
     fn fence_outgrows_backticks_inside() {
         assert_eq!(fence(&["plain".into()]), "```");
         assert_eq!(fence(&["a ```` b".into()]), "`````");

@@ -433,3 +433,37 @@ fn japanese_trace_verbatim_and_customer_gone() {
         ],
     );
 }
+
+#[test]
+fn severity_markers_leave_the_title() {
+    for (subject, title) in [
+        ("[SEV 1] Controller down", "Controller down"),
+        ("Jobs hang Severity: 2", "Jobs hang"),
+        ("Fwd: RE: 重大度：３ ジョブが停止する", "ジョブが停止する"),
+    ] {
+        let story = CaseStory {
+            subject: subject.into(),
+            ..en_story()
+        };
+        assert_eq!(draft(&story).title, title, "{subject}");
+    }
+}
+
+#[test]
+fn a_dash_dash_signature_names_are_scrubbed_from_the_body_too() {
+    let story = CaseStory {
+        customer_name: None,
+        customer_email: "ops@acmewidgets.com".into(),
+        messages: vec![msg(
+            Author::Customer,
+            "Our admin Priya Raman restarted the node; the job still fails.\n-- \nPriya Raman\nPlatform team\n",
+        )],
+        ..en_story()
+    };
+    let md = draft(&story).markdown;
+    assert!(md.contains("Our admin [name] restarted the node"), "{md}");
+    assert!(
+        !md.contains("Priya") && !md.contains("Platform team"),
+        "{md}"
+    );
+}
