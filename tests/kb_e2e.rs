@@ -192,6 +192,10 @@ async fn an_english_case_becomes_a_published_article_written_by_the_engineer() {
         "{md}"
     );
     assert!(md.contains("The cause is a known issue in 4.2.1"), "{md}");
+    assert!(
+        !md.contains("Severity: 2"),
+        "the case's severity is not the article's: {md}"
+    );
     assert!(md.contains("Please upgrade to 4.2.2."), "{md}");
     assert_absent(
         &md,

@@ -263,7 +263,7 @@ async fn contract(store: Store) {
     assert!(
         draft
             .markdown
-            .contains("```text\n\tat org.example.Job.run(Job.java:1)\n```"),
+            .contains("```text\nat org.example.Job.run(Job.java:1)\n```"),
         "{}",
         draft.markdown
     );

@@ -157,15 +157,25 @@ fn scrubber_for(story: &CaseStory) -> Scrubber {
     if let Some(company) = &story.company {
         s.add_company(company);
     }
-    if !story.free_mail {
-        if let Some((_, domain)) = story.customer_email.rsplit_once('@') {
-            s.add_domain(domain);
-        }
+    if let Some((_, domain)) = story.customer_email.rsplit_once('@')
+        && !story.free_mail
+    {
+        s.add_domain(domain);
     }
     if let Some((local, _)) = story.customer_email.split_once('@') {
-        // taro.tanaka@ -> "taro", "tanaka" are likely the name's parts.
-        for part in local.split(['.', '_', '-']) {
-            if part.len() >= 3 && part.chars().all(|c| c.is_ascii_alphabetic()) {
+        // taro.tanaka@ -> "taro", "tanaka" are likely the name's parts; a role address
+        // (ops@, it-support@) names nobody.
+        let generic = [
+            "admin", "info", "support", "ops", "it", "root", "helpdesk", "noreply", "contact",
+            "sales", "team", "dev", "infra", "system", "sysadmin", "service", "mail", "user",
+        ];
+        let parts: Vec<&str> = local.split(['.', '_', '-']).collect();
+        for part in parts.iter().filter(|_| parts.len() >= 2) {
+            let lower = part.to_ascii_lowercase();
+            if part.len() >= 3
+                && part.chars().all(|c| c.is_ascii_alphabetic())
+                && !generic.contains(&lower.as_str())
+            {
                 s.add_name(part);
             }
         }
@@ -360,7 +370,7 @@ fn own_words(text: &str, author: Author) -> Vec<String> {
         if !started && (line.trim().is_empty() || is_greeting(line)) {
             continue;
         }
-        if is_pleasantry(line) {
+        if is_pleasantry(line) || is_severity_line(line) {
             continue;
         }
         started = true;
@@ -393,6 +403,27 @@ fn is_greeting(line: &str) -> bool {
         && t.chars().count() <= 30
         && t.contains('の');
     en || ja || intro
+}
+
+/// `Severity: 2` / `重大度：2`: about this case, not about the problem.
+fn is_severity_line(line: &str) -> bool {
+    let t = line.trim();
+    let rest = [
+        "Severity:",
+        "severity:",
+        "Severity :",
+        "重大度：",
+        "重大度:",
+    ]
+    .iter()
+    .find_map(|p| t.strip_prefix(p));
+    rest.is_some_and(|r| {
+        let r = r.trim();
+        !r.is_empty()
+            && r.chars().count() <= 3
+            && r.chars()
+                .all(|c| c.is_ascii_digit() || ('０'..='９').contains(&c))
+    })
 }
 
 /// Set phrases that carry nothing for a reader of the article.

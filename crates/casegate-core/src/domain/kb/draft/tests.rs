@@ -447,6 +447,15 @@ fn severity_markers_leave_the_title() {
         };
         assert_eq!(draft(&story).title, title, "{subject}");
     }
+    let story = CaseStory {
+        messages: vec![msg(
+            Author::Customer,
+            "The UI is slow.\nSeverity: 2\n重大度：３",
+        )],
+        ..en_story()
+    };
+    let md = draft(&story).markdown;
+    assert!(!md.contains("Severity") && !md.contains("重大度"), "{md}");
 }
 
 #[test]
