@@ -419,3 +419,31 @@ async fn a_japanese_case_is_drafted_in_japanese_and_published_with_its_url() {
         "{events:?}"
     );
 }
+
+#[test]
+fn kb_commands_say_what_is_missing() {
+    let ctx = ctx("kb-cli");
+    let listed = ok(ctx.casegate(&["kb", "list"]).output().unwrap());
+    assert!(listed.contains("no articles yet"), "{listed}");
+    assert_eq!(articles(&ctx), Vec::<Value>::new());
+    for (arg, says) in [
+        ("7", "no article 7"),
+        ("00000007", "no article 00000007"),
+        ("seven", "neither an article id nor a case number"),
+    ] {
+        let out = ctx.casegate(&["kb", "show", arg]).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{arg}");
+        assert!(
+            support::cli::text(&out).contains(says),
+            "{arg}: {}",
+            support::cli::text(&out)
+        );
+    }
+    let dir = ctx.dir.path().join("empty-site");
+    let said = ok(ctx
+        .casegate(&["kb", "export", dir.to_str().unwrap()])
+        .output()
+        .unwrap());
+    assert!(said.contains("0 published article(s)"), "{said}");
+    assert!(dir.is_dir());
+}
