@@ -335,7 +335,7 @@ async fn a_japanese_case_is_drafted_in_japanese_and_published_with_its_url() {
     assert_eq!(show(&ctx, "1")["language"], "ja");
     let reply_to = reply_address(&customer).await;
 
-    let diagnosis = "＃kb draft\n\n田中様\n\nお世話になっております。\n\n原因は、アップグレード時にプロジェクトディレクトリの所有者が変更されたことによるものです。\n\n所有者を awx に戻してください。\n\nよろしくお願いいたします。";
+    let diagnosis = "＃kb draft\n#link bug:AAP-1234\n\n田中様\n\nお世話になっております。\n\n原因は、アップグレード時にプロジェクトディレクトリの所有者が変更されたことによるものです。\n\n所有者を awx に戻してください。\n\nよろしくお願いいたします。";
     append(
         &ctx.user,
         "INBOX",
@@ -365,6 +365,10 @@ async fn a_japanese_case_is_drafted_in_japanese_and_published_with_its_url() {
     }
     assert!(md.contains("```text\nException in thread \"main\" java.lang.SecurityException: Permission denied\n\tat org.example.jobs.Runner.start(Runner.java:88)\n```"), "{md}");
     assert!(md.contains("所有者が変更された"), "{md}");
+    assert!(
+        md.contains("## 関連情報\n\n- 不具合: AAP-1234"),
+        "the bug linked in the same reply: {md}"
+    );
     assert_absent(
         &md,
         &[

@@ -367,3 +367,181 @@ async fn postgres_kb_articles() {
     contract(Store::open(&db.url, 2).await.unwrap()).await;
     db.drop().await;
 }
+
+/// The decisions about articles, pure (no store): what a reply to a draft mail, a
+/// `#kb publish` without a draft and a `#kb draft` without a customer mail do.
+mod decisions {
+    use super::*;
+    use casegate::domain::case::Status;
+    use casegate::domain::decide::{KbChange, Notice};
+    use casegate::domain::thread::{CaseDetails, CaseFacts};
+
+    fn case() -> CaseFacts {
+        CaseFacts {
+            number: CaseNumber(9),
+            status: Status::Open,
+            closed_at: None,
+            customer_domain: "acme.example".into(),
+            sender_participates: false,
+            details: CaseDetails {
+                customer: "taro@acme.example".into(),
+                language: Some(Language::En),
+                ..CaseDetails::default()
+            },
+        }
+    }
+
+    fn decide(
+        text: &str,
+        in_reply_to: Option<&str>,
+        kb: KbFacts,
+    ) -> casegate::domain::decide::Plan {
+        let cfg = config();
+        let rules = rules();
+        let settings = Settings {
+            rules: &rules,
+            routing: &cfg.routing,
+            sla: &cfg.sla,
+            staff: &cfg.staff,
+        };
+        let m = mail("e@vendor.example", "sato@vendor.example", text, in_reply_to);
+        engineer::reply(
+            &m,
+            &sato(),
+            &case(),
+            &Facts {
+                kb,
+                ..Facts::default()
+            },
+            settings,
+        )
+    }
+
+    fn errors(plan: &casegate::domain::decide::Plan) -> Vec<String> {
+        plan.mails
+            .iter()
+            .filter_map(|m| match &m.notice {
+                Notice::CommandError { errors } => Some(errors.join("\n")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_reply_to_a_draft_mail_reaches_nobody_and_publishes_the_attached_file() {
+        let kb = KbFacts {
+            has_article: true,
+            answers_draft: true,
+            edited: Some("# Better title\n\nText.\n".into()),
+            ..KbFacts::default()
+        };
+        let plan = decide("Here is my edit, looks good to me.", Some("draft-1"), kb);
+        assert!(plan.mails.is_empty(), "{:?}", plan.mails);
+        assert!(!plan.update.responded, "not an answer to the customer");
+        assert_eq!(
+            plan.update.kb,
+            vec![KbChange::Publish {
+                author: "sato@vendor.example".into(),
+                url: None,
+                title: Some("Better title".into()),
+                markdown: Some("# Better title\n\nText.\n".into()),
+            }]
+        );
+        // Without a file and without a command it is a note on the case, nothing more.
+        let kb = KbFacts {
+            has_article: true,
+            answers_draft: true,
+            ..KbFacts::default()
+        };
+        let plan = decide("Will edit tomorrow.", Some("draft-1"), kb);
+        assert!(
+            plan.mails.is_empty() && plan.update.kb.is_empty(),
+            "{plan:?}"
+        );
+    }
+
+    #[test]
+    fn publish_without_a_draft_and_a_draft_without_a_story_are_refused() {
+        let plan = decide(
+            "#kb publish https://kb.example.com/1",
+            None,
+            KbFacts::default(),
+        );
+        assert!(plan.update.kb.is_empty());
+        assert!(
+            errors(&plan)[0].contains("the case has no draft"),
+            "{:?}",
+            errors(&plan)
+        );
+        let plan = decide("#kb draft\n#close", None, KbFacts::default());
+        assert!(plan.update.kb.is_empty());
+        assert!(
+            errors(&plan)[0].contains("no customer mail"),
+            "{:?}",
+            errors(&plan)
+        );
+        assert!(
+            !plan.mails.iter().any(|m| m.to == "taro@acme.example"),
+            "a refused reply closes nothing and tells the customer nothing"
+        );
+    }
+
+    #[test]
+    fn a_draft_with_close_mails_the_engineer_and_closes() {
+        let story = CaseStory {
+            language: Language::Ja,
+            subject: "ジョブが失敗する".into(),
+            case_tag_word: "Case".into(),
+            product: None,
+            customer_email: "taro@acme.example".into(),
+            customer_name: Some("田中 太郎".into()),
+            company: Some("アクメ株式会社".into()),
+            free_mail: false,
+            messages: vec![casegate::domain::kb::StoryMessage {
+                author: casegate::domain::kb::Author::Customer,
+                text: "ジョブが失敗します。\n\n田中".into(),
+            }],
+            references: vec![],
+        };
+        let kb = KbFacts {
+            story: Some(story),
+            ..KbFacts::default()
+        };
+        let plan = decide(
+            "#kb draft\n#close\n#link bug:AAP-1\n\n原因は設定の誤りによるものです。",
+            None,
+            kb,
+        );
+        assert!(errors(&plan).is_empty(), "{:?}", errors(&plan));
+        let draft = plan
+            .mails
+            .iter()
+            .find(|m| matches!(m.notice, Notice::KbDraft { .. }))
+            .unwrap();
+        assert_eq!(
+            (draft.to.as_str(), draft.language),
+            ("sato@vendor.example", Language::Ja)
+        );
+        let Notice::KbDraft { markdown, .. } = &draft.notice else {
+            unreachable!()
+        };
+        assert!(
+            markdown.contains("## 原因\n\n原因は設定の誤りによるものです。"),
+            "{markdown}"
+        );
+        assert!(markdown.contains("- 不具合: AAP-1"), "{markdown}");
+        assert!(!markdown.contains("田中"), "{markdown}");
+        assert!(
+            plan.mails
+                .iter()
+                .any(|m| matches!(m.notice, Notice::CaseClosed { .. }))
+        );
+        assert!(matches!(
+            plan.update.kb[0],
+            KbChange::Draft {
+                language: Language::Ja,
+                ..
+            }
+        ));
+    }
+}

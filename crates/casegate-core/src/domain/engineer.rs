@@ -399,6 +399,19 @@ fn kb_work(
                         text: parsed.body.clone(),
                     });
                 }
+                // `#link bug:ID` in this same reply is not in the store yet.
+                for (kind, target) in &plan.update.links {
+                    let known = story
+                        .references
+                        .iter()
+                        .any(|r| &r.kind == kind && &r.target == target);
+                    if !known {
+                        story.references.push(kb::Reference {
+                            kind: kind.clone(),
+                            target: target.clone(),
+                        });
+                    }
+                }
                 let draft = kb::draft(&story);
                 plan.events.push(event(
                     actor,

@@ -104,13 +104,13 @@ pub fn draft(story: &CaseStory) -> Draft {
         .messages
         .iter()
         .filter(|m| m.author == Author::Customer)
-        .map(|m| own_words(&m.text, Author::Customer))
+        .map(|m| own_words(&m.text, Author::Customer, &scrubber))
         .collect();
     let engineer: Vec<Vec<String>> = story
         .messages
         .iter()
         .filter(|m| m.author == Author::Engineer && !is_internal(&m.text))
-        .map(|m| own_words(&m.text, Author::Engineer))
+        .map(|m| own_words(&m.text, Author::Engineer, &scrubber))
         .collect();
 
     let title = title(story, &scrubber, words);
@@ -302,25 +302,42 @@ fn is_team_word(line: &str) -> bool {
     .any(|w| lower.contains(w))
 }
 
-/// 「サンプル商事の田中です。」「株式会社サンプル商事の田中と申します。」
-fn learn_from_introduction(s: &mut Scrubber, line: &str) {
+/// 「サンプル商事の田中です。」「株式会社サンプル商事の田中と申します。」: (company,
+/// name). The name is short and has no particle, so 「原因は設定の誤りによるものです。」
+/// is no introduction.
+/// Only a company that is one (a legal form, or the customer's known company) makes
+/// 「本番環境の問題です。」 no introduction either.
+fn introduction<'a>(line: &'a str, s: &Scrubber) -> Option<(Option<&'a str>, &'a str)> {
     let t = line.trim().trim_end_matches(['。', '.']);
-    let Some(head) = t
+    let head = t
         .strip_suffix("と申します")
-        .or_else(|| t.strip_suffix("です"))
-    else {
-        return;
-    };
+        .or_else(|| t.strip_suffix("です"))?;
     if head.chars().count() > 30 {
-        return;
+        return None;
     }
-    match head.rsplit_once('の') {
-        Some((company, name)) if !name.is_empty() => {
-            s.add_company(company.trim());
-            s.add_name(name.trim());
+    let (company, name) = match head.rsplit_once('の') {
+        Some((c, n)) => (Some(c.trim()), n.trim()),
+        None if t.ends_with("と申します") => (None, head.trim()),
+        None => return None,
+    };
+    let particle = name.chars().any(|c| "はがをにでともへや、".contains(c));
+    let count = name.chars().count();
+    let company_ok = company.is_none_or(|c| {
+        let form = ["株式会社", "有限会社", "合同会社", "(株)", "（株）", "㈱"]
+            .iter()
+            .any(|f| c.contains(f));
+        !c.is_empty() && (form || s.names_customer(c))
+    });
+    ((2..=6).contains(&count) && !particle && company_ok).then_some((company, name))
+}
+
+fn learn_from_introduction(s: &mut Scrubber, line: &str) {
+    if let Some((company, name)) = introduction(line, s) {
+        let (company, name) = (company.map(str::to_string), name.to_string());
+        if let Some(c) = company {
+            s.add_company(&c);
         }
-        _ if t.ends_with("と申します") => s.add_name(head.trim()),
-        _ => {}
+        s.add_name(&name);
     }
 }
 
@@ -355,7 +372,7 @@ fn is_internal(text: &str) -> bool {
 
 /// What this person wrote now, without quotes, commands, greeting, closing and
 /// signature, trailing blank lines trimmed.
-fn own_words(text: &str, author: Author) -> Vec<String> {
+fn own_words(text: &str, author: Author, s: &Scrubber) -> Vec<String> {
     let stripped = strip_reply(&normalise(text));
     let body = match author {
         Author::Engineer => commands::parse(&stripped).body,
@@ -367,7 +384,7 @@ fn own_words(text: &str, author: Author) -> Vec<String> {
         if is_closing(line) || (is_rule(line) && started) {
             break;
         }
-        if !started && (line.trim().is_empty() || is_greeting(line)) {
+        if !started && (line.trim().is_empty() || is_greeting(line, s)) {
             continue;
         }
         if is_pleasantry(line) || is_severity_line(line) {
@@ -382,7 +399,7 @@ fn own_words(text: &str, author: Author) -> Vec<String> {
     lines
 }
 
-fn is_greeting(line: &str) -> bool {
+fn is_greeting(line: &str, s: &Scrubber) -> bool {
     let t = line.trim();
     let en = [
         "Dear ",
@@ -399,10 +416,7 @@ fn is_greeting(line: &str) -> bool {
     let ja =
         (t.ends_with("様") || t.ends_with("様、") || t.ends_with("御中") || t.ends_with("さん"))
             && t.chars().count() <= 30;
-    let intro = (t.ends_with("です。") || t.ends_with("と申します。") || t.ends_with("です"))
-        && t.chars().count() <= 30
-        && t.contains('の');
-    en || ja || intro
+    en || ja || introduction(t, s).is_some()
 }
 
 /// `Severity: 2` / `重大度：2`: about this case, not about the problem.
@@ -728,7 +742,12 @@ fn render(lines: &[String], s: &Scrubber) -> String {
                 if line.trim().is_empty() && (out.is_empty() || out.ends_with("\n\n")) {
                     continue;
                 }
-                out.push_str(&s.prose(line));
+                let scrubbed = s.prose(line);
+                // A line that was only a name (a signature left over) says nothing.
+                if !line.trim().is_empty() && s.only_placeholders(&scrubbed) {
+                    continue;
+                }
+                out.push_str(&scrubbed);
                 out.push('\n');
             }
         }

@@ -159,6 +159,16 @@ impl Scrubber {
         self.known(&line)
     }
 
+    /// Whether `line` holds nothing but placeholders (and punctuation).
+    pub fn only_placeholders(&self, line: &str) -> bool {
+        let p = &self.placeholders;
+        let mut rest = line.to_string();
+        for ph in [p.name, p.company, p.email, p.phone, p.address] {
+            rest = rest.replace(ph, "");
+        }
+        rest.len() < line.len() && rest.chars().all(|c| !c.is_alphanumeric())
+    }
+
     /// Whether `line` names the customer or their company (for dropping signature lines).
     pub fn names_customer(&self, line: &str) -> bool {
         self.names

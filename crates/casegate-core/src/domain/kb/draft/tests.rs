@@ -476,3 +476,26 @@ fn a_dash_dash_signature_names_are_scrubbed_from_the_body_too() {
         "{md}"
     );
 }
+
+#[test]
+fn only_a_real_introduction_names_someone() {
+    let mut s = Scrubber::new(Language::Ja);
+    s.add_company("アクメ株式会社");
+    assert_eq!(
+        introduction("株式会社サンプル商事の田中です。", &s),
+        Some((Some("株式会社サンプル商事"), "田中"))
+    );
+    assert_eq!(
+        introduction("アクメの鈴木です。", &s),
+        Some((Some("アクメ"), "鈴木"))
+    );
+    assert_eq!(introduction("佐藤と申します。", &s), Some((None, "佐藤")));
+    for not_one in [
+        "原因は設定の誤りによるものです。",
+        "本番環境の問題です。",
+        "こちらの件です。",
+        "以上です。",
+    ] {
+        assert_eq!(introduction(not_one, &s), None, "{not_one}");
+    }
+}
