@@ -148,15 +148,23 @@ fn dedent(block: Vec<String>) -> Vec<String> {
         .map(|l| l.len() - l.trim_start().len())
         .min()
         .unwrap_or(0);
+    // Only where every line starts with the same whitespace: a tab and an ideographic
+    // space are not the same indentation (and cutting inside one would split a char).
+    let prefix = block
+        .iter()
+        .find(|l| !l.trim().is_empty())
+        .and_then(|l| l.get(..indent))
+        .unwrap_or("")
+        .to_string();
+    let shared = block
+        .iter()
+        .all(|l| l.trim().is_empty() || l.starts_with(&prefix));
+    if !shared || prefix.is_empty() {
+        return block;
+    }
     block
         .into_iter()
-        .map(|l| {
-            if l.len() >= indent {
-                l[indent..].to_string()
-            } else {
-                l
-            }
-        })
+        .map(|l| l.strip_prefix(&prefix).map(str::to_string).unwrap_or(l))
         .collect()
 }
 
@@ -265,6 +273,18 @@ mod tests {
         assert_eq!(blocks.len(), 1, "{blocks:?}");
         assert_eq!(blocks[0].len(), 3, "{blocks:?}");
         assert_eq!(blocks[0][2], "   Active: failed");
+    }
+
+    #[test]
+    fn mixed_indentation_is_kept_as_it_is() {
+        let text = "\u{3000}at a.B.c(D.java:1)\n\t\u{3000}at a.B.d(D.java:2)";
+        let blocks = code_blocks(text);
+        assert_eq!(blocks[0][0], "\u{3000}at a.B.c(D.java:1)");
+        let text = "    at a.B.c(D.java:1)\n      at a.B.d(D.java:2)";
+        assert_eq!(
+            code_blocks(text)[0],
+            vec!["at a.B.c(D.java:1)", "  at a.B.d(D.java:2)"]
+        );
     }
 
     #[test]

@@ -499,3 +499,32 @@ fn only_a_real_introduction_names_someone() {
         assert_eq!(introduction(not_one, &s), None, "{not_one}");
     }
 }
+
+/// Odd input never panics and always gives the five sections.
+#[test]
+fn odd_text_gives_a_draft() {
+    for text in [
+        "",
+        "@",
+        "\u{3000}\u{3000}\t  at x(\n> quoted only",
+        "-- \n",
+        "━━━━━\n株式会社\n様\nです",
+        "Tel: ０３－１２３４－５６７８ 〒",
+        "```\nat a.B(C.java:1)\n```",
+        "İstanbul İİİ at İ(İ)",
+        "Dear Mr ,\n\n#kb draft",
+        "\u{3000}at a.B.c(D.java:1)\n\t\u{3000}at a.B.d(D.java:2)",
+    ] {
+        for author in [Author::Customer, Author::Engineer] {
+            let story = CaseStory {
+                subject: text.into(),
+                customer_name: Some(text.into()),
+                company: Some(text.into()),
+                messages: vec![msg(author, text), msg(Author::Customer, text)],
+                ..en_story()
+            };
+            let md = draft(&story).markdown;
+            assert_eq!(md.matches("\n## ").count(), 5, "{text:?}:\n{md}");
+        }
+    }
+}
