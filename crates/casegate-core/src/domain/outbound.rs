@@ -23,10 +23,12 @@ pub enum TemplateKind {
     ForwardOutOfScope,
     /// Staff: a notification to an engineer failed for good (to the escalation address).
     NotificationFailed,
+    /// Staff: a knowledge-base article draft for the engineer to edit (issue 18b).
+    KbDraft,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 14] = [
+    pub const ALL: [TemplateKind; 15] = [
         TemplateKind::Acknowledgement,
         TemplateKind::RefusalNoContract,
         TemplateKind::RefusalExpired,
@@ -41,6 +43,7 @@ impl TemplateKind {
         TemplateKind::SlaBreach,
         TemplateKind::ForwardOutOfScope,
         TemplateKind::NotificationFailed,
+        TemplateKind::KbDraft,
     ];
 
     /// The file stem, snake_case (`refusal_no_contract`); also the outbox row's `kind`.
@@ -60,6 +63,7 @@ impl TemplateKind {
             TemplateKind::SlaBreach => "sla_breach",
             TemplateKind::ForwardOutOfScope => "forward_out_of_scope",
             TemplateKind::NotificationFailed => "notification_failed",
+            TemplateKind::KbDraft => "kb_draft",
         }
     }
 
@@ -78,6 +82,7 @@ impl TemplateKind {
                 | TemplateKind::SlaBreach
                 | TemplateKind::ForwardOutOfScope
                 | TemplateKind::NotificationFailed
+                | TemplateKind::KbDraft
         )
     }
 }
