@@ -165,7 +165,7 @@ impl<'a> Lines<'a> {
     fn next(&mut self) -> Option<(usize, &'a [u8])> {
         let rest = self.raw.get(self.at..).filter(|r| !r.is_empty())?;
         let start = self.at;
-        let len = rest.iter().position(|&b| b == b'\n').unwrap_or(rest.len());
+        let len = memchr::memchr(b'\n', rest).unwrap_or(rest.len());
         self.at += (len + 1).min(rest.len());
         let line = &rest[..len];
         Some((start, line.strip_suffix(b"\r").unwrap_or(line)))
