@@ -126,8 +126,19 @@ def sender_of(run, i):
     return f"u{run}-{i}@{domain}", lang
 
 
+# Every ATTACH_EVERY-th mail carries a 1 MiB attachment; 0: text mail only. The drain
+# runs once per mix (`--drain-mixes`), so the scenario sets it with `set_mix`.
+ATTACH_EVERY = 10
+MIXES = {"attachments": 10, "text": 0}
+
+
+def set_mix(name):
+    global ATTACH_EVERY
+    ATTACH_EVERY = MIXES[name]
+
+
 def has_attachment(i):
-    return i % 10 == 5
+    return ATTACH_EVERY > 0 and i % ATTACH_EVERY == ATTACH_EVERY // 2
 
 
 def message_id(run, i):
@@ -249,6 +260,9 @@ url = "sqlite://{db}"
 [log]
 level = "{log_level}"
 """)
+    if "[admin]" not in extra:
+        # No admin listener: a fixed port would clash with another daemon (a test run).
+        parts.append("[admin]\nlisten = \"\"\n")
     parts.append(extra)
     with open(path, "w") as f:
         f.write("\n".join(parts))
@@ -266,20 +280,22 @@ class Timed:
     """A casegate process whose stdout lines are time-stamped as they appear, run under
     /usr/bin/time for its peak RSS (the kernel's high-water mark of the casegate process
     itself: wait4's ru_maxrss here would include this Python process, which the child
-    inherits at fork)."""
+    inherits at fork) and its CPU time (user and system seconds, getrusage of the
+    casegate process alone, 10 ms resolution)."""
 
     def __init__(self, argv, stderr_path, env=None):
         self.rss_file = stderr_path + ".rss"
         self.t0 = time.monotonic()
         self.t0_ns = now_ns()
         self.stderr = open(stderr_path, "wb")
-        self.proc = subprocess.Popen(["/usr/bin/time", "-f", "%M", "-o", self.rss_file, *argv],
+        self.proc = subprocess.Popen(["/usr/bin/time", "-f", "%M %U %S", "-o", self.rss_file, *argv],
                                      stdout=subprocess.PIPE, stderr=self.stderr, env=env)
         self.lines = []  # (seconds since start, text)
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
         self.rc = None
         self.maxrss_kb = None
+        self.cpu_user = self.cpu_system = None
         self.seconds = None
 
     def _read(self):
@@ -317,10 +333,19 @@ class Timed:
         self.stderr.close()
         try:
             with open(self.rss_file) as f:
-                self.maxrss_kb = int(f.read().split()[-1])
+                # The last line: a killed process makes time(1) write a note first.
+                rss, user, system = f.read().strip().splitlines()[-1].split()[-3:]
+            self.maxrss_kb = int(rss)
+            self.cpu_user, self.cpu_system = float(user), float(system)
         except (OSError, ValueError, IndexError):
             self.maxrss_kb = None
         return self.rc
+
+    def cpu_seconds(self):
+        """User + system CPU seconds of casegate (None until it exited)."""
+        if self.cpu_user is None:
+            return None
+        return self.cpu_user + self.cpu_system
 
     def line_time(self, prefix):
         for t, text in self.lines:

@@ -9,7 +9,7 @@ use mail_parser::{
     Encoding, HeaderName, Message, MessagePart, MimeHeaders, PartType, parsers::MessageStream,
 };
 
-use super::{Attachment, charset, header, html};
+use super::{Attachment, charset, header, html, skeleton};
 
 /// What the body parts of a message come to.
 pub struct Body {
@@ -21,7 +21,9 @@ pub struct Body {
 /// Name given to an attached message that has no file name of its own.
 const FORWARDED_NAME: &str = "forwarded.eml";
 
-pub fn extract(message: &Message<'_>, max_attachment_bytes: u64) -> Body {
+/// `masked`: the parts whose base64 the skeleton hid from mail-parser (see
+/// `skeleton`): their body is still encoded, and only its decoded size is worked out.
+pub fn extract(message: &Message<'_>, max_attachment_bytes: u64, masked: &[u32]) -> Body {
     let body_ids = body_part_ids(message);
     let raw = message.raw_message.as_ref();
     let parts: Vec<&MessagePart<'_>> = body_ids
@@ -38,8 +40,8 @@ pub fn extract(message: &Message<'_>, max_attachment_bytes: u64) -> Body {
         .attachments
         .iter()
         .filter(|id| !body_ids.contains(id))
-        .filter_map(|&id| part(message, id))
-        .map(|p| attachment(raw, p, max_attachment_bytes))
+        .filter_map(|&id| Some((part(message, id)?, masked.contains(&id))))
+        .map(|(p, masked)| attachment(raw, p, max_attachment_bytes, masked))
         .collect();
     Body {
         text: normalise(&text),
@@ -118,10 +120,15 @@ fn normalise(text: &str) -> String {
     text.trim_end().to_owned()
 }
 
-fn attachment(raw: &[u8], part: &MessagePart<'_>, max_bytes: u64) -> Attachment {
+fn attachment(raw: &[u8], part: &MessagePart<'_>, max_bytes: u64, masked: bool) -> Attachment {
     let content_type = content_type(part);
     // Only a forwarded original is read again (bounce handling): no copy of the others.
-    let (size, content) = if super::is_forwarded_original(&content_type) {
+    let (size, content) = if masked {
+        let body = raw
+            .get(part.offset_body as usize..part.offset_end as usize)
+            .unwrap_or_default();
+        (skeleton::base64_decoded_len(body), None)
+    } else if super::is_forwarded_original(&content_type) {
         let content = decoded_bytes(raw, part);
         (content.len(), Some(content))
     } else {

@@ -10,6 +10,7 @@ mod bounded;
 mod charset;
 mod header;
 mod html;
+mod skeleton;
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;

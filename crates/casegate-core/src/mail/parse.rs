@@ -15,6 +15,7 @@ use chrono::{DateTime, Utc};
 use mail_parser::{Addr, HeaderValue, Message, MessageParser, MimeHeaders, parsers::MessageStream};
 use sha2::{Digest, Sha256};
 
+use super::skeleton::Skeleton;
 use super::{Address, Inbound, MailHeaders, addr_spec, body, bounded, header};
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +62,19 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 ///
 /// `message_id` is [`sniff_message_id`] of the same bytes, the id [`dedup_key`] uses.
 pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Inbound, ParseError> {
+    parse_with(raw, limits, Decode::TextParts)
+}
+
+/// What the MIME parse decodes: the text parts only (attachments are only scanned for
+/// their end, see `skeleton`), or every part (the check that both agree).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Decode {
+    TextParts,
+    #[cfg_attr(not(test), allow(dead_code))]
+    Everything,
+}
+
+fn parse_with(raw: &[u8], limits: &ParseLimits, decode: Decode) -> Result<Inbound, ParseError> {
     if !header::starts_with_field(raw) {
         return Err(ParseError::NotAMessage);
     }
@@ -70,9 +84,22 @@ pub fn parse(raw: &[u8], limits: &ParseLimits) -> Result<Inbound, ParseError> {
     let raw_len = raw.len();
     let raw = bounded.as_deref().unwrap_or(raw);
     let mime = header::skip_mbox_line(raw);
-    let message = mime_tree(mime)?;
+    let skeleton = match decode {
+        Decode::TextParts => Skeleton::of(mime),
+        Decode::Everything => None,
+    };
+    // The skeleton's parse, when it proves right; else the mail as sent.
+    let parsed = skeleton.as_ref().and_then(|s| {
+        let message = mime_tree(&s.bytes).ok()?;
+        let masked = s.masked_parts(&message)?;
+        Some((message, masked))
+    });
+    let (message, masked) = match parsed {
+        Some(parsed) => parsed,
+        None => (mime_tree(mime)?, Vec::new()),
+    };
     let from = sender(&message)?;
-    let mut body = body::extract(&message, limits.max_attachment_bytes);
+    let mut body = body::extract(&message, limits.max_attachment_bytes, &masked);
     // Offsets count from the MIME text; spans count from the raw mail as stored (the
     // cut fields lie before every part, so they shift all spans alike).
     let skipped = raw_len - mime.len();
@@ -299,6 +326,71 @@ mod tests {
 
     fn limits() -> ParseLimits {
         ParseLimits::default()
+    }
+
+    /// Every `.eml` below `dir`, recursively.
+    fn eml_files(dir: &std::path::Path, any_name: bool, out: &mut Vec<std::path::PathBuf>) {
+        for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                eml_files(&path, any_name, out);
+            } else if any_name || path.extension().is_some_and(|e| e == "eml") {
+                out.push(path);
+            }
+        }
+    }
+
+    /// The skeleton (attachments not decoded) parses every mail of the golden files and
+    /// of mail-parser's own test mails exactly as the full decode does: same text, same
+    /// attachments with the same sizes and spans, same headers.
+    #[test]
+    fn skeleton_parse_equals_full_parse() {
+        let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let mut files = Vec::new();
+        eml_files(&root.join("tests/fixtures"), false, &mut files);
+        // The fuzzer's kept mails: damaged MIME of every kind.
+        eml_files(&root.join("fuzz/corpus/mail"), true, &mut files);
+        eml_files(&root.join("fuzz/findings/mail"), true, &mut files);
+        // mail-parser's own test mails, from cargo's registry copy (as tests/corpora.rs).
+        let cargo_home = std::env::var_os("CARGO_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".cargo")));
+        let indexes = cargo_home.map(|c| c.join("registry/src")).into_iter();
+        for index in indexes.flat_map(std::fs::read_dir).flatten().flatten() {
+            for krate in std::fs::read_dir(index.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if krate
+                    .file_name()
+                    .to_string_lossy()
+                    .starts_with("mail-parser-0.11")
+                {
+                    eml_files(&krate.path().join("resources/eml"), false, &mut files);
+                }
+            }
+        }
+        assert!(files.len() > 1000, "found only {} mails", files.len());
+        let mut with_attachments = 0;
+        for path in &files {
+            let raw = std::fs::read(path).expect("readable fixture");
+            let skeleton = parse_with(&raw, &limits(), Decode::TextParts);
+            let full = parse_with(&raw, &limits(), Decode::Everything);
+            if let Ok(mail) = &full {
+                with_attachments += usize::from(!mail.attachments.is_empty());
+            }
+            assert_eq!(
+                format!("{skeleton:?}"),
+                format!("{full:?}"),
+                "{}",
+                path.display()
+            );
+        }
+        assert!(
+            with_attachments > 10,
+            "{with_attachments} mails with attachments"
+        );
     }
 
     #[test]
