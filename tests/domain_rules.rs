@@ -57,6 +57,7 @@ mod decide {
         routing: Routing,
         sla: SlaSettings,
         staff: StaffSettings,
+        known_issues: casegate::domain::known_issue::KnownIssues,
     }
 
     impl Env {
@@ -76,6 +77,7 @@ mod decide {
                 routing: (*c.routing).clone(),
                 sla: c.sla,
                 staff: StaffSettings::default(),
+                known_issues: Default::default(),
             }
         }
 
@@ -85,6 +87,7 @@ mod decide {
                 routing: &self.routing,
                 sla: &self.sla,
                 staff: &self.staff,
+                known_issues: &self.known_issues,
             }
         }
     }
@@ -508,6 +511,7 @@ mod engineer {
             routing: &c.routing,
             sla: &c.sla,
             staff: &staff,
+            known_issues: &Default::default(),
         };
         // Tuesday 2026-11-24 15:00 UTC = 10:00 New York.
         let started = Utc.with_ymd_and_hms(2026, 11, 24, 15, 0, 0).unwrap();
@@ -551,6 +555,7 @@ mod engineer {
             routing: &c.routing,
             sla: &c.sla,
             staff: &staff,
+            known_issues: &Default::default(),
         };
         let plan = reply(
             &mail("Please try 2.14.1.\n\n> quoted"),
@@ -583,6 +588,7 @@ mod engineer {
             routing: &c.routing,
             sla: &c.sla,
             staff: &staff,
+            known_issues: &Default::default(),
         };
         let plan = reply(
             &mail("#take\n#queue nowhere\nHello"),

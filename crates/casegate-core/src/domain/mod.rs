@@ -10,6 +10,7 @@ pub mod engineer;
 pub mod entitlement;
 pub mod event;
 pub mod feedback;
+pub mod known_issue;
 pub mod language;
 pub mod outbound;
 pub mod routing;

@@ -23,10 +23,16 @@ pub enum TemplateKind {
     ForwardOutOfScope,
     /// Staff: a notification to an engineer failed for good (to the escalation address).
     NotificationFailed,
+    /// A known issue with a fix: please upgrade (`#known ISSUE fixed-in VERSION`).
+    KnownIssueUpgrade,
+    /// A known issue without a fix yet: the workaround (`#known ISSUE workaround`).
+    KnownIssueWorkaround,
+    /// Staff: a customer rated a case 1 or 2 (to the queue's lead).
+    LowRating,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 14] = [
+    pub const ALL: [TemplateKind; 17] = [
         TemplateKind::Acknowledgement,
         TemplateKind::RefusalNoContract,
         TemplateKind::RefusalExpired,
@@ -41,6 +47,9 @@ impl TemplateKind {
         TemplateKind::SlaBreach,
         TemplateKind::ForwardOutOfScope,
         TemplateKind::NotificationFailed,
+        TemplateKind::KnownIssueUpgrade,
+        TemplateKind::KnownIssueWorkaround,
+        TemplateKind::LowRating,
     ];
 
     /// The file stem, snake_case (`refusal_no_contract`); also the outbox row's `kind`.
@@ -60,6 +69,9 @@ impl TemplateKind {
             TemplateKind::SlaBreach => "sla_breach",
             TemplateKind::ForwardOutOfScope => "forward_out_of_scope",
             TemplateKind::NotificationFailed => "notification_failed",
+            TemplateKind::KnownIssueUpgrade => "known_issue_upgrade",
+            TemplateKind::KnownIssueWorkaround => "known_issue_workaround",
+            TemplateKind::LowRating => "low_rating",
         }
     }
 
@@ -78,6 +90,7 @@ impl TemplateKind {
                 | TemplateKind::SlaBreach
                 | TemplateKind::ForwardOutOfScope
                 | TemplateKind::NotificationFailed
+                | TemplateKind::LowRating
         )
     }
 }
