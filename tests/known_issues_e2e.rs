@@ -292,6 +292,14 @@ async fn known_issue_fixed_in_close_rating_and_the_report_in_english_and_japanes
         .output()
         .unwrap());
     assert!(text.contains(ENGINEER), "{text}");
+    assert!(
+        text.lines().any(|l| l.starts_with(ENGINEER)
+            && l.split_whitespace().collect::<Vec<_>>()
+                == [
+                    ENGINEER, "2", "3", "2", "3.50", "(2)", "100.0%", "1.0", "upgrade", "2"
+                ]),
+        "{text}"
+    );
     let chart = std::fs::read_to_string(&svg).unwrap();
     assert!(chart.starts_with("<svg") && chart.contains("Average customer rating per month"));
     // A period without the work shows none of it.
@@ -400,4 +408,103 @@ async fn workaround_keeps_the_case_open_and_bug_records_a_new_problem() {
         1,
         "feedback is asked once"
     );
+}
+
+/// Stops the daemon (SIGTERM, then SIGKILL after 10 s) when the test ends.
+struct Daemon(std::process::Child);
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while std::time::Instant::now() < deadline {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The running daemon picks up an edited known-issues file; a broken edit is refused
+/// and the last good list stays.
+#[tokio::test]
+async fn the_daemon_reloads_an_edited_known_issues_file() {
+    let issues = support::tempdir();
+    let file = issues.path().join("known_issues.toml");
+    let original = std::fs::read_to_string(repo_dir().join("config/known_issues.toml")).unwrap();
+    std::fs::write(&file, &original).unwrap();
+    let ctx = ctx_with(
+        "known-reload",
+        &format!(
+            "{}\n[gateway]\nknown_issues_file = \"{}\"\n",
+            staff_config(),
+            file.display()
+        ),
+    );
+    let en = format!("{}-en@acme.example", ctx.user);
+    let reply = open(&ctx, &en, "Agent crash", "The agent crashes at start.", 1).await;
+    let _daemon = Daemon(
+        ctx.casegate(&["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let send = |mid: &'static str, body: &'static str| {
+        let (ctx, reply) = (&ctx, reply.clone());
+        async move {
+            append(
+                &ctx.user,
+                "INBOX",
+                &engineer_mail(
+                    &reply,
+                    &format!("{mid}-{}@vendor.example", ctx.user),
+                    "Re: case",
+                    body,
+                ),
+                None,
+            )
+            .await;
+        }
+    };
+    // The daemon is up and answers with the file as it started.
+    send("r0", "#known AAP-1234 fixed-in 2.14.2").await;
+    wait_for(&en, |m| {
+        decoded_text(m).contains("Please upgrade to 2.14.2")
+    })
+    .await;
+    // A broken edit (a link that is no URL) is refused: AAP-1234 still answers.
+    std::fs::write(
+        &file,
+        original.replace(
+            "link = \"https://access.example.com/issues/AAP-1234\"",
+            "link = \"AAP-1234\"",
+        ),
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    send("r1", "#known AAP-1234 fixed-in 2.14.2").await;
+    wait_for(&en, |m| {
+        decoded_text(m).contains("Please upgrade to 2.14.2")
+    })
+    .await;
+    // A good edit: a new issue answers without a restart.
+    std::fs::write(
+        &file,
+        format!(
+            "{original}\n[[issues]]\nid = \"AGT-7\"\ntitle = \"The agent crashes at start\"\n\
+             fixed_in = \"3.1\"\nlink = \"https://access.example.com/issues/AGT-7\"\n"
+        ),
+    )
+    .unwrap();
+    tokio::time::sleep(std::time::Duration::from_secs(3)).await;
+    send("r2", "#known AGT-7 fixed-in 3.1").await;
+    let mail = wait_for(&en, |m| decoded_text(m).contains("Please upgrade to 3.1")).await;
+    assert!(decoded_text(&mail).contains("https://access.example.com/issues/AGT-7"));
 }

@@ -153,10 +153,11 @@ fn resolutions(m: &Measures) -> String {
 }
 
 fn print_text(report: &PeriodReport) {
+    let time = |t: &DateTime<Utc>| t.format("%Y-%m-%d %H:%M UTC").to_string();
     println!(
-        "Team report {} to {}",
-        report.from.to_rfc3339(),
-        report.to.to_rfc3339()
+        "Team report from {} to {} (not included)",
+        time(&report.from),
+        time(&report.to)
     );
     let header = |first: &str| {
         println!(
