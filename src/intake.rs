@@ -430,16 +430,13 @@ async fn prepare_all(
         .filter(|(_, mails)| !mails.is_empty())
         .map(|(_, mails)| {
             let preparer = pipeline.clone();
-            let address = mailbox.support_address.clone();
-            let defaults = mailbox.defaults.clone();
+            let mailbox = mailbox.clone();
             tokio::task::spawn_blocking(move || {
                 mails
                     .into_iter()
                     .map(|mail| {
-                        let mut received =
-                            Received::whole(mail.raw, mail.internal_date, Origin::Imap);
-                        received.mailbox_address = Some(address.clone());
-                        received.mailbox_defaults = defaults.clone();
+                        let received =
+                            Received::from_mailbox(mail.raw, mail.internal_date, &mailbox);
                         (mail.uid, preparer.prepare(received))
                     })
                     .collect::<Vec<_>>()

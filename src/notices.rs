@@ -17,6 +17,7 @@ use crate::domain::{commands, signed, token};
 use crate::mail::compose::{self, Outgoing};
 use crate::mail::{Address, Inbound};
 use crate::store::{CaseSummary, Composed, Outbound};
+use crate::templates::context::KbDraft;
 use crate::templates::context::{
     Acknowledgement, CaseClosed, Common, EngineerCommandError, EngineerNotification,
     ForwardOutOfScope, KnownIssueUpgrade, KnownIssueWorkaround, LowRating,
@@ -175,12 +176,12 @@ fn compose_one(
     };
     let reply_to = match &planned.notice {
         Notice::Forward(_) => Some(mail.from.clone()),
-        Notice::EngineerNotification { .. } | Notice::CommandError { .. } => {
-            config.staff.reply_key.as_ref().map(|k| Address {
-                name: Some(g.support_name.clone()),
-                email: token::reply_address(&g.support_address, case.0, k.expose().as_bytes()),
-            })
-        }
+        Notice::EngineerNotification { .. }
+        | Notice::CommandError { .. }
+        | Notice::KbDraft { .. } => config.staff.reply_key.as_ref().map(|k| Address {
+            name: Some(g.support_name.clone()),
+            email: token::reply_address(&g.support_address, case.0, k.expose().as_bytes()),
+        }),
         _ => None,
     };
     // Mail to engineers is machine-made (RFC 3834 §5): their out-of-office and other
@@ -188,7 +189,8 @@ fn compose_one(
     let extra: &[(&'static str, &str)] = match &planned.notice {
         Notice::EngineerNotification { .. }
         | Notice::CommandError { .. }
-        | Notice::LowRating { .. } => &[
+        | Notice::LowRating { .. }
+        | Notice::KbDraft { .. } => &[
             ("Auto-Submitted", "auto-generated"),
             ("X-Auto-Response-Suppress", "All"),
         ],
@@ -202,6 +204,12 @@ fn compose_one(
         extra,
         original: match &planned.notice {
             Notice::Forward(_) => Some(raw),
+            _ => None,
+        },
+        text_file: match &planned.notice {
+            Notice::KbDraft { markdown, .. } => {
+                Some((kb_draft_file_name(&case.to_string()), markdown.clone()))
+            }
             _ => None,
         },
         from,
@@ -230,6 +238,8 @@ struct Letter<'a> {
     original: Option<&'a [u8]>,
     /// The From address when not `g.support_address` (a case from another mailbox).
     from: Option<&'a str>,
+    /// A Markdown file attached (file name, text): the `#kb draft` article (issue 18b).
+    text_file: Option<(String, String)>,
 }
 
 impl<'a> Letter<'a> {
@@ -255,6 +265,7 @@ impl<'a> Letter<'a> {
             extra: &[],
             original: None,
             from: None,
+            text_file: None,
         }
     }
 
@@ -289,9 +300,16 @@ impl<'a> Letter<'a> {
             auto_submitted: self.automatic,
             date: self.now,
         };
-        let raw = match self.original {
-            Some(original) => compose::compose_with_original(&outgoing, self.extra, original)?,
-            None => compose::compose_with(&outgoing, self.extra)?,
+        let raw = match (self.original, &self.text_file) {
+            (Some(original), _) => compose::compose_with_original(&outgoing, self.extra, original)?,
+            (None, Some((name, text))) => compose::compose_with_text_file(
+                &outgoing,
+                self.extra,
+                name,
+                "text/markdown; charset=utf-8",
+                text,
+            )?,
+            (None, None) => compose::compose_with(&outgoing, self.extra)?,
         };
         Ok(Outbound {
             kind,
@@ -706,8 +724,27 @@ fn render(
                 workaround: text.clone(),
             },
         ),
+        Notice::KbDraft { title, .. } => {
+            let engineer = config
+                .staff
+                .engineer(to)
+                .map(|e| e.name.clone())
+                .unwrap_or_default();
+            let ctx = KbDraft {
+                common,
+                engineer_name: engineer,
+                title: title.clone(),
+                attachment_name: kb_draft_file_name(&f.common.case_number),
+            };
+            typed(t, lang, &ctx)
+        }
         Notice::EngineerReply { .. } | Notice::Forward(_) => unreachable_reply(),
     }
+}
+
+/// The draft's file name: `case-00001234-kb-draft.md` (issue 18b).
+fn kb_draft_file_name(case_number: &str) -> String {
+    format!("case-{case_number}-kb-draft.md")
 }
 
 /// Engineer replies are relayed as written, never through a template, and forwards

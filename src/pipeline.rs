@@ -15,6 +15,7 @@ use tracing::{info, warn};
 
 use crate::config::{Config, Engineer};
 use crate::domain::classify::{self, MailKind};
+use crate::domain::decide::KbFacts;
 use crate::domain::decide::{
     self, CaseUpdate, EventOn, Facts, Plan, PlannedEvent, Role, Rules, Settings, Target,
 };
@@ -23,8 +24,9 @@ use crate::domain::event::EventKind;
 use crate::domain::language::Language;
 use crate::domain::outbound::SentCounting;
 use crate::domain::routing::MailboxDefaults;
+use crate::domain::thread::CaseFacts;
 use crate::domain::triage::Reading;
-use crate::domain::{CaseNumber, authres, engineer, signed, token};
+use crate::domain::{CaseNumber, authres, engineer, kb, signed, token};
 use crate::mail::Inbound;
 use crate::mail::parse::{self, ParseLimits};
 use crate::notices::{self, Parent};
@@ -115,6 +117,19 @@ impl Received {
             recipient: None,
             mailbox_address: None,
             mailbox_defaults: MailboxDefaults::default(),
+        }
+    }
+
+    /// A mail read from `mailbox` by IMAP: routing sees its support address and defaults.
+    pub fn from_mailbox(
+        raw: Vec<u8>,
+        received_at: DateTime<Utc>,
+        mailbox: &crate::config::MailboxSettings,
+    ) -> Self {
+        Received {
+            mailbox_address: Some(mailbox.support_address.clone()),
+            mailbox_defaults: mailbox.defaults.clone(),
+            ..Received::whole(raw, received_at, Origin::Imap)
         }
     }
 
@@ -651,6 +666,7 @@ impl Pipeline {
         let facts = Facts {
             running_clocks: work.running_clocks(number).await?,
             last_customer_message: work.last_customer_message(number).await?,
+            kb: self.kb_facts(work, mail, raw, &case).await?,
             ..Facts::default()
         };
         let plan = engineer::reply(mail, engineer, &case, &facts, self.settings());
@@ -671,6 +687,48 @@ impl Pipeline {
         info!(case = %number, engineer = %engineer.address, "engineer reply");
         Ok(Some(outcome))
     }
+
+    // --- issue 18b: knowledge-base drafts ---
+
+    /// What an engineer's reply needs to know about the case's article: the case's story
+    /// when it asks for a draft, and the edited file when it answers a draft mail.
+    async fn kb_facts(
+        &self,
+        work: &mut Work,
+        mail: &Inbound,
+        raw: &[u8],
+        case: &CaseFacts,
+    ) -> Result<KbFacts, StoreError> {
+        let (has_article, draft_ids) = work.kb_state(case.number).await?;
+        let answers_draft = engineer::answers(mail, &draft_ids);
+        let edited = answers_draft.then(|| edited_article(mail, raw)).flatten();
+        let story = if engineer::asks_for_draft(mail) {
+            let (messages, references) = work.kb_story_rows(case.number).await?;
+            let d = &case.details;
+            Some(kb::CaseStory {
+                language: d.language.unwrap_or(Language::En),
+                subject: d.subject.clone(),
+                case_tag_word: self.rules.case_tag_word.clone(),
+                product: d.product.clone(),
+                customer_email: d.customer.clone(),
+                customer_name: d.customer_name.clone(),
+                company: d.account.clone(),
+                free_mail: self.rules.is_free_mail(&case.customer_domain),
+                messages,
+                references,
+            })
+        } else {
+            None
+        };
+        Ok(KbFacts {
+            story,
+            has_article,
+            answers_draft,
+            edited,
+        })
+    }
+
+    // --- end issue 18b ---
 
     fn settings(&self) -> Settings<'_> {
         Settings {
@@ -863,6 +921,15 @@ impl Pipeline {
         warn!(reason = %reason, dedup_key = %key, "mail quarantined");
         Ok(Outcome::Quarantined { reason })
     }
+}
+
+/// The Markdown file attached to a reply (issue 18b), as text.
+fn edited_article(mail: &Inbound, raw: &[u8]) -> Option<String> {
+    mail.attachments
+        .iter()
+        .find(|a| a.kept && kb::is_article_file(a.filename.as_deref(), &a.content_type))
+        .and_then(|a| parse::attachment_content(raw, a.span))
+        .map(|bytes| String::from_utf8_lossy(&bytes).replace("\r\n", "\n"))
 }
 
 fn duplicate(case: CaseNumber, key: &str) -> Outcome {

@@ -14,7 +14,7 @@ pub const LARGE: u64 = 100;
 /// How far one long task is.
 #[derive(Debug)]
 pub struct Progress {
-    task: &'static str,
+    task: String,
     total: u64,
     done: u64,
     /// The next count at which the plain form logs a line.
@@ -26,13 +26,13 @@ pub struct Progress {
 
 impl Progress {
     /// `task` names the work in the bar and in the log lines (`contracts import`).
-    pub fn new(task: &'static str, total: u64) -> Progress {
+    pub fn new(task: impl Into<String>, total: u64) -> Progress {
         Progress::with_terminal(task, total, std::io::stderr().is_terminal())
     }
 
-    fn with_terminal(task: &'static str, total: u64, terminal: bool) -> Progress {
+    fn with_terminal(task: impl Into<String>, total: u64, terminal: bool) -> Progress {
         let mut p = Progress {
-            task,
+            task: task.into(),
             total: 0,
             done: 0,
             next_line: 0,
@@ -58,13 +58,17 @@ impl Progress {
                 .unwrap_or_else(|_| ProgressStyle::default_bar())
                 .progress_chars("=> ");
                 bar.set_style(style);
-                bar.set_message(self.task);
+                bar.set_message(self.task.clone());
                 bar.set_position(self.done);
                 bar
             });
             bar.set_length(self.total);
         } else if self.next_line == 0 {
-            info!(task = self.task, total = self.total, "progress: started");
+            info!(
+                task = self.task.as_str(),
+                total = self.total,
+                "progress: started"
+            );
             self.next_line = self.done + self.step();
         }
     }
@@ -84,7 +88,7 @@ impl Progress {
             bar.set_position(self.done);
         } else if self.next_line > 0 && self.done >= self.next_line && self.done < self.total {
             info!(
-                task = self.task,
+                task = self.task.as_str(),
                 done = self.done,
                 total = self.total,
                 percent = self.done * 100 / self.total.max(1),
@@ -101,7 +105,7 @@ impl Progress {
         }
         if self.total >= LARGE && !self.terminal {
             info!(
-                task = self.task,
+                task = self.task.as_str(),
                 done = self.done,
                 total = self.total,
                 "progress: finished"

@@ -3,8 +3,11 @@
 //! Mails that now succeed move to the processed folder; the rest stay. Nothing is
 //! doubled: a mail already on a case is only released.
 
+use std::collections::BTreeSet;
+
 use chrono::Utc;
 
+use crate::config::{Config, MailboxSettings};
 use crate::imap::{ImapClient, ImapError};
 use crate::pipeline::{Origin, Outcome, Pipeline, Received};
 use crate::progress::Progress;
@@ -27,22 +30,43 @@ pub enum ReplayError {
     Store(#[from] StoreError),
 }
 
-/// Replay every held mail: the IMAP quarantine folder (the source of truth for mail
-/// that came by IMAP), then the piped mails kept in the register.
+/// Replay every held mail: each mailbox's IMAP quarantine folder (the source of truth
+/// for mail that came by IMAP), then the piped mails kept in the register.
 pub async fn replay_all(pipeline: &Pipeline) -> Result<Tally, ReplayError> {
     let mut tally = Tally::default();
-    if let Some(imap) = &pipeline.config().imap {
-        replay_imap(imap, pipeline, &mut tally).await?;
+    let folders = quarantine_folders(pipeline.config());
+    for mailbox in &folders {
+        let label = match folders.len() {
+            1 => "quarantine replay (IMAP)".to_string(),
+            _ => format!("quarantine replay (IMAP {})", mailbox.name),
+        };
+        replay_imap(mailbox, &label, pipeline, &mut tally).await?;
     }
     replay_piped(pipeline, &mut tally).await?;
     Ok(tally)
 }
 
+/// The mailboxes whose quarantine folders to read: `[imap]` and every `[[mailboxes]]`
+/// entry, each folder once (two entries on one account may share a quarantine folder).
+fn quarantine_folders(config: &Config) -> Vec<&MailboxSettings> {
+    let mut seen = BTreeSet::new();
+    config
+        .mailboxes
+        .iter()
+        .filter(|m| {
+            let i = &m.imap;
+            seen.insert((&i.host, i.port, &i.username, &i.quarantine_mailbox))
+        })
+        .collect()
+}
+
 async fn replay_imap(
-    settings: &crate::config::ImapSettings,
+    mailbox: &MailboxSettings,
+    label: &str,
     pipeline: &Pipeline,
     tally: &mut Tally,
 ) -> Result<(), ReplayError> {
+    let settings = &mailbox.imap;
     let mut client = ImapClient::connect(settings).await?;
     client.ensure_mailbox(&settings.processed_mailbox).await?;
     client.ensure_mailbox(&settings.quarantine_mailbox).await?;
@@ -55,7 +79,7 @@ async fn replay_imap(
         .map(|m| m.uid)
         .collect();
     tally.held += (metas.len() - small.len()) as u64;
-    let discarded: std::collections::BTreeSet<String> = pipeline
+    let discarded: BTreeSet<String> = pipeline
         .store()
         .quarantine_list(false)
         .await?
@@ -64,14 +88,14 @@ async fn replay_imap(
         .map(|e| e.dedup_key)
         .collect();
     let mut released = Vec::new();
-    let mut progress = Progress::new("quarantine replay (IMAP)", small.len() as u64);
+    let mut progress = Progress::new(label, small.len() as u64);
     for chunk in small.chunks(settings.batch_size as usize) {
         for mail in client.fetch(chunk).await? {
             progress.advance(1);
             if discarded.contains(&crate::mail::parse::dedup_key(&mail.raw)) {
                 continue;
             }
-            let received = Received::whole(mail.raw, mail.internal_date, Origin::Imap);
+            let received = Received::from_mailbox(mail.raw, mail.internal_date, mailbox);
             if release(pipeline, received, tally).await? {
                 released.push(mail.uid);
             }
@@ -107,21 +131,28 @@ pub async fn replay_one(pipeline: &Pipeline, id: i64) -> Result<Option<Tally>, R
         }
         return Ok(Some(tally));
     }
-    match &pipeline.config().imap {
-        Some(imap) => replay_imap_one(imap, pipeline, &entry.dedup_key, &mut tally).await?,
-        None => tally.held += 1,
+    // The register does not say which mailbox held it: look in each quarantine folder.
+    for mailbox in quarantine_folders(pipeline.config()) {
+        if replay_imap_one(mailbox, pipeline, &entry.dedup_key, &mut tally).await? {
+            return Ok(Some(tally));
+        }
     }
+    tally.held += 1;
+    tally
+        .lines
+        .push("still held: too large to replay, or no longer in the folder".to_string());
     Ok(Some(tally))
 }
 
-/// The mail in the IMAP quarantine folder whose dedup key is `key`, replayed and, when
-/// now on a case, moved to the processed folder.
+/// The mail in this mailbox's IMAP quarantine folder whose dedup key is `key`, replayed
+/// and, when now on a case, moved to the processed folder; false when it is not there.
 async fn replay_imap_one(
-    settings: &crate::config::ImapSettings,
+    mailbox: &MailboxSettings,
     pipeline: &Pipeline,
     key: &str,
     tally: &mut Tally,
-) -> Result<(), ReplayError> {
+) -> Result<bool, ReplayError> {
+    let settings = &mailbox.imap;
     let mut client = ImapClient::connect(settings).await?;
     client.ensure_mailbox(&settings.processed_mailbox).await?;
     client.ensure_mailbox(&settings.quarantine_mailbox).await?;
@@ -142,7 +173,7 @@ async fn replay_imap_one(
             }
             found = true;
             let uid = mail.uid;
-            let received = Received::whole(mail.raw, mail.internal_date, Origin::Imap);
+            let received = Received::from_mailbox(mail.raw, mail.internal_date, mailbox);
             if release(pipeline, received, tally).await? {
                 client.move_to(&[uid], &settings.processed_mailbox).await?;
             }
@@ -151,14 +182,8 @@ async fn replay_imap_one(
             break;
         }
     }
-    if !found {
-        tally.held += 1;
-        tally
-            .lines
-            .push("still held: too large to replay, or no longer in the folder".to_string());
-    }
     client.logout().await;
-    Ok(())
+    Ok(found)
 }
 
 /// Piped mail has no folder: its bytes were kept in the register.

@@ -676,6 +676,85 @@ async fn a_mailbox_default_product_queue_and_language_route_its_mail() {
     );
 }
 
+/// `quarantine replay` reads every mailbox's quarantine folder, not only `[imap]`'s: a
+/// mail too large for the limit is held in the "jp" mailbox's Quarantine, and after the
+/// admin raises the limit the replay files it with that mailbox's routing defaults and
+/// moves it to that mailbox's Processed folder; the `[imap]` mailbox's held mail too.
+#[tokio::test(flavor = "multi_thread")]
+async fn quarantine_replay_reads_every_mailboxs_quarantine_folder() {
+    let env = TestEnv::get();
+    let user2 = unique_user("replay-jp");
+    let jp = format!(
+        "[[mailboxes]]\nname = \"jp\"\nsupport_address = \"support-jp@example.com\"\n\
+         host = \"127.0.0.1\"\nport = {}\ntls = \"none\"\nusername = \"{user2}\"\npassword = \"{}\"\n\
+         product = \"satellite\"\nqueue = \"satellite-ja\"\nlanguage = \"ja\"\n",
+        env.imap_port, env.password
+    );
+    let ctx = TestCtx::with_config(
+        "replayjp",
+        &format!("[gateway]\nmax_message_bytes = 2048\n{jp}"),
+    );
+    ok(import(&ctx, "contracts.csv", CONTRACTS));
+    let big = |to: &str, n: u32| {
+        mail_to(
+            to,
+            &format!("big{n}-{}@rheinwerk.de", ctx.user),
+            None,
+            &format!("ops{n}-{}@rheinwerk.de", ctx.user),
+            "0x80004005",
+            "",
+            &"ERROR 0x80004005 /var/log/messages:42\n".repeat(100),
+        )
+    };
+    append_all(&ctx.user, vec![big("support@example.com", 1)]).await;
+    append_all(&user2, vec![big("support-jp@example.com", 2)]).await;
+    let summary = ok(ctx.casegate(&["run", "--once"]).output().unwrap());
+    assert!(
+        summary.contains("mailbox INBOX: processed 1 mail(s): 0 new case(s), 0 added to existing cases, 0 duplicate(s), 1 quarantined")
+            && summary.contains("mailbox jp: processed 1 mail(s): 0 new case(s), 0 added to existing cases, 0 duplicate(s), 1 quarantined"),
+        "{summary}"
+    );
+    assert_eq!(count(&user2, "Quarantine").await, 1);
+
+    support::write_config_with(
+        ctx.dir.path(),
+        &ctx.user,
+        &ctx.db_path,
+        &format!("[gateway]\nmax_message_bytes = 1048576\n{jp}"),
+    );
+    let replay = ok(ctx.casegate(&["quarantine", "replay"]).output().unwrap());
+    assert!(replay.contains("2 released, 0 still held"), "{replay}");
+    for user in [&ctx.user, &user2] {
+        assert_eq!(count(user, "Quarantine").await, 0, "{user}");
+        assert_eq!(count(user, "Processed").await, 1, "{user}");
+    }
+    let routed: Vec<(String, String)> = ["00000001", "00000002"]
+        .iter()
+        .map(|n| {
+            let c = support::cli::show(&ctx, n);
+            let s = |k: &str| c[k].as_str().unwrap_or_default().to_string();
+            (s("customer"), s("queue"))
+        })
+        .collect();
+    let queue_of = |who: &str| {
+        routed
+            .iter()
+            .find(|(from, _)| from.starts_with(who))
+            .map(|(_, q)| q.clone())
+            .unwrap_or_else(|| panic!("no case from {who}: {routed:?}"))
+    };
+    assert_eq!(
+        queue_of("ops1-"),
+        "ansible-emea",
+        "[imap]: the routing file's defaults"
+    );
+    assert_eq!(
+        queue_of("ops2-"),
+        "satellite-ja",
+        "jp: the mailbox's defaults"
+    );
+}
+
 /// The value of header `name` in a raw mail (first occurrence, unfolded).
 fn header_of(raw: &[u8], name: &str) -> String {
     let text = String::from_utf8_lossy(raw);

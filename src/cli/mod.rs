@@ -6,6 +6,7 @@ mod check_config;
 mod contracts;
 mod generate;
 mod ingest;
+mod kb;
 mod log_fields;
 mod oauth2;
 mod outbox;
@@ -57,6 +58,9 @@ pub enum Command {
     #[command(subcommand)]
     Outbox(outbox::Outbox),
     Report(report::Report),
+    /// Knowledge-base articles: list, show, export (issue 18b).
+    #[command(subcommand)]
+    Kb(kb::Kb),
     Status(status::Status),
     Backup(backup::Backup),
     Restore(backup::Restore),
@@ -89,6 +93,7 @@ impl Cli {
             Command::Sla(c) => c.execute(&self.config).await,
             Command::Outbox(c) => c.execute(&self.config).await,
             Command::Report(c) => c.execute(&self.config).await,
+            Command::Kb(c) => c.execute(&self.config).await,
             Command::Status(c) => c.execute(&self.config).await,
             Command::Backup(c) => c.execute(&self.config).await,
             Command::Restore(c) => c.execute(&self.config).await,

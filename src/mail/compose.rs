@@ -135,6 +135,32 @@ pub fn compose_with_original(
     Ok(message.formatted())
 }
 
+// --- issue 18b ---
+/// `mail` with a UTF-8 text file attached (base64, so any line length and any script
+/// travel): the Markdown draft of `#kb draft`, `text/markdown; charset=utf-8`.
+pub fn compose_with_text_file(
+    mail: &Outgoing,
+    extra: &[(&'static str, &str)],
+    filename: &str,
+    content_type: &str,
+    text: &str,
+) -> Result<Vec<u8>, ComposeError> {
+    let file = SinglePart::builder()
+        .header(header::ContentType::parse(content_type).unwrap_or(header::ContentType::TEXT_PLAIN))
+        .header(header::ContentDisposition::attachment(filename))
+        .body(
+            Body::new_with_encoding(crlf(text).into_bytes(), ContentTransferEncoding::Base64)
+                .unwrap_or_else(Body::new),
+        );
+    let message = headers(mail, extra)?.multipart(
+        MultiPart::mixed()
+            .singlepart(SinglePart::plain(crlf(&mail.body)))
+            .singlepart(file),
+    )?;
+    Ok(message.formatted())
+}
+// --- end issue 18b ---
+
 /// A leading mbox `From ` line (MTA pipe delivery) is not part of the message.
 fn strip_mbox_line(raw: &[u8]) -> &[u8] {
     match raw.strip_prefix(b"From ") {

@@ -556,6 +556,8 @@ async fn apply_update(
             .execute(&mut **tx)
             .await?;
     }
+    // Issue 18b: article drafts and publications.
+    super::kb::apply_kb(tx, case, &u.kb, now).await?;
     for (kind, target) in &u.links {
         sqlx::query("INSERT INTO case_links (case_id, kind, target) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(case.0)

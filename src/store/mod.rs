@@ -10,6 +10,7 @@ pub mod backup;
 mod cases;
 mod checkpoint;
 mod contracts;
+mod kb;
 mod leases;
 mod mailbox;
 mod outbox;
@@ -31,6 +32,7 @@ use sqlx::{AnyPool, AssertSqlSafe, Executor};
 
 pub use cases::{Committed, Composed, NewAttachment, NewMessage, Outbound};
 pub use contracts::{ImportStats, SenderFacts};
+pub use kb::KbArticle;
 pub use leases::{InstanceRow, Lease, LeaseRow};
 pub use mailbox::Checkpoint;
 pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};

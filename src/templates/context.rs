@@ -236,6 +236,18 @@ pub struct NotificationFailed {
     pub error: String,
 }
 
+/// `kb_draft` (issue 18b): the draft article of `#kb draft`, attached as Markdown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KbDraft {
+    #[serde(flatten)]
+    pub common: Common,
+    pub engineer_name: String,
+    /// The draft's title (its first heading).
+    pub title: String,
+    /// The attached file's name: `case-00001234-kb-draft.md`.
+    pub attachment_name: String,
+}
+
 /// Variables of the two SLA mails to engineers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SlaClock {
@@ -506,6 +518,22 @@ impl TemplateContext for EngineerCommandError {
     }
 }
 
+impl TemplateContext for KbDraft {
+    const KIND: TemplateKind = TemplateKind::KbDraft;
+    fn sample(lang: &str) -> Self {
+        KbDraft {
+            common: sample_common(lang),
+            engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
+            title: pick(
+                lang,
+                "The agent does not start after an upgrade",
+                "アップグレード後にエージェントが起動しない",
+            ),
+            attachment_name: "case-00001234-kb-draft.md".into(),
+        }
+    }
+}
+
 fn sample_sla(lang: &str) -> SlaClock {
     SlaClock {
         common: sample_common(lang),
@@ -637,5 +665,6 @@ pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
         TemplateKind::KnownIssueUpgrade => value::<KnownIssueUpgrade>(lang),
         TemplateKind::KnownIssueWorkaround => value::<KnownIssueWorkaround>(lang),
         TemplateKind::LowRating => value::<LowRating>(lang),
+        TemplateKind::KbDraft => value::<KbDraft>(lang),
     }
 }

@@ -38,6 +38,12 @@ pub enum Command {
     LinkBug(String),
     /// A knowledge-base URL (http or https).
     Kb(String),
+    // --- issue 18b: knowledge-base drafts ---
+    /// `#kb draft`: make an article draft from the case and mail it to the sender.
+    KbDraft,
+    /// `#kb publish [URL]`: the case's draft (or the attached edited file) is published
+    /// by the sender, at URL when given.
+    KbPublish(Option<String>),
     // --- issue 18a: known issues and resolution paths ---
     /// Answer with a known issue of the known-issues file (id as written).
     Known {
@@ -106,6 +112,8 @@ pub const HELP: &[&str] = &[
     "#split",
     "#link bug:ID",
     "#kb URL",
+    "#kb draft",
+    "#kb publish [URL]",
     "#known ISSUE fixed-in VERSION",
     "#known ISSUE workaround",
     "#bug ISSUE",
@@ -193,7 +201,8 @@ fn conflicts(a: &Command, b: &Command) -> bool {
         Severity { .. } => Some(1),
         Queue(_) => Some(2),
         Status(_) | Close => Some(3),
-        Known { .. } | Bug(_) | Resolution(_) => Some(4),
+        KbDraft | KbPublish(_) => Some(4),
+        Known { .. } | Bug(_) | Resolution(_) => Some(5),
         Internal | Split | LinkBug(_) | Kb(_) => None,
     };
     let workaround = |c: &Command| {
@@ -398,7 +407,33 @@ fn link(args: &str) -> Result<Command, String> {
     }
 }
 
+/// `#kb URL`, `#kb draft`, `#kb publish [URL]`: a word that is not a URL names the
+/// draft action, so the three never overlap (a URL starts with its scheme).
 fn kb(args: &str) -> Result<Command, String> {
+    let (word, rest) = split_word(args);
+    let rest = rest.trim_matches(is_space);
+    match fold_width(word).to_lowercase().as_str() {
+        "draft" if rest.is_empty() => return Ok(Command::KbDraft),
+        "draft" => {
+            return Err(format!(
+                "\"#kb draft\" takes no argument; remove \"{rest}\""
+            ));
+        }
+        "publish" if rest.is_empty() => return Ok(Command::KbPublish(None)),
+        "publish" => {
+            return match kb_url(rest) {
+                Ok(Command::Kb(url)) => Ok(Command::KbPublish(Some(url))),
+                _ => Err("\"#kb publish\" takes nothing or one http(s) URL, \
+                          e.g. \"#kb publish https://kb.example.com/1234\""
+                    .into()),
+            };
+        }
+        _ => {}
+    }
+    kb_url(args)
+}
+
+fn kb_url(args: &str) -> Result<Command, String> {
     let url = args.trim_start_matches('<').trim_end_matches('>');
     let lower = url.to_ascii_lowercase();
     let rest = lower
@@ -412,7 +447,11 @@ fn kb(args: &str) -> Result<Command, String> {
     if host_ok && !url.contains(is_space) {
         Ok(Command::Kb(url.to_owned()))
     } else {
-        Err("\"#kb\" takes one http(s) URL, e.g. \"#kb https://kb.example.com/1234\"".into())
+        Err(
+            "\"#kb\" takes one http(s) URL (\"#kb https://kb.example.com/1234\"), \
+             \"draft\" or \"publish [URL]\""
+                .into(),
+        )
     }
 }
 
@@ -495,6 +534,9 @@ impl fmt::Display for Command {
                 f.write_str("resolution no-fault-found")
             }
             Command::Resolution(r) => write!(f, "resolution {r}"),
+            Command::KbDraft => f.write_str("kb draft"),
+            Command::KbPublish(None) => f.write_str("kb publish"),
+            Command::KbPublish(Some(url)) => write!(f, "kb publish {url}"),
         }
     }
 }
@@ -623,6 +665,45 @@ mod tests {
         assert_eq!(one_error("#status open\n#close").line, 2);
         assert_eq!(one_error("#take\n#assign a@b.c").line, 2);
         assert!(parse("#internal\n#close").is_ok());
+    }
+
+    // --- issue 18b ---
+    #[test]
+    fn kb_draft_publish_and_url_do_not_overlap() {
+        assert_eq!(parse("#kb draft").commands, vec![Command::KbDraft]);
+        assert_eq!(parse("＃ｋｂ　ＤＲＡＦＴ").commands, vec![Command::KbDraft]);
+        assert_eq!(
+            parse("#kb publish").commands,
+            vec![Command::KbPublish(None)]
+        );
+        assert_eq!(
+            parse("#kb publish <https://kb.example.com/42>").commands,
+            vec![Command::KbPublish(Some("https://kb.example.com/42".into()))]
+        );
+        assert_eq!(
+            parse("#kb https://kb.example.com/draft").commands,
+            vec![Command::Kb("https://kb.example.com/draft".into())]
+        );
+        let p = parse("#kb draft\n#close\n#kb https://kb.example.com/1");
+        assert!(p.is_ok(), "{:?}", p.errors);
+        assert_eq!(p.commands.len(), 3);
+        for bad in [
+            "#kb draft now",
+            "#kb publish ftp://x",
+            "#kb publish a b",
+            "#kb drafts",
+        ] {
+            assert!(!parse(bad).is_ok(), "{bad}");
+        }
+        assert!(
+            one_error("#kb draft\n#kb publish")
+                .message
+                .contains("contradicts")
+        );
+        assert_eq!(
+            Command::KbPublish(Some("https://k/1".into())).to_string(),
+            "kb publish https://k/1"
+        );
     }
 
     #[test]

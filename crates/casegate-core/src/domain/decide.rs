@@ -75,7 +75,46 @@ pub struct Facts {
     /// The sender proved to be staff (a signed reply address or a trusted MTA's
     /// authentication). A staff address without proof is recorded as a security event.
     pub staff_proven: bool,
+    /// The case's knowledge-base work, for an engineer's reply (issue 18b).
+    pub kb: KbFacts,
 }
+
+// --- issue 18b: knowledge-base drafts ---
+
+/// What the store knows about a case's knowledge-base article, for `#kb draft`,
+/// `#kb publish` and a reply to a draft mail.
+#[derive(Debug, Clone, Default)]
+pub struct KbFacts {
+    /// The case's story, gathered when the reply asks for a draft.
+    pub story: Option<super::kb::CaseStory>,
+    /// The case has an article (a draft, or one published before).
+    pub has_article: bool,
+    /// The reply answers one of our draft mails (its In-Reply-To or References).
+    pub answers_draft: bool,
+    /// The Markdown file attached to such a reply: the engineer's edited article.
+    pub edited: Option<String>,
+}
+
+/// A change to a case's article, committed with the plan.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KbChange {
+    /// A new draft by casegate, asked for by `requested_by`.
+    Draft {
+        language: Language,
+        title: String,
+        markdown: String,
+        requested_by: String,
+    },
+    /// The case's latest article is published by `author`; an edited text (and its
+    /// title, its first heading) replaces the draft's.
+    Publish {
+        author: String,
+        url: Option<String>,
+        title: Option<String>,
+        markdown: Option<String>,
+    },
+}
+// --- end issue 18b ---
 
 /// Why a mail from a staff address without proof is filed as any mail.
 pub const STAFF_WITHOUT_PROOF: &str =
@@ -209,6 +248,12 @@ pub enum Notice {
     CommandError {
         errors: Vec<String>,
     },
+    /// Staff (issue 18b): a knowledge-base draft, attached as Markdown to edit; its
+    /// Reply-To is the case's signed reply address.
+    KbDraft {
+        title: String,
+        markdown: String,
+    },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -244,6 +289,7 @@ impl PlannedMail {
                 | Notice::CommandError { .. }
                 | Notice::Forward(_)
                 | Notice::LowRating { .. }
+                | Notice::KbDraft { .. }
         )
     }
 }
@@ -272,6 +318,8 @@ pub struct CaseUpdate {
     pub bounced: Option<(String, serde_json::Value)>,
     /// The case's resolution path, set by `#known`, `#bug` or `#resolution`.
     pub resolution: Option<Resolution>,
+    /// Knowledge-base article changes (issue 18b).
+    pub kb: Vec<KbChange>,
 }
 
 /// Everything the commit step writes for one inbound mail.

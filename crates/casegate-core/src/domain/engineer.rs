@@ -8,10 +8,11 @@ use serde_json::json;
 use super::case::Status;
 use super::commands::{self, Command, KnownAnswer, StatusArg};
 use super::decide::{
-    CaseUpdate, EventOn, Facts, Notice, Plan, PlannedEvent, PlannedMail, Role, Settings, Target,
-    notify_staff,
+    CaseUpdate, EventOn, Facts, KbChange, Notice, Plan, PlannedEvent, PlannedMail, Role, Settings,
+    Target, notify_staff,
 };
 use super::event::EventKind;
+use super::kb;
 use super::known_issue::Resolution;
 use super::language::Language;
 use super::sla;
@@ -55,6 +56,13 @@ pub fn reply(
             Ok(Effect::None) => {}
             Err(e) => errors.push(e),
         }
+    }
+    // Issue 18b: a reply to a draft mail is about the article, never for the customer.
+    if facts.kb.answers_draft {
+        internal = true;
+    }
+    if let Err(e) = kb_work(&parsed, internal, engineer, facts, &mut plan) {
+        errors.push(e);
     }
     let actor = engineer.address.clone();
     if !errors.is_empty() {
@@ -405,6 +413,8 @@ fn apply(
             set_resolution(plan, actor, Resolution::NewBug, json!({ "issue": id }));
         }
         Command::Resolution(r) => set_resolution(plan, actor, *r, json!({})),
+        // Mail only: they need the reply itself (see `kb_work`).
+        Command::KbDraft | Command::KbPublish(_) => {}
     }
     Ok(Effect::None)
 }
@@ -492,6 +502,122 @@ fn set_resolution(plan: &mut Plan, actor: &str, r: Resolution, mut detail: serde
     plan.events
         .push(event(actor, EventKind::ResolutionSet, detail));
 }
+
+// --- issue 18b: knowledge-base drafts ---
+
+/// Whether an engineer's mail asks for a draft: the shell then gathers the case's story.
+pub fn asks_for_draft(mail: &Inbound) -> bool {
+    commands::parse(&quote::strip_reply(&mail.text))
+        .commands
+        .contains(&Command::KbDraft)
+}
+
+/// Whether `mail` answers one of our mails with these Message-IDs (a draft mail).
+pub fn answers(mail: &Inbound, message_ids: &[String]) -> bool {
+    mail.in_reply_to
+        .iter()
+        .chain(&mail.references)
+        .any(|id| message_ids.iter().any(|m| m == id))
+}
+
+/// `#kb draft` and `#kb publish`, and the edited article attached to a reply to a
+/// draft mail (a publication by itself).
+fn kb_work(
+    parsed: &commands::Parsed,
+    internal: bool,
+    engineer: &Engineer,
+    facts: &Facts,
+    plan: &mut Plan,
+) -> Result<(), String> {
+    let actor = &engineer.address;
+    let mut published = false;
+    for command in &parsed.commands {
+        match command {
+            Command::KbDraft => {
+                let Some(mut story) = facts.kb.story.clone() else {
+                    return Err(
+                        "#kb draft: the case has no customer mail to make a draft from".into(),
+                    );
+                };
+                if !internal && !parsed.body.trim().is_empty() {
+                    story.messages.push(kb::StoryMessage {
+                        author: kb::Author::Engineer,
+                        text: parsed.body.clone(),
+                    });
+                }
+                // `#link bug:ID` in this same reply is not in the store yet.
+                for (kind, target) in &plan.update.links {
+                    let known = story
+                        .references
+                        .iter()
+                        .any(|r| &r.kind == kind && &r.target == target);
+                    if !known {
+                        story.references.push(kb::Reference {
+                            kind: kind.clone(),
+                            target: target.clone(),
+                        });
+                    }
+                }
+                let draft = kb::draft(&story);
+                plan.events.push(event(
+                    actor,
+                    EventKind::KbDrafted,
+                    json!({ "title": draft.title }),
+                ));
+                plan.mails.push(PlannedMail {
+                    notice: Notice::KbDraft {
+                        title: draft.title.clone(),
+                        markdown: draft.markdown.clone(),
+                    },
+                    to: actor.clone(),
+                    language: story.language,
+                });
+                plan.update.kb.push(KbChange::Draft {
+                    language: story.language,
+                    title: draft.title,
+                    markdown: draft.markdown,
+                    requested_by: actor.clone(),
+                });
+            }
+            Command::KbPublish(url) => {
+                publish(actor, url.clone(), facts, plan)?;
+                published = true;
+            }
+            _ => {}
+        }
+    }
+    if !published && facts.kb.edited.is_some() {
+        publish(actor, None, facts, plan)?;
+    }
+    Ok(())
+}
+
+fn publish(actor: &str, url: Option<String>, facts: &Facts, plan: &mut Plan) -> Result<(), String> {
+    let edited = facts.kb.edited.as_deref();
+    if !facts.kb.has_article && edited.is_none() {
+        return Err(
+            "#kb publish: the case has no draft; write \"#kb draft\" first, or \
+                    \"#kb URL\" to link an article published elsewhere"
+                .into(),
+        );
+    }
+    plan.update.kb.push(KbChange::Publish {
+        author: actor.to_string(),
+        url: url.clone(),
+        title: edited.and_then(kb::title_of),
+        markdown: edited.map(str::to_string),
+    });
+    plan.events.push(event(
+        actor,
+        EventKind::KbPublished,
+        json!({ "url": url, "edited": edited.is_some() }),
+    ));
+    if let Some(url) = url {
+        link(plan, actor, "kb", &url);
+    }
+    Ok(())
+}
+// --- end issue 18b ---
 
 fn link(plan: &mut Plan, actor: &str, kind: &str, target: &str) {
     plan.update

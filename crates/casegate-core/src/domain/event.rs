@@ -52,6 +52,9 @@ event_kinds! {
     Transferred => "transferred",
     CaseClosed => "case_closed",
     LinkedReference => "linked_reference",
+    /// Issue 18b: `#kb draft` made an article draft; a draft was published.
+    KbDrafted => "kb_drafted",
+    KbPublished => "kb_published",
     /// `#split`: the new case's side and the old case's side.
     SplitFrom => "split_from",
     SplitInto => "split_into",

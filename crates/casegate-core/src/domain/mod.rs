@@ -10,6 +10,7 @@ pub mod engineer;
 pub mod entitlement;
 pub mod event;
 pub mod feedback;
+pub mod kb;
 pub mod known_issue;
 pub mod language;
 pub mod outbound;

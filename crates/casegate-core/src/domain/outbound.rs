@@ -29,10 +29,12 @@ pub enum TemplateKind {
     KnownIssueWorkaround,
     /// Staff: a customer rated a case 1 or 2 (to the queue's lead).
     LowRating,
+    /// Staff: a knowledge-base article draft for the engineer to edit (issue 18b).
+    KbDraft,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 17] = [
+    pub const ALL: [TemplateKind; 18] = [
         TemplateKind::Acknowledgement,
         TemplateKind::RefusalNoContract,
         TemplateKind::RefusalExpired,
@@ -50,6 +52,7 @@ impl TemplateKind {
         TemplateKind::KnownIssueUpgrade,
         TemplateKind::KnownIssueWorkaround,
         TemplateKind::LowRating,
+        TemplateKind::KbDraft,
     ];
 
     /// The file stem, snake_case (`refusal_no_contract`); also the outbox row's `kind`.
@@ -72,6 +75,7 @@ impl TemplateKind {
             TemplateKind::KnownIssueUpgrade => "known_issue_upgrade",
             TemplateKind::KnownIssueWorkaround => "known_issue_workaround",
             TemplateKind::LowRating => "low_rating",
+            TemplateKind::KbDraft => "kb_draft",
         }
     }
 
@@ -91,6 +95,7 @@ impl TemplateKind {
                 | TemplateKind::ForwardOutOfScope
                 | TemplateKind::NotificationFailed
                 | TemplateKind::LowRating
+                | TemplateKind::KbDraft
         )
     }
 }
