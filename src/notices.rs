@@ -20,8 +20,9 @@ use crate::store::{CaseSummary, Composed, Outbound};
 use crate::templates::context::KbDraft;
 use crate::templates::context::{
     Acknowledgement, CaseClosed, Common, EngineerCommandError, EngineerNotification,
-    ForwardOutOfScope, RedirectProfessionalServices, RedirectSales, RefusalExpired,
-    RefusalNoContract, RefusalNotCovered, SeverityChanged,
+    ForwardOutOfScope, KnownIssueUpgrade, KnownIssueWorkaround, LowRating,
+    RedirectProfessionalServices, RedirectSales, RefusalExpired, RefusalNoContract,
+    RefusalNotCovered, SeverityChanged,
 };
 use crate::templates::{Rendered, TemplateContext, TemplateError, TemplateKind};
 
@@ -154,6 +155,11 @@ fn compose_one(
             let (_, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
             (OutboundKind::EngineerReply, Role::Engineer, rendered)
         }
+        // An engineer's answer to a known issue, written from the reviewed template.
+        notice @ (Notice::Upgrade { .. } | Notice::Workaround { .. }) => {
+            let (kind, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
+            (kind.into(), Role::Engineer, rendered)
+        }
         notice => {
             let (kind, rendered) = render(config, notice, &facts, lang, plan, mail, &planned.to)?;
             (kind.into(), Role::System, rendered)
@@ -183,6 +189,7 @@ fn compose_one(
     let extra: &[(&'static str, &str)] = match &planned.notice {
         Notice::EngineerNotification { .. }
         | Notice::CommandError { .. }
+        | Notice::LowRating { .. }
         | Notice::KbDraft { .. } => &[
             ("Auto-Submitted", "auto-generated"),
             ("X-Auto-Response-Suppress", "All"),
@@ -599,7 +606,21 @@ fn render(
             };
             typed(t, lang, &ctx)
         }
-        Notice::CaseClosed { engineer } => {
+        Notice::LowRating { rating, comment } => typed(
+            t,
+            lang,
+            &LowRating {
+                common,
+                rating: *rating,
+                comment: comment.clone().unwrap_or_default(),
+                queue: f.queue.clone(),
+                owner: f.owner.clone(),
+            },
+        ),
+        Notice::CaseClosed {
+            engineer,
+            ask_feedback,
+        } => {
             let reopen_days = (config.gateway.reopen_window.as_secs() / 86_400) as u32;
             typed(
                 t,
@@ -607,6 +628,7 @@ fn render(
                 &CaseClosed {
                     common,
                     engineer_name: engineer.clone(),
+                    ask_feedback: *ask_feedback,
                     reopen_days,
                 },
             )
@@ -663,6 +685,45 @@ fn render(
             };
             typed(t, lang, &ctx)
         }
+        // --- issue 18a: known issues ---
+        Notice::Upgrade {
+            issue,
+            title,
+            link,
+            version,
+            engineer,
+            reply,
+        } => typed(
+            t,
+            lang,
+            &KnownIssueUpgrade {
+                common,
+                engineer_name: engineer.clone(),
+                issue_id: issue.clone(),
+                issue_title: title.clone(),
+                issue_link: link.clone(),
+                version: version.clone(),
+                reply: reply.clone(),
+            },
+        ),
+        Notice::Workaround {
+            issue,
+            title,
+            link,
+            text,
+            engineer,
+        } => typed(
+            t,
+            lang,
+            &KnownIssueWorkaround {
+                common,
+                engineer_name: engineer.clone(),
+                issue_id: issue.clone(),
+                issue_title: title.clone(),
+                issue_link: link.clone(),
+                workaround: text.clone(),
+            },
+        ),
         Notice::KbDraft { title, .. } => {
             let engineer = config
                 .staff

@@ -736,6 +736,7 @@ impl Pipeline {
             routing: &self.config.routing,
             sla: &self.config.sla,
             staff: &self.config.staff,
+            known_issues: &self.config.known_issues,
         }
     }
 

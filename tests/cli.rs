@@ -236,3 +236,59 @@ fn ingest_asks_the_mta_to_retry_when_the_database_is_unreachable() {
     );
     assert_eq!(out.status.code(), Some(75), "{}", text(&out));
 }
+
+/// Issue 18a: a bad known-issues file fails `check-config` with one line per problem,
+/// each naming the file and key; a missing file names the config key.
+#[test]
+fn check_config_names_the_known_issues_files_problems() {
+    let dir = tempdir();
+    let issues = dir.path().join("known_issues.toml");
+    std::fs::write(
+        &issues,
+        "[[issues]]\nid = \"AAP-1\"\ntitle = \"Hangs\"\nlink = \"www.example.com/1\"\n\
+         workaround = { en = \"Restart it.\" }\n\n\
+         [[issues]]\nid = \"aap-1\"\ntitle = \"Again\"\nlink = \"https://kb.example/2\"\nfixd_in = \"2.1\"\n",
+    )
+    .unwrap();
+    let ctx = TestCtx::with_config(
+        "cfg-known",
+        &format!("[gateway]\nknown_issues_file = \"{}\"\n", issues.display()),
+    );
+    let out = ctx.casegate(&["check-config"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let f = issues.display().to_string();
+    for want in [
+        format!("{f}: issues[0].link: \"www.example.com/1\" is not an http(s) URL"),
+        format!(
+            "{f}: issues[0].workaround.ja: missing: a workaround is given in both languages (en and ja)"
+        ),
+        format!(
+            "{f}: issues[1].fixd_in: unknown key (known: id, title, affected, fixed_in, link, workaround)"
+        ),
+    ] {
+        assert!(
+            stdout.lines().any(|l| l == want),
+            "missing {want:?} in\n{stdout}"
+        );
+    }
+    // Fixed, the duplicate id shows (it hid behind the broken first entry).
+    std::fs::write(
+        &issues,
+        "[[issues]]\nid = \"AAP-1\"\ntitle = \"Hangs\"\nlink = \"https://kb.example/1\"\n\n\
+         [[issues]]\nid = \"aap-1\"\ntitle = \"Again\"\nlink = \"https://kb.example/2\"\n",
+    )
+    .unwrap();
+    let out = ctx.casegate(&["check-config"]).output().unwrap();
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("{f}: issues[1].id: duplicate id \"aap-1\" (also issues[0])")
+    );
+    std::fs::remove_file(&issues).unwrap();
+    let out = ctx.casegate(&["check-config"]).output().unwrap();
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("gateway.known_issues_file: not found"),
+        "{}",
+        text(&out)
+    );
+}

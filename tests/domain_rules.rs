@@ -57,6 +57,7 @@ mod decide {
         routing: Routing,
         sla: SlaSettings,
         staff: StaffSettings,
+        known_issues: casegate::domain::known_issue::KnownIssues,
     }
 
     impl Env {
@@ -76,6 +77,7 @@ mod decide {
                 routing: (*c.routing).clone(),
                 sla: c.sla,
                 staff: StaffSettings::default(),
+                known_issues: Default::default(),
             }
         }
 
@@ -85,6 +87,7 @@ mod decide {
                 routing: &self.routing,
                 sla: &self.sla,
                 staff: &self.staff,
+                known_issues: &self.known_issues,
             }
         }
     }
@@ -197,6 +200,54 @@ mod decide {
                 to: "taro@acme.example".into(),
                 language: Language::En
             }]
+        );
+    }
+
+    /// Issue 18a: a rating on a closed case keeps its comment; a 1 or 2 tells the
+    /// queue's lead (its escalation address, else the default), a 3 does not.
+    #[test]
+    fn a_low_rating_with_its_comment_reaches_the_queues_lead() {
+        let mut env = Env::new();
+        env.staff.default_escalation = Some("leads@vendor.example".into());
+        env.staff
+            .escalation
+            .insert("ansible-ja".into(), "ja-lead@vendor.example".into());
+        let rate = |env: &Env, text: &str, queue: Option<&str>| {
+            let mut thread = existing(Status::Closed, "entitled");
+            if let Some(c) = thread.by_reference.as_mut() {
+                c.details.queue = queue.map(str::to_string);
+            }
+            let facts = Facts {
+                thread,
+                ..Facts::default()
+            };
+            let mut m = mail("taro@acme.example", "Re: [Case #00000007] x");
+            m.text = text.into();
+            decide(env, &m, &MailKind::Normal, &facts)
+        };
+        let p = rate(&env, "2 - it took a week", Some("ansible-na"));
+        assert_eq!(p.update.feedback, Some(2));
+        assert_eq!(p.update.feedback_comment.as_deref(), Some("it took a week"));
+        assert_eq!(
+            p.mails,
+            vec![PlannedMail {
+                notice: Notice::LowRating {
+                    rating: 2,
+                    comment: Some("it took a week".into())
+                },
+                to: "leads@vendor.example".into(),
+                language: Language::En
+            }]
+        );
+        let p = rate(&env, "１", Some("ansible-ja"));
+        assert_eq!(p.mails.len(), 1);
+        assert_eq!(p.mails[0].to, "ja-lead@vendor.example");
+        assert_eq!(p.mails[0].language, Language::Ja);
+        assert!(rate(&env, "3", Some("ansible-ja")).mails.is_empty());
+        env.staff.default_escalation = None;
+        assert!(
+            rate(&env, "1", Some("ansible-na")).mails.is_empty(),
+            "no lead configured: nobody to tell"
         );
     }
 
@@ -508,6 +559,7 @@ mod engineer {
             routing: &c.routing,
             sla: &c.sla,
             staff: &staff,
+            known_issues: &Default::default(),
         };
         // Tuesday 2026-11-24 15:00 UTC = 10:00 New York.
         let started = Utc.with_ymd_and_hms(2026, 11, 24, 15, 0, 0).unwrap();
@@ -551,6 +603,7 @@ mod engineer {
             routing: &c.routing,
             sla: &c.sla,
             staff: &staff,
+            known_issues: &Default::default(),
         };
         let plan = reply(
             &mail("Please try 2.14.1.\n\n> quoted"),
@@ -583,6 +636,7 @@ mod engineer {
             routing: &c.routing,
             sla: &c.sla,
             staff: &staff,
+            known_issues: &Default::default(),
         };
         let plan = reply(
             &mail("#take\n#queue nowhere\nHello"),
@@ -595,6 +649,145 @@ mod engineer {
         assert_eq!(plan.mails.len(), 1);
         assert_eq!(plan.mails[0].to, "sato@vendor.example");
         assert!(matches!(plan.mails[0].notice, Notice::CommandError { .. }));
+    }
+
+    // --- issue 18a: known issues, with the shipped config/known_issues.toml ---
+
+    fn shipped_known_issues() -> casegate::domain::known_issue::KnownIssues {
+        let path = concat!(env!("CARGO_MANIFEST_DIR"), "/config/known_issues.toml");
+        casegate::config::known_issues::load_known_issues(std::path::Path::new(path)).unwrap()
+    }
+
+    fn known_reply(text: &str) -> casegate::domain::decide::Plan {
+        let c = config();
+        let known = shipped_known_issues();
+        let staff = StaffSettings::default();
+        let rules = rules();
+        let cfg = Settings {
+            rules: &rules,
+            routing: &c.routing,
+            sla: &c.sla,
+            staff: &staff,
+            known_issues: &known,
+        };
+        reply(&mail(text), &engineer(), &case(), &Facts::default(), cfg)
+    }
+
+    fn errors(plan: &casegate::domain::decide::Plan) -> Vec<String> {
+        plan.mails
+            .iter()
+            .filter_map(|m| match &m.notice {
+                Notice::CommandError { errors } => Some(errors.join("\n")),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn known_fixed_in_asks_the_customer_to_upgrade_with_the_reply_in_the_same_mail() {
+        use casegate::domain::known_issue::Resolution;
+        let plan = known_reply("#known aap-1234 fixed-in 2.14.10\nThe log shows the pause.");
+        assert_eq!(plan.mails.len(), 1, "{:?}", plan.mails);
+        assert_eq!(plan.mails[0].to, "taro@acme.example");
+        assert_eq!(plan.mails[0].language, Language::Ja);
+        let Notice::Upgrade {
+            issue,
+            link,
+            version,
+            reply,
+            ..
+        } = &plan.mails[0].notice
+        else {
+            panic!("{:?}", plan.mails[0].notice)
+        };
+        assert_eq!(issue, "AAP-1234", "the file's spelling");
+        assert_eq!(link, "https://access.example.com/issues/AAP-1234");
+        assert_eq!(version, "2.14.10", "a later version than the fix is fine");
+        assert_eq!(reply.as_deref(), Some("The log shows the pause."));
+        assert_eq!(plan.update.resolution, Some(Resolution::Upgrade));
+        assert!(plan.update.responded);
+        let Target::Existing { status, .. } = &plan.target else {
+            panic!()
+        };
+        assert_eq!(*status, Some(Status::Waiting));
+    }
+
+    #[test]
+    fn known_workaround_sends_the_files_text_in_the_customers_language_and_stays_open() {
+        use casegate::domain::known_issue::Resolution;
+        let plan = known_reply("#known AAP-2001 workaround");
+        let Notice::Workaround { text, .. } = &plan.mails[0].notice else {
+            panic!("{:?}", plan.mails)
+        };
+        assert!(text.starts_with("証明書の更新後"), "{text}");
+        assert_eq!(plan.update.resolution, Some(Resolution::Workaround));
+        let Target::Existing { status, .. } = &plan.target else {
+            panic!()
+        };
+        assert_eq!(*status, None, "open already: it stays open");
+        // The engineer's own text wins over the file's.
+        let plan = known_reply("#known AAP-2001 workaround\nSet the flag to false.");
+        let Notice::Workaround { text, .. } = &plan.mails[0].notice else {
+            panic!()
+        };
+        assert_eq!(text, "Set the flag to false.");
+        assert_eq!(
+            plan.mails.len(),
+            1,
+            "one mail, not a workaround and a relay"
+        );
+    }
+
+    #[test]
+    fn known_issue_mistakes_are_command_errors_that_change_nothing() {
+        for (text, want) in [
+            (
+                "#known AAP-1243 fixed-in 2.14.2",
+                "did you mean \"AAP-1234\"?",
+            ),
+            (
+                "#known XYZ-9 workaround",
+                "XYZ-9: not in the known issues file",
+            ),
+            (
+                "#known AAP-1234 fixed-in 2.14.1",
+                "AAP-1234 is fixed in 2.14.2, and 2.14.1 is older",
+            ),
+            (
+                "#known AAP-2001 fixed-in 3.0",
+                "lists no fix for AAP-2001 yet",
+            ),
+            (
+                "#known AAP-1234 workaround",
+                "write the workaround below the command",
+            ),
+            ("#bug aap-2001", "AAP-2001 is a known issue already"),
+        ] {
+            let plan = known_reply(text);
+            let e = errors(&plan);
+            assert!(e.len() == 1 && e[0].contains(want), "{text}: {e:?}");
+            assert_eq!(plan.update, CaseUpdate::default(), "{text}");
+            assert_eq!(plan.mails.len(), 1, "only the error mail: {text}");
+        }
+    }
+
+    #[test]
+    fn bug_and_resolution_record_the_path() {
+        use casegate::domain::known_issue::Resolution;
+        let plan = known_reply("#bug AAP-3001\n#internal\nFiled.");
+        assert_eq!(plan.update.resolution, Some(Resolution::NewBug));
+        assert_eq!(plan.update.links, vec![("bug".into(), "AAP-3001".into())]);
+        assert!(plan.mails.is_empty(), "{:?}", plan.mails);
+        let plan = known_reply("#resolution no-fault-found\n#close");
+        assert_eq!(plan.update.resolution, Some(Resolution::NoFaultFound));
+        assert!(plan.update.feedback_asked);
+        assert!(matches!(
+            plan.mails[0].notice,
+            Notice::CaseClosed {
+                ask_feedback: true,
+                ..
+            }
+        ));
     }
 }
 

@@ -101,6 +101,7 @@ async fn open_case(store: &Store, cfg: &Config) -> CaseNumber {
         routing: &cfg.routing,
         sla: &cfg.sla,
         staff: &cfg.staff,
+        known_issues: &cfg.known_issues,
     };
     let reading = Reading::of(&m, &[], &cfg.routing);
     let plan = decide::inbound(
@@ -161,6 +162,7 @@ async fn engineer_reply(
         routing: &cfg.routing,
         sla: &cfg.sla,
         staff: &cfg.staff,
+        known_issues: &cfg.known_issues,
     };
     let mut work = store.begin_work().await.unwrap();
     let facts_case = work
@@ -403,6 +405,7 @@ mod decisions {
             routing: &cfg.routing,
             sla: &cfg.sla,
             staff: &cfg.staff,
+            known_issues: &cfg.known_issues,
         };
         let m = mail("e@vendor.example", "sato@vendor.example", text, in_reply_to);
         engineer::reply(

@@ -174,6 +174,7 @@ async fn file_message(
         routing: &cfg.routing,
         sla: &cfg.sla,
         staff: &cfg.staff,
+        known_issues: &cfg.known_issues,
     };
     let reading = Reading::of(m, &[], &cfg.routing);
     let plan = decide::inbound(m, &MailKind::Normal, &reading, &facts, settings, at, at);
@@ -980,5 +981,207 @@ async fn sqlite_status_page_views() {
 async fn postgres_status_page_views() {
     let db = PgDatabase::create().await;
     status_page_views(Store::open(&db.url, 2).await.unwrap()).await;
+    db.drop().await;
+}
+
+// --- issue 18a: resolution paths, feedback and the period report ---
+
+/// An engineer's mail on `case`, decided by `engineer::reply` and written as the
+/// pipeline does.
+async fn engineer_writes(
+    store: &Store,
+    case: CaseNumber,
+    mid: &str,
+    text: &str,
+    at: DateTime<Utc>,
+) {
+    use casegate::domain::known_issue::{KnownIssue, KnownIssues, Version};
+    let cfg = config();
+    let known = KnownIssues {
+        issues: vec![KnownIssue {
+            id: "AAP-1".into(),
+            title: "Jobs hang".into(),
+            affected: vec!["2.0.0".into()],
+            fixed_in: Version::parse("2.0.1"),
+            link: "https://kb.example/AAP-1".into(),
+            workaround: None,
+        }],
+    };
+    let engineer = casegate::config::Engineer {
+        address: "sato@vendor.example".into(),
+        name: "Sato".into(),
+        region: "APAC".into(),
+        queues: vec!["ansible-ja".into()],
+    };
+    let mut m = mail(mid, &engineer.address, "Re: x");
+    m.text = text.into();
+    let mut work = store.begin_work().await.unwrap();
+    let facts_of_case = work
+        .case_facts(case, &engineer.address)
+        .await
+        .unwrap()
+        .unwrap();
+    let facts = Facts {
+        running_clocks: work.running_clocks(case).await.unwrap(),
+        last_customer_message: work.last_customer_message(case).await.unwrap(),
+        ..Facts::default()
+    };
+    let rules = rules();
+    let settings = Settings {
+        rules: &rules,
+        routing: &cfg.routing,
+        sla: &cfg.sla,
+        staff: &cfg.staff,
+        known_issues: &known,
+    };
+    let plan = casegate::domain::engineer::reply(&m, &engineer, &facts_of_case, &facts, settings);
+    assert!(
+        !plan
+            .mails
+            .iter()
+            .any(|p| matches!(p.notice, decide::Notice::CommandError { .. })),
+        "{plan:?}"
+    );
+    let mut msg = message(&m, at);
+    msg.attachments.clear();
+    let render = |case: CaseNumber, n: i64, _from: Option<String>| casegate::store::Composed {
+        mails: plan
+            .mails
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Outbound {
+                kind: TemplateKind::KnownIssueUpgrade.into(),
+                role: Role::Engineer,
+                message_id: format!("case-{case}.m-{}@vendor.example", n + i as i64),
+                sender: "support@vendor.example".into(),
+                recipients: vec![p.to.clone()],
+                subject: format!("[Case #{case}] answer"),
+                text: "answer".into(),
+                raw: b"raw".to_vec(),
+            })
+            .collect(),
+        failures: Vec::new(),
+    };
+    work.write_plan(&plan, &msg, at, render).await.unwrap();
+    work.commit().await.unwrap();
+}
+
+async fn period_report_contract(store: Store) {
+    use casegate::domain::known_issue::Resolution;
+    store
+        .import_contracts(&[acme_contract()], t0())
+        .await
+        .unwrap();
+    let first = mail("p1@acme.example", "taro@acme.example", "ジョブが止まります");
+    let Committed::Stored { case, .. } = file(&store, &first, t0()).await else {
+        panic!()
+    };
+    let t = |minutes: i64| t0() + chrono::Duration::minutes(minutes);
+    engineer_writes(
+        &store,
+        case,
+        "e1@vendor.example",
+        "#take\n#known AAP-1 fixed-in 2.0.1\nバージョンアップをお願いいたします。",
+        t(30),
+    )
+    .await;
+    engineer_writes(&store, case, "e2@vendor.example", "#internal\nメモ", t(40)).await;
+    engineer_writes(&store, case, "e3@vendor.example", "#close", t(50)).await;
+    let summary = store.case_summary(case).await.unwrap().unwrap();
+    assert_eq!(summary.resolution, Some(Resolution::Upgrade));
+    assert_eq!(summary.status, Status::Closed);
+    let mut rating = mail(
+        "p2@acme.example",
+        "taro@acme.example",
+        "Re: [Case #00000001] x",
+    );
+    rating.in_reply_to = vec!["p1@acme.example".into()];
+    rating.text = "2 - 対応が遅かったです".into();
+    file(&store, &rating, t(60)).await;
+    let summary = store.case_summary(case).await.unwrap().unwrap();
+    let feedback = summary.feedback.expect("feedback stored");
+    assert_eq!(feedback.rating, 2);
+    assert_eq!(feedback.comment.as_deref(), Some("対応が遅かったです"));
+    assert_eq!(summary.status, Status::Closed);
+
+    let engineers = [
+        "sato@vendor.example".to_string(),
+        "idle@vendor.example".to_string(),
+    ];
+    let r = store
+        .period_report(
+            &engineers,
+            t0() - chrono::Duration::days(1),
+            t0() + chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    let sato = r
+        .engineers
+        .iter()
+        .find(|e| e.engineer == "sato@vendor.example")
+        .unwrap();
+    let m = &sato.measures;
+    assert_eq!(
+        (m.cases_commented, m.comments, m.cases_owned, m.ratings),
+        (1, 2, 1, 1),
+        "{m:?}"
+    );
+    assert_eq!(m.average_rating, Some(2.0));
+    assert_eq!(m.median_round_trips, Some(1.0));
+    assert_eq!(m.resolutions.get("upgrade"), Some(&1));
+    assert_eq!((m.sla_met, m.sla_missed), (1, 0), "{m:?}");
+    assert_eq!(m.sla_attainment_percent, Some(100.0));
+    let idle = r
+        .engineers
+        .iter()
+        .find(|e| e.engineer == "idle@vendor.example")
+        .unwrap();
+    assert_eq!(idle.measures, casegate::store::Measures::default());
+    let queue = r.queues.iter().find(|q| q.queue == "ansible-ja").unwrap();
+    assert_eq!((queue.measures.comments, queue.measures.ratings), (2, 1));
+    assert_eq!(r.team.cases_commented, 1);
+    // Another period: none of it.
+    let before = store
+        .period_report(
+            &engineers,
+            t0() - chrono::Duration::days(10),
+            t0() - chrono::Duration::days(1),
+        )
+        .await
+        .unwrap();
+    assert_eq!(before.team, casegate::store::Measures::default());
+    // A case reopened and closed again does not ask for feedback a second time.
+    let mut again = mail(
+        "p3@acme.example",
+        "taro@acme.example",
+        "Re: [Case #00000001] x",
+    );
+    again.in_reply_to = vec!["p1@acme.example".into()];
+    again.text = "再発しました".into();
+    file(&store, &again, t(70)).await;
+    let mut work = store.begin_work().await.unwrap();
+    let facts = work
+        .case_facts(case, "sato@vendor.example")
+        .await
+        .unwrap()
+        .unwrap();
+    work.abandon().await.unwrap();
+    assert_ne!(facts.status, Status::Closed);
+    assert!(facts.details.feedback_asked, "asked with the first closure");
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_period_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("casegate.db").display());
+    period_report_contract(Store::open(&url, 2).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_period_report() {
+    let db = PgDatabase::create().await;
+    period_report_contract(Store::open(&db.url, 2).await.unwrap()).await;
     db.drop().await;
 }

@@ -283,6 +283,17 @@ fn print_case(v: &CaseView) {
     if let Some(r) = c.related_case {
         println!("Related case: {r}");
     }
+    if let Some(r) = c.resolution {
+        println!("Resolution: {r}");
+    }
+    if let Some(f) = &c.feedback {
+        let comment = f
+            .comment
+            .as_deref()
+            .map(|t| format!("  \"{t}\""))
+            .unwrap_or_default();
+        println!("Feedback: {}/5{comment}", f.rating);
+    }
     for m in &v.messages {
         println!(
             "\n--- {} {} {} <{}> {}",

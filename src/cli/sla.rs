@@ -93,12 +93,12 @@ impl Sla {
 
 /// `--at`: a moment, and whether it was given as a plain date.
 #[derive(Debug, Clone, Copy)]
-struct At {
-    time: DateTime<Utc>,
-    from_date: bool,
+pub(super) struct At {
+    pub(super) time: DateTime<Utc>,
+    pub(super) from_date: bool,
 }
 
-fn parse_at(s: &str) -> Result<At, String> {
+pub(super) fn parse_at(s: &str) -> Result<At, String> {
     let s = s.trim();
     if let Ok(t) = DateTime::parse_from_rfc3339(s) {
         return Ok(At {

@@ -242,6 +242,21 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         watched.push(path.clone());
         load(&path).map_err(|p| r.problems.extend(p)).ok()
     });
+    let known_issues = r.opt_string("gateway.known_issues_file").and_then(|f| {
+        let path = r.resolve(&f);
+        if !path.exists() {
+            r.problem(
+                None,
+                "gateway.known_issues_file",
+                format!("not found: {}", path.display()),
+            );
+            return None;
+        }
+        watched.push(path.clone());
+        super::known_issues::load_known_issues(&path)
+            .map_err(|p| r.problems.extend(p))
+            .ok()
+    });
     let queue_names: Vec<String> = routing
         .iter()
         .flat_map(|rt| rt.queues.iter().map(|q| q.name.clone()))
@@ -272,6 +287,7 @@ fn build(r: &mut Reader<'_>, path: &Path) -> Config {
         watched,
         routing: std::sync::Arc::new(routing.unwrap_or_default()),
         templates: std::sync::Arc::new(templates.unwrap_or_default()),
+        known_issues: std::sync::Arc::new(known_issues.unwrap_or_default()),
         warnings: std::mem::take(&mut r.warnings),
     }
 }

@@ -1,6 +1,7 @@
 //! Configuration: raw layered values (file + environment) -> validated [`Config`].
 
 pub mod contracts_csv;
+pub mod known_issues;
 mod load;
 mod oauth2;
 mod products;

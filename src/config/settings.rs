@@ -219,6 +219,9 @@ pub struct Config {
     pub routing: std::sync::Arc<crate::domain::routing::Routing>,
     /// Customer and staff mail templates (`gateway.templates_dir`).
     pub templates: std::sync::Arc<crate::templates::Templates>,
+    /// Known issues engineers answer with `#known` (`gateway.known_issues_file`; empty
+    /// when none is configured).
+    pub known_issues: std::sync::Arc<crate::domain::known_issue::KnownIssues>,
     /// Settings that are valid but likely to give worse service (a queue nobody is told
     /// about); `check-config` prints them, `check-config --strict` refuses them.
     pub warnings: Vec<super::Problem>,

@@ -175,7 +175,8 @@ impl Work {
             "SELECT status, closed_at, customer, \
              (SELECT COUNT(*) FROM case_participants p WHERE p.case_id = c.id AND p.email = $2), \
              subject, customer_name, account, language, entitlement, tier, severity, region, country, \
-             queue, owner, product, COALESCE(next_response_due, first_response_due) FROM cases c WHERE id = $1",
+             queue, owner, product, COALESCE(next_response_due, first_response_due), \
+             CAST(CASE WHEN feedback_asked_at IS NULL AND feedback_rating IS NULL THEN 0 ELSE 1 END AS BIGINT) FROM cases c WHERE id = $1",
         )
         .bind(n.0)
         .bind(sender.to_lowercase())
@@ -211,6 +212,7 @@ impl Work {
                 product: r.get(15),
                 status: Some(status),
                 response_due: r.get::<Option<i64>, _>(16).map(from_ms),
+                feedback_asked: r.get::<i64, _>(17) != 0,
             },
         }))
     }
@@ -565,9 +567,26 @@ async fn apply_update(
             .await?;
     }
     if let Some(rating) = u.feedback {
-        sqlx::query("UPDATE cases SET feedback_rating = $1, feedback_at = $2 WHERE id = $3")
+        sqlx::query("UPDATE cases SET feedback_rating = $1, feedback_at = $2, feedback_comment = $3 WHERE id = $4")
             .bind(i64::from(rating))
             .bind(to_ms(now))
+            .bind(u.feedback_comment.clone())
+            .bind(case.0)
+            .execute(&mut **tx)
+            .await?;
+    }
+    if u.feedback_asked {
+        sqlx::query(
+            "UPDATE cases SET feedback_asked_at = COALESCE(feedback_asked_at, $1) WHERE id = $2",
+        )
+        .bind(to_ms(now))
+        .bind(case.0)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if let Some(resolution) = u.resolution {
+        sqlx::query("UPDATE cases SET resolution = $1 WHERE id = $2")
+            .bind(resolution.as_str())
             .bind(case.0)
             .execute(&mut **tx)
             .await?;
@@ -870,7 +889,7 @@ pub(super) fn parse_status(s: &str) -> Result<Status, StoreError> {
 
 /// A stored name of a fixed set (`language`, `entitlement`), parsed once here: a value
 /// the code does not know is corrupt, not a default.
-fn parse_column<T>(
+pub(super) fn parse_column<T>(
     column: &'static str,
     value: Option<String>,
     parse: impl Fn(&str) -> Option<T>,

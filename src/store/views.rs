@@ -41,6 +41,17 @@ pub struct CaseSummary {
     pub closed_at: Option<DateTime<Utc>>,
     pub sla: SlaView,
     pub message_count: i64,
+    /// How the case was resolved (`#known`, `#bug`, `#resolution`); `None` while open.
+    pub resolution: Option<crate::domain::known_issue::Resolution>,
+    /// The customer's rating after closing (1–5) and their comment.
+    pub feedback: Option<FeedbackView>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct FeedbackView {
+    pub rating: i64,
+    pub comment: Option<String>,
+    pub at: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -101,7 +112,8 @@ pub struct CaseView {
 const SUMMARY_COLUMNS: &str = "c.id, c.subject, c.status, c.queue, c.product, c.language, c.region, c.severity, \
     c.owner, c.customer, c.account, c.entitlement, c.related_case, c.created_at, c.updated_at, c.closed_at, \
     c.first_response_due, c.first_response_at, c.next_response_due, c.breached, \
-    (SELECT COUNT(*) FROM messages m WHERE m.case_id = c.id), c.customer_name";
+    (SELECT COUNT(*) FROM messages m WHERE m.case_id = c.id), c.customer_name, \
+    c.resolution, c.feedback_rating, c.feedback_comment, c.feedback_at";
 
 impl Store {
     /// Cases, newest first; `status` filters when given.
@@ -302,6 +314,16 @@ fn summary(r: &AnyRow) -> Result<CaseSummary, StoreError> {
             breached: flag(r, 19),
         },
         message_count: r.get(20),
+        resolution: super::cases::parse_column(
+            "cases.resolution",
+            r.get(22),
+            crate::domain::known_issue::Resolution::parse,
+        )?,
+        feedback: r.get::<Option<i64>, _>(23).map(|rating| FeedbackView {
+            rating,
+            comment: r.get(24),
+            at: opt_time(25),
+        }),
     })
 }
 

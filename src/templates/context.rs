@@ -118,14 +118,63 @@ pub struct SeverityChanged {
     pub reply: Option<String>,
 }
 
-/// `case_closed`: the case was closed; asks for a 1–5 rating by reply.
+/// `case_closed`: the case was closed; the first time, asks for a 1–5 rating and a
+/// comment by reply.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CaseClosed {
     #[serde(flatten)]
     pub common: Common,
     pub engineer_name: String,
+    /// True the first time the case closes: feedback is asked once per case.
+    pub ask_feedback: bool,
     /// A reply within this many days reopens the case.
     pub reopen_days: u32,
+}
+
+// --- issue 18a: known issues and feedback ---
+
+/// `low_rating`: a customer rated a closed case 1 or 2; to the queue's lead.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LowRating {
+    #[serde(flatten)]
+    pub common: Common,
+    /// 1 or 2.
+    pub rating: u8,
+    /// The customer's words with the rating, "" when none.
+    pub comment: String,
+    pub queue: String,
+    /// The case's owner (address), "" when nobody owned it.
+    pub owner: String,
+}
+
+/// `known_issue_upgrade`: the problem is a known issue with a fix; please upgrade.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownIssueUpgrade {
+    #[serde(flatten)]
+    pub common: Common,
+    pub engineer_name: String,
+    /// The issue's id, title and link, from the known-issues file.
+    pub issue_id: String,
+    pub issue_title: String,
+    pub issue_link: String,
+    /// The version to upgrade to (the fix's version or a later one).
+    pub version: String,
+    /// The engineer's own words, when the reply holds more than the command.
+    pub reply: Option<String>,
+}
+
+/// `known_issue_workaround`: a known issue without a fix yet; the workaround, and the
+/// case stays open until the fix.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KnownIssueWorkaround {
+    #[serde(flatten)]
+    pub common: Common,
+    pub engineer_name: String,
+    pub issue_id: String,
+    pub issue_title: String,
+    pub issue_link: String,
+    /// The engineer's text, else the file's workaround in the mail's language.
+    pub workaround: String,
 }
 
 /// `engineer_notification`: tells an engineer (or a queue) about a case event.
@@ -408,6 +457,7 @@ impl TemplateContext for CaseClosed {
         CaseClosed {
             common: sample_common(lang),
             engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
+            ask_feedback: true,
             reopen_days: 14,
         }
     }
@@ -538,6 +588,60 @@ impl TemplateContext for NotificationFailed {
     }
 }
 
+impl TemplateContext for LowRating {
+    const KIND: TemplateKind = TemplateKind::LowRating;
+    fn sample(lang: &str) -> Self {
+        LowRating {
+            common: sample_common(lang),
+            rating: 2,
+            comment: pick(
+                lang,
+                "It took a week before anyone looked at the logs.",
+                "ログを確認していただくまでに1週間かかりました。",
+            ),
+            queue: pick(lang, "ansible-emea-en", "ansible-ja"),
+            owner: pick(lang, "alex.chen@example.com", "sato@example.com"),
+        }
+    }
+}
+
+impl TemplateContext for KnownIssueUpgrade {
+    const KIND: TemplateKind = TemplateKind::KnownIssueUpgrade;
+    fn sample(lang: &str) -> Self {
+        KnownIssueUpgrade {
+            common: sample_common(lang),
+            engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
+            issue_id: "AAP-1234".into(),
+            issue_title: "Job templates hang when an inventory has more than 10,000 hosts".into(),
+            issue_link: "https://access.example.com/issues/AAP-1234".into(),
+            version: "2.14.2".into(),
+            reply: Some(pick(
+                lang,
+                "The job log you sent shows the same pause after host 10,000.",
+                "お送りいただいたジョブログにも、10,000 台目のホスト以降で同じ停止が見られます。",
+            )),
+        }
+    }
+}
+
+impl TemplateContext for KnownIssueWorkaround {
+    const KIND: TemplateKind = TemplateKind::KnownIssueWorkaround;
+    fn sample(lang: &str) -> Self {
+        KnownIssueWorkaround {
+            common: sample_common(lang),
+            engineer_name: pick(lang, "Alex Chen", "佐藤 花子"),
+            issue_id: "AAP-2001".into(),
+            issue_title: "Web login fails after the controller certificate is rotated".into(),
+            issue_link: "https://access.example.com/issues/AAP-2001".into(),
+            workaround: pick(
+                lang,
+                "Restart the web service on every controller node after rotating the certificate.",
+                "証明書の更新後、すべてのコントローラーノードで Web サービスを再起動してください。",
+            ),
+        }
+    }
+}
+
 /// The sample context of `kind` in `lang`, as JSON.
 pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
     fn value<C: TemplateContext>(lang: &str) -> serde_json::Value {
@@ -558,6 +662,9 @@ pub fn sample_context(kind: TemplateKind, lang: &str) -> serde_json::Value {
         TemplateKind::SlaBreach => value::<SlaBreach>(lang),
         TemplateKind::ForwardOutOfScope => value::<ForwardOutOfScope>(lang),
         TemplateKind::NotificationFailed => value::<NotificationFailed>(lang),
+        TemplateKind::KnownIssueUpgrade => value::<KnownIssueUpgrade>(lang),
+        TemplateKind::KnownIssueWorkaround => value::<KnownIssueWorkaround>(lang),
+        TemplateKind::LowRating => value::<LowRating>(lang),
         TemplateKind::KbDraft => value::<KbDraft>(lang),
     }
 }

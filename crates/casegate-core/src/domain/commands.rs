@@ -11,6 +11,8 @@
 
 use std::fmt;
 
+use super::known_issue::{Resolution, Version};
+
 /// One parsed command. Addresses are lower-cased; free text (reasons) is kept as written.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Command {
@@ -42,6 +44,25 @@ pub enum Command {
     /// `#kb publish [URL]`: the case's draft (or the attached edited file) is published
     /// by the sender, at URL when given.
     KbPublish(Option<String>),
+    // --- issue 18a: known issues and resolution paths ---
+    /// Answer with a known issue of the known-issues file (id as written).
+    Known {
+        issue: String,
+        answer: KnownAnswer,
+    },
+    /// A new problem, filed with the development team under this id.
+    Bug(String),
+    /// A resolution path no other command records (`advice`, `no-fault-found`).
+    Resolution(Resolution),
+}
+
+/// How `#known` answers: the fix (ask to upgrade) or the workaround.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KnownAnswer {
+    /// `fixed-in VERSION`: the customer is asked to upgrade to this version.
+    FixedIn(Version),
+    /// `workaround`: the reply's text (else the file's) is the workaround.
+    Workaround,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -93,10 +114,26 @@ pub const HELP: &[&str] = &[
     "#kb URL",
     "#kb draft",
     "#kb publish [URL]",
+    "#known ISSUE fixed-in VERSION",
+    "#known ISSUE workaround",
+    "#bug ISSUE",
+    "#resolution advice|no-fault-found",
 ];
 
 const NAMES: &[&str] = &[
-    "take", "assign", "severity", "queue", "status", "close", "internal", "split", "link", "kb",
+    "take",
+    "assign",
+    "severity",
+    "queue",
+    "status",
+    "close",
+    "internal",
+    "split",
+    "link",
+    "kb",
+    "known",
+    "bug",
+    "resolution",
 ];
 
 /// Parse the command block at the top of `text` and split off the body.
@@ -154,7 +191,9 @@ fn add(parsed: &mut Parsed, cmd: Command, line: usize, text: &str) {
 
 /// Single-valued settings conflict when repeated with other values; `#link` and `#kb`
 /// may name several references. Ownership (`#take`/`#assign`) and status
-/// (`#status`/`#close`) are one setting each.
+/// (`#status`/`#close`) are one setting each, and so is the resolution path
+/// (`#known`/`#bug`/`#resolution`). A workaround keeps the case open for the fix, so it
+/// contradicts `#close`.
 fn conflicts(a: &Command, b: &Command) -> bool {
     use Command::*;
     let slot = |c: &Command| match c {
@@ -163,9 +202,23 @@ fn conflicts(a: &Command, b: &Command) -> bool {
         Queue(_) => Some(2),
         Status(_) | Close => Some(3),
         KbDraft | KbPublish(_) => Some(4),
+        Known { .. } | Bug(_) | Resolution(_) => Some(5),
         Internal | Split | LinkBug(_) | Kb(_) => None,
     };
-    slot(a).is_some() && slot(a) == slot(b)
+    let workaround = |c: &Command| {
+        matches!(
+            c,
+            Known {
+                answer: KnownAnswer::Workaround,
+                ..
+            }
+        )
+    };
+    let workaround_and_close = (workaround(a) && *b == Close) || (workaround(b) && *a == Close);
+    // `#internal` sends the customer nothing; `#known` answers them.
+    let known = |c: &Command| matches!(c, Known { .. });
+    let internal_and_known = (known(a) && *b == Internal) || (known(b) && *a == Internal);
+    workaround_and_close || internal_and_known || (slot(a).is_some() && slot(a) == slot(b))
 }
 
 /// Parses one command line after its `#`.
@@ -184,6 +237,9 @@ fn parse_command(rest: &str) -> Result<Command, String> {
         "status" => status(args),
         "link" => link(args),
         "kb" => kb(args),
+        "known" => known(args),
+        "bug" => bug(args),
+        "resolution" => resolution(args),
         _ => Err(unknown(word)),
     }
 }
@@ -261,6 +317,75 @@ fn status(args: &str) -> Result<Command, String> {
         "open" => Ok(Command::Status(StatusArg::Open)),
         "closed" | "close" => Err("to close the case write \"#close\"".into()),
         _ => Err("\"#status\" takes \"waiting\" (on the customer) or \"open\" (on us)".into()),
+    }
+}
+
+// --- issue 18a: known issues and resolution paths ---
+
+/// An issue id: the characters `#link bug:` accepts.
+fn issue_id(id: &str) -> Option<&str> {
+    let valid = !id.is_empty()
+        && id
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    valid.then_some(id)
+}
+
+fn known(args: &str) -> Result<Command, String> {
+    const USAGE: &str = "\"#known\" takes an issue id and the answer: \
+                         \"#known AAP-1234 fixed-in 2.14.2\" or \"#known AAP-1234 workaround\"";
+    let folded = fold_width(args);
+    let words: Vec<&str> = folded.split(is_space).filter(|w| !w.is_empty()).collect();
+    let Some(issue) = words.first().and_then(|w| issue_id(w)) else {
+        return Err(USAGE.into());
+    };
+    let issue = issue.to_string();
+    match words[1..] {
+        [w] if w.eq_ignore_ascii_case("workaround") => Ok(Command::Known {
+            issue,
+            answer: KnownAnswer::Workaround,
+        }),
+        [w, v] if w.eq_ignore_ascii_case("fixed-in") => match Version::parse(v) {
+            Some(version) => Ok(Command::Known {
+                issue,
+                answer: KnownAnswer::FixedIn(version),
+            }),
+            None => Err(format!(
+                "\"#known {issue} fixed-in\": \"{v}\" is not a version such as 2.14.2"
+            )),
+        },
+        [w] if w.eq_ignore_ascii_case("fixed-in") => Err(format!(
+            "\"#known {issue} fixed-in\" needs the version to upgrade to, e.g. \"#known {issue} fixed-in 2.14.2\""
+        )),
+        _ => Err(USAGE.into()),
+    }
+}
+
+fn bug(args: &str) -> Result<Command, String> {
+    let folded = fold_width(args);
+    let id = folded.trim().trim_start_matches("bug:");
+    match issue_id(id) {
+        Some(id) => Ok(Command::Bug(id.to_string())),
+        None => Err(
+            "\"#bug\" takes the id the development team filed it under, e.g. \"#bug AAP-3001\""
+                .into(),
+        ),
+    }
+}
+
+fn resolution(args: &str) -> Result<Command, String> {
+    match Resolution::parse(&fold_width(args)) {
+        Some(r @ (Resolution::Advice | Resolution::NoFaultFound)) => Ok(Command::Resolution(r)),
+        Some(Resolution::Upgrade) => {
+            Err("an upgrade is answered with \"#known ISSUE fixed-in VERSION\"".into())
+        }
+        Some(Resolution::Workaround) => {
+            Err("a workaround is answered with \"#known ISSUE workaround\"".into())
+        }
+        Some(Resolution::NewBug) => Err("a new bug is recorded with \"#bug ISSUE\"".into()),
+        None => Err(
+            "\"#resolution\" takes \"advice\" or \"no-fault-found\" (known issues: #known, new bugs: #bug)".into(),
+        ),
     }
 }
 
@@ -361,7 +486,7 @@ fn suggestion(word: &str) -> Option<&'static str> {
 
 /// Optimal-string-alignment distance: Levenshtein plus adjacent transpositions,
 /// the typo engineers make most ("#clsoe").
-fn edit_distance(a: &str, b: &str) -> usize {
+pub(crate) fn edit_distance(a: &str, b: &str) -> usize {
     let a: Vec<char> = a.chars().collect();
     let b: Vec<char> = b.chars().collect();
     let mut d = vec![vec![0usize; b.len() + 1]; a.len() + 1];
@@ -396,6 +521,19 @@ impl fmt::Display for Command {
             Command::Split => f.write_str("split"),
             Command::LinkBug(id) => write!(f, "link bug:{id}"),
             Command::Kb(url) => write!(f, "kb {url}"),
+            Command::Known {
+                issue,
+                answer: KnownAnswer::FixedIn(v),
+            } => write!(f, "known {issue} fixed-in {v}"),
+            Command::Known {
+                issue,
+                answer: KnownAnswer::Workaround,
+            } => write!(f, "known {issue} workaround"),
+            Command::Bug(id) => write!(f, "bug {id}"),
+            Command::Resolution(Resolution::NoFaultFound) => {
+                f.write_str("resolution no-fault-found")
+            }
+            Command::Resolution(r) => write!(f, "resolution {r}"),
             Command::KbDraft => f.write_str("kb draft"),
             Command::KbPublish(None) => f.write_str("kb publish"),
             Command::KbPublish(Some(url)) => write!(f, "kb publish {url}"),
@@ -566,6 +704,78 @@ mod tests {
             Command::KbPublish(Some("https://k/1".into())).to_string(),
             "kb publish https://k/1"
         );
+    }
+
+    #[test]
+    fn known_issue_commands() {
+        let p = parse("#known AAP-1234 fixed-in 2.14.2\n#take\nPlease upgrade.");
+        assert!(p.is_ok(), "{:?}", p.errors);
+        assert_eq!(
+            p.commands[0],
+            Command::Known {
+                issue: "AAP-1234".into(),
+                answer: KnownAnswer::FixedIn(Version::parse("2.14.2").unwrap()),
+            }
+        );
+        assert_eq!(p.commands[0].to_string(), "known AAP-1234 fixed-in 2.14.2");
+        let p = parse("＃ｋｎｏｗｎ　AAP-2001　ＷＯＲＫＡＲＯＵＮＤ\n\n回避策です。");
+        assert!(p.is_ok(), "{:?}", p.errors);
+        assert_eq!(p.body, "回避策です。");
+        assert_eq!(
+            parse("#bug AAP-3001").commands,
+            vec![Command::Bug("AAP-3001".into())]
+        );
+        assert_eq!(
+            parse("#resolution No-Fault-Found\n#close").commands,
+            vec![
+                Command::Resolution(Resolution::NoFaultFound),
+                Command::Close
+            ]
+        );
+        assert_eq!(
+            parse("#resolution advice").commands[0].to_string(),
+            "resolution advice"
+        );
+    }
+
+    #[test]
+    fn known_issue_command_errors() {
+        for bad in [
+            "#known",
+            "#known AAP-1",
+            "#known AAP-1 fixed-in",
+            "#known AAP-1 fixed-in 2.x",
+            "#known AAP-1 fixed in 2.1",
+            "#known AAP/1 workaround",
+            "#bug",
+            "#bug a b",
+            "#resolution",
+            "#resolution upgrade",
+            "#resolution fixed",
+        ] {
+            assert!(!parse(bad).is_ok(), "{bad}");
+        }
+        assert!(
+            one_error("#known A-1 fixed-in 2.x")
+                .message
+                .contains("\"2.x\" is not a version")
+        );
+        assert!(
+            one_error("#knwon A-1 workaround")
+                .message
+                .contains("\"#known\"")
+        );
+        // One resolution path per reply; a workaround keeps the case open.
+        assert!(
+            one_error("#known A-1 workaround\n#bug B-2")
+                .message
+                .contains("contradicts")
+        );
+        assert_eq!(one_error("#known A-1 workaround\n#close").line, 2);
+        assert!(parse("#known A-1 fixed-in 2.1\n#close").is_ok());
+        assert!(parse("#resolution advice\n#close").is_ok());
+        assert!(!parse("#internal\n#known A-1 fixed-in 2.1").is_ok());
+        assert!(parse("#internal\n#bug B-1").is_ok());
     }
 
     #[test]

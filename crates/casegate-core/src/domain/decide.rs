@@ -12,6 +12,7 @@ use super::classify::MailKind;
 use super::entitlement::{Contract, Entitlement};
 use super::event::EventKind;
 use super::feedback;
+use super::known_issue::{KnownIssues, Resolution};
 use super::language::Language;
 use super::routing::Routing;
 use super::scope::Scope;
@@ -52,6 +53,8 @@ pub struct Settings<'a> {
     pub routing: &'a Routing,
     pub sla: &'a SlaSettings,
     pub staff: &'a StaffSettings,
+    /// The known-issues file (`#known`, `#bug`).
+    pub known_issues: &'a KnownIssues,
 }
 
 /// What the store knows that the rules need, gathered before deciding.
@@ -206,7 +209,34 @@ pub enum Notice {
         next_due: Option<DateTime<Utc>>,
         reply: Option<String>,
     },
+    /// The closure mail; `ask_feedback` the first time only (feedback is asked once).
     CaseClosed {
+        engineer: String,
+        ask_feedback: bool,
+    },
+    /// Staff: a customer rated the case 1 or 2; to the queue's lead (its escalation
+    /// address, else `staff.default_escalation`).
+    LowRating {
+        rating: u8,
+        comment: Option<String>,
+    },
+    // --- issue 18a: known issues ---
+    /// A known issue with a fix: the customer is asked to upgrade to `version`; with
+    /// `reply`, the engineer's own words in the same mail.
+    Upgrade {
+        issue: String,
+        title: String,
+        link: String,
+        version: String,
+        engineer: String,
+        reply: Option<String>,
+    },
+    /// A known issue without a fix yet: the workaround; the case stays open for the fix.
+    Workaround {
+        issue: String,
+        title: String,
+        link: String,
+        text: String,
         engineer: String,
     },
     /// Staff: a new case or a customer update (`event`: new_case, customer_update,
@@ -258,6 +288,7 @@ impl PlannedMail {
             Notice::EngineerNotification { .. }
                 | Notice::CommandError { .. }
                 | Notice::Forward(_)
+                | Notice::LowRating { .. }
                 | Notice::KbDraft { .. }
         )
     }
@@ -277,10 +308,16 @@ pub struct CaseUpdate {
     /// (kind, target): `bug`/ID, `kb`/URL.
     pub links: Vec<(String, String)>,
     pub feedback: Option<u8>,
+    /// The customer's words with the rating.
+    pub feedback_comment: Option<String>,
+    /// The closure mail asks for feedback (recorded, so that it is asked once).
+    pub feedback_asked: bool,
     /// `#split`: the case's latest customer message (row id) opens a new case.
     pub split_message: Option<i64>,
     /// A bounce of our mail with this Message-ID: that mail failed (with the DSN's details).
     pub bounced: Option<(String, serde_json::Value)>,
+    /// The case's resolution path, set by `#known`, `#bug` or `#resolution`.
+    pub resolution: Option<Resolution>,
     /// Knowledge-base article changes (issue 18b).
     pub kb: Vec<KbChange>,
 }
@@ -424,17 +461,22 @@ pub fn inbound(
             let customer_side = case.is_some_and(|c| {
                 thread::is_party(c, mail.from.domain(), |d| rules.is_free_mail(d))
             });
+            let stripped = quote::strip_reply(&mail.text);
             if current == Some(Status::Closed)
                 && customer_side
-                && let Some(rating) = feedback::rating(&quote::strip_reply(&mail.text))
+                && let Some(rating) = feedback::rating(&stripped)
             {
                 // A rating in answer to the closure mail: recorded, the case stays closed.
+                let comment = feedback::comment(&stripped).map(|c| shorten(&c, 2000));
                 plan.update.feedback = Some(rating);
+                plan.update.feedback_comment = comment.clone();
                 plan.events.push(event(
                     EventOn::Target,
                     EventKind::Feedback,
-                    json!({ "rating": rating }),
+                    json!({ "rating": rating, "comment": comment }),
                 ));
+                plan.mails
+                    .extend(low_rating(cfg, &details, rating, comment));
                 plan.target = Target::Existing {
                     number,
                     status: None,
@@ -553,6 +595,31 @@ pub fn bounce(
         mails: Vec::new(),
         notification_text: String::new(),
     }
+}
+
+/// A rating of 1 or 2 tells the queue's lead (its escalation address, else the
+/// default one), in the queue's language; nobody when neither is configured.
+fn low_rating(
+    cfg: Settings<'_>,
+    details: &CaseDetails,
+    rating: u8,
+    comment: Option<String>,
+) -> Option<PlannedMail> {
+    if rating > 2 {
+        return None;
+    }
+    let queue = details.queue.as_deref().unwrap_or_default();
+    let to = cfg.staff.escalation_for(queue)?.to_string();
+    let language = cfg
+        .routing
+        .queue(queue)
+        .map(|q| q.language)
+        .unwrap_or(Language::En);
+    Some(PlannedMail {
+        notice: Notice::LowRating { rating, comment },
+        to,
+        language,
+    })
 }
 
 /// Tell the owner, else the queue's members, else the queue's own escalation address

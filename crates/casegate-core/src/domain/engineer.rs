@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 use serde_json::json;
 
 use super::case::Status;
-use super::commands::{self, Command, StatusArg};
+use super::commands::{self, Command, KnownAnswer, StatusArg};
 use super::decide::{
     CaseUpdate, EventOn, Facts, KbChange, Notice, Plan, PlannedEvent, PlannedMail, Role, Settings,
     Target, notify_staff,
 };
 use super::event::EventKind;
 use super::kb;
+use super::known_issue::Resolution;
 use super::language::Language;
 use super::sla;
 use super::staff::{Engineer, StaffSettings};
@@ -39,6 +40,7 @@ pub fn reply(
         .collect();
     let mut status = None;
     let mut internal = false;
+    let body = parsed.body.trim().to_string();
     for command in &parsed.commands {
         match apply(
             command,
@@ -47,7 +49,7 @@ pub fn reply(
             facts,
             cfg,
             &mut plan,
-            customer_lang,
+            (customer_lang, &body),
         ) {
             Ok(Effect::Status(s)) => status = Some(s),
             Ok(Effect::Internal) => internal = true,
@@ -86,21 +88,19 @@ pub fn reply(
             ..plan
         };
     }
-    let body = parsed.body.trim().to_string();
+    let answers = answers_known_issue(&plan, &details.customer);
     if internal {
         plan.events.push(event(
             &actor,
             EventKind::InternalNote,
             json!({ "text": body }),
         ));
-    } else if !body.is_empty() {
-        // A reply that also changes the severity is one mail carrying both.
-        let severity_notice = plan.mails.iter_mut().find_map(|m| match &mut m.notice {
-            Notice::SeverityChanged { reply, .. } if m.to == details.customer => Some(reply),
-            _ => None,
-        });
-        match severity_notice {
-            Some(reply) => *reply = Some(body),
+    } else if !body.is_empty() || answers {
+        // A reply that also answers a known issue or changes the severity is one mail
+        // carrying both (a workaround already carries the reply's text).
+        match carrier_of_reply(&mut plan, &details.customer) {
+            Some(Carrier::Workaround) => {}
+            Some(Carrier::Reply(reply)) => *reply = Some(body).filter(|b| !b.is_empty()),
             None => plan.mails.push(PlannedMail {
                 notice: Notice::EngineerReply {
                     text: body,
@@ -122,6 +122,33 @@ pub fn reply(
         *s = status.filter(|s| *s != case.status);
     }
     plan
+}
+
+/// The plan sends the customer an upgrade or workaround mail (`#known`).
+fn answers_known_issue(plan: &Plan, customer: &str) -> bool {
+    plan.mails.iter().any(|m| {
+        m.to == customer && matches!(m.notice, Notice::Upgrade { .. } | Notice::Workaround { .. })
+    })
+}
+
+/// The customer mail of the plan that carries the engineer's reply text.
+enum Carrier<'a> {
+    /// The workaround mail: its text is the reply's already.
+    Workaround,
+    Reply(&'a mut Option<String>),
+}
+
+fn carrier_of_reply<'a>(plan: &'a mut Plan, customer: &str) -> Option<Carrier<'a>> {
+    let mut severity = None;
+    for m in plan.mails.iter_mut().filter(|m| m.to == customer) {
+        match &mut m.notice {
+            Notice::Workaround { .. } => return Some(Carrier::Workaround),
+            Notice::Upgrade { reply, .. } => return Some(Carrier::Reply(reply)),
+            Notice::SeverityChanged { reply, .. } => severity = Some(reply),
+            _ => {}
+        }
+    }
+    severity.map(Carrier::Reply)
 }
 
 /// What an admin can do to a case from the command line: the mail commands, by the
@@ -217,7 +244,15 @@ pub fn admin(
             }
         }
     };
-    match apply(&command, actor, case, facts, cfg, &mut plan, customer_lang)? {
+    match apply(
+        &command,
+        actor,
+        case,
+        facts,
+        cfg,
+        &mut plan,
+        (customer_lang, ""),
+    )? {
         Effect::Status(s) => {
             if let Target::Existing { status, .. } = &mut plan.target {
                 *status = Some(s).filter(|s| *s != case.status);
@@ -262,7 +297,7 @@ fn apply(
     facts: &Facts,
     cfg: Settings<'_>,
     plan: &mut Plan,
-    customer_lang: Language,
+    (customer_lang, body): (Language, &str),
 ) -> Result<Effect, String> {
     let actor = &engineer.address;
     let details = &case.details;
@@ -333,9 +368,13 @@ fn apply(
         Command::Close => {
             plan.events
                 .push(event(actor, EventKind::CaseClosed, json!({})));
+            // Feedback is asked once: a case closed again after a reopening is not.
+            let ask_feedback = !details.feedback_asked;
+            plan.update.feedback_asked = ask_feedback;
             plan.mails.push(PlannedMail {
                 notice: Notice::CaseClosed {
                     engineer: engineer.name.clone(),
+                    ask_feedback,
                 },
                 to: details.customer.clone(),
                 language: customer_lang,
@@ -351,10 +390,117 @@ fn apply(
         }
         Command::LinkBug(id) => link(plan, actor, "bug", id),
         Command::Kb(url) => link(plan, actor, "kb", url),
+        // --- issue 18a: known issues and resolution paths ---
+        Command::Known { issue, answer } => {
+            return known(
+                issue,
+                answer,
+                engineer,
+                details,
+                cfg,
+                plan,
+                (customer_lang, body),
+            );
+        }
+        Command::Bug(id) => {
+            if let Some(known) = cfg.known_issues.get(id) {
+                return Err(format!(
+                    "#bug {id}: {} is a known issue already; answer with \"#known {} fixed-in VERSION\" or \"#known {} workaround\"",
+                    known.id, known.id, known.id
+                ));
+            }
+            link(plan, actor, "bug", id);
+            set_resolution(plan, actor, Resolution::NewBug, json!({ "issue": id }));
+        }
+        Command::Resolution(r) => set_resolution(plan, actor, *r, json!({})),
         // Mail only: they need the reply itself (see `kb_work`).
         Command::KbDraft | Command::KbPublish(_) => {}
     }
     Ok(Effect::None)
+}
+
+/// `#known ISSUE fixed-in VERSION` (ask to upgrade) or `#known ISSUE workaround` (the
+/// reply's text, else the file's, as the workaround; the case stays open for the fix).
+fn known(
+    id: &str,
+    answer: &KnownAnswer,
+    engineer: &Engineer,
+    details: &super::thread::CaseDetails,
+    cfg: Settings<'_>,
+    plan: &mut Plan,
+    (customer_lang, body): (Language, &str),
+) -> Result<Effect, String> {
+    let Some(issue) = cfg.known_issues.get(id) else {
+        return Err(format!("#known {}", cfg.known_issues.unknown(id)));
+    };
+    let actor = &engineer.address;
+    let (notice, effect, detail) = match answer {
+        KnownAnswer::FixedIn(version) => {
+            let Some(fixed) = &issue.fixed_in else {
+                return Err(format!(
+                    "#known {id} fixed-in {version}: the known issues file lists no fix for {} yet; answer with \"#known {} workaround\"",
+                    issue.id, issue.id
+                ));
+            };
+            if version < fixed {
+                return Err(format!(
+                    "#known {id} fixed-in {version}: {} is fixed in {fixed}, and {version} is older; ask for {fixed} or later",
+                    issue.id
+                ));
+            }
+            let notice = Notice::Upgrade {
+                issue: issue.id.clone(),
+                title: issue.title.clone(),
+                link: issue.link.clone(),
+                version: version.to_string(),
+                engineer: engineer.name.clone(),
+                reply: None,
+            };
+            let detail = json!({ "issue": issue.id, "version": version.as_str() });
+            (notice, Effect::None, (Resolution::Upgrade, detail))
+        }
+        KnownAnswer::Workaround => {
+            let text = match (body.is_empty(), &issue.workaround) {
+                (false, _) => body.to_string(),
+                (true, Some(w)) => w.text(customer_lang).to_string(),
+                (true, None) => {
+                    return Err(format!(
+                        "#known {id} workaround: write the workaround below the command (the known issues file has no workaround text for {})",
+                        issue.id
+                    ));
+                }
+            };
+            let notice = Notice::Workaround {
+                issue: issue.id.clone(),
+                title: issue.title.clone(),
+                link: issue.link.clone(),
+                text,
+                engineer: engineer.name.clone(),
+            };
+            let detail = json!({ "issue": issue.id });
+            (
+                notice,
+                Effect::Status(Status::Open),
+                (Resolution::Workaround, detail),
+            )
+        }
+    };
+    plan.mails.push(PlannedMail {
+        notice,
+        to: details.customer.clone(),
+        language: customer_lang,
+    });
+    set_resolution(plan, actor, detail.0, detail.1);
+    Ok(effect)
+}
+
+fn set_resolution(plan: &mut Plan, actor: &str, r: Resolution, mut detail: serde_json::Value) {
+    plan.update.resolution = Some(r);
+    if let Some(d) = detail.as_object_mut() {
+        d.insert("resolution".into(), r.as_str().into());
+    }
+    plan.events
+        .push(event(actor, EventKind::ResolutionSet, detail));
 }
 
 // --- issue 18b: knowledge-base drafts ---

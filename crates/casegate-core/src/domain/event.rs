@@ -67,6 +67,8 @@ event_kinds! {
     Quarantined => "quarantined",
     QuarantineDiscarded => "quarantine_discarded",
     ReleasedFromQuarantine => "released_from_quarantine",
+    /// The case's resolution path was set (`#known`, `#bug`, `#resolution`).
+    ResolutionSet => "resolution_set",
 }
 
 impl EventKind {

@@ -34,6 +34,68 @@ pub fn rating(text: &str) -> Option<u8> {
     found.iter().all(|r| *r == first).then_some(first)
 }
 
+// --- issue 18a: the comment that comes with a rating ---
+
+/// The customer's words besides the rating: every line but the ones that state it,
+/// and what follows a rating on the first line ("5 - great service" gives "great
+/// service"). `None` when nothing else was written.
+pub fn comment(text: &str) -> Option<String> {
+    let mut kept: Vec<String> = Vec::new();
+    let mut first = true;
+    for raw in text.lines() {
+        let line = fold_width(raw).trim().to_owned();
+        if line.starts_with('>') || line.starts_with('＞') {
+            continue;
+        }
+        if line.is_empty() {
+            if !kept.is_empty() {
+                kept.push(String::new());
+            }
+            continue;
+        }
+        let rest = if stars(&line).is_some() {
+            Some(line.trim_start_matches(['★', '⭐', '☆', ' ']).to_string())
+        } else if labelled(&line).is_some() {
+            Some(String::new())
+        } else {
+            match leading(&line) {
+                Some((_, true)) => Some(String::new()),
+                Some((_, false)) if first => Some(after_rating(&line)),
+                _ => None,
+            }
+        };
+        first = false;
+        let rest = rest.unwrap_or(line);
+        let rest = rest.trim_matches(|c: char| {
+            c.is_whitespace() || matches!(c, '-' | '–' | '—' | ':' | ',' | '、' | '~')
+        });
+        if !rest.is_empty() {
+            kept.push(rest.to_string());
+        }
+    }
+    while kept.last().is_some_and(String::is_empty) {
+        kept.pop();
+    }
+    let text = kept.join("\n");
+    (!text.trim().is_empty()).then_some(text)
+}
+
+/// What follows the digit of a leading rating, its scale and unit ("5/5 stars - x").
+fn after_rating(line: &str) -> String {
+    let s = line.trim_start_matches(['「', '『', '【', '"', '\'', '(', '[']);
+    let mut chars = s.chars();
+    chars.next();
+    let rest = strip_scale(chars.as_str().trim_start());
+    let rest = rest
+        .trim_start_matches(['」', '』', '】', '"', '\'', ')', ']'])
+        .trim_start();
+    ["点です", "点", "です", "stars", "star"]
+        .iter()
+        .find_map(|u| rest.strip_prefix(u))
+        .unwrap_or(rest)
+        .to_string()
+}
+
 /// A run of stars at the start: ★ (or ⭐) filled, ☆ empty, five at most.
 fn stars(line: &str) -> Option<u8> {
     let run: Vec<char> = line
@@ -151,6 +213,32 @@ mod tests {
         ];
         for (text, want) in cases {
             assert_eq!(rating(text), Some(*want), "{text:?}");
+        }
+    }
+
+    #[test]
+    fn the_comment_is_the_rest_of_the_text() {
+        let cases: &[(&str, Option<&str>)] = &[
+            ("4", None),
+            ("5 - great service", Some("great service")),
+            ("5/5 stars: quick and clear", Some("quick and clear")),
+            ("★★★★★ excellent", Some("excellent")),
+            (
+                "Rating: 2\n\nIt took a week to get an answer.",
+                Some("It took a week to get an answer."),
+            ),
+            (
+                "Thanks for the quick fix!\n\n5",
+                Some("Thanks for the quick fix!"),
+            ),
+            (
+                "２\n回答まで時間がかかりました。",
+                Some("回答まで時間がかかりました。"),
+            ),
+            ("1\n> quoted text", None),
+        ];
+        for (text, want) in cases {
+            assert_eq!(comment(text).as_deref(), *want, "{text:?}");
         }
     }
 

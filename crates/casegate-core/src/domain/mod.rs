@@ -11,6 +11,7 @@ pub mod entitlement;
 pub mod event;
 pub mod feedback;
 pub mod kb;
+pub mod known_issue;
 pub mod language;
 pub mod outbound;
 pub mod routing;

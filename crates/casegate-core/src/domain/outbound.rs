@@ -23,12 +23,18 @@ pub enum TemplateKind {
     ForwardOutOfScope,
     /// Staff: a notification to an engineer failed for good (to the escalation address).
     NotificationFailed,
+    /// A known issue with a fix: please upgrade (`#known ISSUE fixed-in VERSION`).
+    KnownIssueUpgrade,
+    /// A known issue without a fix yet: the workaround (`#known ISSUE workaround`).
+    KnownIssueWorkaround,
+    /// Staff: a customer rated a case 1 or 2 (to the queue's lead).
+    LowRating,
     /// Staff: a knowledge-base article draft for the engineer to edit (issue 18b).
     KbDraft,
 }
 
 impl TemplateKind {
-    pub const ALL: [TemplateKind; 15] = [
+    pub const ALL: [TemplateKind; 18] = [
         TemplateKind::Acknowledgement,
         TemplateKind::RefusalNoContract,
         TemplateKind::RefusalExpired,
@@ -43,6 +49,9 @@ impl TemplateKind {
         TemplateKind::SlaBreach,
         TemplateKind::ForwardOutOfScope,
         TemplateKind::NotificationFailed,
+        TemplateKind::KnownIssueUpgrade,
+        TemplateKind::KnownIssueWorkaround,
+        TemplateKind::LowRating,
         TemplateKind::KbDraft,
     ];
 
@@ -63,6 +72,9 @@ impl TemplateKind {
             TemplateKind::SlaBreach => "sla_breach",
             TemplateKind::ForwardOutOfScope => "forward_out_of_scope",
             TemplateKind::NotificationFailed => "notification_failed",
+            TemplateKind::KnownIssueUpgrade => "known_issue_upgrade",
+            TemplateKind::KnownIssueWorkaround => "known_issue_workaround",
+            TemplateKind::LowRating => "low_rating",
             TemplateKind::KbDraft => "kb_draft",
         }
     }
@@ -82,6 +94,7 @@ impl TemplateKind {
                 | TemplateKind::SlaBreach
                 | TemplateKind::ForwardOutOfScope
                 | TemplateKind::NotificationFailed
+                | TemplateKind::LowRating
                 | TemplateKind::KbDraft
         )
     }

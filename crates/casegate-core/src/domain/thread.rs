@@ -53,6 +53,8 @@ pub struct CaseDetails {
     pub status: Option<Status>,
     /// The response due time the case shows (next response, else first response).
     pub response_due: Option<DateTime<Utc>>,
+    /// The customer was asked for feedback already (it is asked once per case).
+    pub feedback_asked: bool,
 }
 
 /// Candidate cases for one mail.
