@@ -1,7 +1,7 @@
 //! Issue 18b: the store's side of knowledge-base articles, the same on SQLite (a real
 //! file) and PostgreSQL (a fresh database): a draft from `#kb draft` committed with its
 //! mail, the facts a reply to it gathers, the publication of an edited file and of
-//! `#kb publish URL`, the listings and `articles_written` per author in a period.
+//! `#kb publish URL`, the listings and the articles the team report counts per author in a period.
 
 mod support;
 
@@ -348,12 +348,27 @@ async fn contract(store: Store) {
     store.close().await;
 }
 
+/// Articles published in `[from, to)` per author, as the team report counts them.
 async fn articles_written(
     store: &Store,
     from: DateTime<Utc>,
     to: DateTime<Utc>,
 ) -> Vec<(String, i64)> {
-    store.articles_written(from, to).await.unwrap()
+    let report = store.period_report(&[], from, to).await.unwrap();
+    assert_eq!(
+        report.team.articles_written,
+        report
+            .engineers
+            .iter()
+            .map(|e| e.measures.articles_written)
+            .sum::<i64>()
+    );
+    report
+        .engineers
+        .into_iter()
+        .filter(|e| e.measures.articles_written > 0)
+        .map(|e| (e.engineer, e.measures.articles_written))
+        .collect()
 }
 
 #[tokio::test]

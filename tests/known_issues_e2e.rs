@@ -1,7 +1,8 @@
 //! Issue 18a end to end, through the real Dovecot and SMTP server: a known issue answered
-//! from the engineer's mail client (`#known ... fixed-in`), the case closed, the
-//! customer's rating (a low one reaches the queue's lead), and `casegate report --json`
-//! counting it all, for an English and a Japanese case.
+//! from the engineer's mail client (`#known ... fixed-in`), a knowledge-base article
+//! drafted (`#kb draft`) and published, the case closed, the customer's rating (a low one
+//! reaches the queue's lead), and `casegate report --json` counting it all, for an
+//! English and a Japanese case.
 
 mod support;
 
@@ -201,6 +202,35 @@ async fn known_issue_fixed_in_close_rating_and_the_report_in_english_and_japanes
     )
     .await;
 
+    // Each case becomes a knowledge-base article: a draft mailed to the engineer in the
+    // case's language, then published with its URL.
+    engineer_says(&ctx, &en_reply, "draft", "#kb draft").await;
+    engineer_says(&ctx, &ja_reply, "draft-ja", "#kb draft").await;
+    for (case, heading) in [("00000001", "## Symptom"), ("00000002", "## 現象")] {
+        let file = format!("case-{case}-kb-draft.md");
+        let draft = wait_for(ENGINEER, |m| String::from_utf8_lossy(m).contains(&file)).await;
+        assert!(
+            String::from_utf8_lossy(&draft).contains("text/markdown"),
+            "{file}"
+        );
+        let shown = ok(ctx.casegate(&["kb", "show", case]).output().unwrap());
+        assert!(shown.contains(heading), "{shown}");
+    }
+    engineer_says(
+        &ctx,
+        &en_reply,
+        "publish",
+        "#kb publish https://kb.example.com/en/1",
+    )
+    .await;
+    engineer_says(
+        &ctx,
+        &ja_reply,
+        "publish-ja",
+        "#kb publish https://kb.example.com/ja/2",
+    )
+    .await;
+
     // Closed: the closure mail asks for a rating and a comment, in the customer's language.
     engineer_says(&ctx, &en_reply, "close", "#close").await;
     engineer_says(&ctx, &ja_reply, "close-ja", "#close").await;
@@ -262,6 +292,7 @@ async fn known_issue_fixed_in_close_rating_and_the_report_in_english_and_japanes
     // The two #known answers and the note; a mail of commands alone (#close) is none.
     assert_eq!(me["comments"], 3, "{me:#}");
     assert_eq!(me["cases_owned"], 2, "{me:#}");
+    assert_eq!(me["articles_written"], 2, "{me:#}");
     assert_eq!(me["ratings"], 2, "{me:#}");
     assert_eq!(me["average_rating"], 3.5, "{me:#}");
     assert_eq!(me["resolutions"]["upgrade"], 2, "{me:#}");
@@ -270,6 +301,7 @@ async fn known_issue_fixed_in_close_rating_and_the_report_in_english_and_japanes
     assert_eq!(na["cases_commented"], 1, "{na:#}");
     assert_eq!(na["comments"], 2, "{na:#}");
     assert_eq!(na["average_rating"], 5.0, "{na:#}");
+    assert_eq!(na["articles_written"], 1, "{na:#}");
     let jq = row(&report, "queues", "queue", "ansible-ja");
     assert_eq!(jq["comments"], 1, "{jq:#}");
     assert_eq!(jq["average_rating"], 2.0, "{jq:#}");
@@ -278,12 +310,13 @@ async fn known_issue_fixed_in_close_rating_and_the_report_in_english_and_japanes
     assert_eq!(lee["comments"], 0);
     assert!(lee["average_rating"].is_null());
     assert_eq!(report["team"]["ratings"], 2);
+    assert_eq!(report["team"]["articles_written"], 2);
 
     // CSV and text carry the same numbers.
     let csv = ok(ctx.casegate(&["report", "--csv"]).output().unwrap());
     assert!(
         csv.lines()
-            .any(|l| l.starts_with(&format!("engineer,\"{ENGINEER}\",2,3,2,2,3.50,"))),
+            .any(|l| l.starts_with(&format!("engineer,\"{ENGINEER}\",2,3,2,2,2,3.50,"))),
         "{csv}"
     );
     let svg = ctx.dir.path().join("trend.svg");
@@ -296,7 +329,7 @@ async fn known_issue_fixed_in_close_rating_and_the_report_in_english_and_japanes
         text.lines().any(|l| l.starts_with(ENGINEER)
             && l.split_whitespace().collect::<Vec<_>>()
                 == [
-                    ENGINEER, "2", "3", "2", "3.50", "(2)", "100.0%", "1.0", "upgrade", "2"
+                    ENGINEER, "2", "3", "2", "2", "3.50", "(2)", "100.0%", "1.0", "upgrade", "2"
                 ]),
         "{text}"
     );

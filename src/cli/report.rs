@@ -9,8 +9,9 @@ use crate::store::{Measures, PeriodReport, Store};
 
 /// The team's measures for a period (the last 30 days unless --from/--to say
 /// otherwise): per engineer and per queue, cases commented (a reply or an internal
-/// note), comments, cases owned, ratings and their average, SLA attainment, the median
-/// round trips until the first engineer reply, and the resolution paths.
+/// note), comments, cases owned, articles published, ratings and their average, SLA
+/// attainment, the median round trips until the first engineer reply, and the
+/// resolution paths.
 #[derive(Debug, Args)]
 pub struct Report {
     /// Start of the period: an RFC 3339 time or a date (midnight UTC). Default: 30 days
@@ -161,16 +162,17 @@ fn print_text(report: &PeriodReport) {
     );
     let header = |first: &str| {
         println!(
-            "\n{first:<32}  {:>9}  {:>8}  {:>5}  {:>11}  {:>6}  {:>11}  RESOLUTIONS",
-            "COMMENTED", "COMMENTS", "OWNED", "RATING (N)", "SLA", "ROUND TRIPS"
+            "\n{first:<32}  {:>9}  {:>8}  {:>5}  {:>8}  {:>11}  {:>6}  {:>11}  RESOLUTIONS",
+            "COMMENTED", "COMMENTS", "OWNED", "ARTICLES", "RATING (N)", "SLA", "ROUND TRIPS"
         )
     };
     let row = |name: &str, m: &Measures| {
         println!(
-            "{name:<32}  {:>9}  {:>8}  {:>5}  {:>11}  {:>6}  {:>11}  {}",
+            "{name:<32}  {:>9}  {:>8}  {:>5}  {:>8}  {:>11}  {:>6}  {:>11}  {}",
             m.cases_commented,
             m.comments,
             m.cases_owned,
+            m.articles_written,
             rating(m),
             percent(m.sla_attainment_percent),
             trips(m.median_round_trips),
@@ -202,7 +204,7 @@ fn print_text(report: &PeriodReport) {
 /// RFC 4180 CSV: a header, then one row per engineer, per queue and for the team.
 fn csv(report: &PeriodReport) -> String {
     let mut out = String::from(
-        "scope,name,cases_commented,comments,cases_owned,ratings,average_rating,sla_met,sla_missed,sla_attainment_percent,median_round_trips",
+        "scope,name,cases_commented,comments,cases_owned,articles_written,ratings,average_rating,sla_met,sla_missed,sla_attainment_percent,median_round_trips",
     );
     for r in Resolution::ALL {
         out.push(',');
@@ -213,10 +215,11 @@ fn csv(report: &PeriodReport) -> String {
     let mut row = |scope: &str, name: &str, m: &Measures| {
         let quoted = format!("\"{}\"", name.replace('"', "\"\""));
         out.push_str(&format!(
-            "{scope},{quoted},{},{},{},{},{},{},{},{},{}",
+            "{scope},{quoted},{},{},{},{},{},{},{},{},{},{}",
             m.cases_commented,
             m.comments,
             m.cases_owned,
+            m.articles_written,
             m.ratings,
             num(m.average_rating),
             m.sla_met,

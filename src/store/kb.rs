@@ -234,24 +234,6 @@ impl Store {
         self.with_related(rows).await
     }
 
-    /// Articles published in `[from, to)`, per author (for the team report), most first.
-    pub async fn articles_written(
-        &self,
-        from: DateTime<Utc>,
-        to: DateTime<Utc>,
-    ) -> Result<Vec<(String, i64)>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT author, COUNT(*) FROM kb_articles WHERE status = $1 \
-             AND published_at >= $2 AND published_at < $3 GROUP BY author ORDER BY COUNT(*) DESC, author",
-        )
-        .bind(ArticleStatus::Published.as_str())
-        .bind(to_ms(from))
-        .bind(to_ms(to))
-        .fetch_all(&self.pool)
-        .await?;
-        Ok(rows.iter().map(|r| (r.get(0), r.get(1))).collect())
-    }
-
     async fn with_related(&self, rows: Vec<AnyRow>) -> Result<Vec<KbArticle>, StoreError> {
         let mut out = Vec::with_capacity(rows.len());
         for r in rows {

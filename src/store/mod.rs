@@ -39,8 +39,8 @@ pub use outbox::{NewOutbox, OutboxRow, OutboxStatus, SentCounts};
 pub use outbox_admin::{OutboxCounts, Retried};
 pub use quarantine::{QuarantineEntry, QuarantineStatus};
 pub use reports::{
-    Attainment, ClockState, ClocksAtRisk, EngineerPeriod, EngineerStats, Measures, PeriodReport,
-    QueuePeriod, QueueStats, SlaReport, TeamReport,
+    Attainment, ClockState, ClocksAtRisk, EngineerPeriod, Measures, PeriodReport, QueuePeriod,
+    SlaReport,
 };
 pub use sla::{ClockAction, DueClock};
 pub use sole_user::SoleUser;

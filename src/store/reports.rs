@@ -9,6 +9,7 @@ use sqlx::Row;
 
 use super::{Store, StoreError, from_ms, to_ms};
 use crate::domain::CaseNumber;
+use crate::domain::kb::ArticleStatus;
 
 /// Attainment for one (queue, tier, severity).
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
@@ -38,30 +39,6 @@ pub struct SlaReport {
     /// Time to first response, minutes: median and 90th percentile over met clocks.
     pub first_response_median_minutes: Option<f64>,
     pub first_response_p90_minutes: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct EngineerStats {
-    pub engineer: String,
-    pub cases_owned: i64,
-    pub replies: i64,
-    pub average_rating: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct QueueStats {
-    pub queue: String,
-    /// Cases not closed or refused.
-    pub backlog: i64,
-    /// Average number of customer messages before the first engineer reply.
-    pub round_trips_to_first_reply: Option<f64>,
-}
-
-#[derive(Debug, Clone, Serialize, PartialEq)]
-pub struct TeamReport {
-    pub engineers: Vec<EngineerStats>,
-    pub queues: Vec<QueueStats>,
-    pub average_rating: Option<f64>,
 }
 
 /// Running clocks that need attention now (for the `casegate_sla_clocks` gauge).
@@ -156,80 +133,6 @@ impl Store {
             first_response_p90_minutes: percentile(&minutes, 0.9),
         })
     }
-
-    /// Per engineer: cases owned, replies, average rating; per queue: backlog and round trips.
-    pub async fn team_report(&self) -> Result<TeamReport, StoreError> {
-        self.team_report_for(&[]).await
-    }
-
-    /// As [`Store::team_report`], with a row for each of `engineers` (the configured
-    /// staff addresses) even before their first case or reply.
-    pub async fn team_report_for(&self, engineers: &[String]) -> Result<TeamReport, StoreError> {
-        let mut engineers: BTreeMap<String, EngineerStats> = engineers
-            .iter()
-            .map(|e| {
-                let e = e.to_lowercase();
-                let stats = EngineerStats {
-                    engineer: e.clone(),
-                    cases_owned: 0,
-                    replies: 0,
-                    average_rating: None,
-                };
-                (e, stats)
-            })
-            .collect();
-        let owned = sqlx::query(
-            "SELECT owner, COUNT(*), CAST(AVG(feedback_rating) AS DOUBLE PRECISION) FROM cases WHERE owner IS NOT NULL GROUP BY owner",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        for r in &owned {
-            let e: String = r.get(0);
-            let stats = engineers.entry(e.clone()).or_insert(EngineerStats {
-                engineer: e,
-                cases_owned: 0,
-                replies: 0,
-                average_rating: None,
-            });
-            stats.cases_owned = r.get(1);
-            stats.average_rating = r.get(2);
-        }
-        let replies = sqlx::query("SELECT from_addr, COUNT(*) FROM messages WHERE role = 'engineer' AND direction = 'in' GROUP BY from_addr")
-            .fetch_all(&self.pool)
-            .await?;
-        for r in &replies {
-            let e: String = r.get(0);
-            engineers
-                .entry(e.clone())
-                .or_insert(EngineerStats {
-                    engineer: e,
-                    cases_owned: 0,
-                    replies: 0,
-                    average_rating: None,
-                })
-                .replies = r.get(1);
-        }
-        let queues = sqlx::query(
-            "SELECT COALESCE(c.queue, ''), \
-             SUM(CASE WHEN c.status IN ('new', 'open', 'waiting') THEN 1 ELSE 0 END), \
-             CAST(AVG(CASE WHEN c.first_response_at IS NULL THEN NULL ELSE \
-                 (SELECT COUNT(*) FROM messages m WHERE m.case_id = c.id AND m.role = 'customer' \
-                  AND m.direction = 'in' AND m.received_at <= c.first_response_at) END) AS DOUBLE PRECISION) \
-             FROM cases c WHERE c.status <> 'refused' GROUP BY COALESCE(c.queue, '') ORDER BY 1",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|r| QueueStats { queue: r.get(0), backlog: r.get(1), round_trips_to_first_reply: r.get(2) })
-        .collect();
-        let average_rating: Option<f64> =
-            sqlx::query("SELECT CAST(AVG(feedback_rating) AS DOUBLE PRECISION) FROM cases WHERE feedback_rating IS NOT NULL").fetch_one(&self.pool).await?.get(0);
-        Ok(TeamReport {
-            engineers: engineers.into_values().collect(),
-            queues,
-            average_rating,
-        })
-    }
 }
 
 // --- issue 18a: the team's measures over a period (`casegate report`) ---
@@ -245,6 +148,9 @@ pub struct Measures {
     /// Cases owned that were live at some time in the period (created before its end,
     /// not closed before its start).
     pub cases_owned: i64,
+    /// Knowledge-base articles published in the period (by their author; for a queue,
+    /// from its cases).
+    pub articles_written: i64,
     /// Ratings given in the period (of owned cases, for an engineer) and their average.
     pub ratings: i64,
     pub average_rating: Option<f64>,
@@ -383,6 +289,21 @@ impl Store {
             m.average_rating = average(sum, m.ratings);
         }
         t.team.average_rating = average(sums.2, t.team.ratings);
+        let articles = sqlx::query(
+            "SELECT LOWER(k.author), COALESCE(c.queue, ''), COUNT(*) FROM kb_articles k JOIN cases c ON c.id = k.case_id \
+             WHERE k.status = $1 AND k.published_at >= $2 AND k.published_at < $3 GROUP BY LOWER(k.author), COALESCE(c.queue, '')",
+        )
+        .bind(ArticleStatus::Published.as_str())
+        .bind(a)
+        .bind(b)
+        .fetch_all(&self.pool)
+        .await?;
+        for r in &articles {
+            let (author, queue, n): (String, String, i64) = (r.get(0), r.get(1), r.get(2));
+            t.engineers.entry(author).or_default().articles_written += n;
+            t.queues.entry(queue).or_default().articles_written += n;
+            t.team.articles_written += n;
+        }
         // A clock counts in the period it came due in, or was met in when met early.
         let clocks = sqlx::query(
             "SELECT LOWER(COALESCE(c.owner, '')), COALESCE(c.queue, ''), \
