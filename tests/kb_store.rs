@@ -18,23 +18,6 @@ use casegate::store::{Composed, NewMessage, Outbound, Store};
 use chrono::{DateTime, Duration, TimeZone, Utc};
 use support::pg::PgDatabase;
 
-fn config() -> Config {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("casegate.toml");
-    std::fs::write(&path, "").unwrap();
-    let repo = env!("CARGO_MANIFEST_DIR");
-    let mut env = config::Map::new();
-    env.insert(
-        "CASEGATE__GATEWAY__ROUTING_FILE".to_string(),
-        format!("{repo}/config/routing.toml"),
-    );
-    env.insert(
-        "CASEGATE__GATEWAY__TEMPLATES_DIR".to_string(),
-        format!("{repo}/templates"),
-    );
-    casegate::config::load_with_env(&path, Some(env)).unwrap()
-}
-
 fn t0() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 2, 9, 0, 0).unwrap()
 }
@@ -231,7 +214,7 @@ async fn engineer_reply(
 }
 
 async fn contract(store: Store) {
-    let cfg = config();
+    let cfg = support::repo_config();
     let case = open_case(&store, &cfg).await;
     let at = t0() + Duration::hours(2);
 
@@ -413,7 +396,7 @@ mod decisions {
         in_reply_to: Option<&str>,
         kb: KbFacts,
     ) -> casegate::domain::decide::Plan {
-        let cfg = config();
+        let cfg = support::repo_config();
         let rules = rules();
         let settings = Settings {
             rules: &rules,

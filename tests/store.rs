@@ -5,7 +5,6 @@ mod support;
 
 use std::time::Duration;
 
-use casegate::config::Config;
 use casegate::domain::classify::MailKind;
 use casegate::domain::decide::{self, Facts, Role, Rules, Settings};
 use casegate::domain::entitlement::Contract;
@@ -28,24 +27,6 @@ fn rules() -> Rules {
         free_mail_domains: vec!["gmail.com".into()],
         auto_reply_limit_per_hour: 5,
     }
-}
-
-/// The repository's routing and SLA defaults.
-fn config() -> Config {
-    let dir = tempfile::tempdir().unwrap();
-    let path = dir.path().join("casegate.toml");
-    std::fs::write(&path, "").unwrap();
-    let repo = env!("CARGO_MANIFEST_DIR");
-    let mut env = config::Map::new();
-    env.insert(
-        "CASEGATE__GATEWAY__ROUTING_FILE".to_string(),
-        format!("{repo}/config/routing.toml"),
-    );
-    env.insert(
-        "CASEGATE__GATEWAY__TEMPLATES_DIR".to_string(),
-        format!("{repo}/templates"),
-    );
-    casegate::config::load_with_env(&path, Some(env)).unwrap()
 }
 
 fn acme_contract() -> Contract {
@@ -149,7 +130,7 @@ async fn file_message(
     msg: &NewMessage,
     at: DateTime<Utc>,
 ) -> Committed {
-    let cfg = config();
+    let cfg = support::repo_config();
     let refs: Vec<String> = m
         .in_reply_to
         .iter()
@@ -986,7 +967,7 @@ async fn engineer_writes(
     at: DateTime<Utc>,
 ) {
     use casegate::domain::known_issue::{KnownIssue, KnownIssues, Version};
-    let cfg = config();
+    let cfg = support::repo_config();
     let known = KnownIssues {
         issues: vec![KnownIssue {
             id: "AAP-1".into(),

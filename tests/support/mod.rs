@@ -347,3 +347,22 @@ impl TestCtx {
         cmd
     }
 }
+
+/// The whole configuration of an empty config file: the repository's routing file,
+/// templates and SLA defaults (for tests that drive the store and the rules directly).
+pub fn repo_config() -> casegate::config::Config {
+    let dir = tempdir();
+    let path = dir.path().join("casegate.toml");
+    std::fs::write(&path, "").unwrap();
+    let repo = env!("CARGO_MANIFEST_DIR");
+    let mut env = config::Map::new();
+    env.insert(
+        "CASEGATE__GATEWAY__ROUTING_FILE".to_string(),
+        format!("{repo}/config/routing.toml"),
+    );
+    env.insert(
+        "CASEGATE__GATEWAY__TEMPLATES_DIR".to_string(),
+        format!("{repo}/templates"),
+    );
+    casegate::config::load_with_env(&path, Some(env)).unwrap()
+}
