@@ -68,7 +68,7 @@ async fn open_case(store: &Store, cfg: &Config) -> CaseNumber {
     use casegate::domain::classify::MailKind;
     use casegate::domain::decide;
     use casegate::domain::triage::Reading;
-    let rules = rules();
+    let rules = support::vendor_rules();
     let m = mail(
         "c1@acme.example",
         "tanaka@acme.example",
@@ -110,16 +110,6 @@ async fn open_case(store: &Store, cfg: &Config) -> CaseNumber {
     }
 }
 
-fn rules() -> casegate::domain::decide::Rules {
-    casegate::domain::decide::Rules {
-        support_address: "support@vendor.example".into(),
-        case_tag_word: "Case".into(),
-        reopen_window: std::time::Duration::from_secs(14 * 86_400),
-        free_mail_domains: vec!["gmail.com".into()],
-        auto_reply_limit_per_hour: 5,
-    }
-}
-
 fn sato() -> Engineer {
     Engineer {
         address: "sato@vendor.example".into(),
@@ -139,7 +129,7 @@ async fn engineer_reply(
     edited: Option<&str>,
     at: DateTime<Utc>,
 ) -> casegate::domain::decide::Plan {
-    let rules = rules();
+    let rules = support::vendor_rules();
     let settings = Settings {
         rules: &rules,
         routing: &cfg.routing,
@@ -397,7 +387,7 @@ mod decisions {
         kb: KbFacts,
     ) -> casegate::domain::decide::Plan {
         let cfg = support::repo_config();
-        let rules = rules();
+        let rules = support::vendor_rules();
         let settings = Settings {
             rules: &rules,
             routing: &cfg.routing,

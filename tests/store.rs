@@ -6,7 +6,7 @@ mod support;
 use std::time::Duration;
 
 use casegate::domain::classify::MailKind;
-use casegate::domain::decide::{self, Facts, Role, Rules, Settings};
+use casegate::domain::decide::{self, Facts, Role, Settings};
 use casegate::domain::entitlement::Contract;
 use casegate::domain::outbound::{SentCounting, TemplateKind};
 use casegate::domain::triage::Reading;
@@ -18,16 +18,6 @@ use casegate::store::{
 };
 use chrono::{DateTime, TimeZone, Utc};
 use support::pg::PgDatabase;
-
-fn rules() -> Rules {
-    Rules {
-        support_address: "support@vendor.example".into(),
-        case_tag_word: "Case".into(),
-        reopen_window: Duration::from_secs(14 * 86_400),
-        free_mail_domains: vec!["gmail.com".into()],
-        auto_reply_limit_per_hour: 5,
-    }
-}
 
 fn acme_contract() -> Contract {
     Contract {
@@ -96,6 +86,34 @@ fn message(m: &Inbound, at: DateTime<Utc>) -> NewMessage {
     }
 }
 
+/// The composer `write_plan` calls: one `kind` mail from `role` per planned mail, with
+/// subject `[Case #N] WORD` and text `WORD`.
+fn composed<'a>(
+    plan: &'a decide::Plan,
+    kind: TemplateKind,
+    role: Role,
+    word: &'a str,
+) -> impl FnOnce(CaseNumber, i64, Option<String>) -> casegate::store::Composed + 'a {
+    move |case, n, _from| casegate::store::Composed {
+        mails: plan
+            .mails
+            .iter()
+            .enumerate()
+            .map(|(i, p)| Outbound {
+                kind: kind.into(),
+                role,
+                message_id: format!("case-{case}.m-{}@vendor.example", n + i as i64),
+                sender: "support@vendor.example".into(),
+                recipients: vec![p.to.clone()],
+                subject: format!("[Case #{case}] {word}"),
+                text: word.into(),
+                raw: b"raw".to_vec(),
+            })
+            .collect(),
+        failures: Vec::new(),
+    }
+}
+
 /// File one mail in its own unit of work.
 async fn file(store: &Store, m: &Inbound, at: DateTime<Utc>) -> Committed {
     let mut work = store.begin_work().await.unwrap();
@@ -139,7 +157,11 @@ async fn file_message(
         .collect();
     let facts = Facts {
         thread: work
-            .thread_facts(&refs, decide::tag_of(m, &rules()), &m.from.email)
+            .thread_facts(
+                &refs,
+                decide::tag_of(m, &support::vendor_rules()),
+                &m.from.email,
+            )
             .await
             .unwrap(),
         contracts: work
@@ -149,7 +171,7 @@ async fn file_message(
             .contracts,
         ..Facts::default()
     };
-    let rules = rules();
+    let rules = support::vendor_rules();
     let settings = Settings {
         rules: &rules,
         routing: &cfg.routing,
@@ -159,24 +181,7 @@ async fn file_message(
     };
     let reading = Reading::of(m, &[], &cfg.routing);
     let plan = decide::inbound(m, &MailKind::Normal, &reading, &facts, settings, at, at);
-    let render = |case: CaseNumber, n: i64, _from: Option<String>| casegate::store::Composed {
-        mails: plan
-            .mails
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Outbound {
-                kind: TemplateKind::Acknowledgement.into(),
-                role: Role::System,
-                message_id: format!("case-{case}.m-{}@vendor.example", n + i as i64),
-                sender: "support@vendor.example".into(),
-                recipients: vec![p.to.clone()],
-                subject: format!("[Case #{case}] ack"),
-                text: "ack".into(),
-                raw: b"raw".to_vec(),
-            })
-            .collect(),
-        failures: Vec::new(),
-    };
+    let render = composed(&plan, TemplateKind::Acknowledgement, Role::System, "ack");
     work.write_plan(&plan, msg, at, render).await.unwrap()
 }
 
@@ -997,7 +1002,7 @@ async fn engineer_writes(
         last_customer_message: work.last_customer_message(case).await.unwrap(),
         ..Facts::default()
     };
-    let rules = rules();
+    let rules = support::vendor_rules();
     let settings = Settings {
         rules: &rules,
         routing: &cfg.routing,
@@ -1015,24 +1020,12 @@ async fn engineer_writes(
     );
     let mut msg = message(&m, at);
     msg.attachments.clear();
-    let render = |case: CaseNumber, n: i64, _from: Option<String>| casegate::store::Composed {
-        mails: plan
-            .mails
-            .iter()
-            .enumerate()
-            .map(|(i, p)| Outbound {
-                kind: TemplateKind::KnownIssueUpgrade.into(),
-                role: Role::Engineer,
-                message_id: format!("case-{case}.m-{}@vendor.example", n + i as i64),
-                sender: "support@vendor.example".into(),
-                recipients: vec![p.to.clone()],
-                subject: format!("[Case #{case}] answer"),
-                text: "answer".into(),
-                raw: b"raw".to_vec(),
-            })
-            .collect(),
-        failures: Vec::new(),
-    };
+    let render = composed(
+        &plan,
+        TemplateKind::KnownIssueUpgrade,
+        Role::Engineer,
+        "answer",
+    );
     work.write_plan(&plan, &msg, at, render).await.unwrap();
     work.commit().await.unwrap();
 }

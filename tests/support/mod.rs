@@ -366,3 +366,15 @@ pub fn repo_config() -> casegate::config::Config {
     );
     casegate::config::load_with_env(&path, Some(env)).unwrap()
 }
+
+/// The inbound rules of the store tests: support@vendor.example, the `Case` tag, a
+/// 14-day reopen window, gmail.com as free mail, five auto-replies an hour.
+pub fn vendor_rules() -> casegate::domain::decide::Rules {
+    casegate::domain::decide::Rules {
+        support_address: "support@vendor.example".into(),
+        case_tag_word: "Case".into(),
+        reopen_window: std::time::Duration::from_secs(14 * 86_400),
+        free_mail_domains: vec!["gmail.com".into()],
+        auto_reply_limit_per_hour: 5,
+    }
+}
