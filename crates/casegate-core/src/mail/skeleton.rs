@@ -76,6 +76,10 @@ fn base64_binary_parts(raw: &[u8]) -> Vec<usize> {
         let mut content_type: Option<Vec<u8>> = None;
         let mut encoding: Option<(usize, Vec<u8>)> = None;
         let mut current: Option<(Field, usize, Vec<u8>)> = None;
+        // Only a block that a blank line ends is a header block: where it stops at some
+        // other line (a stray CR, text), mail-parser may take the part apart otherwise
+        // (a fuzzer's mail: the next part's size changed).
+        let mut ended = false;
         while let Some((start, line)) = lines.next() {
             let folded = line.first().is_some_and(|b| *b == b' ' || *b == b'\t');
             if folded && let Some((_, _, value)) = current.as_mut() {
@@ -84,6 +88,7 @@ fn base64_binary_parts(raw: &[u8]) -> Vec<usize> {
             }
             finish(current.take(), &mut content_type, &mut encoding);
             if line.is_empty() {
+                ended = true;
                 break;
             }
             let Some(colon) = line.iter().position(|&b| b == b':') else {
@@ -100,7 +105,7 @@ fn base64_binary_parts(raw: &[u8]) -> Vec<usize> {
             current = Some((field, start + colon + 1, line[colon + 1..].to_vec()));
         }
         finish(current.take(), &mut content_type, &mut encoding);
-        if let (Some(ct), Some((value_at, value))) = (content_type, encoding)
+        if let (true, Some(ct), Some((value_at, value))) = (ended, content_type, encoding)
             && is_binary_type(&ct)
             && let Some(word) = base64_word(&value)
         {
@@ -283,6 +288,16 @@ mod tests {
             2,
             "text and message parts keep theirs"
         );
+    }
+
+    /// A part header block that a stray line ends instead of a blank one (the fuzzer's
+    /// `fuzz/corpus/mail/20bf372447ebafaa`) is left as sent.
+    #[test]
+    fn a_header_block_without_its_blank_line_is_not_masked() {
+        let raw = b"From: a@example.com\r\nContent-Type: multipart/mixed; boundary=b\r\n\r\n\
+            --b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\
+            \rDUlEQVR42mP8z8BQDwAEhQGAhKmM\r\n--b--\r\n";
+        assert!(Skeleton::of(raw).is_none());
     }
 
     #[test]
