@@ -1,9 +1,10 @@
 //! The store: the only place with SQL. One interface over SQLite (embedded default) and
 //! PostgreSQL (several instances sharing the load), through sqlx's `Any` driver.
 //! Every statement is written once in SQL both engines accept (`$N` parameters,
-//! `ON CONFLICT`, `RETURNING`); only the migrations differ per engine, and the two
+//! `ON CONFLICT`, `RETURNING`); only the migrations differ per engine, the two
 //! locking statements that exist on one engine only (SQLite's `BEGIN IMMEDIATE`,
-//! PostgreSQL's `FOR NO KEY UPDATE` in the SLA timer). On SQLite, large raw mails are
+//! PostgreSQL's `FOR NO KEY UPDATE` in the SLA timer), and how the intake's inserts read
+//! their new row's id (`cases::returning_id`). On SQLite, large raw mails are
 //! files beside the database (`raw_files`).
 
 pub mod backup;
@@ -200,6 +201,9 @@ impl Store {
             // A database that is down should fail fast (the mail stays put and is
             // retried), not hold a mail for the default 30 s.
             .acquire_timeout(std::time::Duration::from_secs(10))
+            // A SQLite connection cannot go away under us; a ping per acquire would cost
+            // two thread switches (sqlx's worker thread) for nothing.
+            .test_before_acquire(backend == Backend::Postgres)
             .after_connect(move |conn, _meta| {
                 Box::pin(async move {
                     if backend == Backend::Sqlite {

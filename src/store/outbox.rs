@@ -21,7 +21,7 @@ use serde_json::json;
 use sqlx::any::AnyRow;
 use sqlx::{Any, AssertSqlSafe, Row, Transaction};
 
-use super::cases::insert_event;
+use super::cases::{insert_event, inserted_id, returning_id};
 use super::{Backend, Store, StoreError, from_ms, to_ms};
 use crate::domain::CaseNumber;
 use crate::domain::event::EventKind;
@@ -129,21 +129,23 @@ pub(crate) async fn insert_outbox(
     row: &NewOutbox,
     now: DateTime<Utc>,
 ) -> Result<Option<i64>, StoreError> {
-    let id: Option<AnyRow> = sqlx::query(
+    let sql = returning_id(
+        tx,
         "INSERT INTO outbox (case_id, kind, message_id, sender, recipients, raw, status, attempts, \
          next_attempt_at, created_at) VALUES ($1, $2, $3, $4, $5, $6, 'pending', 0, $7, $7) \
-         ON CONFLICT (message_id) DO NOTHING RETURNING id",
-    )
-    .bind(row.case.map(|n| n.0))
-    .bind(row.kind.as_str())
-    .bind(row.message_id.clone())
-    .bind(row.sender.clone())
-    .bind(recipients_json(&row.recipients))
-    .bind(row.raw.clone())
-    .bind(to_ms(now))
-    .fetch_optional(&mut **tx)
-    .await?;
-    Ok(id.map(|r| r.get(0)))
+         ON CONFLICT (message_id) DO NOTHING",
+    );
+    let rows = sqlx::query(AssertSqlSafe(sql))
+        .bind(row.case.map(|n| n.0))
+        .bind(row.kind.as_str())
+        .bind(row.message_id.clone())
+        .bind(row.sender.clone())
+        .bind(recipients_json(&row.recipients))
+        .bind(row.raw.clone())
+        .bind(to_ms(now))
+        .fetch_all(&mut **tx)
+        .await?;
+    Ok(inserted_id(&rows))
 }
 
 /// Recipients are stored as a JSON array: addresses may (rarely) hold commas.
