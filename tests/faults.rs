@@ -249,6 +249,14 @@ async fn sqlite_disk_full_keeps_the_mail_in_the_inbox_until_there_is_room() {
         "{filed} cases, {stored} moved: {}",
         text(&full)
     );
+    // Nothing is sent while the database cannot record what was sent: a reply sent now
+    // would go out again with the next run.
+    assert!(text(&full).contains("outbox: held back"), "{}", text(&full));
+    let sink = TestEnv::get().sink();
+    let replied = (0..n)
+        .filter(|&i| !sink.messages(&customer(&ctx, i)).is_empty())
+        .count();
+    assert_eq!(replied, 0, "replies sent while the disk was full");
 
     std::fs::remove_file(&filler).unwrap();
     ok(ctx.casegate(&["run", "--once"]).output().unwrap());

@@ -61,10 +61,13 @@ impl Run {
 
 /// `run --once`: the mailbox, then the SLA timers, then the outbox (so the mail the first
 /// two queued goes out in the same run). A part that fails does not stop the others
-/// (the outbox still goes out when IMAP is down); then the run fails naming each.
+/// (the outbox still goes out when IMAP is down); then the run fails naming each. Only a
+/// database that failed holds the outbox back: a mail sent now might not be recorded as
+/// sent (a full disk), and the next run would send it again; it stays queued instead.
 async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyhow::Result<i32> {
     let (_trigger, shutdown) = shutdown_channel();
     let mut failed: Vec<String> = Vec::new();
+    let mut database_failed = false;
     let several = config.mailboxes.len() > 1;
     for mailbox in &config.mailboxes {
         // One mailbox prints as it always did; several, each under its name.
@@ -80,6 +83,7 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
                 continue;
             }
             Err(e) => {
+                database_failed = true;
                 failed.push(format!("{label}mailbox: {e}"));
                 continue;
             }
@@ -108,7 +112,10 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
                 s.duplicates,
                 s.quarantined
             ),
-            Err(e) => failed.push(format!("{label}mailbox: {e}")),
+            Err(e) => {
+                database_failed |= matches!(e, intake::IntakeError::Store(_));
+                failed.push(format!("{label}mailbox: {e}"));
+            }
         }
         if let Some(lease) = &lease
             && let Err(e) = pipeline.store().release_lease(lease).await
@@ -123,9 +130,16 @@ async fn once(config: &Arc<Config>, pipeline: &Pipeline, recovered: u64) -> anyh
     };
     match sla_timer::tick(&timer, Utc::now()).await {
         Ok(t) => println!("SLA: {} warning(s), {} breach(es)", t.warned, t.breached),
-        Err(e) => failed.push(format!("SLA timers: {e}")),
+        Err(e) => {
+            database_failed = true;
+            failed.push(format!("SLA timers: {e}"));
+        }
     }
-    if let Some(smtp) = &config.smtp {
+    if database_failed && config.smtp.is_some() {
+        println!(
+            "outbox: held back (the database failed above); queued mail goes out on the next run"
+        );
+    } else if let Some(smtp) = &config.smtp {
         let alerts = Some(outbox::FailureAlerts::new(config.clone()));
         match outbox::drain_once_alerting(pipeline.store(), smtp, &retry_policy(config), alerts)
             .await
