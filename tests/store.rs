@@ -971,6 +971,19 @@ async fn engineer_writes(
     text: &str,
     at: DateTime<Utc>,
 ) {
+    let mut work = store.begin_work().await.unwrap();
+    engineer_writes_in(&mut work, case, mid, text, at).await;
+    work.commit().await.unwrap();
+}
+
+/// [`engineer_writes`] in the caller's unit of work.
+async fn engineer_writes_in(
+    work: &mut Work,
+    case: CaseNumber,
+    mid: &str,
+    text: &str,
+    at: DateTime<Utc>,
+) {
     use casegate::domain::known_issue::{KnownIssue, KnownIssues, Version};
     let cfg = support::repo_config();
     let known = KnownIssues {
@@ -991,7 +1004,6 @@ async fn engineer_writes(
     };
     let mut m = mail(mid, &engineer.address, "Re: x");
     m.text = text.into();
-    let mut work = store.begin_work().await.unwrap();
     let facts_of_case = work
         .case_facts(case, &engineer.address)
         .await
@@ -1027,7 +1039,70 @@ async fn engineer_writes(
         "answer",
     );
     work.write_plan(&plan, &msg, at, render).await.unwrap();
+}
+
+/// Cases opened in one unit of work are numbered in order, whatever else opens one in
+/// it (`#split`), and each has all of its rows (SQLite numbers them before it writes).
+async fn numbering_contract(store: Store) {
+    let customer = |n: u32| {
+        mail(
+            &format!("n{n}@acme.example"),
+            "taro@acme.example",
+            "Jobs hang",
+        )
+    };
+    let mut work = store.begin_work().await.unwrap();
+    let mut opened = Vec::new();
+    for n in 0..2 {
+        let Committed::Stored { case, opened: true } = file_in(&mut work, &customer(n), t0()).await
+        else {
+            panic!("mail {n} opened no case")
+        };
+        opened.push(case);
+    }
+    engineer_writes_in(&mut work, opened[0], "split@vendor.example", "#split", t0()).await;
+    let Committed::Stored {
+        case: after,
+        opened: true,
+    } = file_in(&mut work, &customer(2), t0()).await
+    else {
+        panic!("the mail after #split opened no case")
+    };
     work.commit().await.unwrap();
+    assert_eq!(opened[1].0, opened[0].0 + 1);
+    // The split's case comes between: the next mail's case follows it.
+    assert_eq!(after.0, opened[1].0 + 2, "{opened:?} {after}");
+    assert_eq!(store.case_count().await.unwrap(), 4);
+    for case in opened.iter().chain([&after]) {
+        let view = store.show_case(*case).await.unwrap().unwrap();
+        let count = |d: &str| view.messages.iter().filter(|m| m.direction == d).count();
+        let customer = view
+            .messages
+            .iter()
+            .filter(|m| m.role == "customer")
+            .count();
+        assert_eq!(customer, 1, "{case}");
+        // Each outbound mail is both a message of the case and an outbox row.
+        let queued = store.outbox_rows(Some(*case)).await.unwrap().len();
+        assert!(queued > 0, "{case}: nothing queued");
+        assert_eq!(count("out"), queued, "{case}");
+        assert!(!view.events.is_empty(), "{case}: no events");
+    }
+    store.close().await;
+}
+
+#[tokio::test]
+async fn sqlite_numbering() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("casegate.db").display());
+    numbering_contract(Store::open(&url, 2).await.unwrap()).await;
+}
+
+#[tokio::test]
+async fn postgres_numbering() {
+    let db = PgDatabase::create().await;
+    numbering_contract(Store::open(&db.url, 2).await.unwrap()).await;
+    db.drop().await;
 }
 
 async fn period_report_contract(store: Store) {

@@ -1,8 +1,9 @@
 //! The sender worker: takes due rows from the outbox and delivers them over SMTP.
 //!
 //! Delivery is at most once in normal operation: a row is leased (`sending`) before the
-//! SMTP transaction and marked `sent` in a transaction of its own right after the
-//! server's 250 to the end of DATA, one row at a time (never after a batch). One window
+//! SMTP transaction and marked `sent` by a statement that commits on its own right after
+//! the server's 250 to the end of DATA, one row at a time (never after a batch); that
+//! statement travels with the claim of the next row, in one round trip. One window
 //! remains: a crash between that 250 and the commit of `mark_sent` leaves the row
 //! `sending`, and the mail is sent a second time, with the same
 //! Message-ID (at the next start on SQLite, where the database lock proves the row's
@@ -117,6 +118,19 @@ struct Delivery {
     unrecorded: Vec<(i64, DateTime<Utc>)>,
     /// The first round ran (and released what a dead process left `sending`).
     started: bool,
+    /// The row the server accepted last, recorded together with the next claim.
+    accepted: Option<Accepted>,
+}
+
+/// A mail the server accepted, not yet recorded as sent (its row, without the mail).
+struct Accepted {
+    id: i64,
+    message_id: String,
+    kind: crate::domain::outbound::OutboundKind,
+    case: Option<crate::domain::CaseNumber>,
+    /// When the server accepted it (its 250 to the end of DATA).
+    at: DateTime<Utc>,
+    instant: std::time::Instant,
 }
 
 enum Outcome {
@@ -139,6 +153,7 @@ impl Delivery {
             queued_alerts: 0,
             unrecorded: Vec::new(),
             started: false,
+            accepted: None,
         })
     }
 
@@ -162,8 +177,7 @@ impl Delivery {
         while !shutdown.is_some_and(Shutdown::is_shutdown) {
             let elapsed = (Utc::now() - start).to_std().unwrap_or_default();
             let Some(row) = self
-                .store
-                .claim_due(start, 1, self.lease + elapsed)
+                .claim_recording(start, self.lease + elapsed, &mut report)
                 .await?
                 .into_iter()
                 .next()
@@ -177,15 +191,65 @@ impl Delivery {
                 break;
             }
         }
+        // The last accepted mail of the round (there was no next claim to record it).
+        if let Some(accepted) = self.accepted.take() {
+            self.record(accepted, false, &mut report).await?;
+        }
         self.client.close().await;
         Ok(report)
+    }
+
+    /// The next due row, recording the mail accepted before it in the same round trip.
+    async fn claim_recording(
+        &mut self,
+        start: DateTime<Utc>,
+        lease: Duration,
+        report: &mut DrainReport,
+    ) -> Result<Vec<OutboxRow>, StoreError> {
+        let Some(accepted) = self.accepted.take() else {
+            return self.store.claim_due(start, 1, lease).await;
+        };
+        let both = if crate::failpoint::fails("outbox_mark_sent") {
+            Err(StoreError::Db(sqlx::Error::PoolTimedOut))
+        } else {
+            self.store
+                .claim_due_after(Some((accepted.id, accepted.at)), start, 1, lease)
+                .await
+        };
+        match both {
+            Ok(rows) => {
+                recorded(&accepted, report);
+                Ok(rows)
+            }
+            // Whether the mail was recorded is unknown: record it (again) on its own.
+            Err(e) => {
+                tracing::error!(id = accepted.id, error = %e, "cannot record a sent mail; retrying");
+                self.record(accepted, true, report).await?;
+                self.store.claim_due(start, 1, lease).await
+            }
+        }
+    }
+
+    /// Record an accepted mail as sent ([`mark_sent`]); kept in memory when that fails.
+    async fn record(
+        &mut self,
+        accepted: Accepted,
+        tried_once: bool,
+        report: &mut DrainReport,
+    ) -> Result<(), StoreError> {
+        if let Err(e) = mark_sent(&self.store, accepted.id, accepted.at, tried_once).await {
+            self.unrecorded.push((accepted.id, accepted.at));
+            return Err(e);
+        }
+        recorded(&accepted, report);
+        Ok(())
     }
 
     /// Record the rows accepted in an earlier round whose `mark_sent` failed; how many.
     async fn record_unrecorded(&mut self) -> Result<u64, StoreError> {
         let mut recorded = 0;
         while let Some(&(id, accepted_at)) = self.unrecorded.first() {
-            mark_sent(&self.store, id, accepted_at).await?;
+            mark_sent(&self.store, id, accepted_at, false).await?;
             tracing::info!(id, "sent mail recorded late");
             self.unrecorded.remove(0);
             recorded += 1;
@@ -231,17 +295,16 @@ impl Delivery {
     ) -> Result<(), StoreError> {
         let now = Utc::now();
         match outcome {
-            Outcome::Sent(accepted) => {
-                if let Err(e) = mark_sent(&self.store, row.id, now).await {
-                    self.unrecorded.push((row.id, now));
-                    return Err(e);
-                }
-                // The double-send window of this mail: from the 250 to the commit.
-                let commit_us = u64::try_from(accepted.elapsed().as_micros()).unwrap_or(u64::MAX);
-                tracing::debug!(id = row.id, commit_us, "sent mail recorded");
-                tracing::info!(id = row.id, message_id = %row.message_id, kind = %row.kind, case = %row.case.map_or_else(|| "-".to_string(), |c| c.to_string()), "mail sent");
-                report.sent += 1;
-                crate::metrics::metrics().outbox_sent.inc();
+            Outcome::Sent(instant) => {
+                // Recorded with the next claim, or at the end of the round.
+                self.accepted = Some(Accepted {
+                    id: row.id,
+                    message_id: row.message_id.clone(),
+                    kind: row.kind,
+                    case: row.case,
+                    at: now,
+                    instant,
+                });
             }
             Outcome::Retry(e) => {
                 let delay = chrono::Duration::from_std(self.policy.delay(row.attempts))
@@ -304,12 +367,34 @@ fn log_failure(row: &OutboxRow, e: &SmtpError, what: &str) {
     }
 }
 
-/// `mark_sent` right after the 250, retried briefly: if it cannot be recorded the
-/// worker keeps the row in memory and records it first in its next round; only a
-/// process that dies meanwhile leaves it `sending` (the documented window).
-async fn mark_sent(store: &Store, id: i64, now: DateTime<Utc>) -> Result<(), StoreError> {
+/// A sent mail is recorded: the log line and the count.
+fn recorded(accepted: &Accepted, report: &mut DrainReport) {
+    let a = accepted;
+    // The double-send window of this mail: from the 250 to the commit.
+    let commit_us = u64::try_from(a.instant.elapsed().as_micros()).unwrap_or(u64::MAX);
+    tracing::debug!(id = a.id, commit_us, "sent mail recorded");
+    tracing::info!(id = a.id, message_id = %a.message_id, kind = %a.kind, case = %a.case.map_or_else(|| "-".to_string(), |c| c.to_string()), "mail sent");
+    report.sent += 1;
+    crate::metrics::metrics().outbox_sent.inc();
+}
+
+/// `mark_sent` right after the 250, retried briefly (`tried_once`: its first attempt,
+/// with the next claim, failed already): if it cannot be recorded the worker keeps the
+/// row in memory and records it first in its next round; only a process that dies
+/// meanwhile leaves it `sending` (the documented window).
+async fn mark_sent(
+    store: &Store,
+    id: i64,
+    now: DateTime<Utc>,
+    tried_once: bool,
+) -> Result<(), StoreError> {
     let mut last = None;
-    for pause in [0u64, 100, 500, 2000] {
+    let pauses: &[u64] = if tried_once {
+        &[100, 500, 2000]
+    } else {
+        &[0, 100, 500, 2000]
+    };
+    for &pause in pauses {
         if pause > 0 {
             tokio::time::sleep(Duration::from_millis(pause)).await;
         }

@@ -1,10 +1,13 @@
 //! Committing plans and gathering the facts the decision step needs.
 
+use std::sync::LazyLock;
+
 use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
-use sqlx::{Any, AssertSqlSafe, Row, Transaction};
+use sqlx::{Any, Row, Transaction};
 
-use super::outbox::NewOutbox;
+use super::batch::{Batch, Value, values_rows};
+use super::outbox::{INSERT_OUTBOX, outbox_values};
 use super::raw_files::{FILE_BYTES, RawFiles};
 use super::{Backend, StoreError, Work, from_ms, to_ms};
 use crate::domain::decide::{
@@ -239,7 +242,7 @@ impl Work {
             Backend::Postgres => {
                 let mut savepoint = sqlx::Acquire::begin(&mut self.tx).await?;
                 let written =
-                    write_plan(&mut savepoint, plan, Some(msg), None, now, render).await?;
+                    write_plan(&mut savepoint, plan, Some(msg), None, now, render, None).await?;
                 match written {
                     Some(_) => savepoint.commit().await?,
                     None => savepoint.rollback().await?,
@@ -258,6 +261,7 @@ impl Work {
                     }
                     _ => None,
                 };
+                let numbered = self.next_case.filter(|_| numbers_its_case(plan));
                 match write_plan(
                     &mut self.tx,
                     plan,
@@ -265,6 +269,7 @@ impl Work {
                     file.as_ref().map(|(_, name, _)| name.as_str()),
                     now,
                     render,
+                    numbered,
                 )
                 .await?
                 {
@@ -272,6 +277,7 @@ impl Work {
                         if let Some((files, name, raw)) = file {
                             self.writing.push(files.write(name, raw));
                         }
+                        self.next_case = next_case(self.next_case, plan, &w);
                         Some(w)
                     }
                     // The write lock makes this impossible; if it happens anyway, this
@@ -310,13 +316,37 @@ impl Work {
     where
         F: FnOnce(CaseNumber, i64, Option<String>) -> Composed,
     {
-        match write_plan(&mut self.tx, plan, None, None, now, render).await? {
-            Some((case, _, queued)) => {
+        match write_plan(&mut self.tx, plan, None, None, now, render, None).await? {
+            Some(written @ (case, _, queued)) => {
                 self.queued_mail |= queued;
+                self.next_case = next_case(self.next_case, plan, &written);
                 Ok(case)
             }
             None => Err(StoreError::Conflict(format!("case {}", plan_case(plan)))),
         }
+    }
+}
+
+/// A plan that opens a case and changes nothing else on it ([`apply_update`] runs
+/// before the batch that inserts a numbered case).
+fn numbers_its_case(plan: &Plan) -> bool {
+    matches!(plan.target, Target::New(_)) && plan.update == CaseUpdate::default()
+}
+
+/// The number the next case opened in this unit of work gets, when known: after a case
+/// this unit of work opened, on SQLite, whose write lock keeps every other writer out.
+/// A `#split` opens a case on its own: the number is read again from the next insert.
+fn next_case(
+    known: Option<i64>,
+    plan: &Plan,
+    (case, opened, _): &(CaseNumber, bool, bool),
+) -> Option<i64> {
+    if plan.update.split_message.is_some() {
+        None
+    } else if *opened {
+        Some(case.0 + 1)
+    } else {
+        known
     }
 }
 
@@ -330,6 +360,8 @@ fn plan_case(plan: &Plan) -> CaseNumber {
 
 /// The writes of one plan: `None` (and partial writes to roll back) when the message's
 /// dedup key exists already; else the case, whether it opened, and whether mail was queued.
+/// Everything after the case row goes to the database as one [`Batch`]; with `numbered`
+/// (SQLite: the number a new case gets, see [`next_case`]) the case row too.
 async fn write_plan<F>(
     tx: &mut Transaction<'_, Any>,
     plan: &Plan,
@@ -337,12 +369,20 @@ async fn write_plan<F>(
     raw_file: Option<&str>,
     now: DateTime<Utc>,
     render: F,
+    numbered: Option<i64>,
 ) -> Result<Option<(CaseNumber, bool, bool)>, StoreError>
 where
     F: FnOnce(CaseNumber, i64, Option<String>) -> Composed,
 {
     let address = msg.and_then(|m| m.mailbox_address.as_deref());
+    let mut batch = Batch::new();
     let (case, opened) = match &plan.target {
+        Target::New(c) if let Some(number) = numbered => {
+            let mut values = case_values(c, address, &plan.clocks, now);
+            values.push(number.into());
+            batch.push(INSERT_CASE_NUMBERED.as_str(), values);
+            (CaseNumber(number), true)
+        }
         Target::New(c) => (insert_case(tx, c, address, &plan.clocks, now).await?, true),
         Target::Existing { number, status, .. } => {
             touch_case(tx, *number, *status, now).await?;
@@ -350,35 +390,47 @@ where
         }
     };
     apply_update(tx, case, &plan.update, now).await?;
-    if let Some(msg) = msg {
-        let Some(row_id) = insert_message(tx, case, msg, plan.role.as_str(), raw_file).await?
-        else {
-            return Ok(None);
+    // The mails are composed before the batch borrows them.
+    let composed = if plan.mails.is_empty() {
+        None
+    } else {
+        // A case opened by this plan has sent nothing yet, from the address just stored.
+        let (sent, from) = if opened {
+            (0, address.map(str::to_string))
+        } else {
+            outbound_facts(tx, case).await?
         };
-        insert_attachments(tx, row_id, &msg.attachments).await?;
+        Some(render(case, sent + 1, from))
+    };
+    // SQLite: the message goes with the rest, and `changes()` tells whether it was
+    // stored (the write lock leaves no room for a concurrent copy). PostgreSQL: another
+    // instance may have committed the same mail meanwhile; its insert runs first, alone.
+    let mut check_in_batch = false;
+    if let Some(msg) = msg {
+        if is_sqlite(tx) {
+            push_message(&mut batch, case, msg, plan.role.as_str(), raw_file);
+            batch.push("SELECT changes()", Vec::new());
+            check_in_batch = true;
+        } else if insert_message(tx, case, msg, plan.role.as_str(), raw_file)
+            .await?
+            .is_none()
+        {
+            return Ok(None);
+        }
+        push_attachments(&mut batch, &msg.dedup_key, &msg.attachments);
     }
-    insert_participants(tx, case, &plan.participants).await?;
-    super::sla::start_clocks(tx, case, &plan.clocks, opened).await?;
+    push_participants(&mut batch, case, &plan.participants);
+    super::sla::push_clocks(&mut batch, case, &plan.clocks, opened);
     let events: Vec<_> = plan
         .events
         .iter()
         .map(|e| (event_case(e.on, case), e.actor.as_str(), e.kind, &e.detail))
         .collect();
-    insert_events(tx, now, &events).await?;
+    push_events(&mut batch, now, &events);
     let mut queued = false;
-    if !plan.mails.is_empty() {
-        // A case opened by this plan has sent nothing yet, from the address just stored.
-        let (sent, from) = if opened {
-            (0, address.map(str::to_string))
-        } else {
-            (
-                sent_count(tx, case).await?,
-                case_support_address(tx, case).await?,
-            )
-        };
-        let composed = render(case, sent + 1, from);
+    if let Some(composed) = &composed {
         for out in &composed.mails {
-            queue_outbound(tx, case, out, now).await?;
+            push_outbound(&mut batch, case, out, now);
             queued = true;
         }
         let failures: Vec<_> = composed
@@ -386,9 +438,18 @@ where
             .iter()
             .map(|e| (event_case(e.on, case), e.actor.as_str(), e.kind, &e.detail))
             .collect();
-        insert_events(tx, now, &failures).await?;
+        push_events(&mut batch, now, &failures);
+    }
+    let rows = batch.run(tx).await?;
+    if check_in_batch && rows.first().map(|r| r.get::<i64, _>(0)) != Some(1) {
+        return Ok(None);
     }
     Ok(Some((case, opened, queued)))
+}
+
+/// The transaction is on SQLite (the insert helpers take only the transaction).
+pub(super) fn is_sqlite(tx: &Transaction<'_, Any>) -> bool {
+    tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME
 }
 
 /// The case an event of a plan for `target` goes to.
@@ -436,18 +497,20 @@ async fn touch_case(
     Ok(())
 }
 
-/// The support address a case's customer mail goes out from, when not the gateway's.
-async fn case_support_address(
+/// For a plan's mails on an existing case: the mails queued for it so far (the next is
+/// numbered after them, for stable Message-IDs) and the support address its customer
+/// mail goes out from, when not the gateway's.
+async fn outbound_facts(
     tx: &mut Transaction<'_, Any>,
     case: CaseNumber,
-) -> Result<Option<String>, StoreError> {
-    Ok(
-        sqlx::query_scalar("SELECT support_address FROM cases WHERE id = $1")
-            .bind(case.0)
-            .fetch_optional(&mut **tx)
-            .await?
-            .flatten(),
+) -> Result<(i64, Option<String>), StoreError> {
+    let row = sqlx::query(
+        "SELECT (SELECT COUNT(*) FROM outbox WHERE case_id = $1), support_address FROM cases WHERE id = $1",
     )
+    .bind(case.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    Ok((row.get(0), row.get(1)))
 }
 
 /// A new case, showing the due times of the clocks its plan starts.
@@ -458,6 +521,35 @@ async fn insert_case(
     clocks: &[ClockStart],
     now: DateTime<Utc>,
 ) -> Result<CaseNumber, StoreError> {
+    let mut batch = Batch::new();
+    batch.push(
+        returning_id(tx, INSERT_CASE),
+        case_values(c, support_address, clocks, now),
+    );
+    inserted_id(&batch.run(tx).await?)
+        .map(CaseNumber)
+        .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+}
+
+const INSERT_CASE: &str = "INSERT INTO cases (subject, status, customer, customer_name, related_case, created_at, \
+     updated_at, queue, product, language, language_confidence, region, severity, account, entitlement, tier, \
+     country, contract_id, time_zone, first_response_due, next_response_due, support_address) \
+     VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)";
+
+/// [`INSERT_CASE`] with the case number given (`$22`): see [`Work::write_plan`].
+static INSERT_CASE_NUMBERED: LazyLock<String> = LazyLock::new(|| {
+    INSERT_CASE
+        .replacen("INSERT INTO cases (", "INSERT INTO cases (id, ", 1)
+        .replacen("VALUES (", "VALUES ($22, ", 1)
+});
+
+/// The values of [`INSERT_CASE`].
+fn case_values<'a>(
+    c: &NewCase,
+    support_address: Option<&str>,
+    clocks: &[ClockStart],
+    now: DateTime<Utc>,
+) -> Vec<Value<'a>> {
     let t = &c.triage;
     let contract = t.contract.as_ref();
     let due = |kind: ClockKind| {
@@ -467,40 +559,29 @@ async fn insert_case(
             .find(|k| k.kind == kind)
             .map(|k| to_ms(k.due_at))
     };
-    let sql = returning_id(
-        tx,
-        "INSERT INTO cases (subject, status, customer, customer_name, related_case, created_at, updated_at, \
-         queue, product, language, language_confidence, region, severity, account, entitlement, tier, country, \
-         contract_id, time_zone, first_response_due, next_response_due, support_address) \
-         VALUES ($1, $2, $3, $4, $5, $6, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21)",
-    );
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(c.subject.clone())
-        .bind(c.status.as_str())
-        .bind(c.customer.clone())
-        .bind(c.customer_name.clone())
-        .bind(c.related.map(|n| n.0))
-        .bind(to_ms(now))
-        .bind(t.queue.clone())
-        .bind(t.product.clone())
-        .bind(t.language.as_str())
-        .bind(t.language_confidence)
-        .bind(t.region.clone())
-        .bind(i64::from(t.severity))
-        .bind(contract.map(|k| k.account.clone()))
-        .bind(t.entitlement.as_str())
-        .bind(contract.map(|k| k.tier.clone()))
-        .bind(contract.map(|k| k.country.clone()))
-        .bind(contract.map(|k| k.contract_id.clone()))
-        .bind(t.time_zone.name())
-        .bind(due(ClockKind::FirstResponse))
-        .bind(due(ClockKind::NextResponse))
-        .bind(support_address.map(str::to_string))
-        .fetch_all(&mut **tx)
-        .await?;
-    inserted_id(&rows)
-        .map(CaseNumber)
-        .ok_or(StoreError::Db(sqlx::Error::RowNotFound))
+    vec![
+        c.subject.as_str().into(),
+        c.status.as_str().into(),
+        c.customer.as_str().into(),
+        c.customer_name.as_deref().into(),
+        c.related.map(|n| n.0).into(),
+        to_ms(now).into(),
+        t.queue.as_deref().into(),
+        t.product.as_str().into(),
+        t.language.as_str().into(),
+        t.language_confidence.into(),
+        t.region.as_str().into(),
+        i64::from(t.severity).into(),
+        contract.map(|k| k.account.as_str()).into(),
+        t.entitlement.as_str().into(),
+        contract.map(|k| k.tier.as_str()).into(),
+        contract.map(|k| k.country.as_str()).into(),
+        contract.map(|k| k.contract_id.as_str()).into(),
+        t.time_zone.name().into(),
+        due(ClockKind::FirstResponse).into(),
+        due(ClockKind::NextResponse).into(),
+        support_address.into(),
+    ]
 }
 
 /// An INSERT that also gives back the id of its new row, in one round trip; no row when
@@ -511,7 +592,7 @@ async fn insert_case(
 /// Safe to run with `AssertSqlSafe`: `insert` is a literal of the store, every value is
 /// bound, and the suffix is fixed.
 pub(super) fn returning_id(tx: &Transaction<'_, Any>, insert: &str) -> String {
-    if tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME {
+    if is_sqlite(tx) {
         format!("{insert}; SELECT last_insert_rowid() WHERE changes() > 0")
     } else {
         format!("{insert} RETURNING id")
@@ -709,17 +790,33 @@ pub(super) async fn queue_outbound(
     out: &Outbound,
     now: DateTime<Utc>,
 ) -> Result<(), StoreError> {
-    let row = NewOutbox {
-        case: Some(case),
-        kind: out.kind,
-        message_id: out.message_id.clone(),
-        sender: out.sender.clone(),
-        recipients: out.recipients.clone(),
-        raw: out.raw.clone(),
-    };
-    if super::outbox::insert_outbox(tx, &row, now).await?.is_none() {
-        return Ok(());
-    }
+    let mut batch = Batch::new();
+    push_outbound(&mut batch, case, out, now);
+    batch.run(tx).await?;
+    Ok(())
+}
+
+/// The outbox row and the case's message of an outbound mail. Both are written together
+/// or not at all, so a Message-ID queued before has both already: each insert skips
+/// on its own conflict.
+fn push_outbound<'a>(
+    batch: &mut Batch<'a>,
+    case: CaseNumber,
+    out: &'a Outbound,
+    now: DateTime<Utc>,
+) {
+    batch.push(
+        INSERT_OUTBOX,
+        outbox_values(
+            Some(case),
+            out.kind,
+            &out.message_id,
+            &out.sender,
+            &out.recipients,
+            &out.raw,
+            now,
+        ),
+    );
     let msg = NewMessage {
         direction: "out",
         dedup_key: format!("out:{}", out.message_id),
@@ -737,12 +834,65 @@ pub(super) async fn queue_outbound(
         attachments: Vec::new(),
         mailbox_address: None,
     };
-    insert_message(tx, case, &msg, out.role.as_str(), None).await?;
-    Ok(())
+    let mut values = message_fields(case, &msg, out.role.as_str());
+    values.extend([Value::Blob(None), Value::Text(None)]);
+    batch.push(INSERT_MESSAGE, values);
 }
 
-/// Returns the new row id, or `None` when the dedup key exists already. With
-/// `raw_file`, the raw mail is kept in that file (written by the caller), not the row.
+const INSERT_MESSAGE: &str = "INSERT INTO messages (case_id, direction, role, dedup_key, message_id, from_addr, from_name, \
+     to_addrs, cc_addrs, subject, received_at, text, html_only, size, raw, raw_file) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+     ON CONFLICT (dedup_key) DO NOTHING";
+
+/// The values of [`INSERT_MESSAGE`]. With `raw_file`, the raw mail is kept in that file
+/// (written by the caller), not the row.
+fn message_values<'a>(
+    case: CaseNumber,
+    m: &'a NewMessage,
+    role: &str,
+    raw_file: Option<&str>,
+) -> Vec<Value<'a>> {
+    let raw = if raw_file.is_some() {
+        None
+    } else {
+        m.raw.as_deref()
+    };
+    let mut values = message_fields(case, m, role);
+    values.extend([raw.into(), raw_file.into()]);
+    values
+}
+
+/// The values of [`INSERT_MESSAGE`] but the last two (the raw mail, its file).
+fn message_fields<'a>(case: CaseNumber, m: &NewMessage, role: &str) -> Vec<Value<'a>> {
+    vec![
+        case.0.into(),
+        m.direction.into(),
+        role.into(),
+        m.dedup_key.as_str().into(),
+        m.message_id.as_deref().into(),
+        m.from.as_str().into(),
+        m.from_name.as_deref().into(),
+        m.to.join(", ").into(),
+        m.cc.join(", ").into(),
+        m.subject.as_str().into(),
+        to_ms(m.received_at).into(),
+        m.text.as_str().into(),
+        i64::from(m.html_only).into(),
+        (m.size as i64).into(),
+    ]
+}
+
+fn push_message<'a>(
+    batch: &mut Batch<'a>,
+    case: CaseNumber,
+    m: &'a NewMessage,
+    role: &str,
+    raw_file: Option<&str>,
+) {
+    batch.push(INSERT_MESSAGE, message_values(case, m, role, raw_file));
+}
+
+/// Returns the new row id, or `None` when the dedup key exists already.
 async fn insert_message(
     tx: &mut Transaction<'_, Any>,
     case: CaseNumber,
@@ -750,142 +900,112 @@ async fn insert_message(
     role: &str,
     raw_file: Option<&str>,
 ) -> Result<Option<i64>, StoreError> {
-    let sql = returning_id(
-        tx,
-        "INSERT INTO messages (case_id, direction, role, dedup_key, message_id, from_addr, from_name, \
-         to_addrs, cc_addrs, subject, received_at, text, html_only, size, raw, raw_file) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-         ON CONFLICT (dedup_key) DO NOTHING",
+    let mut batch = Batch::new();
+    batch.push(
+        returning_id(tx, INSERT_MESSAGE),
+        message_values(case, m, role, raw_file),
     );
-    let rows = sqlx::query(AssertSqlSafe(sql))
-        .bind(case.0)
-        .bind(m.direction)
-        .bind(role.to_string())
-        .bind(m.dedup_key.clone())
-        .bind(m.message_id.clone())
-        .bind(m.from.clone())
-        .bind(m.from_name.clone())
-        .bind(m.to.join(", "))
-        .bind(m.cc.join(", "))
-        .bind(m.subject.clone())
-        .bind(to_ms(m.received_at))
-        .bind(m.text.clone())
-        .bind(i64::from(m.html_only))
-        .bind(m.size as i64)
-        .bind(if raw_file.is_some() {
-            None
-        } else {
-            m.raw.as_deref()
-        })
-        .bind(raw_file)
-        .fetch_all(&mut **tx)
-        .await?;
-    Ok(inserted_id(&rows))
+    Ok(inserted_id(&batch.run(tx).await?))
 }
 
-async fn insert_attachments(
-    tx: &mut Transaction<'_, Any>,
-    message_row: i64,
-    attachments: &[NewAttachment],
-) -> Result<(), StoreError> {
-    let columns = "attachments (message_row, filename, content_type, size, raw_start, raw_end)";
-    insert_rows(tx, columns, 6, "", attachments, |q, a| {
-        let (start, end) = (
-            a.raw_span.map(|s| s.0 as i64),
-            a.raw_span.map(|s| s.1 as i64),
+/// The attachments of the message stored under `dedup_key` (found by it: on SQLite its
+/// row id is not known before the batch runs).
+fn push_attachments(batch: &mut Batch<'_>, dedup_key: &str, attachments: &[NewAttachment]) {
+    for chunk in attachments.chunks(ROWS_PER_INSERT) {
+        let rows: Vec<String> = (0..chunk.len())
+            .map(|r| {
+                let cells: Vec<String> = (0..5).map(|c| format!("${}", 2 + r * 5 + c)).collect();
+                format!(
+                    "((SELECT id FROM messages WHERE dedup_key = $1), {})",
+                    cells.join(", ")
+                )
+            })
+            .collect();
+        let mut values: Vec<Value> = vec![dedup_key.into()];
+        for a in chunk {
+            values.extend([
+                a.filename.as_deref().into(),
+                a.content_type.as_str().into(),
+                (a.size as i64).into(),
+                a.raw_span.map(|s| s.0 as i64).into(),
+                a.raw_span.map(|s| s.1 as i64).into(),
+            ]);
+        }
+        batch.push(
+            format!(
+                "INSERT INTO attachments (message_row, filename, content_type, size, raw_start, raw_end) VALUES {}",
+                rows.join(", ")
+            ),
+            values,
         );
-        q.bind(message_row)
-            .bind(a.filename.clone())
-            .bind(a.content_type.clone())
-            .bind(a.size as i64)
-            .bind(start)
-            .bind(end)
-    })
-    .await
+    }
 }
 
 /// Rows per multi-row INSERT: far below the bound-parameter limits (SQLite 32,766,
 /// PostgreSQL 65,535) whatever a mail carries (thousands of attachments or Cc addresses).
 const ROWS_PER_INSERT: usize = 500;
 
-type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;
-
 /// `INSERT INTO {table_columns} VALUES (...), (...) {suffix}` for `rows`, in statements
-/// of at most [`ROWS_PER_INSERT`] rows; `bind` binds one row's `columns` values.
-pub(super) async fn insert_rows<T>(
-    tx: &mut Transaction<'_, Any>,
+/// of at most [`ROWS_PER_INSERT`] rows; `values` gives one row's `columns` values.
+pub(super) fn push_rows<'a, T>(
+    batch: &mut Batch<'a>,
     table_columns: &str,
     columns: usize,
     suffix: &str,
     rows: &[T],
-    bind: impl for<'q> Fn(AnyQuery<'q>, &T) -> AnyQuery<'q>,
-) -> Result<(), StoreError> {
+    values: impl Fn(&T) -> Vec<Value<'a>>,
+) {
     for chunk in rows.chunks(ROWS_PER_INSERT) {
-        // Safe: the table, columns and suffix are literals of this module and only the
-        // number of placeholders varies; every value is bound.
         let sql = format!(
             "INSERT INTO {table_columns} VALUES {} {suffix}",
             values_rows(chunk.len(), columns)
         );
-        chunk
-            .iter()
-            .fold(sqlx::query(AssertSqlSafe(sql)), &bind)
-            .execute(&mut **tx)
-            .await?;
+        batch.push(sql, chunk.iter().flat_map(&values).collect());
     }
-    Ok(())
 }
 
-/// `($1, $2, ...), ($n, ...)`: placeholders for a multi-row VALUES list.
-fn values_rows(rows: usize, columns: usize) -> String {
-    (0..rows)
-        .map(|r| {
-            let cells: Vec<String> = (1..=columns)
-                .map(|c| format!("${}", r * columns + c))
-                .collect();
-            format!("({})", cells.join(", "))
-        })
-        .collect::<Vec<_>>()
-        .join(", ")
-}
-
-async fn insert_participants(
-    tx: &mut Transaction<'_, Any>,
-    case: CaseNumber,
-    emails: &[String],
-) -> Result<(), StoreError> {
-    insert_rows(
-        tx,
+fn push_participants(batch: &mut Batch<'_>, case: CaseNumber, emails: &[String]) {
+    push_rows(
+        batch,
         "case_participants (case_id, email)",
         2,
         "ON CONFLICT DO NOTHING",
         emails,
-        |q, e| q.bind(case.0).bind(e.clone()),
-    )
-    .await
+        |e| vec![case.0.into(), e.as_str().into()],
+    );
 }
 
+type EventRow<'e> = (CaseNumber, &'e str, EventKind, &'e serde_json::Value);
+
 /// Audit events of one plan in one statement: (case, actor, kind, detail).
-async fn insert_events(
-    tx: &mut Transaction<'_, Any>,
-    now: DateTime<Utc>,
-    events: &[(CaseNumber, &str, EventKind, &serde_json::Value)],
-) -> Result<(), StoreError> {
-    insert_rows(
-        tx,
+fn push_events(batch: &mut Batch<'_>, now: DateTime<Utc>, events: &[EventRow<'_>]) {
+    push_rows(
+        batch,
         "events (case_id, at, actor, kind, detail)",
         5,
         "",
         events,
-        |q, (case, actor, kind, detail)| {
-            q.bind(case.0)
-                .bind(to_ms(now))
-                .bind(actor.to_string())
-                .bind(kind.as_str())
-                .bind(detail.to_string())
+        |(case, actor, kind, detail)| {
+            vec![
+                case.0.into(),
+                to_ms(now).into(),
+                (*actor).into(),
+                kind.as_str().into(),
+                detail.to_string().into(),
+            ]
         },
-    )
-    .await
+    );
+}
+
+async fn insert_events(
+    tx: &mut Transaction<'_, Any>,
+    now: DateTime<Utc>,
+    events: &[EventRow<'_>],
+) -> Result<(), StoreError> {
+    let mut batch = Batch::new();
+    push_events(&mut batch, now, events);
+    batch.run(tx).await?;
+    Ok(())
 }
 
 pub(super) async fn insert_event(

@@ -3,11 +3,13 @@
 //! Every statement is written once in SQL both engines accept (`$N` parameters,
 //! `ON CONFLICT`, `RETURNING`); only the migrations differ per engine, the two
 //! locking statements that exist on one engine only (SQLite's `BEGIN IMMEDIATE`,
-//! PostgreSQL's `FOR NO KEY UPDATE` in the SLA timer), and how the intake's inserts read
-//! their new row's id (`cases::returning_id`). On SQLite, large raw mails are
-//! files beside the database (`raw_files`).
+//! PostgreSQL's `FOR NO KEY UPDATE` in the SLA timer), how the intake's inserts read
+//! their new row's id (`cases::returning_id`), and how a plan's writes travel (`batch`:
+//! one multi-statement query on SQLite, one statement at a time on PostgreSQL). On
+//! SQLite, large raw mails are files beside the database (`raw_files`).
 
 pub mod backup;
+mod batch;
 mod cases;
 mod checkpoint;
 mod contracts;

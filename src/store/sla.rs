@@ -3,8 +3,9 @@
 //! due clocks without scanning cases.
 
 use chrono::{DateTime, Utc};
-use sqlx::{Any, Row, Transaction};
+use sqlx::Row;
 
+use super::batch::Batch;
 use super::{Backend, CaseSummary, Store, StoreError, Work, from_ms, to_ms};
 use crate::domain::CaseNumber;
 use crate::domain::event::EventKind;
@@ -24,40 +25,36 @@ pub struct DueClock {
 
 /// Start a plan's clocks inside its commit; an existing case then shows their due
 /// times (a case opened by the plan was inserted with them).
-pub(super) async fn start_clocks(
-    tx: &mut Transaction<'_, Any>,
+pub(super) fn push_clocks(
+    batch: &mut Batch<'_>,
     case: CaseNumber,
     clocks: &[ClockStart],
     case_is_new: bool,
-) -> Result<(), StoreError> {
+) {
     let columns = "sla_clocks (case_id, kind, started_at, due_at, warn_at, state, next_check_at)";
-    super::cases::insert_rows(tx, columns, 7, "", clocks, |q, c| {
+    super::cases::push_rows(batch, columns, 7, "", clocks, |c| {
         // A running clock's next moment of interest is its warning.
         let (due, warn) = (to_ms(c.due_at), to_ms(c.warn_at));
-        q.bind(case.0)
-            .bind(c.kind.as_str())
-            .bind(to_ms(c.started_at))
-            .bind(due)
-            .bind(warn)
-            .bind("running")
-            .bind(warn)
-    })
-    .await?;
+        vec![
+            case.0.into(),
+            c.kind.as_str().into(),
+            to_ms(c.started_at).into(),
+            due.into(),
+            warn.into(),
+            "running".into(),
+            warn.into(),
+        ]
+    });
     if case_is_new {
-        return Ok(());
+        return;
     }
     for c in clocks {
         let sql = match c.kind {
             ClockKind::FirstResponse => "UPDATE cases SET first_response_due = $1 WHERE id = $2",
             ClockKind::NextResponse => "UPDATE cases SET next_response_due = $1 WHERE id = $2",
         };
-        sqlx::query(sql)
-            .bind(to_ms(c.due_at))
-            .bind(case.0)
-            .execute(&mut **tx)
-            .await?;
+        batch.push(sql, vec![to_ms(c.due_at).into(), case.0.into()]);
     }
-    Ok(())
 }
 
 impl Store {

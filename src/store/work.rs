@@ -23,6 +23,8 @@ pub struct Work {
     pub(super) mails: usize,
     /// The dedup key last looked up and not found (see [`Work::write_plan`]).
     pub(super) absent: Option<String>,
+    /// SQLite: the number of the next case this unit of work opens, when known.
+    pub(super) next_case: Option<i64>,
     pub(super) raw_files: Option<Arc<RawFiles>>,
     /// Raw mail files being written; all must be complete before the commit.
     pub(super) writing: Vec<Writing>,
@@ -52,6 +54,7 @@ impl Store {
             queued_mail: false,
             mails: 0,
             absent: None,
+            next_case: None,
             raw_files: self.raw_files.clone(),
             writing: Vec::new(),
         })
