@@ -368,8 +368,7 @@ fn log_failure(row: &OutboxRow, e: &SmtpError, what: &str) {
 }
 
 /// A sent mail is recorded: the log line and the count.
-fn recorded(accepted: &Accepted, report: &mut DrainReport) {
-    let a = accepted;
+fn recorded(a: &Accepted, report: &mut DrainReport) {
     // The double-send window of this mail: from the 250 to the commit.
     let commit_us = u64::try_from(a.instant.elapsed().as_micros()).unwrap_or(u64::MAX);
     tracing::debug!(id = a.id, commit_us, "sent mail recorded");

@@ -113,7 +113,7 @@ impl<'a> Batch<'a> {
         if self.statements.is_empty() {
             return Ok(Vec::new());
         }
-        if conn.backend_name() != <sqlx::Sqlite as sqlx::Database>::NAME {
+        if !is_sqlite(conn) {
             let mut rows = Vec::new();
             for s in &self.statements {
                 let query = bind_all(sqlx::query(AssertSqlSafe(s.sql.as_str())), &s.values);
@@ -142,6 +142,12 @@ impl<'a> Batch<'a> {
         }
         (sql, values)
     }
+}
+
+/// The connection (or a transaction on it, by deref) is SQLite's: the store's helpers
+/// take only the connection, not the store's `Backend`.
+pub(super) fn is_sqlite(conn: &AnyConnection) -> bool {
+    conn.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME
 }
 
 type AnyQuery<'q> = sqlx::query::Query<'q, Any, sqlx::any::AnyArguments>;

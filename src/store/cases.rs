@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use sqlx::any::AnyRow;
 use sqlx::{Any, Row, Transaction};
 
-use super::batch::{Batch, Value, values_rows};
+use super::batch::{Batch, Value, is_sqlite, values_rows};
 use super::outbox::{INSERT_OUTBOX, outbox_values};
 use super::raw_files::{FILE_BYTES, RawFiles};
 use super::{Backend, StoreError, Work, from_ms, to_ms};
@@ -408,7 +408,10 @@ where
     let mut check_in_batch = false;
     if let Some(msg) = msg {
         if is_sqlite(tx) {
-            push_message(&mut batch, case, msg, plan.role.as_str(), raw_file);
+            batch.push(
+                INSERT_MESSAGE,
+                message_values(case, msg, plan.role.as_str(), raw_file),
+            );
             batch.push("SELECT changes()", Vec::new());
             check_in_batch = true;
         } else if insert_message(tx, case, msg, plan.role.as_str(), raw_file)
@@ -445,11 +448,6 @@ where
         return Ok(None);
     }
     Ok(Some((case, opened, queued)))
-}
-
-/// The transaction is on SQLite (the insert helpers take only the transaction).
-pub(super) fn is_sqlite(tx: &Transaction<'_, Any>) -> bool {
-    tx.backend_name() == <sqlx::Sqlite as sqlx::Database>::NAME
 }
 
 /// The case an event of a plan for `target` goes to.
@@ -880,16 +878,6 @@ fn message_fields<'a>(case: CaseNumber, m: &NewMessage, role: &str) -> Vec<Value
         i64::from(m.html_only).into(),
         (m.size as i64).into(),
     ]
-}
-
-fn push_message<'a>(
-    batch: &mut Batch<'a>,
-    case: CaseNumber,
-    m: &'a NewMessage,
-    role: &str,
-    raw_file: Option<&str>,
-) {
-    batch.push(INSERT_MESSAGE, message_values(case, m, role, raw_file));
 }
 
 /// Returns the new row id, or `None` when the dedup key exists already.
